@@ -1,0 +1,98 @@
+# forkscope: `make` builds build/libforkscope.so and build/forkscope.
+# `make demo` and `make test` are the README's two commands; both run
+# `make deps` first so a fresh Debian 12 machine needs nothing else.
+
+CC      ?= gcc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+B       := build
+VERSION := 0.1.0
+
+WARN    := -Wall -Wextra -Werror
+BASE    := -std=gnu11 -D_GNU_SOURCE -Iinclude -g $(WARN) -DFSK_VERSION_STR='"$(VERSION)"'
+PC       = $(shell pkg-config --cflags --libs $(1) 2>/dev/null)
+
+# The preload library: no stdio/malloc on its paths, initial-exec TLS so a
+# TLS access never allocates, only the hooks exported (forkscope.map).
+PRELOAD_SRC := $(wildcard preload/*.c)
+PRELOAD_CFLAGS := $(BASE) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-omit-frame-pointer -fno-stack-protector
+PRELOAD_LIBS := -ldl -lpthread $(call PC,libunwind)
+
+# The viewer: the model and front ends; only ui*.c may include curses.
+VIEWER_SRC := $(wildcard viewer/*.c)
+VIEWER_CORE := $(filter-out viewer/main.c viewer/ui%.c,$(VIEWER_SRC))
+VIEWER_CFLAGS := $(BASE) -O2 $(shell pkg-config --cflags ncursesw libelf libdw 2>/dev/null)
+VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
+SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+SAMPLES := $(patsubst samples/%.c,$(B)/samples/%,$(wildcard samples/*.c))
+UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
+TESTPROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
+
+.PHONY: all deps demo test check bench install clean samples asan stress
+all: $(B)/libforkscope.so $(B)/forkscope samples
+
+$(B)/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map
+	@mkdir -p $(B)
+	$(CC) $(PRELOAD_CFLAGS) -shared -Wl,--version-script=preload/forkscope.map \
+		-Wl,-z,now -o $@ $(PRELOAD_SRC) $(PRELOAD_LIBS)
+
+# The same library built so that re-entering the malloc hook aborts: the
+# tests use it to catch a hook that allocates.
+$(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map
+	@mkdir -p $(B)/strict
+	$(CC) $(PRELOAD_CFLAGS) -DFSK_STRICT -shared -Wl,--version-script=preload/forkscope.map \
+		-Wl,-z,now -o $@ $(PRELOAD_SRC) $(PRELOAD_LIBS)
+
+$(B)/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
+	@mkdir -p $(B)
+	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS)
+
+# ASan/UBSan build of the viewer: `make test` runs every test through it.
+$(B)/asan/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
+	@mkdir -p $(B)/asan
+	$(CC) $(VIEWER_CFLAGS) -O1 $(SAN) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS)
+asan: $(B)/asan/forkscope
+
+samples: $(SAMPLES)
+$(B)/samples/%: samples/%.c
+	@mkdir -p $(B)/samples
+	$(CC) $(BASE) -O1 -o $@ $< -lpthread
+
+$(B)/progs/%: tests/progs/%.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl
+
+$(B)/unit/%: tests/unit/%.c $(VIEWER_CORE) $(wildcard viewer/*.h)
+	@mkdir -p $(B)/unit
+	$(CC) $(VIEWER_CFLAGS) -O1 $(SAN) -Iviewer -o $@ $< $(VIEWER_CORE) $(VIEWER_LIBS)
+
+deps:
+	@sh tests/deps.sh
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@sh samples/demo.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(UNIT) $(TESTPROGS)
+	@sh tests/run.sh
+
+check: test
+
+bench: deps
+	@$(MAKE) --no-print-directory all $(TESTPROGS)
+	@sh tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/forkscope \
+		$(DESTDIR)$(PREFIX)/share/man/man1 $(DESTDIR)$(PREFIX)/share/forkscope/samples
+	install -m 755 $(B)/forkscope $(DESTDIR)$(PREFIX)/bin/forkscope
+	install -m 755 $(B)/libforkscope.so $(DESTDIR)$(PREFIX)/lib/forkscope/libforkscope.so
+	install -m 644 viewer/forkscope.1 $(DESTDIR)$(PREFIX)/share/man/man1/forkscope.1
+	install -m 755 $(SAMPLES) $(DESTDIR)$(PREFIX)/share/forkscope/samples/
+	install -m 644 samples/*.c $(DESTDIR)$(PREFIX)/share/forkscope/samples/
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,414 @@
+/*
+ * forkscope trace format: the only contract between libforkscope.so
+ * (preload/) and the forkscope command (viewer/).
+ *
+ * A trace is a directory (created 0700). Every traced process image writes
+ * one append-only stream file in it, named "<pid>.<seq>.fst" (created 0600
+ * with O_EXCL|O_NOFOLLOW): seq starts at 0 and is the first free number for
+ * that pid, so an exec'd image (same pid) or a reused pid never overwrites
+ * an earlier stream. The images of one pid are ordered by seq.
+ *
+ * A stream is a header followed by records. Everything is little-endian,
+ * fixed width, naturally aligned; no field holds a pointer that the reader
+ * dereferences (addresses are data about the traced process only).
+ *
+ *   stream   := header record*
+ *   header   := struct fsk_header, then exe (fsk_str), then argc fsk_str's,
+ *               zero-padded to a multiple of 8: hdr_size bytes in all.
+ *   record   := struct fsk_rec (16 bytes) + payload; rec.size counts both,
+ *               is a multiple of 8, and is >= 16. A reader skips a record
+ *               whose type it does not know by its size.
+ *   fsk_str  := uint32 length, then that many bytes (no NUL), then padding
+ *               to a multiple of 4. Inside a record, strings follow the
+ *               fixed payload and the record is padded to a multiple of 8.
+ *
+ * Records of one thread are in time order. Threads flush their buffers
+ * independently, so records of different threads interleave in chunks and
+ * a reader that needs one global order sorts by ts_ns (stable: file order
+ * breaks ties). Timestamps are CLOCK_MONOTONIC nanoseconds, one clock for
+ * every process of the trace. A reader must treat a record that runs past
+ * the end of the file as the end of a stream cut short (SIGKILL, OOM), and
+ * any impossible size as corruption at that offset: keep what came before.
+ */
+#ifndef FORKSCOPE_TRACE_H
+#define FORKSCOPE_TRACE_H
+
+#include <stdint.h>
+
+#define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
+#define FSK_VERSION 1
+#define FSK_STREAM_SUFFIX ".fst"
+#define FSK_REC_MAX 65528u        /* largest rec.size */
+
+/* header.flags */
+#define FSK_HF_PFN_VISIBLE   0x1u /* pagemap PFNs readable (CAP_SYS_ADMIN) */
+#define FSK_HF_PERF_FAULTS   0x2u /* precise page-fault sampling active */
+#define FSK_HF_MALLOC        0x4u /* malloc family traced */
+#define FSK_HF_ARGV_TRUNC    0x8u /* argv in the header was cut to fit */
+#define FSK_HF_RUNNER       0x10u /* written by `forkscope run` itself: it holds
+                                     the WAITs of the subreaper (orphans, CMD) */
+
+struct fsk_header {
+	char magic[8];             /* FSK_MAGIC */
+	uint16_t version;          /* FSK_VERSION */
+	uint16_t header_fixed;     /* sizeof(struct fsk_header) as written */
+	uint32_t hdr_size;         /* whole header incl. strings, multiple of 8 */
+	uint32_t pid;
+	uint32_t ppid;             /* getppid() when the image started */
+	uint32_t seq;              /* image number of this pid, see above */
+	uint32_t page_size;
+	uint64_t start_ns;         /* CLOCK_MONOTONIC at stream open */
+	uint64_t start_realtime_ns;/* CLOCK_REALTIME at the same moment */
+	uint32_t clock_id;         /* CLOCK_MONOTONIC (1) */
+	uint32_t flags;            /* FSK_HF_* */
+	uint32_t uid;              /* real uid of the image */
+	uint32_t argc;             /* number of argv strings after exe */
+	uint64_t parent_start_ns;  /* fork child: parent's fork timestamp; else 0 */
+	uint32_t stack_depth;      /* FORKSCOPE_STACK_DEPTH in effect */
+	uint32_t scan_ms;          /* FORKSCOPE_SCAN_MS in effect (0 = off) */
+};                                 /* 80 bytes */
+
+struct fsk_rec {
+	uint16_t type;             /* enum fsk_rec_type */
+	uint16_t size;             /* whole record, multiple of 8, >= 16 */
+	uint32_t tid;              /* kernel thread id */
+	uint64_t ts_ns;            /* CLOCK_MONOTONIC */
+};
+
+enum fsk_rec_type {
+	FSK_REC_PAD = 0,           /* filler, no payload meaning */
+	FSK_REC_ALLOC = 1,         /* struct fsk_alloc */
+	FSK_REC_FREE = 2,          /* struct fsk_free */
+	FSK_REC_REALLOC = 3,       /* struct fsk_realloc */
+	FSK_REC_BRK = 4,           /* struct fsk_brk */
+	FSK_REC_MAP = 5,           /* struct fsk_map: mmap family */
+	FSK_REC_FORK = 6,          /* struct fsk_fork */
+	FSK_REC_SPAWN = 7,         /* struct fsk_exec + path + argv */
+	FSK_REC_EXEC = 8,          /* struct fsk_exec + path + argv */
+	FSK_REC_EXEC_FAIL = 9,     /* struct fsk_exec_fail */
+	FSK_REC_EXIT = 10,         /* struct fsk_exit */
+	FSK_REC_WAIT = 11,         /* struct fsk_wait */
+	FSK_REC_THREAD = 12,       /* struct fsk_thread */
+	FSK_REC_STACK = 13,        /* struct fsk_stack + ips */
+	FSK_REC_DROPPED = 14,      /* struct fsk_dropped */
+	FSK_REC_NOTE = 15,         /* struct fsk_note + text */
+	FSK_REC_END = 16,          /* struct fsk_end: stream closed cleanly */
+	FSK_REC_SCAN = 17,         /* struct fsk_scan: starts a maps/pagemap scan */
+	FSK_REC_REGION = 18,       /* struct fsk_region + path: one region of a scan */
+	FSK_REC_SCAN_END = 19,     /* struct fsk_scan_end: closes a scan */
+	FSK_REC_FAULT = 20,        /* struct fsk_fault: a sampled page fault */
+	FSK_REC_MODULE = 21,       /* struct fsk_module + path */
+	FSK_REC_TYPE_COUNT
+};
+
+/* Which malloc-family function made an ALLOC/FREE/REALLOC record. */
+enum fsk_alloc_fn {
+	FSK_FN_MALLOC = 1, FSK_FN_CALLOC, FSK_FN_REALLOC, FSK_FN_REALLOCARRAY,
+	FSK_FN_POSIX_MEMALIGN, FSK_FN_ALIGNED_ALLOC, FSK_FN_MEMALIGN,
+	FSK_FN_VALLOC, FSK_FN_PVALLOC, FSK_FN_FREE
+};
+
+/* fsk_alloc.flags, fsk_realloc.flags */
+#define FSK_AF_MMAPPED 0x1u        /* glibc served it with its own mmap */
+#define FSK_AF_FAILED  0x2u        /* returned NULL / error; addr is 0 */
+
+struct fsk_alloc {                 /* malloc, calloc, memalign, ... */
+	uint64_t addr;             /* returned pointer, 0 on failure */
+	uint64_t size;             /* requested bytes (calloc: n*size) */
+	uint32_t stack;            /* interned stack id, 0 = none */
+	uint16_t fn;               /* enum fsk_alloc_fn */
+	uint16_t flags;            /* FSK_AF_* */
+};
+
+struct fsk_free {                  /* free(addr); free(NULL) is not recorded */
+	uint64_t addr;
+	uint32_t stack;
+	uint16_t fn;               /* FSK_FN_FREE */
+	uint16_t flags;            /* FSK_AF_MMAPPED if the chunk was mmapped */
+};
+
+struct fsk_realloc {               /* realloc, reallocarray */
+	uint64_t old_addr;         /* 0: acted as malloc */
+	uint64_t new_addr;         /* 0 with size 0: acted as free; 0 with
+	                              FSK_AF_FAILED: old block is still live */
+	uint64_t size;
+	uint32_t stack;
+	uint16_t fn;
+	uint16_t flags;
+};
+
+enum fsk_brk_cause {
+	FSK_BRK_CALL = 1,          /* the program called brk() */
+	FSK_BRK_SBRK = 2,          /* the program called sbrk() */
+	FSK_BRK_MALLOC = 3,        /* glibc moved the break inside malloc/free */
+};
+
+struct fsk_brk {                   /* the program break changed */
+	uint64_t old_brk;
+	uint64_t new_brk;
+	uint32_t cause;            /* enum fsk_brk_cause */
+	uint32_t stack;
+};
+
+enum fsk_map_op {
+	FSK_MAP_MMAP = 1, FSK_MAP_MUNMAP, FSK_MAP_MREMAP, FSK_MAP_MPROTECT,
+	FSK_MAP_MADVISE,
+};
+
+struct fsk_map {                   /* one mmap-family call */
+	uint64_t addr;             /* mmap: hint; others: the address argument */
+	uint64_t len;              /* mremap: old length */
+	uint64_t arg;              /* mmap: offset; mremap: new length;
+	                              madvise: advice */
+	uint64_t result;           /* mmap/mremap: mapped address; else 0 */
+	int32_t prot;              /* mmap/mprotect: PROT_*; else 0 */
+	int32_t flags;             /* mmap/mremap: MAP_* / MREMAP_* */
+	int32_t fd;                /* mmap: fd; else -1 */
+	int32_t err;               /* errno when the call failed, else 0 */
+	uint32_t stack;
+	uint16_t op;               /* enum fsk_map_op */
+	uint16_t pad;
+};
+
+enum fsk_fork_kind { FSK_FORK = 1, FSK_VFORK = 2, FSK_CLONE = 3 };
+enum fsk_fork_side { FSK_SIDE_PARENT = 1, FSK_SIDE_CHILD = 2 };
+
+struct fsk_fork {
+	uint32_t child_pid;        /* parent side: new pid (0 on failure);
+	                              child side: own pid */
+	int32_t err;               /* errno when fork failed */
+	uint16_t kind;             /* enum fsk_fork_kind */
+	uint16_t side;             /* enum fsk_fork_side */
+	uint32_t stack;
+};
+
+enum fsk_exec_fn {
+	FSK_EXEC_EXECVE = 1, FSK_EXEC_EXECV, FSK_EXEC_EXECVP, FSK_EXEC_EXECVPE,
+	FSK_EXEC_EXECL, FSK_EXEC_EXECLP, FSK_EXEC_EXECLE, FSK_EXEC_FEXECVE,
+	FSK_EXEC_EXECVEAT, FSK_SPAWN_POSIX_SPAWN, FSK_SPAWN_POSIX_SPAWNP,
+};
+
+#define FSK_EF_ARGV_TRUNC 0x1u     /* argv was cut to fit the record */
+#define FSK_EF_ENV_RESTORED 0x2u   /* exec: forkscope put LD_PRELOAD back */
+#define FSK_EF_UNTRACEABLE 0x4u    /* exec: the image cannot be traced
+                                      (setuid/setgid or static) */
+
+/*
+ * EXEC is written, and flushed, just before the call: if the call returns
+ * an EXEC_FAIL follows; if it succeeds the stream simply ends and the new
+ * image opens "<pid>.<seq+1>.fst". SPAWN is written after posix_spawn
+ * returns, with the child's pid or the error.
+ */
+struct fsk_exec {
+	uint32_t child_pid;        /* SPAWN: new pid, 0 on failure; EXEC: 0 */
+	int32_t err;               /* SPAWN: error number; EXEC: 0 */
+	uint16_t fn;               /* enum fsk_exec_fn */
+	uint16_t flags;            /* FSK_EF_* */
+	uint32_t argc;             /* argv strings that follow the path */
+	uint32_t stack;
+	uint32_t pad;
+	/* then: path (fsk_str), argc x fsk_str */
+};
+
+struct fsk_exec_fail {
+	int32_t err;
+	uint16_t fn;
+	uint16_t pad;
+};
+
+enum fsk_exit_how {
+	FSK_EXIT_MAIN = 1,         /* returned from main */
+	FSK_EXIT_EXIT = 2,         /* exit() */
+	FSK_EXIT__EXIT = 3,        /* _exit() */
+	FSK_EXIT__EXIT2 = 4,       /* _Exit() */
+	FSK_EXIT_ABORT = 5,        /* abort() */
+	FSK_EXIT_SIGNAL = 6,       /* fatal signal caught by forkscope */
+	FSK_EXIT_LAST_THREAD = 7,  /* the last thread called pthread_exit */
+};
+
+struct fsk_exit {
+	int32_t code;              /* exit code, or signal number for SIGNAL */
+	uint16_t how;              /* enum fsk_exit_how */
+	uint16_t pad;
+	uint32_t stack;
+	uint32_t pad2;
+};
+
+enum fsk_wait_fn {
+	FSK_WAIT_WAIT = 1, FSK_WAIT_WAITPID, FSK_WAIT_WAIT3, FSK_WAIT_WAIT4,
+	FSK_WAIT_WAITID,
+};
+
+enum fsk_wait_state {
+	FSK_WS_NONE = 0,           /* call failed (err set) */
+	FSK_WS_EXITED = 1, FSK_WS_SIGNALED = 2, FSK_WS_STOPPED = 3,
+	FSK_WS_CONTINUED = 4,
+};
+
+/*
+ * One wait-family call that returned a child (or failed). Empty WNOHANG
+ * polls are not recorded one by one: their count since the last WAIT
+ * record of this process is in polls.
+ */
+struct fsk_wait {
+	int32_t pid_arg;           /* the pid (or id) argument */
+	int32_t result;            /* returned pid; -1 on error */
+	int32_t raw_status;        /* wait status word (waitid: synthesized) */
+	int32_t err;
+	uint16_t fn;               /* enum fsk_wait_fn */
+	uint16_t state;            /* enum fsk_wait_state */
+	int32_t value;             /* exit code, or signal number */
+	uint8_t core;              /* signaled with core dump */
+	uint8_t nohang;            /* WNOHANG was given */
+	uint16_t pad;
+	uint32_t polls;            /* empty WNOHANG polls folded into this one */
+};
+
+enum fsk_thread_what { FSK_THREAD_START = 1, FSK_THREAD_EXIT = 2 };
+
+struct fsk_thread {
+	uint32_t tid;
+	uint16_t what;             /* enum fsk_thread_what */
+	uint16_t pad;
+	uint64_t stack_lo;         /* thread stack extent, 0 if unknown */
+	uint64_t stack_hi;
+};
+
+struct fsk_stack {                 /* interned call stack */
+	uint32_t id;               /* >= 1, unique within the stream */
+	uint32_t depth;            /* number of uint64 return addresses that
+	                              follow, innermost first */
+};
+
+struct fsk_dropped {               /* records that could not be written */
+	uint64_t records;
+	uint64_t bytes;
+	uint64_t since_ns;         /* time of the first loss */
+	int32_t err;               /* errno of the failed write */
+	uint32_t pad;
+};
+
+enum fsk_note_level { FSK_NOTE_INFO = 1, FSK_NOTE_WARN = 2 };
+
+struct fsk_note {                  /* human-readable note, e.g. why perf is off */
+	uint32_t level;
+	uint32_t pad;
+	/* then: text (fsk_str) */
+};
+
+enum fsk_end_reason {
+	FSK_END_EXIT = 1,          /* process exit path */
+	FSK_END_EXEC = 2,          /* written before exec; superseded by
+	                              EXEC_FAIL if the exec returned */
+	FSK_END_SIGNAL = 3,        /* fatal signal */
+};
+
+struct fsk_end {
+	uint32_t reason;
+	uint32_t pad;
+	uint64_t records;          /* records this stream wrote, END excluded */
+	uint64_t dropped;          /* records it lost */
+};
+
+/* ---- address-space scans (see issue: address-space engine) ---- */
+
+enum fsk_scan_trigger {
+	FSK_SCAN_START = 1, FSK_SCAN_FORK_PARENT, FSK_SCAN_FORK_CHILD,
+	FSK_SCAN_EXEC, FSK_SCAN_EXIT, FSK_SCAN_WAIT, FSK_SCAN_MMAP,
+	FSK_SCAN_BRK, FSK_SCAN_TIMER,
+};
+
+struct fsk_scan {
+	uint32_t id;               /* increasing within the stream */
+	uint16_t trigger;          /* enum fsk_scan_trigger */
+	uint16_t flags;            /* FSK_HF_PFN_VISIBLE if PFNs were read */
+};
+
+enum fsk_region_kind {
+	FSK_RK_TEXT = 1, FSK_RK_RODATA, FSK_RK_DATA, FSK_RK_BSS, FSK_RK_HEAP,
+	FSK_RK_STACK, FSK_RK_THREAD_STACK, FSK_RK_ANON, FSK_RK_FILE, FSK_RK_LIB,
+	FSK_RK_SHM, FSK_RK_VDSO, FSK_RK_VVAR, FSK_RK_FORKSCOPE,
+	FSK_RK_COUNT
+};
+
+/* fsk_region.perms */
+#define FSK_P_READ 0x1u
+#define FSK_P_WRITE 0x2u
+#define FSK_P_EXEC 0x4u
+#define FSK_P_SHARED 0x8u          /* 's' in maps, else private */
+
+/*
+ * One mapping as /proc/self/maps showed it at the scan, with page counts
+ * from /proc/self/pagemap. Counts are pages of the stream's page size.
+ * shared: present, private, anonymous, not exclusively mapped (still shared
+ * with a relative). unshared: shared at the last fork, exclusive now.
+ * first_touch: not present at the last fork (or at mapping time), present now.
+ */
+struct fsk_region {
+	uint64_t start;
+	uint64_t end;
+	uint64_t offset;
+	uint64_t inode;
+	uint32_t dev;              /* major << 20 | minor */
+	uint16_t kind;             /* enum fsk_region_kind */
+	uint16_t perms;            /* FSK_P_* */
+	uint32_t resident;
+	uint32_t swapped;
+	uint32_t shared;
+	uint32_t unshared;
+	uint32_t first_touch;
+	uint32_t shared_at_fork;
+	uint32_t cow_faults;       /* COW faults this process took here */
+	uint32_t pad;
+	/* then: path (fsk_str), empty for anonymous */
+};
+
+struct fsk_scan_end {
+	uint32_t id;
+	uint32_t regions;
+	uint64_t cost_ns;          /* time the scan took */
+};
+
+enum fsk_fault_class { FSK_FAULT_COW = 1, FSK_FAULT_FIRST_TOUCH, FSK_FAULT_OTHER };
+
+struct fsk_fault {                 /* a sampled user page fault */
+	uint64_t addr;
+	uint64_t ip;
+	uint32_t stack;
+	uint16_t cls;              /* enum fsk_fault_class */
+	uint16_t kind;             /* enum fsk_region_kind of addr */
+};
+
+struct fsk_module {                /* a loaded ELF object, for symbolization */
+	uint64_t base;             /* lowest mapped address */
+	uint64_t bias;             /* load bias (base - first PT_LOAD vaddr) */
+	uint8_t build_id[20];
+	uint32_t build_id_len;
+	/* then: path (fsk_str) */
+};
+
+/* The layout is the contract: any change here is a format version bump. */
+_Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
+_Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
+_Static_assert(sizeof(struct fsk_alloc) == 24, "fsk_alloc");
+_Static_assert(sizeof(struct fsk_free) == 16, "fsk_free");
+_Static_assert(sizeof(struct fsk_realloc) == 32, "fsk_realloc");
+_Static_assert(sizeof(struct fsk_brk) == 24, "fsk_brk");
+_Static_assert(sizeof(struct fsk_map) == 56, "fsk_map");
+_Static_assert(sizeof(struct fsk_fork) == 16, "fsk_fork");
+_Static_assert(sizeof(struct fsk_exec) == 24, "fsk_exec");
+_Static_assert(sizeof(struct fsk_exec_fail) == 8, "fsk_exec_fail");
+_Static_assert(sizeof(struct fsk_exit) == 16, "fsk_exit");
+_Static_assert(sizeof(struct fsk_wait) == 32, "fsk_wait");
+_Static_assert(sizeof(struct fsk_thread) == 24, "fsk_thread");
+_Static_assert(sizeof(struct fsk_stack) == 8, "fsk_stack");
+_Static_assert(sizeof(struct fsk_dropped) == 32, "fsk_dropped");
+_Static_assert(sizeof(struct fsk_note) == 8, "fsk_note");
+_Static_assert(sizeof(struct fsk_end) == 24, "fsk_end");
+_Static_assert(sizeof(struct fsk_scan) == 8, "fsk_scan");
+_Static_assert(sizeof(struct fsk_region) == 72, "fsk_region");
+_Static_assert(sizeof(struct fsk_scan_end) == 16, "fsk_scan_end");
+_Static_assert(sizeof(struct fsk_fault) == 24, "fsk_fault");
+_Static_assert(sizeof(struct fsk_module) == 40, "fsk_module");
+
+#endif /* FORKSCOPE_TRACE_H */

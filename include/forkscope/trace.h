@@ -260,7 +260,8 @@ struct fsk_wait {
 	int32_t value;             /* exit code, or signal number */
 	uint8_t core;              /* signaled with core dump */
 	uint8_t nohang;            /* WNOHANG was given */
-	uint16_t pad;
+	uint8_t nowait;            /* WNOWAIT: the child was NOT reaped */
+	uint8_t pad;
 	uint32_t polls;            /* empty WNOHANG polls folded into this one */
 };
 

@@ -1,0 +1,513 @@
+/*
+ * Streams and per-thread buffers.
+ *
+ * Each thread appends records to its own buffer without a lock; `committed`
+ * is published with release order. A buffer is written out (one write() of
+ * whole records) by its owner when full, by the flusher thread every 50 ms
+ * (so a follower sees a quiet thread's records promptly), and by everyone's
+ * exit/exec path. Writing out takes the buffer's lock (the holder's tid), so
+ * the owner appending and another thread writing the committed part never
+ * touch the same bytes; the owner resets the buffer only under the lock.
+ * No lock is ever held across fork: a fork child resets them all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+#define TB_CAP (128u * 1024u)
+#define TB_MAX 1024
+
+struct tbuf {
+	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
+	_Atomic uint32_t committed;/* bytes of whole records */
+	uint32_t flushed;          /* bytes already written (under lock) */
+	uint32_t pending;          /* size of the reserved, uncommitted record */
+	_Atomic int inuse;
+	int32_t tid;
+	uint64_t records;
+	char *data;
+};
+
+static struct tbuf slots[TB_MAX];
+static __thread struct tbuf *t_buf;
+static __thread int32_t t_tid;
+
+static int s_fd = -1;
+static dev_t s_dev;
+static ino_t s_ino;
+static char s_path[640];
+static _Atomic int s_dead;        /* tracing stopped: an error was reported */
+static _Atomic int s_ended;       /* END written */
+static _Atomic uint64_t s_direct_records;
+static _Atomic uint64_t s_released_records;
+static _Atomic uint64_t s_dropped_records, s_dropped_bytes, s_dropped_since;
+static _Atomic uint64_t s_dropped_reported;
+static _Atomic int s_drop_err;
+static pthread_key_t s_key;
+static int s_key_ok;
+static _Atomic int s_reopen_lock;
+
+static int32_t self_tid(void)
+{
+	if (unlikely(!t_tid))
+		t_tid = sys_gettid();
+	return t_tid;
+}
+
+/* ---- the stream file ---- */
+
+static int fd_move_high(int fd)
+{
+	static const int targets[] = { 1000, 500, 200, 100, 10 };
+	struct rlimit rl;
+	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
+		if ((rlim_t)targets[i] >= cur)
+			continue;
+		int nfd = fcntl(fd, F_DUPFD_CLOEXEC, targets[i]);
+		if (nfd >= 0) {
+			close(fd);
+			return nfd;
+		}
+	}
+	return fd;
+}
+
+static void drop(uint64_t records, uint64_t bytes, int err)
+{
+	uint64_t zero = 0;
+	atomic_compare_exchange_strong(&s_dropped_since, &zero, sys_now_ns());
+	atomic_fetch_add(&s_dropped_records, records);
+	atomic_fetch_add(&s_dropped_bytes, bytes);
+	if (err)
+		atomic_store(&s_drop_err, err);
+}
+
+static uint64_t count_records(const char *p, size_t len)
+{
+	uint64_t n = 0;
+	for (size_t off = 0; off + sizeof(struct fsk_rec) <= len;) {
+		const struct fsk_rec *r = (const void *)(p + off);
+		if (r->size < sizeof(struct fsk_rec))
+			break;
+		off += r->size;
+		n++;
+	}
+	return n;
+}
+
+static void stream_fail(const char *what, int err)
+{
+	if (atomic_exchange(&s_dead, 1))
+		return;
+	char num[24], pid[24];
+	sys_utoa(num, (uint64_t)(err < 0 ? -err : err), num + sizeof(num));
+	sys_utoa(pid, (uint64_t)G.pid, pid + sizeof(pid));
+	sys_say(what, " ", s_path, " (errno ", num, "); pid ", pid,
+		" goes on untraced from here, its later events are lost", (char *)NULL);
+}
+
+/* Reopens the stream when the program closed our fd or put another file
+ * on its number. Returns 0 when the fd is ours again. */
+static int stream_check(void)
+{
+	struct stat st;
+	if (s_fd >= 0 && fstat(s_fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino) {
+		if (st.st_nlink == 0) {
+			stream_fail("trace file was removed:", ENOENT);
+			return -1;
+		}
+		return 0;
+	}
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&s_reopen_lock, &expect, 1))
+		return -1;
+	int fd = open(s_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+	int ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino;
+	if (!ok) {
+		int err = fd < 0 ? errno : ESTALE;
+		if (fd >= 0)
+			close(fd);
+		atomic_store(&s_reopen_lock, 0);
+		stream_fail("cannot reopen trace file", err);
+		return -1;
+	}
+	s_fd = fd_move_high(fd);
+	atomic_store(&s_reopen_lock, 0);
+	return 0;
+}
+
+static void write_dropped(void);
+
+/* Writes whole records; on failure counts them as dropped. */
+static void stream_write(const char *p, size_t len)
+{
+	if (!len)
+		return;
+	if (atomic_load(&s_dead) || stream_check() < 0) {
+		drop(count_records(p, len), len, 0);
+		return;
+	}
+	int r = sys_write_all(s_fd, p, len);
+	if (r == -EBADF && stream_check() == 0)
+		r = sys_write_all(s_fd, p, len);
+	if (r < 0) {
+		drop(count_records(p, len), len, -r);
+		stream_fail("cannot write trace file", r);
+		return;
+	}
+	if (unlikely(atomic_load(&s_dropped_records) != atomic_load(&s_dropped_reported)))
+		write_dropped();
+}
+
+static void write_dropped(void)
+{
+	uint64_t n = atomic_load(&s_dropped_records);
+	uint64_t seen = atomic_exchange(&s_dropped_reported, n);
+	if (n == seen)
+		return;
+	struct {
+		struct fsk_rec h;
+		struct fsk_dropped d;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_DROPPED, sizeof(r), sys_now_ns());
+	r.h.tid = (uint32_t)self_tid();
+	r.d.records = n;
+	r.d.bytes = atomic_load(&s_dropped_bytes);
+	r.d.since_ns = atomic_load(&s_dropped_since);
+	r.d.err = atomic_load(&s_drop_err);
+	if (s_fd >= 0)
+		sys_write_all(s_fd, &r, sizeof(r));
+}
+
+int emit_stream_fd(void)
+{
+	return s_fd;
+}
+
+char *emit_put_str(char *p, const char *s, const char *end)
+{
+	uint32_t n = s ? (uint32_t)sys_strlen(s) : 0;
+	if (p + 4 + n > end)
+		n = end - p >= 4 ? (uint32_t)(end - p - 4) : 0;
+	if (p + 4 > end)
+		return p;
+	*(uint32_t *)(void *)p = n;
+	p += 4;
+	for (uint32_t i = 0; i < n; i++)
+		*p++ = s[i];
+	while (((uintptr_t)p & 3) && p < end)
+		*p++ = 0;
+	return p;
+}
+
+int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
+{
+	char *end = s_path + sizeof(s_path);
+	int fd = -1;
+	uint32_t seq;
+	for (seq = 0; seq < 100000; seq++) {
+		char *p = sys_stpcpy(s_path, G.dir, end);
+		p = sys_stpcpy(p, "/", end);
+		p = sys_utoa(p, (uint64_t)G.pid, end);
+		p = sys_stpcpy(p, ".", end);
+		p = sys_utoa(p, seq, end);
+		sys_stpcpy(p, FSK_STREAM_SUFFIX, end);
+		fd = open(s_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
+		if (fd >= 0 || errno != EEXIST)
+			break;
+	}
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return -e;
+	}
+	s_dev = st.st_dev;
+	s_ino = st.st_ino;
+	s_fd = fd_move_high(fd);
+
+	/* Header: fixed part, exe, argv; argv is cut to keep it under 64 KiB. */
+	uint32_t size = sizeof(struct fsk_header) + fsk_str_size(G.exe);
+	uint32_t argc = 0, flags = 0;
+	for (int i = 0; G.argv && i < G.argc && G.argv[i]; i++) {
+		uint32_t s = fsk_str_size(G.argv[i]);
+		if (size + s > 60000) {
+			flags |= FSK_HF_ARGV_TRUNC;
+			break;
+		}
+		size += s;
+		argc++;
+	}
+	size = (size + 7) & ~7u;
+	char *buf = sys_mmap(size);
+	if (!buf)
+		return -ENOMEM;
+	struct fsk_header *h = (void *)buf;
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	__builtin_memcpy(h->magic, FSK_MAGIC, 8);
+	h->version = FSK_VERSION;
+	h->header_fixed = sizeof(*h);
+	h->hdr_size = size;
+	h->pid = (uint32_t)G.pid;
+	h->ppid = ppid;
+	h->seq = seq;
+	h->page_size = G.page_size;
+	h->start_ns = sys_now_ns();
+	h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
+	h->clock_id = CLOCK_MONOTONIC;
+	h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0);
+	h->uid = (uint32_t)getuid();
+	h->argc = argc;
+	h->parent_start_ns = parent_fork_ns;
+	h->stack_depth = (uint32_t)G.stack_depth;
+	h->scan_ms = (uint32_t)G.scan_ms;
+	char *p = buf + sizeof(*h), *bend = buf + size;
+	p = emit_put_str(p, G.exe, bend);
+	for (uint32_t i = 0; i < argc; i++)
+		p = emit_put_str(p, G.argv[i], bend);
+	int r = sys_write_all(s_fd, buf, size);
+	sys_munmap(buf, size);
+	if (r < 0)
+		return r;
+	atomic_store(&s_dead, 0);
+	atomic_store(&s_ended, 0);
+	return 0;
+}
+
+/* ---- per-thread buffers ---- */
+
+static void tb_lock(struct tbuf *b, int32_t tid)
+{
+	int32_t expect = 0;
+	while (!atomic_compare_exchange_weak_explicit(&b->lock, &expect, tid, memory_order_acquire,
+						      memory_order_relaxed)) {
+		expect = 0;
+		sched_yield();
+	}
+}
+
+static int tb_trylock(struct tbuf *b, int32_t tid)
+{
+	int32_t expect = 0;
+	return atomic_compare_exchange_strong_explicit(&b->lock, &expect, tid, memory_order_acquire,
+						       memory_order_relaxed);
+}
+
+static void tb_unlock(struct tbuf *b)
+{
+	atomic_store_explicit(&b->lock, 0, memory_order_release);
+}
+
+/* Writes the committed, unwritten part. Caller holds the lock. */
+static void tb_write(struct tbuf *b)
+{
+	uint32_t c = atomic_load_explicit(&b->committed, memory_order_acquire);
+	if (c > b->flushed) {
+		stream_write(b->data + b->flushed, c - b->flushed);
+		b->flushed = c;
+	}
+}
+
+static void key_destructor(void *v)
+{
+	emit_thread_exit(v);
+}
+
+/* Called once by the constructor, single-threaded. */
+void emit_init(void)
+{
+	if (!s_key_ok)
+		s_key_ok = pthread_key_create(&s_key, key_destructor) == 0 ? 1 : -1;
+}
+
+static struct tbuf *tb_acquire(void)
+{
+	for (int i = 0; i < TB_MAX; i++) {
+		struct tbuf *b = &slots[i];
+		int expect = 0;
+		if (atomic_load_explicit(&b->inuse, memory_order_relaxed) ||
+		    !atomic_compare_exchange_strong(&b->inuse, &expect, 1))
+			continue;
+		if (!b->data) {
+			b->data = sys_mmap(TB_CAP);
+			if (!b->data) {
+				atomic_store(&b->inuse, 0);
+				return NULL;
+			}
+		}
+		b->tid = self_tid();
+		b->flushed = 0;
+		b->pending = 0;
+		b->records = 0;
+		atomic_store(&b->committed, 0);
+		t_buf = b;
+		if (s_key_ok > 0)
+			pthread_setspecific(s_key, b);
+		return b;
+	}
+	return NULL;
+}
+
+void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
+{
+	struct tbuf *b = t_buf;
+	if (unlikely(!b)) {
+		b = tb_acquire();
+		if (!b) {
+			drop(1, size, 0);
+			return NULL;
+		}
+	}
+	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
+	if (unlikely(c + size > TB_CAP)) {
+		tb_lock(b, self_tid());
+		tb_write(b);
+		b->flushed = 0;
+		atomic_store_explicit(&b->committed, 0, memory_order_relaxed);
+		tb_unlock(b);
+		c = 0;
+	}
+	struct fsk_rec *r = (void *)(b->data + c);
+	r->type = type;
+	r->size = (uint16_t)size;
+	r->tid = (uint32_t)b->tid;
+	r->ts_ns = ts;
+	b->pending = size;
+	return r;
+}
+
+void emit_commit(void)
+{
+	struct tbuf *b = t_buf;
+	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
+	b->records++;
+	atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
+}
+
+void emit_flush_self(void)
+{
+	struct tbuf *b = t_buf;
+	if (!b)
+		return;
+	int32_t tid = self_tid();
+	if (atomic_load(&b->lock) == tid)
+		return; /* we interrupted our own write-out (signal handler) */
+	tb_lock(b, tid);
+	tb_write(b);
+	tb_unlock(b);
+}
+
+void emit_flush_all(int wait)
+{
+	int32_t tid = self_tid();
+	for (int i = 0; i < TB_MAX; i++) {
+		struct tbuf *b = &slots[i];
+		if (!b->data)
+			break; /* slots are taken in order: none after this */
+		if (!atomic_load(&b->inuse) || atomic_load(&b->lock) == tid)
+			continue;
+		if (wait)
+			tb_lock(b, tid);
+		else if (!tb_trylock(b, tid))
+			continue;
+		tb_write(b);
+		tb_unlock(b);
+	}
+}
+
+void emit_direct(void *rec, uint32_t size)
+{
+	struct fsk_rec *r = rec;
+	r->tid = (uint32_t)self_tid();
+	if (!t_guard)
+		emit_flush_self();
+	atomic_fetch_add(&s_direct_records, 1);
+	stream_write(rec, size);
+}
+
+void emit_thread_exit(void *v)
+{
+	struct tbuf *b = v;
+	if (!b || b != t_buf)
+		return;
+	int32_t tid = self_tid();
+	tb_lock(b, tid);
+	tb_write(b);
+	atomic_fetch_add(&s_released_records, b->records);
+	b->records = 0;
+	b->flushed = 0;
+	atomic_store(&b->committed, 0);
+	t_buf = NULL;
+	tb_unlock(b);
+	atomic_store(&b->inuse, 0);
+}
+
+void emit_note(uint32_t level, const char *text)
+{
+	char buf[600];
+	struct fsk_rec *h = (void *)buf;
+	struct fsk_note *n = (void *)(h + 1);
+	char *p = emit_put_str((char *)(n + 1), text, buf + sizeof(buf) - 8);
+	while ((uintptr_t)(p - buf) & 7)
+		*p++ = 0;
+	fsk_rec_init(h, FSK_REC_NOTE, (uint32_t)(p - buf), sys_now_ns());
+	n->level = level;
+	n->pad = 0;
+	emit_direct(buf, (uint32_t)(p - buf));
+}
+
+void emit_end(uint32_t reason)
+{
+	if (atomic_exchange(&s_ended, 1))
+		return;
+	emit_flush_all(1);
+	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);
+	for (int i = 0; i < TB_MAX && slots[i].data; i++)
+		if (atomic_load(&slots[i].inuse))
+			recs += slots[i].records;
+	struct {
+		struct fsk_rec h;
+		struct fsk_end e;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_END, sizeof(r), sys_now_ns());
+	r.e.reason = reason;
+	r.e.records = recs;
+	r.e.dropped = atomic_load(&s_dropped_records);
+	r.h.tid = (uint32_t)self_tid();
+	stream_write((const char *)&r, sizeof(r));
+}
+
+void emit_reset_child(void)
+{
+	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
+		struct tbuf *b = &slots[i];
+		atomic_store(&b->lock, 0);
+		atomic_store(&b->committed, 0);
+		b->flushed = 0;
+		b->records = 0;
+		atomic_store(&b->inuse, 0);
+	}
+	t_buf = NULL;
+	t_tid = 0;
+	if (s_fd >= 0)
+		close(s_fd);
+	s_fd = -1;
+	atomic_store(&s_reopen_lock, 0);
+	atomic_store(&s_direct_records, 0);
+	atomic_store(&s_released_records, 0);
+	atomic_store(&s_dropped_records, 0);
+	atomic_store(&s_dropped_bytes, 0);
+	atomic_store(&s_dropped_since, 0);
+	atomic_store(&s_dropped_reported, 0);
+}

@@ -1,0 +1,160 @@
+/*
+ * Private declarations of libforkscope.so. Everything reachable from a hook
+ * obeys the preload rules: no malloc, no stdio, no dlsym after init, no call
+ * of a function we interpose (use the real_* pointers), errno preserved.
+ */
+#ifndef FORKSCOPE_PRELOAD_FSK_H
+#define FORKSCOPE_PRELOAD_FSK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <spawn.h>
+#include <time.h>
+
+#include "forkscope/trace.h"
+
+#define FSK_HIDDEN __attribute__((visibility("hidden")))
+#define FSK_EXPORT __attribute__((visibility("default")))
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* ---- resolve.c: the real functions ---- */
+struct fsk_real {
+	void *(*malloc)(size_t);
+	void (*free)(void *);
+	void *(*calloc)(size_t, size_t);
+	void *(*realloc)(void *, size_t);
+	void *(*reallocarray)(void *, size_t, size_t);
+	int (*posix_memalign)(void **, size_t, size_t);
+	void *(*aligned_alloc)(size_t, size_t);
+	void *(*memalign)(size_t, size_t);
+	void *(*valloc)(size_t);
+	void *(*pvalloc)(size_t);
+	int (*brk)(void *);
+	void *(*sbrk)(intptr_t);
+	void *(*mmap)(void *, size_t, int, int, int, off_t);
+	void *(*mmap64)(void *, size_t, int, int, int, off_t);
+	int (*munmap)(void *, size_t);
+	void *(*mremap)(void *, size_t, size_t, int, ...);
+	int (*mprotect)(void *, size_t, int);
+	int (*madvise)(void *, size_t, int);
+	pid_t (*fork)(void);
+	pid_t (*vfork)(void);
+	int (*posix_spawn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			   const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*posix_spawnp)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+			    const posix_spawnattr_t *, char *const[], char *const[]);
+	int (*execve)(const char *, char *const[], char *const[]);
+	int (*execvpe)(const char *, char *const[], char *const[]);
+	int (*fexecve)(int, char *const[], char *const[]);
+	void (*exit)(int) __attribute__((noreturn));
+	void (*_exit)(int) __attribute__((noreturn));
+	void (*_Exit)(int) __attribute__((noreturn));
+	void (*abort)(void) __attribute__((noreturn));
+	pid_t (*wait)(int *);
+	pid_t (*waitpid)(pid_t, int *, int);
+	pid_t (*wait3)(int *, int, struct rusage *);
+	pid_t (*wait4)(pid_t, int *, int, struct rusage *);
+	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
+	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
+			       void (*)(void), void (*)(void), void (*)(void), void *);
+};
+FSK_HIDDEN extern struct fsk_real real;
+/* Resolves every real_* pointer once; re-entrant calls made by dlsym itself
+ * are served from a static arena (resolve_is_boot tells those apart). */
+FSK_HIDDEN void resolve_all(void);
+FSK_HIDDEN void *resolve_boot_alloc(size_t size, size_t align);
+FSK_HIDDEN int resolve_is_boot(const void *p);
+
+/* ---- state shared by the hooks (init.c) ---- */
+struct fsk_state {
+	int active;            /* tracing this image: streams open, config read */
+	int malloc_on;         /* FORKSCOPE_MALLOC */
+	int env_restore;       /* FORKSCOPE_ENV_RESTORE */
+	int stack_depth;
+	int scan_ms;
+	pid_t pid;
+	uint32_t page_size;
+	char dir[512];         /* absolute trace directory */
+	char exe[512];
+	int argc;
+	char **argv;
+	/* saved "NAME=value" strings put back into a stripped environment */
+	char env_saved[4096];
+	int env_saved_len;
+	char preload_path[512];/* our own path as given in LD_PRELOAD */
+};
+FSK_HIDDEN extern struct fsk_state G;
+
+/* Thread-local re-entrancy guard: while set, hooks pass straight through. */
+FSK_HIDDEN extern __thread int t_guard;
+/* Set in a vfork child (which shares our memory) so hooks stay out of it. */
+FSK_HIDDEN extern __thread int t_vfork_child;
+
+FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
+FSK_HIDDEN void init_ensure(void);
+
+/* ---- sys.c: syscalls, time, formatting without libc's allocating paths ---- */
+static inline uint64_t sys_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+FSK_HIDDEN pid_t sys_gettid(void);
+FSK_HIDDEN void *sys_mmap(size_t len);
+FSK_HIDDEN void sys_munmap(void *p, size_t len);
+FSK_HIDDEN size_t sys_strlen(const char *s);
+FSK_HIDDEN int sys_strncmp(const char *a, const char *b, size_t n);
+FSK_HIDDEN char *sys_stpcpy(char *d, const char *s, const char *end);
+FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
+/* One "forkscope: ..." line on stderr; parts joined, NULL-terminated. */
+FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));
+FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
+
+/* ---- emit.c: streams and per-thread buffers ---- */
+FSK_HIDDEN void emit_init(void);
+/* Opens this image's stream and writes its header; 0 or -errno. */
+FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
+/* Reserves a record of `size` bytes (multiple of 8) in the calling thread's
+ * buffer, header filled; NULL when it cannot (record counted as dropped).
+ * Must be followed by emit_commit() with no hook call in between. */
+FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
+FSK_HIDDEN void emit_commit(void);
+/* Writes a record at once (lifecycle): first the calling thread's buffered
+ * records, then this one. Safe in a signal handler that interrupted a hook. */
+FSK_HIDDEN void emit_direct(void *rec, uint32_t size);
+/* Flushes every thread's buffer (exit, exec, the flusher thread). `wait`
+ * spins for buffers being flushed by someone else; otherwise skips them. */
+FSK_HIDDEN void emit_flush_all(int wait);
+FSK_HIDDEN void emit_flush_self(void);
+/* Writes END once; later records still go out (atexit handlers). */
+FSK_HIDDEN void emit_end(uint32_t reason);
+/* In a fork child: forget the parent's buffers and stream. */
+FSK_HIDDEN void emit_reset_child(void);
+FSK_HIDDEN void emit_thread_exit(void *buf);
+FSK_HIDDEN void emit_note(uint32_t level, const char *text);
+FSK_HIDDEN int emit_stream_fd(void);
+
+static inline void fsk_rec_init(struct fsk_rec *r, uint16_t type, uint32_t size, uint64_t ts)
+{
+	r->type = type;
+	r->size = (uint16_t)size;
+	r->tid = 0;
+	r->ts_ns = ts;
+}
+
+/* Appends fsk_str(s) at p, returns the end (4-aligned); cuts at `end`. */
+FSK_HIDDEN char *emit_put_str(char *p, const char *s, const char *end);
+static inline uint32_t fsk_str_size(const char *s)
+{
+	return (uint32_t)((4 + sys_strlen(s) + 3) & ~3ul);
+}
+
+/* ---- proc.c ---- */
+FSK_HIDDEN void proc_record_exit(int code, uint16_t how);
+
+#endif

@@ -1,0 +1,324 @@
+/*
+ * malloc-family hooks and brk/sbrk: the hot path. One fixed-size record per
+ * call into the thread's buffer: no system call, no lock. glibc moves the
+ * program break inside malloc through its internal brk, which we cannot
+ * interpose, so after each call we compare __curbrk with the last value we
+ * recorded; and whether glibc served a block from its own mmap is the
+ * IS_MMAPPED bit of the chunk header in front of the block.
+ */
+#include <errno.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+extern void *__curbrk; /* glibc's program break, exported by libc.so */
+static void *_Atomic s_last_brk;
+
+#ifdef FSK_STRICT
+/* Test builds: a malloc hook entered again on the same thread while it is
+ * recording means something we call allocates. Fail loudly. */
+static __thread int t_in_record;
+#define STRICT_ENTER()                                                     \
+	do {                                                               \
+		if (t_in_record) {                                         \
+			sys_say("strict: malloc hook re-entered", (char *)NULL); \
+			real.abort();                                      \
+		}                                                          \
+		t_in_record = 1;                                           \
+	} while (0)
+#define STRICT_LEAVE() (t_in_record = 0)
+#else
+#define STRICT_ENTER() ((void)0)
+#define STRICT_LEAVE() ((void)0)
+#endif
+
+static inline int chunk_mmapped(const void *p)
+{
+	return p && (((const size_t *)p)[-1] & 2);
+}
+
+static void brk_record(void *old, void *now, uint32_t cause)
+{
+	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
+					 sys_now_ns());
+	if (!h)
+		return;
+	struct fsk_brk *b = (void *)(h + 1);
+	b->old_brk = (uint64_t)old;
+	b->new_brk = (uint64_t)now;
+	b->cause = cause;
+	b->stack = 0;
+	emit_commit();
+}
+
+/* Did malloc move the break? Cheap when it did not: one load. */
+static inline void brk_check(void)
+{
+	void *now = __curbrk;
+	void *last = atomic_load_explicit(&s_last_brk, memory_order_relaxed);
+	if (likely(now == last))
+		return;
+	if (atomic_compare_exchange_strong(&s_last_brk, &last, now) && last)
+		brk_record(last, now, FSK_BRK_MALLOC);
+}
+
+static inline int hot_on(void)
+{
+	return !t_guard && G.active && G.malloc_on;
+}
+
+static void rec_alloc(uint16_t fn, void *p, size_t size)
+{
+	struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC, sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
+					 sys_now_ns());
+	if (h) {
+		struct fsk_alloc *a = (void *)(h + 1);
+		a->addr = (uint64_t)p;
+		a->size = size;
+		a->stack = 0;
+		a->fn = fn;
+		a->flags = (uint16_t)(!p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
+		emit_commit();
+	}
+	brk_check();
+}
+
+#define HOT_BEGIN()            \
+	t_guard = 1;           \
+	STRICT_ENTER()
+#define HOT_END(err)           \
+	STRICT_LEAVE();        \
+	t_guard = 0;           \
+	errno = err
+
+FSK_EXPORT void *malloc(size_t size)
+{
+	if (unlikely(!real.malloc)) {
+		resolve_all();
+		if (!real.malloc)
+			return resolve_boot_alloc(size, 16);
+	}
+	if (!hot_on())
+		return real.malloc(size);
+	HOT_BEGIN();
+	void *p = real.malloc(size);
+	int err = errno;
+	rec_alloc(FSK_FN_MALLOC, p, size);
+	HOT_END(err);
+	return p;
+}
+
+FSK_EXPORT void *calloc(size_t n, size_t size)
+{
+	if (unlikely(!real.calloc)) {
+		resolve_all();
+		if (!real.calloc) {
+			size_t total;
+			if (__builtin_mul_overflow(n, size, &total))
+				return NULL;
+			return resolve_boot_alloc(total, 16);
+		}
+	}
+	if (!hot_on())
+		return real.calloc(n, size);
+	HOT_BEGIN();
+	void *p = real.calloc(n, size);
+	int err = errno;
+	size_t total;
+	if (__builtin_mul_overflow(n, size, &total))
+		total = (size_t)-1;
+	rec_alloc(FSK_FN_CALLOC, p, total);
+	HOT_END(err);
+	return p;
+}
+
+FSK_EXPORT void free(void *p)
+{
+	if (unlikely(!p || resolve_is_boot(p)))
+		return;
+	if (unlikely(!real.free)) {
+		resolve_all();
+		if (!real.free)
+			return;
+	}
+	if (!hot_on()) {
+		real.free(p);
+		return;
+	}
+	HOT_BEGIN();
+	int err = errno;
+	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
+					 sys_now_ns());
+	if (h) {
+		struct fsk_free *f = (void *)(h + 1);
+		f->addr = (uint64_t)p;
+		f->stack = 0;
+		f->fn = FSK_FN_FREE;
+		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+		emit_commit();
+	}
+	real.free(p);
+	brk_check();
+	HOT_END(err);
+}
+
+static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
+{
+	struct fsk_rec *h = emit_reserve(FSK_REC_REALLOC,
+					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc), sys_now_ns());
+	if (h) {
+		struct fsk_realloc *r = (void *)(h + 1);
+		r->old_addr = (uint64_t)old;
+		r->new_addr = (uint64_t)p;
+		r->size = size;
+		r->stack = 0;
+		r->fn = fn;
+		r->flags = (uint16_t)((!p && size) ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
+		emit_commit();
+	}
+	brk_check();
+}
+
+/* A block from the bootstrap arena moving to the real heap. */
+static void *boot_realloc(void *old, size_t size)
+{
+	void *p = real.malloc ? real.malloc(size) : resolve_boot_alloc(size, 16);
+	if (p && old) {
+		size_t room = 64 * 1024; /* never read past the arena */
+		for (size_t i = 0; i < size && i < room && resolve_is_boot((char *)old + i); i++)
+			((char *)p)[i] = ((char *)old)[i];
+	}
+	return p;
+}
+
+FSK_EXPORT void *realloc(void *old, size_t size)
+{
+	if (unlikely(!real.realloc || resolve_is_boot(old))) {
+		resolve_all();
+		if (!real.realloc || resolve_is_boot(old))
+			return boot_realloc(old, size);
+	}
+	if (!hot_on())
+		return real.realloc(old, size);
+	HOT_BEGIN();
+	void *p = real.realloc(old, size);
+	int err = errno;
+	rec_realloc(FSK_FN_REALLOC, old, p, size);
+	HOT_END(err);
+	return p;
+}
+
+FSK_EXPORT void *reallocarray(void *old, size_t n, size_t size)
+{
+	size_t total;
+	if (unlikely(!real.reallocarray || resolve_is_boot(old))) {
+		resolve_all();
+		if (!real.reallocarray || resolve_is_boot(old)) {
+			if (__builtin_mul_overflow(n, size, &total)) {
+				errno = ENOMEM;
+				return NULL;
+			}
+			return boot_realloc(old, total);
+		}
+	}
+	if (!hot_on())
+		return real.reallocarray(old, n, size);
+	HOT_BEGIN();
+	void *p = real.reallocarray(old, n, size);
+	int err = errno;
+	if (__builtin_mul_overflow(n, size, &total))
+		total = (size_t)-1;
+	rec_realloc(FSK_FN_REALLOCARRAY, old, p, total);
+	HOT_END(err);
+	return p;
+}
+
+FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
+{
+	if (unlikely(!real.posix_memalign)) {
+		resolve_all();
+		if (!real.posix_memalign) {
+			*out = resolve_boot_alloc(size, align);
+			return *out ? 0 : ENOMEM;
+		}
+	}
+	if (!hot_on())
+		return real.posix_memalign(out, align, size);
+	HOT_BEGIN();
+	int saved = errno;
+	int r = real.posix_memalign(out, align, size);
+	rec_alloc(FSK_FN_POSIX_MEMALIGN, r == 0 ? *out : NULL, size);
+	HOT_END(saved);
+	return r;
+}
+
+#define ALIGNED_HOOK(name, fn_id, params, args, size_expr, boot_expr) \
+	FSK_EXPORT void *name params                                  \
+	{                                                             \
+		if (unlikely(!real.name)) {                           \
+			resolve_all();                                \
+			if (!real.name)                               \
+				return boot_expr;                     \
+		}                                                     \
+		if (!hot_on())                                        \
+			return real.name args;                        \
+		HOT_BEGIN();                                          \
+		void *p = real.name args;                             \
+		int err = errno;                                      \
+		rec_alloc(fn_id, p, size_expr);                       \
+		HOT_END(err);                                         \
+		return p;                                             \
+	}
+
+ALIGNED_HOOK(aligned_alloc, FSK_FN_ALIGNED_ALLOC, (size_t align, size_t size), (align, size), size,
+	     resolve_boot_alloc(size, align))
+ALIGNED_HOOK(memalign, FSK_FN_MEMALIGN, (size_t align, size_t size), (align, size), size,
+	     resolve_boot_alloc(size, align))
+ALIGNED_HOOK(valloc, FSK_FN_VALLOC, (size_t size), (size), size, resolve_boot_alloc(size, 4096))
+ALIGNED_HOOK(pvalloc, FSK_FN_PVALLOC, (size_t size), (size), size, resolve_boot_alloc(size, 4096))
+
+/* ---- the program's own brk/sbrk ---- */
+
+FSK_EXPORT int brk(void *addr)
+{
+	if (unlikely(!real.brk))
+		resolve_all();
+	if (!G.active || t_guard || t_vfork_child)
+		return real.brk(addr);
+	t_guard = 1;
+	void *old = __curbrk;
+	int r = real.brk(addr);
+	int err = errno;
+	if (r == 0 && __curbrk != old) {
+		atomic_store(&s_last_brk, __curbrk);
+		brk_record(old, __curbrk, FSK_BRK_CALL);
+	}
+	t_guard = 0;
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT void *sbrk(intptr_t incr)
+{
+	if (unlikely(!real.sbrk))
+		resolve_all();
+	if (!G.active || t_guard || t_vfork_child || incr == 0)
+		return real.sbrk(incr);
+	t_guard = 1;
+	void *old = real.sbrk(incr);
+	int err = errno;
+	if (old != (void *)-1) {
+		atomic_store(&s_last_brk, __curbrk);
+		brk_record(old, __curbrk, FSK_BRK_SBRK);
+	}
+	t_guard = 0;
+	errno = err;
+	return old;
+}
+
+/* The break at stream start, so the first malloc growth is a change. */
+FSK_HIDDEN void heap_init(void)
+{
+	atomic_store(&s_last_brk, __curbrk);
+}

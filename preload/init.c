@@ -1,0 +1,196 @@
+/*
+ * Start and end of a traced image: configuration from the environment, the
+ * stream, the flusher thread, main's return, and the fork child's restart.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+struct fsk_state G;
+__thread int t_guard;
+__thread int t_vfork_child;
+
+static int env_int(const char *name, int def, int lo, int hi)
+{
+	const char *s = getenv(name);
+	if (!s || !*s)
+		return def;
+	long v = 0;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > 1000000)
+			return def;
+		v = v * 10 + (*s - '0');
+	}
+	return v < lo ? lo : v > hi ? hi : (int)v;
+}
+
+/* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
+ * can get them back (proc.c). */
+static void env_save(char **envp)
+{
+	char *p = G.env_saved, *end = G.env_saved + sizeof(G.env_saved);
+	for (char **e = envp; e && *e; e++) {
+		if (sys_strncmp(*e, "FORKSCOPE_", 10) != 0)
+			continue;
+		size_t n = sys_strlen(*e) + 1;
+		if (p + n > end)
+			break;
+		__builtin_memcpy(p, *e, n);
+		p += n;
+	}
+	G.env_saved_len = (int)(p - G.env_saved);
+}
+
+/* The trace directory must be absolute, a real directory (not a symlink)
+ * and ours: we never write through a path someone else controls. */
+static int dir_check(const char *dir)
+{
+	if (!dir || dir[0] != '/' || sys_strlen(dir) >= sizeof(G.dir) - 64)
+		return -EINVAL;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	struct stat st;
+	int r = fstat(fd, &st);
+	close(fd);
+	if (r < 0)
+		return -errno;
+	if (st.st_uid != geteuid() && st.st_uid != getuid())
+		return -EPERM;
+	sys_stpcpy(G.dir, dir, G.dir + sizeof(G.dir));
+	return 0;
+}
+
+static void *flusher_main(void *arg)
+{
+	(void)arg;
+	t_guard = 1; /* nothing this thread does is the program's */
+	for (;;) {
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+			;
+		if (G.active)
+			emit_flush_all(0);
+	}
+	return NULL;
+}
+
+/* The flusher keeps every event visible within ~50 ms of its commit, even
+ * from threads that went quiet. It blocks every signal, so the program's
+ * signals still go to the program's threads. */
+static void flusher_start(void)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_t th;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, 64 * 1024);
+	if (pthread_create(&th, &attr, flusher_main, NULL) == 0)
+		pthread_setname_np(th, "forkscope");
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void self_path(void)
+{
+	ssize_t n = readlink("/proc/self/exe", G.exe, sizeof(G.exe) - 1);
+	G.exe[n > 0 ? n : 0] = 0;
+	Dl_info info;
+	if (dladdr((void *)self_path, &info) && info.dli_fname)
+		sys_stpcpy(G.preload_path, info.dli_fname, G.preload_path + sizeof(G.preload_path));
+}
+
+FSK_HIDDEN void heap_init(void);
+
+__attribute__((constructor)) static void init_main(int argc, char **argv, char **envp)
+{
+	t_guard = 1;
+	resolve_all();
+	G.pid = getpid();
+	G.page_size = (uint32_t)getpagesize();
+	G.argc = argc;
+	G.argv = argv;
+	G.malloc_on = env_int("FORKSCOPE_MALLOC", 1, 0, 1);
+	G.env_restore = env_int("FORKSCOPE_ENV_RESTORE", 1, 0, 1);
+	G.stack_depth = env_int("FORKSCOPE_STACK_DEPTH", 0, 0, 128);
+	G.scan_ms = env_int("FORKSCOPE_SCAN_MS", 100, 0, 3600000);
+	self_path();
+	env_save(envp);
+	emit_init();
+	const char *dir = getenv("FORKSCOPE_DIR");
+	int r = dir_check(dir);
+	if (r < 0) {
+		if (dir)
+			sys_say("not tracing: FORKSCOPE_DIR ", dir,
+				r == -EPERM ? " belongs to another user" : " is not an absolute, usable directory",
+				(char *)NULL);
+		else
+			sys_say("not tracing: FORKSCOPE_DIR is not set (use `forkscope run`)", (char *)NULL);
+		t_guard = 0;
+		return;
+	}
+	r = emit_open_stream((uint32_t)getppid(), 0);
+	if (r < 0) {
+		char num[16];
+		sys_utoa(num, (uint64_t)-r, num + sizeof(num));
+		sys_say("not tracing: cannot create a trace file in ", G.dir, " (errno ", num, ")",
+			(char *)NULL);
+		t_guard = 0;
+		return;
+	}
+	heap_init();
+	G.active = 1;
+	flusher_start();
+	t_guard = 0;
+}
+
+/* Runs after the program's atexit handlers (our library was loaded first,
+ * so its destructor runs last). */
+__attribute__((destructor)) static void init_fini(void)
+{
+	if (G.active && !t_vfork_child)
+		emit_end(FSK_END_EXIT);
+}
+
+/* In the child of fork(), before it returns to the program: the parent's
+ * buffered records are the parent's; the child gets a stream of its own. */
+void init_child_after_fork(uint64_t fork_ns)
+{
+	uint32_t ppid = (uint32_t)G.pid;
+	G.pid = getpid();
+	emit_reset_child();
+	if (emit_open_stream(ppid, fork_ns) < 0) {
+		G.active = 0;
+		return;
+	}
+	flusher_start();
+}
+
+static int (*s_main)(int, char **, char **);
+
+static int main_wrapper(int argc, char **argv, char **envp)
+{
+	int r = s_main(argc, argv, envp);
+	proc_record_exit(r, FSK_EXIT_MAIN);
+	return r;
+}
+
+/* Wraps main so that a return from main is told apart from exit(). */
+FSK_EXPORT int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
+				 void (*init)(void), void (*fini)(void), void (*rtld_fini)(void),
+				 void *stack_end)
+{
+	resolve_all();
+	s_main = main;
+	return real.libc_start_main(main_wrapper, argc, argv, init, fini, rtld_fini, stack_end);
+}

@@ -1,0 +1,654 @@
+/*
+ * Process lifecycle hooks: fork, vfork, posix_spawn, the exec family, the
+ * exit paths and the wait family. Lifecycle records are written through at
+ * once (emit_direct), also from a signal handler that interrupted a hook.
+ * Blocking real calls (wait) never run under the guard, so a signal
+ * handler's own calls during them are still traced.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+extern char **environ;
+
+static int lifecycle_on(void)
+{
+	if (unlikely(!real.fork))
+		resolve_all();
+	return G.active && !t_vfork_child;
+}
+
+/* ---- exit ---- */
+
+void proc_record_exit(int code, uint16_t how)
+{
+	struct {
+		struct fsk_rec h;
+		struct fsk_exit e;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_EXIT, sizeof(r), sys_now_ns());
+	r.e.code = code;
+	r.e.how = how;
+	emit_direct(&r, sizeof(r));
+	emit_flush_all(1);
+}
+
+FSK_EXPORT void exit(int code)
+{
+	if (lifecycle_on())
+		proc_record_exit(code, FSK_EXIT_EXIT);
+	real.exit(code);
+}
+
+FSK_EXPORT void _exit(int code)
+{
+	if (lifecycle_on()) {
+		proc_record_exit(code, FSK_EXIT__EXIT);
+		emit_end(FSK_END_EXIT);
+	}
+	real._exit(code);
+}
+
+FSK_EXPORT void _Exit(int code)
+{
+	if (lifecycle_on()) {
+		proc_record_exit(code, FSK_EXIT__EXIT2);
+		emit_end(FSK_END_EXIT);
+	}
+	real._Exit(code);
+}
+
+FSK_EXPORT void abort(void)
+{
+	if (lifecycle_on()) {
+		proc_record_exit(SIGABRT, FSK_EXIT_ABORT);
+		emit_end(FSK_END_SIGNAL);
+	}
+	real.abort();
+}
+
+/* ---- fork ---- */
+
+static void record_fork(uint16_t kind, pid_t pid, int err)
+{
+	struct {
+		struct fsk_rec h;
+		struct fsk_fork f;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_FORK, sizeof(r), sys_now_ns());
+	r.f.child_pid = pid > 0 ? (uint32_t)pid : 0;
+	r.f.err = pid < 0 ? err : 0;
+	r.f.kind = kind;
+	r.f.side = FSK_SIDE_PARENT;
+	emit_direct(&r, sizeof(r));
+}
+
+FSK_EXPORT pid_t fork(void)
+{
+	if (!lifecycle_on())
+		return real.fork();
+	int saved = errno;
+	emit_flush_self();
+	uint64_t t0 = sys_now_ns();
+	int guard = t_guard;
+	t_guard = 1; /* the atfork handlers' allocations are not the program's */
+	pid_t pid = real.fork();
+	int err = errno;
+	if (pid == 0) {
+		init_child_after_fork(t0);
+		if (G.active) {
+			struct {
+				struct fsk_rec h;
+				struct fsk_fork f;
+			} r = { 0 };
+			fsk_rec_init(&r.h, FSK_REC_FORK, sizeof(r), sys_now_ns());
+			r.f.child_pid = (uint32_t)G.pid;
+			r.f.kind = FSK_FORK;
+			r.f.side = FSK_SIDE_CHILD;
+			emit_direct(&r, sizeof(r));
+		}
+		t_guard = guard;
+		errno = saved;
+		return 0;
+	}
+	t_guard = guard;
+	record_fork(FSK_FORK, pid, err);
+	errno = pid < 0 ? err : saved;
+	return pid;
+}
+
+/*
+ * vfork cannot be wrapped by a C function: the child runs on the parent's
+ * stack until it execs or exits, and would return through our frame. The
+ * stub below keeps the return address in a register across the system
+ * call, as glibc's own vfork does, and calls C only before the call and in
+ * the parent afterwards. In the child, hooks stay out of the way
+ * (t_vfork_child) except exec's environment repair.
+ */
+FSK_HIDDEN int fsk_vfork_prepare(void)
+{
+	if (!lifecycle_on())
+		return 0;
+	emit_flush_self();
+	return 1;
+}
+
+FSK_HIDDEN void fsk_vfork_child(void)
+{
+	t_vfork_child = 1;
+}
+
+FSK_HIDDEN long fsk_vfork_parent(long ret, int record)
+{
+	t_vfork_child = 0;
+	if (ret < 0 && ret > -4096) {
+		if (record)
+			record_fork(FSK_VFORK, -1, (int)-ret);
+		errno = (int)-ret;
+		return -1;
+	}
+	if (record) {
+		int saved = errno;
+		record_fork(FSK_VFORK, (pid_t)ret, 0);
+		errno = saved;
+	}
+	return ret;
+}
+
+#if defined(__x86_64__)
+__asm__(".text\n"
+	".globl vfork\n"
+	".type vfork,@function\n"
+	"vfork:\n"
+	"	sub $8, %rsp\n"
+	"	call fsk_vfork_prepare\n"
+	"	add $8, %rsp\n"
+	"	mov %eax, %r8d\n"
+	"	pop %rdx\n"            /* return address: kept in a register */
+	"	mov $58, %eax\n"        /* SYS_vfork */
+	"	syscall\n"
+	"	push %rdx\n"
+	"	test %rax, %rax\n"
+	"	jz 1f\n"
+	"	mov %rax, %rdi\n"       /* parent: record, set errno */
+	"	mov %r8d, %esi\n"
+	"	sub $8, %rsp\n"
+	"	call fsk_vfork_parent\n"
+	"	add $8, %rsp\n"
+	"	ret\n"
+	"1:	sub $8, %rsp\n"         /* child */
+	"	call fsk_vfork_child\n"
+	"	add $8, %rsp\n"
+	"	xor %eax, %eax\n"
+	"	ret\n"
+	".size vfork, .-vfork\n");
+#else
+/* Elsewhere a vfork child is traced as a fork child would be. */
+FSK_EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+#endif
+
+/* ---- exec and spawn ---- */
+
+static int env_has_ours(char *const envp[])
+{
+	int dir = 0, pre = 0;
+	size_t plen = sys_strlen(G.preload_path);
+	for (char *const *e = envp; e && *e; e++) {
+		if (!sys_strncmp(*e, "FORKSCOPE_DIR=", 14))
+			dir = 1;
+		else if (!sys_strncmp(*e, "LD_PRELOAD=", 11) && plen) {
+			for (const char *s = *e + 11; *s; s++)
+				if (!sys_strncmp(s, G.preload_path, plen)) {
+					pre = 1;
+					break;
+				}
+		}
+	}
+	return dir && pre;
+}
+
+/* Returns envp, or a copy (in its own mapping, returned in map and maplen) with
+ * LD_PRELOAD and FORKSCOPE_* put back, when the program dropped them and
+ * the user did not turn repair off. */
+static char *const *env_fix(char *const envp[], void **map, size_t *maplen, int *restored)
+{
+	*map = NULL;
+	*restored = 0;
+	if (!G.env_restore || !G.preload_path[0] || env_has_ours(envp))
+		return envp;
+	size_t n = 0, strs = 0;
+	const char *old_pre = NULL;
+	for (char *const *e = envp; e && *e; e++, n++)
+		if (!sys_strncmp(*e, "LD_PRELOAD=", 11))
+			old_pre = *e + 11;
+	if (old_pre)
+		strs = sys_strlen(old_pre) + 1;
+	size_t len = (n + 64) * sizeof(char *) + (size_t)G.env_saved_len + sys_strlen(G.preload_path) +
+		     strs + 32;
+	len = (len + 4095) & ~4095ul;
+	char **out = sys_mmap(len);
+	if (!out)
+		return envp;
+	char *sp = (char *)(out + n + 64), *send = (char *)out + len;
+	size_t k = 0;
+	for (char *const *e = envp; e && *e; e++)
+		if (sys_strncmp(*e, "LD_PRELOAD=", 11) && sys_strncmp(*e, "FORKSCOPE_", 10))
+			out[k++] = *e;
+	for (char *s = G.env_saved; s < G.env_saved + G.env_saved_len && k < n + 60;) {
+		out[k++] = s;
+		s += sys_strlen(s) + 1;
+	}
+	out[k++] = sp;
+	sp = sys_stpcpy(sp, "LD_PRELOAD=", send);
+	sp = sys_stpcpy(sp, G.preload_path, send);
+	if (old_pre && *old_pre) {
+		sp = sys_stpcpy(sp, " ", send);
+		sp = sys_stpcpy(sp, old_pre, send);
+	}
+	out[k] = NULL;
+	*map = out;
+	*maplen = len;
+	*restored = 1;
+	return out;
+}
+
+/* Finds what execvp would run, for the traceability check only. */
+static int path_resolve(const char *file, char *out, size_t outlen)
+{
+	for (const char *s = file; *s; s++)
+		if (*s == '/') {
+			sys_stpcpy(out, file, out + outlen);
+			return 0;
+		}
+	const char *path = getenv("PATH");
+	if (!path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		char *p = out, *end = out + outlen;
+		while (*path && *path != ':' && p < end - 1)
+			*p++ = *path++;
+		if (*path == ':')
+			path++;
+		*p = 0;
+		if (p == out)
+			p = sys_stpcpy(out, ".", end);
+		p = sys_stpcpy(p, "/", end);
+		sys_stpcpy(p, file, end);
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+/* An image LD_PRELOAD cannot enter: static (no PT_INTERP), or set-id to
+ * someone else (the loader then ignores LD_PRELOAD paths). */
+static int untraceable(const char *file, int by_path)
+{
+	char path[1024];
+	if (by_path) {
+		if (path_resolve(file, path, sizeof(path)) < 0)
+			return 0;
+	} else {
+		sys_stpcpy(path, file, path + sizeof(path));
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	struct stat st;
+	int r = 0;
+	if (fstat(fd, &st) == 0 &&
+	    (((st.st_mode & S_ISUID) && st.st_uid != getuid()) ||
+	     ((st.st_mode & S_ISGID) && st.st_gid != getgid())))
+		r = 1;
+	Elf64_Ehdr eh;
+	if (!r && pread(fd, &eh, sizeof(eh), 0) == (ssize_t)sizeof(eh) &&
+	    !sys_strncmp((const char *)eh.e_ident, ELFMAG, SELFMAG) && eh.e_ident[EI_CLASS] == ELFCLASS64 &&
+	    eh.e_phentsize == sizeof(Elf64_Phdr) && eh.e_phnum < 64) {
+		Elf64_Phdr ph[64];
+		size_t sz = eh.e_phnum * sizeof(Elf64_Phdr);
+		if (pread(fd, ph, sz, (off_t)eh.e_phoff) == (ssize_t)sz) {
+			int interp = 0;
+			for (int i = 0; i < eh.e_phnum; i++)
+				if (ph[i].p_type == PT_INTERP)
+					interp = 1;
+			r = !interp;
+		}
+	}
+	close(fd);
+	return r;
+}
+
+/* Builds and writes an EXEC or SPAWN record: path and argv, cut to fit. */
+static void record_exec(uint16_t type, uint16_t fn, const char *path, char *const argv[], uint32_t pid,
+			int err, uint16_t flags)
+{
+	size_t cap = 64 * 1024;
+	char *buf = sys_mmap(cap);
+	if (!buf)
+		return;
+	struct fsk_rec *h = (void *)buf;
+	struct fsk_exec *x = (void *)(h + 1);
+	char *p = (char *)(x + 1), *end = buf + FSK_REC_MAX;
+	p = emit_put_str(p, path, end);
+	uint32_t argc = 0;
+	for (; argv && argv[argc]; argc++) {
+		if (p + fsk_str_size(argv[argc]) > end - 8) {
+			flags |= FSK_EF_ARGV_TRUNC;
+			break;
+		}
+		p = emit_put_str(p, argv[argc], end);
+	}
+	while ((uintptr_t)(p - buf) & 7)
+		*p++ = 0;
+	fsk_rec_init(h, type, (uint32_t)(p - buf), sys_now_ns());
+	x->child_pid = pid;
+	x->err = err;
+	x->fn = fn;
+	x->flags = flags;
+	x->argc = argc;
+	emit_direct(buf, (uint32_t)(p - buf));
+	sys_munmap(buf, cap);
+}
+
+static void record_exec_fail(uint16_t fn, int err)
+{
+	struct {
+		struct fsk_rec h;
+		struct fsk_exec_fail f;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_EXEC_FAIL, sizeof(r), sys_now_ns());
+	r.f.err = err;
+	r.f.fn = fn;
+	emit_direct(&r, sizeof(r));
+}
+
+enum { VIA_EXECVE, VIA_EXECVPE, VIA_FEXECVE };
+
+static int exec_common(uint16_t fn, int via, const char *path, int fd, char *const argv[],
+		       char *const envp[])
+{
+	if (unlikely(!real.execve))
+		resolve_all();
+	void *map = NULL;
+	size_t maplen = 0;
+	int restored = 0;
+	char *const *env = envp;
+	if (G.active || t_vfork_child)
+		env = env_fix(envp, &map, &maplen, &restored);
+	int rec = lifecycle_on();
+	if (rec) {
+		uint16_t flags = restored ? FSK_EF_ENV_RESTORED : 0;
+		if (via != VIA_FEXECVE && untraceable(path, via == VIA_EXECVPE))
+			flags |= FSK_EF_UNTRACEABLE;
+		char fdpath[64];
+		if (via == VIA_FEXECVE) {
+			char *q = sys_stpcpy(fdpath, "/dev/fd/", fdpath + sizeof(fdpath));
+			sys_utoa(q, (uint64_t)fd, fdpath + sizeof(fdpath));
+			path = fdpath;
+		}
+		emit_flush_all(1);
+		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags);
+	}
+	int r;
+	if (via == VIA_EXECVE)
+		r = real.execve(path, argv, env);
+	else if (via == VIA_EXECVPE)
+		r = real.execvpe(path, argv, env);
+	else
+		r = real.fexecve(fd, argv, env);
+	int err = errno;
+	if (rec)
+		record_exec_fail(fn, err);
+	if (map)
+		sys_munmap(map, maplen);
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT int execve(const char *path, char *const argv[], char *const envp[])
+{
+	return exec_common(FSK_EXEC_EXECVE, VIA_EXECVE, path, -1, argv, envp);
+}
+
+FSK_EXPORT int execv(const char *path, char *const argv[])
+{
+	return exec_common(FSK_EXEC_EXECV, VIA_EXECVE, path, -1, argv, environ);
+}
+
+FSK_EXPORT int execvp(const char *file, char *const argv[])
+{
+	return exec_common(FSK_EXEC_EXECVP, VIA_EXECVPE, file, -1, argv, environ);
+}
+
+FSK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[])
+{
+	return exec_common(FSK_EXEC_EXECVPE, VIA_EXECVPE, file, -1, argv, envp);
+}
+
+FSK_EXPORT int fexecve(int fd, char *const argv[], char *const envp[])
+{
+	return exec_common(FSK_EXEC_FEXECVE, VIA_FEXECVE, NULL, fd, argv, envp);
+}
+
+/* execl and friends: collect the variadic arguments into an array on the
+ * stack (bounded, as the kernel bounds argv anyway). */
+#define EXECL_MAX 4096
+#define COLLECT_ARGS(arg, argv, n, ap)                                    \
+	do {                                                              \
+		argv[0] = (char *)arg;                                    \
+		for (n = 1; argv[n - 1] && n < EXECL_MAX; n++)            \
+			argv[n] = va_arg(ap, char *);                     \
+		if (argv[n - 1]) {                                        \
+			errno = E2BIG;                                    \
+			va_end(ap);                                       \
+			return -1;                                        \
+		}                                                         \
+	} while (0)
+
+FSK_EXPORT int execl(const char *path, const char *arg, ...)
+{
+	char *argv[EXECL_MAX];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, argv, n, ap);
+	va_end(ap);
+	return exec_common(FSK_EXEC_EXECL, VIA_EXECVE, path, -1, argv, environ);
+}
+
+FSK_EXPORT int execlp(const char *file, const char *arg, ...)
+{
+	char *argv[EXECL_MAX];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, argv, n, ap);
+	va_end(ap);
+	return exec_common(FSK_EXEC_EXECLP, VIA_EXECVPE, file, -1, argv, environ);
+}
+
+FSK_EXPORT int execle(const char *path, const char *arg, ...)
+{
+	char *argv[EXECL_MAX];
+	int n;
+	va_list ap;
+	va_start(ap, arg);
+	COLLECT_ARGS(arg, argv, n, ap);
+	char **envp = va_arg(ap, char **);
+	va_end(ap);
+	return exec_common(FSK_EXEC_EXECLE, VIA_EXECVE, path, -1, argv, envp);
+}
+
+static int spawn_common(uint16_t fn, pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	if (unlikely(!real.posix_spawn))
+		resolve_all();
+	void *map = NULL;
+	size_t maplen = 0;
+	int restored = 0;
+	char *const *env = envp;
+	int rec = lifecycle_on();
+	if (rec)
+		env = env_fix(envp, &map, &maplen, &restored);
+	pid_t child = 0;
+	int saved = errno;
+	int r = fn == FSK_SPAWN_POSIX_SPAWN ? real.posix_spawn(&child, path, fa, attr, argv, env)
+					    : real.posix_spawnp(&child, path, fa, attr, argv, env);
+	if (pid)
+		*pid = child;
+	if (rec) {
+		uint16_t flags = restored ? FSK_EF_ENV_RESTORED : 0;
+		if (r == 0 && untraceable(path, fn == FSK_SPAWN_POSIX_SPAWNP))
+			flags |= FSK_EF_UNTRACEABLE;
+		record_exec(FSK_REC_SPAWN, fn, path, argv, r == 0 ? (uint32_t)child : 0, r, flags);
+	}
+	if (map)
+		sys_munmap(map, maplen);
+	errno = saved;
+	return r;
+}
+
+FSK_EXPORT int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+			   const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	return spawn_common(FSK_SPAWN_POSIX_SPAWN, pid, path, fa, attr, argv, envp);
+}
+
+FSK_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+			    const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
+{
+	return spawn_common(FSK_SPAWN_POSIX_SPAWNP, pid, file, fa, attr, argv, envp);
+}
+
+/* ---- wait ---- */
+
+static _Atomic uint32_t s_polls; /* empty WNOHANG polls since the last WAIT */
+
+static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int options)
+{
+	if (res == 0) {
+		atomic_fetch_add(&s_polls, 1);
+		return;
+	}
+	if (res < 0)
+		return; /* ECHILD, EINTR: nothing happened to a child */
+	struct {
+		struct fsk_rec h;
+		struct fsk_wait w;
+	} r = { 0 };
+	fsk_rec_init(&r.h, FSK_REC_WAIT, sizeof(r), sys_now_ns());
+	r.w.pid_arg = pid_arg;
+	r.w.result = res;
+	r.w.raw_status = status;
+	r.w.fn = fn;
+	if (WIFEXITED(status)) {
+		r.w.state = FSK_WS_EXITED;
+		r.w.value = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		r.w.state = FSK_WS_SIGNALED;
+		r.w.value = WTERMSIG(status);
+		r.w.core = WCOREDUMP(status) ? 1 : 0;
+	} else if (WIFSTOPPED(status)) {
+		r.w.state = FSK_WS_STOPPED;
+		r.w.value = WSTOPSIG(status);
+	} else if (WIFCONTINUED(status)) {
+		r.w.state = FSK_WS_CONTINUED;
+	}
+	r.w.nohang = (options & WNOHANG) ? 1 : 0;
+	r.w.nowait = (options & WNOWAIT) ? 1 : 0;
+	r.w.polls = atomic_exchange(&s_polls, 0);
+	emit_direct(&r, sizeof(r));
+}
+
+FSK_EXPORT pid_t wait(int *status)
+{
+	if (!lifecycle_on())
+		return real.wait(status);
+	int st = 0;
+	pid_t r = real.wait(&st);
+	int err = errno;
+	if (status && r > 0)
+		*status = st;
+	record_wait(FSK_WAIT_WAIT, -1, r, st, 0);
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
+{
+	if (!lifecycle_on())
+		return real.waitpid(pid, status, options);
+	int st = 0;
+	pid_t r = real.waitpid(pid, &st, options);
+	int err = errno;
+	if (status && r > 0)
+		*status = st;
+	record_wait(FSK_WAIT_WAITPID, pid, r, st, options);
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
+{
+	if (!lifecycle_on())
+		return real.wait3(status, options, ru);
+	int st = 0;
+	pid_t r = real.wait3(&st, options, ru);
+	int err = errno;
+	if (status && r > 0)
+		*status = st;
+	record_wait(FSK_WAIT_WAIT3, -1, r, st, options);
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
+{
+	if (!lifecycle_on())
+		return real.wait4(pid, status, options, ru);
+	int st = 0;
+	pid_t r = real.wait4(pid, &st, options, ru);
+	int err = errno;
+	if (status && r > 0)
+		*status = st;
+	record_wait(FSK_WAIT_WAIT4, pid, r, st, options);
+	errno = err;
+	return r;
+}
+
+FSK_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
+{
+	if (!lifecycle_on())
+		return real.waitid(idtype, id, info, options);
+	siginfo_t si;
+	__builtin_memset(&si, 0, sizeof(si));
+	int r = real.waitid(idtype, id, &si, options);
+	int err = errno;
+	if (info && r == 0)
+		*info = si;
+	if (r == 0) {
+		int st = 0;
+		switch (si.si_code) {
+		case CLD_EXITED: st = (si.si_status & 0xff) << 8; break;
+		case CLD_KILLED: st = si.si_status & 0x7f; break;
+		case CLD_DUMPED: st = (si.si_status & 0x7f) | 0x80; break;
+		case CLD_STOPPED:
+		case CLD_TRAPPED: st = ((si.si_status & 0xff) << 8) | 0x7f; break;
+		case CLD_CONTINUED: st = 0xffff; break;
+		}
+		record_wait(FSK_WAIT_WAITID, (int)id, si.si_pid, st, options);
+	}
+	errno = err;
+	return r;
+}

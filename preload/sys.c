@@ -1,0 +1,105 @@
+/*
+ * Thin system-call wrappers and a tiny formatter: what the hooks use
+ * instead of stdio and string functions that might be interposed or
+ * allocate. Every function here is async-signal-safe.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+pid_t sys_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* Our own memory never comes from the traced heap: a private anonymous
+ * mapping straight from the kernel, so no hook of ours sees it. */
+void *sys_mmap(size_t len)
+{
+	long r = syscall(SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (r < 0 && r > -4096)
+		return NULL;
+	return (void *)r;
+}
+
+void sys_munmap(void *p, size_t len)
+{
+	syscall(SYS_munmap, p, len);
+}
+
+size_t sys_strlen(const char *s)
+{
+	size_t n = 0;
+	while (s[n])
+		n++;
+	return n;
+}
+
+int sys_strncmp(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (a[i] != b[i] || !a[i])
+			return (unsigned char)a[i] - (unsigned char)b[i];
+	}
+	return 0;
+}
+
+char *sys_stpcpy(char *d, const char *s, const char *end)
+{
+	while (*s && d < end - 1)
+		*d++ = *s++;
+	*d = 0;
+	return d;
+}
+
+char *sys_utoa(char *d, uint64_t v, const char *end)
+{
+	char tmp[24];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n && d < end - 1)
+		*d++ = tmp[--n];
+	*d = 0;
+	return d;
+}
+
+int sys_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t w = write(fd, p, len);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		p += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+void sys_say(const char *first, ...)
+{
+	char line[512];
+	char *p = line, *end = line + sizeof(line) - 1;
+	int saved = errno;
+	va_list ap;
+	p = sys_stpcpy(p, "forkscope: ", end);
+	va_start(ap, first);
+	for (const char *s = first; s; s = va_arg(ap, const char *))
+		p = sys_stpcpy(p, s, end);
+	va_end(ap);
+	*p++ = '\n';
+	sys_write_all(2, line, (size_t)(p - line));
+	errno = saved;
+}

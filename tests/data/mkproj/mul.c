@@ -1,0 +1,7 @@
+#include "calc.h"
+#include "gen.h"
+
+int mul(int a, int b)
+{
+	return a * b;
+}

@@ -1,0 +1,347 @@
+"""Helpers for forkscope's integration tests (Python 3, standard library only).
+
+tests/run.sh sets the environment this module reads:
+  FSK            the forkscope command under test (the ASan build)
+  FORKSCOPE_LIB  libforkscope.so that `forkscope run` preloads
+  FSK_STRICT_LIB the same library built to abort when a hook re-enters malloc
+  FSK_SAMPLES    build/samples, FSK_PROGS build/progs, FSK_TOP the repository
+
+A test prints one line per check, "PASS name" or "FAIL name: why", and ends
+with finish(): exit status 1 if any check failed. skip(reason) exits 77
+(run.sh reports it as skipped) when a prerequisite is missing. Lines that
+start with "NOTE " are for the reader and counted by nobody.
+
+Samples and test programs print machine-readable lines "@ KIND key=value ..."
+(see samples/sample.h); at_lines() parses them.
+"""
+import atexit
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+_failed = 0
+_passed = 0
+
+
+def check(name, cond, why=""):
+    """Records one check; returns cond so a caller can stop early."""
+    global _failed, _passed
+    if cond:
+        _passed += 1
+        print("PASS %s" % name, flush=True)
+    else:
+        _failed += 1
+        why = str(why).replace("\n", " | ")
+        if len(why) > 600:
+            why = why[:600] + "..."
+        print("FAIL %s: %s" % (name, why or "condition false"), flush=True)
+    return bool(cond)
+
+
+def note(text):
+    print("NOTE %s" % text, flush=True)
+
+
+def skip(reason):
+    print(reason, flush=True)
+    sys.exit(77)
+
+
+def finish():
+    if _passed == 0 and _failed == 0:
+        print("FAIL no-checks: the test ran no check", flush=True)
+        sys.exit(1)
+    sys.exit(1 if _failed else 0)
+
+
+def env(name, default=None):
+    return os.environ.get(name, default)
+
+
+def top():
+    return env("FSK_TOP") or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def fsk():
+    return env("FSK") or os.path.join(top(), "build", "asan", "forkscope")
+
+
+def sample(name):
+    return os.path.join(env("FSK_SAMPLES") or os.path.join(top(), "build", "samples"), name)
+
+
+def prog(name):
+    return os.path.join(env("FSK_PROGS") or os.path.join(top(), "build", "progs"), name)
+
+
+def require(*paths):
+    """Skips the test (exit 77) unless forkscope, its library and paths exist."""
+    lib = env("FORKSCOPE_LIB") or os.path.join(top(), "build", "libforkscope.so")
+    for p in (fsk(), lib) + tuple(paths):
+        if not os.path.exists(p):
+            skip("missing %s (build it first: make test builds everything)" % p)
+
+
+_tmp = None
+
+
+def tmpdir():
+    """A scratch directory for this test process, removed at exit. World
+    writable and traversable so an unprivileged run can write below it."""
+    global _tmp
+    if _tmp is None:
+        _tmp = tempfile.mkdtemp(prefix="fsk-test.")
+        os.chmod(_tmp, 0o777)
+        atexit.register(shutil.rmtree, _tmp, True)
+    return _tmp
+
+
+_seq = 0
+
+
+def fresh_dir(tag="t"):
+    """A new, not yet existing path inside tmpdir()."""
+    global _seq
+    _seq += 1
+    return os.path.join(tmpdir(), "%s.%d" % (re.sub(r"[^A-Za-z0-9_.-]", "_", tag), _seq))
+
+
+class Result:
+    """One finished command: argv, rc (negative: killed by that signal;
+    None: timed out), stdout and stderr as text, and for a traced run the
+    trace directory."""
+
+    def __init__(self, argv, rc, out, err, trace=None, timed_out=False):
+        self.argv, self.rc, self.out, self.err = argv, rc, out, err
+        self.trace, self.timed_out = trace, timed_out
+        self._report = None
+        self.report_error = None
+
+    def report(self):
+        """The parsed `forkscope report TRACE --json`, or None (then
+        report_error says why)."""
+        if self._report is None and self.report_error is None:
+            self._report, self.report_error = load_report(self.trace)
+        return self._report
+
+    def describe(self):
+        tail = self.err.strip().splitlines()[-3:]
+        return "rc=%s stderr tail=%r" % (self.rc, tail)
+
+
+def _run(argv, timeout, cwd, extra_env, stdin_data, trace=None, preexec=None):
+    e = dict(os.environ)
+    if extra_env:
+        e.update(extra_env)
+    try:
+        p = subprocess.run(argv, cwd=cwd, env=e, input=stdin_data,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout, preexec_fn=preexec)
+    except subprocess.TimeoutExpired as t:
+        out = (t.stdout or b"").decode("utf-8", "replace")
+        err = (t.stderr or b"").decode("utf-8", "replace")
+        return Result(argv, None, out, err, trace, timed_out=True)
+    return Result(argv, p.returncode, p.stdout.decode("utf-8", "replace"),
+                  p.stderr.decode("utf-8", "replace"), trace)
+
+
+def run_plain(argv, timeout=60, cwd=None, env=None, stdin_data=b"", wrap=()):
+    """Runs argv untraced. wrap is a prefix such as a setpriv command."""
+    return _run(list(wrap) + list(argv), timeout, cwd, env, stdin_data)
+
+
+def run_traced(argv, timeout=60, cwd=None, env=None, stdin_data=b"", wrap=(),
+               trace=None, options=(), lib=None):
+    """Runs `$FSK run -o TRACE [options] -- argv`; TRACE is a fresh path
+    unless given. lib overrides FORKSCOPE_LIB (e.g. the strict build)."""
+    trace = trace or fresh_dir(os.path.basename(argv[0]))
+    extra = dict(env or {})
+    if lib:
+        extra["FORKSCOPE_LIB"] = lib
+    cmd = list(wrap) + [fsk(), "run", "-o", trace] + list(options) + ["--"] + list(argv)
+    return _run(cmd, timeout, cwd, extra, stdin_data, trace)
+
+
+def load_report(trace, timeout=120):
+    """(report dict, None) or (None, why)."""
+    if not trace or not os.path.isdir(trace):
+        return None, "no trace directory %s" % trace
+    try:
+        p = subprocess.run([fsk(), "report", trace, "--json"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, "forkscope report --json timed out after %ds" % timeout
+    err = p.stderr.decode("utf-8", "replace").strip()
+    if p.returncode != 0:
+        return None, "forkscope report --json: rc=%d %s" % (p.returncode, err[-400:])
+    try:
+        doc = json.loads(p.stdout.decode("utf-8"))
+    except ValueError as e:
+        return None, "forkscope report --json printed invalid JSON: %s" % e
+    if not isinstance(doc, dict) or doc.get("forkscope") != 1 or not isinstance(doc.get("processes"), list):
+        return None, "report lacks forkscope=1 / processes[]: %r" % str(doc)[:200]
+    if err:
+        note("report stderr: %s" % err[-300:])
+    return doc, None
+
+
+def runner_pid(doc):
+    r = doc.get("runner")
+    return r.get("pid") if isinstance(r, dict) else None
+
+
+def processes(doc):
+    """The traced program's processes: the runner's own entry left out."""
+    rp = runner_pid(doc)
+    return [p for p in doc["processes"] if p.get("pid") != rp or p.get("pid") is None]
+
+
+def by_pid(doc):
+    """pid -> process; the last one wins if a pid was reused."""
+    return {p["pid"]: p for p in processes(doc)}
+
+
+def roots(doc):
+    """Processes whose parent is not a traced process of the trace."""
+    pids = set(by_pid(doc))
+    return [p for p in processes(doc) if p.get("ppid") not in pids]
+
+
+def exit_str(proc):
+    e = proc.get("exit") or {}
+    if e.get("kind") == "exited":
+        return "exited %s" % e.get("code")
+    if e.get("kind") == "signaled":
+        return "signaled %s%s" % (e.get("signal"), " core" if e.get("core") else "")
+    return e.get("kind", "none")
+
+
+_AT = re.compile(r"^@ (\S+)(.*)$")
+
+
+def at_lines(text, kind=None):
+    """[(kind, {key: value})] for every "@ " line (of one kind if given).
+    Values stay strings; use num() to convert."""
+    out = []
+    for line in text.splitlines():
+        m = _AT.match(line)
+        if not m:
+            continue
+        kv = {}
+        for tok in m.group(2).split():
+            if "=" in tok:
+                k, v = tok.split("=", 1)
+                kv[k] = v
+        if kind is None or m.group(1) == kind:
+            out.append((m.group(1), kv))
+    return out
+
+
+def at_dicts(text, kind):
+    return [kv for _, kv in at_lines(text, kind)]
+
+
+def num(v):
+    """int of a decimal or 0x value; None for None or '?'."""
+    if v is None or v == "?":
+        return None
+    return int(v, 0)
+
+
+def _is_pid_key(k):
+    return k in ("pid", "ppid") or k.endswith("_pid") or k.endswith("_ppid")
+
+
+def normalize(text):
+    """Output with what differs between two runs of the same program
+    replaced: pids named in "@ " lines, hex addresses, *_ms/*_kib values,
+    wait-loop counts; so a traced and an untraced run compare equal."""
+    pids = set()
+    for _, kv in at_lines(text):
+        for k, v in kv.items():
+            if _is_pid_key(k) and v.isdigit():
+                pids.add(v)
+    text = re.sub(r"0x[0-9a-fA-F]{6,}", "0xADDR", text)
+    text = re.sub(r"\b([A-Za-z_]+_(?:ms|kib))=\d+", r"\1=N", text)
+    if pids:
+        text = re.sub(r"\b\d+\b", lambda m: "PID" if m.group(0) in pids else m.group(0), text)
+    return text
+
+
+def region_of(proc, addr):
+    """The region of proc's (end-of-process) map that holds addr, or None."""
+    for r in proc.get("regions") or []:
+        try:
+            if int(r["start"], 16) <= addr < int(r["end"], 16):
+                return r
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def exec_basenames_report(doc):
+    """Real basenames of every image's exe in the trace (symlinks resolved)."""
+    names = set()
+    for p in processes(doc):
+        for img in p.get("images") or []:
+            exe = img.get("exe")
+            if exe:
+                names.add(os.path.basename(os.path.realpath(exe)))
+    return names
+
+
+_STRACE_LINE = re.compile(r"^(\d+)\s+(.*)$")
+
+
+def strace_tree(path):
+    """From `strace -f -s 4096 -e trace=process -o path` output: (set of process
+    pids, real basenames of successful execve paths). Threads (clone with
+    CLONE_THREAD) are not processes."""
+    pending = {}
+    calls = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            m = _STRACE_LINE.match(line.rstrip("\n"))
+            if not m:
+                continue
+            pid, rest = int(m.group(1)), m.group(2)
+            if rest.endswith("<unfinished ...>"):
+                pending[pid] = rest[: -len("<unfinished ...>")]
+                continue
+            r = re.match(r"^<\.\.\. \w+ resumed>(.*)$", rest)
+            if r:
+                rest = pending.pop(pid, "") + r.group(1)
+            calls.append((pid, rest))
+    pids, threads, execs = set(), set(), set()
+    for pid, c in calls:
+        if not pids and not threads:
+            pids.add(pid)  # the first line is the command's own process
+        res = re.search(r"=\s+(-?\d+)(?:\s+\w+.*)?$", c)
+        ret = int(res.group(1)) if res else None
+        if re.match(r"^(clone3?|fork|vfork)\(", c) and ret is not None and ret > 0:
+            (threads if "CLONE_THREAD" in c else pids).add(ret)
+        elif c.startswith("execve(") and ret == 0:
+            pm = re.match(r'^execve\("((?:[^"\\]|\\.)*)"', c)
+            if pm:
+                exe = pm.group(1)
+                if exe.startswith("/"):
+                    exe = os.path.realpath(exe)
+                execs.add(os.path.basename(exe))
+    return pids, execs
+
+
+def tool(name):
+    """Path of a program, or None."""
+    return shutil.which(name)
+
+
+def system_python():
+    """A python3 every user can run (not a per-user shim)."""
+    for p in ("/usr/bin/python3", sys.executable):
+        if p and os.access(p, os.X_OK):
+            return os.path.realpath(p)
+    return sys.executable

@@ -1,0 +1,94 @@
+"""No malloc event is lost: tests/progs/malloc_count makes an exact number
+of malloc/calloc/realloc/reallocarray/posix_memalign/aligned_alloc/memalign
+and free calls in 8 threads (over a million events) and prints its counts.
+The report must give exactly those plus what the same program records
+with zero iterations (glibc's and the startup's own allocations), measured
+twice to be sure that baseline is stable.
+
+Counting rule: malloc.calls counts every call that returns a new block
+(malloc, calloc, reallocarray/realloc of NULL, posix_memalign,
+aligned_alloc, memalign, valloc, pvalloc); malloc.frees counts free() of a
+non-NULL pointer; bytes sums the sizes those calls requested (calloc
+n*size). A realloc of a live block is counted in calls and bytes (new
+size), unless the report counts such calls apart in malloc.reallocs: then
+that number must be exact instead.
+"""
+import itertools
+import sys
+
+sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
+import fsk  # noqa: E402
+from fsk import check, num  # noqa: E402
+
+ITERS = 25000
+THREADS = 8
+ALLOC_FNS = ["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign"]
+
+
+def measure(tag, iters):
+    """(program's counts, report's malloc dict of the process) or None."""
+    r = fsk.run_traced([fsk.prog("malloc_count"), str(iters), str(THREADS)], timeout=120, cwd=fsk.tmpdir())
+    if not check(tag + ".ran", r.rc == 0 and not r.timed_out, r.describe()):
+        return None
+    counts = fsk.at_dicts(r.out, "counts")
+    doc = r.report()
+    if not check(tag + ".report", doc is not None and len(counts) == 1, r.report_error or r.out[-200:]):
+        return None
+    procs = fsk.processes(doc)
+    if not check(tag + ".one-process", len(procs) == 1, "%d processes" % len(procs)):
+        return None
+    c = {k: num(v) for k, v in counts[0].items()}
+    return c, procs[0].get("malloc") or {}
+
+
+def explain(diff, c):
+    """Which of the program's per-function counts add up to diff."""
+    for n in range(1, len(ALLOC_FNS) + 1):
+        for combo in itertools.combinations(ALLOC_FNS + ["free"], n):
+            if sum(c[f] for f in combo) == diff:
+                return " (the difference equals the %s calls)" % "+".join(combo)
+    return ""
+
+
+def main():
+    fsk.require(fsk.prog("malloc_count"))
+    b1 = measure("baseline1", 0)
+    b2 = measure("baseline2", 0)
+    if not (b1 and b2):
+        fsk.finish()
+    base = b1[1]
+    check("baseline.stable", all(b1[1].get(k) == b2[1].get(k) for k in ("calls", "frees", "bytes", "reallocs")),
+          "two runs of malloc_count 0 gave %r and %r" % (b1[1], b2[1]))
+    r = measure("run", ITERS)
+    if not r:
+        fsk.finish()
+    c, m = r
+    separate = "reallocs" in m and "reallocs" in base
+    fns = [f for f in ALLOC_FNS if not (separate and f == "realloc")]
+    calls = sum(c[f] for f in fns)
+    check("program.did-work", sum(c[f] for f in ALLOC_FNS) + c["free"] >= 1000000,
+          "only %d calls" % (calls + c["free"]))
+    if separate:
+        want = base["reallocs"] + c["realloc"]
+        check("reallocs.exact", m["reallocs"] == want, "report reallocs=%r, expected %d = baseline %r + program %d"
+              % (m["reallocs"], want, base["reallocs"], c["realloc"]))
+    want = base.get("calls", 0) + calls
+    got = m.get("calls")
+    check("calls.exact", got == want, "report calls=%r, expected %d = baseline %r + program %d%s"
+          % (got, want, base.get("calls"), calls, explain(want - got, c) if isinstance(got, int) else ""))
+    want = base.get("frees", 0) + c["free"]
+    got = m.get("frees")
+    check("frees.exact", got == want, "report frees=%r, expected %d = baseline %r + program %d%s"
+          % (got, want, base.get("frees"), c["free"], explain(want - got, c) if isinstance(got, int) else ""))
+    nbytes = c["bytes"] - (c["realloc_bytes"] if separate else 0)
+    want = base.get("bytes", 0) + nbytes
+    check("bytes.exact", m.get("bytes") == want, "report bytes=%r, expected %d = baseline %r + program %d"
+          % (m.get("bytes"), want, base.get("bytes"), nbytes))
+    check("live-at-exit.unchanged", m.get("live_at_exit_blocks") == base.get("live_at_exit_blocks"),
+          "the program frees all it allocates, yet live_at_exit_blocks went from %r to %r"
+          % (base.get("live_at_exit_blocks"), m.get("live_at_exit_blocks")))
+    fsk.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -29,6 +29,7 @@ SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recove
 SAMPLES := $(patsubst samples/%.c,$(B)/samples/%,$(wildcard samples/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 TESTPROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
+BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
 .PHONY: all deps demo test check bench install clean samples asan stress
 all: $(B)/libforkscope.so $(B)/forkscope samples
@@ -64,6 +65,10 @@ $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl
 
+$(B)/bench/%: tests/bench/%.c
+	@mkdir -p $(B)/bench
+	$(CC) $(BASE) -O2 -o $@ $< -lpthread
+
 $(B)/unit/%: tests/unit/%.c $(VIEWER_CORE) $(wildcard viewer/*.h)
 	@mkdir -p $(B)/unit
 	$(CC) $(VIEWER_CFLAGS) -O1 $(SAN) -Iviewer -o $@ $< $(VIEWER_CORE) $(VIEWER_LIBS)
@@ -82,7 +87,7 @@ test: deps
 check: test
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(TESTPROGS)
+	@$(MAKE) --no-print-directory all $(BENCHPROGS)
 	@sh tests/bench/run.sh
 
 install: all

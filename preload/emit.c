@@ -354,6 +354,7 @@ static struct tbuf *tb_acquire(void)
 		t_buf = b;
 		if (s_key_ok > 0)
 			pthread_setspecific(s_key, b);
+		init_flusher_ensure();
 		return b;
 	}
 	return NULL;

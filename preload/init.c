@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -85,6 +86,8 @@ static void *flusher_main(void *arg)
 /* The flusher keeps every event visible within ~50 ms of its commit, even
  * from threads that went quiet. It blocks every signal, so the program's
  * signals still go to the program's threads. */
+static _Atomic int s_flusher_started;
+
 static void flusher_start(void)
 {
 	sigset_t all, old;
@@ -150,8 +153,16 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	}
 	heap_init();
 	G.active = 1;
-	flusher_start();
 	t_guard = 0;
+}
+
+/* Starts the flusher the first time a thread buffers a record: a process
+ * that only forks, execs or exits writes everything through and never
+ * pays for a thread (fork-heavy trees have thousands of those). */
+void init_flusher_ensure(void)
+{
+	if (G.active && !t_vfork_child && !atomic_exchange(&s_flusher_started, 1))
+		flusher_start();
 }
 
 /* Runs after the program's atexit handlers (our library was loaded first,
@@ -169,11 +180,11 @@ void init_child_after_fork(uint64_t fork_ns)
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
 	emit_reset_child();
+	atomic_store(&s_flusher_started, 0);
 	if (emit_open_stream(ppid, fork_ns) < 0) {
 		G.active = 0;
 		return;
 	}
-	flusher_start();
 }
 
 static int (*s_main)(int, char **, char **);

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""make bench: traced/untraced wall-time ratios, median of alternating runs.
+
+Each workload runs untraced and under every available tracer in turn,
+REPS times, alternating so machine noise hits all configurations alike.
+Prints median ratio (min-max) per configuration, then trace bytes per
+event and the per-image start cost. No number here is asserted by a test.
+"""
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
+
+TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+B = os.path.join(TOP, "build")
+FSK = os.path.join(B, "forkscope")
+LIB = os.path.join(B, "libforkscope.so")
+BENCH = os.path.join(B, "bench")
+REPS = int(os.environ.get("BENCH_REPS", "5"))
+ONLY = sys.argv[1:]
+tmp = tempfile.mkdtemp(prefix="fsk-bench-")
+
+
+def fsk_cmd(extra):
+    def wrap(cmd, n):
+        d = os.path.join(tmp, "t%d" % n)
+        return [FSK, "run", "-q", "-o", d] + extra + ["--"] + cmd
+    return wrap
+
+
+def heaptrack(cmd, n):
+    return ["heaptrack", "-o", os.path.join(tmp, "ht%d" % n)] + cmd
+
+
+def strace(cmd, n):
+    return ["strace", "-f", "-qq", "-o", "/dev/null"] + cmd
+
+
+CONFIGS = [("forkscope", fsk_cmd([])), ("fsk --no-malloc", fsk_cmd(["--no-malloc"]))]
+if shutil.which("heaptrack"):
+    CONFIGS.append(("heaptrack", heaptrack))
+if shutil.which("strace"):
+    CONFIGS.append(("strace -f", strace))
+
+
+def gen_c(path, lines):
+    with open(path, "w") as f:
+        f.write("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n")
+        n = lines // 10
+        for i in range(n):
+            f.write("static int f%d(int x) {\n  int a[8];\n  for (int i = 0; i < 8; i++) a[i] = x * %d + i;\n"
+                    "  if (x > %d) return a[x & 7] ^ f%d(x - 1);\n  return a[3] + %d;\n}\n" %
+                    (i, i + 3, i, max(i - 1, 0), i))
+        f.write("int main(void) { int s = 0;\n")
+        for i in range(n):
+            f.write("  s += f%d(%d);\n" % (i, i % 5))
+        f.write('  printf("%d\\n", s); return 0; }\n')
+
+
+def workloads():
+    py = shutil.which("python3")
+    src = os.path.join(tmp, "big.c")
+    gen_c(src, 2000)
+    mk = os.path.join(TOP, "tests", "data", "mkproj")
+    w = [
+        ("5M malloc/free, 1 thread", [os.path.join(BENCH, "malloc_bench"), "5000000", "1", "0"]),
+        ("5M malloc/free, depth 20", [os.path.join(BENCH, "malloc_bench"), "5000000", "1", "20"]),
+        ("5M malloc/free, 2 threads", [os.path.join(BENCH, "malloc_bench"), "5000000", "2", "0"]),
+        ("2000 fork+touch+_exit+wait", [os.path.join(BENCH, "fork_bench"), "2000", "16"]),
+        ("bash: 1000 x /bin/true", ["bash", "-c", "for i in $(seq 1000); do /bin/true; done"]),
+        ("256 MiB, 4 children write 1/4", [os.path.join(BENCH, "cow_bench"), "256", "4"]),
+        ("python3 dict/list loop", [py, "-c", "d={}\nfor i in range(300000):\n d[i]=[i]*3\nprint(len(d))"]),
+        ("gcc -O2, 2000 lines", ["gcc", "-O2", "-c", src, "-o", os.path.join(tmp, "big.o")]),
+    ]
+    if os.path.isdir(mk):
+        w.append(("make -j2 small project", ["make", "-s", "-B", "-j2", "-C", mk]))
+    return [x for x in w if not ONLY or any(o in x[0] for o in ONLY)]
+
+
+def timed(cmd):
+    t = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t, r.returncode
+
+
+def clean():
+    for e in os.listdir(tmp):
+        p = os.path.join(tmp, e)
+        if os.path.isdir(p):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def main():
+    print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
+    print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
+    n = 0
+    for name, cmd in workloads():
+        base, times = [], {c[0]: [] for c in CONFIGS}
+        for _ in range(REPS):
+            t, _ = timed(cmd)
+            base.append(t)
+            for cname, wrap in CONFIGS:
+                n += 1
+                t, rc = timed(wrap(cmd, n))
+                times[cname].append(t if rc == 0 else float("nan"))
+                clean()
+        mb = statistics.median(base)
+        cells = []
+        for cname, _ in CONFIGS:
+            r = [t / mb for t in times[cname]]
+            cells.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
+        print("%-32s %-8.3f " % (name, mb) + " ".join(c[:22].ljust(22) for c in cells), flush=True)
+    extras()
+
+
+def extras():
+    # trace bytes per event and events/s of the report over that trace
+    d = os.path.join(tmp, "bpe")
+    subprocess.run([FSK, "run", "-q", "-o", d, "--", os.path.join(BENCH, "malloc_bench"), "1000000"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    size = sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d))
+    t = time.perf_counter()
+    out = subprocess.run([FSK, "report", "--json", d], capture_output=True, text=True).stdout
+    rt = time.perf_counter() - t
+    try:
+        procs = json.loads(out)["processes"]
+        ev = sum(p["malloc"]["calls"] + p["malloc"]["frees"] for p in procs)
+        print("trace bytes per malloc/free event: %.1f (%d events, %.1f MiB)" % (size / max(ev, 1), ev, size / 2**20))
+        print("report over that trace: %.2f s, %.1f M events/s" % (rt, ev / rt / 1e6))
+    except (ValueError, KeyError) as e:
+        print("trace bytes per event: report failed (%s)" % e)
+    shutil.rmtree(d, ignore_errors=True)
+    # per-image start cost: /bin/true with the library vs without
+    env = dict(os.environ, LD_PRELOAD=LIB, FORKSCOPE_DIR=os.path.join(tmp, "st"))
+    os.mkdir(env["FORKSCOPE_DIR"], 0o700)
+    def loop(e):
+        t = time.perf_counter()
+        for _ in range(200):
+            subprocess.run(["/bin/true"], env=e)
+        return (time.perf_counter() - t) / 200
+    a = statistics.median(loop(os.environ) for _ in range(3))
+    b = statistics.median(loop(env) for _ in range(3))
+    print("per-image start cost (exec of /bin/true): %.0f us traced vs %.0f us untraced: +%.0f us"
+          % (b * 1e6, a * 1e6, (b - a) * 1e6))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

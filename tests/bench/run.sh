@@ -1,0 +1,3 @@
+#!/bin/sh
+# make bench entry point.
+cd "$(dirname "$0")/../.." && exec python3 tests/bench/run.py "$@"

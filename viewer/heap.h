@@ -1,0 +1,47 @@
+/*
+ * heap: malloc accounting of one process from ALLOC/FREE/REALLOC records,
+ * with a table of live blocks (address -> requested size) so that peak
+ * and live-at-exit bytes are exact for what the trace recorded.
+ */
+#ifndef FORKSCOPE_HEAP_H
+#define FORKSCOPE_HEAP_H
+
+#include <stdint.h>
+
+#include "table.h"
+
+struct heap {
+	struct table live;
+	uint64_t calls;         /* ALLOC records and reallocs that acted as malloc */
+	uint64_t frees;         /* FREE records and reallocs that acted as free */
+	uint64_t reallocs;      /* reallocs that moved or resized a block */
+	uint64_t failed;        /* calls that returned NULL */
+	uint64_t bytes;         /* requested by calls */
+	uint64_t mmap_served;   /* calls glibc served with its own mmap */
+	uint64_t brk_served;    /* calls served from the brk heap/arenas */
+	uint64_t unknown_frees; /* frees of blocks the trace never saw allocated */
+	uint64_t inherited_blocks, inherited_bytes; /* live in the parent at fork */
+	uint64_t live_bytes;
+	uint64_t peak_live_bytes;
+	uint64_t exit_bytes, exit_blocks; /* live when the process ended */
+	int ended;              /* heap_end() ran: exit_* are final */
+};
+
+void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags);
+void heap_free(struct heap *h, uint64_t addr);
+void heap_realloc(struct heap *h, uint64_t old_addr, uint64_t new_addr,
+		  uint64_t size, unsigned flags);
+
+/* A fork child starts with its parent's live blocks (counted as inherited,
+ * not as calls): 0 or -ENOMEM. */
+int heap_inherit(struct heap *child, const struct heap *parent);
+
+/* exec replaced the address space: no block survives, totals stay. */
+void heap_exec(struct heap *h);
+
+/* The process ended: record live-at-exit and free the table. */
+void heap_end(struct heap *h);
+
+void heap_free_all(struct heap *h);
+
+#endif /* FORKSCOPE_HEAP_H */

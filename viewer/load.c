@@ -1,0 +1,204 @@
+/* load: see load.h. */
+#include "load.h"
+#include "vec.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOAD_CHUNK (1u << 20)
+
+struct load_chunk {
+	struct load_chunk *next;
+	size_t used;
+	unsigned char data[LOAD_CHUNK];
+};
+
+static void load_msg(struct load *l, int fatal, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (fatal)
+		l->fatal = 1;
+	if (vec_reserve(&l->msgs, &l->msgs_cap, l->nmsgs + 1, sizeof(*l->msgs)) < 0)
+		return;
+	l->msgs[l->nmsgs].text = strdup(buf);
+	l->msgs[l->nmsgs].fatal = fatal;
+	if (l->msgs[l->nmsgs].text)
+		l->nmsgs++;
+}
+
+/* A stable copy of a record payload (the reader's buffer moves on). */
+static const unsigned char *load_keep(struct load *l, const unsigned char *p, uint32_t n)
+{
+	struct load_chunk *c = l->chunks;
+	unsigned char *d;
+
+	if (!c || LOAD_CHUNK - c->used < n) {
+		c = malloc(sizeof(*c));
+		if (!c)
+			return NULL;
+		c->next = l->chunks;
+		c->used = 0;
+		l->chunks = c;
+	}
+	d = c->data + c->used;
+	memcpy(d, p, n);
+	c->used += (n + 7) & ~7u;
+	return d;
+}
+
+static struct model_event *load_add(struct load *l, struct reader_stream *s)
+{
+	struct model_event *e;
+
+	if (vec_reserve(&l->ev, &l->cap, l->nev + 1, sizeof(*l->ev)) < 0)
+		return NULL;
+	e = &l->ev[l->nev++];
+	memset(e, 0, sizeof(*e));
+	e->stream = s;
+	e->order = l->order++;
+	return e;
+}
+
+int load_init(struct load *l, const char *dir)
+{
+	int e;
+
+	memset(l, 0, sizeof(*l));
+	model_init(&l->model);
+	e = reader_dir_open(&l->dir, dir);
+	if (e < 0)
+		return e;
+	e = reader_dir_poll(&l->dir);
+	if (e < 0) {
+		load_msg(l, 1, "cannot read trace directory: %s: %s", dir, strerror(-e));
+		return e;
+	}
+	return 0;
+}
+
+static int load_open_event(struct load *l, struct reader_stream *s)
+{
+	const struct fsk_header *h = &s->hdr;
+	struct model_event *e = load_add(l, s);
+
+	if (!e)
+		return -ENOMEM;
+	e->kind = MODEL_EV_OPEN;
+	e->ts_ns = h->start_ns;
+	/* A fork child's image starts at the fork: its heap copy is exact. */
+	e->key_ns = h->parent_start_ns && h->parent_start_ns < h->start_ns
+		? h->parent_start_ns : h->start_ns;
+	return 0;
+}
+
+/* Reads one stream's complete records into events. */
+static int load_stream(struct load *l, struct reader_stream *s, int finished)
+{
+	int opened = s->state != READER_HEADER;
+	struct reader_rec r;
+	struct model_event *e;
+	int k;
+
+	if (s->state != READER_HEADER && s->state != READER_RECORDS)
+		return 0; /* done before */
+	for (;;) {
+		k = reader_next(s, &r);
+		if (!opened && s->hdr.hdr_size) {
+			opened = 1;
+			if (load_open_event(l, s) < 0)
+				return -ENOMEM;
+		}
+		if (k <= 0)
+			break;
+		if (!(e = load_add(l, s)))
+			return -ENOMEM;
+		e->kind = r.type;
+		e->tid = r.tid;
+		e->ts_ns = e->key_ns = r.ts_ns;
+		e->off = r.off;
+		e->len = r.len;
+		e->payload = load_keep(l, r.payload, r.len);
+		if (!e->payload)
+			return -ENOMEM;
+	}
+	if (finished && s->state != READER_CORRUPT)
+		reader_finish(s);
+	else if (finished)
+		reader_release(s);
+	if (s->state == READER_CORRUPT || s->state == READER_CUT) {
+		char buf[900];
+		reader_message(s, buf, sizeof(buf));
+		load_msg(l, s->state == READER_CORRUPT || s->hdr.hdr_size == 0, "%s", buf);
+	}
+	return 0;
+}
+
+int load_poll(struct load *l, int finished)
+{
+	int e = reader_dir_poll(&l->dir);
+
+	if (e < 0) {
+		load_msg(l, 1, "cannot read trace directory: %s: %s", l->dir.path, strerror(-e));
+		return e;
+	}
+	for (size_t i = 0; i < l->dir.n; i++) {
+		e = load_stream(l, l->dir.streams[i], finished);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+int load_build(struct load *l, int finished)
+{
+	if (l->nev)
+		qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
+	model_free(&l->model);
+	model_init(&l->model);
+	for (size_t i = 0; i < l->nev; i++)
+		if (model_apply(&l->model, &l->ev[i]) < 0)
+			return -ENOMEM;
+	return model_finish(&l->model, finished);
+}
+
+int load_dir(struct load *l, const char *dir)
+{
+	int e = load_init(l, dir);
+
+	if (e < 0)
+		return e;
+	if (l->dir.n == 0)
+		load_msg(l, 1, "no trace streams (*" FSK_STREAM_SUFFIX ") in directory: %s", dir);
+	e = load_poll(l, 1);
+	if (e == 0)
+		e = load_build(l, 1);
+	if (e < 0) {
+		load_msg(l, 1, "%s", strerror(-e));
+		return 1;
+	}
+	return l->fatal;
+}
+
+void load_free(struct load *l)
+{
+	while (l->chunks) {
+		struct load_chunk *c = l->chunks;
+		l->chunks = c->next;
+		free(c);
+	}
+	for (size_t i = 0; i < l->nmsgs; i++)
+		free(l->msgs[i].text);
+	free(l->msgs);
+	free(l->ev);
+	model_free(&l->model);
+	reader_dir_close(&l->dir);
+	memset(l, 0, sizeof(*l));
+}

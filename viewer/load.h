@@ -1,0 +1,52 @@
+/*
+ * load: reads a trace directory into one time-ordered event list and builds
+ * the model from it. load_poll() reads what the streams hold now and can be
+ * called again while the trace grows; load_build() (re)builds the model
+ * from all events so far. Problems found on the way are kept as
+ * "what: file: offset N" lines for the front end to print.
+ */
+#ifndef FORKSCOPE_LOAD_H
+#define FORKSCOPE_LOAD_H
+
+#include <stddef.h>
+
+#include "model.h"
+#include "reader.h"
+
+struct load_chunk;
+
+struct load_msg {
+	char *text;             /* without the "forkscope: " prefix */
+	int fatal;              /* corrupt, truncated header, no trace */
+};
+
+struct load {
+	struct reader_dir dir;
+	struct model_event *ev; /* in stream then file order until sorted */
+	size_t nev, cap;
+	uint64_t order;         /* next event's tie-break number */
+	struct load_chunk *chunks;  /* payload copies */
+	struct load_msg *msgs;
+	size_t nmsgs, msgs_cap;
+	int fatal;              /* a fatal message was added */
+	struct model model;
+};
+
+/* 0, or -errno when the directory cannot be read (a message is added). */
+int load_init(struct load *l, const char *dir);
+
+/* Reads the records complete now; finished = the trace will not grow, so
+ * partial data is a cut stream. 0 or -errno. */
+int load_poll(struct load *l, int finished);
+
+/* A fresh model from every event read so far. 0 or -ENOMEM. */
+int load_build(struct load *l, int finished);
+
+/* load_init + load_poll + load_build of a finished trace. Returns 0 when
+ * everything read cleanly, 1 when there were fatal problems (the model
+ * holds what was readable), -errno when the directory cannot be read. */
+int load_dir(struct load *l, const char *dir);
+
+void load_free(struct load *l);
+
+#endif /* FORKSCOPE_LOAD_H */

@@ -1,0 +1,487 @@
+/* reader: stream decoding and validation, see reader.h. */
+#include "reader.h"
+#include "vec.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READER_BUF (128u << 10) /* >= FSK_REC_MAX */
+
+/* Fixed payload bytes each known record type needs before any strings. */
+static const uint32_t reader_min_len[FSK_REC_TYPE_COUNT] = {
+	[FSK_REC_ALLOC] = sizeof(struct fsk_alloc),
+	[FSK_REC_FREE] = sizeof(struct fsk_free),
+	[FSK_REC_REALLOC] = sizeof(struct fsk_realloc),
+	[FSK_REC_BRK] = sizeof(struct fsk_brk),
+	[FSK_REC_MAP] = sizeof(struct fsk_map),
+	[FSK_REC_FORK] = sizeof(struct fsk_fork),
+	[FSK_REC_SPAWN] = sizeof(struct fsk_exec) + 4,
+	[FSK_REC_EXEC] = sizeof(struct fsk_exec) + 4,
+	[FSK_REC_EXEC_FAIL] = sizeof(struct fsk_exec_fail),
+	[FSK_REC_EXIT] = sizeof(struct fsk_exit),
+	[FSK_REC_WAIT] = sizeof(struct fsk_wait),
+	[FSK_REC_THREAD] = sizeof(struct fsk_thread),
+	[FSK_REC_STACK] = sizeof(struct fsk_stack),
+	[FSK_REC_DROPPED] = sizeof(struct fsk_dropped),
+	[FSK_REC_NOTE] = sizeof(struct fsk_note) + 4,
+	[FSK_REC_END] = sizeof(struct fsk_end),
+	[FSK_REC_SCAN] = sizeof(struct fsk_scan),
+	[FSK_REC_REGION] = sizeof(struct fsk_region) + 4,
+	[FSK_REC_SCAN_END] = sizeof(struct fsk_scan_end),
+	[FSK_REC_FAULT] = sizeof(struct fsk_fault),
+	[FSK_REC_MODULE] = sizeof(struct fsk_module) + 4,
+};
+
+int reader_parse_name(const char *name, uint32_t *pid, uint32_t *seq)
+{
+	unsigned long long v[2];
+	const char *p = name;
+
+	for (int i = 0; i < 2; i++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v[i] = 0;
+		while (*p >= '0' && *p <= '9') {
+			v[i] = v[i] * 10 + (unsigned)(*p++ - '0');
+			if (v[i] > UINT32_MAX)
+				return -EINVAL;
+		}
+		if (*p++ != '.')
+			return -EINVAL;
+	}
+	if (strcmp(p - 1, FSK_STREAM_SUFFIX) != 0)
+		return -EINVAL;
+	*pid = (uint32_t)v[0];
+	*seq = (uint32_t)v[1];
+	return 0;
+}
+
+int reader_stream_open(struct reader_stream *s, const char *dir, const char *name)
+{
+	size_t dl = strlen(dir), nl = strlen(name);
+
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+	if (reader_parse_name(name, &s->pid, &s->seq) < 0)
+		return -EINVAL;
+	s->path = malloc(dl + nl + 2);
+	if (!s->path)
+		return -ENOMEM;
+	memcpy(s->path, dir, dl);
+	s->path[dl] = '/';
+	memcpy(s->path + dl + 1, name, nl + 1);
+	s->name = s->path + dl + 1;
+	return 0;
+}
+
+void reader_release(struct reader_stream *s)
+{
+	if (s->fd >= 0)
+		close(s->fd);
+	s->fd = -1;
+	free(s->buf);
+	s->buf = NULL;
+	s->buf_cap = s->buf_len = 0;
+	s->buf_off = 0;
+}
+
+void reader_stream_close(struct reader_stream *s)
+{
+	reader_release(s);
+	free(s->path);
+	free(s->exe);
+	reader_strv_free(s->argv);
+	memset(s, 0, sizeof(*s));
+	s->fd = -1;
+}
+
+static void reader_corrupt(struct reader_stream *s, uint64_t off, const char *what)
+{
+	s->state = READER_CORRUPT;
+	s->err_off = off;
+	snprintf(s->err, sizeof(s->err), "%s", what);
+}
+
+/*
+ * Makes bytes [off, off+n) available in s->buf; returns a pointer to them,
+ * or NULL when the file does not hold them yet (or on a read error, which
+ * is reported as corruption).
+ */
+static const unsigned char *reader_window(struct reader_stream *s, uint64_t off, size_t n)
+{
+	if (s->buf && off >= s->buf_off && off + n <= s->buf_off + s->buf_len)
+		return s->buf + (off - s->buf_off);
+	if (s->fd < 0) {
+		s->fd = open(s->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (s->fd < 0) {
+			char what[80];
+			snprintf(what, sizeof(what), "cannot open: %s", strerror(errno));
+			reader_corrupt(s, off, what);
+			return NULL;
+		}
+	}
+	if (n > s->buf_cap || !s->buf) {
+		size_t cap = n > READER_BUF ? n : READER_BUF;
+		unsigned char *nb = realloc(s->buf, cap);
+		if (!nb) {
+			reader_corrupt(s, off, "out of memory");
+			return NULL;
+		}
+		s->buf = nb;
+		s->buf_cap = cap;
+	}
+	s->buf_off = off;
+	s->buf_len = 0;
+	while (s->buf_len < s->buf_cap) {
+		ssize_t r = pread(s->fd, s->buf + s->buf_len, s->buf_cap - s->buf_len,
+				  (off_t)(off + s->buf_len));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			reader_corrupt(s, off, strerror(errno));
+			return NULL;
+		}
+		if (r == 0)
+			break;
+		s->buf_len += (size_t)r;
+	}
+	return s->buf_len >= n ? s->buf : NULL;
+}
+
+/* Skips one fsk_str without copying it: 0, or -1 if it runs past len. */
+static int reader_str_skip(const unsigned char *p, uint32_t len, uint32_t *pos)
+{
+	uint32_t n;
+
+	if (*pos > len || len - *pos < 4)
+		return -1;
+	memcpy(&n, p + *pos, 4);
+	if (n > len - *pos - 4)
+		return -1;
+	*pos += 4 + n;
+	*pos += (4 - (*pos & 3)) & 3;
+	if (*pos > len)
+		*pos = len; /* padding may be cut by the record's end */
+	return 0;
+}
+
+int reader_str(const unsigned char *p, uint32_t len, uint32_t *pos, char **out)
+{
+	uint32_t start = *pos, n;
+
+	*out = NULL;
+	if (reader_str_skip(p, len, pos) < 0)
+		return -EINVAL;
+	memcpy(&n, p + start, 4);
+	*out = malloc((size_t)n + 1);
+	if (!*out)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		char c = (char)p[start + 4 + i];
+		(*out)[i] = c ? c : '?';
+	}
+	(*out)[n] = 0;
+	return 0;
+}
+
+int reader_strv(const unsigned char *p, uint32_t len, uint32_t *pos, uint32_t n,
+		char ***out)
+{
+	char **v;
+
+	*out = NULL;
+	if (n > len / 4) /* every string needs at least its length word */
+		return -EINVAL;
+	v = calloc((size_t)n + 1, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < n; i++) {
+		int e = reader_str(p, len, pos, &v[i]);
+		if (e < 0) {
+			reader_strv_free(v);
+			return e;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+char **reader_strv_dup(char *const *v)
+{
+	size_t n = 0;
+	char **c;
+
+	while (v && v[n])
+		n++;
+	c = calloc(n + 1, sizeof(*c));
+	if (!c)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		c[i] = strdup(v[i]);
+		if (!c[i]) {
+			reader_strv_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+void reader_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
+}
+
+void reader_payload(const struct reader_rec *r, void *out, size_t n)
+{
+	size_t k = r->len < n ? r->len : n;
+
+	memcpy(out, r->payload, k);
+	memset((char *)out + k, 0, n - k);
+}
+
+/* Header: returns 1 when decoded, 0 when incomplete, -1 when corrupt. */
+static int reader_header(struct reader_stream *s)
+{
+	const unsigned char *p = reader_window(s, 0, 16);
+	struct fsk_header h;
+	uint32_t pos;
+
+	if (!p)
+		return s->state == READER_CORRUPT ? -1 : 0;
+	memcpy(&h, p, 16);
+	if (memcmp(h.magic, FSK_MAGIC, 8) != 0)
+		return reader_corrupt(s, 0, "not a forkscope stream (bad magic)"), -1;
+	if (h.version != FSK_VERSION) {
+		snprintf(s->err, sizeof(s->err), "unsupported format version %u", h.version);
+		s->state = READER_CORRUPT;
+		s->err_off = 8;
+		return -1;
+	}
+	if (h.header_fixed < sizeof(h) || h.header_fixed % 8)
+		return reader_corrupt(s, 10, "impossible header size"), -1;
+	if (h.hdr_size % 8 || h.hdr_size < (uint64_t)h.header_fixed + 4 ||
+	    h.hdr_size > READER_HDR_MAX)
+		return reader_corrupt(s, 12, "impossible header size"), -1;
+	p = reader_window(s, 0, h.hdr_size);
+	if (!p)
+		return s->state == READER_CORRUPT ? -1 : 0;
+	memcpy(&h, p, sizeof(h));
+	if (h.pid != s->pid)
+		return reader_corrupt(s, 16, "header pid differs from the file name"), -1;
+	if (h.seq != s->seq)
+		return reader_corrupt(s, 24, "header seq differs from the file name"), -1;
+	pos = h.header_fixed;
+	if (reader_str(p, h.hdr_size, &pos, &s->exe) < 0)
+		return reader_corrupt(s, h.header_fixed, "bad exe string in header"), -1;
+	if (reader_strv(p, h.hdr_size, &pos, h.argc, &s->argv) < 0)
+		return reader_corrupt(s, pos, "bad argv in header"), -1;
+	s->argc = h.argc;
+	s->hdr = h;
+	s->off = h.hdr_size;
+	s->state = READER_RECORDS;
+	return 1;
+}
+
+/* Checks the strings and arrays a known record carries: 0 or -1. */
+static int reader_check_body(const struct reader_rec *r)
+{
+	uint32_t pos, n;
+
+	switch (r->type) {
+	case FSK_REC_SPAWN:
+	case FSK_REC_EXEC:
+		memcpy(&n, r->payload + offsetof(struct fsk_exec, argc), 4);
+		pos = sizeof(struct fsk_exec);
+		if (n > r->len / 4 || reader_str_skip(r->payload, r->len, &pos) < 0)
+			return -1;
+		for (uint32_t i = 0; i < n; i++)
+			if (reader_str_skip(r->payload, r->len, &pos) < 0)
+				return -1;
+		return 0;
+	case FSK_REC_NOTE:
+		pos = sizeof(struct fsk_note);
+		return reader_str_skip(r->payload, r->len, &pos);
+	case FSK_REC_REGION:
+		pos = sizeof(struct fsk_region);
+		return reader_str_skip(r->payload, r->len, &pos);
+	case FSK_REC_MODULE:
+		pos = sizeof(struct fsk_module);
+		return reader_str_skip(r->payload, r->len, &pos);
+	case FSK_REC_STACK:
+		memcpy(&n, r->payload + offsetof(struct fsk_stack, depth), 4);
+		return (uint64_t)n * 8 <= r->len - sizeof(struct fsk_stack) ? 0 : -1;
+	default:
+		return 0;
+	}
+}
+
+int reader_next(struct reader_stream *s, struct reader_rec *r)
+{
+	const unsigned char *p;
+	struct fsk_rec h;
+
+	if (s->state == READER_HEADER) {
+		int e = reader_header(s);
+		if (e <= 0)
+			return e;
+	}
+	if (s->state == READER_CORRUPT)
+		return -1;
+	if (s->state != READER_RECORDS)
+		return 0;
+	p = reader_window(s, s->off, sizeof(h));
+	if (!p)
+		return s->state == READER_CORRUPT ? -1 : 0;
+	memcpy(&h, p, sizeof(h));
+	if (h.size < sizeof(h) || h.size % 8 || h.size > FSK_REC_MAX) {
+		char what[64];
+		snprintf(what, sizeof(what), "impossible record size %u", h.size);
+		reader_corrupt(s, s->off, what);
+		return -1;
+	}
+	p = reader_window(s, s->off, h.size);
+	if (!p)
+		return s->state == READER_CORRUPT ? -1 : 0;
+	r->type = h.type;
+	r->size = h.size;
+	r->tid = h.tid;
+	r->ts_ns = h.ts_ns;
+	r->off = s->off;
+	r->payload = p + sizeof(h);
+	r->len = h.size - (uint32_t)sizeof(h);
+	if (h.type < FSK_REC_TYPE_COUNT) {
+		char what[64];
+		if (r->len < reader_min_len[h.type]) {
+			snprintf(what, sizeof(what), "record type %u too short (size %u)",
+				 h.type, h.size);
+			reader_corrupt(s, s->off, what);
+			return -1;
+		}
+		if (reader_check_body(r) < 0) {
+			snprintf(what, sizeof(what), "record type %u: string or array past its end",
+				 h.type);
+			reader_corrupt(s, s->off, what);
+			return -1;
+		}
+	}
+	s->off += h.size;
+	s->nrecs++;
+	return 1;
+}
+
+void reader_finish(struct reader_stream *s)
+{
+	struct reader_rec r;
+
+	while (reader_next(s, &r) > 0)
+		;
+	if (s->state == READER_HEADER) {
+		s->state = READER_CUT;
+		s->err_off = 0;
+	}
+	/* A clean end is the file ending exactly at a record boundary. */
+	if (s->state == READER_RECORDS) {
+		s->state = reader_window(s, s->off, 1) ? READER_CUT : READER_EOF;
+		s->err_off = s->off;
+	}
+	reader_release(s);
+}
+
+int reader_message(const struct reader_stream *s, char *buf, size_t n)
+{
+	const char *what;
+
+	if (s->state == READER_CORRUPT)
+		what = s->err;
+	else if (s->state == READER_CUT && s->hdr.hdr_size == 0)
+		what = "truncated header";
+	else if (s->state == READER_CUT)
+		what = "stream cut short (record runs past end of file)";
+	else
+		return 0;
+	snprintf(buf, n, "%s: %s: offset %llu", what, s->path,
+		 (unsigned long long)s->err_off);
+	return 1;
+}
+
+static int reader_cmp(const void *a, const void *b)
+{
+	const struct reader_stream *x = *(struct reader_stream *const *)a;
+	const struct reader_stream *y = *(struct reader_stream *const *)b;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int reader_dir_open(struct reader_dir *d, const char *path)
+{
+	memset(d, 0, sizeof(*d));
+	d->path = strdup(path);
+	return d->path ? 0 : -ENOMEM;
+}
+
+static int reader_dir_has(const struct reader_dir *d, uint32_t pid, uint32_t seq)
+{
+	struct reader_stream key = { .pid = pid, .seq = seq }, *kp = &key;
+
+	return d->n && bsearch(&kp, d->streams, d->n, sizeof(*d->streams), reader_cmp) != NULL;
+}
+
+int reader_dir_poll(struct reader_dir *d)
+{
+	DIR *dir = opendir(d->path);
+	struct dirent *de;
+	size_t old = d->n;
+	int e = 0;
+
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		uint32_t pid, seq;
+		struct reader_stream *s;
+
+		if (reader_parse_name(de->d_name, &pid, &seq) < 0 ||
+		    reader_dir_has(d, pid, seq))
+			continue;
+		if (vec_reserve(&d->streams, &d->cap, d->n + 1, sizeof(*d->streams)) < 0) {
+			e = -ENOMEM;
+			break;
+		}
+		s = malloc(sizeof(*s));
+		if (!s) {
+			e = -ENOMEM;
+			break;
+		}
+		if (reader_stream_open(s, d->path, de->d_name) < 0) {
+			free(s);
+			e = -ENOMEM;
+			break;
+		}
+		d->streams[d->n++] = s;
+	}
+	closedir(dir);
+	if (d->n)
+		qsort(d->streams, d->n, sizeof(*d->streams), reader_cmp);
+	return e < 0 ? e : (int)(d->n - old);
+}
+
+void reader_dir_close(struct reader_dir *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		reader_stream_close(d->streams[i]);
+		free(d->streams[i]);
+	}
+	free(d->streams);
+	free(d->path);
+	memset(d, 0, sizeof(*d));
+}

@@ -1,0 +1,290 @@
+/* report: `forkscope report DIR [--json]` and the text renderer. */
+#include "report.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "escape.h"
+
+#define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
+
+void report_usage(FILE *f)
+{
+	fputs("usage: forkscope report [--json] DIR\n"
+	      "Analyse a finished trace directory written by `forkscope run`.\n"
+	      "  --json      print the machine-readable report (see forkscope(1))\n"
+	      "  -h, --help  show this help\n", f);
+}
+
+static void report_dur(char *buf, size_t n, uint64_t ns)
+{
+	if (ns < 1000)
+		snprintf(buf, n, "%" PRIu64 " ns", ns);
+	else if (ns < 1000000)
+		snprintf(buf, n, "%.1f us", (double)ns / 1e3);
+	else if (ns < 1000000000ull)
+		snprintf(buf, n, "%.1f ms", (double)ns / 1e6);
+	else
+		snprintf(buf, n, "%.2f s", (double)ns / 1e9);
+}
+
+static void report_bytes(char *buf, size_t n, uint64_t b)
+{
+	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)b;
+	unsigned i = 0;
+
+	while (v >= 1024 && i < 4)
+		v /= 1024, i++;
+	if (i == 0)
+		snprintf(buf, n, "%" PRIu64 " B", b);
+	else
+		snprintf(buf, n, "%.1f %s", v, u[i]);
+}
+
+void report_exit_str(const struct model_proc *p, char *buf, size_t n)
+{
+	const char *abbr;
+
+	switch (p->exit_kind) {
+	case MODEL_EXIT_EXITED:
+		snprintf(buf, n, "exited %d", p->exit_value);
+		break;
+	case MODEL_EXIT_SIGNALED:
+		abbr = p->exit_value > 0 && p->exit_value < 65 ? sigabbrev_np(p->exit_value) : NULL;
+		if (abbr)
+			snprintf(buf, n, "killed by SIG%s%s", abbr, p->exit_core ? " (core dumped)" : "");
+		else
+			snprintf(buf, n, "killed by signal %d%s", p->exit_value,
+				 p->exit_core ? " (core dumped)" : "");
+		break;
+	default:
+		snprintf(buf, n, "%s", p->has_end || p->reaped || p->traced == 0 ||
+			 model_image_last(p)->state != MODEL_SS_RUNNING
+			 ? "exit unknown" : "running");
+		break;
+	}
+}
+
+/* The command of a process: its argv (or exe), escaped, cut to a width. */
+static void report_cmd(FILE *f, const struct model_proc *p)
+{
+	const struct model_image *im = model_image_last(p);
+	char *buf = NULL;
+	size_t len = 0, cut;
+	FILE *m = open_memstream(&buf, &len);
+
+	if (!m)
+		return;
+	if (im->argv && im->argv[0]) {
+		for (size_t i = 0; im->argv[i]; i++) {
+			if (i)
+				putc(' ', m);
+			escape_text(m, im->argv[i]);
+		}
+	} else {
+		escape_text(m, im->exe[0] ? im->exe : "?");
+	}
+	fclose(m);
+	cut = len;
+	if (len > REPORT_CMD_MAX) {
+		cut = REPORT_CMD_MAX;
+		while (cut && ((unsigned char)buf[cut] & 0xc0) == 0x80)
+			cut--; /* never split a UTF-8 sequence */
+	}
+	fwrite(buf, 1, cut, f);
+	if (cut < len)
+		fputs("...", f);
+	free(buf);
+}
+
+static void report_line(FILE *f, const struct model *m, const struct model_proc *p)
+{
+	char b[96];
+
+	fprintf(f, "%" PRIu32 " ", p->pid);
+	report_cmd(f, p);
+	report_exit_str(p, b, sizeof(b));
+	fprintf(f, "  [%s", b);
+	if (p->exit_source && !strcmp(p->exit_source, "exit_record"))
+		fprintf(f, " via %s, not reaped by a traced process",
+			model_exit_how_name(p->exit_how));
+	if (p->has_end && p->end_ns >= p->start_ns) {
+		report_dur(b, sizeof(b), p->end_ns - p->start_ns);
+		fprintf(f, ", ran %s", b);
+	}
+	if (p->has_zombie) {
+		report_dur(b, sizeof(b), p->zombie_ns);
+		fprintf(f, ", zombie %s", b);
+	}
+	if (p->orphaned) {
+		fputs(", orphaned", f);
+		if (p->reaped)
+			fprintf(f, " (reaped by %s%" PRIu32 ")",
+				m->has_runner && p->reaped_by == m->runner_pid ? "forkscope " : "",
+				p->reaped_by);
+	}
+	if (!p->traced)
+		fprintf(f, ", untraced: %s", p->untraced_reason ? p->untraced_reason : "no stream");
+	else if (model_image_last(p)->state == MODEL_SS_UNTRACED)
+		fprintf(f, ", untraced: %s", model_image_last(p)->untraced_reason);
+	if (p->heap.exit_blocks || (!p->heap.ended && p->heap.live.n)) {
+		uint64_t bl = p->heap.ended ? p->heap.exit_blocks : p->heap.live.n;
+		uint64_t by = p->heap.ended ? p->heap.exit_bytes : p->heap.live_bytes;
+		report_bytes(b, sizeof(b), by);
+		fprintf(f, ", %s in %" PRIu64 " malloc blocks live at exit", b, bl);
+	}
+	fputs("]\n", f);
+}
+
+/* Draws the forest depth first without recursion: a chain of thousands of
+ * nested forks must not exhaust the stack. */
+static void report_tree(FILE *f, const struct model *m)
+{
+	size_t *stack = malloc((m->n + 1) * sizeof(*stack));
+	size_t *depth = malloc((m->n + 1) * sizeof(*depth));
+	char *last = calloc(m->n + 2, 1);
+	size_t sp = 0;
+
+	if (!stack || !depth || !last)
+		goto out;
+	for (size_t i = m->nroots; i-- > 0;) {
+		stack[sp] = m->roots[i];
+		depth[sp++] = 0;
+	}
+	while (sp) {
+		size_t i = stack[--sp], d = depth[sp];
+		const struct model_proc *p = m->procs[i];
+		const struct model_proc *par = p->parent != MODEL_NONE ? m->procs[p->parent] : NULL;
+
+		if (d) {
+			last[d] = par->children[par->nchildren - 1] == i;
+			for (size_t k = 1; k < d; k++)
+				fputs(last[k] ? "   " : "|  ", f);
+			fputs(last[d] ? "`- " : "|- ", f);
+		}
+		report_line(f, m, p);
+		for (size_t c = p->nchildren; c-- > 0;) {
+			stack[sp] = p->children[c];
+			depth[sp++] = d + 1;
+		}
+	}
+out:
+	free(stack);
+	free(depth);
+	free(last);
+}
+
+static void report_malloc(FILE *f, const struct model *m)
+{
+	uint64_t calls = 0, frees = 0, bytes = 0, leak = 0, blocks = 0, mm = 0, failed = 0;
+	char b1[32], b2[32];
+	int any = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct heap *h = &m->procs[i]->heap;
+		any |= m->procs[i]->malloc_traced;
+		calls += h->calls, frees += h->frees, bytes += h->bytes;
+		mm += h->mmap_served, failed += h->failed;
+		leak += h->ended ? h->exit_bytes : h->live_bytes;
+		blocks += h->ended ? h->exit_blocks : h->live.n;
+	}
+	if (!any) {
+		fputs("malloc: not traced\n", f);
+		return;
+	}
+	report_bytes(b1, sizeof(b1), bytes);
+	report_bytes(b2, sizeof(b2), leak);
+	fprintf(f, "malloc: %" PRIu64 " calls (%" PRIu64 " served by mmap, %" PRIu64
+		" failed), %" PRIu64 " frees, %s requested; %s in %" PRIu64
+		" blocks live at exit\n", calls, mm, failed, frees, b1, b2, blocks);
+}
+
+void report_text(FILE *f, const struct load *l, const char *dir)
+{
+	const struct model *m = &l->model;
+	uint64_t dropped = 0;
+	size_t cut = 0, untraced = 0;
+
+	fputs("trace ", f);
+	escape_text(f, dir);
+	fprintf(f, ": %zu process%s", m->n, m->n == 1 ? "" : "es");
+	if (m->has_runner)
+		fprintf(f, ", forkscope runner %" PRIu32, m->runner_pid);
+	fputs("\n", f);
+	report_tree(f, m);
+	report_malloc(f, m);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct model_proc *p = m->procs[i];
+		dropped += p->dropped;
+		untraced += !p->traced || model_image_last(p)->state == MODEL_SS_UNTRACED;
+		for (size_t k = 0; k < p->nimages; k++)
+			cut += p->images[k].state == MODEL_SS_CUT;
+	}
+	if (dropped)
+		fprintf(f, "warning: %" PRIu64 " records were dropped by the tracer: "
+			"numbers are lower bounds\n", dropped);
+	if (cut)
+		fprintf(f, "warning: %zu stream%s ended without an END record "
+			"(killed or crashed): their last events may be missing\n",
+			cut, cut == 1 ? "" : "s");
+	if (untraced)
+		fprintf(f, "note: %zu process%s or image%s could not be traced\n",
+			untraced, untraced == 1 ? "" : "es", untraced == 1 ? "" : "s");
+}
+
+void report_messages(FILE *f, const struct load *l)
+{
+	for (size_t i = 0; i < l->nmsgs; i++) {
+		fputs("forkscope: ", f);
+		escape_text(f, l->msgs[i].text);
+		fputs("\n", f);
+	}
+}
+
+int report_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct load l;
+	int json = 0, c, e;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		if (c == 'j') {
+			json = 1;
+		} else if (c == 'h') {
+			report_usage(stdout);
+			return 0;
+		} else {
+			report_usage(stderr);
+			return 2;
+		}
+	}
+	/* Options may also follow DIR: `forkscope report DIR --json`. */
+	if (optind + 2 == argc && !strcmp(argv[optind + 1], "--json"))
+		json = 1, argc--;
+	if (optind + 1 != argc) {
+		fputs(optind >= argc ? "forkscope report: missing DIR\n"
+				     : "forkscope report: too many arguments\n", stderr);
+		report_usage(stderr);
+		return 2;
+	}
+	e = load_dir(&l, argv[optind]);
+	if (e >= 0) {
+		if (json)
+			report_json(stdout, &l, argv[optind]);
+		else
+			report_text(stdout, &l, argv[optind]);
+	}
+	fflush(stdout);
+	report_messages(stderr, &l);
+	load_free(&l);
+	return e == 0 ? 0 : 2;
+}

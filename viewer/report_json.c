@@ -1,0 +1,189 @@
+/*
+ * report_json: the JSON document of `forkscope report --json`. The key
+ * names are a contract other tools read (forkscope(1)); add keys, never
+ * rename or drop one.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "escape.h"
+#include "report.h"
+
+static void report_json_strv(FILE *f, char *const *v)
+{
+	putc('[', f);
+	for (size_t i = 0; v && v[i]; i++) {
+		if (i)
+			fputs(", ", f);
+		escape_json(f, v[i]);
+	}
+	putc(']', f);
+}
+
+static void report_json_opt(FILE *f, int has, uint64_t v)
+{
+	if (has)
+		fprintf(f, "%" PRIu64, v);
+	else
+		fputs("null", f);
+}
+
+static void report_json_image(FILE *f, const struct model_image *im)
+{
+	fputs("{\"exe\": ", f);
+	escape_json(f, im->exe);
+	fputs(", \"argv\": ", f);
+	report_json_strv(f, im->argv);
+	fprintf(f, ", \"t_ns\": %" PRIu64 ", \"seq\": %" PRIu32 ", \"traced\": %s"
+		", \"stream_state\": \"%s\"", im->t_ns, im->seq,
+		im->stream ? "true" : "false", model_stream_state_name(im->state));
+	if (im->stream) {
+		fputs(", \"stream\": ", f);
+		escape_json(f, im->stream->name);
+		fprintf(f, ", \"records\": %" PRIu64, im->nrecs);
+	}
+	if (im->untraced_reason) {
+		fputs(", \"untraced_reason\": ", f);
+		escape_json(f, im->untraced_reason);
+	}
+	putc('}', f);
+}
+
+static void report_json_region(FILE *f, const struct model_region *r)
+{
+	const struct fsk_region *g = &r->r;
+
+	fprintf(f, "{\"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\", \"kind\": \"%s\""
+		", \"perms\": \"%c%c%c%c\", \"path\": ", g->start, g->end,
+		model_region_kind_name(g->kind), g->perms & FSK_P_READ ? 'r' : '-',
+		g->perms & FSK_P_WRITE ? 'w' : '-', g->perms & FSK_P_EXEC ? 'x' : '-',
+		g->perms & FSK_P_SHARED ? 's' : 'p');
+	escape_json(f, r->path);
+	fprintf(f, ", \"resident_pages\": %" PRIu32 ", \"shared_pages\": %" PRIu32
+		", \"unshared_pages\": %" PRIu32 ", \"cow_faults\": %" PRIu32
+		", \"first_touch_pages\": %" PRIu32 ", \"swapped_pages\": %" PRIu32
+		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64 "}",
+		g->resident, g->shared, g->unshared, g->cow_faults, g->first_touch,
+		g->swapped, g->shared_at_fork, g->offset);
+}
+
+static void report_json_exit(FILE *f, const struct model_proc *p)
+{
+	switch (p->exit_kind) {
+	case MODEL_EXIT_EXITED:
+		fprintf(f, "{\"kind\": \"exited\", \"code\": %d}", p->exit_value);
+		break;
+	case MODEL_EXIT_SIGNALED:
+		fprintf(f, "{\"kind\": \"signaled\", \"signal\": %d, \"core\": %s}",
+			p->exit_value, p->exit_core ? "true" : "false");
+		break;
+	default:
+		fputs("{\"kind\": \"unknown\"}", f);
+	}
+	fputs(", \"exit_source\": ", f);
+	escape_json(f, p->exit_source);
+	fputs(", \"exit_how\": ", f);
+	if (p->exit_rec)
+		fprintf(f, "\"%s\", \"exit_record_code\": %" PRId32,
+			model_exit_how_name(p->exit_how), p->exit_code);
+	else
+		fputs("null", f);
+}
+
+static void report_json_malloc(FILE *f, const struct model_proc *p)
+{
+	const struct heap *h = &p->heap;
+
+	fprintf(f, "{\"calls\": %" PRIu64 ", \"frees\": %" PRIu64 ", \"bytes\": %" PRIu64
+		", \"peak_live_bytes\": %" PRIu64 ", \"live_at_exit_bytes\": %" PRIu64
+		", \"live_at_exit_blocks\": %" PRIu64 ", \"traced\": %s"
+		", \"reallocs\": %" PRIu64 ", \"failed\": %" PRIu64
+		", \"mmap_served\": %" PRIu64 ", \"brk_served\": %" PRIu64
+		", \"unknown_frees\": %" PRIu64 ", \"inherited_blocks\": %" PRIu64
+		", \"inherited_bytes\": %" PRIu64 "}",
+		h->calls, h->frees, h->bytes, h->peak_live_bytes,
+		h->ended ? h->exit_bytes : h->live_bytes,
+		h->ended ? h->exit_blocks : (uint64_t)h->live.n,
+		p->malloc_traced ? "true" : "false", h->reallocs, h->failed,
+		h->mmap_served, h->brk_served, h->unknown_frees,
+		h->inherited_blocks, h->inherited_bytes);
+}
+
+static void report_json_proc(FILE *f, const struct model *m, const struct model_proc *p)
+{
+	const struct model_image *last = model_image_last(p);
+
+	fprintf(f, "  {\"pid\": %" PRIu32 ", \"ppid\": %" PRIu32 ", \"argv\": ", p->pid, p->ppid);
+	report_json_strv(f, last->argv);
+	fputs(", \"exe\": ", f);
+	escape_json(f, last->exe);
+	fputs(",\n   \"images\": [", f);
+	for (size_t k = 0; k < p->nimages; k++) {
+		fputs(k ? ",\n     " : "", f);
+		report_json_image(f, &p->images[k]);
+	}
+	fprintf(f, "],\n   \"start_ns\": %" PRIu64 ", \"end_ns\": ", p->start_ns);
+	report_json_opt(f, p->has_end, p->end_ns);
+	fputs(",\n   \"exit\": ", f);
+	report_json_exit(f, p);
+	fputs(",\n   \"reaped_by\": ", f);
+	report_json_opt(f, p->reaped, p->reaped_by);
+	fputs(", \"reaped_ns\": ", f);
+	report_json_opt(f, p->reaped, p->reap_ts);
+	fputs(", \"zombie_ns\": ", f);
+	report_json_opt(f, p->has_zombie, p->zombie_ns);
+	fprintf(f, ", \"orphaned\": %s, \"traced\": %s", p->orphaned ? "true" : "false",
+		p->traced ? "true" : "false");
+	if (p->untraced_reason) {
+		fputs(", \"untraced_reason\": ", f);
+		escape_json(f, p->untraced_reason);
+	}
+	fprintf(f, ", \"stream_state\": \"%s\", \"parent_traced\": %s, \"children\": [",
+		model_stream_state_name(last->state), p->parent != MODEL_NONE ? "true" : "false");
+	for (size_t c = 0; c < p->nchildren; c++)
+		fprintf(f, "%s%" PRIu32, c ? ", " : "", m->procs[p->children[c]]->pid);
+	fprintf(f, "],\n   \"dropped\": %" PRIu64 ", \"waits\": %" PRIu64 ", \"wait_polls\": %"
+		PRIu64 ", \"forks\": %" PRIu64 ", \"spawns\": %" PRIu64 ", \"exec_fails\": %"
+		PRIu64 ", \"threads\": %" PRIu64 ", \"stopped\": %" PRIu64
+		", \"continued\": %" PRIu64 ", \"brk_moves\": %" PRIu64 ", \"maps\": %" PRIu64
+		", \"fault_samples\": %" PRIu64 ",\n   \"malloc\": ",
+		p->dropped, p->waits, p->wait_polls, p->forks, p->spawns, p->exec_fails,
+		p->threads, p->stopped, p->continued, p->brk_moves, p->maps, p->faults);
+	report_json_malloc(f, p);
+	fputs(",\n   \"regions\": [", f);
+	for (size_t k = 0; k < p->cur.n; k++) {
+		fputs(k ? ",\n     " : "", f);
+		report_json_region(f, &p->cur.v[k]);
+	}
+	fprintf(f, "],\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
+		", \"unshared_pages\": %" PRIu64 ", \"cow_faults\": %" PRIu64
+		", \"cow_fault_samples\": %" PRIu64 "}}",
+		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples);
+}
+
+void report_json(FILE *f, const struct load *l, const char *dir)
+{
+	const struct model *m = &l->model;
+
+	fputs("{\"forkscope\": 1, \"trace\": ", f);
+	escape_json(f, dir);
+	fputs(", \"runner\": ", f);
+	if (m->has_runner)
+		fprintf(f, "{\"pid\": %" PRIu32 ", \"start_ns\": %" PRIu64 "}",
+			m->runner_pid, m->runner_start_ns);
+	else
+		fputs("null", f);
+	fputs(", \"problems\": [", f);
+	for (size_t i = 0; i < l->nmsgs; i++) {
+		fputs(i ? ", " : "", f);
+		fputs("{\"message\": ", f);
+		escape_json(f, l->msgs[i].text);
+		fprintf(f, ", \"fatal\": %s}", l->msgs[i].fatal ? "true" : "false");
+	}
+	fputs("],\n \"processes\": [\n", f);
+	for (size_t i = 0; i < m->n; i++) {
+		report_json_proc(f, m, m->procs[m->order[i]]);
+		fputs(i + 1 < m->n ? ",\n" : "\n", f);
+	}
+	fputs(" ]}\n", f);
+}

@@ -1,0 +1,446 @@
+/*
+ * run: `forkscope run [options] -- CMD ARGS...`: runs CMD with the preload
+ * library, as child subreaper so that orphans come back to us, records
+ * every wait status in its own runner stream, prints a summary from the
+ * model and exits with CMD's status.
+ */
+#include "run.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "load.h"
+#include "reader.h"
+#include "report.h"
+#include "writer.h"
+
+#define RUN_LIB "libforkscope.so"
+
+struct run_opts {
+	const char *dir;
+	int force;
+	int malloc_on, faults_on, env_restore;
+	unsigned long stack_depth, scan_ms;
+};
+
+static volatile sig_atomic_t run_child;
+static uint64_t run_records;    /* written to the runner stream, END excluded */
+
+void run_usage(FILE *f)
+{
+	fputs("usage: forkscope run [options] [--] CMD [ARGS...]\n"
+	      "Run CMD and its whole process tree under the forkscope tracer.\n"
+	      "  -o DIR              trace directory (default: forkscope.<pid>)\n"
+	      "  -f                  reuse a non-empty DIR, deleting the streams in it\n"
+	      "  --no-malloc         do not trace the malloc family\n"
+	      "  --stack-depth N     call-stack frames per event (default 0)\n"
+	      "  --scan-ms N         address-space scan interval, 0 = off (default 100)\n"
+	      "  --no-faults         no precise page-fault sampling\n"
+	      "  --no-env-restore    do not put the tracer back into an exec'd\n"
+	      "                      environment that dropped it\n"
+	      "  -h, --help          show this help\n", f);
+}
+
+static uint64_t run_now(clockid_t c)
+{
+	struct timespec ts;
+
+	clock_gettime(c, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int run_number(const char *s, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *out > max || *s == '-') {
+		fprintf(stderr, "forkscope run: not a number from 0 to %lu: %s\n", max, s);
+		return -1;
+	}
+	return 0;
+}
+
+/* Removes the streams of an earlier trace from dir (-f); other files stay. */
+static int run_clear(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int fd, e = 0;
+
+	if (!d)
+		return -errno;
+	fd = dirfd(d);
+	while ((de = readdir(d))) {
+		uint32_t pid, seq;
+		if (reader_parse_name(de->d_name, &pid, &seq) == 0 &&
+		    unlinkat(fd, de->d_name, 0) < 0)
+			e = -errno;
+	}
+	closedir(d);
+	return e;
+}
+
+static int run_empty(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int empty = 1;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
+/* Creates (or checks) the trace directory; returns its absolute path. */
+static char *run_dir(const char *dir, int force)
+{
+	struct stat st;
+	char *abs;
+	int e;
+
+	if (mkdir(dir, 0700) < 0) {
+		if (errno != EEXIST || lstat(dir, &st) < 0) {
+			fprintf(stderr, "forkscope: cannot create trace directory: %s: %s\n",
+				dir, strerror(errno));
+			return NULL;
+		}
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "forkscope: not a directory: %s\n", dir);
+			return NULL;
+		}
+		if (st.st_uid != geteuid()) {
+			fprintf(stderr, "forkscope: trace directory is owned by another user: %s\n", dir);
+			return NULL;
+		}
+		e = run_empty(dir);
+		if (e == 0 && !force) {
+			fprintf(stderr, "forkscope: trace directory is not empty "
+				"(-f reuses it): %s\n", dir);
+			return NULL;
+		}
+		if (e < 0 || (e == 0 && (e = run_clear(dir)) < 0)) {
+			fprintf(stderr, "forkscope: cannot use trace directory: %s: %s\n",
+				dir, strerror(-e));
+			return NULL;
+		}
+		if (chmod(dir, 0700) < 0) {
+			fprintf(stderr, "forkscope: chmod: %s: %s\n", dir, strerror(errno));
+			return NULL;
+		}
+	}
+	abs = realpath(dir, NULL);
+	if (!abs)
+		fprintf(stderr, "forkscope: %s: %s\n", dir, strerror(errno));
+	return abs;
+}
+
+/* FORKSCOPE_LIB, else next to this binary, else <bindir>/../lib/forkscope. */
+static char *run_find_lib(void)
+{
+	static const char *const rel[] = { "/" RUN_LIB, "/../lib/forkscope/" RUN_LIB };
+	const char *env = getenv("FORKSCOPE_LIB");
+	char self[PATH_MAX], cand[PATH_MAX + 64];
+	ssize_t n;
+
+	if (env && *env) {
+		char *abs = realpath(env, NULL);
+		if (!abs || access(abs, R_OK) < 0) {
+			fprintf(stderr, "forkscope: FORKSCOPE_LIB: %s: %s\n", env, strerror(errno));
+			free(abs);
+			return NULL;
+		}
+		return abs;
+	}
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = 0;
+		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+			snprintf(cand, sizeof(cand), "%s%s", dirname(self), rel[i]);
+			if (access(cand, R_OK) == 0)
+				return realpath(cand, NULL);
+		}
+	}
+	fprintf(stderr, "forkscope: cannot find " RUN_LIB ": install it next to forkscope "
+		"or in ../lib/forkscope/, or set FORKSCOPE_LIB\n");
+	return NULL;
+}
+
+/* The runner stream: header now, a WAIT per reaped pid, END at the end. */
+static int run_stream_open(const char *dir, const struct run_opts *o, char **argv)
+{
+	struct fsk_header h = { 0 };
+	struct writer w;
+	char path[PATH_MAX + 32], self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int fd, e;
+
+	self[n > 0 ? n : 0] = 0;
+	snprintf(path, sizeof(path), "%s/%d.0" FSK_STREAM_SUFFIX, dir, (int)getpid());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "forkscope: cannot create %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	h.pid = (uint32_t)getpid();
+	h.ppid = (uint32_t)getppid();
+	h.page_size = (uint32_t)sysconf(_SC_PAGESIZE);
+	h.start_ns = run_now(CLOCK_MONOTONIC);
+	h.start_realtime_ns = run_now(CLOCK_REALTIME);
+	h.clock_id = CLOCK_MONOTONIC;
+	h.flags = FSK_HF_RUNNER;
+	h.uid = getuid();
+	h.stack_depth = (uint32_t)o->stack_depth;
+	h.scan_ms = (uint32_t)o->scan_ms;
+	writer_init(&w);
+	writer_header(&w, &h, self, argv);
+	e = writer_flush(&w, fd);
+	writer_free(&w);
+	if (e < 0) {
+		fprintf(stderr, "forkscope: write %s: %s\n", path, strerror(-e));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void run_stream_rec(int fd, uint16_t type, const void *p, size_t n)
+{
+	struct writer w;
+
+	writer_init(&w);
+	writer_rec(&w, type, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC), p, n);
+	if (writer_flush(&w, fd) < 0)
+		fprintf(stderr, "forkscope: cannot write the runner stream: %s\n", strerror(errno));
+	else
+		run_records++;
+	writer_free(&w);
+}
+
+static void run_forward(int sig)
+{
+	if (run_child > 0)
+		kill(run_child, sig);
+}
+
+/* In the child: the tracer's environment, then CMD; never returns. */
+static void run_exec(const struct run_opts *o, const char *dir, const char *lib, char **cmd)
+{
+	const char *old = getenv("LD_PRELOAD");
+	char num[32], *pre;
+
+	if (old && *old) {
+		pre = malloc(strlen(lib) + strlen(old) + 2);
+		if (pre)
+			sprintf(pre, "%s %s", lib, old);
+	} else {
+		pre = strdup(lib);
+	}
+	if (!pre || setenv("LD_PRELOAD", pre, 1) < 0 || setenv("FORKSCOPE_DIR", dir, 1) < 0) {
+		fputs("forkscope: out of memory\n", stderr);
+		_exit(126);
+	}
+	setenv("FORKSCOPE_MALLOC", o->malloc_on ? "1" : "0", 1);
+	snprintf(num, sizeof(num), "%lu", o->stack_depth);
+	setenv("FORKSCOPE_STACK_DEPTH", num, 1);
+	snprintf(num, sizeof(num), "%lu", o->scan_ms);
+	setenv("FORKSCOPE_SCAN_MS", num, 1);
+	setenv("FORKSCOPE_FAULTS", o->faults_on ? "1" : "0", 1);
+	setenv("FORKSCOPE_ENV_RESTORE", o->env_restore ? "1" : "0", 1);
+	execvp(cmd[0], cmd);
+	fprintf(stderr, "forkscope: %s: %s\n", cmd[0],
+		errno == ENOENT ? "command not found" : strerror(errno));
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+/* Reaps every descendant (we are their subreaper) until none is left;
+ * returns CMD's wait status. */
+static int run_reap(int fd, pid_t cmd)
+{
+	int cmd_status = 0, st;
+	pid_t pid;
+
+	for (;;) {
+		struct fsk_wait w = { .pid_arg = -1, .fn = FSK_WAIT_WAIT4 };
+		pid = wait4(-1, &st, 0, NULL);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0)
+			break;
+		w.result = pid;
+		w.raw_status = st;
+		if (WIFEXITED(st)) {
+			w.state = FSK_WS_EXITED;
+			w.value = WEXITSTATUS(st);
+		} else if (WIFSIGNALED(st)) {
+			w.state = FSK_WS_SIGNALED;
+			w.value = WTERMSIG(st);
+			w.core = WCOREDUMP(st) ? 1 : 0;
+		}
+		run_stream_rec(fd, FSK_REC_WAIT, &w, sizeof(w));
+		if (pid == cmd) {
+			cmd_status = st;
+			run_child = 0;
+		}
+	}
+	return cmd_status;
+}
+
+static int run_parse(int argc, char **argv, struct run_opts *o)
+{
+	enum { O_NOMALLOC = 256, O_DEPTH, O_SCAN, O_NOFAULTS, O_NOENV };
+	static const struct option opts[] = {
+		{ "no-malloc", no_argument, NULL, O_NOMALLOC },
+		{ "stack-depth", required_argument, NULL, O_DEPTH },
+		{ "scan-ms", required_argument, NULL, O_SCAN },
+		{ "no-faults", no_argument, NULL, O_NOFAULTS },
+		{ "no-env-restore", no_argument, NULL, O_NOENV },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	int c;
+
+	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100 };
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+o:fh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'o': o->dir = optarg; break;
+		case 'f': o->force = 1; break;
+		case O_NOMALLOC: o->malloc_on = 0; break;
+		case O_NOFAULTS: o->faults_on = 0; break;
+		case O_NOENV: o->env_restore = 0; break;
+		case O_DEPTH:
+			if (run_number(optarg, 256, &o->stack_depth) < 0)
+				return 2;
+			break;
+		case O_SCAN:
+			if (run_number(optarg, 3600000, &o->scan_ms) < 0)
+				return 2;
+			break;
+		case 'h':
+			run_usage(stdout);
+			return 0;
+		default:
+			run_usage(stderr);
+			return 2;
+		}
+	}
+	if (optind >= argc) {
+		fputs("forkscope run: missing CMD\n", stderr);
+		run_usage(stderr);
+		return 2;
+	}
+	return -1;
+}
+
+static void run_summary(const char *dir)
+{
+	struct load l;
+	int e = load_dir(&l, dir);
+
+	fputs("\n--- forkscope ", stderr);
+	if (e >= 0)
+		report_text(stderr, &l, dir);
+	report_messages(stderr, &l);
+	fprintf(stderr, "--- details: forkscope report %s\n", dir);
+	load_free(&l);
+}
+
+int run_main(int argc, char **argv)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, fwd = { .sa_handler = run_forward };
+	struct sigaction old_int, old_quit, old_term, old_hup;
+	char defdir[64], *dir, *lib;
+	sigset_t block, oldmask;
+	struct run_opts o;
+	int fd, st, r;
+	pid_t pid;
+
+	r = run_parse(argc, argv, &o);
+	if (r >= 0)
+		return r;
+	if (!o.dir) {
+		snprintf(defdir, sizeof(defdir), "forkscope.%d", (int)getpid());
+		o.dir = defdir;
+	}
+	lib = run_find_lib();
+	if (!lib)
+		return 2;
+	if (strpbrk(lib, ": \t")) {
+		fprintf(stderr, "forkscope: the library path cannot go into LD_PRELOAD "
+			"(it holds ':' or a space): %s\n", lib);
+		free(lib);
+		return 2;
+	}
+	dir = run_dir(o.dir, o.force);
+	if (!dir) {
+		free(lib);
+		return 2;
+	}
+	fd = run_stream_open(dir, &o, argv - 1);
+	if (fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		if (fd >= 0)
+			fprintf(stderr, "forkscope: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
+		free(lib);
+		free(dir);
+		return 2;
+	}
+	/* Like time(1): ^C and ^\ go to CMD, we stay to reap and report. */
+	sigaction(SIGINT, &ign, &old_int);
+	sigaction(SIGQUIT, &ign, &old_quit);
+	sigaction(SIGTERM, &fwd, &old_term);
+	sigaction(SIGHUP, &fwd, &old_hup);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &oldmask);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		sigaction(SIGINT, &old_int, NULL);
+		sigaction(SIGQUIT, &old_quit, NULL);
+		sigaction(SIGTERM, &old_term, NULL);
+		sigaction(SIGHUP, &old_hup, NULL);
+		sigprocmask(SIG_SETMASK, &oldmask, NULL);
+		run_exec(&o, dir, lib, argv + optind);
+	}
+	if (pid < 0) {
+		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
+		free(lib);
+		free(dir);
+		return 2;
+	}
+	run_child = pid;
+	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	st = run_reap(fd, pid);
+	{
+		struct fsk_end end = { .reason = FSK_END_EXIT, .records = run_records };
+		run_stream_rec(fd, FSK_REC_END, &end, sizeof(end));
+	}
+	close(fd);
+	run_summary(dir);
+	free(lib);
+	free(dir);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return WEXITSTATUS(st);
+}

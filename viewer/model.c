@@ -248,23 +248,24 @@ static int model_locate(struct model *m, const struct model_event *ev,
 
 /* FORK/SPAWN parent side: the child pid becomes (or already is) a process
  * created by p; without a stream of its own it stays untraced. */
-static int model_child(struct model *m, struct model_proc *p, uint32_t pid, uint64_t ts,
+static int model_child(struct model *m, uint32_t ppid, uint32_t pid, uint64_t ts,
 		       const char *exe, char *const *argv, const char *reason)
 {
 	struct model_proc *c = model_find(m, pid);
 
-	if (pid == p->pid || (m->has_runner && pid == m->runner_pid))
+	if (pid == ppid || (m->has_runner && pid == m->runner_pid))
 		return 0;
 	if (!c || model_proc_over(c)) {
-		c = model_proc_new(m, pid, p->pid, ts, exe, argv, reason);
+		c = model_proc_new(m, pid, ppid, ts, exe, argv, reason);
 		if (!c)
 			return -ENOMEM;
 	}
-	c->ppid = p->pid;
+	c->ppid = ppid;
 	c->creator_known = 1;
 	return 0;
 }
 
+/* EXEC and SPAWN; p is NULL for the runner's SPAWN of CMD. */
 static int model_exec_rec(struct model *m, struct model_proc *p, struct model_image *im,
 			  const struct model_event *ev)
 {
@@ -282,14 +283,21 @@ static int model_exec_rec(struct model *m, struct model_proc *p, struct model_im
 	if (ev->kind == FSK_REC_SPAWN) {
 		e = 0;
 		if (x.child_pid) {
-			p->spawns++;
-			e = model_child(m, p, x.child_pid, ev->ts_ns, path, argv,
+			if (p)
+				p->spawns++;
+			e = model_child(m, p ? p->pid : m->runner_pid, x.child_pid, ev->ts_ns,
+					path, argv,
 					"spawned child wrote no stream (static or setuid "
 					"binary, or the preload was dropped)");
 		}
 		free(path);
 		reader_strv_free(argv);
 		return e;
+	}
+	if (!im) {
+		free(path);
+		reader_strv_free(argv);
+		return 0;
 	}
 	free(im->exec_path);
 	reader_strv_free(im->exec_argv);
@@ -480,7 +488,9 @@ int model_apply(struct model *m, const struct model_event *ev)
 	e = model_locate(m, ev, &p, &im);
 	if (e < 0)
 		return e;
-	if (!p) { /* the runner's own stream: its reaps and its end */
+	if (!p) { /* the runner's own stream: CMD, its reaps and its end */
+		if (ev->kind == FSK_REC_SPAWN)
+			return model_exec_rec(m, NULL, NULL, ev);
 		if (ev->kind == FSK_REC_WAIT)
 			return model_wait_rec(m, m->runner_pid, NULL, ev);
 		if (ev->kind == FSK_REC_END)
@@ -503,7 +513,7 @@ int model_apply(struct model *m, const struct model_event *ev)
 		memcpy(&f, ev->payload, sizeof(f));
 		if (f.side == FSK_SIDE_PARENT && f.child_pid) {
 			p->forks++;
-			e = model_child(m, p, f.child_pid, ev->ts_ns, im->exe, im->argv,
+			e = model_child(m, p->pid, f.child_pid, ev->ts_ns, im->exe, im->argv,
 					"forked child wrote no stream");
 		}
 		break;

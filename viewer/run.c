@@ -236,6 +236,36 @@ static void run_stream_rec(int fd, uint16_t type, const void *p, size_t n)
 	writer_free(&w);
 }
 
+/* CMD as a SPAWN record: the model then knows its command line even when
+ * it never wrote a stream (not found, static, setuid). */
+static void run_stream_spawn(int fd, pid_t pid, char **cmd)
+{
+	struct fsk_exec x = { .child_pid = (uint32_t)pid, .fn = FSK_EXEC_EXECVP };
+	struct writer w;
+
+	while (cmd[x.argc])
+		x.argc++;
+	writer_init(&w);
+	writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC));
+	writer_put(&w, &x, sizeof(x));
+	writer_str(&w, cmd[0]);
+	for (uint32_t i = 0; i < x.argc; i++)
+		writer_str(&w, cmd[i]);
+	writer_end(&w);
+	if (w.err == -E2BIG) { /* a huge command line: keep the path only */
+		writer_free(&w);
+		x.argc = 0;
+		x.flags = FSK_EF_ARGV_TRUNC;
+		writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC));
+		writer_put(&w, &x, sizeof(x));
+		writer_str(&w, cmd[0]);
+		writer_end(&w);
+	}
+	if (writer_flush(&w, fd) == 0)
+		run_records++;
+	writer_free(&w);
+}
+
 static void run_forward(int sig)
 {
 	if (run_child > 0)
@@ -431,6 +461,7 @@ int run_main(int argc, char **argv)
 	}
 	run_child = pid;
 	sigprocmask(SIG_SETMASK, &oldmask, NULL);
+	run_stream_spawn(fd, pid, argv + optind);
 	st = run_reap(fd, pid);
 	{
 		struct fsk_end end = { .reason = FSK_END_EXIT, .records = run_records };

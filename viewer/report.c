@@ -255,7 +255,10 @@ int report_main(int argc, char **argv)
 	struct load l;
 	int json = 0, c, e;
 
+	char *name = argv[0];
+
 	optind = 1;
+	argv[0] = "forkscope report"; /* for getopt's messages */
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
 		if (c == 'j') {
 			json = 1;
@@ -267,6 +270,7 @@ int report_main(int argc, char **argv)
 			return 2;
 		}
 	}
+	argv[0] = name;
 	/* Options may also follow DIR: `forkscope report DIR --json`. */
 	if (optind + 2 == argc && !strcmp(argv[optind + 1], "--json"))
 		json = 1, argc--;

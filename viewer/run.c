@@ -347,8 +347,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	char *name = argv[0];
 	int c;
 
+	argv[0] = "forkscope run"; /* for getopt's messages */
 	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+o:fh", opts, NULL)) != -1) {
@@ -374,6 +376,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 			return 2;
 		}
 	}
+	argv[0] = name;
 	if (optind >= argc) {
 		fputs("forkscope run: missing CMD\n", stderr);
 		run_usage(stderr);

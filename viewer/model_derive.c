@@ -135,7 +135,9 @@ static void model_derive_end(struct model_proc *p)
 	if (p->exit_rec) {
 		p->has_end = 1;
 		p->end_ns = p->exit_ts;
-	} else if (im->stream && im->nrecs && (im->state != MODEL_SS_RUNNING || p->reaped)) {
+	} else if (im->stream && im->state == MODEL_SS_CLEAN) {
+		/* END without EXIT: e.g. a fatal signal the preload caught. A cut
+		 * stream's last record only bounds the end from below. */
 		p->has_end = 1;
 		p->end_ns = im->last_ns;
 	}

@@ -23,14 +23,14 @@ int main(void)
 		say("child:  fork() returned 0; I am pid %d and my parent is %d\n",
 		    (int)getpid(), (int)getppid());
 		at("proc", "role=child pid=%d ppid=%d", (int)getpid(), (int)getppid());
-		at("fork", "side=child returned=0");
+		at("fork", "side=child returned_pid=0");
 		return 0;
 	}
 
 	/* Wait first so the child's lines always come before ours. */
 	int status = xwait(ret);
 	say("parent: fork() returned %d, the pid of my child\n", (int)ret);
-	at("fork", "side=parent returned=%d", (int)ret);
+	at("fork", "side=parent returned_pid=%d", (int)ret);
 	explain_status(ret, status);
 	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d",
 	   (int)ret, (int)getpid(), (int)getpid());

@@ -10,7 +10,9 @@
  *   decimal integers, 0x-prefixed hex addresses, or single words.
  * - Keys named pid or ppid, or ending in _pid, are process ids; keys ending
  *   in _ms are measured times in milliseconds; addresses are in hex. A test
- *   comparing a traced and an untraced run replaces those, nothing else.
+ *   comparing a traced and an untraced run replaces those, and in the
+ *   sentences hex addresses and measured sizes written "N KiB"; all other
+ *   text must be the same in every run.
  * - Kinds used by more than one sample:
  *     @ proc role=NAME pid=N ppid=N
  *         a process introduces itself;

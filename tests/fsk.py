@@ -201,8 +201,30 @@ def processes(doc):
 
 
 def by_pid(doc):
-    """pid -> process; the last one wins if a pid was reused."""
-    return {p["pid"]: p for p in processes(doc)}
+    """pid -> process; the first one wins if a pid appears twice (see
+    check_unique_pids, which reports that)."""
+    out = {}
+    for p in processes(doc):
+        out.setdefault(p["pid"], p)
+    return out
+
+
+def check_unique_pids(tag, doc):
+    """Our runs are far too short to reuse a pid (pid_max is at least 32768):
+    a pid listed twice is one process split in two by the model."""
+    seen, dups = set(), []
+    for p in processes(doc):
+        if p["pid"] in seen:
+            dups.append(p["pid"])
+        seen.add(p["pid"])
+    detail = []
+    for d in dups[:2]:
+        for p in processes(doc):
+            if p["pid"] == d:
+                img = (p.get("images") or [{}])[0]
+                detail.append("pid %d start_ns %s end_ns %s %s %s" % (
+                    d, p.get("start_ns"), p.get("end_ns"), exit_str(p), img.get("untraced_reason", "")))
+    return check(tag + ".unique-pids", not dups, "pids listed twice: %r; %s" % (dups[:10], "; ".join(detail)))
 
 
 def roots(doc):
@@ -258,8 +280,10 @@ def _is_pid_key(k):
 
 def normalize(text):
     """Output with what differs between two runs of the same program
-    replaced: pids named in "@ " lines, hex addresses, *_ms/*_kib values,
-    wait-loop counts; so a traced and an untraced run compare equal."""
+    replaced: pids named in "@ " lines, hex addresses, *_ms/*_kib values
+    and "N KiB" in sentences (measured sizes, which the environment and
+    the preloaded library shift); so a traced and an untraced run of a
+    sample compare equal."""
     pids = set()
     for _, kv in at_lines(text):
         for k, v in kv.items():
@@ -267,9 +291,17 @@ def normalize(text):
                 pids.add(v)
     text = re.sub(r"0x[0-9a-fA-F]{6,}", "0xADDR", text)
     text = re.sub(r"\b([A-Za-z_]+_(?:ms|kib))=\d+", r"\1=N", text)
-    if pids:
-        text = re.sub(r"\b\d+\b", lambda m: "PID" if m.group(0) in pids else m.group(0), text)
-    return text
+    text = re.sub(r"\b\d+ KiB\b", "N KiB", text)  # measured sizes in sentences
+    lines = []
+    for line in text.split("\n"):
+        if line.startswith("@ "):
+            # Only the values of pid keys: "orphaned=1" is not pid 1.
+            line = re.sub(r"\b(\w+)=(\d+)\b",
+                          lambda m: m.group(1) + "=PID" if _is_pid_key(m.group(1)) else m.group(0), line)
+        elif pids:
+            line = re.sub(r"\b\d+\b", lambda m: "PID" if m.group(0) in pids else m.group(0), line)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def region_of(proc, addr):

@@ -65,6 +65,7 @@ def compare_with_strace(name, doc, argv, cwd):
 def tree_sane(name, doc):
     """One root (the command), every other process's parent in the trace,
     every process ended in a known way."""
+    fsk.check_unique_pids(name, doc)
     procs = fsk.processes(doc)
     roots = fsk.roots(doc)
     check(name + ".one-root", len(roots) == 1, "roots %r" % [(p["pid"], p.get("ppid"), p.get("argv")) for p in roots])

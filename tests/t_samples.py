@@ -107,7 +107,7 @@ def specific(name, out, doc, procs, traced):
     if name == "fork_twice":
         check(name + ".two-processes", len(ps) == 2, "report has %d processes" % len(ps))
         fk = {kv["side"]: kv for kv in fsk.at_dicts(out, "fork")}
-        child = procs.get(num(fk.get("parent", {}).get("returned", "-1")))
+        child = procs.get(num(fk.get("parent", {}).get("returned_pid", "-1")))
         check(name + ".child-is-fork-result", child is not None and child.get("ppid") == root[0]["pid"]
               if root else False, "fork returned %s; report %s" % (fk.get("parent"), [(p["pid"], p["ppid"]) for p in ps]))
     elif name == "cow_variable":
@@ -135,7 +135,8 @@ def specific(name, out, doc, procs, traced):
                   "second image argv %r" % p["images"][1].get("argv"))
             check(name + ".ret7.image-times", p["images"][1].get("t_ns", 0) >= p["images"][0].get("t_ns", 0),
                   "image times %r" % [i.get("t_ns") for i in p["images"]])
-        check(name + ".process-count", len(ps) == 10, "report has %d processes, expected 10" % len(ps))
+        check(name + ".process-count", len(ps) == 10, "report has %d processes, expected 10: %r"
+              % (len(ps), [(p["pid"], p.get("ppid"), p.get("argv"), fsk.exit_str(p)) for p in ps]))
     elif name == "zombie":
         z = fsk.at_dicts(out, "zombie")[0]
         check(name + ".was-zombie", z["state_before"] == "Z" and z["state_after_sleep"] == "Z", str(z))
@@ -245,6 +246,7 @@ def main():
         doc = traced.report()
         if not check(name + ".report", doc is not None, traced.report_error):
             continue
+        fsk.check_unique_pids(name, doc)
         procs = fsk.by_pid(doc)
         check_proc_lines(name, traced.out, procs)
         check_expect_lines(name, traced.out, doc, procs)

@@ -26,6 +26,7 @@ def one(tag, lib=None):
     doc = r.report()
     if not check(tag + ".report", doc is not None, r.report_error):
         return
+    fsk.check_unique_pids(tag, doc)
     procs = fsk.by_pid(doc)
     main_pid = num(fsk.at_dicts(r.out, "proc")[0]["pid"])
     parent = procs.get(main_pid)

@@ -50,7 +50,7 @@ int main(void)
 		die("pipe");
 	int status = xwait(child);
 	explain_status(child, status);
-	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d",
+	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0",
 	   (int)child, (int)getpid(), (int)getpid());
 	return 0;
 }

@@ -14,8 +14,9 @@ for s in fork_twice cow_variable exit_codes zombie malloc_threshold prefork; do
 	prog=build/samples/$s
 	[ -x "$prog" ] || { echo "demo: $prog is missing" >&2; status=1; continue; }
 	echo "=== $s: $(sed -n '2s/^ \* //p' "samples/$s.c")"
-	echo "--- its own output:"
-	"$fsk" run -o "$out/$s" -- "$prog" | grep -v '^@ '
+	echo "--- its own output (the '@ ' lines for tests left out):"
+	# The run's own summary goes to a log: the report below says it all.
+	"$fsk" run -o "$out/$s" -- "$prog" 2>"$out/$s.log" | grep -v '^@ '
 	echo "--- forkscope report $out/$s:"
 	"$fsk" report "$out/$s" || status=1
 	echo

@@ -170,7 +170,7 @@ int main(int argc, char **argv)
 			snprintf(tail, sizeof tail, "%s", k->expect);
 		else
 			snprintf(tail, sizeof tail, "exit=signaled sig=11 core=%s", core_on);
-		at("expect", "pid=%d ppid=%d %s reaped_by_pid=%d case=%s",
+		at("expect", "pid=%d ppid=%d %s reaped_by_pid=%d orphaned=0 case=%s",
 		   (int)pid, (int)getpid(), tail, (int)getpid(), k->name);
 	}
 	remove_scratch(scratch);

@@ -45,7 +45,7 @@ int main(void)
 	fflush(stdout);
 	explain_status(a, status);
 	at("child", "pid=%d how=exit printed=1", (int)a);
-	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d", (int)a, (int)getpid(), (int)getpid());
+	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0", (int)a, (int)getpid(), (int)getpid());
 
 	pid_t b = child_prints(0);
 	status = xwait(b);
@@ -53,6 +53,6 @@ int main(void)
 	fflush(stdout);
 	explain_status(b, status);
 	at("child", "pid=%d how=_exit printed=0", (int)b);
-	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d", (int)b, (int)getpid(), (int)getpid());
+	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0", (int)b, (int)getpid(), (int)getpid());
 	return 0;
 }

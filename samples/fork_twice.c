@@ -32,7 +32,7 @@ int main(void)
 	say("parent: fork() returned %d, the pid of my child\n", (int)ret);
 	at("fork", "side=parent returned_pid=%d", (int)ret);
 	explain_status(ret, status);
-	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d",
+	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0",
 	   (int)ret, (int)getpid(), (int)getpid());
 	return 0;
 }

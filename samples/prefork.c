@@ -78,7 +78,7 @@ int main(void)
 	 * but they all come before these. */
 	for (int w = 0; w < WORKERS; w++) {
 		at("wait", "pid=%d status=0x%04x", (int)kids[w], status[w]);
-		at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d",
+		at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0",
 		   (int)kids[w], (int)getpid(), (int)getpid());
 	}
 	say("parent: all %d workers done; each copied about %ld of the %ld pages it shared\n",

@@ -44,7 +44,7 @@ int main(void)
 	explain_status(child, status);
 	at("zombie", "pid=%d state_before=%c state_after_sleep=%c gone_after_wait=%d",
 	   (int)child, before, during, after == '?');
-	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d zombie_min_ms=%d",
+	at("expect", "pid=%d ppid=%d exit=exited code=0 reaped_by_pid=%d orphaned=0 zombie_min_ms=%d",
 	   (int)child, (int)getpid(), (int)getpid(), ZOMBIE_MS);
 	return 0;
 }

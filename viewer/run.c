@@ -32,7 +32,7 @@
 
 struct run_opts {
 	const char *dir;
-	int force;
+	int force, quiet;
 	int malloc_on, faults_on, env_restore;
 	unsigned long stack_depth, scan_ms;
 };
@@ -46,6 +46,7 @@ void run_usage(FILE *f)
 	      "Run CMD and its whole process tree under the forkscope tracer.\n"
 	      "  -o DIR              trace directory (default: forkscope.<pid>)\n"
 	      "  -f                  reuse a non-empty DIR, deleting the streams in it\n"
+	      "  -q, --quiet         no summary at the end (the trace is still written)\n"
 	      "  --no-malloc         do not trace the malloc family\n"
 	      "  --stack-depth N     call-stack frames per event (default 0)\n"
 	      "  --scan-ms N         address-space scan interval, 0 = off (default 100)\n"
@@ -344,6 +345,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "scan-ms", required_argument, NULL, O_SCAN },
 		{ "no-faults", no_argument, NULL, O_NOFAULTS },
 		{ "no-env-restore", no_argument, NULL, O_NOENV },
+		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -353,10 +355,11 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 	argv[0] = "forkscope run"; /* for getopt's messages */
 	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100 };
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+o:fh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+o:fqh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'o': o->dir = optarg; break;
 		case 'f': o->force = 1; break;
+		case 'q': o->quiet = 1; break;
 		case O_NOMALLOC: o->malloc_on = 0; break;
 		case O_NOFAULTS: o->faults_on = 0; break;
 		case O_NOENV: o->env_restore = 0; break;
@@ -471,7 +474,8 @@ int run_main(int argc, char **argv)
 		run_stream_rec(fd, FSK_REC_END, &end, sizeof(end));
 	}
 	close(fd);
-	run_summary(dir);
+	if (!o.quiet)
+		run_summary(dir);
 	free(lib);
 	free(dir);
 	if (WIFSIGNALED(st))

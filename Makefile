@@ -31,7 +31,7 @@ UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 TESTPROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
 BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
-.PHONY: all deps demo test check bench install clean samples asan stress
+.PHONY: all deps demo test check bench install clean samples asan stress fuzz
 all: $(B)/libforkscope.so $(B)/forkscope samples
 
 $(B)/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map
@@ -85,6 +85,10 @@ test: deps
 	@sh tests/run.sh
 
 check: test
+
+# Fuzzes the trace reader, model and report; FUZZ_SECONDS long (default 300).
+fuzz: deps all
+	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCHPROGS)

@@ -341,6 +341,7 @@ static struct tbuf *tb_acquire(void)
 			continue;
 		if (!b->data) {
 			b->data = sys_mmap(TB_CAP);
+			scan_own_add(b->data, TB_CAP);
 			if (!b->data) {
 				atomic_store(&b->inuse, 0);
 				return NULL;
@@ -435,6 +436,21 @@ void emit_direct(void *rec, uint32_t size)
 		emit_flush_self();
 	atomic_fetch_add(&s_direct_records, 1);
 	stream_write(rec, size);
+}
+
+void emit_block(void *buf, size_t len)
+{
+	int32_t tid = self_tid();
+	uint64_t n = 0;
+	for (size_t off = 0; off + sizeof(struct fsk_rec) <= len; n++) {
+		struct fsk_rec *r = (void *)((char *)buf + off);
+		if (r->size < sizeof(struct fsk_rec))
+			break;
+		r->tid = (uint32_t)tid;
+		off += r->size;
+	}
+	atomic_fetch_add(&s_direct_records, n);
+	stream_write(buf, len);
 }
 
 void emit_thread_exit(void *v)

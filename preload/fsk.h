@@ -154,6 +154,23 @@ static inline uint32_t fsk_str_size(const char *s)
 	return (uint32_t)((4 + sys_strlen(s) + 3) & ~3ul);
 }
 
+/* Writes several whole records with one write() (a scan), so no other
+ * thread's records land between them. tid is filled in each record. */
+FSK_HIDDEN void emit_block(void *buf, size_t len);
+
+/* ---- scan.c: address-space scans (see scan.h) ---- */
+/* A scan now, on the calling thread (start, fork both sides, exec, exit,
+ * wait). Takes t_guard itself; waits a bounded time for a running scan. */
+FSK_HIDDEN void scan_run(uint16_t trigger);
+/* A hook changed the mappings (FSK_SCAN_MMAP/BRK): the flusher scans soon. */
+FSK_HIDDEN void scan_mark(uint16_t trigger);
+/* The flusher thread, each loop: mapping changes and the interval timer. */
+FSK_HIDDEN void scan_tick(void);
+FSK_HIDDEN void scan_reset_child(void);
+/* Registers memory of ours so scans classify it as forkscope. */
+FSK_HIDDEN void scan_own_add(void *p, size_t len);
+FSK_HIDDEN void scan_own_point(const void *p);
+
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how);
 

@@ -40,6 +40,7 @@ static inline int chunk_mmapped(const void *p)
 
 static void brk_record(void *old, void *now, uint32_t cause)
 {
+	scan_mark(FSK_SCAN_BRK);
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
 					 sys_now_ns());
 	if (!h)

@@ -73,12 +73,15 @@ static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
+	scan_own_point(&arg); /* our stack is not the program's memory */
 	for (;;) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
-		if (G.active)
+		if (G.active) {
 			emit_flush_all(0);
+			scan_tick();
+		}
 	}
 	return NULL;
 }
@@ -153,6 +156,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	}
 	heap_init();
 	G.active = 1;
+	scan_run(FSK_SCAN_START);
 	t_guard = 0;
 }
 
@@ -179,6 +183,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
+	scan_reset_child();
 	emit_reset_child();
 	atomic_store(&s_flusher_started, 0);
 	if (emit_open_stream(ppid, fork_ns) < 0) {

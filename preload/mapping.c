@@ -19,6 +19,8 @@ static int map_on(void)
 static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, const void *result, int prot,
 		    int flags, int fd, int err)
 {
+	if (op <= FSK_MAP_MREMAP && !err)
+		scan_mark(FSK_SCAN_MMAP);
 	struct fsk_rec *h = emit_reserve(FSK_REC_MAP, sizeof(struct fsk_rec) + sizeof(struct fsk_map),
 					 sys_now_ns());
 	if (!h)

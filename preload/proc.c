@@ -37,6 +37,7 @@ void proc_record_exit(int code, uint16_t how)
 	r.e.code = code;
 	r.e.how = how;
 	emit_direct(&r, sizeof(r));
+	scan_run(FSK_SCAN_EXIT);
 	emit_flush_all(1);
 }
 
@@ -113,6 +114,7 @@ FSK_EXPORT pid_t fork(void)
 			r.f.kind = FSK_FORK;
 			r.f.side = FSK_SIDE_CHILD;
 			emit_direct(&r, sizeof(r));
+			scan_run(FSK_SCAN_FORK_CHILD);
 		}
 		t_guard = guard;
 		errno = saved;
@@ -120,6 +122,8 @@ FSK_EXPORT pid_t fork(void)
 	}
 	t_guard = guard;
 	record_fork(FSK_FORK, pid, err);
+	if (pid > 0)
+		scan_run(FSK_SCAN_FORK_PARENT);
 	errno = pid < 0 ? err : saved;
 	return pid;
 }
@@ -397,6 +401,7 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 			path = fdpath;
 		}
 		emit_flush_all(1);
+		scan_run(FSK_SCAN_EXEC);
 		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags);
 	}
 	int r;
@@ -569,6 +574,8 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 	r.w.nowait = (options & WNOWAIT) ? 1 : 0;
 	r.w.polls = atomic_exchange(&s_polls, 0);
 	emit_direct(&r, sizeof(r));
+	if ((r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait)
+		scan_run(FSK_SCAN_WAIT);
 }
 
 FSK_EXPORT pid_t wait(int *status)

@@ -360,7 +360,11 @@ struct fsk_region {
 	uint32_t first_touch;
 	uint32_t shared_at_fork;
 	uint32_t cow_faults;       /* COW faults this process took here */
-	uint32_t pad;
+	uint32_t copied;           /* shared at the last fork, now on another frame:
+	                              this process took the copy. Counted only where
+	                              PFNs are visible (scan flags FSK_HF_PFN_VISIBLE),
+	                              else 0. unshared also counts pages that turned
+	                              exclusive because the relative copied or exited. */
 	/* then: path (fsk_str), empty for anonymous */
 };
 

@@ -1,0 +1,769 @@
+/*
+ * Address-space scans: /proc/self/maps plus /proc/self/pagemap per region,
+ * each region classified and counted, written as one SCAN, one REGION per
+ * region and one SCAN_END in a single write() so a reader never sees half
+ * a scan between another thread's records.
+ *
+ * COW accounting needs to remember the last fork: at START and at each
+ * fork (both sides) a baseline keeps, per private region, two bits per page
+ * (present, shared) and, where PFNs are visible, the frame of every shared
+ * page. Later scans compare against it: unshared = shared then, exclusive
+ * now; first_touch = absent then, present now; copied = shared then, a
+ * different frame now (this process took the copy). A page is exclusive
+ * again in the parent too once the child copied it (the old frame is then
+ * mapped once), so only `copied` says who paid for the copy.
+ *
+ * Concurrency: one scan at a time (s_lock holds the scanner's tid; never
+ * held across fork: the child resets it). A synchronous trigger that finds
+ * the lock taken waits a bounded time, the flusher's triggers are left in
+ * s_pending for the holder. Memory comes only from scan_map.
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fsk.h"
+#include "scan.h"
+
+#define PM_BATCH 8192u                   /* pagemap entries per pread */
+#define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
+#define LOCK_WAIT_NS (2000ull * 1000 * 1000)
+
+/* ---- our own memory ---- */
+
+#define OWN_MAX 1280
+struct own_range {
+	_Atomic uint64_t start;
+	_Atomic uint64_t end;
+};
+static struct own_range s_own[OWN_MAX];
+static _Atomic uint32_t s_own_hw; /* slots in use are below this */
+
+static void own_put(uint64_t start, uint64_t end)
+{
+	for (uint32_t i = 0; i < OWN_MAX; i++) {
+		uint64_t zero = 0;
+		if (atomic_load(&s_own[i].start) ||
+		    !atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
+			continue;
+		atomic_store(&s_own[i].end, end);
+		uint32_t hw = atomic_load(&s_own_hw);
+		while (hw < i + 1 && !atomic_compare_exchange_weak(&s_own_hw, &hw, i + 1))
+			;
+		return;
+	}
+}
+
+/* Our memory must never count as the program's: every buffer we map is
+ * registered here. MADV_DONTDUMP also keeps the kernel from merging it
+ * with a neighbouring mapping of the program's. */
+void scan_own_add(void *p, size_t len)
+{
+	if (!p || !len)
+		return;
+	syscall(SYS_madvise, p, len, MADV_DONTDUMP);
+	own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+}
+
+/* A mapping we did not map ourselves but use (the flusher's stack): the
+ * region that holds p is ours. */
+void scan_own_point(const void *p)
+{
+	own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + 1);
+}
+
+void scan_own_del(void *p)
+{
+	uint32_t hw = atomic_load(&s_own_hw);
+	for (uint32_t i = 0; i < hw; i++)
+		if (atomic_load(&s_own[i].start) == (uint64_t)(uintptr_t)p) {
+			atomic_store(&s_own[i].end, 0);
+			atomic_store(&s_own[i].start, 0);
+			return;
+		}
+}
+
+static int own_overlaps(uint64_t start, uint64_t end)
+{
+	uint32_t hw = atomic_load(&s_own_hw);
+	for (uint32_t i = 0; i < hw; i++) {
+		uint64_t s = atomic_load(&s_own[i].start), e = atomic_load(&s_own[i].end);
+		if (s && s < end && e > start)
+			return 1;
+	}
+	return 0;
+}
+
+void *scan_map(size_t len)
+{
+	len = (len + 4095) & ~(size_t)4095;
+	long r = syscall(SYS_mmap, 0, len, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r < 0 && r > -4096)
+		return NULL;
+	scan_own_add((void *)r, len);
+	return (void *)r;
+}
+
+void scan_unmap(void *p, size_t len)
+{
+	if (!p)
+		return;
+	len = (len + 4095) & ~(size_t)4095;
+	scan_own_del(p);
+	syscall(SYS_munmap, p, len);
+}
+
+/* ---- the baseline ---- */
+
+struct base_ent {
+	uint64_t start, end;
+	uint64_t *present, *shared;   /* one bit per page each */
+	uint64_t *pfn;                /* pairs (page index, frame), index order */
+	uint64_t npfn;
+	uint64_t shared_total;
+};
+
+struct baseline {
+	char *mem;
+	size_t len, used;
+	struct base_ent *ents;
+	size_t n, cap;
+	uint64_t *pfn_pool;
+	size_t pfn_used, pfn_cap;     /* pairs */
+};
+
+static struct baseline s_base;
+
+static void base_free(struct baseline *b)
+{
+	scan_unmap(b->mem, b->len);
+	__builtin_memset(b, 0, sizeof(*b));
+}
+
+static int base_eligible(const struct maps_ent *e)
+{
+	return e->perms && e->kind != FSK_RK_FORKSCOPE && e->kind != FSK_RK_VVAR &&
+	       !(e->perms & FSK_P_SHARED) && e->kind != FSK_RK_SHM;
+}
+
+static size_t words_of(const struct maps_ent *e, uint32_t ps)
+{
+	return (size_t)(((e->end - e->start) / ps + 63) / 64);
+}
+
+/* Sizes one mapping for the whole new baseline (untouched parts cost no
+ * memory: it is MAP_NORESERVE). -ENOMEM leaves the scan without one. */
+static int base_begin(struct baseline *b, const struct maps_buf *mb, int pfn_likely)
+{
+	__builtin_memset(b, 0, sizeof(*b));
+	size_t ents = 0, bits = 0, pages = 0;
+	for (size_t i = 0; i < mb->n; i++) {
+		const struct maps_ent *e = &mb->ents[i];
+		if (!base_eligible(e))
+			continue;
+		size_t w = words_of(e, G.page_size);
+		if ((bits + 2 * w) * 8 > BASE_MAX_BYTES / 2)
+			continue;
+		ents++;
+		bits += 2 * w;
+		pages += (size_t)((e->end - e->start) / G.page_size);
+	}
+	size_t pfn_cap = pfn_likely ? pages : 0;
+	if (pfn_cap * 16 > BASE_MAX_BYTES / 2)
+		pfn_cap = BASE_MAX_BYTES / 32;
+	size_t len = ents * sizeof(struct base_ent) + bits * 8 + pfn_cap * 16 + 64;
+	b->mem = scan_map(len);
+	if (!b->mem)
+		return -ENOMEM;
+	b->len = len;
+	b->ents = (void *)b->mem;
+	b->cap = ents;
+	b->used = ents * sizeof(struct base_ent);
+	b->pfn_pool = (void *)(b->mem + b->used + bits * 8);
+	b->pfn_cap = pfn_cap;
+	return 0;
+}
+
+static struct base_ent *base_add(struct baseline *b, const struct maps_ent *e)
+{
+	if (!b->mem || !base_eligible(e) || b->n >= b->cap)
+		return NULL;
+	size_t w = words_of(e, G.page_size);
+	if (b->used + 2 * w * 8 > (size_t)((char *)b->pfn_pool - b->mem))
+		return NULL;
+	struct base_ent *be = &b->ents[b->n++];
+	be->start = e->start;
+	be->end = e->end;
+	be->present = (void *)(b->mem + b->used);
+	be->shared = be->present + w;
+	b->used += 2 * w * 8;
+	be->pfn = b->pfn_pool + 2 * b->pfn_used;
+	be->npfn = 0;
+	be->shared_total = 0;
+	return be;
+}
+
+/* First baseline entry that ends above addr (entries are in address order). */
+static size_t base_find(const struct baseline *b, uint64_t addr)
+{
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (b->ents[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int base_pfn(const struct base_ent *be, uint64_t idx, uint64_t *pfn)
+{
+	uint64_t lo = 0, hi = be->npfn;
+	while (lo < hi) {
+		uint64_t mid = (lo + hi) / 2;
+		if (be->pfn[2 * mid] < idx)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < be->npfn && be->pfn[2 * lo] == idx) {
+		*pfn = be->pfn[2 * lo + 1];
+		return 1;
+	}
+	return 0;
+}
+
+static uint64_t bits_count(const uint64_t *w, uint64_t from, uint64_t to)
+{
+	uint64_t n = 0;
+	while (from < to && (from & 63)) {
+		n += (w[from / 64] >> (from & 63)) & 1;
+		from++;
+	}
+	for (; from + 64 <= to; from += 64)
+		n += (uint64_t)__builtin_popcountll(w[from / 64]);
+	for (; from < to; from++)
+		n += (w[from / 64] >> (from & 63)) & 1;
+	return n;
+}
+
+/* Pages of [start, end) that were shared at the baseline. */
+static uint32_t base_shared_in(uint64_t start, uint64_t end)
+{
+	uint64_t n = 0, ps = G.page_size;
+	for (size_t i = base_find(&s_base, start); i < s_base.n && s_base.ents[i].start < end; i++) {
+		const struct base_ent *be = &s_base.ents[i];
+		uint64_t s = start > be->start ? start : be->start;
+		uint64_t e = end < be->end ? end : be->end;
+		if (s == be->start && e == be->end)
+			n += be->shared_total;
+		else
+			n += bits_count(be->shared, (s - be->start) / ps, (e - be->start) / ps);
+	}
+	return (uint32_t)n;
+}
+
+/* ---- scan state ---- */
+
+static _Atomic int32_t s_lock;      /* tid of the scanning thread, 0 = free */
+static _Atomic uint32_t s_pending;  /* triggers that found the lock taken */
+static _Atomic uint32_t s_dirty;    /* MMAP/BRK changes since the last scan */
+static _Atomic uint64_t s_events;   /* hook-side changes, for the signature */
+static uint32_t s_scan_id;
+static uint64_t s_last_ns, s_last_sig;
+static int s_forked;                /* this image forked or was forked */
+static int s_pfn_visible = -1;      /* -1 not known yet */
+static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
+static int s_self_known;
+static uint64_t s_self_ino;
+static uint32_t s_self_dev;
+static struct maps_buf s_mb;
+static uint64_t *s_pm;              /* PM_BATCH pagemap entries */
+static char *s_out;
+static size_t s_out_len, s_out_cap;
+
+struct counts {
+	uint32_t resident, swapped, shared, unshared, first_touch, shared_at_fork, copied;
+};
+
+static int out_need(size_t more)
+{
+	if (s_out_len + more <= s_out_cap)
+		return 0;
+	size_t ncap = s_out_cap ? s_out_cap : 64 * 1024;
+	while (ncap < s_out_len + more)
+		ncap *= 2;
+	char *n = scan_map(ncap);
+	if (!n)
+		return -ENOMEM;
+	if (s_out) {
+		__builtin_memcpy(n, s_out, s_out_len);
+		scan_unmap(s_out, s_out_cap);
+	}
+	s_out = n;
+	s_out_cap = ncap;
+	return 0;
+}
+
+/* ---- classification ---- */
+
+static int starts(const char *s, const char *prefix)
+{
+	return sys_strncmp(s, prefix, sys_strlen(prefix)) == 0;
+}
+
+static int streq(const char *a, const char *b)
+{
+	return sys_strlen(a) == sys_strlen(b) && starts(a, b);
+}
+
+/* A shared object: ".so" ends the base name or is followed by a version. */
+static int is_lib_path(const char *p)
+{
+	const char *base = p;
+	for (const char *s = p; *s; s++)
+		if (*s == '/')
+			base = s + 1;
+	for (const char *s = base; *s; s++)
+		if (s[0] == '.' && s[1] == 's' && s[2] == 'o' && (s[3] == 0 || s[3] == '.' || s[3] == ' '))
+			return 1;
+	return 0;
+}
+
+static void self_find(const struct maps_buf *mb)
+{
+	uint64_t me = (uint64_t)(uintptr_t)&self_find;
+	for (size_t i = 0; i < mb->n; i++)
+		if (mb->ents[i].start <= me && me < mb->ents[i].end && mb->ents[i].inode) {
+			s_self_ino = mb->ents[i].inode;
+			s_self_dev = mb->ents[i].dev;
+			s_self_known = 1;
+		}
+}
+
+static uint16_t classify_one(const struct maps_buf *mb, size_t i)
+{
+	const struct maps_ent *e = &mb->ents[i];
+	const struct maps_ent *prev = i ? &mb->ents[i - 1] : NULL;
+	const char *path = maps_path(mb, e);
+	int adjacent = prev && prev->end == e->start;
+	int file = e->inode != 0 || path[0] == '/';
+
+	if (own_overlaps(e->start, e->end))
+		return FSK_RK_FORKSCOPE;
+	if (file && s_self_known && e->inode == s_self_ino && e->dev == s_self_dev)
+		return FSK_RK_FORKSCOPE;
+	if (path[0] == '[') {
+		if (streq(path, "[vdso]"))
+			return FSK_RK_VDSO;
+		if (starts(path, "[vvar") || streq(path, "[vsyscall]"))
+			return FSK_RK_VVAR;
+		if (streq(path, "[heap]"))
+			return FSK_RK_HEAP;
+		if (streq(path, "[stack]"))
+			return FSK_RK_STACK;
+		if (starts(path, "[anon_shmem:"))
+			return FSK_RK_SHM;
+	}
+	if (e->perms & FSK_P_SHARED)
+		return FSK_RK_SHM;
+	if (file) {
+		if (starts(path, "/memfd:") || starts(path, "/dev/shm/") || starts(path, "/SYSV"))
+			return FSK_RK_SHM;
+		if (G.exe[0] && streq(path, G.exe)) {
+			if (e->perms & FSK_P_EXEC)
+				return FSK_RK_TEXT;
+			return (e->perms & FSK_P_WRITE) ? FSK_RK_DATA : FSK_RK_RODATA;
+		}
+		if (is_lib_path(path) || (e->perms & FSK_P_EXEC))
+			return FSK_RK_LIB;
+		return FSK_RK_FILE;
+	}
+	/* Anonymous. Right after an object's file mappings it is that object's
+	 * bss; below it a PROT_NONE guard marks a thread stack (glibc maps the
+	 * guard at the low end; its malloc arenas keep PROT_NONE above). */
+	if (adjacent && prev->inode && (e->perms & FSK_P_WRITE)) {
+		switch (prev->kind) {
+		case FSK_RK_TEXT: case FSK_RK_RODATA: case FSK_RK_DATA:
+			return FSK_RK_BSS;
+		case FSK_RK_LIB: case FSK_RK_FORKSCOPE:
+			return prev->kind;
+		}
+	}
+	if (adjacent && !prev->perms && !prev->inode && (e->perms & FSK_P_WRITE))
+		return FSK_RK_THREAD_STACK;
+	return FSK_RK_ANON;
+}
+
+static void classify(struct maps_buf *mb)
+{
+	if (!s_self_known)
+		self_find(mb);
+	for (size_t i = 0; i < mb->n; i++)
+		mb->ents[i].kind = classify_one(mb, i);
+}
+
+/* ---- counting ---- */
+
+static void set_bit(uint64_t *w, uint64_t i)
+{
+	w[i / 64] |= 1ull << (i & 63);
+}
+
+static int get_bit(const uint64_t *w, uint64_t i)
+{
+	return (int)((w[i / 64] >> (i & 63)) & 1);
+}
+
+struct acct {
+	const struct maps_ent *e;
+	struct counts *c;
+	struct base_ent *nb;       /* baseline being built, or NULL */
+	struct baseline *pb;       /* new baseline owning nb */
+	size_t bi;                 /* cursor into s_base */
+	int compare;               /* count against s_base */
+	int pfn_seen;
+};
+
+/* Counts the pages [vpn, vpn + n) of one region, all in one run. */
+static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
+{
+	uint64_t ps = G.page_size;
+	int priv = !(a->e->perms & FSK_P_SHARED);
+	while (n) {
+		uint64_t k = n < PM_BATCH ? n : PM_BATCH;
+		int r = pagemap_read(fd, vpn, s_pm, (size_t)k);
+		if (r < 0)
+			return r;
+		for (uint64_t j = 0; j < k; j++) {
+			uint64_t v = s_pm[j], addr = (vpn + j) * ps;
+			if (!(v & PM_PRESENT)) {
+				if (v & PM_SWAPPED)
+					a->c->swapped++;
+				continue;
+			}
+			if (zero)
+				continue; /* the shared zero page: not resident (smaps agrees) */
+			uint64_t pfn = v & PM_PFN_MASK;
+			if (pfn)
+				a->pfn_seen = 1;
+			int shared = priv && !(v & PM_FILE) && !(v & PM_EXCLUSIVE);
+			a->c->resident++;
+			a->c->shared += shared;
+			if (a->nb) {
+				uint64_t idx = (addr - a->nb->start) / ps;
+				set_bit(a->nb->present, idx);
+				if (shared) {
+					set_bit(a->nb->shared, idx);
+					a->nb->shared_total++;
+					if (pfn && a->pb->pfn_used < a->pb->pfn_cap) {
+						a->nb->pfn[2 * a->nb->npfn] = idx;
+						a->nb->pfn[2 * a->nb->npfn + 1] = pfn;
+						a->nb->npfn++;
+						a->pb->pfn_used++;
+					}
+				}
+			}
+			if (!a->compare)
+				continue;
+			while (a->bi < s_base.n && s_base.ents[a->bi].end <= addr)
+				a->bi++;
+			const struct base_ent *be = a->bi < s_base.n && s_base.ents[a->bi].start <= addr
+							    ? &s_base.ents[a->bi] : NULL;
+			uint64_t idx = be ? (addr - be->start) / ps : 0;
+			if (!be || !get_bit(be->present, idx)) {
+				a->c->first_touch++;
+				continue;
+			}
+			if (!get_bit(be->shared, idx))
+				continue;
+			if (v & PM_EXCLUSIVE)
+				a->c->unshared++;
+			uint64_t old;
+			if (pfn && base_pfn(be, idx, &old) && old != pfn)
+				a->c->copied++;
+		}
+		vpn += k;
+		n -= k;
+	}
+	return 0;
+}
+
+static int acct_region(struct acct *a, int fd)
+{
+	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
+	if (a->compare)
+		a->bi = base_find(&s_base, start);
+	if (!s_no_pmscan) {
+		struct pagemap_run runs[64];
+		uint64_t at = start;
+		while (at < end) {
+			uint64_t next = end;
+			int n = pagemap_runs(fd, at, end, runs, 64, &next);
+			if (n < 0) {
+				if (n == -ENOTTY || n == -EINVAL)
+					s_no_pmscan = 1;
+				if (at != start)
+					return n;
+				goto plain;
+			}
+			for (int i = 0; i < n; i++) {
+				if (!runs[i].present) {
+					a->c->swapped += (uint32_t)((runs[i].end - runs[i].start) / ps);
+					continue;
+				}
+				int r = acct_pages(a, fd, runs[i].start / ps,
+						   (runs[i].end - runs[i].start) / ps, runs[i].zero);
+				if (r < 0)
+					return r;
+			}
+			if (next <= at)
+				break;
+			at = next;
+		}
+		return 0;
+	}
+plain:
+	return acct_pages(a, fd, start / ps, (end - start) / ps, 0);
+}
+
+/* ---- records ---- */
+
+static void out_region(const struct maps_buf *mb, const struct maps_ent *e, const struct counts *c,
+		       uint64_t ts)
+{
+	const char *path = maps_path(mb, e);
+	uint32_t size = (uint32_t)(sizeof(struct fsk_rec) + sizeof(struct fsk_region) + 4 + e->path_len);
+	size = (size + 7) & ~7u;
+	if (size > FSK_REC_MAX || out_need(size) < 0)
+		return;
+	char *p = s_out + s_out_len;
+	__builtin_memset(p, 0, size);
+	fsk_rec_init((void *)p, FSK_REC_REGION, size, ts);
+	struct fsk_region *r = (void *)(p + sizeof(struct fsk_rec));
+	r->start = e->start;
+	r->end = e->end;
+	r->offset = e->offset;
+	r->inode = e->inode;
+	r->dev = e->dev;
+	r->kind = e->kind;
+	r->perms = e->perms;
+	r->resident = c->resident;
+	r->swapped = c->swapped;
+	r->shared = c->shared;
+	r->unshared = c->unshared;
+	r->first_touch = c->first_touch;
+	r->shared_at_fork = c->shared_at_fork;
+	r->cow_faults = 0;
+	r->copied = c->copied;
+	emit_put_str((char *)(r + 1), path, p + size);
+	s_out_len += size;
+}
+
+static int is_rebase(uint16_t trigger)
+{
+	return trigger == FSK_SCAN_START || trigger == FSK_SCAN_FORK_PARENT ||
+	       trigger == FSK_SCAN_FORK_CHILD;
+}
+
+/* Whether frames are visible, from one page we know is present. */
+static int pfn_probe(int fd)
+{
+	volatile uint64_t here = 1;
+	uint64_t v = 0;
+	if (pagemap_read(fd, (uint64_t)(uintptr_t)&here / G.page_size, &v, 1) < 0)
+		return 0;
+	return (v & PM_PRESENT) && (v & PM_PFN_MASK);
+}
+
+static uint64_t signature(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) < 0)
+		return 0;
+	return (uint64_t)ru.ru_minflt * 3 + (uint64_t)ru.ru_majflt * 7 +
+	       atomic_load(&s_events) * 11;
+}
+
+static void do_scan(uint16_t trigger)
+{
+	uint64_t t0 = sys_now_ns();
+	if (!s_pm && !(s_pm = scan_map(PM_BATCH * 8)))
+		return;
+	if (maps_read(&s_mb) < 0)
+		return;
+	classify(&s_mb);
+	int fd = pagemap_open();
+	if (fd < 0)
+		return;
+	if (s_pfn_visible < 0)
+		s_pfn_visible = pfn_probe(fd);
+	int rebase = is_rebase(trigger);
+	struct baseline nb;
+	__builtin_memset(&nb, 0, sizeof(nb));
+	if (rebase && base_begin(&nb, &s_mb, s_pfn_visible) < 0)
+		__builtin_memset(&nb, 0, sizeof(nb));
+
+	s_out_len = 0;
+	uint32_t id = ++s_scan_id;
+	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan)) < 0) {
+		close(fd);
+		base_free(&nb);
+		return;
+	}
+	struct fsk_rec *sh = (void *)s_out;
+	fsk_rec_init(sh, FSK_REC_SCAN, sizeof(struct fsk_rec) + sizeof(struct fsk_scan), t0);
+	s_out_len = sizeof(struct fsk_rec) + sizeof(struct fsk_scan);
+
+	int pfn_seen = 0;
+	uint32_t regions = 0;
+	for (size_t i = 0; i < s_mb.n; i++) {
+		const struct maps_ent *e = &s_mb.ents[i];
+		if (!e->perms)
+			continue; /* PROT_NONE: guard pages and reservations */
+		struct counts c = { 0 };
+		if (e->kind != FSK_RK_VVAR) {
+			struct acct a = { .e = e, .c = &c, .pb = &nb,
+					  .compare = !rebase && base_eligible(e) };
+			a.nb = rebase ? base_add(&nb, e) : NULL;
+			if (acct_region(&a, fd) < 0)
+				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
+			pfn_seen |= a.pfn_seen;
+		}
+		if (rebase)
+			c.shared_at_fork = c.shared;
+		else if (base_eligible(e))
+			c.shared_at_fork = base_shared_in(e->start, e->end);
+		out_region(&s_mb, e, &c, t0);
+		regions++;
+	}
+	close(fd);
+	if (pfn_seen)
+		s_pfn_visible = 1;
+	if (rebase) {
+		base_free(&s_base);
+		s_base = nb;
+		/* The fresh baseline's memory was written before we unmapped
+		 * the old one: a scan never sees a half-built baseline. */
+	}
+	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end)) < 0)
+		return;
+	struct fsk_scan *sc = (void *)(s_out + sizeof(struct fsk_rec));
+	sc->id = id;
+	sc->trigger = trigger;
+	sc->flags = s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0;
+	uint64_t t1 = sys_now_ns();
+	struct fsk_rec *eh = (void *)(s_out + s_out_len);
+	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
+	struct fsk_scan_end *se = (void *)(eh + 1);
+	se->id = id;
+	se->regions = regions;
+	se->cost_ns = t1 - t0;
+	s_out_len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
+	emit_block(s_out, s_out_len);
+	s_last_ns = sys_now_ns();
+	s_last_sig = signature();
+	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
+		s_forked = 1;
+}
+
+/* ---- triggers ---- */
+
+static int lock_take(int32_t me, int wait)
+{
+	int32_t expect = 0;
+	if (atomic_compare_exchange_strong(&s_lock, &expect, me))
+		return 1;
+	if (!wait || expect == me)
+		return 0; /* a signal handler interrupted our own scan */
+	uint64_t deadline = sys_now_ns() + LOCK_WAIT_NS;
+	while (sys_now_ns() < deadline) {
+		sched_yield();
+		expect = 0;
+		if (atomic_compare_exchange_strong(&s_lock, &expect, me))
+			return 1;
+	}
+	return 0;
+}
+
+static uint16_t pending_pick(uint32_t p)
+{
+	static const uint16_t order[] = { FSK_SCAN_FORK_CHILD, FSK_SCAN_FORK_PARENT, FSK_SCAN_START,
+					  FSK_SCAN_EXIT, FSK_SCAN_EXEC, FSK_SCAN_WAIT,
+					  FSK_SCAN_MMAP, FSK_SCAN_BRK, FSK_SCAN_TIMER };
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (p & (1u << order[i]))
+			return order[i];
+	return FSK_SCAN_TIMER;
+}
+
+void scan_run(uint16_t trigger)
+{
+	if (!G.active || t_vfork_child)
+		return;
+	int saved = errno, guard = t_guard;
+	t_guard = 1;
+	int sync = trigger != FSK_SCAN_TIMER && trigger != FSK_SCAN_MMAP && trigger != FSK_SCAN_BRK;
+	if (lock_take(sys_gettid(), sync)) {
+		do_scan(trigger);
+		/* Triggers that came while we scanned; a rebase wins so no fork
+		 * baseline is lost, the rest fold into one scan. */
+		for (int i = 0; i < 4; i++) {
+			uint32_t p = atomic_exchange(&s_pending, 0);
+			if (!p)
+				break;
+			do_scan(pending_pick(p));
+		}
+		atomic_store(&s_lock, 0);
+	} else {
+		atomic_fetch_or(&s_pending, 1u << trigger);
+	}
+	t_guard = guard;
+	errno = saved;
+}
+
+void scan_mark(uint16_t trigger)
+{
+	atomic_fetch_or_explicit(&s_dirty, 1u << trigger, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s_events, 1, memory_order_relaxed);
+}
+
+/* The flusher thread, every loop. Mapping changes are scanned at most once
+ * per interval; the timer scans only when the fault counters or the hooks
+ * say something changed, and, in a process with a relative (whose COW
+ * copies change our pages' sharing silently), at least every 20 intervals. */
+void scan_tick(void)
+{
+	if (!G.active)
+		return;
+	uint64_t now = sys_now_ns();
+	uint64_t iv = (uint64_t)(G.scan_ms ? G.scan_ms : 50) * 1000000ull;
+	if (now - s_last_ns < iv)
+		return;
+	uint32_t d = atomic_exchange(&s_dirty, 0);
+	if (d) {
+		scan_run((d & (1u << FSK_SCAN_MMAP)) ? FSK_SCAN_MMAP : FSK_SCAN_BRK);
+		return;
+	}
+	if (!G.scan_ms)
+		return;
+	if (signature() == s_last_sig && !(s_forked && now - s_last_ns >= 20 * iv))
+		return;
+	scan_run(FSK_SCAN_TIMER);
+}
+
+/* Fork child, before anything else: the parent's scanner (maybe the
+ * flusher, which did not come along) may have held the lock. */
+void scan_reset_child(void)
+{
+	atomic_store(&s_lock, 0);
+	atomic_store(&s_pending, 0);
+	atomic_store(&s_dirty, 0);
+	s_scan_id = 0;
+	s_forked = 1;
+}

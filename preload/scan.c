@@ -31,6 +31,10 @@
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
+/* A guard page below an anonymous mapping is what glibc's thread stacks
+ * look like, but so does any guarded buffer: only mappings of a plausible
+ * thread stack size count (glibc's default is RLIMIT_STACK, 8 MiB). */
+#define THREAD_STACK_MIN (1ull << 20)
 
 /* ---- our own memory ---- */
 
@@ -395,7 +399,10 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 			return prev->kind;
 		}
 	}
-	if (adjacent && !prev->perms && !prev->inode && (e->perms & FSK_P_WRITE))
+	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+	if ((e->start <= sp && sp < e->end) ||
+	    (adjacent && !prev->perms && !prev->inode && (e->perms & FSK_P_WRITE) &&
+	     e->end - e->start >= THREAD_STACK_MIN))
 		return FSK_RK_THREAD_STACK;
 	return FSK_RK_ANON;
 }

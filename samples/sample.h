@@ -20,8 +20,11 @@
  *         what the parent's waitpid() returned, decoded;
  *     @ expect pid=N exit=exited code=N | exit=signaled sig=N core=0|1|?
  *              [reaped_by_pid=N] [orphaned=0|1] [images=N] [zombie_min_ms=N]
+ *              [malloc_min=N] [last_exe=PATH]
  *         what forkscope should record for process N ("?": the sample
- *         cannot know, e.g. a core pattern piped to a helper).
+ *         cannot know, e.g. a core pattern piped to a helper): images is
+ *         the number of program images (execs + 1), malloc_min a lower
+ *         bound of its malloc calls, last_exe the program it ran last.
  *
  * Everything is written with write(2), one line per call: nothing sits in
  * a stdio buffer when the process forks, so no line is printed twice and

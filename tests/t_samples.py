@@ -30,71 +30,6 @@ def same_output(name, plain, traced):
           "untraced rc=%s traced rc=%s" % (plain.rc, traced.rc))
 
 
-def check_proc_lines(name, out, procs):
-    """Every "@ proc" line names a traced process with that ppid."""
-    for kv in fsk.at_dicts(out, "proc"):
-        pid, ppid = num(kv["pid"]), num(kv["ppid"])
-        role = kv.get("role", "?")
-        p = procs.get(pid)
-        if check("%s.%s.in-report" % (name, role), p is not None,
-                 "pid %s (role %s) missing; report pids %s" % (pid, role, sorted(procs))):
-            check("%s.%s.ppid" % (name, role), p.get("ppid") == ppid,
-                  "report ppid %s, the process said %s" % (p.get("ppid"), ppid))
-
-
-def check_exit(tag, p, kv):
-    e = p.get("exit") or {}
-    if kv.get("exit") == "exited":
-        check(tag + ".exit", e.get("kind") == "exited" and e.get("code") == num(kv["code"]),
-              "report %s, expected exited %s" % (fsk.exit_str(p), kv["code"]))
-    elif kv.get("exit") == "signaled":
-        ok = e.get("kind") == "signaled" and e.get("signal") == num(kv["sig"])
-        check(tag + ".signal", ok, "report %s, expected signal %s" % (fsk.exit_str(p), kv["sig"]))
-        if kv.get("core") not in (None, "?"):
-            check(tag + ".core", e.get("core") is (kv["core"] == "1"),
-                  "report core=%r, expected %s" % (e.get("core"), kv["core"]))
-
-
-def check_expect_lines(name, out, doc, procs):
-    """Every "@ expect" line: exit, reaped_by, orphaned, images, zombie time."""
-    waits = {num(kv["pid"]): kv for kv in fsk.at_dicts(out, "wait") if "exited" in kv}
-    for kv in fsk.at_dicts(out, "expect"):
-        pid = num(kv["pid"])
-        tag = "%s.%s" % (name, kv.get("case") or "pid%d" % pid)
-        p = procs.get(pid)
-        if not check(tag + ".in-report", p is not None, "pid %s missing; report pids %s" % (pid, sorted(procs))):
-            continue
-        if "ppid" in kv:
-            check(tag + ".ppid", p.get("ppid") == num(kv["ppid"]),
-                  "report ppid %s, expected %s" % (p.get("ppid"), kv["ppid"]))
-        check_exit(tag, p, kv)
-        # The parent's own waitpid() is the ground truth for the core bit.
-        w = waits.get(pid)
-        if w and w["signaled"] == "1":
-            check(tag + ".core-as-waitpid-saw", (p.get("exit") or {}).get("core") is (w["core"] == "1"),
-                  "report core=%r, the parent's waitpid saw core=%s" % ((p.get("exit") or {}).get("core"), w["core"]))
-        if "reaped_by_pid" in kv:
-            check(tag + ".reaped_by", p.get("reaped_by") == num(kv["reaped_by_pid"]),
-                  "report reaped_by=%r, expected %s" % (p.get("reaped_by"), kv["reaped_by_pid"]))
-        if "orphaned" in kv:
-            check(tag + ".orphaned", p.get("orphaned") is (kv["orphaned"] == "1"),
-                  "report orphaned=%r, expected %s" % (p.get("orphaned"), kv["orphaned"]))
-        if "images" in kv:
-            imgs = p.get("images") or []
-            check(tag + ".images", len(imgs) == num(kv["images"]),
-                  "report has %d images %r, expected %s" % (len(imgs), [i.get("argv") for i in imgs], kv["images"]))
-        if "zombie_min_ms" in kv:
-            z = p.get("zombie_ns")
-            # The sample keeps it a zombie for zombie_min_ms; allow 50 ms for
-            # clocks and the time between exit hook and death.
-            want = (num(kv["zombie_min_ms"]) - 50) * 1000000
-            check(tag + ".zombie_ns", isinstance(z, int) and z >= want,
-                  "report zombie_ns=%r, expected >= %d" % (z, want))
-        if isinstance(p.get("zombie_ns"), int) and isinstance(p.get("end_ns"), int):
-            check(tag + ".times-ordered", p["end_ns"] >= p.get("start_ns", 0),
-                  "end_ns %s < start_ns %s" % (p["end_ns"], p.get("start_ns")))
-
-
 def cow_available(doc):
     return any(p.get("regions") for p in fsk.processes(doc))
 
@@ -248,8 +183,8 @@ def main():
             continue
         fsk.check_unique_pids(name, doc)
         procs = fsk.by_pid(doc)
-        check_proc_lines(name, traced.out, procs)
-        check_expect_lines(name, traced.out, doc, procs)
+        fsk.check_proc_lines(name, traced.out, procs)
+        fsk.check_expect_lines(name, traced.out, procs)
         try:
             specific(name, traced.out, doc, procs, traced)
         except (KeyError, IndexError, ValueError, TypeError) as e:

@@ -191,32 +191,36 @@ static void case_envi(void)
 	expect_exit(pid, xwait(pid), 3, "images=2 last_exe=/bin/sh");
 }
 
+static void case_abort(void)
+{
+	case_crash(SIGABRT);
+}
+
+static void case_segv(void)
+{
+	case_crash(SIGSEGV);
+}
+
+static const struct {
+	const char *name;
+	void (*run)(void);
+} cases[] = {
+	{ "closefds", case_closefds }, { "dup2", case_dup2 }, { "nofile", case_nofile },
+	{ "sigchld", case_sigchld }, { "abort", case_abort }, { "segv", case_segv },
+	{ "vfork", case_vfork }, { "spawn", case_spawn }, { "envi", case_envi },
+};
+
 int main(int argc, char **argv)
 {
 	const char *c = argc > 1 ? argv[1] : "";
-	at("proc", "role=main pid=%d ppid=%d", (int)getpid(), (int)getppid());
-	if (!strcmp(c, "closefds"))
-		case_closefds();
-	else if (!strcmp(c, "dup2"))
-		case_dup2();
-	else if (!strcmp(c, "nofile"))
-		case_nofile();
-	else if (!strcmp(c, "sigchld"))
-		case_sigchld();
-	else if (!strcmp(c, "abort"))
-		case_crash(SIGABRT);
-	else if (!strcmp(c, "segv"))
-		case_crash(SIGSEGV);
-	else if (!strcmp(c, "vfork"))
-		case_vfork();
-	else if (!strcmp(c, "spawn"))
-		case_spawn();
-	else if (!strcmp(c, "envi"))
-		case_envi();
-	else {
-		say("usage: hostile closefds|dup2|nofile|sigchld|abort|segv|vfork|spawn|envi\n");
-		return 2;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		if (strcmp(c, cases[i].name) != 0)
+			continue;
+		at("proc", "role=main pid=%d ppid=%d", (int)getpid(), (int)getppid());
+		cases[i].run();
+		say("%s: %s\n", c, g_fail ? "the program saw something unexpected" : "done");
+		return g_fail;
 	}
-	say("%s: %s\n", c, g_fail ? "the program saw something unexpected" : "done");
-	return g_fail;
+	say("usage: hostile closefds|dup2|nofile|sigchld|abort|segv|vfork|spawn|envi\n");
+	return 2;
 }

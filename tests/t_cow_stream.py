@@ -1,0 +1,189 @@
+"""Copy-on-write ground truth read from the raw streams (the SCAN/REGION
+records themselves, before any viewer code): tests/progs/cow_truth's child
+writes a known number of pages in .data, .bss, the heap, an anonymous mmap
+and a big malloc after fork; its last scan (EXIT) must count exactly those
+as unshared, and where PFNs are visible (root) as copied; the parent copied
+none of them. tests/progs/scan_cost smaps: the child's EXIT scan must agree
+with the /proc/self/smaps it printed just before, within two pages.
+Runs as root and, via setpriv, as nobody."""
+import os
+import struct
+import sys
+
+sys.dont_write_bytecode = True
+import fsk  # noqa: E402
+from fsk import check, note, num  # noqa: E402
+
+REC_SCAN, REC_REGION, REC_SCAN_END = 17, 18, 19
+KINDS = [None, "text", "rodata", "data", "bss", "heap", "stack", "thread_stack", "anon",
+         "file", "lib", "shm", "vdso", "vvar", "forkscope"]
+EXPECT_KIND = {"data": "data", "bss": "bss", "heap": "heap", "anon": "anon", "big": "anon"}
+PFN_VISIBLE = 1
+
+
+def scans(path):
+    """[(trigger, flags, cost_ns, [region dict])] of one stream, in order."""
+    b = open(path, "rb").read()
+    off = struct.unpack_from("<I", b, 12)[0]
+    out, cur = [], None
+    while off + 16 <= len(b):
+        typ, size = struct.unpack_from("<HH", b, off)
+        if size < 16 or off + size > len(b):
+            break
+        p = b[off + 16: off + size]
+        if typ == REC_SCAN:
+            _, trig, flags = struct.unpack_from("<IHH", p)
+            cur = [trig, flags, 0, []]
+        elif typ == REC_REGION and cur is not None:
+            v = struct.unpack_from("<QQQQIHHIIIIIIII", p)
+            plen = struct.unpack_from("<I", p, 72)[0]
+            cur[3].append(dict(start=v[0], end=v[1], kind=KINDS[v[5]] if v[5] < len(KINDS) else v[5],
+                               perms=v[6], resident=v[7], swapped=v[8], shared=v[9], unshared=v[10],
+                               first_touch=v[11], shared_at_fork=v[12], copied=v[14],
+                               path=p[76:76 + plen].decode("utf-8", "replace")))
+        elif typ == REC_SCAN_END and cur is not None:
+            cur[2] = struct.unpack_from("<Q", p, 8)[0]
+            out.append(tuple(cur))
+            cur = None
+        off += size
+    return out
+
+
+def stream_of(trace, pid):
+    for name in sorted(os.listdir(trace)):
+        if name.startswith("%d." % pid) and name.endswith(".fst"):
+            return os.path.join(trace, name)
+    return None
+
+
+def region_at(regions, addr):
+    for r in regions:
+        if r["start"] <= addr < r["end"]:
+            return r
+    return None
+
+
+def traced(tag, argv, wrap):
+    d = fsk.fresh_dir(tag)
+    os.mkdir(d)
+    os.chmod(d, 0o777)
+    return fsk.run_traced(argv, timeout=120, cwd=d, wrap=wrap, trace=os.path.join(d, "trace"))
+
+
+def cow_truth(tag, wrap):
+    r = traced(tag, [fsk.prog("cow_truth")], wrap)
+    if not check(tag + ".ran", r.rc == 0, r.describe()):
+        return
+    roles = {kv["role"]: num(kv["pid"]) for kv in fsk.at_dicts(r.out, "proc")}
+    cs, ps = stream_of(r.trace, roles.get("child", -1)), stream_of(r.trace, roles.get("parent", -1))
+    if not check(tag + ".streams", cs and ps, "roles %r, files %r" % (roles, os.listdir(r.trace))):
+        return
+    child, parent = scans(cs), scans(ps)
+    if not check(tag + ".child-scans", child and child[-1][0] == 5 and child[0][0] == 3,
+                 "child triggers %r (want FORK_CHILD first, EXIT last)" % [s[0] for s in child]):
+        return
+    last = child[-1][3]
+    pfn = bool(child[-1][1] & PFN_VISIBLE)
+    note("%s: PFNs %svisible" % (tag, "" if pfn else "not "))
+    check(tag + ".pfn-visible-as-root", pfn == (os.geteuid() == 0 and not wrap),
+          "scan flags say PFNs visible=%s" % pfn)
+    pwait = [s for s in parent if s[0] == 6]
+    pfork = [s for s in parent if s[0] == 2]
+    for kv in fsk.at_dicts(r.out, "region"):
+        name, addr, pages, written = kv["name"], num(kv["addr"]), num(kv["pages"]), num(kv["written"])
+        t = "%s.%s" % (tag, name)
+        cr = region_at(last, addr)
+        if not check(t + ".kind", cr and cr["kind"] == EXPECT_KIND[name],
+                     "child region at %#x: %r" % (addr, cr)):
+            continue
+        # .data shares its region with the executable's other writable
+        # pages: one of them may be copied by the parent after fork, which
+        # makes the child's frame exclusive too (unshared but not copied).
+        slack = 1 if name == "data" else 0
+        check(t + ".unshared", written <= cr["unshared"] <= written + slack,
+              "child unshared=%d, it wrote %d pages" % (cr["unshared"], written))
+        if pfn:
+            check(t + ".copied", cr["copied"] == written,
+                  "child copied=%d, it wrote %d pages" % (cr["copied"], written))
+        check(t + ".first-touch", cr["first_touch"] == 0, "child first_touch=%d" % cr["first_touch"])
+        check(t + ".shared-at-fork", cr["shared_at_fork"] >= pages,
+              "child shared_at_fork=%d < %d pages" % (cr["shared_at_fork"], pages))
+        if pfork:
+            pr = region_at(pfork[0][3], addr)
+            # The child may already be gone when the parent's fork scan
+            # runs (then nothing is shared any more): only a new baseline's
+            # zeros are certain.
+            check(t + ".parent-fork", pr and pr["unshared"] == 0 and pr["first_touch"] == 0,
+                  "parent at fork: %r" % pr)
+        if pwait and pfn:
+            pr = region_at(pwait[-1][3], addr)
+            check(t + ".parent-copied-none", pr and pr["copied"] <= slack,
+                  "parent after the child exited: %r" % pr)
+
+
+def parse_smaps(text):
+    out, cur = [], None
+    for line in text.splitlines():
+        f = line.split()
+        if f and "-" in f[0] and len(f) >= 5 and ":" in f[3]:
+            s, e = f[0].split("-")
+            cur = dict(start=int(s, 16), end=int(e, 16))
+            out.append(cur)
+        elif cur is not None and len(f) >= 2 and f[0].endswith(":") and f[1].isdigit():
+            cur[f[0][:-1]] = int(f[1])
+    return out
+
+
+def smaps_vs_scan(tag, wrap):
+    r = traced(tag + ".smaps", [fsk.prog("scan_cost"), "smaps", "300", "37"], wrap)
+    if not check(tag + ".smaps.ran", r.rc == 0, r.describe()):
+        return
+    text = r.out.split("@ smaps-begin\n", 1)[-1].split("@ smaps-end", 1)[0]
+    sm = parse_smaps(text)
+    child = [kv for kv in fsk.at_dicts(r.out, "proc") if kv.get("role") == "child"]
+    cs = stream_of(r.trace, num(child[0]["pid"])) if child else None
+    sc = scans(cs) if cs else []
+    if not check(tag + ".smaps.exit-scan", sm and sc and sc[-1][0] == 5, "smaps %d, scans %r"
+                 % (len(sm), [s[0] for s in sc])):
+        return
+    regions = sc[-1][3]
+    mem = fsk.at_dicts(r.out, "mem")[0]
+    compared = 0
+    for s in sm:
+        g = [x for x in regions if x["start"] == s["start"] and x["end"] == s["end"]]
+        if not g or g[0]["kind"] not in ("heap", "anon", "bss", "data", "stack") or "Rss" not in s:
+            continue
+        g = g[0]
+        if g["resident"] and g["first_touch"] == g["resident"]:
+            continue  # mapped after fork: the buffer smaps was read into
+        compared += 1
+        pk = 4  # KiB per page
+        t = "%s.smaps.%s@%x" % (tag, g["kind"], g["start"])
+        check(t + ".rss", abs(s["Rss"] - g["resident"] * pk) <= 2 * pk,
+              "smaps Rss %d KiB, scan resident %d pages" % (s["Rss"], g["resident"]))
+        sh = s.get("Shared_Clean", 0) + s.get("Shared_Dirty", 0)
+        check(t + ".shared", abs(sh - g["shared"] * pk) <= 2 * pk,
+              "smaps Shared_* %d KiB, scan shared %d pages" % (sh, g["shared"]))
+        pd = s.get("Private_Dirty", 0) + s.get("Private_Clean", 0)
+        check(t + ".private", abs(pd - (g["resident"] - g["shared"]) * pk) <= 2 * pk,
+              "smaps Private_* %d KiB, scan resident-shared %d pages" % (pd, g["resident"] - g["shared"]))
+    check(tag + ".smaps.compared", compared >= 2, "only %d regions compared" % compared)
+    g = region_at(regions, num(mem["addr"]))
+    check(tag + ".smaps.written", g and g["unshared"] == num(mem["written"]), "region %r" % g)
+
+
+def main():
+    fsk.require(fsk.prog("cow_truth"), fsk.prog("scan_cost"))
+    runs = [("root", ())]
+    if os.geteuid() == 0 and fsk.tool("setpriv"):
+        runs.append(("nobody", ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")))
+    else:
+        note("not root or no setpriv: the unprivileged run was not done")
+    for tag, wrap in runs:
+        cow_truth(tag, wrap)
+        smaps_vs_scan(tag, wrap)
+    fsk.finish()
+
+
+if __name__ == "__main__":
+    main()

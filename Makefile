@@ -65,6 +65,12 @@ $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl
 
+# tests/progs/stacks dlopens this library from its own directory.
+$(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
+$(B)/progs/stacks: $(B)/progs/libstacks_lib.so
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread

@@ -171,6 +171,19 @@ FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);
 
+/* ---- unwind.c: call stacks (libunwind), interned per process ---- */
+#define FSK_STACK_MAX 128      /* largest FORKSCOPE_STACK_DEPTH */
+/* The caller's stack (our own frames left out) as an interned id, 0 when
+ * stacks are off or it cannot be had. Writes the STACK record (and MODULE
+ * records the stream lacks) first: into the thread's buffer, or with
+ * emit_direct when `direct` (lifecycle records written through). Call it
+ * before emit_reserve() of the record that holds the id. */
+FSK_HIDDEN uint32_t unwind_stack(int direct);
+FSK_HIDDEN void unwind_init(void);
+FSK_HIDDEN void unwind_fork_child(void);
+/* The hot path's only cost when stacks are off: one branch. */
+#define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
+
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how);
 

@@ -41,6 +41,7 @@ static inline int chunk_mmapped(const void *p)
 static void brk_record(void *old, void *now, uint32_t cause)
 {
 	scan_mark(FSK_SCAN_BRK);
+	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
 					 sys_now_ns());
 	if (!h)
@@ -49,7 +50,7 @@ static void brk_record(void *old, void *now, uint32_t cause)
 	b->old_brk = (uint64_t)old;
 	b->new_brk = (uint64_t)now;
 	b->cause = cause;
-	b->stack = 0;
+	b->stack = stack;
 	emit_commit();
 }
 
@@ -71,13 +72,14 @@ static inline int hot_on(void)
 
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
+	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC, sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
 					 sys_now_ns());
 	if (h) {
 		struct fsk_alloc *a = (void *)(h + 1);
 		a->addr = (uint64_t)p;
 		a->size = size;
-		a->stack = 0;
+		a->stack = stack;
 		a->fn = fn;
 		a->flags = (uint16_t)(!p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
 		emit_commit();
@@ -166,6 +168,7 @@ FSK_EXPORT void free(void *p)
 
 static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 {
+	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_REALLOC,
 					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc), sys_now_ns());
 	if (h) {
@@ -173,7 +176,7 @@ static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 		r->old_addr = (uint64_t)old;
 		r->new_addr = (uint64_t)p;
 		r->size = size;
-		r->stack = 0;
+		r->stack = stack;
 		r->fn = fn;
 		r->flags = (uint16_t)((!p && size) ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
 		emit_commit();

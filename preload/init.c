@@ -128,7 +128,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	G.argv = argv;
 	G.malloc_on = env_int("FORKSCOPE_MALLOC", 1, 0, 1);
 	G.env_restore = env_int("FORKSCOPE_ENV_RESTORE", 1, 0, 1);
-	G.stack_depth = env_int("FORKSCOPE_STACK_DEPTH", 0, 0, 128);
+	G.stack_depth = env_int("FORKSCOPE_STACK_DEPTH", 0, 0, FSK_STACK_MAX);
 	G.scan_ms = env_int("FORKSCOPE_SCAN_MS", 100, 0, 3600000);
 	self_path();
 	env_save(envp);
@@ -155,6 +155,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		return;
 	}
 	heap_init();
+	unwind_init();
 	G.active = 1;
 	scan_run(FSK_SCAN_START);
 	t_guard = 0;
@@ -185,6 +186,7 @@ void init_child_after_fork(uint64_t fork_ns)
 	G.pid = getpid();
 	scan_reset_child();
 	emit_reset_child();
+	unwind_fork_child();
 	atomic_store(&s_flusher_started, 0);
 	if (emit_open_stream(ppid, fork_ns) < 0) {
 		G.active = 0;

@@ -21,6 +21,7 @@ static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, con
 {
 	if (op <= FSK_MAP_MREMAP && !err)
 		scan_mark(FSK_SCAN_MMAP);
+	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_MAP, sizeof(struct fsk_rec) + sizeof(struct fsk_map),
 					 sys_now_ns());
 	if (!h)
@@ -34,7 +35,7 @@ static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, con
 	m->flags = flags;
 	m->fd = fd;
 	m->err = err;
-	m->stack = 0;
+	m->stack = stack;
 	m->op = op;
 	m->pad = 0;
 	emit_commit();

@@ -36,6 +36,7 @@ void proc_record_exit(int code, uint16_t how)
 	fsk_rec_init(&r.h, FSK_REC_EXIT, sizeof(r), sys_now_ns());
 	r.e.code = code;
 	r.e.how = how;
+	r.e.stack = FSK_STACK(1);
 	emit_direct(&r, sizeof(r));
 	scan_run(FSK_SCAN_EXIT);
 	emit_flush_all(1);
@@ -88,6 +89,7 @@ static void record_fork(uint16_t kind, pid_t pid, int err)
 	r.f.err = pid < 0 ? err : 0;
 	r.f.kind = kind;
 	r.f.side = FSK_SIDE_PARENT;
+	r.f.stack = FSK_STACK(1);
 	emit_direct(&r, sizeof(r));
 }
 
@@ -113,6 +115,7 @@ FSK_EXPORT pid_t fork(void)
 			r.f.child_pid = (uint32_t)G.pid;
 			r.f.kind = FSK_FORK;
 			r.f.side = FSK_SIDE_CHILD;
+			r.f.stack = FSK_STACK(1);
 			emit_direct(&r, sizeof(r));
 			scan_run(FSK_SCAN_FORK_CHILD);
 		}
@@ -360,6 +363,7 @@ static void record_exec(uint16_t type, uint16_t fn, const char *path, char *cons
 	x->fn = fn;
 	x->flags = flags;
 	x->argc = argc;
+	x->stack = FSK_STACK(1);
 	emit_direct(buf, (uint32_t)(p - buf));
 	sys_munmap(buf, cap);
 }

@@ -1,0 +1,368 @@
+/*
+ * Call stacks: captured with libunwind's unw_backtrace (its fast path, with
+ * a per-thread cache), interned per process, written as a STACK record the
+ * first time a stream uses one and as an id afterwards.
+ *
+ * The intern table lives in our own mappings and is lock-free: a slot is
+ * claimed by a CAS on its key, filled, then published by storing its id.
+ * A reader that meets a claimed slot that is not published yet treats it
+ * as a miss (a fork may have frozen it half filled in the child), at worst
+ * interning the same stack twice. A fork child inherits the table and the
+ * id counter; its stream is new, so every slot carries the generation of
+ * the stream that has its STACK record and a child (new generation)
+ * writes the record again the first time it uses an inherited id.
+ *
+ * MODULE records (path, build-id, load bias) for the viewer's symbolizer
+ * go out with the first STACK of a stream, and again when a new stack
+ * holds an address outside every known module after a dlopen.
+ */
+#define UNW_LOCAL_ONLY
+#include <elf.h>
+#include <libunwind.h>
+#include <link.h>
+#include <stdatomic.h>
+
+#include "fsk.h"
+
+#define UNWIND_SLOTS (1u << 17)         /* power of two */
+#define UNWIND_FILL (UNWIND_SLOTS / 4 * 3)
+#define UNWIND_POOL (1u << 22)          /* return addresses, 32 MiB virtual */
+#define UNWIND_SKIP 8                   /* our own frames at most */
+#define UNWIND_MODS 512
+#define UNWIND_PATHS (64u * 1024u)
+
+struct unwind_slot {
+	_Atomic uint64_t key;           /* hash of the addresses; 0 = free */
+	_Atomic uint32_t id;            /* 0 while being filled */
+	_Atomic uint32_t gen;           /* stream generation that has its STACK */
+	uint32_t off;                   /* into s_pool */
+	uint32_t depth;
+};
+
+struct unwind_mod {
+	uint64_t lo, hi;                /* extent of its PT_LOAD segments */
+	uint64_t bias;
+	uint8_t build_id[20];
+	uint32_t build_id_len;
+	uint32_t path_off;              /* into s_paths */
+	_Atomic uint32_t gen;           /* stream generation that has its MODULE */
+};
+
+static struct unwind_slot *s_slots;
+static uint64_t *s_pool;
+static _Atomic uint32_t s_pool_used, s_slots_used, s_next_id = 1;
+static _Atomic uint32_t s_gen = 1;      /* bumped in every fork child */
+static _Atomic int s_full_noted;
+
+static struct unwind_mod s_mods[UNWIND_MODS];
+static char s_paths[UNWIND_PATHS];
+static uint32_t s_paths_used;
+static _Atomic uint32_t s_nmods;
+static _Atomic int s_mods_lock;
+static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
+static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
+static __thread int t_unwinding;
+
+/* ---- modules ---- */
+
+static int unwind_has_mod(uint64_t lo)
+{
+	uint32_t n = atomic_load(&s_nmods);
+	for (uint32_t i = 0; i < n; i++)
+		if (s_mods[i].lo == lo)
+			return 1;
+	return 0;
+}
+
+/* The GNU build-id note of a loaded object, read from its mapped PT_NOTE. */
+static void unwind_build_id(const struct dl_phdr_info *info, struct unwind_mod *m)
+{
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_NOTE)
+			continue;
+		const char *p = (const char *)(info->dlpi_addr + ph->p_vaddr);
+		const char *end = p + ph->p_memsz;
+		while (p + sizeof(ElfW(Nhdr)) <= end) {
+			const ElfW(Nhdr) *nh = (const void *)p;
+			const char *name = p + sizeof(*nh);
+			const char *desc = name + ((nh->n_namesz + 3) & ~3u);
+			const char *next = desc + ((nh->n_descsz + 3) & ~3u);
+			if (next > end)
+				break;
+			if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
+			    !sys_strncmp(name, "GNU", 4)) {
+				uint32_t n = nh->n_descsz < 20 ? nh->n_descsz : 20;
+				for (uint32_t k = 0; k < n; k++)
+					m->build_id[k] = (uint8_t)desc[k];
+				m->build_id_len = n;
+				return;
+			}
+			p = next;
+		}
+	}
+}
+
+/* dl_iterate_phdr callback (it does not allocate): appends new objects.
+ * Runs under s_mods_lock; entries are published by bumping s_nmods. */
+static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	(void)arg;
+	s_mods_adds = info->dlpi_adds;
+	uint64_t lo = UINT64_MAX, hi = 0;
+	for (int i = 0; i < info->dlpi_phnum; i++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+		if (ph->p_type != PT_LOAD)
+			continue;
+		uint64_t a = info->dlpi_addr + ph->p_vaddr;
+		if (a < lo)
+			lo = a;
+		if (a + ph->p_memsz > hi)
+			hi = a + ph->p_memsz;
+	}
+	uint32_t n = atomic_load(&s_nmods);
+	if (lo >= hi || n >= UNWIND_MODS || unwind_has_mod(lo))
+		return 0;
+	if ((uint64_t)(uintptr_t)unwind_mod_cb >= lo && (uint64_t)(uintptr_t)unwind_mod_cb < hi) {
+		s_self_lo = lo;
+		s_self_hi = hi;
+	}
+	const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : G.exe;
+	uint32_t len = (uint32_t)sys_strlen(path);
+	if (s_paths_used + len + 1 > UNWIND_PATHS)
+		return 0;
+	struct unwind_mod *m = &s_mods[n];
+	m->lo = lo & ~(uint64_t)(G.page_size - 1);
+	m->hi = hi;
+	m->bias = info->dlpi_addr;
+	m->build_id_len = 0;
+	unwind_build_id(info, m);
+	m->path_off = s_paths_used;
+	__builtin_memcpy(s_paths + s_paths_used, path, len + 1);
+	s_paths_used += len + 1;
+	atomic_store(&m->gen, 0);
+	atomic_store(&s_nmods, n + 1);
+	return 0;
+}
+
+/* Rescans the loaded objects unless another thread is doing it. */
+static void unwind_mods_scan(void)
+{
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&s_mods_lock, &expect, 1))
+		return;
+	dl_iterate_phdr(unwind_mod_cb, NULL);
+	atomic_store(&s_mods_lock, 0);
+}
+
+static int unwind_known(uint64_t ip)
+{
+	uint32_t n = atomic_load(&s_nmods);
+	for (uint32_t i = 0; i < n; i++)
+		if (ip >= s_mods[i].lo && ip < s_mods[i].hi)
+			return 1;
+	return 0;
+}
+
+/* One callback to learn whether anything was loaded since the last scan. */
+static int unwind_adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
+{
+	(void)size;
+	*(unsigned long long *)arg = info->dlpi_adds;
+	return 1;
+}
+
+static void unwind_put(void *rec, uint32_t size, int direct)
+{
+	if (direct) {
+		emit_direct(rec, size);
+		return;
+	}
+	void *r = emit_reserve(((struct fsk_rec *)rec)->type, size, ((struct fsk_rec *)rec)->ts_ns);
+	if (!r)
+		return;
+	__builtin_memcpy((char *)r + sizeof(struct fsk_rec), (char *)rec + sizeof(struct fsk_rec),
+			 size - sizeof(struct fsk_rec));
+	emit_commit();
+}
+
+/* Writes the MODULE records this stream has not had yet. */
+static void unwind_mods_emit(uint32_t gen, int direct)
+{
+	uint32_t n = atomic_load(&s_nmods);
+	for (uint32_t i = 0; i < n; i++) {
+		struct unwind_mod *m = &s_mods[i];
+		uint32_t g = atomic_load(&m->gen);
+		if (g == gen || !atomic_compare_exchange_strong(&m->gen, &g, gen))
+			continue;
+		char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_module) + 4 + 4096 + 8];
+		struct fsk_rec *h = (void *)buf;
+		struct fsk_module *md = (void *)(h + 1);
+		char *p = emit_put_str((char *)(md + 1), s_paths + m->path_off, buf + sizeof(buf) - 8);
+		while ((uintptr_t)(p - buf) & 7)
+			*p++ = 0;
+		fsk_rec_init(h, FSK_REC_MODULE, (uint32_t)(p - buf), sys_now_ns());
+		md->base = m->lo;
+		md->bias = m->bias;
+		__builtin_memcpy(md->build_id, m->build_id, sizeof(md->build_id));
+		md->build_id_len = m->build_id_len;
+		unwind_put(buf, (uint32_t)(p - buf), direct);
+	}
+}
+
+/* ---- interning ---- */
+
+static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
+{
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+	for (uint32_t i = 0; i < n; i++) {
+		h ^= ips[i];
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h ? h : 1;
+}
+
+static int unwind_same(const struct unwind_slot *s, const uint64_t *ips, uint32_t n)
+{
+	if (s->depth != n)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (s_pool[s->off + i] != ips[i])
+			return 0;
+	return 1;
+}
+
+/* The published slot holding ips, a new one, or NULL when the table or the
+ * pool is full. *fresh = 1 when this call interned it. */
+static struct unwind_slot *unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+{
+	uint64_t key = unwind_hash(ips, n);
+	*fresh = 0;
+	for (uint32_t i = (uint32_t)key & (UNWIND_SLOTS - 1), probes = 0; probes < UNWIND_SLOTS;
+	     i = (i + 1) & (UNWIND_SLOTS - 1), probes++) {
+		struct unwind_slot *s = &s_slots[i];
+		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
+		if (k == key) {
+			if (atomic_load_explicit(&s->id, memory_order_acquire) && unwind_same(s, ips, n))
+				return s;
+			continue;
+		}
+		if (k)
+			continue;
+		if (atomic_load_explicit(&s_slots_used, memory_order_relaxed) >= UNWIND_FILL)
+			return NULL;
+		uint64_t zero = 0;
+		if (!atomic_compare_exchange_strong(&s->key, &zero, key)) {
+			if (zero == key && atomic_load_explicit(&s->id, memory_order_acquire) &&
+			    unwind_same(s, ips, n))
+				return s;
+			continue;
+		}
+		atomic_fetch_add(&s_slots_used, 1);
+		uint32_t off = atomic_fetch_add(&s_pool_used, n);
+		if (off + n > UNWIND_POOL)
+			return NULL; /* the slot stays claimed and unpublished: a miss */
+		for (uint32_t k2 = 0; k2 < n; k2++)
+			s_pool[off + k2] = ips[k2];
+		s->off = off;
+		s->depth = n;
+		atomic_store_explicit(&s->gen, 0, memory_order_relaxed);
+		atomic_store_explicit(&s->id, atomic_fetch_add(&s_next_id, 1), memory_order_release);
+		*fresh = 1;
+		return s;
+	}
+	return NULL;
+}
+
+static void unwind_emit_stack(const struct unwind_slot *s, int direct)
+{
+	char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_stack) + 8 * FSK_STACK_MAX];
+	struct fsk_rec *h = (void *)buf;
+	struct fsk_stack *st = (void *)(h + 1);
+	uint64_t *ips = (void *)(st + 1);
+	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * s->depth);
+	fsk_rec_init(h, FSK_REC_STACK, size, sys_now_ns());
+	st->id = atomic_load(&s->id);
+	st->depth = s->depth;
+	for (uint32_t i = 0; i < s->depth; i++)
+		ips[i] = s_pool[s->off + i];
+	unwind_put(buf, size, direct);
+}
+
+uint32_t unwind_stack(int direct)
+{
+	if (!s_slots || t_unwinding || t_vfork_child)
+		return 0;
+	int guard = t_guard;
+	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
+	t_unwinding = 1;
+	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
+	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
+	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
+	int skip = 0;
+	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
+	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
+		skip++;
+	uint64_t ips[FSK_STACK_MAX];
+	uint32_t n = 0;
+	for (int i = skip; i < got && n < (uint32_t)depth; i++)
+		ips[n++] = (uint64_t)(uintptr_t)raw[i];
+	uint32_t id = 0;
+	int fresh;
+	struct unwind_slot *s = n ? unwind_intern(ips, n, &fresh) : NULL;
+	if (s) {
+		uint32_t gen = atomic_load(&s_gen);
+		if (fresh) {
+			/* A new stack: objects loaded since the last scan (dlopen)
+			 * join the module list before the viewer needs them. */
+			for (uint32_t i = 0; i < n; i++) {
+				if (unwind_known(ips[i]))
+					continue;
+				unsigned long long adds = 0;
+				dl_iterate_phdr(unwind_adds_cb, &adds);
+				if (adds != s_mods_adds)
+					unwind_mods_scan();
+				break;
+			}
+		}
+		unwind_mods_emit(gen, direct);
+		uint32_t g = atomic_load(&s->gen);
+		if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
+			unwind_emit_stack(s, direct);
+		id = atomic_load(&s->id);
+	} else if (n && !atomic_exchange(&s_full_noted, 1)) {
+		emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
+	}
+	t_unwinding = 0;
+	t_guard = guard;
+	return id;
+}
+
+/* From the constructor, after the stream is open and before any hook
+ * records: the table, libunwind's cache, the objects loaded so far. */
+void unwind_init(void)
+{
+	if (G.stack_depth <= 0)
+		return;
+	s_slots = sys_mmap(UNWIND_SLOTS * sizeof(struct unwind_slot));
+	s_pool = s_slots ? sys_mmap(UNWIND_POOL * sizeof(uint64_t)) : NULL;
+	if (!s_pool) {
+		if (s_slots)
+			sys_munmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
+		s_slots = NULL;
+		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
+		return;
+	}
+	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	unwind_mods_scan();
+}
+
+/* In a fork child: a new stream, so a new generation; a scan another
+ * thread of the parent was running is gone with that thread. */
+void unwind_fork_child(void)
+{
+	atomic_fetch_add(&s_gen, 1);
+	atomic_store(&s_mods_lock, 0);
+}

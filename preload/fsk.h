@@ -167,6 +167,7 @@ FSK_HIDDEN void scan_mark(uint16_t trigger);
 /* The flusher thread, each loop: mapping changes and the interval timer. */
 FSK_HIDDEN void scan_tick(void);
 FSK_HIDDEN void scan_reset_child(void);
+FSK_HIDDEN void scan_prefork(void);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);

@@ -102,6 +102,7 @@ FSK_EXPORT pid_t fork(void)
 	uint64_t t0 = sys_now_ns();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
+	scan_prefork();
 	pid_t pid = real.fork();
 	int err = errno;
 	if (pid == 0) {

@@ -35,6 +35,7 @@
  * look like, but so does any guarded buffer: only mappings of a plausible
  * thread stack size count (glibc's default is RLIMIT_STACK, 8 MiB). */
 #define THREAD_STACK_MIN (1ull << 20)
+#define SCAN_PREFORK 0 /* baseline only, nothing written */
 
 /* ---- our own memory ---- */
 
@@ -434,6 +435,7 @@ struct acct {
 	struct baseline *pb;       /* new baseline owning nb */
 	size_t bi;                 /* cursor into s_base */
 	int compare;               /* count against s_base */
+	int prefork;               /* baseline for a fork about to happen */
 	int pfn_seen;
 };
 
@@ -465,7 +467,9 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			if (a->nb) {
 				uint64_t idx = (addr - a->nb->start) / ps;
 				set_bit(a->nb->present, idx);
-				if (shared) {
+				/* Before fork, every private anonymous page is
+				 * about to be shared, exclusive as it is now. */
+				if (a->prefork ? priv && !(v & PM_FILE) : shared) {
 					set_bit(a->nb->shared, idx);
 					a->nb->shared_total++;
 					if (pfn && a->pb->pfn_used < a->pb->pfn_cap) {
@@ -572,10 +576,12 @@ static void out_region(const struct maps_buf *mb, const struct maps_ent *e, cons
 	s_out_len += size;
 }
 
+/* The fork baseline is taken just before fork (scan_prefork), so both
+ * sides inherit the same one: a page the relative copies in the moment
+ * between fork and our first scan still counts as shared at fork. */
 static int is_rebase(uint16_t trigger)
 {
-	return trigger == FSK_SCAN_START || trigger == FSK_SCAN_FORK_PARENT ||
-	       trigger == FSK_SCAN_FORK_CHILD;
+	return trigger == FSK_SCAN_START || trigger == SCAN_PREFORK;
 }
 
 /* Whether frames are visible, from one page we know is present. */
@@ -636,7 +642,8 @@ static void do_scan(uint16_t trigger)
 		struct counts c = { 0 };
 		if (e->kind != FSK_RK_VVAR) {
 			struct acct a = { .e = e, .c = &c, .pb = &nb,
-					  .compare = !rebase && base_eligible(e) };
+					  .compare = !rebase && base_eligible(e),
+					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
 			if (acct_region(&a, fd) < 0)
 				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
@@ -672,7 +679,8 @@ static void do_scan(uint16_t trigger)
 	se->regions = regions;
 	se->cost_ns = t1 - t0;
 	s_out_len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
-	emit_block(s_out, s_out_len);
+	if (trigger != SCAN_PREFORK)
+		emit_block(s_out, s_out_len);
 	s_last_ns = sys_now_ns();
 	s_last_sig = signature();
 	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
@@ -762,6 +770,23 @@ void scan_tick(void)
 	if (signature() == s_last_sig && !(s_forked && now - s_last_ns >= 20 * iv))
 		return;
 	scan_run(FSK_SCAN_TIMER);
+}
+
+/* In fork(), just before the real call: the COW baseline both sides will
+ * inherit. The lock is released before fork: no lock crosses it. */
+void scan_prefork(void)
+{
+	if (!G.active || t_vfork_child)
+		return;
+	int saved = errno, guard = t_guard;
+	t_guard = 1;
+	if (lock_take(sys_gettid(), 1)) {
+		do_scan(SCAN_PREFORK);
+		s_scan_id--; /* nothing was written under that id */
+		atomic_store(&s_lock, 0);
+	}
+	t_guard = guard;
+	errno = saved;
 }
 
 /* Fork child, before anything else: the parent's scanner (maybe the

@@ -78,9 +78,15 @@ def prog(name):
     return os.path.join(env("FSK_PROGS") or os.path.join(top(), "build", "progs"), name)
 
 
+def _defaults():
+    """Lets a test run on its own (python3 tests/t_x.py) as under run.sh."""
+    os.environ.setdefault("FORKSCOPE_LIB", os.path.join(top(), "build", "libforkscope.so"))
+
+
 def require(*paths):
     """Skips the test (exit 77) unless forkscope, its library and paths exist."""
-    lib = env("FORKSCOPE_LIB") or os.path.join(top(), "build", "libforkscope.so")
+    _defaults()
+    lib = env("FORKSCOPE_LIB")
     for p in (fsk(), lib) + tuple(paths):
         if not os.path.exists(p):
             skip("missing %s (build it first: make test builds everything)" % p)

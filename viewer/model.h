@@ -140,6 +140,8 @@ struct model {
 	uint32_t runner_pid;
 	uint64_t runner_start_ns, runner_end_ns;
 	int finished;                   /* no more events will come */
+	int partial;                    /* a replay cursor stops the events before
+	                                   the streams' ends: nothing is cut yet */
 	uint64_t events;                /* applied so far */
 	uint64_t last_ns;
 	/* derived by model_finish() */
@@ -150,6 +152,11 @@ struct model {
 
 void model_init(struct model *m);
 void model_free(struct model *m);
+
+/* A deep copy of src's applied state into dst (overwritten, not freed);
+ * derived values come back with the next model_finish(). The timeline
+ * keeps such copies as snapshots. 0 or -ENOMEM (dst is then empty). */
+int model_copy(struct model *dst, const struct model *src);
 
 /* Applies one event; events must come in model_event_cmp order.
  * 0 or -ENOMEM. */

@@ -59,7 +59,8 @@ static enum model_stream_state model_derive_state(const struct model *m,
 		return MODEL_SS_CLEAN;
 	if (!last)
 		return MODEL_SS_EXEC; /* replaced by a later image of the pid */
-	if (m->finished || im->stream->state == READER_CUT || im->stream->state == READER_EOF)
+	if (m->finished || (!m->partial && (im->stream->state == READER_CUT ||
+					    im->stream->state == READER_EOF)))
 		return MODEL_SS_CUT;
 	return MODEL_SS_RUNNING;
 }

@@ -19,7 +19,7 @@ void report_usage(FILE *f)
 	      "  -h, --help  show this help\n", f);
 }
 
-static void report_dur(char *buf, size_t n, uint64_t ns)
+void report_dur(char *buf, size_t n, uint64_t ns)
 {
 	if (ns < 1000)
 		snprintf(buf, n, "%" PRIu64 " ns", ns);
@@ -31,7 +31,7 @@ static void report_dur(char *buf, size_t n, uint64_t ns)
 		snprintf(buf, n, "%.2f s", (double)ns / 1e9);
 }
 
-static void report_bytes(char *buf, size_t n, uint64_t b)
+void report_bytes(char *buf, size_t n, uint64_t b)
 {
 	static const char *const u[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)b;

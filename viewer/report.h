@@ -19,6 +19,10 @@ void report_json(FILE *f, const struct load *l, const char *dir);
 /* Prints load's messages as "forkscope: ..." lines. */
 void report_messages(FILE *f, const struct load *l);
 
+/* Sizes and durations in human units: "4.0 KiB", "12 B", "1.5 ms". */
+void report_bytes(char *buf, size_t n, uint64_t b);
+void report_dur(char *buf, size_t n, uint64_t ns);
+
 /* "exited 3", "killed by SIGSEGV (core dumped)", "exit unknown", ... */
 void report_exit_str(const struct model_proc *p, char *buf, size_t n);
 

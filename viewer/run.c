@@ -30,13 +30,6 @@
 
 #define RUN_LIB "libforkscope.so"
 
-struct run_opts {
-	const char *dir;
-	int force, quiet;
-	int malloc_on, faults_on, env_restore;
-	unsigned long stack_depth, scan_ms;
-};
-
 static volatile sig_atomic_t run_child;
 static uint64_t run_records;    /* written to the runner stream, END excluded */
 
@@ -336,7 +329,7 @@ static int run_reap(int fd, pid_t cmd)
 	return cmd_status;
 }
 
-static int run_parse(int argc, char **argv, struct run_opts *o)
+static int run_parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *f))
 {
 	enum { O_NOMALLOC = 256, O_DEPTH, O_SCAN, O_NOFAULTS, O_NOENV };
 	static const struct option opts[] = {
@@ -349,10 +342,12 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	static char me[64];
 	char *name = argv[0];
 	int c;
 
-	argv[0] = "forkscope run"; /* for getopt's messages */
+	snprintf(me, sizeof(me), "forkscope %s", name);
+	argv[0] = me; /* for getopt's messages */
 	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+o:fqh", opts, NULL)) != -1) {
@@ -372,17 +367,17 @@ static int run_parse(int argc, char **argv, struct run_opts *o)
 				return 2;
 			break;
 		case 'h':
-			run_usage(stdout);
+			usage(stdout);
 			return 0;
 		default:
-			run_usage(stderr);
+			usage(stderr);
 			return 2;
 		}
 	}
 	argv[0] = name;
 	if (optind >= argc) {
-		fputs("forkscope run: missing CMD\n", stderr);
-		run_usage(stderr);
+		fprintf(stderr, "%s: missing CMD\n", me);
+		usage(stderr);
 		return 2;
 	}
 	return -1;
@@ -401,84 +396,137 @@ static void run_summary(const char *dir)
 	load_free(&l);
 }
 
-int run_main(int argc, char **argv)
+int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j)
 {
-	struct sigaction ign = { .sa_handler = SIG_IGN }, fwd = { .sa_handler = run_forward };
-	struct sigaction old_int, old_quit, old_term, old_hup;
-	char defdir[64], *dir, *lib;
-	sigset_t block, oldmask;
-	struct run_opts o;
-	int fd, st, r;
-	pid_t pid;
+	char defdir[64];
+	int r;
 
-	r = run_parse(argc, argv, &o);
+	memset(j, 0, sizeof(*j));
+	j->fd = -1;
+	r = run_parse(argc, argv, &j->o, usage);
 	if (r >= 0)
 		return r;
-	if (!o.dir) {
+	j->cmd = argv + optind;
+	if (!j->o.dir) {
 		snprintf(defdir, sizeof(defdir), "forkscope.%d", (int)getpid());
-		o.dir = defdir;
+		j->o.dir = defdir;
 	}
-	lib = run_find_lib();
-	if (!lib)
+	j->lib = run_find_lib();
+	if (!j->lib)
 		return 2;
-	if (strpbrk(lib, ": \t")) {
+	if (strpbrk(j->lib, ": \t")) {
 		fprintf(stderr, "forkscope: the library path cannot go into LD_PRELOAD "
-			"(it holds ':' or a space): %s\n", lib);
-		free(lib);
+			"(it holds ':' or a space): %s\n", j->lib);
+		run_job_free(j);
 		return 2;
 	}
-	dir = run_dir(o.dir, o.force);
-	if (!dir) {
-		free(lib);
+	j->dir = run_dir(j->o.dir, j->o.force);
+	j->o.dir = NULL;
+	if (!j->dir) {
+		run_job_free(j);
 		return 2;
 	}
-	fd = run_stream_open(dir, &o, argv - 1);
-	if (fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		if (fd >= 0)
+	j->fd = run_stream_open(j->dir, &j->o, argv - 1);
+	if (j->fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		if (j->fd >= 0)
 			fprintf(stderr, "forkscope: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
-		free(lib);
-		free(dir);
+		run_job_free(j);
 		return 2;
 	}
-	/* Like time(1): ^C and ^\ go to CMD, we stay to reap and report. */
-	sigaction(SIGINT, &ign, &old_int);
-	sigaction(SIGQUIT, &ign, &old_quit);
-	sigaction(SIGTERM, &fwd, &old_term);
-	sigaction(SIGHUP, &fwd, &old_hup);
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGHUP);
-	sigprocmask(SIG_BLOCK, &block, &oldmask);
+	return -1;
+}
+
+int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
+{
+	pid_t pid;
+
 	fflush(NULL);
 	pid = fork();
 	if (pid == 0) {
-		sigaction(SIGINT, &old_int, NULL);
-		sigaction(SIGQUIT, &old_quit, NULL);
-		sigaction(SIGTERM, &old_term, NULL);
-		sigaction(SIGHUP, &old_hup, NULL);
-		sigprocmask(SIG_SETMASK, &oldmask, NULL);
-		run_exec(&o, dir, lib, argv + optind);
+		if (child)
+			child(arg);
+		run_exec(&j->o, j->dir, j->lib, j->cmd);
 	}
 	if (pid < 0) {
 		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
-		free(lib);
-		free(dir);
-		return 2;
+		return -1;
 	}
+	j->pid = pid;
 	run_child = pid;
-	sigprocmask(SIG_SETMASK, &oldmask, NULL);
-	run_stream_spawn(fd, pid, argv + optind);
-	st = run_reap(fd, pid);
-	{
-		struct fsk_end end = { .reason = FSK_END_EXIT, .records = run_records };
-		run_stream_rec(fd, FSK_REC_END, &end, sizeof(end));
-	}
-	close(fd);
-	if (!o.quiet)
-		run_summary(dir);
-	free(lib);
-	free(dir);
+	run_stream_spawn(j->fd, pid, j->cmd);
+	return 0;
+}
+
+int run_wait(struct run_job *j)
+{
+	struct fsk_end end = { .reason = FSK_END_EXIT };
+	int st = run_reap(j->fd, j->pid);
+
+	end.records = run_records;
+	run_stream_rec(j->fd, FSK_REC_END, &end, sizeof(end));
+	close(j->fd);
+	j->fd = -1;
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);
+}
+
+void run_job_free(struct run_job *j)
+{
+	if (j->fd >= 0)
+		close(j->fd);
+	free(j->lib);
+	free(j->dir);
+	j->fd = -1;
+	j->lib = j->dir = NULL;
+}
+
+/* The child side of run_main: CMD gets back the signal dispositions. */
+struct run_saved {
+	struct sigaction i, q, t, h;
+	sigset_t mask;
+};
+
+static void run_restore(void *arg)
+{
+	struct run_saved *s = arg;
+
+	sigaction(SIGINT, &s->i, NULL);
+	sigaction(SIGQUIT, &s->q, NULL);
+	sigaction(SIGTERM, &s->t, NULL);
+	sigaction(SIGHUP, &s->h, NULL);
+	sigprocmask(SIG_SETMASK, &s->mask, NULL);
+}
+
+int run_main(int argc, char **argv)
+{
+	struct sigaction ign = { .sa_handler = SIG_IGN }, fwd = { .sa_handler = run_forward };
+	struct run_saved saved;
+	struct run_job j;
+	sigset_t block;
+	int r;
+
+	r = run_prepare(argc, argv, run_usage, &j);
+	if (r >= 0)
+		return r;
+	/* Like time(1): ^C and ^\ go to CMD, we stay to reap and report. */
+	sigaction(SIGINT, &ign, &saved.i);
+	sigaction(SIGQUIT, &ign, &saved.q);
+	sigaction(SIGTERM, &fwd, &saved.t);
+	sigaction(SIGHUP, &fwd, &saved.h);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &saved.mask);
+	r = run_spawn(&j, run_restore, &saved);
+	sigprocmask(SIG_SETMASK, &saved.mask, NULL);
+	if (r < 0) {
+		run_job_free(&j);
+		return 2;
+	}
+	r = run_wait(&j);
+	if (!j.o.quiet)
+		run_summary(j.dir);
+	run_job_free(&j);
+	return r;
 }

@@ -1,0 +1,219 @@
+/* timeline: see timeline.h. */
+#include "timeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vec.h"
+
+#define TIMELINE_EVERY 8192     /* first snapshot interval, in events */
+#define TIMELINE_SNAPS 96       /* more than this: the interval doubles */
+
+static void timeline_drop_snaps_after(struct timeline *t, size_t pos)
+{
+	while (t->nsnaps && t->snaps[t->nsnaps - 1].pos > pos)
+		model_free(&t->snaps[--t->nsnaps].m);
+}
+
+/* Keeps every other snapshot and doubles the interval: memory stays bounded
+ * however long the trace. */
+static void timeline_thin(struct timeline *t)
+{
+	size_t k = 0;
+
+	t->every *= 2;
+	for (size_t i = 0; i < t->nsnaps; i++) {
+		if (t->snaps[i].pos % t->every == 0)
+			t->snaps[k++] = t->snaps[i];
+		else
+			model_free(&t->snaps[i].m);
+	}
+	t->nsnaps = k;
+}
+
+static int timeline_snap(struct timeline *t)
+{
+	struct timeline_snap *s;
+
+	if (t->nsnaps && t->snaps[t->nsnaps - 1].pos >= t->applied)
+		return 0;
+	if (vec_reserve(&t->snaps, &t->snaps_cap, t->nsnaps + 1, sizeof(*t->snaps)) < 0)
+		return -ENOMEM;
+	s = &t->snaps[t->nsnaps];
+	if (model_copy(&s->m, &t->cur) < 0)
+		return -ENOMEM;
+	s->pos = t->applied;
+	t->nsnaps++;
+	if (t->nsnaps > TIMELINE_SNAPS)
+		timeline_thin(t);
+	return 0;
+}
+
+/* cur becomes a copy of the newest snapshot at or before pos (or empty). */
+static int timeline_restore(struct timeline *t, size_t pos)
+{
+	size_t i = t->nsnaps;
+
+	while (i && t->snaps[i - 1].pos > pos)
+		i--;
+	model_free(&t->cur);
+	t->applied = 0;
+	if (!i) {
+		model_init(&t->cur);
+		return 0;
+	}
+	if (model_copy(&t->cur, &t->snaps[i - 1].m) < 0)
+		return -ENOMEM;
+	t->applied = t->snaps[i - 1].pos;
+	return 0;
+}
+
+static void timeline_sort(struct timeline *t, size_t old_n)
+{
+	struct load *l = &t->load;
+	const struct model_event *min = NULL;
+	struct model_event key;
+	size_t lo = 0, hi;
+
+	for (size_t i = old_n; i < l->nev; i++)
+		if (!min || model_event_cmp(&l->ev[i], min) < 0)
+			min = &l->ev[i];
+	if (!min)
+		return;
+	key = *min;
+	qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
+	/* Everything before the smallest new event kept its place. */
+	hi = l->nev;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (model_event_cmp(&l->ev[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	timeline_drop_snaps_after(t, lo);
+	if (t->applied > lo)
+		t->applied = (size_t)-1; /* stale: the next seek restores */
+}
+
+long timeline_poll(struct timeline *t, int finished)
+{
+	size_t old = t->load.nev;
+	int e;
+
+	if (t->finished)
+		return 0;
+	e = load_poll(&t->load, finished);
+	if (e < 0)
+		return e;
+	timeline_sort(t, old);
+	t->finished = finished;
+	t->cur_finished = -1;
+	return (long)(t->load.nev - old);
+}
+
+int timeline_open(struct timeline *t, const char *dir, int finished)
+{
+	int e;
+
+	memset(t, 0, sizeof(*t));
+	model_init(&t->cur);
+	t->every = TIMELINE_EVERY;
+	t->cur_finished = -1;
+	e = load_init(&t->load, dir);
+	if (e < 0)
+		return e;
+	e = (int)timeline_poll(t, finished);
+	return e < 0 ? e : 0;
+}
+
+int timeline_seek(struct timeline *t, size_t pos)
+{
+	size_t n = t->load.nev;
+	int fin;
+
+	if (pos > n)
+		pos = n;
+	if (t->applied > pos || pos - t->applied > t->every) {
+		if (timeline_restore(t, pos) < 0)
+			return -ENOMEM;
+		t->cur_finished = -1;
+	}
+	while (t->applied < pos) {
+		if (model_apply(&t->cur, &t->load.ev[t->applied]) < 0)
+			return -ENOMEM;
+		t->applied++;
+		t->cur_finished = -1;
+		if (t->applied % t->every == 0 && timeline_snap(t) < 0)
+			return -ENOMEM;
+	}
+	t->pos = pos;
+	fin = t->finished && pos == n;
+	t->cur.partial = pos < n;
+	if (t->cur_finished != fin) {
+		if (model_finish(&t->cur, fin) < 0)
+			return -ENOMEM;
+		t->cur_finished = fin;
+	}
+	return 0;
+}
+
+uint64_t timeline_start_ns(const struct timeline *t)
+{
+	return t->load.nev ? t->load.ev[0].key_ns : 0;
+}
+
+uint64_t timeline_end_ns(const struct timeline *t)
+{
+	return t->load.nev ? t->load.ev[t->load.nev - 1].key_ns : 0;
+}
+
+uint64_t timeline_now_ns(const struct timeline *t)
+{
+	if (!t->pos)
+		return timeline_start_ns(t);
+	return t->load.ev[t->pos - 1].key_ns;
+}
+
+size_t timeline_pos_at(const struct timeline *t, uint64_t ns)
+{
+	size_t lo = 0, hi = t->load.nev;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->load.ev[mid].key_ns <= ns)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t timeline_find(const struct timeline *t, size_t pos, int dir,
+		     int (*match)(const struct model_event *ev, void *arg), void *arg)
+{
+	size_t n = t->load.nev;
+
+	if (dir > 0) {
+		for (size_t p = pos + 1; p <= n; p++)
+			if (match(&t->load.ev[p - 1], arg))
+				return p;
+	} else {
+		for (size_t p = pos > n ? n : pos; p-- > 1;)
+			if (match(&t->load.ev[p - 1], arg))
+				return p;
+	}
+	return pos;
+}
+
+void timeline_free(struct timeline *t)
+{
+	timeline_drop_snaps_after(t, 0);
+	while (t->nsnaps)
+		model_free(&t->snaps[--t->nsnaps].m);
+	free(t->snaps);
+	model_free(&t->cur);
+	load_free(&t->load);
+	memset(t, 0, sizeof(*t));
+}

@@ -78,13 +78,15 @@ FSK_EXPORT void abort(void)
 
 /* ---- fork ---- */
 
-static void record_fork(uint16_t kind, pid_t pid, int err)
+/* Stamped with the time just before the fork: the child may run, and even
+ * end, before the parent gets here, and a reader must see the fork first. */
+static void record_fork(uint16_t kind, pid_t pid, int err, uint64_t ts)
 {
 	struct {
 		struct fsk_rec h;
 		struct fsk_fork f;
 	} r = { 0 };
-	fsk_rec_init(&r.h, FSK_REC_FORK, sizeof(r), sys_now_ns());
+	fsk_rec_init(&r.h, FSK_REC_FORK, sizeof(r), ts);
 	r.f.child_pid = pid > 0 ? (uint32_t)pid : 0;
 	r.f.err = pid < 0 ? err : 0;
 	r.f.kind = kind;
@@ -99,10 +101,10 @@ FSK_EXPORT pid_t fork(void)
 		return real.fork();
 	int saved = errno;
 	emit_flush_self();
-	uint64_t t0 = sys_now_ns();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
 	scan_prefork();
+	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	int err = errno;
 	if (pid == 0) {
@@ -125,7 +127,7 @@ FSK_EXPORT pid_t fork(void)
 		return 0;
 	}
 	t_guard = guard;
-	record_fork(FSK_FORK, pid, err);
+	record_fork(FSK_FORK, pid, err, t0);
 	if (pid > 0)
 		scan_run(FSK_SCAN_FORK_PARENT);
 	errno = pid < 0 ? err : saved;
@@ -140,11 +142,14 @@ FSK_EXPORT pid_t fork(void)
  * the parent afterwards. In the child, hooks stay out of the way
  * (t_vfork_child) except exec's environment repair.
  */
+static __thread uint64_t t_vfork_ts;
+
 FSK_HIDDEN int fsk_vfork_prepare(void)
 {
 	if (!lifecycle_on())
 		return 0;
 	emit_flush_self();
+	t_vfork_ts = sys_now_ns();
 	return 1;
 }
 
@@ -158,13 +163,13 @@ FSK_HIDDEN long fsk_vfork_parent(long ret, int record)
 	t_vfork_child = 0;
 	if (ret < 0 && ret > -4096) {
 		if (record)
-			record_fork(FSK_VFORK, -1, (int)-ret);
+			record_fork(FSK_VFORK, -1, (int)-ret, t_vfork_ts);
 		errno = (int)-ret;
 		return -1;
 	}
 	if (record) {
 		int saved = errno;
-		record_fork(FSK_VFORK, (pid_t)ret, 0);
+		record_fork(FSK_VFORK, (pid_t)ret, 0, t_vfork_ts);
 		errno = saved;
 	}
 	return ret;
@@ -338,7 +343,7 @@ static int untraceable(const char *file, int by_path)
 
 /* Builds and writes an EXEC or SPAWN record: path and argv, cut to fit. */
 static void record_exec(uint16_t type, uint16_t fn, const char *path, char *const argv[], uint32_t pid,
-			int err, uint16_t flags)
+			int err, uint16_t flags, uint64_t ts)
 {
 	size_t cap = 64 * 1024;
 	char *buf = sys_mmap(cap);
@@ -358,7 +363,7 @@ static void record_exec(uint16_t type, uint16_t fn, const char *path, char *cons
 	}
 	while ((uintptr_t)(p - buf) & 7)
 		*p++ = 0;
-	fsk_rec_init(h, type, (uint32_t)(p - buf), sys_now_ns());
+	fsk_rec_init(h, type, (uint32_t)(p - buf), ts);
 	x->child_pid = pid;
 	x->err = err;
 	x->fn = fn;
@@ -407,7 +412,7 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 		}
 		emit_flush_all(1);
 		scan_run(FSK_SCAN_EXEC);
-		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags);
+		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags, sys_now_ns());
 	}
 	int r;
 	if (via == VIA_EXECVE)
@@ -513,6 +518,7 @@ static int spawn_common(uint16_t fn, pid_t *pid, const char *path, const posix_s
 		env = env_fix(envp, &map, &maplen, &restored);
 	pid_t child = 0;
 	int saved = errno;
+	uint64_t t0 = sys_now_ns();
 	int r = fn == FSK_SPAWN_POSIX_SPAWN ? real.posix_spawn(&child, path, fa, attr, argv, env)
 					    : real.posix_spawnp(&child, path, fa, attr, argv, env);
 	if (pid)
@@ -521,7 +527,8 @@ static int spawn_common(uint16_t fn, pid_t *pid, const char *path, const posix_s
 		uint16_t flags = restored ? FSK_EF_ENV_RESTORED : 0;
 		if (r == 0 && untraceable(path, fn == FSK_SPAWN_POSIX_SPAWNP))
 			flags |= FSK_EF_UNTRACEABLE;
-		record_exec(FSK_REC_SPAWN, fn, path, argv, r == 0 ? (uint32_t)child : 0, r, flags);
+		/* stamped before the call, like FORK: the child may run first */
+		record_exec(FSK_REC_SPAWN, fn, path, argv, r == 0 ? (uint32_t)child : 0, r, flags, t0);
 	}
 	if (map)
 		sys_munmap(map, maplen);

@@ -175,9 +175,13 @@ static void model_derive_orphan(const struct model *m, struct model_proc *p)
 {
 	const struct model_proc *par = p->parent != MODEL_NONE ? m->procs[p->parent] : NULL;
 
+	/* Reaped by its parent: never an orphan, whatever its end time (a
+	 * killed child has none). Otherwise its parent went first. */
 	p->orphaned = 0;
-	if (p->reaped && p->reaped_by != p->ppid)
-		p->orphaned = 1;
+	if (p->reaped) {
+		p->orphaned = p->reaped_by != p->ppid;
+		return;
+	}
 	if (par && par->has_end && (!p->has_end || par->end_ns < p->end_ns))
 		p->orphaned = 1;
 }

@@ -168,8 +168,9 @@ static char *run_find_lib(void)
 	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	if (n > 0) {
 		self[n] = 0;
+		const char *bindir = dirname(self); /* may modify self: once only */
 		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
-			snprintf(cand, sizeof(cand), "%s%s", dirname(self), rel[i]);
+			snprintf(cand, sizeof(cand), "%s%s", bindir, rel[i]);
 			if (access(cand, R_OK) == 0)
 				return realpath(cand, NULL);
 		}

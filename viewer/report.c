@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "report_sites.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
 
@@ -284,8 +285,13 @@ int report_main(int argc, char **argv)
 	if (e >= 0) {
 		if (json)
 			report_json(stdout, &l, argv[optind]);
-		else
+		else {
+			struct report_sites rs;
 			report_text(stdout, &l, argv[optind]);
+			report_sites_init(&rs, &l);
+			report_sites_text(stdout, &rs, &l.model);
+			report_sites_free(&rs);
+		}
 	}
 	fflush(stdout);
 	report_messages(stderr, &l);

@@ -8,6 +8,7 @@
 
 #include "escape.h"
 #include "report.h"
+#include "report_sites.h"
 
 static void report_json_strv(FILE *f, char *const *v)
 {
@@ -109,7 +110,8 @@ static void report_json_malloc(FILE *f, const struct model_proc *p)
 		h->inherited_blocks, h->inherited_bytes);
 }
 
-static void report_json_proc(FILE *f, const struct model *m, const struct model_proc *p)
+static void report_json_proc(FILE *f, const struct model *m, const struct model_proc *p,
+			     struct report_sites *rs)
 {
 	const struct model_image *last = model_image_last(p);
 
@@ -158,14 +160,18 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 	}
 	fprintf(f, "],\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
 		", \"unshared_pages\": %" PRIu64 ", \"cow_faults\": %" PRIu64
-		", \"cow_fault_samples\": %" PRIu64 "}}",
+		", \"cow_fault_samples\": %" PRIu64 "},\n   ",
 		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples);
+	report_sites_json(f, rs, p->index);
+	putc('}', f);
 }
 
 void report_json(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
+	struct report_sites rs;
 
+	report_sites_init(&rs, l);
 	fputs("{\"forkscope\": 1, \"trace\": ", f);
 	escape_json(f, dir);
 	fputs(", \"runner\": ", f);
@@ -183,8 +189,9 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 	}
 	fputs("],\n \"processes\": [\n", f);
 	for (size_t i = 0; i < m->n; i++) {
-		report_json_proc(f, m, m->procs[m->order[i]]);
+		report_json_proc(f, m, m->procs[m->order[i]], &rs);
 		fputs(i + 1 < m->n ? ",\n" : "\n", f);
 	}
 	fputs(" ]}\n", f);
+	report_sites_free(&rs);
 }

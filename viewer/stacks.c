@@ -1,0 +1,146 @@
+/* stacks: see stacks.h. */
+#include "stacks.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vec.h"
+
+static struct stacks_stream *stacks_stream(struct stacks *st, const struct reader_stream *s)
+{
+	uint64_t v;
+
+	if (table_get(&st->by_stream, (uintptr_t)s, &v))
+		return &st->streams[v - 1];
+	if (vec_reserve(&st->streams, &st->scap, st->nstreams + 1, sizeof(*st->streams)) < 0 ||
+	    table_put(&st->by_stream, (uintptr_t)s, st->nstreams + 1, NULL) < 0)
+		return NULL;
+	memset(&st->streams[st->nstreams], 0, sizeof(*st->streams));
+	st->streams[st->nstreams].s = s;
+	return &st->streams[st->nstreams++];
+}
+
+static int stacks_module_add(struct stacks *st, struct stacks_stream *ss, const struct model_event *ev)
+{
+	struct fsk_module m;
+	uint32_t pos = sizeof(m);
+	char *path = NULL;
+	size_t k;
+
+	memcpy(&m, ev->payload, sizeof(m));
+	if (reader_str(ev->payload, ev->len, &pos, &path) < 0)
+		return -ENOMEM;
+	for (k = 0; k < ss->nmods; k++) {
+		const struct stacks_module *o = &st->mods[ss->mods[k]];
+		if (o->base == m.base && !strcmp(o->path, path)) {
+			free(path); /* the same object again (a rescan) */
+			return 0;
+		}
+	}
+	if (vec_reserve(&st->mods, &st->mcap, st->nmods + 1, sizeof(*st->mods)) < 0 ||
+	    vec_reserve(&ss->mods, &ss->cap, ss->nmods + 1, sizeof(*ss->mods)) < 0) {
+		free(path);
+		return -ENOMEM;
+	}
+	struct stacks_module *d = &st->mods[st->nmods];
+	d->path = path;
+	d->base = m.base;
+	d->bias = m.bias;
+	d->build_id_len = m.build_id_len > 20 ? 20 : m.build_id_len;
+	memcpy(d->build_id, m.build_id, sizeof(d->build_id));
+	/* keep the stream's list sorted by base */
+	for (k = ss->nmods; k > 0 && st->mods[ss->mods[k - 1]].base > m.base; k--)
+		ss->mods[k] = ss->mods[k - 1];
+	ss->mods[k] = st->nmods++;
+	ss->nmods++;
+	return 0;
+}
+
+static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const struct model_event *ev)
+{
+	struct fsk_stack s;
+
+	memcpy(&s, ev->payload, sizeof(s));
+	if (!s.id || (uint64_t)s.depth * 8 > ev->len - sizeof(s))
+		return 0;
+	if (vec_reserve(&st->v, &st->cap, st->n + 1, sizeof(*st->v)) < 0)
+		return -ENOMEM;
+	st->v[st->n].ips = ev->payload + sizeof(s);
+	st->v[st->n].depth = s.depth;
+	st->v[st->n].stream = (size_t)(ss - st->streams);
+	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
+		return -ENOMEM;
+	st->n++;
+	return 0;
+}
+
+int stacks_build(struct stacks *st, const struct load *l)
+{
+	memset(st, 0, sizeof(*st));
+	for (size_t i = 0; i < l->nev; i++) {
+		const struct model_event *ev = &l->ev[i];
+		struct stacks_stream *ss;
+		int e = 0;
+
+		if (ev->kind != FSK_REC_STACK && ev->kind != FSK_REC_MODULE)
+			continue;
+		if (!(ss = stacks_stream(st, ev->stream)))
+			return -ENOMEM;
+		if (ev->kind == FSK_REC_STACK)
+			e = stacks_stack_add(st, ss, ev);
+		else
+			e = stacks_module_add(st, ss, ev);
+		if (e < 0)
+			return e;
+	}
+	return 0;
+}
+
+void stacks_free(struct stacks *st)
+{
+	for (size_t i = 0; i < st->nmods; i++)
+		free(st->mods[i].path);
+	for (size_t i = 0; i < st->nstreams; i++) {
+		free(st->streams[i].mods);
+		table_free(&st->streams[i].ids);
+	}
+	free(st->mods);
+	free(st->v);
+	free(st->streams);
+	table_free(&st->by_stream);
+	memset(st, 0, sizeof(*st));
+}
+
+size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id)
+{
+	uint64_t v;
+
+	if (!id || !table_get(&st->by_stream, (uintptr_t)s, &v) ||
+	    !table_get(&st->streams[v - 1].ids, id, &v))
+		return STACKS_NONE;
+	return (size_t)v - 1;
+}
+
+uint64_t stacks_ip(const struct stacks *st, size_t stack, uint32_t k)
+{
+	uint64_t ip;
+
+	memcpy(&ip, st->v[stack].ips + 8 * (size_t)k, 8);
+	return ip;
+}
+
+size_t stacks_module_of(const struct stacks *st, size_t stream, uint64_t ip)
+{
+	const struct stacks_stream *ss = &st->streams[stream];
+	size_t lo = 0, hi = ss->nmods;
+
+	while (lo < hi) { /* first module with base > ip */
+		size_t mid = (lo + hi) / 2;
+		if (st->mods[ss->mods[mid]].base <= ip)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo ? ss->mods[lo - 1] : STACKS_NONE;
+}

@@ -484,11 +484,17 @@ void emit_note(uint32_t level, const char *text)
 	emit_direct(buf, (uint32_t)(p - buf));
 }
 
+int emit_ended(void)
+{
+	return atomic_load(&s_ended);
+}
+
 void emit_end(uint32_t reason)
 {
 	if (atomic_exchange(&s_ended, 1))
 		return;
-	emit_flush_all(1);
+	/* in a fatal-signal handler another thread may hold a buffer: skip it */
+	emit_flush_all(reason != FSK_END_SIGNAL);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);
 	for (int i = 0; i < TB_MAX && slots[i].data; i++)
 		if (atomic_load(&slots[i].inuse))

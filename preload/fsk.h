@@ -133,6 +133,7 @@ FSK_HIDDEN void emit_flush_all(int wait);
 FSK_HIDDEN void emit_flush_self(void);
 /* Writes END once; later records still go out (atexit handlers). */
 FSK_HIDDEN void emit_end(uint32_t reason);
+FSK_HIDDEN int emit_ended(void);
 /* In a fork child: forget the parent's buffers and stream. */
 FSK_HIDDEN void emit_reset_child(void);
 FSK_HIDDEN void emit_thread_exit(void *buf);
@@ -184,6 +185,9 @@ FSK_HIDDEN void unwind_init(void);
 FSK_HIDDEN void unwind_fork_child(void);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
+
+/* ---- signals.c ---- */
+FSK_HIDDEN void signals_init(void);
 
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how);

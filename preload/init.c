@@ -157,6 +157,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	heap_init();
 	unwind_init();
 	G.active = 1;
+	signals_init();
 	scan_run(FSK_SCAN_START);
 	t_guard = 0;
 }

@@ -183,6 +183,11 @@ FSK_HIDDEN void scan_own_point(const void *p);
 FSK_HIDDEN uint32_t unwind_stack(int direct);
 FSK_HIDDEN void unwind_init(void);
 FSK_HIDDEN void unwind_fork_child(void);
+/* Set while libunwind runs for us: the memory it maps is ours, not the
+ * program's (unwind_mmap registers it so scans leave it out). */
+FSK_HIDDEN extern __thread int t_unwinding;
+FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr,
+			     size_t len, int prot, int flags, int fd, off_t off);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 

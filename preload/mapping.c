@@ -44,6 +44,8 @@ static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, con
 static void *mmap_common(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr, size_t len,
 			 int prot, int flags, int fd, off_t off)
 {
+	if (unlikely(t_unwinding))
+		return unwind_mmap(fn, addr, len, prot, flags, fd, off);
 	if (!map_on())
 		return fn(addr, len, prot, flags, fd, off);
 	t_guard = 1;

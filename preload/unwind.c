@@ -23,6 +23,7 @@
 #include <stdatomic.h>
 
 #include "fsk.h"
+#include "scan.h"
 
 #define UNWIND_SLOTS (1u << 17)         /* power of two */
 #define UNWIND_FILL (UNWIND_SLOTS / 4 * 3)
@@ -54,14 +55,23 @@ static _Atomic uint32_t s_pool_used, s_slots_used, s_next_id = 1;
 static _Atomic uint32_t s_gen = 1;      /* bumped in every fork child */
 static _Atomic int s_full_noted;
 
-static struct unwind_mod s_mods[UNWIND_MODS];
-static char s_paths[UNWIND_PATHS];
+static struct unwind_mod *s_mods;      /* UNWIND_MODS */
+static char *s_paths;                   /* UNWIND_PATHS bytes */
 static uint32_t s_paths_used;
 static _Atomic uint32_t s_nmods;
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
 static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
-static __thread int t_unwinding;
+__thread int t_unwinding;
+
+void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr, size_t len, int prot,
+		  int flags, int fd, off_t off)
+{
+	void *r = fn(addr, len, prot, flags, fd, off);
+	if (r != MAP_FAILED && fd < 0)
+		scan_own_add(r, len);
+	return r;
+}
 
 /* ---- modules ---- */
 
@@ -346,15 +356,20 @@ void unwind_init(void)
 {
 	if (G.stack_depth <= 0)
 		return;
-	s_slots = sys_mmap(UNWIND_SLOTS * sizeof(struct unwind_slot));
-	s_pool = s_slots ? sys_mmap(UNWIND_POOL * sizeof(uint64_t)) : NULL;
+	/* registered as ours, so a fork child writing them (generations)
+	 * breaks no COW of the program's */
+	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
+	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
+	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
 	if (!s_pool) {
-		if (s_slots)
-			sys_munmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
+		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
+		scan_unmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
 		s_slots = NULL;
+		s_mods = NULL;
 		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
 		return;
 	}
+	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	unwind_mods_scan();
 }

@@ -41,7 +41,7 @@ void run_usage(FILE *f)
 	      "  -f                  reuse a non-empty DIR, deleting the streams in it\n"
 	      "  -q, --quiet         no summary at the end (the trace is still written)\n"
 	      "  --no-malloc         do not trace the malloc family\n"
-	      "  --stack-depth N     call-stack frames per event (default 0)\n"
+	      "  --stack-depth N     call-stack frames per event (default 32, 0 = off)\n"
 	      "  --scan-ms N         address-space scan interval, 0 = off (default 100)\n"
 	      "  --no-faults         no precise page-fault sampling\n"
 	      "  --no-env-restore    do not put the tracer back into an exec'd\n"
@@ -349,7 +349,8 @@ static int run_parse(int argc, char **argv, struct run_opts *o, void (*usage)(FI
 
 	snprintf(me, sizeof(me), "forkscope %s", name);
 	argv[0] = me; /* for getopt's messages */
-	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100 };
+	*o = (struct run_opts){ .malloc_on = 1, .faults_on = 1, .env_restore = 1, .scan_ms = 100,
+				 .stack_depth = 32 };
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+o:fqh", opts, NULL)) != -1) {
 		switch (c) {
@@ -360,7 +361,7 @@ static int run_parse(int argc, char **argv, struct run_opts *o, void (*usage)(FI
 		case O_NOFAULTS: o->faults_on = 0; break;
 		case O_NOENV: o->env_restore = 0; break;
 		case O_DEPTH:
-			if (run_number(optarg, 256, &o->stack_depth) < 0)
+			if (run_number(optarg, 128, &o->stack_depth) < 0)
 				return 2;
 			break;
 		case O_SCAN:

@@ -46,6 +46,34 @@ static void describe_get(const struct model_event *ev, void *out, size_t n)
 	memcpy(out, ev->payload, ev->len < n ? ev->len : n);
 }
 
+int describe_is_fork(const struct model_event *ev)
+{
+	struct fsk_fork f;
+	struct fsk_exec x;
+
+	if (ev->kind == FSK_REC_FORK) {
+		describe_get(ev, &f, sizeof(f));
+		return f.side == FSK_SIDE_PARENT && f.child_pid;
+	}
+	if (ev->kind == FSK_REC_SPAWN) {
+		describe_get(ev, &x, sizeof(x));
+		return x.child_pid != 0;
+	}
+	return 0;
+}
+
+int describe_is_exit(const struct model_event *ev)
+{
+	struct fsk_wait w;
+
+	if (ev->kind == FSK_REC_EXIT)
+		return 1;
+	if (ev->kind != FSK_REC_WAIT)
+		return 0;
+	describe_get(ev, &w, sizeof(w));
+	return w.result > 0 && w.state == FSK_WS_SIGNALED && !w.nowait;
+}
+
 static const char *describe_sig(int sig)
 {
 	const char *a = sig > 0 && sig < 65 ? sigabbrev_np(sig) : NULL;

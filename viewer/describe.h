@@ -30,6 +30,13 @@ uint32_t describe_pid(const struct model_event *ev);
 /* 1 if ev belongs to the runner (`forkscope run` itself). */
 int describe_is_runner(const struct model_event *ev);
 
+/* A fork or spawn that made a child (parent side): the timeline's marks. */
+int describe_is_fork(const struct model_event *ev);
+
+/* A process's end: its EXIT record, or the wait that saw it killed (a
+ * SIGKILLed process writes nothing). */
+int describe_is_exit(const struct model_event *ev);
+
 /* "fork -> child 2703", "malloc 4.0 KiB = 0x55...", "exit 3 (exit)", ...
  * without the pid and time. Control characters never reach buf. */
 void describe_event(const struct model_event *ev, char *buf, size_t n);

@@ -7,6 +7,7 @@
 
 #include "report.h"
 #include "run.h"
+#include "ui_cmd.h"
 
 struct main_cmd {
 	const char *name;
@@ -17,6 +18,8 @@ struct main_cmd {
 
 static const struct main_cmd main_cmds[] = {
 	{ "run", run_main, run_usage, "run a command under the tracer, then summarize" },
+	{ "live", ui_cmd_live, ui_cmd_live_usage, "run a command and watch it in the viewer" },
+	{ "view", ui_cmd_view, ui_cmd_view_usage, "open the viewer on a trace directory" },
 	{ "report", report_main, report_usage, "analyse a trace directory (text or --json)" },
 };
 

@@ -76,9 +76,13 @@ static void timeline_sort(struct timeline *t, size_t old_n)
 	struct model_event key;
 	size_t lo = 0, hi;
 
-	for (size_t i = old_n; i < l->nev; i++)
-		if (!min || model_event_cmp(&l->ev[i], min) < 0)
-			min = &l->ev[i];
+	for (size_t i = old_n; i < l->nev; i++) {
+		const struct model_event *e = &l->ev[i];
+		if (!min || model_event_cmp(e, min) < 0)
+			min = e;
+		if (e->kind == FSK_REC_END && e->stream && (e->stream->hdr.flags & FSK_HF_RUNNER))
+			t->runner_ended = 1;
+	}
 	if (!min)
 		return;
 	key = *min;
@@ -200,7 +204,7 @@ size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 			if (match(&t->load.ev[p - 1], arg))
 				return p;
 	} else {
-		for (size_t p = pos > n ? n : pos; p-- > 1;)
+		for (size_t p = pos > n ? n + 1 : pos; p-- > 1;)
 			if (match(&t->load.ev[p - 1], arg))
 				return p;
 	}

@@ -30,6 +30,8 @@ struct timeline {
 	size_t applied;
 	size_t pos;             /* the cursor */
 	int finished;           /* the trace will not grow */
+	int runner_ended;       /* the END of `forkscope run`'s stream was read:
+	                           the directory is complete */
 	int cur_finished;       /* model_finish() flags cur was derived with */
 	struct timeline_snap *snaps;
 	size_t nsnaps, snaps_cap;

@@ -1,0 +1,228 @@
+/*
+ * ui_events: the event log around the cursor. Events up to the cursor in
+ * full, the next ones dimmed; the last applied one highlighted. Filters by
+ * class (lifecycle, malloc, mmap/brk, scans, COW) and by the selected
+ * process; / searches the lines, n and N repeat. Moving in this pane moves
+ * the cursor: the other panes follow.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "describe.h"
+#include "ui.h"
+
+#define UI_EVENTS_SCAN 400000   /* events looked at to fill the pane */
+
+static const struct {
+	unsigned bits;
+	const char *name;
+} ui_events_classes[] = {
+	{ DESCRIBE_ALL, "all" },
+	{ DESCRIBE_LIFECYCLE, "lifecycle" },
+	{ DESCRIBE_MALLOC, "malloc" },
+	{ DESCRIBE_MAP, "mmap/brk" },
+	{ DESCRIBE_REGION, "scans" },
+	{ DESCRIBE_COW, "COW faults" },
+};
+#define UI_EVENTS_NCLASSES (sizeof(ui_events_classes) / sizeof(ui_events_classes[0]))
+
+static const char *ui_events_class_name(unsigned bits)
+{
+	for (size_t i = 0; i < UI_EVENTS_NCLASSES; i++)
+		if (ui_events_classes[i].bits == bits)
+			return ui_events_classes[i].name;
+	return "?";
+}
+
+static int ui_events_match(const struct model_event *ev, void *arg)
+{
+	const struct ui *u = arg;
+	const struct model_proc *p;
+
+	if (!(describe_class(ev->kind) & u->ev_filter))
+		return 0;
+	if (!u->ev_mine)
+		return 1;
+	p = ui_selected(u);
+	return p && !describe_is_runner(ev) && describe_pid(ev) == p->pid;
+}
+
+static void ui_events_text(const struct ui *u, const struct model_event *ev, char *buf, size_t n)
+{
+	char t[48], d[400], pid[16];
+
+	ui_time(u, ev->key_ns, t, sizeof(t));
+	describe_event(ev, d, sizeof(d));
+	if (describe_is_runner(ev))
+		snprintf(pid, sizeof(pid), "run");
+	else
+		snprintf(pid, sizeof(pid), "%" PRIu32, describe_pid(ev));
+	snprintf(buf, n, "%12s %7s  %s", t, pid, d);
+}
+
+static int ui_events_search_match(const struct model_event *ev, void *arg)
+{
+	const struct ui *u = arg;
+	char line[512];
+
+	if (!ui_events_match(ev, arg))
+		return 0;
+	ui_events_text(u, ev, line, sizeof(line));
+	return strcasestr(line, u->search) != NULL;
+}
+
+void ui_events_draw(struct ui *u, const struct ui_rect *r)
+{
+	size_t idx[256], nb = 0, na = 0, pos = u->tl.pos, n = timeline_len(&u->tl), looked = 0;
+	int rows = r->h - 1, want_before;
+	char t[256], line[512];
+
+	snprintf(t, sizeof(t), " Events: %s%s%s%s", ui_events_class_name(u->ev_filter),
+		 u->ev_mine ? ", selected process only" : "", u->search[0] ? ", search: " : "",
+		 u->search);
+	ui_title(u, r, UI_EVENTS, t);
+	if (rows < 1)
+		return;
+	if (rows > 256)
+		rows = 256;
+	/* a third of the pane for what comes next, the rest for the past */
+	for (size_t i = pos; i < n && (int)na < rows / 3 && looked < UI_EVENTS_SCAN; i++, looked++)
+		if (ui_events_match(timeline_event(&u->tl, i), u))
+			na++;
+	want_before = rows - (int)na;
+	looked = 0;
+	/* matching events before the cursor, newest first */
+	for (size_t i = pos; i-- > 0 && (int)nb < want_before && looked < UI_EVENTS_SCAN; looked++)
+		if (ui_events_match(timeline_event(&u->tl, i), u))
+			idx[nb++] = i;
+	for (size_t a = 0, b = nb ? nb - 1 : 0; nb && a < b; a++, b--) {
+		size_t x = idx[a];
+		idx[a] = idx[b];
+		idx[b] = x;
+	}
+	na = 0;
+	for (size_t i = pos; i < n && (int)(nb + na) < rows && looked < UI_EVENTS_SCAN; i++, looked++)
+		if (ui_events_match(timeline_event(&u->tl, i), u))
+			idx[nb + na++] = i;
+	if (!nb && !na) {
+		ui_put(r->y + 1, r->x + 2, r->w - 2, n ? "no event matches the filter" : "no events yet");
+		return;
+	}
+	for (size_t k = 0; k < nb + na; k++) {
+		int y = r->y + 1 + (int)k, a;
+		ui_events_text(u, timeline_event(&u->tl, idx[k]), line, sizeof(line));
+		a = k + 1 == nb ? ui_attr(u, UI_CURSOR) : k >= nb ? ui_attr(u, UI_DIM) : 0;
+		attron(a);
+		ui_putpad(y, r->x, r->w, line);
+		attroff(a);
+	}
+}
+
+/* A line of input on the status line; Esc cancels (returns 0). */
+static int ui_events_prompt(struct ui *u, const char *prompt, char *buf, size_t n)
+{
+	size_t len = strlen(buf);
+	int key;
+
+	timeout(-1);
+	for (;;) {
+		char line[256];
+		snprintf(line, sizeof(line), "%s%s", prompt, buf);
+		attron(ui_attr(u, UI_TITLE_FOCUS));
+		ui_putpad(LINES - 1, 0, COLS, line);
+		attroff(ui_attr(u, UI_TITLE_FOCUS));
+		refresh();
+		key = getch();
+		if (key == '\n' || key == KEY_ENTER)
+			return 1;
+		if (key == 27 || key == 3 || key == 7)
+			return 0;
+		if ((key == KEY_BACKSPACE || key == 127 || key == 8) && len)
+			buf[--len] = 0;
+		else if (key >= 32 && key < 127 && len + 1 < n) {
+			buf[len++] = (char)key;
+			buf[len] = 0;
+		}
+	}
+}
+
+static void ui_events_find(struct ui *u, int dir)
+{
+	size_t p;
+
+	if (!u->search[0])
+		return;
+	p = timeline_find(&u->tl, u->tl.pos, dir, ui_events_search_match, u);
+	if (p == u->tl.pos)
+		ui_message(u, "\"%s\": no %s match", u->search, dir > 0 ? "later" : "earlier");
+	ui_seek(u, p);
+}
+
+int ui_events_key(struct ui *u, int key)
+{
+	int page = u->r[UI_EVENTS].h > 2 ? u->r[UI_EVENTS].h - 2 : 1;
+	size_t p = u->tl.pos;
+
+	switch (key) {
+	case KEY_UP: case 'k':
+		/* from the highlighted event, which may be before the cursor */
+		if (p && !ui_events_match(timeline_event(&u->tl, p - 1), u))
+			p = timeline_find(&u->tl, p, -1, ui_events_match, u);
+		ui_seek(u, timeline_find(&u->tl, p, -1, ui_events_match, u));
+		return 1;
+	case KEY_DOWN: case 'j':
+		ui_seek(u, timeline_find(&u->tl, p, 1, ui_events_match, u));
+		return 1;
+	case KEY_PPAGE:
+		for (int i = 0; i < page; i++)
+			p = timeline_find(&u->tl, p, -1, ui_events_match, u);
+		ui_seek(u, p);
+		return 1;
+	case KEY_NPAGE:
+		for (int i = 0; i < page; i++)
+			p = timeline_find(&u->tl, p, 1, ui_events_match, u);
+		ui_seek(u, p);
+		return 1;
+	case 'g':
+		ui_seek(u, timeline_find(&u->tl, 0, 1, ui_events_match, u));
+		return 1;
+	case 'G':
+		ui_seek(u, timeline_find(&u->tl, timeline_len(&u->tl) + 1, -1, ui_events_match, u));
+		return 1;
+	}
+	return 0;
+}
+
+/* Keys of the events pane that work from every pane: filters and search. */
+int ui_events_global_key(struct ui *u, int key)
+{
+	char buf[sizeof(u->search)];
+
+	switch (key) {
+	case 'c':
+		for (size_t i = 0; i < UI_EVENTS_NCLASSES; i++)
+			if (ui_events_classes[i].bits == u->ev_filter) {
+				u->ev_filter = ui_events_classes[(i + 1) % UI_EVENTS_NCLASSES].bits;
+				break;
+			}
+		return 1;
+	case 'p':
+		u->ev_mine = !u->ev_mine;
+		return 1;
+	case '/':
+		snprintf(buf, sizeof(buf), "%s", u->search);
+		if (ui_events_prompt(u, "search events: ", buf, sizeof(buf))) {
+			snprintf(u->search, sizeof(u->search), "%s", buf);
+			ui_events_find(u, 1);
+		}
+		return 1;
+	case 'n':
+		ui_events_find(u, 1);
+		return 1;
+	case 'N':
+		ui_events_find(u, -1);
+		return 1;
+	}
+	return 0;
+}

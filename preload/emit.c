@@ -356,6 +356,7 @@ static struct tbuf *tb_acquire(void)
 		if (s_key_ok > 0)
 			pthread_setspecific(s_key, b);
 		init_flusher_ensure();
+		faults_thread_start();
 		return b;
 	}
 	return NULL;

@@ -76,6 +76,7 @@ struct fsk_state {
 	int env_restore;       /* FORKSCOPE_ENV_RESTORE */
 	int stack_depth;
 	int scan_ms;
+	int faults_on;         /* FORKSCOPE_FAULTS: perf page-fault sampling */
 	pid_t pid;
 	uint32_t page_size;
 	char dir[512];         /* absolute trace directory */
@@ -169,6 +170,13 @@ FSK_HIDDEN void scan_mark(uint16_t trigger);
 FSK_HIDDEN void scan_tick(void);
 FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_prefork(void);
+FSK_HIDDEN int scan_fault_classify(uint64_t addr, uint16_t *kind);
+
+/* ---- faults.c ---- */
+FSK_HIDDEN int faults_active(void);
+FSK_HIDDEN void faults_after_fork(int child);
+FSK_HIDDEN void faults_thread_start(void);
+FSK_HIDDEN void faults_drain(void);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);

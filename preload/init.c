@@ -130,6 +130,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	G.env_restore = env_int("FORKSCOPE_ENV_RESTORE", 1, 0, 1);
 	G.stack_depth = env_int("FORKSCOPE_STACK_DEPTH", 32, 0, FSK_STACK_MAX);
 	G.scan_ms = env_int("FORKSCOPE_SCAN_MS", 100, 0, 3600000);
+	G.faults_on = env_int("FORKSCOPE_FAULTS", 1, 0, 1);
 	self_path();
 	env_save(envp);
 	emit_init();

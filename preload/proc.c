@@ -120,6 +120,7 @@ FSK_EXPORT pid_t fork(void)
 			r.f.side = FSK_SIDE_CHILD;
 			r.f.stack = FSK_STACK(1);
 			emit_direct(&r, sizeof(r));
+			faults_after_fork(1);
 			scan_run(FSK_SCAN_FORK_CHILD);
 		}
 		t_guard = guard;
@@ -128,8 +129,10 @@ FSK_EXPORT pid_t fork(void)
 	}
 	t_guard = guard;
 	record_fork(FSK_FORK, pid, err, t0);
-	if (pid > 0)
+	if (pid > 0) {
+		faults_after_fork(0);
 		scan_run(FSK_SCAN_FORK_PARENT);
+	}
 	errno = pid < 0 ? err : saved;
 	return pid;
 }

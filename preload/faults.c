@@ -1,0 +1,220 @@
+/*
+ * Precise COW attribution: a perf page-fault sampler per thread
+ * (PERF_COUNT_SW_PAGE_FAULTS, every fault, user space only, IP + TID +
+ * TIME + ADDR), opened from the first fork on. Only the ring buffer is
+ * kept: the fd is closed once the buffer is mapped (the mapping holds the
+ * event), so a program that closes every fd does not notice us and cannot
+ * stop us. The buffers are drained under the scan lock (scan.c), on the
+ * flusher's tick and at every scan, and each fault is classified against
+ * the fork baseline: a fault on a page shared at the baseline is a COW
+ * break this process took; on a page absent then, a first touch.
+ */
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "fsk.h"
+
+#define RING_PAGES 64   /* data pages per thread: 256 KiB, 8192 samples */
+#define MAX_SAMPLERS 256
+
+struct sampler {
+	_Atomic int32_t tid;   /* 0 = free slot */
+	struct perf_event_mmap_page *meta;
+	size_t len;
+};
+
+static struct sampler s_samp[MAX_SAMPLERS];
+static int s_state;           /* 0 not tried, 1 works, -1 unavailable or off */
+static uint64_t s_lost;       /* samples the kernel dropped (ring full) */
+static uint64_t s_lost_noted;
+
+struct sample {                /* PERF_SAMPLE_IP | TID | TIME | ADDR */
+	struct perf_event_header h;
+	uint64_t ip;
+	uint32_t pid, tid;
+	uint64_t time;
+	uint64_t addr;
+};
+
+int faults_active(void)
+{
+	return s_state > 0;
+}
+
+static void *ring_open(pid_t tid, size_t *len)
+{
+	struct perf_event_attr a;
+	__builtin_memset(&a, 0, sizeof(a));
+	a.size = sizeof(a);
+	a.type = PERF_TYPE_SOFTWARE;
+	a.config = PERF_COUNT_SW_PAGE_FAULTS;
+	a.sample_period = 1;
+	a.sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_ADDR;
+	a.exclude_kernel = 1;
+	a.exclude_hv = 1;
+	a.use_clockid = 1;
+	a.clockid = CLOCK_MONOTONIC; /* the trace's clock */
+	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	*len = (size_t)(RING_PAGES + 1) * G.page_size;
+	long r = syscall(SYS_mmap, 0, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int err = errno;
+	close(fd);
+	if (r < 0 && r > -4096) {
+		errno = err;
+		return NULL;
+	}
+	scan_own_add((void *)r, *len);
+	return (void *)r;
+}
+
+static void note_unavailable(int err)
+{
+	char msg[200], num[16];
+	sys_utoa(num, (uint64_t)err, num + sizeof(num));
+	char *p = sys_stpcpy(msg, "page-fault sampling unavailable (perf_event_open: errno ", msg + sizeof(msg));
+	p = sys_stpcpy(p, num, msg + sizeof(msg));
+	sys_stpcpy(p, "); COW numbers come from pagemap alone, cow_faults are not counted",
+		   msg + sizeof(msg));
+	emit_note(FSK_NOTE_WARN, msg);
+}
+
+/* Opens a sampler for thread tid unless it has one. Returns 0 or -errno. */
+static int sampler_add(pid_t tid)
+{
+	if (s_state < 0)
+		return -ENODEV;
+	for (int i = 0; i < MAX_SAMPLERS; i++)
+		if (atomic_load(&s_samp[i].tid) == tid)
+			return 0;
+	for (int i = 0; i < MAX_SAMPLERS; i++) {
+		int32_t expect = 0;
+		if (atomic_load(&s_samp[i].tid) || !atomic_compare_exchange_strong(&s_samp[i].tid, &expect, -1))
+			continue;
+		size_t len;
+		void *m = ring_open(tid, &len);
+		if (!m) {
+			int err = errno;
+			atomic_store(&s_samp[i].tid, 0);
+			if (s_state == 0) {
+				s_state = -1;
+				note_unavailable(err);
+			}
+			return -err;
+		}
+		s_samp[i].meta = m;
+		s_samp[i].len = len;
+		s_state = 1;
+		atomic_store(&s_samp[i].tid, tid);
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+/* After fork, on both sides (scan lock not needed: only this thread runs
+ * in the child; in the parent the new slots are published last). The
+ * child drops the parent's rings: they sample the parent's threads. */
+void faults_after_fork(int child)
+{
+	if (s_state < 0 || !G.faults_on)
+		return;
+	if (child) {
+		for (int i = 0; i < MAX_SAMPLERS; i++) {
+			if (atomic_load(&s_samp[i].tid) > 0)
+				sys_munmap(s_samp[i].meta, s_samp[i].len);
+			atomic_store(&s_samp[i].tid, 0);
+		}
+	}
+	sampler_add(sys_gettid());
+}
+
+/* A thread that starts to record after a fork gets its own sampler. */
+void faults_thread_start(void)
+{
+	if (s_state > 0 && G.faults_on)
+		sampler_add(sys_gettid());
+}
+
+static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample *s, uint16_t cls,
+		       uint16_t kind)
+{
+	const size_t sz = sizeof(struct fsk_rec) + sizeof(struct fsk_fault);
+	if (*used + sz > cap) {
+		emit_block(buf, *used);
+		*used = 0;
+	}
+	struct fsk_rec *h = (void *)(buf + *used);
+	fsk_rec_init(h, FSK_REC_FAULT, (uint32_t)sz, s->time);
+	h->tid = s->tid;
+	struct fsk_fault *f = (void *)(h + 1);
+	f->addr = s->addr;
+	f->ip = s->ip;
+	f->stack = 0;
+	f->cls = cls;
+	f->kind = kind;
+	*used += sz;
+}
+
+/*
+ * Reads every ring; the caller holds the scan lock, so the baseline is
+ * stable. COW and first-touch faults become FAULT records (written as
+ * blocks), COW faults also count against their baseline region.
+ */
+void faults_drain(void)
+{
+	if (s_state <= 0)
+		return;
+	char buf[4096];
+	size_t used = 0;
+	for (int i = 0; i < MAX_SAMPLERS; i++) {
+		if (atomic_load(&s_samp[i].tid) <= 0)
+			continue;
+		struct perf_event_mmap_page *m = s_samp[i].meta;
+		char *data = (char *)m + m->data_offset;
+		uint64_t size = m->data_size;
+		uint64_t head = __atomic_load_n(&m->data_head, __ATOMIC_ACQUIRE);
+		uint64_t tail = m->data_tail;
+		while (tail < head) {
+			struct perf_event_header eh;
+			char rec[64];
+			uint64_t off = tail % size;
+			for (size_t k = 0; k < sizeof(eh); k++)
+				((char *)&eh)[k] = data[(off + k) % size];
+			if (eh.size < sizeof(eh) || tail + eh.size > head)
+				break;
+			if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(struct sample) &&
+			    eh.size <= sizeof(rec)) {
+				for (size_t k = 0; k < eh.size; k++)
+					rec[k] = data[(off + k) % size];
+				const struct sample *s = (const void *)rec;
+				uint16_t kind = 0;
+				int cls = scan_fault_classify(s->addr, &kind);
+				if (cls == FSK_FAULT_COW || cls == FSK_FAULT_FIRST_TOUCH)
+					emit_fault(buf, &used, sizeof(buf), s, (uint16_t)cls, kind);
+			} else if (eh.type == PERF_RECORD_LOST) {
+				uint64_t lost[3]; /* id, lost */
+				for (size_t k = 0; k < sizeof(lost) && k < eh.size - sizeof(eh); k++)
+					((char *)lost)[k] = data[(off + sizeof(eh) + k) % size];
+				s_lost += lost[1];
+			}
+			tail += eh.size;
+		}
+		__atomic_store_n(&m->data_tail, tail, __ATOMIC_RELEASE);
+	}
+	if (used)
+		emit_block(buf, used);
+	if (s_lost != s_lost_noted) {
+		char msg[160], num[24];
+		sys_utoa(num, s_lost, num + sizeof(num));
+		char *p = sys_stpcpy(msg, "page-fault samples lost (ring buffer full): ", msg + sizeof(msg));
+		p = sys_stpcpy(p, num, msg + sizeof(msg));
+		sys_stpcpy(p, " in all; cow_faults undercount", msg + sizeof(msg));
+		emit_note(FSK_NOTE_WARN, msg);
+		s_lost_noted = s_lost;
+	}
+}

@@ -107,7 +107,9 @@ int main(int argc, char **argv)
 		if (slash)
 			*slash = 0;
 	}
-	for (int i = 0; i < 3; i++)
+	/* volatile bounds: an unrolled loop would call from three places */
+	static volatile int three = 3, two = 2;
+	for (int i = 0; i < three; i++)
 		use(exe_leak());
 	exe_churn();
 	exe_big();
@@ -120,7 +122,7 @@ int main(int argc, char **argv)
 	}
 	void *(*lib_leak)(size_t, int *) = (void *(*)(size_t, int *))dlsym(h, "lib_leak");
 	int line = 0;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < two; i++)
 		use(lib_leak(512, &line));
 	site("lib_leak", "lib_leak", "stacks_lib.c", line, 1024, 2, 1);
 

@@ -57,11 +57,11 @@ $(B)/asan/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trac
 asan: $(B)/asan/forkscope
 
 samples: $(SAMPLES)
-$(B)/samples/%: samples/%.c
+$(B)/samples/%: samples/%.c samples/sample.h
 	@mkdir -p $(B)/samples
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread
 
-$(B)/progs/%: tests/progs/%.c
+$(B)/progs/%: tests/progs/%.c samples/sample.h
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl
 
@@ -107,7 +107,7 @@ install: all
 	install -m 755 $(B)/libforkscope.so $(DESTDIR)$(PREFIX)/lib/forkscope/libforkscope.so
 	install -m 644 viewer/forkscope.1 $(DESTDIR)$(PREFIX)/share/man/man1/forkscope.1
 	install -m 755 $(SAMPLES) $(DESTDIR)$(PREFIX)/share/forkscope/samples/
-	install -m 644 samples/*.c $(DESTDIR)$(PREFIX)/share/forkscope/samples/
+	install -m 644 samples/*.c samples/*.h $(DESTDIR)$(PREFIX)/share/forkscope/samples/
 
 clean:
 	rm -rf $(B)

@@ -305,7 +305,7 @@ void describe_event(const struct model_event *ev, char *buf, size_t n)
 	}
 }
 
-const char *describe_state(const struct model_proc *p)
+const char *describe_state(const struct model *m, const struct model_proc *p)
 {
 	const struct model_image *im = model_image_last(p);
 
@@ -313,6 +313,8 @@ const char *describe_state(const struct model_proc *p)
 		return "reaped";
 	if (p->has_end)
 		return "zombie";
+	if (!p->traced && m->partial)
+		return "running";
 	if (!p->traced || im->state == MODEL_SS_UNTRACED)
 		return "untraced";
 	if (im->state == MODEL_SS_CUT || im->state == MODEL_SS_CORRUPT)

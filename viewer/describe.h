@@ -42,7 +42,9 @@ int describe_is_exit(const struct model_event *ev);
 void describe_event(const struct model_event *ev, char *buf, size_t n);
 
 /* A process's state in the model: "running", "zombie" (ended, not yet
- * reaped), "reaped", "untraced", "cut" (its stream stopped without an end). */
-const char *describe_state(const struct model_proc *p);
+ * reaped), "reaped", "untraced", "cut" (its stream stopped without an end).
+ * At a replay cursor (m->partial) a child whose stream has not opened yet
+ * is running, not untraced. */
+const char *describe_state(const struct model *m, const struct model_proc *p);
 
 #endif /* FORKSCOPE_DESCRIBE_H */

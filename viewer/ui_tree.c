@@ -151,7 +151,7 @@ static void ui_tree_line(struct ui *u, const struct ui_rect *r, int y, const str
 {
 	const struct model *m = timeline_model(&u->tl);
 	const struct model_proc *p = m->procs[row->proc];
-	const char *state = describe_state(p);
+	const char *state = describe_state(m, p);
 	uint64_t now = timeline_now_ns(&u->tl);
 	char ex[32], life[32], cmd[512], line[700];
 	int sel = row->proc == u->sel, x = r->x;
@@ -195,7 +195,7 @@ void ui_tree_draw(struct ui *u, const struct ui_rect *r)
 
 	ui_tree_flatten(u);
 	for (size_t i = 0; i < m->n; i++) {
-		const char *s = describe_state(m->procs[i]);
+		const char *s = describe_state(m, m->procs[i]);
 		running += !strcmp(s, "running");
 		zombies += !strcmp(s, "zombie");
 	}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make demo`: records a few samples with `forkscope run` and prints what
-# `forkscope report` makes of them. On a terminal, once the live viewer
-# exists, it ends by showing the prefork sample live.
+# `forkscope report` makes of them. On a terminal it ends by showing the
+# prefork sample in the live viewer (forkscope live).
 # Run from the repository root, after `make all`.
 set -u
 fsk=build/forkscope

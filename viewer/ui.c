@@ -230,7 +230,14 @@ static void ui_layout(struct ui *u)
 		u->r[UI_SPACE] = (struct ui_rect){ 0, w / 2 + 1, top, w - w / 2 - 1 };
 		u->r[u->bottom] = (struct ui_rect){ top, 0, h - top, w };
 	} else {
-		int a = h * 2 / 5, b = h * 3 / 10;
+		/* the tree no taller than its processes: the rest to the memory */
+		size_t np = timeline_model(&u->tl)->n + 2;
+		int a = h * 2 / 5, b;
+		if (np < 4)
+			np = 4;
+		if ((size_t)a > np)
+			a = (int)np;
+		b = (h - a) / 2;
 		u->r[UI_TREE] = (struct ui_rect){ 0, 0, a, w };
 		u->r[UI_SPACE] = (struct ui_rect){ a, 0, b, w };
 		u->r[u->bottom] = (struct ui_rect){ a + b, 0, h - a - b, w };

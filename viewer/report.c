@@ -204,6 +204,60 @@ static void report_malloc(FILE *f, const struct model *m)
 		" blocks live at exit\n", calls, mm, failed, frees, b1, b2, blocks);
 }
 
+/* Per process, from its latest scan: region kinds x page counts, so a
+ * reader sees which regions a fork shared and where COW broke. */
+static void report_cow(FILE *f, const struct model *m)
+{
+	struct row {
+		uint64_t virt, resident, shared, unshared, faults, first;
+	};
+	int header = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct model_proc *p = m->procs[i];
+		struct row rows[FSK_RK_COUNT] = { { 0 } }, tot = { 0 };
+		if (!p->cur.n)
+			continue;
+		for (size_t k = 0; k < p->cur.n; k++) {
+			const struct fsk_region *r = &p->cur.v[k].r;
+			struct row *w = &rows[r->kind < FSK_RK_COUNT ? r->kind : 0];
+			if (r->kind == FSK_RK_FORKSCOPE)
+				continue;
+			w->virt += r->end - r->start;
+			w->resident += r->resident, w->shared += r->shared;
+			w->unshared += r->unshared, w->faults += r->cow_faults;
+			w->first += r->first_touch;
+		}
+		if (!header) {
+			fputs("\nmemory at each process's last scan, in pages: shared = still shared with a\n"
+			      "relative; unshared = shared at the fork, exclusive now (a COW break here or\n"
+			      "in the relative, or the relative ended); cow-fault = COW breaks this process\n"
+			      "took itself (sampled page faults); 1st-touch = made resident since the fork\n", f);
+			header = 1;
+		}
+		fprintf(f, "%" PRIu32 " ", p->pid);
+		report_cmd(f, p);
+		fprintf(f, "\n  %-12s %10s %9s %9s %9s %9s %9s\n", "region", "virtual", "resident",
+			"shared", "unshared", "cow-fault", "1st-touch");
+		for (unsigned k = 1; k < FSK_RK_COUNT; k++) {
+			const struct row *w = &rows[k];
+			char vb[32];
+			if (!w->resident && !w->unshared && !w->faults)
+				continue;
+			report_bytes(vb, sizeof(vb), w->virt);
+			fprintf(f, "  %-12s %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+				" %9" PRIu64 "\n", model_region_kind_name(k), vb, w->resident, w->shared,
+				w->unshared, w->faults, w->first);
+			tot.virt += w->virt, tot.resident += w->resident, tot.shared += w->shared;
+			tot.unshared += w->unshared, tot.faults += w->faults, tot.first += w->first;
+		}
+		char vb[32];
+		report_bytes(vb, sizeof(vb), tot.virt);
+		fprintf(f, "  %-12s %10s %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64 " %9" PRIu64
+			"\n", "total", vb, tot.resident, tot.shared, tot.unshared, tot.faults, tot.first);
+	}
+}
+
 void report_text(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
@@ -218,6 +272,7 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 	fputs("\n", f);
 	report_tree(f, m);
 	report_malloc(f, m);
+	report_cow(f, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct model_proc *p = m->procs[i];
 		dropped += p->dropped;

@@ -173,6 +173,22 @@ struct model_proc *model_find(const struct model *m, uint32_t pid);
 const struct model_image *model_image_last(const struct model_proc *p);
 
 const char *model_exit_how_name(unsigned how);
+/* Pre-order walk of the process forest (model_walk.c). last[k] says
+ * whether the row's ancestor at depth k (k == depth: the row itself) is
+ * its parent's last child: what a tree drawing needs for its prefix. */
+struct model_walk {
+	const struct model *m;
+	size_t *stack, *depth, sp;
+	unsigned char *last;
+	size_t prev, prev_depth;
+	int skip;
+};
+int model_walk_begin(struct model_walk *w, const struct model *m);
+size_t model_walk_next(struct model_walk *w, size_t *depth);
+/* Do not descend into the children of the process just returned. */
+void model_walk_skip(struct model_walk *w);
+void model_walk_end(struct model_walk *w);
+
 const char *model_region_kind_name(unsigned kind);
 
 #endif /* FORKSCOPE_MODEL_H */

@@ -141,42 +141,21 @@ static void report_line(FILE *f, const struct model *m, const struct model_proc 
 	fputs("]\n", f);
 }
 
-/* Draws the forest depth first without recursion: a chain of thousands of
- * nested forks must not exhaust the stack. */
 static void report_tree(FILE *f, const struct model *m)
 {
-	size_t *stack = malloc((m->n + 1) * sizeof(*stack));
-	size_t *depth = malloc((m->n + 1) * sizeof(*depth));
-	char *last = calloc(m->n + 2, 1);
-	size_t sp = 0;
+	struct model_walk w;
+	size_t i, d;
 
-	if (!stack || !depth || !last)
-		goto out;
-	for (size_t i = m->nroots; i-- > 0;) {
-		stack[sp] = m->roots[i];
-		depth[sp++] = 0;
+	if (model_walk_begin(&w, m) < 0)
+		return;
+	while ((i = model_walk_next(&w, &d)) != MODEL_NONE) {
+		for (size_t k = 1; k < d; k++)
+			fputs(w.last[k] ? "   " : "|  ", f);
+		if (d)
+			fputs(w.last[d] ? "`- " : "|- ", f);
+		report_line(f, m, m->procs[i]);
 	}
-	while (sp) {
-		size_t i = stack[--sp], d = depth[sp];
-		const struct model_proc *p = m->procs[i];
-		const struct model_proc *par = p->parent != MODEL_NONE ? m->procs[p->parent] : NULL;
-
-		if (d) {
-			last[d] = par->children[par->nchildren - 1] == i;
-			for (size_t k = 1; k < d; k++)
-				fputs(last[k] ? "   " : "|  ", f);
-			fputs(last[d] ? "`- " : "|- ", f);
-		}
-		report_line(f, m, p);
-		for (size_t c = p->nchildren; c-- > 0;) {
-			stack[sp] = p->children[c];
-			depth[sp++] = d + 1;
-		}
-	}
-out:
-	free(stack);
-	free(depth);
-	free(last);
+	model_walk_end(&w);
 }
 
 static void report_malloc(FILE *f, const struct model *m)

@@ -45,24 +45,15 @@ static void ui_tree_set_collapsed(struct ui *u, size_t i, int v)
 static void ui_tree_flatten(const struct ui *u)
 {
 	const struct model *m = timeline_model(&u->tl);
-	size_t *stack, *depth, sp = 0;
-	char *last;
+	struct model_walk w;
+	size_t i, d;
 
 	ui_tree_n = 0;
-	stack = malloc((m->n + 1) * sizeof(*stack));
-	depth = malloc((m->n + 1) * sizeof(*depth));
-	last = calloc(UI_TREE_DEPTH + 2, 1);
-	if (!stack || !depth || !last)
-		goto out;
-	for (size_t i = m->nroots; i-- > 0;) {
-		stack[sp] = m->roots[i];
-		depth[sp++] = 0;
-	}
-	while (sp) {
-		size_t i = stack[--sp], d = depth[sp], len = 0;
-		const struct model_proc *p = m->procs[i];
-		const struct model_proc *par = p->parent != MODEL_NONE ? m->procs[p->parent] : NULL;
+	if (model_walk_begin(&w, m) < 0)
+		return;
+	while ((i = model_walk_next(&w, &d)) != MODEL_NONE) {
 		struct ui_tree_row *r;
+		size_t len = 0;
 
 		if (vec_reserve(&ui_tree_rows, &ui_tree_cap, ui_tree_n + 1, sizeof(*r)) < 0)
 			break;
@@ -70,27 +61,18 @@ static void ui_tree_flatten(const struct ui *u)
 		r->proc = i;
 		r->depth = (unsigned)d;
 		r->prefix[0] = 0;
-		if (d && d <= UI_TREE_DEPTH)
-			last[d] = par->children[par->nchildren - 1] == i;
 		for (size_t k = 1; k < d && k < UI_TREE_DEPTH; k++)
 			len += (size_t)snprintf(r->prefix + len, sizeof(r->prefix) - len, "%s",
-						last[k] ? "   " : ui_glyph(u, "\xe2\x94\x82  ", "|  "));
+						w.last[k] ? "   " : ui_glyph(u, "\xe2\x94\x82  ", "|  "));
 		if (d)
 			snprintf(r->prefix + len, sizeof(r->prefix) - len, "%s",
-				 d > UI_TREE_DEPTH ? "...": last[d < UI_TREE_DEPTH ? d : UI_TREE_DEPTH]
-				 ? ui_glyph(u, "\xe2\x94\x94\xe2\x94\x80 ", "`- ")
-				 : ui_glyph(u, "\xe2\x94\x9c\xe2\x94\x80 ", "|- "));
+				 d > UI_TREE_DEPTH ? "..."
+				 : w.last[d] ? ui_glyph(u, "\xe2\x94\x94\xe2\x94\x80 ", "`- ")
+					     : ui_glyph(u, "\xe2\x94\x9c\xe2\x94\x80 ", "|- "));
 		if (ui_tree_is_collapsed(u, i))
-			continue;
-		for (size_t c = p->nchildren; c-- > 0;) {
-			stack[sp] = p->children[c];
-			depth[sp++] = d + 1;
-		}
+			model_walk_skip(&w);
 	}
-out:
-	free(stack);
-	free(depth);
-	free(last);
+	model_walk_end(&w);
 }
 
 static size_t ui_tree_selrow(const struct ui *u)

@@ -146,6 +146,51 @@ static void test_tree(const struct model *m)
 		    sh->zombie_ns);
 }
 
+/* The walk on a hand-built forest: 0 -> {1 -> {3}, 2}, and root 4.
+ * Pre-order, depths, last-child flags, and skipping a subtree. */
+static void test_walk(void)
+{
+	struct model_proc p[5];
+	struct model_proc *pp[5];
+	size_t c0[] = { 1, 2 }, c1[] = { 3 }, roots[] = { 0, 4 };
+	struct model m = { 0 };
+	struct model_walk w;
+	size_t got[8], dep[8], lastf[8], n = 0, i, d;
+
+	memset(p, 0, sizeof(p));
+	for (int k = 0; k < 5; k++) {
+		p[k].parent = MODEL_NONE;
+		pp[k] = &p[k];
+	}
+	p[0].children = c0, p[0].nchildren = 2;
+	p[1].children = c1, p[1].nchildren = 1, p[1].parent = 0;
+	p[2].parent = 0;
+	p[3].parent = 1;
+	m.procs = pp, m.n = 5, m.roots = roots, m.nroots = 2;
+	if (model_walk_begin(&w, &m) < 0)
+		return synth_check("walk", 0, "no memory");
+	while ((i = model_walk_next(&w, &d)) != MODEL_NONE && n < 8) {
+		got[n] = i, dep[n] = d, lastf[n] = w.last[d];
+		n++;
+	}
+	model_walk_end(&w);
+	synth_check("walk_preorder", n == 5 && got[0] == 0 && got[1] == 1 && got[2] == 3 &&
+		    got[3] == 2 && got[4] == 4 && dep[2] == 2 && dep[3] == 1 && dep[4] == 0,
+		    "order or depth wrong (n=%zu)", n);
+	synth_check("walk_last_child", n == 5 && !lastf[1] && lastf[2] && lastf[3],
+		    "last-child flags wrong");
+	n = 0;
+	model_walk_begin(&w, &m);
+	while ((i = model_walk_next(&w, &d)) != MODEL_NONE && n < 8) {
+		got[n++] = i;
+		if (i == 1)
+			model_walk_skip(&w);
+	}
+	model_walk_end(&w);
+	synth_check("walk_skip", n == 4 && got[1] == 1 && got[2] == 2 && got[3] == 4,
+		    "a skipped subtree was walked (n=%zu)", n);
+}
+
 static void test_heap(const struct model *m)
 {
 	const struct heap *h = &model_find(m, 101)->heap;
@@ -258,6 +303,7 @@ int main(void)
 	synth_check("load", e == 0 && l.nmsgs == 0, "load %d, %zu messages",
 		    e, l.nmsgs);
 	test_tree(&l.model);
+	test_walk();
 	test_heap(&l.model);
 	test_json(&l, dir);
 	load_free(&l);

@@ -203,6 +203,6 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 FSK_HIDDEN void signals_init(void);
 
 /* ---- proc.c ---- */
-FSK_HIDDEN void proc_record_exit(int code, uint16_t how);
+FSK_HIDDEN void proc_record_exit(int code, uint16_t how, int normal);
 
 #endif

@@ -201,7 +201,7 @@ static int (*s_main)(int, char **, char **);
 static int main_wrapper(int argc, char **argv, char **envp)
 {
 	int r = s_main(argc, argv, envp);
-	proc_record_exit(r, FSK_EXIT_MAIN);
+	proc_record_exit(r, FSK_EXIT_MAIN, 1);
 	return r;
 }
 

@@ -27,7 +27,11 @@ static int lifecycle_on(void)
 
 /* ---- exit ---- */
 
-void proc_record_exit(int code, uint16_t how)
+/* The EXIT record, the exit scan, then every thread's buffer. `normal` = 0
+ * in a fatal-signal handler: only async-signal-safe work there, so no
+ * stack, no scan, and a buffer another thread is writing out is skipped
+ * rather than awaited. */
+void proc_record_exit(int code, uint16_t how, int normal)
 {
 	struct {
 		struct fsk_rec h;
@@ -36,23 +40,24 @@ void proc_record_exit(int code, uint16_t how)
 	fsk_rec_init(&r.h, FSK_REC_EXIT, sizeof(r), sys_now_ns());
 	r.e.code = code;
 	r.e.how = how;
-	r.e.stack = FSK_STACK(1);
+	r.e.stack = normal ? FSK_STACK(1) : 0;
 	emit_direct(&r, sizeof(r));
-	scan_run(FSK_SCAN_EXIT);
-	emit_flush_all(1);
+	if (normal)
+		scan_run(FSK_SCAN_EXIT);
+	emit_flush_all(normal);
 }
 
 FSK_EXPORT void exit(int code)
 {
 	if (lifecycle_on())
-		proc_record_exit(code, FSK_EXIT_EXIT);
+		proc_record_exit(code, FSK_EXIT_EXIT, 1);
 	real.exit(code);
 }
 
 FSK_EXPORT void _exit(int code)
 {
 	if (lifecycle_on()) {
-		proc_record_exit(code, FSK_EXIT__EXIT);
+		proc_record_exit(code, FSK_EXIT__EXIT, 1);
 		emit_end(FSK_END_EXIT);
 	}
 	real._exit(code);
@@ -61,7 +66,7 @@ FSK_EXPORT void _exit(int code)
 FSK_EXPORT void _Exit(int code)
 {
 	if (lifecycle_on()) {
-		proc_record_exit(code, FSK_EXIT__EXIT2);
+		proc_record_exit(code, FSK_EXIT__EXIT2, 1);
 		emit_end(FSK_END_EXIT);
 	}
 	real._Exit(code);
@@ -70,7 +75,7 @@ FSK_EXPORT void _Exit(int code)
 FSK_EXPORT void abort(void)
 {
 	if (lifecycle_on()) {
-		proc_record_exit(SIGABRT, FSK_EXIT_ABORT);
+		proc_record_exit(SIGABRT, FSK_EXIT_ABORT, 1);
 		emit_end(FSK_END_SIGNAL);
 	}
 	real.abort();

@@ -22,14 +22,7 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
 	(void)uc;
 	int saved = errno;
 	if (G.active && !t_vfork_child && !emit_ended()) { /* abort() recorded itself */
-		struct {
-			struct fsk_rec h;
-			struct fsk_exit e;
-		} r = { 0 };
-		fsk_rec_init(&r.h, FSK_REC_EXIT, sizeof(r), sys_now_ns());
-		r.e.code = sig;
-		r.e.how = FSK_EXIT_SIGNAL;
-		emit_direct(&r, sizeof(r));
+		proc_record_exit(sig, FSK_EXIT_SIGNAL, 0);
 		emit_end(FSK_END_SIGNAL);
 	}
 	/* Default action back, then the same signal again: it stays pending

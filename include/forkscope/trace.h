@@ -41,8 +41,9 @@
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
 /* header.flags */
-#define FSK_HF_PFN_VISIBLE   0x1u /* pagemap PFNs readable (CAP_SYS_ADMIN) */
-#define FSK_HF_PERF_FAULTS   0x2u /* precise page-fault sampling active */
+#define FSK_HF_PFN_VISIBLE   0x1u /* pagemap PFNs readable (CAP_SYS_ADMIN);
+                                     set in fsk_scan.flags, not in the header */
+#define FSK_HF_PERF_FAULTS   0x2u /* page-fault sampling active; likewise */
 #define FSK_HF_MALLOC        0x4u /* malloc family traced */
 #define FSK_HF_ARGV_TRUNC    0x8u /* argv in the header was cut to fit */
 #define FSK_HF_RUNNER       0x10u /* written by `forkscope run` itself: it holds
@@ -88,7 +89,7 @@ enum fsk_rec_type {
 	FSK_REC_EXEC_FAIL = 9,     /* struct fsk_exec_fail */
 	FSK_REC_EXIT = 10,         /* struct fsk_exit */
 	FSK_REC_WAIT = 11,         /* struct fsk_wait */
-	FSK_REC_THREAD = 12,       /* struct fsk_thread */
+	FSK_REC_THREAD = 12,       /* struct fsk_thread (reserved: not written yet) */
 	FSK_REC_STACK = 13,        /* struct fsk_stack + ips */
 	FSK_REC_DROPPED = 14,      /* struct fsk_dropped */
 	FSK_REC_NOTE = 15,         /* struct fsk_note + text */
@@ -223,7 +224,8 @@ enum fsk_exit_how {
 	FSK_EXIT__EXIT2 = 4,       /* _Exit() */
 	FSK_EXIT_ABORT = 5,        /* abort() */
 	FSK_EXIT_SIGNAL = 6,       /* fatal signal caught by forkscope */
-	FSK_EXIT_LAST_THREAD = 7,  /* the last thread called pthread_exit */
+	FSK_EXIT_LAST_THREAD = 7,  /* the last thread called pthread_exit
+	                              (reserved: not written yet) */
 };
 
 struct fsk_exit {
@@ -299,8 +301,8 @@ struct fsk_note {                  /* human-readable note, e.g. why perf is off 
 
 enum fsk_end_reason {
 	FSK_END_EXIT = 1,          /* process exit path */
-	FSK_END_EXEC = 2,          /* written before exec; superseded by
-	                              EXEC_FAIL if the exec returned */
+	FSK_END_EXEC = 2,          /* reserved, not written: a stream whose
+	                              last record is EXEC ended in an exec */
 	FSK_END_SIGNAL = 3,        /* fatal signal */
 };
 

@@ -170,6 +170,7 @@ FSK_HIDDEN void scan_mark(uint16_t trigger);
 FSK_HIDDEN void scan_tick(void);
 FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_prefork(void);
+FSK_HIDDEN void scan_fork_emit(uint16_t trigger);
 FSK_HIDDEN int scan_fault_classify(uint64_t addr, uint16_t *kind);
 
 /* ---- faults.c ---- */

@@ -126,7 +126,7 @@ FSK_EXPORT pid_t fork(void)
 			r.f.stack = FSK_STACK(1);
 			emit_direct(&r, sizeof(r));
 			faults_after_fork(1);
-			scan_run(FSK_SCAN_FORK_CHILD);
+			scan_fork_emit(FSK_SCAN_FORK_CHILD);
 		}
 		t_guard = guard;
 		errno = saved;
@@ -136,7 +136,7 @@ FSK_EXPORT pid_t fork(void)
 	record_fork(FSK_FORK, pid, err, t0);
 	if (pid > 0) {
 		faults_after_fork(0);
-		scan_run(FSK_SCAN_FORK_PARENT);
+		scan_fork_emit(FSK_SCAN_FORK_PARENT);
 	}
 	errno = pid < 0 ? err : saved;
 	return pid;

@@ -507,15 +507,16 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			uint64_t pfn = v & PM_PFN_MASK;
 			if (pfn)
 				a->pfn_seen = 1;
-			int shared = priv && !(v & PM_FILE) && !(v & PM_EXCLUSIVE);
+			/* Before fork every private anonymous page is about to
+			 * be shared, exclusive as it is now: the prefork scan
+			 * counts the state at the instant after the fork. */
+			int shared = priv && !(v & PM_FILE) && (a->prefork || !(v & PM_EXCLUSIVE));
 			a->c->resident++;
 			a->c->shared += shared;
 			if (a->nb) {
 				uint64_t idx = (addr - a->nb->start) / ps;
 				set_bit(a->nb->present, idx);
-				/* Before fork, every private anonymous page is
-				 * about to be shared, exclusive as it is now. */
-				if (a->prefork ? priv && !(v & PM_FILE) : shared) {
+				if (shared) {
 					set_bit(a->nb->shared, idx);
 					a->nb->shared_total++;
 					if (pfn && a->pb->pfn_used < a->pb->pfn_cap) {
@@ -649,6 +650,9 @@ static uint64_t signature(void)
 	       atomic_load(&s_events) * 11;
 }
 
+static void fork_keep(void);
+static int lock_take(int32_t me, int wait);
+
 static void do_scan(uint16_t trigger)
 {
 	faults_drain(); /* against the baseline they happened under */
@@ -696,7 +700,7 @@ static void do_scan(uint16_t trigger)
 				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;
 		}
-		if (base_eligible(e))
+		if (base_eligible(e) && !rebase)
 			c.cow_faults = base_cow_in(e->start, e->end);
 		if (rebase)
 			c.shared_at_fork = c.shared;
@@ -731,10 +735,70 @@ static void do_scan(uint16_t trigger)
 	s_out_len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
 	if (trigger != SCAN_PREFORK)
 		emit_block(s_out, s_out_len);
+	else
+		fork_keep();
 	s_last_ns = sys_now_ns();
 	s_last_sig = signature();
 	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
 		s_forked = 1;
+}
+
+/* ---- the scan both sides of a fork report ---- */
+
+/* The prefork scan, kept: both sides of the fork report it as their
+ * FORK_PARENT / FORK_CHILD scan instead of scanning again right after the
+ * fork (nothing can differ yet but what a relative copied meanwhile). */
+static char *s_fork_out;
+static size_t s_fork_len, s_fork_cap;
+
+static void fork_keep(void)
+{
+	s_fork_len = 0;
+	if (s_out_len > s_fork_cap) {
+		size_t cap = (s_out_len + 65535) & ~(size_t)65535;
+		char *n = scan_map(cap);
+		if (!n)
+			return;
+		scan_unmap(s_fork_out, s_fork_cap);
+		s_fork_out = n;
+		s_fork_cap = cap;
+	}
+	__builtin_memcpy(s_fork_out, s_out, s_out_len);
+	s_fork_len = s_out_len;
+}
+
+/* After fork, on each side (the child after scan_reset_child): writes
+ * the kept prefork scan as this side's fork scan, under a new id. */
+void scan_fork_emit(uint16_t trigger)
+{
+	if (!G.active || t_vfork_child)
+		return;
+	int saved = errno, guard = t_guard;
+	t_guard = 1;
+	if (lock_take(sys_gettid(), 1)) {
+		if (s_fork_len) {
+			uint64_t ts = sys_now_ns();
+			uint32_t id = ++s_scan_id;
+			for (size_t off = 0; off + sizeof(struct fsk_rec) <= s_fork_len;) {
+				struct fsk_rec *h = (void *)(s_fork_out + off);
+				h->ts_ns = ts;
+				if (h->type == FSK_REC_SCAN) {
+					struct fsk_scan *sc = (void *)(h + 1);
+					sc->id = id;
+					sc->trigger = trigger;
+				} else if (h->type == FSK_REC_SCAN_END) {
+					((struct fsk_scan_end *)(void *)(h + 1))->id = id;
+				}
+				off += h->size;
+			}
+			emit_block(s_fork_out, s_fork_len);
+			s_last_ns = ts;
+		}
+		s_forked = 1;
+		atomic_store(&s_lock, 0);
+	}
+	t_guard = guard;
+	errno = saved;
 }
 
 /* ---- triggers ---- */

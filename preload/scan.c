@@ -29,6 +29,7 @@
 #include "scan.h"
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
+#define PMSCAN_MIN_PAGES 2048u           /* regions above 8 MiB use PAGEMAP_SCAN */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
 /* A guard page below an anonymous mapping is what glibc's thread stacks
@@ -557,7 +558,10 @@ static int acct_region(struct acct *a, int fd)
 	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
 	if (a->compare)
 		a->bi = base_find(&s_base, start);
-	if (!s_no_pmscan) {
+	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
+	 * region costs less as one pread than as an ioctl plus a pread per
+	 * run of present pages (most regions of most processes are small). */
+	if (!s_no_pmscan && (end - start) / ps > PMSCAN_MIN_PAGES) {
 		struct pagemap_run runs[64];
 		uint64_t at = start;
 		while (at < end) {

@@ -7,18 +7,28 @@
 cd "$(dirname "$0")/.." || exit 99
 top=$(pwd)
 export FSK_TOP="$top"
-export FSK="${FSK:-$top/build/asan/forkscope}"
-export FORKSCOPE_LIB="${FORKSCOPE_LIB:-$top/build/libforkscope.so}"
-export FSK_STRICT_LIB="$top/build/strict/libforkscope.so"
-export FSK_SAMPLES="$top/build/samples"
-export FSK_PROGS="$top/build/progs"
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+# Tests also run programs as nobody (setpriv). When the checkout cannot be
+# reached by that user (a clone inside a 0700 directory), every test uses
+# a world-readable copy of build/ instead.
+bdir="$top/build"
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null &&
+	! setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$bdir/libforkscope.so" 2>/dev/null; then
+	chmod 755 "$log"
+	cp -a "$top/build" "$log/build" && chmod -R a+rX "$log/build" && bdir="$log/build"
+	echo "note: running from a world-readable copy of build/ (the checkout is not reachable by nobody)"
+fi
+export FSK="${FSK:-$bdir/asan/forkscope}"
+export FORKSCOPE_LIB="${FORKSCOPE_LIB:-$bdir/libforkscope.so}"
+export FSK_STRICT_LIB="$bdir/strict/libforkscope.so"
+export FSK_SAMPLES="$bdir/samples"
+export FSK_PROGS="$bdir/progs"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$top/tests${PYTHONPATH:+:$PYTHONPATH}"
 only="$1"
 pass=0 fail=0 skip=0
-log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
 for t in build/unit/test_* tests/t_*.sh tests/t_*.py; do
 	[ -e "$t" ] || continue
 	[ -n "$only" ] && case "$t" in *"$only"*) ;; *) continue ;; esac

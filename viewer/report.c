@@ -8,9 +8,11 @@
 #include <string.h>
 
 #include "escape.h"
+#include "regions_diff.h"
 #include "report_sites.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
+#define REPORT_REVS_MAX 40      /* region changes listed per process */
 
 void report_usage(FILE *f)
 {
@@ -237,6 +239,62 @@ static void report_cow(FILE *f, const struct model *m)
 	}
 }
 
+static void report_perms(char *b, unsigned perms)
+{
+	b[0] = perms & FSK_P_READ ? 'r' : '-';
+	b[1] = perms & FSK_P_WRITE ? 'w' : '-';
+	b[2] = perms & FSK_P_EXEC ? 'x' : '-';
+	b[3] = perms & FSK_P_SHARED ? 's' : 'p';
+	b[4] = 0;
+}
+
+/* Per process, its region changes in time order (the first
+ * REPORT_REVS_MAX; --json has all), each with its cause. */
+static void report_revs(FILE *f, const struct model *m)
+{
+	int header = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct model_proc *p = m->procs[m->order[i]];
+		size_t shown = p->nrevs < REPORT_REVS_MAX ? p->nrevs : REPORT_REVS_MAX;
+		if (!p->nrevs)
+			continue;
+		if (!header) {
+			fputs("\nregion changes between consecutive scans, with the call that made them\n", f);
+			header = 1;
+		}
+		fprintf(f, "%" PRIu32 " ", p->pid);
+		report_cmd(f, p);
+		fputs("\n", f);
+		for (size_t k = 0; k < shown; k++) {
+			const struct model_rev *e = &p->revs[k];
+			char t[32], sz[32], pb[8], ob[8];
+			report_dur(t, sizeof(t), e->t_ns > p->start_ns ? e->t_ns - p->start_ns : 0);
+			report_bytes(sz, sizeof(sz), e->end - e->start);
+			report_perms(pb, e->perms);
+			fprintf(f, "  +%-9s %-7s %-12s 0x%" PRIx64 "-0x%" PRIx64 " %10s %s", t,
+				regions_diff_what_name(e->what), model_region_kind_name(e->kind),
+				e->start, e->end, sz, pb);
+			if (e->what == MODEL_REV_PROT) {
+				report_perms(ob, e->old_perms);
+				fprintf(f, " (was %s)", ob);
+			} else if (e->old_start || e->old_end) {
+				fprintf(f, " %s 0x%" PRIx64 "-0x%" PRIx64,
+					e->what == MODEL_REV_MOVED ? "from" : "was", e->old_start, e->old_end);
+			}
+			fprintf(f, "  %s", regions_diff_cause_name(e->cause));
+			if (e->path) {
+				fputs("  ", f);
+				escape_text(f, e->path);
+			}
+			fputs("\n", f);
+		}
+		if (p->nrevs > shown || p->revs_dropped)
+			fprintf(f, "  ... and %" PRIu64 " more (forkscope report --json)\n",
+				(uint64_t)(p->nrevs - shown) + p->revs_dropped);
+	}
+}
+
 void report_text(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
@@ -252,6 +310,7 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 	report_tree(f, m);
 	report_malloc(f, m);
 	report_cow(f, m);
+	report_revs(f, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct model_proc *p = m->procs[i];
 		dropped += p->dropped;

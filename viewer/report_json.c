@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "escape.h"
+#include "regions_diff.h"
 #include "report.h"
 #include "report_sites.h"
 
@@ -50,15 +51,20 @@ static void report_json_image(FILE *f, const struct model_image *im)
 	putc('}', f);
 }
 
+static void report_json_perms(FILE *f, unsigned perms)
+{
+	fprintf(f, "\"%c%c%c%c\"", perms & FSK_P_READ ? 'r' : '-', perms & FSK_P_WRITE ? 'w' : '-',
+		perms & FSK_P_EXEC ? 'x' : '-', perms & FSK_P_SHARED ? 's' : 'p');
+}
+
 static void report_json_region(FILE *f, const struct model_region *r)
 {
 	const struct fsk_region *g = &r->r;
 
 	fprintf(f, "{\"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\", \"kind\": \"%s\""
-		", \"perms\": \"%c%c%c%c\", \"path\": ", g->start, g->end,
-		model_region_kind_name(g->kind), g->perms & FSK_P_READ ? 'r' : '-',
-		g->perms & FSK_P_WRITE ? 'w' : '-', g->perms & FSK_P_EXEC ? 'x' : '-',
-		g->perms & FSK_P_SHARED ? 's' : 'p');
+		", \"perms\": ", g->start, g->end, model_region_kind_name(g->kind));
+	report_json_perms(f, g->perms);
+	fputs(", \"path\": ", f);
 	escape_json(f, r->path);
 	fprintf(f, ", \"resident_pages\": %" PRIu32 ", \"shared_pages\": %" PRIu32
 		", \"unshared_pages\": %" PRIu32 ", \"cow_faults\": %" PRIu32
@@ -66,6 +72,30 @@ static void report_json_region(FILE *f, const struct model_region *r)
 		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64 "}",
 		g->resident, g->shared, g->unshared, g->cow_faults, g->first_touch,
 		g->swapped, g->shared_at_fork, g->offset);
+}
+
+static void report_json_rev(FILE *f, const struct model_rev *e)
+{
+	fprintf(f, "{\"t_ns\": %" PRIu64 ", \"scan_ns\": %" PRIu64 ", \"what\": \"%s\""
+		", \"kind\": \"%s\", \"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\"",
+		e->t_ns, e->scan_ns, regions_diff_what_name(e->what), model_region_kind_name(e->kind),
+		e->start, e->end);
+	if (e->old_start || e->old_end)
+		fprintf(f, ", \"old_start\": \"0x%" PRIx64 "\", \"old_end\": \"0x%" PRIx64 "\"",
+			e->old_start, e->old_end);
+	else
+		fputs(", \"old_start\": null, \"old_end\": null", f);
+	fputs(", \"perms\": ", f);
+	report_json_perms(f, e->perms);
+	fputs(", \"old_perms\": ", f);
+	if (e->what == MODEL_REV_PROT)
+		report_json_perms(f, e->old_perms);
+	else
+		fputs("null", f);
+	fprintf(f, ", \"cause\": \"%s\", \"stack\": %" PRIu32 ", \"path\": ",
+		regions_diff_cause_name(e->cause), e->stack);
+	escape_json(f, e->path);
+	putc('}', f);
 }
 
 static void report_json_exit(FILE *f, const struct model_proc *p)
@@ -158,7 +188,13 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 		fputs(k ? ",\n     " : "", f);
 		report_json_region(f, &p->cur.v[k]);
 	}
-	fprintf(f, "],\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
+	fputs("],\n   \"region_events\": [", f);
+	for (size_t k = 0; k < p->nrevs; k++) {
+		fputs(k ? ",\n     " : "", f);
+		report_json_rev(f, &p->revs[k]);
+	}
+	fprintf(f, "], \"region_events_dropped\": %" PRIu64, p->revs_dropped);
+	fprintf(f, ",\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
 		", \"unshared_pages\": %" PRIu64 ", \"cow_faults\": %" PRIu64
 		", \"cow_fault_samples\": %" PRIu64 "},\n   ",
 		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples);

@@ -9,6 +9,7 @@
 
 #include "escape.h"
 #include "regions_diff.h"
+#include "report_layout.h"
 #include "report_sites.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
@@ -310,6 +311,10 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 	report_tree(f, m);
 	report_malloc(f, m);
 	report_cow(f, m);
+	struct report_layout rl;
+	report_layout_init(&rl, l);
+	report_layout_text(f, &rl, m);
+	report_layout_free(&rl);
 	report_revs(f, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct model_proc *p = m->procs[i];

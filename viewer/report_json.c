@@ -9,6 +9,7 @@
 #include "escape.h"
 #include "regions_diff.h"
 #include "report.h"
+#include "report_layout.h"
 #include "report_sites.h"
 
 static void report_json_strv(FILE *f, char *const *v)
@@ -57,8 +58,34 @@ static void report_json_perms(FILE *f, unsigned perms)
 		perms & FSK_P_EXEC ? 'x' : '-', perms & FSK_P_SHARED ? 's' : 'p');
 }
 
-static void report_json_region(FILE *f, const struct model_region *r)
+/* "subkind" and "sections" of region k: what its ELF object puts there. */
+static void report_json_sections(FILE *f, struct report_layout *rl, const struct model_scan *s,
+				 size_t k)
 {
+	struct elfsect_hit h[128];
+	const char *sub, *why;
+	long n = report_layout_region(rl, s, k, h, 128, &sub, &why);
+
+	fputs(", \"subkind\": ", f);
+	escape_json(f, sub);
+	fputs(", \"sections\": [", f);
+	for (long i = 0; i < n && i < 128; i++) {
+		fprintf(f, "%s{\"name\": ", i ? ", " : "");
+		escape_json(f, h[i].name);
+		fprintf(f, ", \"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\"}",
+			h[i].start, h[i].end);
+	}
+	putc(']', f);
+	if (why) {
+		fputs(", \"sections_unknown\": ", f);
+		escape_json(f, why);
+	}
+}
+
+static void report_json_region(FILE *f, struct report_layout *rl, const struct model_scan *s,
+			       size_t k)
+{
+	const struct model_region *r = &s->v[k];
 	const struct fsk_region *g = &r->r;
 
 	fprintf(f, "{\"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\", \"kind\": \"%s\""
@@ -69,9 +96,11 @@ static void report_json_region(FILE *f, const struct model_region *r)
 	fprintf(f, ", \"resident_pages\": %" PRIu32 ", \"shared_pages\": %" PRIu32
 		", \"unshared_pages\": %" PRIu32 ", \"cow_faults\": %" PRIu32
 		", \"first_touch_pages\": %" PRIu32 ", \"swapped_pages\": %" PRIu32
-		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64 "}",
+		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64,
 		g->resident, g->shared, g->unshared, g->cow_faults, g->first_touch,
 		g->swapped, g->shared_at_fork, g->offset);
+	report_json_sections(f, rl, s, k);
+	putc('}', f);
 }
 
 static void report_json_rev(FILE *f, const struct model_rev *e)
@@ -141,7 +170,7 @@ static void report_json_malloc(FILE *f, const struct model_proc *p)
 }
 
 static void report_json_proc(FILE *f, const struct model *m, const struct model_proc *p,
-			     struct report_sites *rs)
+			     struct report_sites *rs, struct report_layout *rl)
 {
 	const struct model_image *last = model_image_last(p);
 
@@ -186,7 +215,7 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 	fputs(",\n   \"regions\": [", f);
 	for (size_t k = 0; k < p->cur.n; k++) {
 		fputs(k ? ",\n     " : "", f);
-		report_json_region(f, &p->cur.v[k]);
+		report_json_region(f, rl, &p->cur, k);
 	}
 	fputs("],\n   \"region_events\": [", f);
 	for (size_t k = 0; k < p->nrevs; k++) {
@@ -206,8 +235,10 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
 	struct report_sites rs;
+	struct report_layout rl;
 
 	report_sites_init(&rs, l);
+	report_layout_init(&rl, l);
 	fputs("{\"forkscope\": 1, \"trace\": ", f);
 	escape_json(f, dir);
 	fputs(", \"runner\": ", f);
@@ -225,9 +256,10 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 	}
 	fputs("],\n \"processes\": [\n", f);
 	for (size_t i = 0; i < m->n; i++) {
-		report_json_proc(f, m, m->procs[m->order[i]], &rs);
+		report_json_proc(f, m, m->procs[m->order[i]], &rs, &rl);
 		fputs(i + 1 < m->n ? ",\n" : "\n", f);
 	}
 	fputs(" ]}\n", f);
 	report_sites_free(&rs);
+	report_layout_free(&rl);
 }

@@ -36,6 +36,7 @@ struct seg {
 
 struct piece {
 	uint64_t lo, hi;
+	size_t seg;             /* its first segment */
 	const struct model_region *o, *n;
 	int cls;
 	struct model_hint *h;
@@ -326,13 +327,19 @@ static int sweep(const struct model_scan *a, const struct model_scan *b, struct 
 }
 
 /* The part of region r (old: r is an old region; else new) that is in
- * both scans: [*lo, *hi), 0 if none. */
-static int kept_part(const struct seg *v, size_t n, const struct model_region *r, int old,
-		     uint64_t *lo, uint64_t *hi)
+ * both scans: [*lo, *hi), 0 if none. The segments of r are those around
+ * v[at] inside r's range (address order), so this costs r's segments only. */
+static int kept_part(const struct seg *v, size_t n, size_t at, const struct model_region *r,
+		     int old, uint64_t *lo, uint64_t *hi)
 {
+	size_t a = at, b = at;
 	int any = 0;
 
-	for (size_t k = 0; k < n; k++) {
+	while (a > 0 && v[a - 1].hi > r->r.start)
+		a--;
+	while (b < n && v[b].lo < r->r.end)
+		b++;
+	for (size_t k = a; k < b; k++) {
 		if ((old ? v[k].o : v[k].n) != r || (v[k].cls != C_SAME && v[k].cls != C_PROT))
 			continue;
 		if (!any || v[k].lo < *lo)
@@ -416,7 +423,7 @@ static int piece_rev(struct model_proc *p, const struct seg *v, size_t nv, struc
 		e.what = MODEL_REV_ADDED;
 		if (!h && r->r.kind == FSK_RK_THREAD_STACK)
 			e.cause = MODEL_RC_THREAD;
-		else if ((!h || h->op != H_ADD) && kept_part(v, nv, r, 0, &lo, &hi)) {
+		else if ((!h || h->op != H_ADD) && kept_part(v, nv, pc->seg, r, 0, &lo, &hi)) {
 			e.what = MODEL_REV_GROWN;
 			e.start = r->r.start, e.end = r->r.end;
 			e.old_start = lo, e.old_end = hi;
@@ -426,7 +433,7 @@ static int piece_rev(struct model_proc *p, const struct seg *v, size_t nv, struc
 	} else {
 		e.what = MODEL_REV_REMOVED;
 		if (!(h && h->op == H_REMOVE && h->cause == MODEL_RC_MALLOC) &&
-		    kept_part(v, nv, r, 1, &lo, &hi) && (pc->hi <= lo || pc->lo >= hi)) {
+		    kept_part(v, nv, pc->seg, r, 1, &lo, &hi) && (pc->hi <= lo || pc->lo >= hi)) {
 			e.what = MODEL_REV_SHRUNK;
 			e.start = lo, e.end = hi;
 			e.old_start = r->r.start, e.old_end = r->r.end;
@@ -459,7 +466,7 @@ int regions_diff_scan(struct model_proc *p, const struct model_scan *a,
 			e = -ENOMEM;
 			break;
 		}
-		pcs[np++] = (struct piece){ s->lo, s->hi, s->o, s->n, s->cls, NULL, 0 };
+		pcs[np++] = (struct piece){ s->lo, s->hi, k, s->o, s->n, s->cls, NULL, 0 };
 	}
 	for (size_t k = 0; k < np; k++)
 		pcs[k].h = hint_find(p, pcs[k].cls, pcs[k].lo, pcs[k].hi);

@@ -311,11 +311,6 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 	report_tree(f, m);
 	report_malloc(f, m);
 	report_cow(f, m);
-	struct report_layout rl;
-	report_layout_init(&rl, l);
-	report_layout_text(f, &rl, m);
-	report_layout_free(&rl);
-	report_revs(f, m);
 	for (size_t i = 0; i < m->n; i++) {
 		const struct model_proc *p = m->procs[i];
 		dropped += p->dropped;
@@ -333,6 +328,16 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 	if (untraced)
 		fprintf(f, "note: %zu process%s or image%s could not be traced\n",
 			untraced, untraced == 1 ? "" : "es", untraced == 1 ? "" : "s");
+}
+
+void report_space(FILE *f, const struct load *l)
+{
+	struct report_layout rl;
+
+	report_layout_init(&rl, l);
+	report_layout_text(f, &rl, &l->model);
+	report_layout_free(&rl);
+	report_revs(f, &l->model);
 }
 
 void report_messages(FILE *f, const struct load *l)
@@ -386,6 +391,7 @@ int report_main(int argc, char **argv)
 		else {
 			struct report_sites rs;
 			report_text(stdout, &l, argv[optind]);
+			report_space(stdout, &l);
 			report_sites_init(&rs, &l);
 			report_sites_text(stdout, &rs, &l.model);
 			report_sites_free(&rs);

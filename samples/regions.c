@@ -67,7 +67,7 @@ static long recurse(int level)
 	if ((uintptr_t)frame < g_low_sp)
 		g_low_sp = (uintptr_t)frame;
 	long sum = level < DEPTH ? recurse(level + 1) : 0;
-	return sum + frame[level % FRAME];
+	return sum + frame[0]; /* the level: the sum is 1 + 2 + ... + DEPTH */
 }
 
 static int g_up[2], g_down[2]; /* thread -> main, main -> thread */

@@ -153,6 +153,10 @@ def run(tag, wrap):
                        trace=os.path.join(d, "trace"))
     if not check(tag + ".ran", r.rc == 0, r.describe()):
         return
+    plain = fsk.run_plain([fsk.sample("regions")], timeout=120, cwd=d, wrap=wrap)
+    check(tag + ".stdout-same-as-untraced", plain.rc == 0 and fsk.normalize(plain.out) == fsk.normalize(r.out),
+          "untraced rc=%s, outputs differ: %r" % (plain.rc, [(a, b) for a, b in zip(
+              fsk.normalize(plain.out).splitlines(), fsk.normalize(r.out).splitlines()) if a != b][:2]))
     doc = r.report()
     if not check(tag + ".report", doc is not None, r.report_error):
         return

@@ -14,6 +14,7 @@
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
 #define REPORT_REVS_MAX 40      /* region changes listed per process */
+#define REPORT_REVS_PROCS 8     /* processes whose region changes are listed */
 
 void report_usage(FILE *f)
 {
@@ -250,20 +251,23 @@ static void report_perms(char *b, unsigned perms)
 }
 
 /* Per process, its region changes in time order (the first
- * REPORT_REVS_MAX; --json has all), each with its cause. */
+ * REPORT_REVS_MAX of the first REPORT_REVS_PROCS processes that have
+ * some; --json has all), each with its cause. */
 static void report_revs(FILE *f, const struct model *m)
 {
-	int header = 0;
+	size_t listed = 0, more = 0;
 
 	for (size_t i = 0; i < m->n; i++) {
 		const struct model_proc *p = m->procs[m->order[i]];
 		size_t shown = p->nrevs < REPORT_REVS_MAX ? p->nrevs : REPORT_REVS_MAX;
 		if (!p->nrevs)
 			continue;
-		if (!header) {
-			fputs("\nregion changes between consecutive scans, with the call that made them\n", f);
-			header = 1;
+		if (listed == REPORT_REVS_PROCS) {
+			more++;
+			continue;
 		}
+		if (!listed++)
+			fputs("\nregion changes between consecutive scans, with the call that made them\n", f);
 		fprintf(f, "%" PRIu32 " ", p->pid);
 		report_cmd(f, p);
 		fputs("\n", f);
@@ -294,6 +298,9 @@ static void report_revs(FILE *f, const struct model *m)
 			fprintf(f, "  ... and %" PRIu64 " more (forkscope report --json)\n",
 				(uint64_t)(p->nrevs - shown) + p->revs_dropped);
 	}
+	if (more)
+		fprintf(f, "(region changes of %zu more process%s: forkscope report --json)\n", more,
+			more == 1 ? "" : "es");
 }
 
 void report_text(FILE *f, const struct load *l, const char *dir)

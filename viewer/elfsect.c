@@ -179,13 +179,16 @@ static struct elfsect_file *elfsect_get(struct elfsect *c, const struct elfsect_
 	if (!f->read) {
 		struct stat st;
 		/* a mapped device is never opened (watchdogs act on open) */
-		int fd = stat(f->path, &st) == 0 && S_ISREG(st.st_mode)
-			 ? open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) : -1;
+		int fd = -1;
+		errno = 0;
+		if (stat(f->path, &st) == 0 && S_ISREG(st.st_mode))
+			fd = open(f->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 		Elf *e = NULL;
 		f->read = 1;
 		elf_version(EV_CURRENT);
 		if (fd < 0 || fstat(fd, &st) < 0) {
-			f->err = errno == EACCES ? "not readable" : "gone from disk";
+			f->err = errno == EACCES ? "not readable"
+				: errno == ENOENT ? "gone from disk" : "not a regular file";
 		} else if (!S_ISREG(st.st_mode) || !(e = elf_begin(fd, ELF_C_READ, NULL))) {
 			f->err = "not an ELF object";
 		} else {

@@ -151,6 +151,7 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 	if (!cu || (ns = dwarf_getscopes(cu, addr - bias, &scopes)) <= 0)
 		return 0;
 	dwarf_getsrcfiles(cu, &files, &nfiles);
+	int outer = 0;
 	for (int i = 0; i < ns && n < max; i++) {
 		int tag = dwarf_tag(&scopes[i]);
 		Dwarf_Attribute a;
@@ -160,8 +161,10 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 			continue;
 		out[n].function = symbols_attr_str(&scopes[i], DW_AT_name);
 		n++;
-		if (tag == DW_TAG_subprogram)
+		if (tag == DW_TAG_subprogram) {
+			outer = 1;
 			break;
+		}
 		/* the next frame (the caller) is at this inline's call site */
 		if (n < max && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &a), &cf) == 0 &&
 		    dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &a), &cl) == 0 && files) {
@@ -169,6 +172,11 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 			out[n].line = (int)cl;
 		}
 	}
+	/* The scopes of an inlined call lead to the inlined function's
+	 * abstract definition, not to the function it was inlined into: that
+	 * caller is one more frame, named by the symbol table below. */
+	if (n && !outer && n < max)
+		n++;
 	free(scopes);
 	return n;
 }

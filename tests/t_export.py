@@ -16,6 +16,8 @@ the COW sites of the prefork sample.
   known sites appear with their function names.
 - massif: ms_print accepts the file, and its peak snapshot's total equals
   the report's peak live heap of that process.
+- the report's process-tree section: subtree sums, orphans, untraced
+  processes and cut streams against the JSON of the same trace.
 - sites.cow of prefork: each worker's top COW site is worker() with as
   many pages as it wrote; the parent's cow_children sums them.
 (Perfetto's trace_processor is not installed offline, so the trace-event
@@ -209,6 +211,39 @@ def prefork_cow(r, doc):
                                         % total, text) is not None, text[-600:])
 
 
+TREE_ROW = re.compile(r"^\s+(\d+)\s+(\d+)\s+[\d.]+ \S+\s+(\d+)\s+[\d.]+ \S+\s+(\d+)\s+(\d+)\s+[\d.]+ \S+\s+(\d+)\s+(\d+)$")
+
+
+def tree(tag, r, doc):
+    """The report's process-tree section: each root's subtree sums equal
+    the sums over the JSON processes; the header counts orphans and
+    untraced processes; every untraced or cut process is listed where the
+    tree stops being observed."""
+    p = subprocess.run([fsk.fsk(), "report", r.trace], stdout=subprocess.PIPE, timeout=120)
+    text = p.stdout.decode("utf-8", "replace")
+    procs = fsk.processes(doc)
+    head = re.search(r"^process tree: (\d+) process(?:es)? in (\d+) trees? over .*; (\d+) orphans?; "
+                     r"(\d+) untraced$", text, re.M)
+    untraced = [q for q in procs if not q["traced"] or q["stream_state"] == "untraced"]
+    orphans = [q for q in procs if q["orphaned"]]
+    roots = [q for q in procs if not q["parent_traced"]]
+    check(tag + ".tree.header", head and [int(x) for x in head.groups()] ==
+          [len(procs), len(roots), len(orphans), len(untraced)], head and head.group(0))
+    rows = {int(m.group(1)): [int(x) for x in m.groups()[1:]] for m in map(TREE_ROW.match, text.splitlines()) if m}
+    for root in roots:
+        if not root["children"]:
+            continue
+        want = [len(procs), sum(q["malloc"]["calls"] for q in procs),
+                sum(q["cow"]["cow_fault_samples"] for q in procs),
+                sum(q["cow"]["unshared_pages"] for q in procs), len(orphans), len(untraced)]
+        check(tag + ".tree.subtree", len(roots) != 1 or rows.get(root["pid"]) == want,
+              "row %r, want %r" % (rows.get(root["pid"]), want))
+    stops = re.findall(r"^  (\d+)(?: <- \d+)* .*: (?:not traced|stream)", text, re.M)
+    want = sorted(q["pid"] for q in procs if q in untraced or
+                  any(i["stream_state"] in ("cut", "corrupt") for i in q["images"]))
+    check(tag + ".tree.stops", sorted(int(x) for x in stops) == want, "%r vs %r" % (stops, want))
+
+
 def main():
     fsk.require(fsk.sample("prefork"), fsk.prog("stacks"), fsk.prog("malloc_count"))
     perf = True
@@ -227,10 +262,18 @@ def main():
             prefork_cow(r, doc)
         else:
             note("perf_event_paranoid > 2: no sampled COW faults, COW sites not checked")
+    if doc:
+        tree("prefork", r, doc)
     for name in ("exit_codes", "zombie", "orphan", "fork_twice"):
         r, doc = traced(name, [fsk.sample(name)])
         if doc:
             chrome(name, r, doc)
+            tree(name, r, doc)
+    if os.path.exists("/sbin/ldconfig"):  # static: cannot be traced
+        r, doc = traced("static", ["sh", "-c", "/sbin/ldconfig -p >/dev/null; exit 0"])
+        if doc:
+            tree("static", r, doc)
+            chrome("static", r, doc)
     r, doc = traced("stacks", [fsk.prog("stacks")])
     if doc:
         got, _ = collapsed_totals("stacks", r, doc)

@@ -9,6 +9,7 @@
 
 #include "escape.h"
 #include "report_sites.h"
+#include "report_tree.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
 
@@ -322,6 +323,7 @@ int report_main(int argc, char **argv)
 		else {
 			struct report_sites rs;
 			report_text(stdout, &l, argv[optind]);
+			report_tree_text(stdout, &l.model);
 			report_sites_init(&rs, &l);
 			report_sites_text(stdout, &rs, &l.model);
 			report_sites_free(&rs);

@@ -288,8 +288,7 @@ void export_chrome(FILE *f, const struct load *l)
 	for (size_t oi = 0; oi < m->n; oi++)
 		export_chrome_links(&c, m, m->procs[m->order[oi]]);
 	export_chrome_counters(&c, l);
-	fputs("\n],\n\"otherData\": {\"tool\": \"forkscope\", \"version\": \"" FSK_VERSION_STR
-	      "\"}}\n", f);
+	fputs("\n],\n\"otherData\": {\"tool\": \"forkscope\"}}\n", f);
 }
 
 int export_main(int argc, char **argv)

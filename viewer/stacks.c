@@ -68,6 +68,7 @@ static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const s
 		return -ENOMEM;
 	st->v[st->n].ips = ev->payload + sizeof(s);
 	st->v[st->n].depth = s.depth;
+	st->v[st->n].exact = 0;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
 	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
 		return -ENOMEM;
@@ -140,6 +141,7 @@ size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsi
 		return STACKS_NONE;
 	st->v[st->n].ips = ip_le;
 	st->v[st->n].depth = 1;
+	st->v[st->n].exact = 1;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
 	return st->n++;
 }

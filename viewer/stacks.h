@@ -29,6 +29,8 @@ struct stacks_stack {
 	                                   addresses, innermost first (payload
 	                                   owned by the load) */
 	uint32_t depth;
+	int exact;                      /* the address itself (a faulting
+	                                   instruction), not a return address */
 	size_t stream;                  /* index in stacks.streams */
 };
 
@@ -59,7 +61,8 @@ size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32
 
 /* A one-frame stack of the address stored little-endian at ip_le (inside
  * a record payload the load owns, e.g. a FAULT's ip), interned per stream
- * so equal addresses share one stack; STACKS_NONE on ENOMEM. */
+ * so equal addresses share one stack (exact: symbolized as the
+ * instruction itself); STACKS_NONE on ENOMEM. */
 size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le);
 
 /* Return address k (0 = innermost) of a stack. */

@@ -235,12 +235,15 @@ size_t symbols_frames(struct symbols *sy, size_t stack, uint32_t k, struct symbo
 		return 1;
 	}
 	fi = sy->mod_file[mod];
-	uint64_t key = ((uint64_t)fi << 44) ^ out->offset;
+	/* symbols_resolve looks inside the call before a return address; an
+	 * exact address (a faulting instruction) is looked up as itself */
+	uint64_t look = out->offset + (st->v[stack].exact != 0);
+	uint64_t key = ((uint64_t)fi << 44) ^ look;
 	if (!table_get(&sy->cache, key, &v)) {
 		if (vec_reserve(&sy->frames, &sy->cap, sy->nframes + SYMBOLS_INLINE_MAX,
 				sizeof(*sy->frames)) < 0)
 			return 1;
-		n = symbols_resolve(f, out->offset, sy->frames + sy->nframes, SYMBOLS_INLINE_MAX);
+		n = symbols_resolve(f, look, sy->frames + sy->nframes, SYMBOLS_INLINE_MAX);
 		v = (uint64_t)sy->nframes << 8 | n;
 		sy->nframes += n;
 		if (table_put(&sy->cache, key, v, NULL) < 0)

@@ -11,6 +11,7 @@
 #include "regions_diff.h"
 #include "report_layout.h"
 #include "report_sites.h"
+#include "report_tree.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
 #define REPORT_REVS_MAX 40      /* region changes listed per process */
@@ -399,6 +400,7 @@ int report_main(int argc, char **argv)
 			struct report_sites rs;
 			report_text(stdout, &l, argv[optind]);
 			report_space(stdout, &l);
+			report_tree_text(stdout, &l.model);
 			report_sites_init(&rs, &l);
 			report_sites_text(stdout, &rs, &l.model);
 			report_sites_free(&rs);

@@ -108,6 +108,9 @@ def main():
             cells.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
         print("%-32s %-8.3f " % (name, mb) + " ".join(c[:22].ljust(22) for c in cells), flush=True)
     extras()
+    # calls, peak and leaks against heaptrack's on the same programs
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "heaptrack_cmp.py"), B])
 
 
 def extras():

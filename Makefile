@@ -71,6 +71,14 @@ $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 $(B)/progs/stacks: $(B)/progs/libstacks_lib.so
 
+# tests/progs/sigchain links this library, initialized before every other
+# (forkscope's too), so it finds a SIGILL handler already installed.
+$(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -Wl,-z,initfirst -o $@ $<
+$(B)/progs/sigchain: tests/progs/sigchain.c samples/sample.h $(B)/progs/libsig_early.so
+	$(CC) $(BASE) -O1 -o $@ $< -L$(B)/progs -lsig_early -Wl,-rpath,'$$ORIGIN'
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread

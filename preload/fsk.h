@@ -202,6 +202,8 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 
 /* ---- signals.c ---- */
 FSK_HIDDEN void signals_init(void);
+/* 1 when the program's own handler catches fatal signal sig. */
+FSK_HIDDEN int signals_caught(int sig);
 
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how, int normal);

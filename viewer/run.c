@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "forkscope/lost.h"
 #include "load.h"
 #include "reader.h"
 #include "report.h"
@@ -218,15 +219,36 @@ static int run_stream_open(const char *dir, const struct run_opts *o, char **arg
 	return fd;
 }
 
+/* The marker of forkscope/lost.h: gone before a run and after it, so
+ * the first loss of this run is said (by us or the preload), and only it. */
+static const char *run_lost_dir;
+
+static void run_lost_clear(void)
+{
+	char m[128];
+
+	fsk_lost_marker(m, sizeof(m), (uint32_t)getuid(), run_lost_dir);
+	unlink(m);
+}
+
 static void run_stream_rec(int fd, uint16_t type, const void *p, size_t n)
 {
 	struct writer w;
+	char m[128];
+	int e, mfd;
 
 	writer_init(&w);
 	writer_rec(&w, type, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC), p, n);
-	if (writer_flush(&w, fd) < 0)
-		fprintf(stderr, "forkscope: cannot write the runner stream: %s\n", strerror(errno));
-	else
+	if (writer_flush(&w, fd) < 0) {
+		e = errno;
+		fsk_lost_marker(m, sizeof(m), (uint32_t)getuid(), run_lost_dir);
+		mfd = open(m, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (mfd >= 0 || errno != EEXIST)
+			fprintf(stderr, "forkscope: cannot write the runner stream: %s; "
+				"the trace misses how processes ended from here on (said once)\n", strerror(e));
+		if (mfd >= 0)
+			close(mfd);
+	} else
 		run_records++;
 	writer_free(&w);
 }
@@ -428,6 +450,8 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 		run_job_free(j);
 		return 2;
 	}
+	run_lost_dir = j->dir;
+	run_lost_clear();
 	j->fd = run_stream_open(j->dir, &j->o, argv - 1);
 	if (j->fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		if (j->fd >= 0)
@@ -468,6 +492,7 @@ int run_wait(struct run_job *j)
 	run_stream_rec(j->fd, FSK_REC_END, &end, sizeof(end));
 	close(j->fd);
 	j->fd = -1;
+	run_lost_clear();
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);

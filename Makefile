@@ -100,6 +100,12 @@ test: deps
 
 check: test
 
+# Slow: every real program of tests/t_real.py (make test runs a fast
+# subset) with the fault, hostile-program and stress tests.
+stress: deps
+	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(TESTPROGS)
+	@FSK_REAL_ALL=1 sh tests/run.sh t_real t_faults t_hostile t_stress t_malloc_count
+
 # Fuzzes the trace reader, model and report; FUZZ_SECONDS long (default 300).
 fuzz: deps all
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)

@@ -11,6 +11,9 @@
  *   resethand  SA_RESETHAND SIGABRT handler in a child that aborts after a
  *              malloc burst: the handler runs once, then the child dies
  *   nodefer    SA_NODEFER SIGBUS handler in a child; it _exits 7
+ *   reraise    a crash reporter: a child's SIGSEGV handler prints, puts
+ *              the default action back and returns; the fault happens
+ *              again and kills the child (forkscope records that end)
  *   early      raise SIGILL: the handler libsig_early.so installed before
  *              forkscope's constructor ran
  *   ign        SIGFPE ignored: raise() returns, the program goes on
@@ -162,6 +165,28 @@ static void case_nodefer(void)
 	at("expect", "pid=%d exit=exited code=0", (int)getpid());
 }
 
+static void on_segv_report(int sig)
+{
+	say("crash reporter: signal %d, dying with the default action\n", sig);
+	signal(sig, SIG_DFL);
+}
+
+static void case_reraise(void)
+{
+	pid_t pid = xfork();
+	if (pid == 0) {
+		signal(SIGSEGV, on_segv_report);
+		burst(2000);
+		*(volatile char *)mmap(NULL, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) = 1;
+		_exit(1);
+	}
+	int st = xwait(pid);
+	expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV, "the child died of SIGSEGV after its reporter");
+	at("expect", "pid=%d ppid=%d exit=signaled sig=%d core=? reaped_by_pid=%d malloc_min=2000",
+	   (int)pid, (int)getpid(), SIGSEGV, (int)getpid());
+	at("expect", "pid=%d exit=exited code=0", (int)getpid());
+}
+
 static void case_early(void)
 {
 	struct sigaction cur;
@@ -189,7 +214,8 @@ int main(int argc, char **argv)
 		void (*run)(void);
 	} cases[] = {
 		{ "segv", case_segv },		 { "fpe", case_fpe },	{ "resethand", case_resethand },
-		{ "nodefer", case_nodefer }, { "early", case_early }, { "ign", case_ign },
+		{ "nodefer", case_nodefer }, { "reraise", case_reraise }, { "early", case_early },
+		{ "ign", case_ign },
 	};
 	for (size_t i = 0; argc == 2 && i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (strcmp(argv[1], cases[i].name) == 0) {
@@ -197,6 +223,6 @@ int main(int argc, char **argv)
 			return g_fail;
 		}
 	}
-	fprintf(stderr, "usage: sigchain segv|fpe|resethand|nodefer|early|ign\n");
+	fprintf(stderr, "usage: sigchain segv|fpe|resethand|nodefer|reraise|early|ign\n");
 	return 2;
 }

@@ -1,5 +1,6 @@
 """Faults in forkscope's own path (issue 7): the trace directory on a full
-filesystem, removed while the program runs, made read-only while it runs,
+filesystem (filling up while the program runs, or full from the start),
+removed while the program runs, made read-only while it runs,
 the trace fd closed by the program, the `forkscope live` viewer and the
 `forkscope run` runner killed with SIGKILL mid-run. In every case the
 traced program runs to its normal end with its normal output and exit
@@ -121,9 +122,10 @@ def report_text(trace):
     return p.returncode, p.stdout.decode("utf-8", "replace") + p.stderr.decode("utf-8", "replace")
 
 
-def case_full(plain):
-    """1 MiB tmpfs with 768 KiB of it taken: the streams fill the rest."""
-    tag = "full-fs"
+def case_full(plain, filler_kib=768, tag="full-fs"):
+    """1 MiB tmpfs with filler_kib of it taken: the streams fill the rest
+    while the program runs (768), or nothing is left from the start (1024:
+    not even the runner's stream can be written; the program still runs)."""
     if os.geteuid() != 0:
         note("%s: not run: mounting a small tmpfs needs root" % tag)
         return
@@ -132,14 +134,20 @@ def case_full(plain):
     if not check(tag + ".mounted", ok, why):
         return
     try:
-        with open(os.path.join(mnt, "filler"), "wb") as f:
-            f.write(b"\0" * (768 * 1024))
+        try:
+            with open(os.path.join(mnt, "filler"), "wb") as f:
+                f.write(b"\0" * (filler_kib * 1024))
+        except OSError:
+            pass  # full already
         gofile = go_file()
         trace = os.path.join(mnt, "t")
         r = fsk.run_traced(argv_for(gofile), timeout=120, trace=trace, options=("-q",))
         if not check(tag + ".ran", not r.timed_out, r.describe()):
             return
         check_same(tag, plain, r.rc, r.out, r.err, lost=True)
+        if filler_kib >= 1024:
+            check(tag + ".nothing-written", not os.listdir(trace), os.listdir(trace)[:5])
+            return
         rc, text = report_text(trace)
         check(tag + ".report-reads-what-was-written", rc == 0 and "bash" in text, "rc=%s %r" % (rc, text[-300:]))
         doc = r.report()
@@ -303,6 +311,7 @@ def main():
     plain = untraced()
     check("untraced.rc", plain.rc == 3, plain.describe())
     case_full(plain)
+    case_full(plain, 1024, "full-fs-from-start")
     case_removed(plain)
     case_readonly(plain)
     case_fd_closed()

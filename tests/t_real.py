@@ -250,6 +250,10 @@ def tree_sane(name, doc):
     dropped = [(p["pid"], p.get("dropped")) for p in procs if p.get("dropped")]
     check(name + ".nothing-dropped", not dropped, "dropped records (pid, n): %r" % dropped[:5])
     check(name + ".no-problems", not doc.get("problems"), doc.get("problems"))
+    for p in procs:
+        m = p.get("malloc") or {}
+        STATS["events"] += (m.get("calls", 0) + m.get("frees", 0) + p.get("forks", 0) + p.get("spawns", 0)
+                            + p.get("waits", 0) + len(p.get("images") or []) + 1)
     return len(procs)
 
 
@@ -330,7 +334,7 @@ CASES = [
     ("sort", 0, ("sort",), False),
     ("coreutils", 0, ("bash",), False),
 ]
-STATS = {"programs": 0, "processes": 0}
+STATS = {"programs": 0, "processes": 0, "events": 0}
 
 
 def main():
@@ -354,7 +358,8 @@ def main():
         unprivileged(docs.get("bash"))
     else:
         note("not root or no setpriv: the unprivileged case was not run")
-    note("%d real programs traced, %d processes checked" % (STATS["programs"], STATS["processes"]))
+    note("%d real programs traced, %d processes and %d events (mallocs, frees, forks, spawns, waits, "
+         "execs, exits) checked" % (STATS["programs"], STATS["processes"], STATS["events"]))
     fsk.finish()
 
 

@@ -200,6 +200,16 @@ def case_readonly(plain):
         check_same(tag, plain, rc, out, err, lost=True)
         rc, text = report_text(trace)
         check(tag + ".report-reads-what-was-written", rc == 0 and "bash" in text, "rc=%s %r" % (rc, text[-300:]))
+        doc, why = fsk.load_report(trace)
+        if not check(tag + ".json", doc is not None, why):
+            return
+        procs = fsk.processes(doc)
+        lost = [p for p in procs if p.get("traced") is False]
+        # 60 /bin/true, seq, sort, md5sum, the $(...) and the (...) subshell
+        check(tag + ".lost-processes-listed", len(lost) >= 64 and all(p.get("untraced_reason") for p in lost),
+              "%d untraced processes, reasons %r" % (len(lost), sorted({p.get("untraced_reason") for p in lost})))
+        unknown = [p["pid"] for p in procs if (p.get("exit") or {}).get("kind") not in ("exited", "signaled")]
+        check(tag + ".every-exit-known", not unknown, "exit unknown for %r" % unknown[:5])
 
 
 def case_fd_closed():

@@ -9,7 +9,7 @@
  *   the end, put the default action back and raise the signal again, so
  *   the exit status and the core dump stay the program's;
  * - the program installed a handler (before our constructor or after it,
- *   with sigaction or signal): we flush, then call its handler with the
+ *   with sigaction, signal, bsd_signal or sysv_signal): we flush, then call its handler with the
  *   same arguments, mask and errno it would have had untraced. Its
  *   SA_RESETHAND is emulated (one-shot, then the default action, which is
  *   ours again); SA_NODEFER, SA_ONSTACK, SA_RESTART and its mask go to the
@@ -29,6 +29,7 @@ static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
 
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
+static sighandler_t (*real_sysv_signal)(int, sighandler_t);
 
 /* Per fatal signal: on is set once our handler owns the kernel's action;
  * user is what the program asked for (its action as sigaction reports
@@ -54,6 +55,7 @@ static void signals_resolve(void)
 		return;
 	resolve_all();
 	real_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+	real_sysv_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "sysv_signal");
 	real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
 }
 
@@ -161,20 +163,42 @@ FSK_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction 
 	return 0;
 }
 
-/* glibc's signal(): BSD semantics, the signal blocked in its handler. */
+/* signal() and its variants as sigaction calls with their semantics. */
+static sighandler_t signals_set(int sig, sighandler_t handler, int flags, int block_self)
+{
+	struct sigaction sa = { 0 }, old;
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	if (block_self)
+		sigaddset(&sa.sa_mask, sig);
+	sa.sa_flags = flags;
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* glibc's signal() and bsd_signal(): BSD semantics, the signal blocked in
+ * its handler, system calls restarted. */
 FSK_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
 	signals_resolve();
 	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
 		return real_signal(sig, handler);
-	struct sigaction sa = { 0 }, old;
-	sa.sa_handler = handler;
-	sigemptyset(&sa.sa_mask);
-	sigaddset(&sa.sa_mask, sig);
-	sa.sa_flags = SA_RESTART;
-	if (sigaction(sig, &sa, &old) < 0)
-		return SIG_ERR;
-	return old.sa_handler;
+	return signals_set(sig, handler, SA_RESTART, 1);
+}
+
+FSK_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+
+/* System V semantics: one-shot, not blocked in its handler. */
+FSK_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	signals_resolve();
+	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+		return real_sysv_signal(sig, handler);
+	return signals_set(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
 }
 
 /* Called once per image from the constructor; fork children inherit the

@@ -15,7 +15,7 @@ import fsk  # noqa: E402
 from fsk import check, note  # noqa: E402
 
 CASES = ["closefds", "dup2", "nofile", "sigchld", "abort", "segv", "vfork", "spawn", "envi"]
-SIGCHAIN = ["segv", "fpe", "resethand", "nodefer", "reraise", "early", "ign"]
+SIGCHAIN = ["segv", "fpe", "resethand", "nodefer", "reraise", "sysv", "early", "ign"]
 
 
 def run_case(name, argv, cwd):

@@ -14,6 +14,8 @@
  *   reraise    a crash reporter: a child's SIGSEGV handler prints, puts
  *              the default action back and returns; the fault happens
  *              again and kills the child (forkscope records that end)
+ *   sysv       sysv_signal(SIGFPE) in a child: the handler runs once,
+ *              then the default action kills the child at the next raise
  *   early      raise SIGILL: the handler libsig_early.so installed before
  *              forkscope's constructor ran
  *   ign        SIGFPE ignored: raise() returns, the program goes on
@@ -187,6 +189,30 @@ static void case_reraise(void)
 	at("expect", "pid=%d exit=exited code=0", (int)getpid());
 }
 
+static void on_fpe_once(int sig)
+{
+	g_calls++;
+	say("SIGFPE one-shot handler: blocked in it: %s\n", blocked(sig) ? "yes" : "no");
+}
+
+static void case_sysv(void)
+{
+	pid_t pid = xfork();
+	if (pid == 0) {
+		sysv_signal(SIGFPE, on_fpe_once);
+		burst(700);
+		raise(SIGFPE);
+		say("after the first SIGFPE: handler calls %d\n", (int)g_calls);
+		raise(SIGFPE);
+		_exit(1);
+	}
+	int st = xwait(pid);
+	expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGFPE, "the child died of the second SIGFPE");
+	at("expect", "pid=%d ppid=%d exit=signaled sig=%d core=? reaped_by_pid=%d malloc_min=700",
+	   (int)pid, (int)getpid(), SIGFPE, (int)getpid());
+	at("expect", "pid=%d exit=exited code=0", (int)getpid());
+}
+
 static void case_early(void)
 {
 	struct sigaction cur;
@@ -214,8 +240,8 @@ int main(int argc, char **argv)
 		void (*run)(void);
 	} cases[] = {
 		{ "segv", case_segv },		 { "fpe", case_fpe },	{ "resethand", case_resethand },
-		{ "nodefer", case_nodefer }, { "reraise", case_reraise }, { "early", case_early },
-		{ "ign", case_ign },
+		{ "nodefer", case_nodefer }, { "reraise", case_reraise }, { "sysv", case_sysv },
+		{ "early", case_early },     { "ign", case_ign },
 	};
 	for (size_t i = 0; argc == 2 && i < sizeof(cases) / sizeof(cases[0]); i++) {
 		if (strcmp(argv[1], cases[i].name) == 0) {
@@ -223,6 +249,6 @@ int main(int argc, char **argv)
 			return g_fail;
 		}
 	}
-	fprintf(stderr, "usage: sigchain segv|fpe|resethand|nodefer|reraise|early|ign\n");
+	fprintf(stderr, "usage: sigchain segv|fpe|resethand|nodefer|reraise|sysv|early|ign\n");
 	return 2;
 }

@@ -71,6 +71,14 @@ $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 $(B)/progs/stacks: $(B)/progs/libstacks_lib.so
 
+# tests/progs/sigchain links this library, initialized before every other
+# (forkscope's too), so it finds a SIGILL handler already installed.
+$(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -Wl,-z,initfirst -o $@ $<
+$(B)/progs/sigchain: tests/progs/sigchain.c samples/sample.h $(B)/progs/libsig_early.so
+	$(CC) $(BASE) -O1 -o $@ $< -L$(B)/progs -lsig_early -Wl,-rpath,'$$ORIGIN'
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread
@@ -91,6 +99,12 @@ test: deps
 	@sh tests/run.sh
 
 check: test
+
+# Slow: every real program of tests/t_real.py (make test runs a fast
+# subset) with the fault, hostile-program and stress tests.
+stress: deps
+	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(TESTPROGS)
+	@FSK_REAL_ALL=1 sh tests/run.sh t_real t_faults t_hostile t_stress t_malloc_count
 
 # Fuzzes the trace reader, model and report; FUZZ_SECONDS long (default 300).
 fuzz: deps all

@@ -107,11 +107,7 @@ static void stream_fail(const char *what, int err)
 {
 	if (atomic_exchange(&s_dead, 1))
 		return;
-	char num[24], pid[24];
-	sys_utoa(num, (uint64_t)(err < 0 ? -err : err), num + sizeof(num));
-	sys_utoa(pid, (uint64_t)G.pid, pid + sizeof(pid));
-	sys_say(what, " ", s_path, " (errno ", num, "); pid ", pid,
-		" goes on untraced from here, its later events are lost", (char *)NULL);
+	lost_say(what, s_path, err);
 }
 
 /* Reopens the stream when the program closed our fd or put another file
@@ -278,8 +274,12 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		p = emit_put_str(p, G.argv[i], bend);
 	int r = sys_write_all(s_fd, buf, size);
 	sys_munmap(buf, size);
-	if (r < 0)
+	if (r < 0) { /* a stream without its header is only noise for a reader */
+		unlink(s_path);
+		close(s_fd);
+		s_fd = -1;
 		return r;
+	}
 	atomic_store(&s_dead, 0);
 	atomic_store(&s_ended, 0);
 	return 0;

@@ -200,8 +200,15 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 
+/* ---- lost.c ---- */
+/* Says "what path (errno): the trace misses events from HH:MM:SS on" once
+ * per trace (see forkscope/lost.h); async-signal-safe, errno kept. */
+FSK_HIDDEN void lost_say(const char *what, const char *path, int err);
+
 /* ---- signals.c ---- */
 FSK_HIDDEN void signals_init(void);
+/* 1 when the program's own handler catches fatal signal sig. */
+FSK_HIDDEN int signals_caught(int sig);
 
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how, int normal);

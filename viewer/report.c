@@ -333,6 +333,9 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 		fprintf(f, "warning: %zu stream%s ended without an END record "
 			"(killed or crashed): their last events may be missing\n",
 			cut, cut == 1 ? "" : "s");
+	if (m->has_runner && !m->runner_end_ns)
+		fprintf(f, "warning: the runner's stream ended without an END record (forkscope run "
+			"was killed): exits it would have reaped after that are missing\n");
 	if (untraced)
 		fprintf(f, "note: %zu process%s or image%s could not be traced\n",
 			untraced, untraced == 1 ? "" : "es", untraced == 1 ? "" : "s");

@@ -243,8 +243,8 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 	escape_json(f, dir);
 	fputs(", \"runner\": ", f);
 	if (m->has_runner)
-		fprintf(f, "{\"pid\": %" PRIu32 ", \"start_ns\": %" PRIu64 "}",
-			m->runner_pid, m->runner_start_ns);
+		fprintf(f, "{\"pid\": %" PRIu32 ", \"start_ns\": %" PRIu64 ", \"cut\": %s}",
+			m->runner_pid, m->runner_start_ns, m->runner_end_ns ? "false" : "true");
 	else
 		fputs("null", f);
 	fputs(", \"problems\": [", f);

@@ -51,6 +51,17 @@ struct reader_stream {
 	unsigned char *buf;     /* window of the file at buf_off */
 	size_t buf_cap, buf_len;
 	uint64_t buf_off;
+	/* compact malloc records: the current thread and each thread's base */
+	uint32_t cur_tid;
+	int cur_set;            /* a CTX or CBASE was seen */
+	struct reader_base *bases;
+	size_t nbases, bases_cap;
+	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
+};
+
+struct reader_base {
+	uint32_t tid;
+	uint64_t ns;
 };
 
 /* One record as reader_next() returns it: payload is valid until the next
@@ -77,7 +88,9 @@ void reader_stream_close(struct reader_stream *s);
  * Returns 1 with the next complete record in *r, 0 when nothing more is
  * complete now (call again later, or reader_finish()), -1 when the stream
  * stopped at damage (state READER_CORRUPT). Record types the reader does
- * not know are returned too; callers skip them.
+ * not know are returned too; callers skip them. Compact records come out
+ * as the FREE and ALLOC they stand for (r->off and r->size still those of
+ * the compact record); CTX and CBASE are consumed here.
  */
 int reader_next(struct reader_stream *s, struct reader_rec *r);
 

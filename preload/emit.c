@@ -531,29 +531,43 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	return r;
 }
 
-void *emit_reserve_compact(uint16_t type, uint32_t size)
+/* Writes and commits a compact record of `size` bytes whose second word is
+ * w1 and third (CALLOC) w2, with a CBASE in front when the thread has none
+ * or its last one is more than 4 s old. */
+static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_t w2)
 {
 	uint32_t c;
-	/* room for a CBASE too, which the first record and a gap > 4 s need */
 	struct tbuf *b = tb_room(size + (uint32_t)sizeof(struct fsk_rec), &c);
 	if (!b)
-		return NULL;
+		return;
 	uint64_t now = clock_now(b), dt = now - b->base_ns;
-	uint32_t extra = 0;
+	char *p = b->data + c;
 	if (unlikely(!b->base_ns || dt > UINT32_MAX)) {
-		struct fsk_rec *base = (void *)(b->data + c);
+		struct fsk_rec *base = (void *)p;
 		fsk_rec_init(base, FSK_REC_CBASE, sizeof(*base), now);
 		base->tid = (uint32_t)b->tid;
 		b->base_ns = now;
 		dt = 0;
-		extra = sizeof(*base);
+		p += sizeof(*base);
 	}
-	struct fsk_crec *r = (void *)(b->data + c + extra);
-	r->type = type;
-	r->size = (uint16_t)size;
-	r->dt_ns = (uint32_t)dt;
-	b->pending = size + extra;
-	return r;
+	uint64_t *r = (void *)p;
+	r[0] = type | (uint64_t)size << 16 | dt << 32;
+	r[1] = w1;
+	if (size > 16)
+		r[2] = w2;
+	b->records++;
+	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
+}
+
+void emit_cfree(uint64_t addr_flags)
+{
+	tb_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), addr_flags, 0);
+}
+
+void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn)
+{
+	tb_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr_flags,
+		   size | (uint64_t)stack_fn << 32);
 }
 
 void emit_commit(void)

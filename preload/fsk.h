@@ -127,9 +127,10 @@ FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
  * emit_commit() with no hook call in between. */
 #define FSK_TS_CLOCK 0
 FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
-/* The same for a compact record (CFREE/CALLOC): returns its fsk_crec with
- * type, size and dt_ns filled, a CBASE put in front when needed. */
-FSK_HIDDEN void *emit_reserve_compact(uint16_t type, uint32_t size);
+/* Compact FREE/ALLOC records (trace.h), written and committed at once;
+ * addresses carry their FSK_AF_MMAPPED bit. */
+FSK_HIDDEN void emit_cfree(uint64_t addr_flags);
+FSK_HIDDEN void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn);
 FSK_HIDDEN void emit_commit(void);
 /* Writes a record at once (lifecycle): first the calling thread's buffered
  * records, then this one. Safe in a signal handler that interrupted a hook. */

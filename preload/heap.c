@@ -77,13 +77,8 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	uint32_t stack = FSK_STACK(0);
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(a && !(a & FSK_CADDR_FLAGS) && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
-		struct fsk_calloc *c = emit_reserve_compact(FSK_REC_CALLOC, sizeof(*c));
-		if (c) {
-			c->addr = a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
-			c->size = (uint32_t)size;
-			c->stack_fn = stack | (uint32_t)fn << 24;
-			emit_commit();
-		}
+		emit_calloc(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0), (uint32_t)size,
+			    stack | (uint32_t)fn << 24);
 		brk_check();
 		return;
 	}
@@ -167,11 +162,7 @@ FSK_EXPORT void free(void *p)
 	int err = errno;
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(!(a & FSK_CADDR_FLAGS))) {
-		struct fsk_cfree *f = emit_reserve_compact(FSK_REC_CFREE, sizeof(*f));
-		if (f) {
-			f->addr = a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
-			emit_commit();
-		}
+		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
 	} else {
 		struct fsk_rec *h = emit_reserve(FSK_REC_FREE,
 						 sizeof(struct fsk_rec) + sizeof(struct fsk_free),

@@ -45,7 +45,7 @@ struct tbuf {
 	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
 	uint64_t last_ns;          /* latest stamp: records never go back */
 	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
-};
+} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 static struct tbuf slots[TB_MAX];
 static __thread struct tbuf *t_buf;

@@ -59,6 +59,7 @@ static struct unwind_mod *s_mods;      /* UNWIND_MODS */
 static char *s_paths;                   /* UNWIND_PATHS bytes */
 static uint32_t s_paths_used;
 static _Atomic uint32_t s_nmods;
+static _Atomic uint64_t s_mods_done;    /* gen << 32 | nmods all written in gen */
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
 static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
@@ -201,6 +202,9 @@ static void unwind_put(void *rec, uint32_t size, int direct)
 static void unwind_mods_emit(uint32_t gen, int direct)
 {
 	uint32_t n = atomic_load(&s_nmods);
+	uint64_t done = (uint64_t)gen << 32 | n;
+	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == done)
+		return; /* the common case: one load instead of a walk */
 	for (uint32_t i = 0; i < n; i++) {
 		struct unwind_mod *m = &s_mods[i];
 		uint32_t g = atomic_load(&m->gen);
@@ -219,6 +223,7 @@ static void unwind_mods_emit(uint32_t gen, int direct)
 		md->build_id_len = m->build_id_len;
 		unwind_put(buf, (uint32_t)(p - buf), direct);
 	}
+	atomic_store_explicit(&s_mods_done, done, memory_order_relaxed);
 }
 
 /* ---- interning ---- */

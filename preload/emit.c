@@ -564,6 +564,11 @@ void emit_cfree(uint64_t addr_flags)
 	tb_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), addr_flags, 0);
 }
 
+void emit_cmalloc(uint64_t word)
+{
+	tb_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc), word, 0);
+}
+
 void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn)
 {
 	tb_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr_flags,

@@ -130,6 +130,7 @@ FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
 /* Compact FREE/ALLOC records (trace.h), written and committed at once;
  * addresses carry their FSK_AF_MMAPPED bit. */
 FSK_HIDDEN void emit_cfree(uint64_t addr_flags);
+FSK_HIDDEN void emit_cmalloc(uint64_t word);
 FSK_HIDDEN void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn);
 FSK_HIDDEN void emit_commit(void);
 /* Writes a record at once (lifecycle): first the calling thread's buffered

@@ -72,26 +72,33 @@ static inline int hot_on(void)
 	return !t_guard && G.active && G.malloc_on;
 }
 
+/* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
 	uint32_t stack = FSK_STACK(0);
-	uint64_t a = (uint64_t)(uintptr_t)p;
-	if (likely(a && !(a & FSK_CADDR_FLAGS) && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
-		emit_calloc(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0), (uint32_t)size,
+	uint64_t addr = (uint64_t)(uintptr_t)p;
+	int mm = addr && chunk_mmapped(p);
+	int aligned = addr && !(addr & FSK_CADDR_FLAGS);
+	if (likely(aligned && !stack && fn == FSK_FN_MALLOC &&
+		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
+		emit_cmalloc(addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
+			     (mm ? FSK_CM_MMAPPED : 0));
+	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
+		emit_calloc(addr | (mm ? FSK_AF_MMAPPED : 0), (uint32_t)size,
 			    stack | (uint32_t)fn << 24);
-		brk_check();
-		return;
-	}
-	struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC, sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
-					 FSK_TS_CLOCK);
-	if (h) {
-		struct fsk_alloc *a = (void *)(h + 1);
-		a->addr = (uint64_t)p;
-		a->size = size;
-		a->stack = stack;
-		a->fn = fn;
-		a->flags = (uint16_t)(!p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
-		emit_commit();
+	} else {
+		struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC,
+						 sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
+						 FSK_TS_CLOCK);
+		if (h) {
+			struct fsk_alloc *a = (void *)(h + 1);
+			a->addr = addr;
+			a->size = size;
+			a->stack = stack;
+			a->fn = fn;
+			a->flags = (uint16_t)(!p ? FSK_AF_FAILED : mm ? FSK_AF_MMAPPED : 0);
+			emit_commit();
+		}
 	}
 	brk_check();
 }

@@ -337,7 +337,7 @@ static struct reader_base *reader_base_of(struct reader_stream *s, uint32_t tid)
 }
 
 /*
- * CTX, CBASE, CFREE, CALLOC at s->off (r holds its header as read):
+ * CTX, CBASE, CFREE, CALLOC, CMALLOC at s->off (r holds its header as read):
  * returns 1 when r is now an expanded FREE/ALLOC, 0 when the record only
  * set context, -1 on corruption (reported at s->off).
  */
@@ -346,7 +346,7 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 	const unsigned char *p = r->payload - sizeof(struct fsk_rec);
 	struct fsk_crec c;
 	struct reader_base *b;
-	uint64_t addr;
+	uint64_t addr, csize = 0;
 	char what[80];
 
 	if (r->type == FSK_REC_CTX || r->type == FSK_REC_CBASE) {
@@ -368,8 +368,8 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		return 0;
 	}
 	memcpy(&c, p, sizeof(c));
-	if (c.size != (r->type == FSK_REC_CFREE ? sizeof(struct fsk_cfree)
-						: sizeof(struct fsk_calloc))) {
+	if (c.size != (r->type == FSK_REC_CALLOC ? sizeof(struct fsk_calloc)
+						 : sizeof(struct fsk_cfree))) {
 		snprintf(what, sizeof(what), "compact record type %u with size %u", c.type, c.size);
 		reader_corrupt(s, s->off, what);
 		return -1;
@@ -385,12 +385,17 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		return -1;
 	}
 	memcpy(&addr, p + sizeof(c), 8);
+	if (r->type == FSK_REC_CMALLOC) { /* same meaning, CALLOC's layout */
+		uint64_t w = addr;
+		addr = (w & ((1ull << FSK_CM_ADDR_BITS) - 1)) << 4 |
+		       (w & FSK_CM_MMAPPED ? FSK_AF_MMAPPED : 0);
+		csize = w >> FSK_CM_ADDR_BITS & ((1ull << FSK_CM_SIZE_BITS) - 1);
+	}
 	if (addr & FSK_CADDR_FLAGS & ~(uint64_t)FSK_AF_MMAPPED) {
 		reader_corrupt(s, s->off, "compact record with unknown address flags");
 		return -1;
 	}
 	r->tid = s->cur_tid;
-	r->ts_ns = b->ns + c.dt_ns;
 	r->payload = s->cpay;
 	memset(s->cpay, 0, sizeof(s->cpay));
 	if (r->type == FSK_REC_CFREE) {
@@ -399,6 +404,13 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		memcpy(s->cpay, &f, sizeof(f));
 		r->type = FSK_REC_FREE;
 		r->len = sizeof(f);
+	} else if (r->type == FSK_REC_CMALLOC) {
+		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS, .size = csize,
+				       .fn = FSK_FN_MALLOC,
+				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
+		memcpy(s->cpay, &a, sizeof(a));
+		r->type = FSK_REC_ALLOC;
+		r->len = sizeof(a);
 	} else {
 		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS,
 				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
@@ -418,6 +430,7 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		r->type = FSK_REC_ALLOC;
 		r->len = sizeof(a);
 	}
+	r->ts_ns = b->ns + c.dt_ns;
 	return 1;
 }
 
@@ -456,7 +469,7 @@ again:
 	r->off = s->off;
 	r->payload = p + sizeof(h);
 	r->len = h.size - (uint32_t)sizeof(h);
-	if (h.type >= FSK_REC_CTX && h.type <= FSK_REC_CALLOC) {
+	if (h.type >= FSK_REC_CTX && h.type <= FSK_REC_CMALLOC) {
 		int k = reader_compact(s, r);
 		if (k < 0)
 			return -1;

@@ -41,10 +41,12 @@
  *                      writer puts one in front of every block of a
  *                      thread's records it writes, so compact records
  *                      never depend on who wrote between two blocks.
+ * CMALLOC (16 bytes) is a CALLOC of malloc() with no stack and a small
+ * block, the common case when stacks are off.
  * A compact record belongs to the current thread and happened at that
  * thread's base + dt_ns. One with no current thread, or whose thread has
  * had no CBASE in this stream, is corruption. A reader expands CFREE into
- * the FREE and CALLOC into the ALLOC it stands for (CTX and CBASE carry no
+ * the FREE and CALLOC/CMALLOC into the ALLOC it stands for (CTX and CBASE carry no
  * event). A writer uses the full records where a value does not fit
  * (unaligned or NULL address, size >= 4 GiB, stack id >= 2^24).
  *
@@ -126,6 +128,7 @@ enum fsk_rec_type {
 	FSK_REC_CBASE = 23,        /* header only: time base of tid's compact records */
 	FSK_REC_CFREE = 24,        /* struct fsk_cfree: compact FREE */
 	FSK_REC_CALLOC = 25,       /* struct fsk_calloc: compact ALLOC */
+	FSK_REC_CMALLOC = 26,      /* struct fsk_cmalloc: compact small malloc() */
 	FSK_REC_TYPE_COUNT
 };
 
@@ -445,6 +448,15 @@ struct fsk_calloc {                /* a successful malloc-family allocation */
 	uint32_t stack_fn;         /* bits 0-23 stack id, bits 24-31 enum fsk_alloc_fn */
 };
 
+#define FSK_CM_ADDR_BITS 44         /* fsk_cmalloc.word bits 0-43: address >> 4 */
+#define FSK_CM_SIZE_BITS 19         /* bits 44-62: requested bytes */
+#define FSK_CM_MMAPPED (1ull << 63) /* bit 63: FSK_AF_MMAPPED */
+
+struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
+	struct fsk_crec h;
+	uint64_t word;             /* address < 2^48, size < 2^19, see above */
+};
+
 /* The layout is the contract: any change here is a format version bump. */
 _Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
 _Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
@@ -471,5 +483,6 @@ _Static_assert(sizeof(struct fsk_module) == 40, "fsk_module");
 _Static_assert(sizeof(struct fsk_crec) == 8, "fsk_crec");
 _Static_assert(sizeof(struct fsk_cfree) == 16, "fsk_cfree");
 _Static_assert(sizeof(struct fsk_calloc) == 24, "fsk_calloc");
+_Static_assert(sizeof(struct fsk_cmalloc) == 16, "fsk_cmalloc");
 
 #endif /* FORKSCOPE_TRACE_H */

@@ -149,6 +149,15 @@ static inline void synth_calloc(struct writer *w, uint32_t dt, uint64_t addr_fla
 	writer_put(w, &a, sizeof(a));
 }
 
+static inline void synth_cmalloc(struct writer *w, uint32_t dt, uint64_t addr, uint32_t size,
+				 int mmapped)
+{
+	struct fsk_cmalloc m = { .h = { FSK_REC_CMALLOC, sizeof(m), dt },
+				 .word = addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
+					 (mmapped ? FSK_CM_MMAPPED : 0) };
+	writer_put(w, &m, sizeof(m));
+}
+
 /* Writes bytes [0, n) of w (all when n is -1) as dir/<pid>.<seq>.fst. */
 static inline void synth_save(const char *dir, uint32_t pid, uint32_t seq, const struct writer *w,
 		       long n)

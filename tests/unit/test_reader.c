@@ -273,7 +273,7 @@ static void test_bad_strings(const char *dir)
 	free(buf);
 }
 
-/* Reads up to 8 records of dir/<pid>.0.fst into r; returns how many. */
+/* Reads up to 10 records of dir/<pid>.0.fst into r; returns how many. */
 static int read_recs(struct reader_stream *s, const char *dir, uint32_t pid,
 		     struct reader_rec *r, struct fsk_alloc *a, struct fsk_free *f)
 {
@@ -283,7 +283,7 @@ static int read_recs(struct reader_stream *s, const char *dir, uint32_t pid,
 	snprintf(name, sizeof(name), "%u.0.fst", pid);
 	if (reader_stream_open(s, dir, name) < 0)
 		return -1;
-	while (n < 8 && reader_next(s, &r[n]) > 0) {
+	while (n < 10 && reader_next(s, &r[n]) > 0) {
 		reader_payload(&r[n], &a[n], sizeof(a[n]));
 		reader_payload(&r[n], &f[n], sizeof(f[n]));
 		n++;
@@ -297,9 +297,9 @@ static int read_recs(struct reader_stream *s, const char *dir, uint32_t pid,
 static void test_compact(const char *dir)
 {
 	struct reader_stream s;
-	struct reader_rec r[8];
-	struct fsk_alloc a[8];
-	struct fsk_free f[8];
+	struct reader_rec r[10];
+	struct fsk_alloc a[10];
+	struct fsk_free f[10];
 	struct writer w;
 	size_t off[4];
 	int n;
@@ -316,11 +316,13 @@ static void test_compact(const char *dir)
 	off[2] = w.len;
 	synth_cfree(&w, 0xffffffffu, 0x1000 | FSK_AF_MMAPPED);
 	synth_calloc(&w, 20, 0x7f0000000010ull, 0xffffffffu, FSK_CSTACK_MAX, FSK_FN_MALLOC);
+	synth_cmalloc(&w, 30, 0xfffffffffff0ull, (1u << FSK_CM_SIZE_BITS) - 1, 1);
+	synth_cmalloc(&w, 40, 0x4a0, 24, 0);
 	off[3] = w.len;
 	synth_exit(&w, 9000, 0, FSK_EXIT_MAIN);
 	synth_save(dir, 17, 0, &w, -1);
 	n = read_recs(&s, dir, 17, r, a, f);
-	synth_check("compact_count", n == 5 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	synth_check("compact_count", n == 7 && s.state == READER_EOF, "n %d state %d", n, s.state);
 	synth_check("compact_alloc", n > 0 && r[0].type == FSK_REC_ALLOC && r[0].tid == 7 &&
 		    r[0].ts_ns == 5010 && r[0].off == off[0] && r[0].len == sizeof(struct fsk_alloc) &&
 		    a[0].addr == 0x1000 && a[0].size == 64 && a[0].stack == 3 &&
@@ -342,15 +344,26 @@ static void test_compact(const char *dir)
 		    a[3].addr == 0x7f0000000010ull && a[3].size == 0xffffffffull &&
 		    a[3].stack == FSK_CSTACK_MAX && a[3].fn == FSK_FN_MALLOC && a[3].flags == 0,
 		    "size %llu stack %u fn %u", (unsigned long long)a[3].size, a[3].stack, a[3].fn);
-	synth_check("compact_then_full", n > 4 && r[4].type == FSK_REC_EXIT && r[4].tid == 1 &&
-		    r[4].ts_ns == 9000 && r[4].off == off[3], "type %u", n > 4 ? r[4].type : 0);
+	synth_check("compact_malloc_max", n > 4 && r[4].type == FSK_REC_ALLOC && r[4].tid == 7 &&
+		    r[4].ts_ns == 5030 && r[4].len == sizeof(struct fsk_alloc) &&
+		    a[4].addr == 0xfffffffffff0ull && a[4].size == (1u << FSK_CM_SIZE_BITS) - 1 &&
+		    a[4].stack == 0 && a[4].fn == FSK_FN_MALLOC && a[4].flags == FSK_AF_MMAPPED,
+		    "ts %llu addr %llx size %llu fn %u flags %u", (unsigned long long)r[4].ts_ns,
+		    (unsigned long long)a[4].addr, (unsigned long long)a[4].size, a[4].fn,
+		    a[4].flags);
+	synth_check("compact_malloc_small", n > 5 && r[5].ts_ns == 5040 && a[5].addr == 0x4a0 &&
+		    a[5].size == 24 && a[5].fn == FSK_FN_MALLOC && a[5].flags == 0,
+		    "addr %llx size %llu", (unsigned long long)a[5].addr,
+		    (unsigned long long)a[5].size);
+	synth_check("compact_then_full", n > 6 && r[6].type == FSK_REC_EXIT && r[6].tid == 1 &&
+		    r[6].ts_ns == 9000 && r[6].off == off[3], "type %u", n > 6 ? r[6].type : 0);
 	reader_stream_close(&s);
 
 	/* Cut inside the last compact record: what came before stays. */
 	synth_save(dir, 17, 0, &w, (long)(off[3] - 8));
 	n = read_recs(&s, dir, 17, r, a, f);
-	synth_check("compact_cut", n == 3 && s.state == READER_CUT &&
-		    s.err_off == off[3] - sizeof(struct fsk_calloc), "n %d state %d off %llu",
+	synth_check("compact_cut", n == 5 && s.state == READER_CUT &&
+		    s.err_off == off[3] - sizeof(struct fsk_cmalloc), "n %d state %d off %llu",
 		    n, s.state, (unsigned long long)s.err_off);
 	reader_stream_close(&s);
 	writer_free(&w);
@@ -361,9 +374,9 @@ static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx
 			const void *rec, size_t len, const char *what)
 {
 	struct reader_stream s;
-	struct reader_rec r[8];
-	struct fsk_alloc a[8];
-	struct fsk_free f[8];
+	struct reader_rec r[10];
+	struct fsk_alloc a[10];
+	struct fsk_free f[10];
 	struct writer w;
 	char msg[512], want[512];
 	size_t off;
@@ -409,6 +422,9 @@ static void test_compact_corrupt(const char *dir)
 	ca.stack_fn = 0;
 	compact_bad(dir, "compact_fn_zero", 1, FSK_REC_CBASE, &ca, sizeof(ca),
 		    "compact alloc with function 0");
+	ca.h.type = FSK_REC_CMALLOC;
+	compact_bad(dir, "compact_malloc_bad_size", 1, FSK_REC_CBASE, &ca, sizeof(ca),
+		    "compact record type 26 with size 24");
 }
 
 /* Version 1 streams (no compact records) are still read; later ones not. */

@@ -46,14 +46,15 @@
  * A compact record belongs to the current thread and happened at that
  * thread's base + dt_ns. One with no current thread, or whose thread has
  * had no CBASE in this stream, is corruption. A reader expands CFREE into
- * the FREE and CALLOC/CMALLOC into the ALLOC it stands for (CTX and CBASE carry no
- * event). A writer uses the full records where a value does not fit
+ * the FREE and CALLOC/CMALLOC into the ALLOC it stands for (CTX and CBASE
+ * carry no event). A writer uses the full records where a value does not fit
  * (unaligned or NULL address, size >= 4 GiB, stack id >= 2^24).
  *
  * Malloc-family records may be stamped from the CPU's invariant TSC scaled
- * to CLOCK_MONOTONIC and resynchronised at least every 100 us, and lag the
- * clock by at most a few hundred ns; each thread's records never go back
- * in time. Lifecycle records (fork, exec, exit, wait) read the clock.
+ * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
+ * the clock by well under 1 us and never leads it, and each thread's
+ * records never go back in time. Lifecycle records (fork, exec, exit,
+ * wait) read the clock.
  */
 #ifndef FORKSCOPE_TRACE_H
 #define FORKSCOPE_TRACE_H

@@ -615,9 +615,20 @@ void emit_flush_all(int wait)
 	}
 }
 
+/* A record written through read the real clock: the thread's next
+ * buffered records must not sort before it (a malloc right after a fork
+ * belongs after the FORK), however its TSC estimate lags. */
+static void tb_not_before(uint64_t ts)
+{
+	struct tbuf *b = t_buf;
+	if (b && ts > b->last_ns)
+		b->last_ns = ts;
+}
+
 void emit_direct(void *rec, uint32_t size)
 {
 	struct fsk_rec *r = rec;
+	tb_not_before(r->ts_ns);
 	r->tid = (uint32_t)self_tid();
 	if (!t_guard)
 		emit_flush_self();
@@ -634,6 +645,7 @@ void emit_block(void *buf, size_t len)
 		if (r->size < sizeof(struct fsk_rec))
 			break;
 		r->tid = (uint32_t)tid;
+		tb_not_before(r->ts_ns);
 		off += r->size;
 	}
 	atomic_fetch_add(&s_direct_records, n);

@@ -96,7 +96,7 @@ void reader_stream_close(struct reader_stream *s)
 	reader_release(s);
 	free(s->path);
 	free(s->exe);
-	free(s->bases);
+	table_free(&s->bases);
 	reader_strv_free(s->argv);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -326,16 +326,6 @@ static int reader_check_body(const struct reader_rec *r)
 	}
 }
 
-/* The CBASE of tid, or NULL. Threads of a stream are few: a linear scan
- * from the most recent one. */
-static struct reader_base *reader_base_of(struct reader_stream *s, uint32_t tid)
-{
-	for (size_t i = s->nbases; i-- > 0;)
-		if (s->bases[i].tid == tid)
-			return &s->bases[i];
-	return NULL;
-}
-
 /*
  * CTX, CBASE, CFREE, CALLOC, CMALLOC at s->off (r holds its header as read):
  * returns 1 when r is now an expanded FREE/ALLOC, 0 when the record only
@@ -345,26 +335,24 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 {
 	const unsigned char *p = r->payload - sizeof(struct fsk_rec);
 	struct fsk_crec c;
-	struct reader_base *b;
 	uint64_t addr, csize = 0;
 	char what[80];
 
-	if (r->type == FSK_REC_CTX || r->type == FSK_REC_CBASE) {
+	if (r->type == FSK_REC_CTX) {
 		s->cur_tid = r->tid;
 		s->cur_set = 1;
-		if (r->type == FSK_REC_CTX)
-			return 0;
-		b = reader_base_of(s, r->tid);
-		if (!b) {
-			if (vec_reserve(&s->bases, &s->bases_cap, s->nbases + 1,
-					sizeof(*s->bases)) < 0) {
-				reader_corrupt(s, s->off, "out of memory");
-				return -1;
-			}
-			b = &s->bases[s->nbases++];
-			b->tid = r->tid;
+		s->cur_has_base = table_get(&s->bases, (uint64_t)r->tid + 1, &s->cur_base);
+		return 0;
+	}
+	if (r->type == FSK_REC_CBASE) {
+		if (table_put(&s->bases, (uint64_t)r->tid + 1, r->ts_ns, NULL) < 0) {
+			reader_corrupt(s, s->off, "out of memory");
+			return -1;
 		}
-		b->ns = r->ts_ns;
+		s->cur_tid = r->tid;
+		s->cur_set = 1;
+		s->cur_has_base = 1;
+		s->cur_base = r->ts_ns;
 		return 0;
 	}
 	memcpy(&c, p, sizeof(c));
@@ -378,8 +366,7 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		reader_corrupt(s, s->off, "compact record before any CTX/CBASE");
 		return -1;
 	}
-	b = reader_base_of(s, s->cur_tid);
-	if (!b) {
+	if (!s->cur_has_base) {
 		snprintf(what, sizeof(what), "compact record of tid %u before its CBASE", s->cur_tid);
 		reader_corrupt(s, s->off, what);
 		return -1;
@@ -430,7 +417,7 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		r->type = FSK_REC_ALLOC;
 		r->len = sizeof(a);
 	}
-	r->ts_ns = b->ns + c.dt_ns;
+	r->ts_ns = s->cur_base + c.dt_ns;
 	return 1;
 }
 

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "forkscope/trace.h"
+#include "table.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "forkscope reads little-endian traces on little-endian hosts only"
@@ -54,14 +55,10 @@ struct reader_stream {
 	/* compact malloc records: the current thread and each thread's base */
 	uint32_t cur_tid;
 	int cur_set;            /* a CTX or CBASE was seen */
-	struct reader_base *bases;
-	size_t nbases, bases_cap;
+	int cur_has_base;       /* ... and cur_tid has had a CBASE: cur_base */
+	uint64_t cur_base;
+	struct table bases;     /* tid + 1 -> its CBASE time */
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
-};
-
-struct reader_base {
-	uint32_t tid;
-	uint64_t ns;
 };
 
 /* One record as reader_next() returns it: payload is valid until the next

@@ -5,8 +5,8 @@
  * interpose, so after each call we compare __curbrk with the last value we
  * recorded; and whether glibc served a block from its own mmap is the
  * IS_MMAPPED bit of the chunk header in front of the block. Most calls
- * become compact records (CMALLOC/CALLOC/CFREE, trace.h) stamped with the buffer's
- * TSC clock; values that do not fit them take the full records.
+ * become compact records (CMALLOC/CALLOC/CFREE, trace.h) stamped with the
+ * buffer's TSC clock; values that do not fit them take the full records.
  */
 #include <errno.h>
 #include <stdatomic.h>

@@ -306,6 +306,23 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 	unwind_put(buf, size, direct);
 }
 
+/* The thread's last stack: a loop that allocates repeats it, and one
+ * compare then stands for the hash, the probe and the generation checks.
+ * Valid only in the generation (stream) whose STACK record it had. */
+#define UNWIND_LAST 32
+static __thread uint64_t t_last_ips[UNWIND_LAST];
+static __thread uint32_t t_last_n, t_last_id, t_last_gen;
+
+static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
+{
+	if (n != t_last_n || gen != t_last_gen)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (ips[i] != t_last_ips[i])
+			return 0;
+	return 1;
+}
+
 uint32_t unwind_stack(int direct)
 {
 	if (!s_slots || t_unwinding || t_vfork_child)
@@ -324,11 +341,14 @@ uint32_t unwind_stack(int direct)
 	uint32_t n = 0;
 	for (int i = skip; i < got && n < (uint32_t)depth; i++)
 		ips[n++] = (uint64_t)(uintptr_t)raw[i];
-	uint32_t id = 0;
+	uint32_t id = 0, gen = atomic_load(&s_gen);
 	int fresh;
+	if (n && unwind_is_last(ips, n, gen)) {
+		id = t_last_id;
+		goto out;
+	}
 	struct unwind_slot *s = n ? unwind_intern(ips, n, &fresh) : NULL;
 	if (s) {
-		uint32_t gen = atomic_load(&s_gen);
 		if (fresh) {
 			/* A new stack: objects loaded since the last scan (dlopen)
 			 * join the module list before the viewer needs them. */
@@ -347,9 +367,17 @@ uint32_t unwind_stack(int direct)
 		if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
 			unwind_emit_stack(s, direct);
 		id = atomic_load(&s->id);
+		if (n <= UNWIND_LAST) {
+			for (uint32_t i = 0; i < n; i++)
+				t_last_ips[i] = ips[i];
+			t_last_n = n;
+			t_last_id = id;
+			t_last_gen = gen;
+		}
 	} else if (n && !atomic_exchange(&s_full_noted, 1)) {
 		emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 	}
+out:
 	t_unwinding = 0;
 	t_guard = guard;
 	return id;

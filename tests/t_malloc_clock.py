@@ -1,15 +1,15 @@
 """Compact malloc records and their clock, read from the raw stream with a
 decoder of its own (include/forkscope/trace.h, version 2), so the C reader
 is not the only judge: tests/progs/malloc_clock mallocs in bursts between
-fork and waitpid. Checks: every record of a thread is in time order in the
-file (TSC stamps next to clock_gettime ones), definitions and fault
-samples aside; each round's FORK, the malloc
-right after it, the WAIT and the malloc right after that come in that
-order; every expected malloc size is there exactly as often as made, and
-in time order each block is freed while live, also the 200 blocks a second
-thread frees (a different thread's TSC estimate); the report counts the same
-allocations as this decoder. Run with stacks (CALLOC) and without
-(CMALLOC)."""
+fork and waitpid and hands blocks to a second thread. Checks: every record
+of a thread is in time order in the file (TSC stamps next to clock_gettime
+ones; stack/module definitions and fault samples aside); each round's
+FORK, the malloc right after it, the WAIT and the malloc right after that
+come in that order; every expected malloc size is there exactly as often
+as made; in time order each block is freed while live, also the 200
+blocks the second thread frees (another thread's TSC estimate); the report
+counts the same allocations as this decoder. Run with stacks (CALLOC) and
+without (CMALLOC)."""
 import collections
 import glob
 import os

@@ -63,7 +63,12 @@ $(B)/samples/%: samples/%.c samples/sample.h
 
 $(B)/progs/%: tests/progs/%.c samples/sample.h
 	@mkdir -p $(B)/progs
-	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl
+	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl $(PROG_LDFLAGS)
+
+# cow_truth's GOT is resolved at load and read-only: with lazy binding its
+# first calls after fork (_exit in the child, waitpid in the parent) write
+# one more page of its data region, copied by whichever side gets there first.
+$(B)/progs/cow_truth: PROG_LDFLAGS := -Wl,-z,now
 
 # tests/progs/stacks dlopens this library from its own directory.
 $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c

@@ -17,9 +17,11 @@
  *   @ region name=data|bss|heap|anon|big addr=0x.. pages=N written=N
  * and from the child, after its writes:
  *   @ proc role=child pid=N ppid=N
- * Run it with LD_BIND_NOW=1: with lazy binding the child's first call of
- * _exit() writes that function's GOT slot, which breaks COW of one more
- * page in the data region (a real break, but not one this program counts).
+ * It is linked with -z now (Makefile): with lazy binding the child's first
+ * call of _exit() and the parent's of waitpid() write their GOT slots, one
+ * page of the data region; whichever side writes first copies it (a real
+ * break, but not one this program counts, and which side pays depends on
+ * scheduling).
  * A test compares, for the child, unshared_pages (and cow_faults where
  * page-fault sampling works) of the region holding each array with
  * "written", and expects no COW fault in the parent there.

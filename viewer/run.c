@@ -280,8 +280,10 @@ static void run_stream_rec(int fd, uint16_t type, const void *p, size_t n)
 }
 
 /* CMD as a SPAWN record: the model then knows its command line even when
- * it never wrote a stream (not found, static, setuid). */
-static void run_stream_spawn(int fd, pid_t pid, char **cmd)
+ * it never wrote a stream (not found, static, setuid). ts is taken before
+ * the fork, as the preload stamps FORK: a CMD that has already ended when
+ * the record is written must still sort after its creation. */
+static void run_stream_spawn(int fd, pid_t pid, char **cmd, uint64_t ts)
 {
 	struct fsk_exec x = { .child_pid = (uint32_t)pid, .fn = FSK_EXEC_EXECVP };
 	struct writer w;
@@ -291,7 +293,7 @@ static void run_stream_spawn(int fd, pid_t pid, char **cmd)
 	while (cmd[x.argc])
 		x.argc++;
 	writer_init(&w);
-	writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC));
+	writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), ts);
 	writer_put(&w, &x, sizeof(x));
 	writer_str(&w, cmd[0]);
 	for (uint32_t i = 0; i < x.argc; i++)
@@ -301,7 +303,7 @@ static void run_stream_spawn(int fd, pid_t pid, char **cmd)
 		writer_free(&w);
 		x.argc = 0;
 		x.flags = FSK_EF_ARGV_TRUNC;
-		writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC));
+		writer_begin(&w, FSK_REC_SPAWN, (uint32_t)getpid(), ts);
 		writer_put(&w, &x, sizeof(x));
 		writer_str(&w, cmd[0]);
 		writer_end(&w);
@@ -495,8 +497,10 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 {
 	pid_t pid;
+	uint64_t ts;
 
 	fflush(NULL);
+	ts = run_now(CLOCK_MONOTONIC);
 	pid = fork();
 	if (pid == 0) {
 		if (child)
@@ -509,7 +513,7 @@ int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 	}
 	j->pid = pid;
 	run_child = pid;
-	run_stream_spawn(j->fd, pid, j->cmd);
+	run_stream_spawn(j->fd, pid, j->cmd, ts);
 	return 0;
 }
 

@@ -30,6 +30,7 @@
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
 #define PMSCAN_MIN_PAGES 2048u           /* regions above 8 MiB use PAGEMAP_SCAN */
+#define PM_GAP_MAX 512u                  /* unmapped pages one pread may read across */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
 /* A guard page below an anonymous mapping is what glibc's thread stacks
@@ -229,23 +230,6 @@ static size_t base_find(const struct baseline *b, uint64_t addr)
 	return lo;
 }
 
-static int base_pfn(const struct base_ent *be, uint64_t idx, uint64_t *pfn)
-{
-	uint64_t lo = 0, hi = be->npfn;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		if (be->pfn[2 * mid] < idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < be->npfn && be->pfn[2 * lo] == idx) {
-		*pfn = be->pfn[2 * lo + 1];
-		return 1;
-	}
-	return 0;
-}
-
 static uint64_t bits_count(const uint64_t *w, uint64_t from, uint64_t to)
 {
 	uint64_t n = 0;
@@ -292,6 +276,7 @@ static uint64_t s_self_ino;
 static uint32_t s_self_dev;
 static struct maps_buf s_mb;
 static uint64_t *s_pm;              /* PM_BATCH pagemap entries */
+static uint64_t s_win_vpn, s_win_n; /* the pages s_pm holds in this scan */
 static char *s_out;
 static size_t s_out_len, s_out_cap;
 
@@ -484,7 +469,72 @@ struct acct {
 	int compare;               /* count against s_base */
 	int prefork;               /* baseline for a fork about to happen */
 	int pfn_seen;
+	const struct base_ent *pbe; /* baseline entry pcur walks */
+	uint64_t pcur;             /* its first PFN pair not behind the page */
 };
+
+/* The frame of page idx of be at the baseline, if it was shared then.
+ * Pages are visited in increasing order: a cursor into the (index, frame)
+ * pairs instead of a binary search per page (1 GiB has 262144 pages). */
+static int acct_pfn(struct acct *a, const struct base_ent *be, uint64_t idx, uint64_t *pfn)
+{
+	if (a->pbe != be || (a->pcur < be->npfn && be->pfn[2 * a->pcur] > idx)) {
+		a->pbe = be;
+		a->pcur = 0;
+	}
+	while (a->pcur < be->npfn && be->pfn[2 * a->pcur] < idx)
+		a->pcur++;
+	if (a->pcur < be->npfn && be->pfn[2 * a->pcur] == idx) {
+		*pfn = be->pfn[2 * a->pcur + 1];
+		return 1;
+	}
+	return 0;
+}
+
+/* Pagemap entries [vpn, vpn + n), n <= PM_BATCH: from the window the
+ * scan loop read ahead when it covers them, else read now. */
+static const uint64_t *pm_get(int fd, uint64_t vpn, uint64_t n)
+{
+	if (vpn >= s_win_vpn && vpn + n <= s_win_vpn + s_win_n)
+		return s_pm + (vpn - s_win_vpn);
+	s_win_n = 0;
+	if (pagemap_read(fd, vpn, s_pm, (size_t)n) < 0)
+		return NULL;
+	s_win_vpn = vpn;
+	s_win_n = n;
+	return s_pm;
+}
+
+/* Small regions read one pread each: a process has dozens of them, mostly
+ * packed together (the objects, their bss, our own), and the system call
+ * costs more than the entries. Before region i, one pread fills s_pm for
+ * it and the small regions after it up to PM_BATCH pages, across holes of
+ * at most PM_GAP_MAX pages (a hole reads as zeros). On failure (a region
+ * unmapped meanwhile, [vsyscall]) each region reads its own as before. */
+static void pm_window(int fd, const struct maps_buf *mb, size_t i)
+{
+	uint64_t ps = G.page_size, lo = mb->ents[i].start / ps, hi = mb->ents[i].end / ps;
+	if (lo >= s_win_vpn && hi <= s_win_vpn + s_win_n)
+		return;
+	if (hi - lo > PMSCAN_MIN_PAGES)
+		return;
+	for (size_t j = i + 1; j < mb->n; j++) {
+		const struct maps_ent *e = &mb->ents[j];
+		uint64_t s = e->start / ps, t = e->end / ps;
+		if (!e->perms)
+			continue; /* not read: a guard or reservation, whatever its size */
+		if (e->kind == FSK_RK_VVAR || t - s > PMSCAN_MIN_PAGES || s - hi > PM_GAP_MAX ||
+		    t - lo > PM_BATCH)
+			break;
+		hi = t;
+	}
+	s_win_n = 0;
+	if (hi - lo > mb->ents[i].end / ps - mb->ents[i].start / ps &&
+	    pagemap_read(fd, lo, s_pm, (size_t)(hi - lo)) == 0) {
+		s_win_vpn = lo;
+		s_win_n = hi - lo;
+	}
+}
 
 /* Counts the pages [vpn, vpn + n) of one region, all in one run. */
 static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
@@ -493,11 +543,11 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 	int priv = !(a->e->perms & FSK_P_SHARED);
 	while (n) {
 		uint64_t k = n < PM_BATCH ? n : PM_BATCH;
-		int r = pagemap_read(fd, vpn, s_pm, (size_t)k);
-		if (r < 0)
-			return r;
+		const uint64_t *pm = pm_get(fd, vpn, k);
+		if (!pm)
+			return -EIO;
 		for (uint64_t j = 0; j < k; j++) {
-			uint64_t v = s_pm[j], addr = (vpn + j) * ps;
+			uint64_t v = pm[j], addr = (vpn + j) * ps;
 			if (!(v & PM_PRESENT)) {
 				if (v & PM_SWAPPED)
 					a->c->swapped++;
@@ -544,7 +594,7 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			if (v & PM_EXCLUSIVE)
 				a->c->unshared++;
 			uint64_t old;
-			if (pfn && base_pfn(be, idx, &old) && old != pfn)
+			if (pfn && acct_pfn(a, be, idx, &old) && old != pfn)
 				a->c->copied++;
 		}
 		vpn += k;
@@ -690,6 +740,7 @@ static void do_scan(uint16_t trigger)
 
 	int pfn_seen = 0;
 	uint32_t regions = 0;
+	s_win_n = 0;
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)
@@ -700,6 +751,7 @@ static void do_scan(uint16_t trigger)
 					  .compare = !rebase && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
+			pm_window(fd, &s_mb, i);
 			if (acct_region(&a, fd) < 0)
 				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;

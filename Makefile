@@ -97,7 +97,7 @@ fuzz: deps all
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHPROGS)
+	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(B)/progs/scan_cost
 	@sh tests/bench/run.sh
 
 install: all

@@ -22,6 +22,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	size_t ncap = *cap ? *cap : 256;
 	while (ncap < need)
 		ncap *= 2;
+	ncap = ((ncap * elem + 4095) & ~(size_t)4095) / elem; /* the whole pages mapped */
 	void *np = scan_map(ncap * elem);
 	if (!np)
 		return -ENOMEM;

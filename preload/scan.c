@@ -30,7 +30,7 @@
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
 #define PMSCAN_MIN_PAGES 2048u           /* regions above 8 MiB use PAGEMAP_SCAN */
-#define PM_GAP_MAX 512u                  /* unmapped pages one pread may read across */
+#define PM_GAP_MAX 64u                   /* unmapped pages one pread may read across */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
 /* A guard page below an anonymous mapping is what glibc's thread stacks
@@ -493,9 +493,14 @@ static int acct_pfn(struct acct *a, const struct base_ent *be, uint64_t idx, uin
 
 /* Pagemap entries [vpn, vpn + n), n <= PM_BATCH: from the window the
  * scan loop read ahead when it covers them, else read now. */
+static int pm_has(uint64_t vpn, uint64_t end)
+{
+	return vpn >= s_win_vpn && end <= s_win_vpn + s_win_n;
+}
+
 static const uint64_t *pm_get(int fd, uint64_t vpn, uint64_t n)
 {
-	if (vpn >= s_win_vpn && vpn + n <= s_win_vpn + s_win_n)
+	if (pm_has(vpn, vpn + n))
 		return s_pm + (vpn - s_win_vpn);
 	s_win_n = 0;
 	if (pagemap_read(fd, vpn, s_pm, (size_t)n) < 0)
@@ -505,18 +510,31 @@ static const uint64_t *pm_get(int fd, uint64_t vpn, uint64_t n)
 	return s_pm;
 }
 
-/* Small regions read one pread each: a process has dozens of them, mostly
- * packed together (the objects, their bss, our own), and the system call
- * costs more than the entries. Before region i, one pread fills s_pm for
- * it and the small regions after it up to PM_BATCH pages, across holes of
- * at most PM_GAP_MAX pages (a hole reads as zeros). On failure (a region
- * unmapped meanwhile, [vsyscall]) each region reads its own as before. */
+/* Reads [lo, hi) into the window ahead of its users, when that is more
+ * than their first piece [lo, first). On failure (a region unmapped
+ * meanwhile, [vsyscall]) each piece reads its own as before. */
+static void pm_ahead(int fd, uint64_t lo, uint64_t first, uint64_t hi)
+{
+	if (hi <= first)
+		return;
+	s_win_n = 0;
+	if (pagemap_read(fd, lo, s_pm, (size_t)(hi - lo)) == 0) {
+		s_win_vpn = lo;
+		s_win_n = hi - lo;
+	}
+}
+
+/* A pread per small piece would cost more in system calls than in
+ * entries: a process has dozens of small regions, mostly packed together
+ * (the objects, their bss, our own), and sparse memory makes PAGEMAP_SCAN
+ * return many short runs. So one pread fills s_pm for a piece and the
+ * pieces after it, up to PM_BATCH pages across holes of at most
+ * PM_GAP_MAX pages (a hole reads as zeros). Before small region i: */
 static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 {
 	uint64_t ps = G.page_size, lo = mb->ents[i].start / ps, hi = mb->ents[i].end / ps;
-	if (lo >= s_win_vpn && hi <= s_win_vpn + s_win_n)
-		return;
-	if (hi - lo > PMSCAN_MIN_PAGES)
+	uint64_t first = hi;
+	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi))
 		return;
 	for (size_t j = i + 1; j < mb->n; j++) {
 		const struct maps_ent *e = &mb->ents[j];
@@ -528,12 +546,23 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 			break;
 		hi = t;
 	}
-	s_win_n = 0;
-	if (hi - lo > mb->ents[i].end / ps - mb->ents[i].start / ps &&
-	    pagemap_read(fd, lo, s_pm, (size_t)(hi - lo)) == 0) {
-		s_win_vpn = lo;
-		s_win_n = hi - lo;
+	pm_ahead(fd, lo, first, hi);
+}
+
+/* Before run i of n that PAGEMAP_SCAN found in one region. */
+static void pm_window_runs(int fd, const struct pagemap_run *runs, int i, int n)
+{
+	uint64_t ps = G.page_size, lo = runs[i].start / ps, hi = runs[i].end / ps;
+	uint64_t first = hi;
+	if (pm_has(lo, hi))
+		return;
+	for (int j = i + 1; j < n; j++) {
+		uint64_t s = runs[j].start / ps, t = runs[j].end / ps;
+		if (s - hi > PM_GAP_MAX || t - lo > PM_BATCH)
+			break;
+		hi = t;
 	}
+	pm_ahead(fd, lo, first, hi);
 }
 
 /* Counts the pages [vpn, vpn + n) of one region, all in one run. */
@@ -629,6 +658,7 @@ static int acct_region(struct acct *a, int fd)
 					a->c->swapped += (uint32_t)((runs[i].end - runs[i].start) / ps);
 					continue;
 				}
+				pm_window_runs(fd, runs, i, n);
 				int r = acct_pages(a, fd, runs[i].start / ps,
 						   (runs[i].end - runs[i].start) / ps, runs[i].zero);
 				if (r < 0)

@@ -166,6 +166,8 @@ FSK_HIDDEN void emit_block(void *buf, size_t len);
 FSK_HIDDEN void scan_run(uint16_t trigger);
 /* A hook changed the mappings (FSK_SCAN_MMAP/BRK): the flusher scans soon. */
 FSK_HIDDEN void scan_mark(uint16_t trigger);
+/* A child was reaped (wait): a WAIT scan is due, made by the next scan. */
+FSK_HIDDEN void scan_wait_due(void);
 /* The flusher thread, each loop: mapping changes and the interval timer. */
 FSK_HIDDEN void scan_tick(void);
 FSK_HIDDEN void scan_reset_child(void);

@@ -597,7 +597,7 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 	r.w.polls = atomic_exchange(&s_polls, 0);
 	emit_direct(&r, sizeof(r));
 	if ((r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait)
-		scan_run(FSK_SCAN_WAIT);
+		scan_wait_due();
 }
 
 FSK_EXPORT pid_t wait(int *status)

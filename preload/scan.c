@@ -277,8 +277,13 @@ static uint32_t s_self_dev;
 static struct maps_buf s_mb;
 static uint64_t *s_pm;              /* PM_BATCH pagemap entries */
 static uint64_t s_win_vpn, s_win_n; /* the pages s_pm holds in this scan */
-static char *s_out;
-static size_t s_out_len, s_out_cap;
+struct obuf {
+	char *p;
+	size_t len, cap;
+};
+static struct obuf s_out;           /* the scan being built */
+static struct obuf s_wout;          /* a deferred WAIT scan built with a prefork one */
+static _Atomic int s_wait_due;      /* a child was reaped since the last compare scan */
 
 struct counts {
 	uint32_t resident, swapped, shared, unshared, first_touch, shared_at_fork, copied, cow_faults;
@@ -328,22 +333,22 @@ int scan_fault_classify(uint64_t addr, uint16_t *kind)
 	return FSK_FAULT_OTHER;
 }
 
-static int out_need(size_t more)
+static int out_need(struct obuf *o, size_t more)
 {
-	if (s_out_len + more <= s_out_cap)
+	if (o->len + more <= o->cap)
 		return 0;
-	size_t ncap = s_out_cap ? s_out_cap : 64 * 1024;
-	while (ncap < s_out_len + more)
+	size_t ncap = o->cap ? o->cap : 64 * 1024;
+	while (ncap < o->len + more)
 		ncap *= 2;
 	char *n = scan_map(ncap);
 	if (!n)
 		return -ENOMEM;
-	if (s_out) {
-		__builtin_memcpy(n, s_out, s_out_len);
-		scan_unmap(s_out, s_out_cap);
+	if (o->p) {
+		__builtin_memcpy(n, o->p, o->len);
+		scan_unmap(o->p, o->cap);
 	}
-	s_out = n;
-	s_out_cap = ncap;
+	o->p = n;
+	o->cap = ncap;
 	return 0;
 }
 
@@ -463,10 +468,11 @@ static int get_bit(const uint64_t *w, uint64_t i)
 struct acct {
 	const struct maps_ent *e;
 	struct counts *c;
+	struct counts *cw;         /* a deferred WAIT scan's counts too, or NULL */
 	struct base_ent *nb;       /* baseline being built, or NULL */
 	struct baseline *pb;       /* new baseline owning nb */
 	size_t bi;                 /* cursor into s_base */
-	int compare;               /* count against s_base */
+	int compare;               /* count against s_base (into cw when set) */
 	int prefork;               /* baseline for a fork about to happen */
 	int pfn_seen;
 	const struct base_ent *pbe; /* baseline entry pcur walks */
@@ -565,6 +571,13 @@ static void pm_window_runs(int fd, const struct pagemap_run *runs, int i, int n)
 	pm_ahead(fd, lo, first, hi);
 }
 
+static void acct_swapped(struct acct *a, uint32_t n)
+{
+	a->c->swapped += n;
+	if (a->cw)
+		a->cw->swapped += n;
+}
+
 /* Counts the pages [vpn, vpn + n) of one region, all in one run. */
 static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
 {
@@ -579,7 +592,7 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			uint64_t v = pm[j], addr = (vpn + j) * ps;
 			if (!(v & PM_PRESENT)) {
 				if (v & PM_SWAPPED)
-					a->c->swapped++;
+					acct_swapped(a, 1);
 				continue;
 			}
 			if (zero)
@@ -590,9 +603,16 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			/* Before fork every private anonymous page is about to
 			 * be shared, exclusive as it is now: the prefork scan
 			 * counts the state at the instant after the fork. */
-			int shared = priv && !(v & PM_FILE) && (a->prefork || !(v & PM_EXCLUSIVE));
+			int shared_now = priv && !(v & PM_FILE) && !(v & PM_EXCLUSIVE);
+			int shared = shared_now || (priv && !(v & PM_FILE) && a->prefork);
+			struct counts *cc = a->c;
 			a->c->resident++;
 			a->c->shared += shared;
+			if (a->cw) {
+				cc = a->cw;
+				cc->resident++;
+				cc->shared += shared_now;
+			}
 			if (a->nb) {
 				uint64_t idx = (addr - a->nb->start) / ps;
 				set_bit(a->nb->present, idx);
@@ -615,16 +635,16 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 							    ? &s_base.ents[a->bi] : NULL;
 			uint64_t idx = be ? (addr - be->start) / ps : 0;
 			if (!be || !get_bit(be->present, idx)) {
-				a->c->first_touch++;
+				cc->first_touch++;
 				continue;
 			}
 			if (!get_bit(be->shared, idx))
 				continue;
 			if (v & PM_EXCLUSIVE)
-				a->c->unshared++;
+				cc->unshared++;
 			uint64_t old;
 			if (pfn && acct_pfn(a, be, idx, &old) && old != pfn)
-				a->c->copied++;
+				cc->copied++;
 		}
 		vpn += k;
 		n -= k;
@@ -655,7 +675,7 @@ static int acct_region(struct acct *a, int fd)
 			}
 			for (int i = 0; i < n; i++) {
 				if (!runs[i].present) {
-					a->c->swapped += (uint32_t)((runs[i].end - runs[i].start) / ps);
+					acct_swapped(a, (uint32_t)((runs[i].end - runs[i].start) / ps));
 					continue;
 				}
 				pm_window_runs(fd, runs, i, n);
@@ -676,15 +696,15 @@ plain:
 
 /* ---- records ---- */
 
-static void out_region(const struct maps_buf *mb, const struct maps_ent *e, const struct counts *c,
-		       uint64_t ts)
+static void out_region(struct obuf *o, const struct maps_buf *mb, const struct maps_ent *e,
+		       const struct counts *c, uint64_t ts)
 {
 	const char *path = maps_path(mb, e);
 	uint32_t size = (uint32_t)(sizeof(struct fsk_rec) + sizeof(struct fsk_region) + 4 + e->path_len);
 	size = (size + 7) & ~7u;
-	if (size > FSK_REC_MAX || out_need(size) < 0)
+	if (size > FSK_REC_MAX || out_need(o, size) < 0)
 		return;
-	char *p = s_out + s_out_len;
+	char *p = o->p + o->len;
 	__builtin_memset(p, 0, size);
 	fsk_rec_init((void *)p, FSK_REC_REGION, size, ts);
 	struct fsk_region *r = (void *)(p + sizeof(struct fsk_rec));
@@ -704,7 +724,39 @@ static void out_region(const struct maps_buf *mb, const struct maps_ent *e, cons
 	r->cow_faults = c->cow_faults;
 	r->copied = c->copied;
 	emit_put_str((char *)(r + 1), path, p + size);
-	s_out_len += size;
+	o->len += size;
+}
+
+/* The SCAN record that starts o; 0 or -ENOMEM. */
+static int out_begin(struct obuf *o, uint64_t ts)
+{
+	o->len = 0;
+	if (out_need(o, sizeof(struct fsk_rec) + sizeof(struct fsk_scan)) < 0)
+		return -ENOMEM;
+	fsk_rec_init((void *)o->p, FSK_REC_SCAN, sizeof(struct fsk_rec) + sizeof(struct fsk_scan), ts);
+	o->len = sizeof(struct fsk_rec) + sizeof(struct fsk_scan);
+	return 0;
+}
+
+/* Fills in the SCAN record and appends SCAN_END; 0 or -ENOMEM. */
+static int out_end(struct obuf *o, uint32_t id, uint16_t trigger, uint32_t regions, uint64_t t0)
+{
+	if (out_need(o, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end)) < 0)
+		return -ENOMEM;
+	struct fsk_scan *sc = (void *)(o->p + sizeof(struct fsk_rec));
+	sc->id = id;
+	sc->trigger = trigger;
+	sc->flags = (uint16_t)((s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0) |
+			       (faults_active() ? FSK_HF_PERF_FAULTS : 0));
+	uint64_t t1 = sys_now_ns();
+	struct fsk_rec *eh = (void *)(o->p + o->len);
+	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
+	struct fsk_scan_end *se = (void *)(eh + 1);
+	se->id = id;
+	se->regions = regions;
+	se->cost_ns = t1 - t0;
+	o->len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
+	return 0;
 }
 
 /* The fork baseline is taken just before fork (scan_prefork), so both
@@ -739,6 +791,8 @@ static int lock_take(int32_t me, int wait);
 
 static void do_scan(uint16_t trigger)
 {
+	if (s_wait_due && (trigger == FSK_SCAN_TIMER || trigger == FSK_SCAN_MMAP || trigger == FSK_SCAN_BRK))
+		trigger = FSK_SCAN_WAIT;
 	faults_drain(); /* against the baseline they happened under */
 	uint64_t t0 = sys_now_ns();
 	if (!s_pm && !(s_pm = scan_map(PM_BATCH * 8)))
@@ -757,16 +811,16 @@ static void do_scan(uint16_t trigger)
 	if (rebase && base_begin(&nb, &s_mb, s_pfn_visible) < 0)
 		__builtin_memset(&nb, 0, sizeof(nb));
 
-	s_out_len = 0;
+	/* A prefork scan right after a wait also makes the WAIT scan the
+	 * wait deferred (scan_wait_due): the same pages, counted both ways. */
+	int dual = trigger == SCAN_PREFORK && s_wait_due && s_base.mem && out_begin(&s_wout, t0) == 0;
+	uint32_t wid = dual ? ++s_scan_id : 0;
 	uint32_t id = ++s_scan_id;
-	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan)) < 0) {
+	if (out_begin(&s_out, t0) < 0) {
 		close(fd);
 		base_free(&nb);
 		return;
 	}
-	struct fsk_rec *sh = (void *)s_out;
-	fsk_rec_init(sh, FSK_REC_SCAN, sizeof(struct fsk_rec) + sizeof(struct fsk_scan), t0);
-	s_out_len = sizeof(struct fsk_rec) + sizeof(struct fsk_scan);
 
 	int pfn_seen = 0;
 	uint32_t regions = 0;
@@ -775,24 +829,30 @@ static void do_scan(uint16_t trigger)
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)
 			continue; /* PROT_NONE: guard pages and reservations */
-		struct counts c = { 0 };
+		struct counts c = { 0 }, cw = { 0 };
 		if (e->kind != FSK_RK_VVAR) {
-			struct acct a = { .e = e, .c = &c, .pb = &nb,
-					  .compare = !rebase && base_eligible(e),
+			struct acct a = { .e = e, .c = &c, .cw = dual ? &cw : NULL, .pb = &nb,
+					  .compare = (!rebase || dual) && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
 			pm_window(fd, &s_mb, i);
 			if (acct_region(&a, fd) < 0)
-				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
+				c = cw = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;
 		}
-		if (base_eligible(e) && !rebase)
-			c.cow_faults = base_cow_in(e->start, e->end);
-		if (rebase)
+		if (base_eligible(e) && (!rebase || dual)) {
+			cw.cow_faults = base_cow_in(e->start, e->end);
+			cw.shared_at_fork = base_shared_in(e->start, e->end);
+		}
+		if (dual)
+			out_region(&s_wout, &s_mb, e, &cw, t0);
+		if (rebase) {
 			c.shared_at_fork = c.shared;
-		else if (base_eligible(e))
-			c.shared_at_fork = base_shared_in(e->start, e->end);
-		out_region(&s_mb, e, &c, t0);
+		} else {
+			c.cow_faults = cw.cow_faults;
+			c.shared_at_fork = cw.shared_at_fork;
+		}
+		out_region(&s_out, &s_mb, e, &c, t0);
 		regions++;
 	}
 	close(fd);
@@ -804,23 +864,14 @@ static void do_scan(uint16_t trigger)
 		/* The fresh baseline's memory was written before we unmapped
 		 * the old one: a scan never sees a half-built baseline. */
 	}
-	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end)) < 0)
+	if (dual && out_end(&s_wout, wid, FSK_SCAN_WAIT, regions, t0) == 0)
+		emit_block(s_wout.p, s_wout.len);
+	if (!rebase || dual)
+		s_wait_due = 0;
+	if (out_end(&s_out, id, trigger, regions, t0) < 0)
 		return;
-	struct fsk_scan *sc = (void *)(s_out + sizeof(struct fsk_rec));
-	sc->id = id;
-	sc->trigger = trigger;
-	sc->flags = (uint16_t)((s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0) |
-			       (faults_active() ? FSK_HF_PERF_FAULTS : 0));
-	uint64_t t1 = sys_now_ns();
-	struct fsk_rec *eh = (void *)(s_out + s_out_len);
-	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
-	struct fsk_scan_end *se = (void *)(eh + 1);
-	se->id = id;
-	se->regions = regions;
-	se->cost_ns = t1 - t0;
-	s_out_len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
 	if (trigger != SCAN_PREFORK)
-		emit_block(s_out, s_out_len);
+		emit_block(s_out.p, s_out.len);
 	else
 		fork_keep();
 	s_last_ns = sys_now_ns();
@@ -840,8 +891,8 @@ static size_t s_fork_len, s_fork_cap;
 static void fork_keep(void)
 {
 	s_fork_len = 0;
-	if (s_out_len > s_fork_cap) {
-		size_t cap = (s_out_len + 65535) & ~(size_t)65535;
+	if (s_out.len > s_fork_cap) {
+		size_t cap = (s_out.len + 65535) & ~(size_t)65535;
 		char *n = scan_map(cap);
 		if (!n)
 			return;
@@ -849,8 +900,8 @@ static void fork_keep(void)
 		s_fork_out = n;
 		s_fork_cap = cap;
 	}
-	__builtin_memcpy(s_fork_out, s_out, s_out_len);
-	s_fork_len = s_out_len;
+	__builtin_memcpy(s_fork_out, s_out.p, s_out.len);
+	s_fork_len = s_out.len;
 }
 
 /* After fork, on each side (the child after scan_reset_child): writes
@@ -942,6 +993,25 @@ void scan_run(uint16_t trigger)
 	errno = saved;
 }
 
+/*
+ * A child was reaped: its pages we shared are ours alone now, which only a
+ * scan shows. Not on the wait path: the next scan makes it, whichever
+ * comes first of the flusher's next tick (started here if need be), exit,
+ * exec, or the next fork's prefork scan, which counts each page both
+ * against the old baseline (the WAIT scan) and for the new one.
+ */
+void scan_wait_due(void)
+{
+	if (!G.active || t_vfork_child)
+		return;
+	atomic_store(&s_wait_due, 1);
+	int saved = errno, guard = t_guard;
+	t_guard = 1; /* the thread's start-up allocations are ours */
+	init_flusher_ensure();
+	t_guard = guard;
+	errno = saved;
+}
+
 void scan_mark(uint16_t trigger)
 {
 	atomic_fetch_or_explicit(&s_dirty, 1u << trigger, memory_order_relaxed);
@@ -965,6 +1035,19 @@ void scan_tick(void)
 		}
 		t_guard = guard;
 		errno = saved;
+	}
+	if (atomic_load(&s_wait_due)) {
+		/* not waiting for the lock: its holder may be making it */
+		int saved = errno, guard = t_guard;
+		t_guard = 1;
+		if (lock_take(sys_gettid(), 0)) {
+			if (atomic_load(&s_wait_due))
+				do_scan(FSK_SCAN_WAIT);
+			atomic_store(&s_lock, 0);
+		}
+		t_guard = guard;
+		errno = saved;
+		return;
 	}
 	uint64_t now = sys_now_ns();
 	uint64_t iv = (uint64_t)(G.scan_ms ? G.scan_ms : 50) * 1000000ull;
@@ -1006,6 +1089,7 @@ void scan_reset_child(void)
 	atomic_store(&s_lock, 0);
 	atomic_store(&s_pending, 0);
 	atomic_store(&s_dirty, 0);
+	atomic_store(&s_wait_due, 0);
 	s_scan_id = 0;
 	s_forked = 1;
 }

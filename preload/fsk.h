@@ -97,6 +97,7 @@ FSK_HIDDEN extern __thread int t_vfork_child;
 
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 FSK_HIDDEN void init_flusher_ensure(void);
+FSK_HIDDEN int init_flusher_running(void);
 
 /* ---- sys.c: syscalls, time, formatting without libc's allocating paths ---- */
 static inline uint64_t sys_now_ns(void)

@@ -163,14 +163,19 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	t_guard = 0;
 }
 
-/* Starts the flusher the first time a thread buffers a record or reaps a
- * child (the WAIT scan is left to it, scan.c): a process that only forks,
- * execs or exits writes everything through and never pays for a thread
- * (fork-heavy trees have thousands of those). */
+/* Starts the flusher the first time a thread buffers a record: a process
+ * that only forks, execs or exits writes everything through and never
+ * pays for a thread (fork-heavy trees have thousands of those). */
 void init_flusher_ensure(void)
 {
 	if (G.active && !t_vfork_child && !atomic_exchange(&s_flusher_started, 1))
 		flusher_start();
+}
+
+/* Whether this process has a flusher (scan.c leaves WAIT scans to it). */
+int init_flusher_running(void)
+{
+	return atomic_load(&s_flusher_started);
 }
 
 /* Runs after the program's atexit handlers (our library was loaded first,

@@ -995,21 +995,21 @@ void scan_run(uint16_t trigger)
 
 /*
  * A child was reaped: its pages we shared are ours alone now, which only a
- * scan shows. Not on the wait path: the next scan makes it, whichever
- * comes first of the flusher's next tick (started here if need be), exit,
- * exec, or the next fork's prefork scan, which counts each page both
- * against the old baseline (the WAIT scan) and for the new one.
+ * scan shows. Where the flusher runs, not on the wait path: the next scan
+ * makes it, whichever comes first of the flusher's next tick, exit, exec,
+ * or the next fork's prefork scan, which counts each page both against
+ * the old baseline (the WAIT scan) and for the new one. Without a flusher
+ * (none is started here: wait may run in a SIGCHLD handler), at once.
  */
 void scan_wait_due(void)
 {
 	if (!G.active || t_vfork_child)
 		return;
+	if (!init_flusher_running()) {
+		scan_run(FSK_SCAN_WAIT);
+		return;
+	}
 	atomic_store(&s_wait_due, 1);
-	int saved = errno, guard = t_guard;
-	t_guard = 1; /* the thread's start-up allocations are ours */
-	init_flusher_ensure();
-	t_guard = guard;
-	errno = saved;
 }
 
 void scan_mark(uint16_t trigger)

@@ -146,9 +146,21 @@ struct baseline {
 
 static struct baseline s_base;
 
+/* The previous baseline's mapping, kept for the next one: a fork loop
+ * would otherwise map, fault in and unmap (a TLB shootdown while the
+ * flusher runs) a fresh one at every fork. */
+static char *s_spare;
+static size_t s_spare_len;
+#define SPARE_ZERO_MAX (256u << 10)       /* bitmap bytes worth clearing */
+
 static void base_free(struct baseline *b)
 {
-	scan_unmap(b->mem, b->len);
+	if (b->mem && !s_spare) {
+		s_spare = b->mem;
+		s_spare_len = b->len;
+	} else {
+		scan_unmap(b->mem, b->len);
+	}
 	__builtin_memset(b, 0, sizeof(*b));
 }
 
@@ -184,10 +196,19 @@ static int base_begin(struct baseline *b, const struct maps_buf *mb, int pfn_lik
 	if (pfn_cap * 16 > BASE_MAX_BYTES / 2)
 		pfn_cap = BASE_MAX_BYTES / 32;
 	size_t len = ents * sizeof(struct base_ent) + bits * 8 + pfn_cap * 16 + 64;
-	b->mem = scan_map(len);
-	if (!b->mem)
-		return -ENOMEM;
-	b->len = len;
+	if (s_spare && s_spare_len >= len && bits * 8 <= SPARE_ZERO_MAX) {
+		b->mem = s_spare;
+		b->len = s_spare_len;
+		s_spare = NULL;
+		__builtin_memset(b->mem + ents * sizeof(struct base_ent), 0, bits * 8);
+	} else {
+		scan_unmap(s_spare, s_spare_len); /* too small: the next one is kept */
+		s_spare = NULL;
+		b->mem = scan_map(len);
+		if (!b->mem)
+			return -ENOMEM;
+		b->len = len;
+	}
 	b->ents = (void *)b->mem;
 	b->cap = ents;
 	b->used = ents * sizeof(struct base_ent);

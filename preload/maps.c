@@ -148,7 +148,7 @@ int maps_read(struct maps_buf *mb)
 	mb->n = 0;
 	mb->pool_len = 0;
 	if (!mb->io) {
-		mb->io = scan_map(IO_CHUNK + LINE_MAX_LEN);
+		mb->io = scan_map_scratch(IO_CHUNK + LINE_MAX_LEN);
 		if (!mb->io)
 			return -ENOMEM;
 		mb->io_cap = IO_CHUNK + LINE_MAX_LEN;

@@ -115,6 +115,17 @@ void *scan_map(size_t len)
 	return (void *)r;
 }
 
+/* A buffer whose contents only matter within one scan: a fork child gets
+ * it empty (MADV_WIPEONFORK, Linux 4.14), so the fork copies none of its
+ * page tables and the parent's next writes to it take no COW fault. */
+void *scan_map_scratch(size_t len)
+{
+	void *p = scan_map(len);
+	if (p)
+		syscall(SYS_madvise, p, (len + 4095) & ~(size_t)4095, MADV_WIPEONFORK);
+	return p;
+}
+
 void scan_unmap(void *p, size_t len)
 {
 	if (!p)
@@ -361,7 +372,7 @@ static int out_need(struct obuf *o, size_t more)
 	size_t ncap = o->cap ? o->cap : 64 * 1024;
 	while (ncap < o->len + more)
 		ncap *= 2;
-	char *n = scan_map(ncap);
+	char *n = scan_map_scratch(ncap);
 	if (!n)
 		return -ENOMEM;
 	if (o->p) {
@@ -816,7 +827,7 @@ static void do_scan(uint16_t trigger)
 		trigger = FSK_SCAN_WAIT;
 	faults_drain(); /* against the baseline they happened under */
 	uint64_t t0 = sys_now_ns();
-	if (!s_pm && !(s_pm = scan_map(PM_BATCH * 8)))
+	if (!s_pm && !(s_pm = scan_map_scratch(PM_BATCH * 8)))
 		return;
 	if (maps_read(&s_mb) < 0)
 		return;

@@ -116,7 +116,7 @@ fuzz: deps all
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(B)/progs/malloc_count
+	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(B)/progs/malloc_count $(B)/progs/scan_cost
 	@sh tests/bench/run.sh
 
 install: all

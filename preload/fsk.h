@@ -97,6 +97,7 @@ FSK_HIDDEN extern __thread int t_vfork_child;
 
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 FSK_HIDDEN void init_flusher_ensure(void);
+FSK_HIDDEN int init_flusher_running(void);
 
 /* ---- sys.c: syscalls, time, formatting without libc's allocating paths ---- */
 static inline uint64_t sys_now_ns(void)
@@ -174,6 +175,8 @@ FSK_HIDDEN void emit_block(void *buf, size_t len);
 FSK_HIDDEN void scan_run(uint16_t trigger);
 /* A hook changed the mappings (FSK_SCAN_MMAP/BRK): the flusher scans soon. */
 FSK_HIDDEN void scan_mark(uint16_t trigger);
+/* A child was reaped (wait): a WAIT scan is due, made by the next scan. */
+FSK_HIDDEN void scan_wait_due(void);
 /* The flusher thread, each loop: mapping changes and the interval timer. */
 FSK_HIDDEN void scan_tick(void);
 FSK_HIDDEN void scan_reset_child(void);

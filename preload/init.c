@@ -169,6 +169,12 @@ void init_flusher_ensure(void)
 		flusher_start();
 }
 
+/* Whether this process has a flusher (scan.c leaves WAIT scans to it). */
+int init_flusher_running(void)
+{
+	return atomic_load(&s_flusher_started);
+}
+
 /* Runs after the program's atexit handlers (our library was loaded first,
  * so its destructor runs last). */
 __attribute__((destructor)) static void init_fini(void)

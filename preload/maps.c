@@ -22,6 +22,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t elem)
 	size_t ncap = *cap ? *cap : 256;
 	while (ncap < need)
 		ncap *= 2;
+	ncap = ((ncap * elem + 4095) & ~(size_t)4095) / elem; /* the whole pages mapped */
 	void *np = scan_map(ncap * elem);
 	if (!np)
 		return -ENOMEM;
@@ -147,7 +148,7 @@ int maps_read(struct maps_buf *mb)
 	mb->n = 0;
 	mb->pool_len = 0;
 	if (!mb->io) {
-		mb->io = scan_map(IO_CHUNK + LINE_MAX_LEN);
+		mb->io = scan_map_scratch(IO_CHUNK + LINE_MAX_LEN);
 		if (!mb->io)
 			return -ENOMEM;
 		mb->io_cap = IO_CHUNK + LINE_MAX_LEN;

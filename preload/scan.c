@@ -30,6 +30,7 @@
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
 #define PMSCAN_MIN_PAGES 2048u           /* regions above 8 MiB use PAGEMAP_SCAN */
+#define PM_GAP_MAX 64u                   /* unmapped pages one pread may read across */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
 /* A guard page below an anonymous mapping is what glibc's thread stacks
@@ -114,6 +115,17 @@ void *scan_map(size_t len)
 	return (void *)r;
 }
 
+/* A buffer whose contents only matter within one scan: a fork child gets
+ * it empty (MADV_WIPEONFORK, Linux 4.14), so the fork copies none of its
+ * page tables and the parent's next writes to it take no COW fault. */
+void *scan_map_scratch(size_t len)
+{
+	void *p = scan_map(len);
+	if (p)
+		syscall(SYS_madvise, p, (len + 4095) & ~(size_t)4095, MADV_WIPEONFORK);
+	return p;
+}
+
 void scan_unmap(void *p, size_t len)
 {
 	if (!p)
@@ -145,9 +157,21 @@ struct baseline {
 
 static struct baseline s_base;
 
+/* The previous baseline's mapping, kept for the next one: a fork loop
+ * would otherwise map, fault in and unmap (a TLB shootdown while the
+ * flusher runs) a fresh one at every fork. */
+static char *s_spare;
+static size_t s_spare_len;
+#define SPARE_ZERO_MAX (256u << 10)       /* bitmap bytes worth clearing */
+
 static void base_free(struct baseline *b)
 {
-	scan_unmap(b->mem, b->len);
+	if (b->mem && !s_spare) {
+		s_spare = b->mem;
+		s_spare_len = b->len;
+	} else {
+		scan_unmap(b->mem, b->len);
+	}
 	__builtin_memset(b, 0, sizeof(*b));
 }
 
@@ -183,10 +207,19 @@ static int base_begin(struct baseline *b, const struct maps_buf *mb, int pfn_lik
 	if (pfn_cap * 16 > BASE_MAX_BYTES / 2)
 		pfn_cap = BASE_MAX_BYTES / 32;
 	size_t len = ents * sizeof(struct base_ent) + bits * 8 + pfn_cap * 16 + 64;
-	b->mem = scan_map(len);
-	if (!b->mem)
-		return -ENOMEM;
-	b->len = len;
+	if (s_spare && s_spare_len >= len && bits * 8 <= SPARE_ZERO_MAX) {
+		b->mem = s_spare;
+		b->len = s_spare_len;
+		s_spare = NULL;
+		__builtin_memset(b->mem + ents * sizeof(struct base_ent), 0, bits * 8);
+	} else {
+		scan_unmap(s_spare, s_spare_len); /* too small: the next one is kept */
+		s_spare = NULL;
+		b->mem = scan_map(len);
+		if (!b->mem)
+			return -ENOMEM;
+		b->len = len;
+	}
 	b->ents = (void *)b->mem;
 	b->cap = ents;
 	b->used = ents * sizeof(struct base_ent);
@@ -227,23 +260,6 @@ static size_t base_find(const struct baseline *b, uint64_t addr)
 			hi = mid;
 	}
 	return lo;
-}
-
-static int base_pfn(const struct base_ent *be, uint64_t idx, uint64_t *pfn)
-{
-	uint64_t lo = 0, hi = be->npfn;
-	while (lo < hi) {
-		uint64_t mid = (lo + hi) / 2;
-		if (be->pfn[2 * mid] < idx)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	if (lo < be->npfn && be->pfn[2 * lo] == idx) {
-		*pfn = be->pfn[2 * lo + 1];
-		return 1;
-	}
-	return 0;
 }
 
 static uint64_t bits_count(const uint64_t *w, uint64_t from, uint64_t to)
@@ -292,8 +308,14 @@ static uint64_t s_self_ino;
 static uint32_t s_self_dev;
 static struct maps_buf s_mb;
 static uint64_t *s_pm;              /* PM_BATCH pagemap entries */
-static char *s_out;
-static size_t s_out_len, s_out_cap;
+static uint64_t s_win_vpn, s_win_n; /* the pages s_pm holds in this scan */
+struct obuf {
+	char *p;
+	size_t len, cap;
+};
+static struct obuf s_out;           /* the scan being built */
+static struct obuf s_wout;          /* a deferred WAIT scan built with a prefork one */
+static _Atomic int s_wait_due;      /* a child was reaped since the last compare scan */
 
 struct counts {
 	uint32_t resident, swapped, shared, unshared, first_touch, shared_at_fork, copied, cow_faults;
@@ -343,22 +365,22 @@ int scan_fault_classify(uint64_t addr, uint16_t *kind)
 	return FSK_FAULT_OTHER;
 }
 
-static int out_need(size_t more)
+static int out_need(struct obuf *o, size_t more)
 {
-	if (s_out_len + more <= s_out_cap)
+	if (o->len + more <= o->cap)
 		return 0;
-	size_t ncap = s_out_cap ? s_out_cap : 64 * 1024;
-	while (ncap < s_out_len + more)
+	size_t ncap = o->cap ? o->cap : 64 * 1024;
+	while (ncap < o->len + more)
 		ncap *= 2;
-	char *n = scan_map(ncap);
+	char *n = scan_map_scratch(ncap);
 	if (!n)
 		return -ENOMEM;
-	if (s_out) {
-		__builtin_memcpy(n, s_out, s_out_len);
-		scan_unmap(s_out, s_out_cap);
+	if (o->p) {
+		__builtin_memcpy(n, o->p, o->len);
+		scan_unmap(o->p, o->cap);
 	}
-	s_out = n;
-	s_out_cap = ncap;
+	o->p = n;
+	o->cap = ncap;
 	return 0;
 }
 
@@ -478,13 +500,115 @@ static int get_bit(const uint64_t *w, uint64_t i)
 struct acct {
 	const struct maps_ent *e;
 	struct counts *c;
+	struct counts *cw;         /* a deferred WAIT scan's counts too, or NULL */
 	struct base_ent *nb;       /* baseline being built, or NULL */
 	struct baseline *pb;       /* new baseline owning nb */
 	size_t bi;                 /* cursor into s_base */
-	int compare;               /* count against s_base */
+	int compare;               /* count against s_base (into cw when set) */
 	int prefork;               /* baseline for a fork about to happen */
 	int pfn_seen;
+	const struct base_ent *pbe; /* baseline entry pcur walks */
+	uint64_t pcur;             /* its first PFN pair not behind the page */
 };
+
+/* The frame of page idx of be at the baseline, if it was shared then.
+ * Pages are visited in increasing order: a cursor into the (index, frame)
+ * pairs instead of a binary search per page (1 GiB has 262144 pages). */
+static int acct_pfn(struct acct *a, const struct base_ent *be, uint64_t idx, uint64_t *pfn)
+{
+	if (a->pbe != be || (a->pcur < be->npfn && be->pfn[2 * a->pcur] > idx)) {
+		a->pbe = be;
+		a->pcur = 0;
+	}
+	while (a->pcur < be->npfn && be->pfn[2 * a->pcur] < idx)
+		a->pcur++;
+	if (a->pcur < be->npfn && be->pfn[2 * a->pcur] == idx) {
+		*pfn = be->pfn[2 * a->pcur + 1];
+		return 1;
+	}
+	return 0;
+}
+
+/* Pagemap entries [vpn, vpn + n), n <= PM_BATCH: from the window the
+ * scan loop read ahead when it covers them, else read now. */
+static int pm_has(uint64_t vpn, uint64_t end)
+{
+	return vpn >= s_win_vpn && end <= s_win_vpn + s_win_n;
+}
+
+static const uint64_t *pm_get(int fd, uint64_t vpn, uint64_t n)
+{
+	if (pm_has(vpn, vpn + n))
+		return s_pm + (vpn - s_win_vpn);
+	s_win_n = 0;
+	if (pagemap_read(fd, vpn, s_pm, (size_t)n) < 0)
+		return NULL;
+	s_win_vpn = vpn;
+	s_win_n = n;
+	return s_pm;
+}
+
+/* Reads [lo, hi) into the window ahead of its users, when that is more
+ * than their first piece [lo, first). On failure (a region unmapped
+ * meanwhile, [vsyscall]) each piece reads its own as before. */
+static void pm_ahead(int fd, uint64_t lo, uint64_t first, uint64_t hi)
+{
+	if (hi <= first)
+		return;
+	s_win_n = 0;
+	if (pagemap_read(fd, lo, s_pm, (size_t)(hi - lo)) == 0) {
+		s_win_vpn = lo;
+		s_win_n = hi - lo;
+	}
+}
+
+/* A pread per small piece would cost more in system calls than in
+ * entries: a process has dozens of small regions, mostly packed together
+ * (the objects, their bss, our own), and sparse memory makes PAGEMAP_SCAN
+ * return many short runs. So one pread fills s_pm for a piece and the
+ * pieces after it, up to PM_BATCH pages across holes of at most
+ * PM_GAP_MAX pages (a hole reads as zeros). Before small region i: */
+static void pm_window(int fd, const struct maps_buf *mb, size_t i)
+{
+	uint64_t ps = G.page_size, lo = mb->ents[i].start / ps, hi = mb->ents[i].end / ps;
+	uint64_t first = hi;
+	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi))
+		return;
+	for (size_t j = i + 1; j < mb->n; j++) {
+		const struct maps_ent *e = &mb->ents[j];
+		uint64_t s = e->start / ps, t = e->end / ps;
+		if (!e->perms)
+			continue; /* not read: a guard or reservation, whatever its size */
+		if (e->kind == FSK_RK_VVAR || t - s > PMSCAN_MIN_PAGES || s - hi > PM_GAP_MAX ||
+		    t - lo > PM_BATCH)
+			break;
+		hi = t;
+	}
+	pm_ahead(fd, lo, first, hi);
+}
+
+/* Before run i of n that PAGEMAP_SCAN found in one region. */
+static void pm_window_runs(int fd, const struct pagemap_run *runs, int i, int n)
+{
+	uint64_t ps = G.page_size, lo = runs[i].start / ps, hi = runs[i].end / ps;
+	uint64_t first = hi;
+	if (pm_has(lo, hi))
+		return;
+	for (int j = i + 1; j < n; j++) {
+		uint64_t s = runs[j].start / ps, t = runs[j].end / ps;
+		if (s - hi > PM_GAP_MAX || t - lo > PM_BATCH)
+			break;
+		hi = t;
+	}
+	pm_ahead(fd, lo, first, hi);
+}
+
+static void acct_swapped(struct acct *a, uint32_t n)
+{
+	a->c->swapped += n;
+	if (a->cw)
+		a->cw->swapped += n;
+}
 
 /* Counts the pages [vpn, vpn + n) of one region, all in one run. */
 static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
@@ -493,14 +617,14 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 	int priv = !(a->e->perms & FSK_P_SHARED);
 	while (n) {
 		uint64_t k = n < PM_BATCH ? n : PM_BATCH;
-		int r = pagemap_read(fd, vpn, s_pm, (size_t)k);
-		if (r < 0)
-			return r;
+		const uint64_t *pm = pm_get(fd, vpn, k);
+		if (!pm)
+			return -EIO;
 		for (uint64_t j = 0; j < k; j++) {
-			uint64_t v = s_pm[j], addr = (vpn + j) * ps;
+			uint64_t v = pm[j], addr = (vpn + j) * ps;
 			if (!(v & PM_PRESENT)) {
 				if (v & PM_SWAPPED)
-					a->c->swapped++;
+					acct_swapped(a, 1);
 				continue;
 			}
 			if (zero)
@@ -511,9 +635,16 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			/* Before fork every private anonymous page is about to
 			 * be shared, exclusive as it is now: the prefork scan
 			 * counts the state at the instant after the fork. */
-			int shared = priv && !(v & PM_FILE) && (a->prefork || !(v & PM_EXCLUSIVE));
+			int shared_now = priv && !(v & PM_FILE) && !(v & PM_EXCLUSIVE);
+			int shared = shared_now || (priv && !(v & PM_FILE) && a->prefork);
+			struct counts *cc = a->c;
 			a->c->resident++;
 			a->c->shared += shared;
+			if (a->cw) {
+				cc = a->cw;
+				cc->resident++;
+				cc->shared += shared_now;
+			}
 			if (a->nb) {
 				uint64_t idx = (addr - a->nb->start) / ps;
 				set_bit(a->nb->present, idx);
@@ -536,16 +667,16 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 							    ? &s_base.ents[a->bi] : NULL;
 			uint64_t idx = be ? (addr - be->start) / ps : 0;
 			if (!be || !get_bit(be->present, idx)) {
-				a->c->first_touch++;
+				cc->first_touch++;
 				continue;
 			}
 			if (!get_bit(be->shared, idx))
 				continue;
 			if (v & PM_EXCLUSIVE)
-				a->c->unshared++;
+				cc->unshared++;
 			uint64_t old;
-			if (pfn && base_pfn(be, idx, &old) && old != pfn)
-				a->c->copied++;
+			if (pfn && acct_pfn(a, be, idx, &old) && old != pfn)
+				cc->copied++;
 		}
 		vpn += k;
 		n -= k;
@@ -576,9 +707,10 @@ static int acct_region(struct acct *a, int fd)
 			}
 			for (int i = 0; i < n; i++) {
 				if (!runs[i].present) {
-					a->c->swapped += (uint32_t)((runs[i].end - runs[i].start) / ps);
+					acct_swapped(a, (uint32_t)((runs[i].end - runs[i].start) / ps));
 					continue;
 				}
+				pm_window_runs(fd, runs, i, n);
 				int r = acct_pages(a, fd, runs[i].start / ps,
 						   (runs[i].end - runs[i].start) / ps, runs[i].zero);
 				if (r < 0)
@@ -596,15 +728,15 @@ plain:
 
 /* ---- records ---- */
 
-static void out_region(const struct maps_buf *mb, const struct maps_ent *e, const struct counts *c,
-		       uint64_t ts)
+static void out_region(struct obuf *o, const struct maps_buf *mb, const struct maps_ent *e,
+		       const struct counts *c, uint64_t ts)
 {
 	const char *path = maps_path(mb, e);
 	uint32_t size = (uint32_t)(sizeof(struct fsk_rec) + sizeof(struct fsk_region) + 4 + e->path_len);
 	size = (size + 7) & ~7u;
-	if (size > FSK_REC_MAX || out_need(size) < 0)
+	if (size > FSK_REC_MAX || out_need(o, size) < 0)
 		return;
-	char *p = s_out + s_out_len;
+	char *p = o->p + o->len;
 	__builtin_memset(p, 0, size);
 	fsk_rec_init((void *)p, FSK_REC_REGION, size, ts);
 	struct fsk_region *r = (void *)(p + sizeof(struct fsk_rec));
@@ -624,7 +756,39 @@ static void out_region(const struct maps_buf *mb, const struct maps_ent *e, cons
 	r->cow_faults = c->cow_faults;
 	r->copied = c->copied;
 	emit_put_str((char *)(r + 1), path, p + size);
-	s_out_len += size;
+	o->len += size;
+}
+
+/* The SCAN record that starts o; 0 or -ENOMEM. */
+static int out_begin(struct obuf *o, uint64_t ts)
+{
+	o->len = 0;
+	if (out_need(o, sizeof(struct fsk_rec) + sizeof(struct fsk_scan)) < 0)
+		return -ENOMEM;
+	fsk_rec_init((void *)o->p, FSK_REC_SCAN, sizeof(struct fsk_rec) + sizeof(struct fsk_scan), ts);
+	o->len = sizeof(struct fsk_rec) + sizeof(struct fsk_scan);
+	return 0;
+}
+
+/* Fills in the SCAN record and appends SCAN_END; 0 or -ENOMEM. */
+static int out_end(struct obuf *o, uint32_t id, uint16_t trigger, uint32_t regions, uint64_t t0)
+{
+	if (out_need(o, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end)) < 0)
+		return -ENOMEM;
+	struct fsk_scan *sc = (void *)(o->p + sizeof(struct fsk_rec));
+	sc->id = id;
+	sc->trigger = trigger;
+	sc->flags = (uint16_t)((s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0) |
+			       (faults_active() ? FSK_HF_PERF_FAULTS : 0));
+	uint64_t t1 = sys_now_ns();
+	struct fsk_rec *eh = (void *)(o->p + o->len);
+	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
+	struct fsk_scan_end *se = (void *)(eh + 1);
+	se->id = id;
+	se->regions = regions;
+	se->cost_ns = t1 - t0;
+	o->len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
+	return 0;
 }
 
 /* The fork baseline is taken just before fork (scan_prefork), so both
@@ -659,9 +823,11 @@ static int lock_take(int32_t me, int wait);
 
 static void do_scan(uint16_t trigger)
 {
+	if (s_wait_due && (trigger == FSK_SCAN_TIMER || trigger == FSK_SCAN_MMAP || trigger == FSK_SCAN_BRK))
+		trigger = FSK_SCAN_WAIT;
 	faults_drain(); /* against the baseline they happened under */
 	uint64_t t0 = sys_now_ns();
-	if (!s_pm && !(s_pm = scan_map(PM_BATCH * 8)))
+	if (!s_pm && !(s_pm = scan_map_scratch(PM_BATCH * 8)))
 		return;
 	if (maps_read(&s_mb) < 0)
 		return;
@@ -677,40 +843,48 @@ static void do_scan(uint16_t trigger)
 	if (rebase && base_begin(&nb, &s_mb, s_pfn_visible) < 0)
 		__builtin_memset(&nb, 0, sizeof(nb));
 
-	s_out_len = 0;
+	/* A prefork scan right after a wait also makes the WAIT scan the
+	 * wait deferred (scan_wait_due): the same pages, counted both ways. */
+	int dual = trigger == SCAN_PREFORK && s_wait_due && s_base.mem && out_begin(&s_wout, t0) == 0;
+	uint32_t wid = dual ? ++s_scan_id : 0;
 	uint32_t id = ++s_scan_id;
-	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan)) < 0) {
+	if (out_begin(&s_out, t0) < 0) {
 		close(fd);
 		base_free(&nb);
 		return;
 	}
-	struct fsk_rec *sh = (void *)s_out;
-	fsk_rec_init(sh, FSK_REC_SCAN, sizeof(struct fsk_rec) + sizeof(struct fsk_scan), t0);
-	s_out_len = sizeof(struct fsk_rec) + sizeof(struct fsk_scan);
 
 	int pfn_seen = 0;
 	uint32_t regions = 0;
+	s_win_n = 0;
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)
 			continue; /* PROT_NONE: guard pages and reservations */
-		struct counts c = { 0 };
+		struct counts c = { 0 }, cw = { 0 };
 		if (e->kind != FSK_RK_VVAR) {
-			struct acct a = { .e = e, .c = &c, .pb = &nb,
-					  .compare = !rebase && base_eligible(e),
+			struct acct a = { .e = e, .c = &c, .cw = dual ? &cw : NULL, .pb = &nb,
+					  .compare = (!rebase || dual) && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
+			pm_window(fd, &s_mb, i);
 			if (acct_region(&a, fd) < 0)
-				c = (struct counts){ 0 }; /* gone meanwhile (munmap) */
+				c = cw = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;
 		}
-		if (base_eligible(e) && !rebase)
-			c.cow_faults = base_cow_in(e->start, e->end);
-		if (rebase)
+		if (base_eligible(e) && (!rebase || dual)) {
+			cw.cow_faults = base_cow_in(e->start, e->end);
+			cw.shared_at_fork = base_shared_in(e->start, e->end);
+		}
+		if (dual)
+			out_region(&s_wout, &s_mb, e, &cw, t0);
+		if (rebase) {
 			c.shared_at_fork = c.shared;
-		else if (base_eligible(e))
-			c.shared_at_fork = base_shared_in(e->start, e->end);
-		out_region(&s_mb, e, &c, t0);
+		} else {
+			c.cow_faults = cw.cow_faults;
+			c.shared_at_fork = cw.shared_at_fork;
+		}
+		out_region(&s_out, &s_mb, e, &c, t0);
 		regions++;
 	}
 	close(fd);
@@ -722,23 +896,14 @@ static void do_scan(uint16_t trigger)
 		/* The fresh baseline's memory was written before we unmapped
 		 * the old one: a scan never sees a half-built baseline. */
 	}
-	if (out_need(sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end)) < 0)
+	if (dual && out_end(&s_wout, wid, FSK_SCAN_WAIT, regions, t0) == 0)
+		emit_block(s_wout.p, s_wout.len);
+	if (!rebase || dual)
+		s_wait_due = 0;
+	if (out_end(&s_out, id, trigger, regions, t0) < 0)
 		return;
-	struct fsk_scan *sc = (void *)(s_out + sizeof(struct fsk_rec));
-	sc->id = id;
-	sc->trigger = trigger;
-	sc->flags = (uint16_t)((s_pfn_visible > 0 ? FSK_HF_PFN_VISIBLE : 0) |
-			       (faults_active() ? FSK_HF_PERF_FAULTS : 0));
-	uint64_t t1 = sys_now_ns();
-	struct fsk_rec *eh = (void *)(s_out + s_out_len);
-	fsk_rec_init(eh, FSK_REC_SCAN_END, sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end), t1);
-	struct fsk_scan_end *se = (void *)(eh + 1);
-	se->id = id;
-	se->regions = regions;
-	se->cost_ns = t1 - t0;
-	s_out_len += sizeof(struct fsk_rec) + sizeof(struct fsk_scan_end);
 	if (trigger != SCAN_PREFORK)
-		emit_block(s_out, s_out_len);
+		emit_block(s_out.p, s_out.len);
 	else
 		fork_keep();
 	s_last_ns = sys_now_ns();
@@ -758,8 +923,8 @@ static size_t s_fork_len, s_fork_cap;
 static void fork_keep(void)
 {
 	s_fork_len = 0;
-	if (s_out_len > s_fork_cap) {
-		size_t cap = (s_out_len + 65535) & ~(size_t)65535;
+	if (s_out.len > s_fork_cap) {
+		size_t cap = (s_out.len + 65535) & ~(size_t)65535;
 		char *n = scan_map(cap);
 		if (!n)
 			return;
@@ -767,8 +932,8 @@ static void fork_keep(void)
 		s_fork_out = n;
 		s_fork_cap = cap;
 	}
-	__builtin_memcpy(s_fork_out, s_out, s_out_len);
-	s_fork_len = s_out_len;
+	__builtin_memcpy(s_fork_out, s_out.p, s_out.len);
+	s_fork_len = s_out.len;
 }
 
 /* After fork, on each side (the child after scan_reset_child): writes
@@ -860,6 +1025,25 @@ void scan_run(uint16_t trigger)
 	errno = saved;
 }
 
+/*
+ * A child was reaped: its pages we shared are ours alone now, which only a
+ * scan shows. Where the flusher runs, not on the wait path: the next scan
+ * makes it, whichever comes first of the flusher's next tick, exit, exec,
+ * or the next fork's prefork scan, which counts each page both against
+ * the old baseline (the WAIT scan) and for the new one. Without a flusher
+ * (none is started here: wait may run in a SIGCHLD handler), at once.
+ */
+void scan_wait_due(void)
+{
+	if (!G.active || t_vfork_child)
+		return;
+	if (!init_flusher_running()) {
+		scan_run(FSK_SCAN_WAIT);
+		return;
+	}
+	atomic_store(&s_wait_due, 1);
+}
+
 void scan_mark(uint16_t trigger)
 {
 	atomic_fetch_or_explicit(&s_dirty, 1u << trigger, memory_order_relaxed);
@@ -883,6 +1067,19 @@ void scan_tick(void)
 		}
 		t_guard = guard;
 		errno = saved;
+	}
+	if (atomic_load(&s_wait_due)) {
+		/* not waiting for the lock: its holder may be making it */
+		int saved = errno, guard = t_guard;
+		t_guard = 1;
+		if (lock_take(sys_gettid(), 0)) {
+			if (atomic_load(&s_wait_due))
+				do_scan(FSK_SCAN_WAIT);
+			atomic_store(&s_lock, 0);
+		}
+		t_guard = guard;
+		errno = saved;
+		return;
 	}
 	uint64_t now = sys_now_ns();
 	uint64_t iv = (uint64_t)(G.scan_ms ? G.scan_ms : 50) * 1000000ull;
@@ -924,6 +1121,7 @@ void scan_reset_child(void)
 	atomic_store(&s_lock, 0);
 	atomic_store(&s_pending, 0);
 	atomic_store(&s_dirty, 0);
+	atomic_store(&s_wait_due, 0);
 	s_scan_id = 0;
 	s_forked = 1;
 }

@@ -66,6 +66,9 @@ int pagemap_read(int fd, uint64_t vpn, uint64_t *out, size_t n);
 /* ---- scan.c ---- */
 /* Raw anonymous mapping registered as ours; NULL on failure. */
 void *scan_map(size_t len);
+/* The same, for contents that only matter within one scan: empty in a
+ * fork child. */
+void *scan_map_scratch(size_t len);
 void scan_unmap(void *p, size_t len);
 
 #endif

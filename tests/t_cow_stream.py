@@ -63,16 +63,19 @@ def region_at(regions, addr):
     return None
 
 
-def traced(tag, argv, wrap, options=()):
+def traced(tag, argv, wrap, options=(), env=None):
     d = fsk.fresh_dir(tag)
     os.mkdir(d)
     os.chmod(d, 0o777)
     return fsk.run_traced(argv, timeout=120, cwd=d, wrap=wrap, trace=os.path.join(d, "trace"),
-                          options=options)
+                          options=options, env=env)
 
 
 def cow_truth(tag, wrap):
-    r = traced(tag, [fsk.prog("cow_truth")], wrap)
+    # LD_BIND_NOW, as in t_cow: with lazy binding the child's first call
+    # of _exit writes a GOT page of the data region, a real COW copy when
+    # the child gets there before the parent's own first calls after fork.
+    r = traced(tag, [fsk.prog("cow_truth")], wrap, env={"LD_BIND_NOW": "1"})
     if not check(tag + ".ran", r.rc == 0, r.describe()):
         return
     roles = {kv["role"]: num(kv["pid"]) for kv in fsk.at_dicts(r.out, "proc")}
@@ -88,7 +91,9 @@ def cow_truth(tag, wrap):
     note("%s: PFNs %svisible" % (tag, "" if pfn else "not "))
     check(tag + ".pfn-visible-as-root", pfn == (os.geteuid() == 0 and not wrap),
           "scan flags say PFNs visible=%s" % pfn)
-    pwait = [s for s in parent if s[0] == 6]
+    # after the child exited: WAIT, or EXIT when the parent exits before
+    # the deferred WAIT scan is made (the exit scan makes it then)
+    pwait = [s for s in parent if s[0] in (5, 6)]
     pfork = [s for s in parent if s[0] == 2]
     for kv in fsk.at_dicts(r.out, "region"):
         name, addr, pages, written = kv["name"], num(kv["addr"]), num(kv["pages"]), num(kv["written"])
@@ -174,6 +179,31 @@ def smaps_vs_scan(tag, wrap):
     check(tag + ".smaps.written", g and g["unshared"] == num(mem["written"]), "region %r" % g)
 
 
+def wait_then_fork(tag, wrap):
+    # scan_cost touches 16 MiB, then twice forks a child that _exits at
+    # once and reaps it. The first reaping's WAIT scan is made by the
+    # second fork's prefork scan (or the flusher, if it came first): it
+    # must lie between the two fork scans and find every page of the
+    # buffer unshared (its only sharer is gone), none copied or new.
+    r = traced(tag + ".wait", [fsk.prog("scan_cost"), "cost", "16", "0", "2"], wrap)
+    if not check(tag + ".wait.ran", r.rc == 0, r.describe()):
+        return
+    mem = fsk.at_dicts(r.out, "mem")[0]
+    # the parent's stream: the one with fork scans (the children have none)
+    streams = [scans(os.path.join(r.trace, n)) for n in sorted(os.listdir(r.trace)) if n.endswith(".fst")]
+    ps = ([x for x in streams if any(s[0] == 2 for s in x)] or [[]])[0]
+    trig = [s[0] for s in ps]
+    forks = [i for i, t in enumerate(trig) if t == 2]
+    between = [ps[i] for i in range(forks[0], forks[-1]) if trig[i] == 6] if len(forks) == 2 else []
+    if not check(tag + ".wait.order", between, "parent scan triggers %r" % trig):
+        return
+    g = region_at(between[0][3], num(mem["addr"]))
+    pages = num(mem["mib"]) * 256
+    check(tag + ".wait.counts", g and g["resident"] == pages and g["shared"] == 0 and
+          g["unshared"] == pages and g["copied"] == 0 and g["first_touch"] == 0 and
+          g["shared_at_fork"] == pages, "buffer of %d pages in the WAIT scan: %r" % (pages, g))
+
+
 def main():
     fsk.require(fsk.prog("cow_truth"), fsk.prog("scan_cost"))
     runs = [("root", ())]
@@ -184,6 +214,7 @@ def main():
     for tag, wrap in runs:
         cow_truth(tag, wrap)
         smaps_vs_scan(tag, wrap)
+        wait_then_fork(tag, wrap)
     fsk.finish()
 
 

@@ -4,7 +4,8 @@
 Each workload runs untraced and under every available tracer in turn,
 REPS times, alternating so machine noise hits all configurations alike.
 Prints median ratio (min-max) per configuration, then trace bytes per
-event and the per-image start cost. No number here is asserted by a test.
+event, the scan cost per GiB resident and the per-image start cost. No
+number here is asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
 events only. BENCH_OLD_LIB=path/to/libforkscope.so adds both
 configurations with that library (before/after comparisons).
@@ -122,6 +123,32 @@ def main():
                                                  "heaptrack_cmp.py"), B])
 
 
+SCAN_NAMES = {2: "fork (baseline)", 5: "exit (compare)", 6: "wait (compare)"}
+
+
+def scan_cost():
+    """Median SCAN_END cost over resident size, per trigger, from the
+    streams of tests/progs/scan_cost (MiB touched, forks and reaps)."""
+    sys.path.insert(0, os.path.join(TOP, "tests"))
+    sys.dont_write_bytecode = True
+    from t_cow_stream import scans
+    prog = os.path.join(B, "progs", "scan_cost")
+    for mib, virt in ((512, 0), (512, 64)):
+        d = os.path.join(tmp, "sc")
+        subprocess.run([FSK, "run", "-q", "-o", d, "--", prog, "cost", str(mib), str(virt), "10"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        per = {}
+        for f in os.listdir(d):
+            for trig, _, cost, regs in scans(os.path.join(d, f)):
+                gib = sum(r["resident"] for r in regs) * os.sysconf("SC_PAGE_SIZE") / 2**30
+                if trig in SCAN_NAMES and gib > 0.25:
+                    per.setdefault(trig, []).append(cost / 1e3 / gib)
+        shutil.rmtree(d, ignore_errors=True)
+        cells = ", ".join("%s %.0f" % (SCAN_NAMES[t], statistics.median(v)) for t, v in sorted(per.items()))
+        print("scan cost, us per GiB resident (%d MiB resident%s): %s" %
+              (mib, ", %d GiB virtual" % virt if virt else "", cells or "no scans"))
+
+
 def extras():
     # trace bytes per event and events/s of the report over that trace
     d = os.path.join(tmp, "bpe")
@@ -139,6 +166,7 @@ def extras():
     except (ValueError, KeyError) as e:
         print("trace bytes per event: report failed (%s)" % e)
     shutil.rmtree(d, ignore_errors=True)
+    scan_cost()
     # per-image start cost: /bin/true with the library vs without
     env = dict(os.environ, LD_PRELOAD=LIB, FORKSCOPE_DIR=os.path.join(tmp, "st"))
     os.mkdir(env["FORKSCOPE_DIR"], 0o700)

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -118,6 +119,41 @@ static void self_path(void)
 
 FSK_HIDDEN void heap_init(void);
 
+/* Whether the parent's environment already carried this library: then the
+ * parent said "not tracing" itself, and a shell loop's thousand children
+ * need not say it again. Reads /proc/PPID/environ in chunks, no malloc. */
+static int parent_preloaded(void)
+{
+	char path[48], *p = sys_stpcpy(path, "/proc/", path + sizeof(path));
+	sys_stpcpy(sys_utoa(p, (uint64_t)getppid(), path + sizeof(path)), "/environ",
+		   path + sizeof(path));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	static const char tok[] = "libforkscope";
+	const size_t keep = sizeof(tok) - 2;
+	char buf[4096 + sizeof(tok)];
+	size_t have = 0;
+	int found = 0;
+	for (;;) {
+		ssize_t n = read(fd, buf + have, sizeof(buf) - have - 1);
+		if (n <= 0)
+			break;
+		have += (size_t)n;
+		buf[have] = 0;
+		for (size_t i = 0; i + sizeof(tok) - 1 <= have && !found; i++)
+			found = memcmp(buf + i, tok, sizeof(tok) - 1) == 0;
+		if (found)
+			break;
+		if (have > keep) { /* the token may straddle two reads */
+			memmove(buf, buf + have - keep, keep);
+			have = keep;
+		}
+	}
+	close(fd);
+	return found;
+}
+
 __attribute__((constructor)) static void init_main(int argc, char **argv, char **envp)
 {
 	t_guard = 1;
@@ -137,12 +173,19 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	const char *dir = getenv("FORKSCOPE_DIR");
 	int r = dir_check(dir);
 	if (r < 0) {
-		if (dir)
-			lost_say(r == -EPERM ? "not tracing: FORKSCOPE_DIR belongs to another user:"
-					     : "not tracing: FORKSCOPE_DIR is not an absolute, usable directory:",
-				 dir, r);
-		else
-			sys_say("not tracing: FORKSCOPE_DIR is not set (use `forkscope run`)", (char *)NULL);
+		/* a setup problem, not a loss: said by the first image of the tree
+		 * (its children inherit the same environment and stay quiet) */
+		if (!parent_preloaded()) {
+			if (!dir)
+				sys_say("not tracing: FORKSCOPE_DIR is not set (use `forkscope run`)",
+					(char *)NULL);
+			else if (r == -EPERM)
+				sys_say("not tracing: FORKSCOPE_DIR belongs to another user: ", dir,
+					(char *)NULL);
+			else
+				sys_say("not tracing: FORKSCOPE_DIR is not an absolute, usable directory: ",
+					dir, (char *)NULL);
+		}
 		t_guard = 0;
 		return;
 	}
@@ -206,7 +249,8 @@ static int (*s_main)(int, char **, char **);
 static int main_wrapper(int argc, char **argv, char **envp)
 {
 	int r = s_main(argc, argv, envp);
-	proc_record_exit(r, FSK_EXIT_MAIN, 1);
+	if (G.active && !t_vfork_child)
+		proc_record_exit(r, FSK_EXIT_MAIN, 1);
 	return r;
 }
 

@@ -672,8 +672,11 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			}
 			if (!get_bit(be->shared, idx))
 				continue;
-			if (v & PM_EXCLUSIVE)
-				cc->unshared++;
+			if (!(v & PM_EXCLUSIVE))
+				continue;
+			cc->unshared++;
+			/* a copy is exclusive: a frame that changed while still shared
+			 * was moved (migration, compaction), not copied */
 			uint64_t old;
 			if (pfn && acct_pfn(a, be, idx, &old) && old != pfn)
 				cc->copied++;

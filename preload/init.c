@@ -119,9 +119,10 @@ static void self_path(void)
 
 FSK_HIDDEN void heap_init(void);
 
-/* Whether the parent's environment already carried this library: then the
- * parent said "not tracing" itself, and a shell loop's thousand children
- * need not say it again. Reads /proc/PPID/environ in chunks, no malloc. */
+/* Whether the parent's environment already preloaded this library: then
+ * the parent said "not tracing" itself, and a shell loop's thousand
+ * children need not say it again. Reads the first 32 KiB of
+ * /proc/PPID/environ (the constructor runs on the main stack), no malloc. */
 static int parent_preloaded(void)
 {
 	char path[48], *p = sys_stpcpy(path, "/proc/", path + sizeof(path));
@@ -130,28 +131,19 @@ static int parent_preloaded(void)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return 0;
-	static const char tok[] = "libforkscope";
-	const size_t keep = sizeof(tok) - 2;
-	char buf[4096 + sizeof(tok)];
+	char buf[32768];
 	size_t have = 0;
-	int found = 0;
-	for (;;) {
-		ssize_t n = read(fd, buf + have, sizeof(buf) - have - 1);
-		if (n <= 0)
-			break;
+	ssize_t n;
+	while (have < sizeof(buf) - 1 &&
+	       (n = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0)
 		have += (size_t)n;
-		buf[have] = 0;
-		for (size_t i = 0; i + sizeof(tok) - 1 <= have && !found; i++)
-			found = memcmp(buf + i, tok, sizeof(tok) - 1) == 0;
-		if (found)
-			break;
-		if (have > keep) { /* the token may straddle two reads */
-			memmove(buf, buf + have - keep, keep);
-			have = keep;
-		}
-	}
 	close(fd);
-	return found;
+	buf[have] = 0;
+	static const char var[] = "LD_PRELOAD=";
+	for (const char *e = buf; e < buf + have; e += strlen(e) + 1)
+		if (strncmp(e, var, sizeof(var) - 1) == 0 && strstr(e, "libforkscope"))
+			return 1;
+	return 0;
 }
 
 __attribute__((constructor)) static void init_main(int argc, char **argv, char **envp)

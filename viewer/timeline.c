@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "table.h"
 #include "vec.h"
 
 #define TIMELINE_EVERY 8192     /* first snapshot interval, in events */
@@ -211,8 +212,129 @@ size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 	return pos;
 }
 
+struct timeline_burst_stream {
+	uint64_t pending, last;         /* unshared pages: open scan, previous scan */
+	uint32_t scan_id;
+	int open;
+	uint64_t run_ts;                /* last COW fault of the current run */
+	size_t run_pos, run_n;          /* its first fault's position, its length */
+};
+
+static int timeline_burst_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int timeline_burst_add(struct timeline *t, size_t pos)
+{
+	if (vec_reserve(&t->bursts, &t->bursts_cap, t->nbursts + 1, sizeof(*t->bursts)) < 0)
+		return -ENOMEM;
+	t->bursts[t->nbursts++] = pos;
+	return 0;
+}
+
+/* One event of the pass: e is event pos - 1, s its stream's state. */
+static int timeline_burst_event(struct timeline *t, struct timeline_burst_stream *s,
+				const struct model_event *e, size_t pos)
+{
+	if (e->kind == FSK_REC_SCAN && e->len >= sizeof(struct fsk_scan)) {
+		struct fsk_scan sc;
+		memcpy(&sc, e->payload, sizeof(sc));
+		s->open = 1;
+		s->scan_id = sc.id;
+		s->pending = 0;
+	} else if (e->kind == FSK_REC_REGION && s->open && e->len >= sizeof(struct fsk_region)) {
+		struct fsk_region g;
+		memcpy(&g, e->payload, sizeof(g));
+		s->pending += g.unshared;
+	} else if (e->kind == FSK_REC_SCAN_END && s->open && e->len >= sizeof(struct fsk_scan_end)) {
+		struct fsk_scan_end se;
+		memcpy(&se, e->payload, sizeof(se));
+		if (se.id != s->scan_id)
+			return 0;
+		s->open = 0;
+		if (s->pending > s->last && timeline_burst_add(t, pos) < 0)
+			return -ENOMEM;
+		s->last = s->pending;
+	} else if (e->kind == FSK_REC_FAULT && e->len >= sizeof(struct fsk_fault)) {
+		struct fsk_fault f;
+		memcpy(&f, e->payload, sizeof(f));
+		if (f.cls != FSK_FAULT_COW)
+			return 0;
+		if (!s->run_n || e->ts_ns - s->run_ts > TIMELINE_BURST_GAP_NS) {
+			s->run_n = 0;
+			s->run_pos = pos;
+		}
+		s->run_ts = e->ts_ns;
+		if (++s->run_n == TIMELINE_BURST_FAULTS && timeline_burst_add(t, s->run_pos) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int timeline_find_bursts(struct timeline *t)
+{
+	struct timeline_burst_stream *st = NULL;
+	size_t nst = 0, cap = 0;
+	struct table ids = { 0 };
+	int err = 0;
+
+	t->nbursts = 0;
+	for (size_t i = 0; i < t->load.nev && !err; i++) {
+		const struct model_event *e = &t->load.ev[i];
+		uint64_t k;
+		if (e->kind != FSK_REC_SCAN && e->kind != FSK_REC_REGION &&
+		    e->kind != FSK_REC_SCAN_END && e->kind != FSK_REC_FAULT)
+			continue;
+		if (!table_get(&ids, (uintptr_t)e->stream, &k)) {
+			if (vec_reserve(&st, &cap, nst + 1, sizeof(*st)) < 0 ||
+			    table_put(&ids, (uintptr_t)e->stream, nst + 1, NULL) < 0) {
+				err = -ENOMEM;
+				break;
+			}
+			memset(&st[nst], 0, sizeof(*st));
+			k = ++nst;
+		}
+		err = timeline_burst_event(t, &st[k - 1], e, i + 1);
+	}
+	free(st);
+	table_free(&ids);
+	if (err)
+		return err;
+	qsort(t->bursts, t->nbursts, sizeof(*t->bursts), timeline_burst_cmp);
+	t->bursts_nev = t->load.nev + 1;
+	return 0;
+}
+
+size_t timeline_burst(struct timeline *t, size_t pos, int dir)
+{
+	size_t lo = 0, hi;
+
+	if (t->bursts_nev != t->load.nev + 1) {
+		if (timeline_find_bursts(t) < 0)
+			return pos;
+	}
+	/* first burst > pos */
+	hi = t->nbursts;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->bursts[mid] <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (dir > 0)
+		return lo < t->nbursts ? t->bursts[lo] : pos;
+	while (lo && t->bursts[lo - 1] >= pos)
+		lo--;
+	return lo ? t->bursts[lo - 1] : pos;
+}
+
 void timeline_free(struct timeline *t)
 {
+	free(t->bursts);
 	timeline_drop_snaps_after(t, 0);
 	while (t->nsnaps)
 		model_free(&t->snaps[--t->nsnaps].m);

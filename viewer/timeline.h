@@ -36,6 +36,9 @@ struct timeline {
 	struct timeline_snap *snaps;
 	size_t nsnaps, snaps_cap;
 	size_t every;           /* snapshot interval in events */
+	size_t *bursts;         /* COW bursts: cursor positions, ascending */
+	size_t nbursts, bursts_cap;
+	size_t bursts_nev;      /* 1 + the number of events they were found in */
 };
 
 /* Opens dir and reads what it holds now (finished: it will not grow).
@@ -82,6 +85,20 @@ size_t timeline_pos_at(const struct timeline *t, uint64_t ns);
  */
 size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 		     int (*match)(const struct model_event *ev, void *arg), void *arg);
+
+/*
+ * COW bursts: a scan of a process that found more unshared (COW-broken)
+ * pages than its previous scan, and the start of a cluster of sampled COW
+ * faults (at least TIMELINE_BURST_FAULTS of one stream, each within
+ * TIMELINE_BURST_GAP_NS of the one before). The position is the cursor
+ * that applies the SCAN_END, or the cluster's first fault. Found in one
+ * pass over the events, again only after the trace grew.
+ */
+#define TIMELINE_BURST_FAULTS 2
+#define TIMELINE_BURST_GAP_NS 10000000ull
+
+/* The next (dir > 0) or previous burst position from pos; pos if none. */
+size_t timeline_burst(struct timeline *t, size_t pos, int dir);
 
 void timeline_free(struct timeline *t);
 

@@ -1,0 +1,224 @@
+/*
+ * ui_region: the details of one band of the address-space pane (Enter):
+ * each region's range, permissions, offset and page counts, the code that
+ * broke COW there (sampled COW faults of the process's current image in
+ * the band up to the cursor, grouped by faulting instruction, symbolized)
+ * and the band's ELF sections. The lines scroll with the pane's keys.
+ */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report.h"
+#include "report_sites.h"
+#include "ui.h"
+#include "vec.h"
+
+#define UI_REGION_SITES 5       /* top COW sites shown */
+
+struct ui_region_site {
+	uint64_t ip, faults;
+	uint32_t stack;         /* an interned stack id seen with it, 0 = none */
+};
+
+/* Top sites of the last band asked for: cached per process, cursor, band. */
+static struct ui_region_site *ui_region_sites;
+static size_t ui_region_nsites, ui_region_cap, ui_region_pos = (size_t)-1, ui_region_proc;
+static uint64_t ui_region_start, ui_region_total;
+/* stacks and symbols for the site names: built on first use, again after
+ * the trace grew */
+static struct report_sites ui_region_sym;
+static size_t ui_region_sym_nev;
+
+static int ui_region_site_cmp(const void *a, const void *b)
+{
+	const struct ui_region_site *x = a, *y = b;
+
+	if (x->faults != y->faults)
+		return x->faults > y->faults ? -1 : 1;
+	return x->ip < y->ip ? -1 : x->ip > y->ip;
+}
+
+/* Sampled COW faults of p's current image in [start, end) up to the
+ * cursor. One pass over the events before the cursor: done when the
+ * details open or the cursor moves, not on every key. */
+static void ui_region_collect(struct ui *u, const struct model_proc *p, uint64_t start, uint64_t end)
+{
+	const struct reader_stream *s = model_image_last(p)->stream;
+	struct table idx = { 0 };
+
+	if (ui_region_pos == u->tl.pos && ui_region_proc == p->index && ui_region_start == start)
+		return;
+	ui_region_pos = u->tl.pos;
+	ui_region_proc = p->index;
+	ui_region_start = start;
+	ui_region_nsites = 0;
+	ui_region_total = 0;
+	for (size_t i = 0; s && i < u->tl.pos; i++) {
+		const struct model_event *e = timeline_event(&u->tl, i);
+		struct fsk_fault f;
+		uint64_t k;
+		if (e->kind != FSK_REC_FAULT || e->stream != s || e->len < sizeof(f))
+			continue;
+		memcpy(&f, e->payload, sizeof(f));
+		if (f.cls != FSK_FAULT_COW || f.addr < start || f.addr >= end)
+			continue;
+		ui_region_total++;
+		if (!table_get(&idx, f.ip + 1, &k)) {
+			if (vec_reserve(&ui_region_sites, &ui_region_cap, ui_region_nsites + 1,
+					sizeof(*ui_region_sites)) < 0 ||
+			    table_put(&idx, f.ip + 1, ui_region_nsites + 1, NULL) < 0)
+				break;
+			ui_region_sites[ui_region_nsites] = (struct ui_region_site){ f.ip, 0, f.stack };
+			k = ++ui_region_nsites;
+		}
+		ui_region_sites[k - 1].faults++;
+		if (!ui_region_sites[k - 1].stack)
+			ui_region_sites[k - 1].stack = f.stack;
+	}
+	table_free(&idx);
+	if (ui_region_nsites)
+		qsort(ui_region_sites, ui_region_nsites, sizeof(*ui_region_sites), ui_region_site_cmp);
+}
+
+/* "func (file:line)", "module+0xoff" or the address of a site. */
+static void ui_region_site_name(struct ui *u, const struct model_proc *p,
+				const struct ui_region_site *site, char *buf, size_t n)
+{
+	const struct reader_stream *s = model_image_last(p)->stream;
+	size_t stack;
+
+	snprintf(buf, n, "0x%" PRIx64, site->ip);
+	if (!site->stack || !s)
+		return;
+	if (ui_region_sym.ok && ui_region_sym_nev != timeline_len(&u->tl))
+		report_sites_free(&ui_region_sym);
+	if (!ui_region_sym.ok) {
+		if (stacks_build(&ui_region_sym.sites.st, &u->tl.load) < 0)
+			return;
+		if (symbols_init(&ui_region_sym.sym, &ui_region_sym.sites.st) < 0) {
+			stacks_free(&ui_region_sym.sites.st);
+			return;
+		}
+		ui_region_sym.ok = 1;
+		ui_region_sym_nev = timeline_len(&u->tl);
+	}
+	stack = stacks_get(&ui_region_sym.sites.st, s, site->stack);
+	if (stack != STACKS_NONE)
+		report_sites_frame_str(&ui_region_sym, stack, 0, buf, n);
+}
+
+/*
+ * The ELF sections of a file-backed region, one line each, through add().
+ * The section reader (elfsect.h) is not in this tree yet: this is the one
+ * place that will call it.
+ */
+static void ui_region_sections(const struct model_region *g,
+			       void (*add)(void *ctx, const char *line), void *ctx)
+{
+	if (!g->path || g->path[0] != '/')
+		return;
+	add(ctx, "   ELF sections: not available in this build");
+}
+
+struct ui_region_lines {
+	char **v;
+	size_t n, cap;
+};
+
+static void ui_region_add(void *ctx, const char *line)
+{
+	struct ui_region_lines *l = ctx;
+	char *d = strdup(line);
+
+	if (!d || vec_reserve(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0) {
+		free(d);
+		return;
+	}
+	l->v[l->n++] = d;
+}
+
+static void ui_region_addf(struct ui_region_lines *l, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void ui_region_addf(struct ui_region_lines *l, const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ui_region_add(l, line);
+}
+
+static void ui_region_lines(struct ui *u, const struct model_proc *p, size_t first, size_t n,
+			    struct ui_region_lines *l)
+{
+	const struct model_scan *sc = &p->cur;
+	uint64_t start = sc->v[first].r.start, end = sc->v[first + n - 1].r.end;
+	char name[256];
+
+	for (size_t i = first; i < first + n; i++) {
+		const struct fsk_region *g = &sc->v[i].r;
+		char sz[32];
+		report_bytes(sz, sizeof(sz), g->end - g->start);
+		ui_region_addf(l, " %" PRIx64 "-%" PRIx64 " %c%c%c%c %s offset 0x%" PRIx64 "%s%s",
+			       g->start, g->end, g->perms & FSK_P_READ ? 'r' : '-',
+			       g->perms & FSK_P_WRITE ? 'w' : '-', g->perms & FSK_P_EXEC ? 'x' : '-',
+			       g->perms & FSK_P_SHARED ? 's' : 'p', sz, g->offset,
+			       sc->v[i].path ? " " : "", sc->v[i].path ? sc->v[i].path : "");
+		ui_region_addf(l, "   pages: resident %u, swapped %u, shared %u, unshared (COW broken) %u",
+			       g->resident, g->swapped, g->shared, g->unshared);
+		ui_region_addf(l, "   first touch %u, shared at fork %u, COW faults %u, copied %u",
+			       g->first_touch, g->shared_at_fork, g->cow_faults, g->copied);
+		ui_region_sections(&sc->v[i], ui_region_add, l);
+	}
+	ui_region_collect(u, p, start, end);
+	if (!ui_region_total) {
+		ui_region_add(l, " Top COW sites: no sampled COW fault in this band up to the cursor");
+		return;
+	}
+	ui_region_addf(l, " Top COW sites (%" PRIu64 " sampled COW faults up to the cursor):",
+		       ui_region_total);
+	for (size_t i = 0; i < ui_region_nsites && i < UI_REGION_SITES; i++) {
+		ui_region_site_name(u, p, &ui_region_sites[i], name, sizeof(name));
+		ui_region_addf(l, "   %6" PRIu64 "  %s", ui_region_sites[i].faults, name);
+	}
+}
+
+void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_proc *p,
+		    size_t first, size_t n)
+{
+	struct ui_region_lines l = { 0 };
+	const struct model_region *g = &p->cur.v[first];
+	int y = r->y + 1, rows = r->h - 2;
+	char line[512];
+
+	snprintf(line, sizeof(line), " %s %s (Enter/Esc: back, Up/Down scroll)",
+		 model_region_kind_name(g->r.kind), g->path ? g->path : "(anonymous)");
+	attron(A_BOLD);
+	ui_putpad(y++, r->x, r->w, line);
+	attroff(A_BOLD);
+	ui_region_lines(u, p, first, n, &l);
+	if (u->detail_top > (int)l.n - rows)
+		u->detail_top = (int)l.n - rows;
+	if (u->detail_top < 0)
+		u->detail_top = 0;
+	for (int i = 0; i < rows && u->detail_top + i < (int)l.n; i++)
+		ui_putpad(y + i, r->x, r->w, l.v[u->detail_top + i]);
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+}
+
+void ui_region_free(void)
+{
+	report_sites_free(&ui_region_sym);
+	free(ui_region_sites);
+	ui_region_sites = NULL;
+	ui_region_nsites = ui_region_cap = 0;
+	ui_region_pos = (size_t)-1;
+}

@@ -95,7 +95,7 @@ size_t timeline_find(const struct timeline *t, size_t pos, int dir,
  * pass over the events, again only after the trace grew.
  */
 #define TIMELINE_BURST_FAULTS 2
-#define TIMELINE_BURST_GAP_NS 10000000ull
+#define TIMELINE_BURST_GAP_NS 1000000ull
 
 /* The next (dir > 0) or previous burst position from pos; pos if none. */
 size_t timeline_burst(struct timeline *t, size_t pos, int dir);

@@ -18,7 +18,9 @@
  * Ground truth goes to stdout as "@ KIND key=value" lines: one "@ proc" per
  * process (pid, ppid, exit code or signal) and one "@ burst" per COW burst
  * (its pid, the ts of its first COW fault and of the scan that saw the
- * growth, the unshared pages after it) when NPROCS <= 1000.
+ * growth (its SCAN_END), the unshared pages after it) when NPROCS <= 1000;
+ * faults_ts is 0 when the cluster continues the previous one (closer than
+ * GEN_BURST_GAP_NS).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -37,6 +39,9 @@
 #define GEN_SCANS 3             /* timer scans per process */
 #define GEN_FAULTS 8            /* COW faults before each timer scan */
 #define GEN_HEAP_PAGES 32
+/* The viewer's TIMELINE_BURST_GAP_NS: COW faults of one process further
+ * apart than this start a new burst. */
+#define GEN_BURST_GAP_NS 1000000ull
 
 struct gen_proc {
 	uint64_t start, end, wait;      /* fork time, exit time, reaped at */
@@ -238,8 +243,8 @@ static void gen_schedule(uint64_t span)
 		const struct gen_proc *p;
 		c->parent = (i - 1) / GEN_FANOUT;
 		p = &procs[c->parent];
-		c->start = gen_between(p->start, p->end, 0.02, 0.5) + 100;
-		c->end = gen_between(c->start, p->end - 1000, 0.5, 0.9);
+		c->start = gen_between(p->start, p->end, 0.02, 0.3) + 100;
+		c->end = gen_between(c->start, p->end - 1000, 0.6, 0.9);
 		c->wait = gen_between(c->end, p->end - 200, 0.0, 0.5) + 50;
 		c->killed = i % 13 == 0;
 		c->code = c->killed ? 9 : i % 7 == 0 ? (int)(i % 5) + 1 : 0;
@@ -292,6 +297,7 @@ static void gen_process(uint32_t i, uint64_t nbody, uint64_t *made)
 	const struct gen_proc *g = &procs[i];
 	uint32_t pid = GEN_PID0 + i, ppid = i ? GEN_PID0 + g->parent : GEN_PID0 - 1;
 	uint32_t unshared = 0;
+	uint64_t last_fault = 0;
 	char arg[16];
 
 	snprintf(arg, sizeof(arg), "%u", i);
@@ -315,8 +321,10 @@ static void gen_process(uint32_t i, uint64_t nbody, uint64_t *made)
 			unshared += GEN_FAULTS;
 			if (!quiet)
 				printf("@ burst pid=%u faults_ts=%llu scan_ts=%llu unshared=%u\n", pid,
-				       (unsigned long long)(t - 100000), (unsigned long long)t,
-				       unshared);
+				       last_fault && t - 100000 - last_fault <= GEN_BURST_GAP_NS
+				       ? 0ull : (unsigned long long)(t - 100000),
+				       (unsigned long long)t + 6, unshared);
+			last_fault = t - 100000 + 1000 * (GEN_FAULTS - 1);
 		}
 		gen_scan(t, 1 + s, FSK_SCAN_TIMER, i != 0, unshared);
 	}

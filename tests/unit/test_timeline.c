@@ -1,0 +1,243 @@
+/*
+ * Unit tests of the viewer's timeline on a trace from tests/progs/gen_trace
+ * (1,000 processes, 500,000 events): seeking anywhere, forward or back,
+ * through the snapshots gives the same model as replaying every event
+ * from the start; COW bursts are found exactly where the generator put
+ * them. The generator is $FSK_PROGS/gen_trace (build/progs by default).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "describe.h"
+#include "synth.h"
+#include "timeline.h"
+
+#define NPROCS 1000
+#define NEVENTS 500000
+#define NSEEKS 48
+
+struct burst {
+	uint32_t pid;
+	uint64_t ts;
+	unsigned unshared;      /* after a scan; 0 for the fault cluster */
+	int found;
+};
+
+static struct burst *bursts;
+static size_t nbursts;
+
+static uint64_t fnv(uint64_t h, uint64_t v)
+{
+	for (int i = 0; i < 8; i++) {
+		h ^= (v >> (8 * i)) & 0xff;
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
+static uint64_t fnv_str(uint64_t h, const char *s)
+{
+	while (s && *s)
+		h = fnv(h, (unsigned char)*s++);
+	return fnv(h, 0);
+}
+
+/* Everything a pane shows of the model, hashed. */
+static uint64_t digest(const struct model *m)
+{
+	uint64_t h = fnv(14695981039346656037ull, m->n);
+
+	h = fnv(h, m->nroots);
+	h = fnv(h, m->events);
+	for (size_t i = 0; i < m->n; i++) {
+		const struct model_proc *p = m->procs[i];
+		h = fnv(h, p->pid);
+		h = fnv(h, p->ppid);
+		h = fnv(h, p->parent);
+		h = fnv(h, p->nchildren);
+		h = fnv_str(h, describe_state(m, p));
+		h = fnv(h, (uint64_t)p->exit_kind << 32 | (uint32_t)p->exit_value);
+		h = fnv(h, (uint64_t)p->exit_core << 1 | (uint64_t)p->orphaned);
+		h = fnv(h, p->has_end ? p->end_ns : 0);
+		h = fnv(h, p->reaped ? p->reap_ts : 0);
+		h = fnv(h, p->heap.live_bytes);
+		h = fnv(h, p->heap.calls);
+		h = fnv(h, p->heap.frees);
+		h = fnv(h, p->heap.live.n);
+		h = fnv(h, p->nimages);
+		h = fnv(h, p->cur.n);
+		h = fnv(h, p->cur.id);
+		h = fnv(h, p->unshared_pages);
+		h = fnv(h, p->faults);
+		for (size_t k = 0; k < p->cur.n; k++)
+			h = fnv(h, (uint64_t)p->cur.v[k].r.resident << 32 | p->cur.v[k].r.shared);
+	}
+	return h;
+}
+
+static void generate(const char *dir)
+{
+	char cmd[1400], line[256];
+	const char *progs = getenv("FSK_PROGS");
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "'%s/gen_trace' '%s' %d %d", progs ? progs : "build/progs", dir,
+		 NPROCS, NEVENTS);
+	f = popen(cmd, "r");
+	if (!f) {
+		perror("gen_trace");
+		exit(99);
+	}
+	while (fgets(line, sizeof(line), f)) {
+		unsigned pid, un;
+		unsigned long long fts, sts;
+		if (sscanf(line, "@ burst pid=%u faults_ts=%llu scan_ts=%llu unshared=%u", &pid, &fts,
+			   &sts, &un) != 4)
+			continue;
+		bursts = realloc(bursts, (nbursts + 2) * sizeof(*bursts));
+		if (!bursts)
+			exit(99);
+		if (fts)
+			bursts[nbursts++] = (struct burst){ pid, fts, 0, 0 };
+		bursts[nbursts++] = (struct burst){ pid, sts, un, 0 };
+	}
+	if (pclose(f) != 0) {
+		fprintf(stderr, "%s failed\n", cmd);
+		exit(99);
+	}
+}
+
+static uint64_t rng = 0x2545F4914F6CDD1Dull;
+
+static size_t pick(size_t n)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (size_t)(rng % (n + 1));
+}
+
+static int pos_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Seeks to NSEEKS positions in random order (so, often backwards) and
+ * compares each model with a replay from the start, finished the same
+ * way. */
+static void test_seek(struct timeline *t)
+{
+	size_t pos[NSEEKS], order[NSEEKS], n = timeline_len(t), bad = 0, back = 0;
+	uint64_t want[NSEEKS], got[NSEEKS];
+	struct model ref;
+
+	for (size_t i = 0; i < NSEEKS; i++)
+		pos[i] = i == 0 ? 0 : i == 1 ? n : i == 2 ? n - 1 : pick(n);
+	qsort(pos, NSEEKS, sizeof(*pos), pos_cmp);
+	model_init(&ref);
+	for (size_t i = 0, applied = 0; i < NSEEKS; i++) {
+		while (applied < pos[i])
+			model_apply(&ref, timeline_event(t, applied++));
+		ref.partial = pos[i] < n;
+		model_finish(&ref, pos[i] == n);
+		want[i] = digest(&ref);
+	}
+	model_free(&ref);
+	for (size_t i = 0; i < NSEEKS; i++)
+		order[i] = i;
+	for (size_t i = NSEEKS; i-- > 1;) {
+		size_t j = pick(i - 1), x = order[i];
+		order[i] = order[j];
+		order[j] = x;
+	}
+	for (size_t k = 0; k < NSEEKS; k++) {
+		size_t i = order[k];
+		back += k && pos[i] < t->pos;
+		if (timeline_seek(t, pos[i]) < 0)
+			exit(99);
+		got[i] = digest(timeline_model(t));
+		if (got[i] != want[i] && !bad++)
+			printf("first difference at event %zu of %zu\n", pos[i], n);
+	}
+	synth_check("timeline.seek-equals-replay", !bad, "%zu of %d positions differ", bad, NSEEKS);
+	synth_check("timeline.seeks-went-back", back >= NSEEKS / 4, "%zu backward seeks", back);
+	synth_check("timeline.snapshots-used", t->nsnaps >= 8, "%zu snapshots", t->nsnaps);
+}
+
+static void test_bursts(struct timeline *t)
+{
+	size_t p = 0, found = 0, stray = 0, wrong = 0, back = 0;
+
+	for (;;) {
+		size_t q = timeline_burst(t, p, 1);
+		const struct model_event *e;
+		int hit = 0;
+		if (q == p)
+			break;
+		p = q;
+		found++;
+		e = timeline_event(t, p - 1);
+		for (size_t i = 0; i < nbursts; i++)
+			if (bursts[i].pid == describe_pid(e) && bursts[i].ts == e->ts_ns) {
+				hit = 1;
+				bursts[i].found++;
+				if (bursts[i].unshared) {
+					const struct model_proc *pr;
+					timeline_seek(t, p);
+					pr = model_find(timeline_model(t), bursts[i].pid);
+					wrong += e->kind != FSK_REC_SCAN_END || !pr ||
+						 pr->unshared_pages != bursts[i].unshared;
+				} else {
+					wrong += e->kind != FSK_REC_FAULT;
+				}
+			}
+		stray += !hit;
+	}
+	for (size_t i = 0; i < nbursts; i++)
+		wrong += bursts[i].found != 1;
+	synth_check("timeline.bursts.count", found == nbursts && nbursts >= 3 * (NPROCS - 1),
+		    "found %zu, generated %zu", found, nbursts);
+	synth_check("timeline.bursts.where-generated", !stray && !wrong, "%zu stray, %zu wrong",
+		    stray, wrong);
+	/* and back from the end: the same stops in reverse */
+	for (size_t q = timeline_len(t);;) {
+		size_t r = timeline_burst(t, q, -1);
+		if (r == q)
+			break;
+		q = r;
+		back++;
+	}
+	synth_check("timeline.bursts.backwards", back == found, "%zu backwards, %zu forwards", back,
+		    found);
+}
+
+int main(void)
+{
+	char *dir = synth_dir(), sub[600];
+	struct timeline t;
+
+	snprintf(sub, sizeof(sub), "%s/trace", dir);
+	generate(sub);
+	if (timeline_open(&t, sub, 1) < 0 || t.load.nmsgs) {
+		synth_check("timeline.open", 0, "cannot open the generated trace (%zu messages)",
+			    t.load.nmsgs);
+		return 1;
+	}
+	synth_check("timeline.open", timeline_len(&t) > NEVENTS - NPROCS - 10 &&
+		    timeline_len(&t) < NEVENTS + NPROCS, "%zu events", timeline_len(&t));
+	if (timeline_seek(&t, timeline_len(&t)) < 0)
+		return 99;
+	synth_check("timeline.all-processes", timeline_model(&t)->n == NPROCS, "%zu processes",
+		    timeline_model(&t)->n);
+	test_seek(&t);
+	test_bursts(&t);
+	timeline_free(&t);
+	free(bursts);
+	synth_rmdir(dir);
+	free(dir);
+	return synth_failed;
+}

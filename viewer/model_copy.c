@@ -88,6 +88,17 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 	return 0;
 }
 
+struct model_proc *model_proc_dup(const struct model_proc *src)
+{
+	struct model_proc *p = calloc(1, sizeof(*p));
+
+	if (p && model_copy_proc(p, src) < 0) {
+		model_proc_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
 int model_copy(struct model *dst, const struct model *src)
 {
 	model_init(dst);
@@ -103,12 +114,10 @@ int model_copy(struct model *dst, const struct model *src)
 		goto fail;
 	dst->cap = src->n;
 	for (size_t i = 0; i < src->n; i++) {
-		struct model_proc *p = calloc(1, sizeof(*p));
+		struct model_proc *p = model_proc_dup(src->procs[i]);
 		if (!p)
 			goto fail;
 		dst->procs[dst->n++] = p;
-		if (model_copy_proc(p, src->procs[i]) < 0)
-			goto fail;
 	}
 	if (table_copy(&dst->pids, &src->pids) < 0 ||
 	    table_copy(&dst->streams, &src->streams) < 0)

@@ -10,11 +10,42 @@
 
 #define TIMELINE_EVERY 8192     /* first snapshot interval, in events */
 #define TIMELINE_SNAPS 96       /* more than this: the interval doubles */
+#define TIMELINE_NEAR 4096      /* stepping back: a private checkpoint this
+                                   close below the cursor */
+
+/*
+ * A snapshot is a model whose processes are shared with the snapshots
+ * before and after it when no event changed them in between (most of a
+ * big trace's processes are idle or over at any time): t->refs counts
+ * the snapshots holding each copy. Snapshots are never modified; a seek
+ * deep-copies one into cur.
+ */
+static void timeline_snap_free(struct timeline *t, struct timeline_snap *s)
+{
+	struct model *m = &s->m;
+
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t refs = 0;
+		table_get(&t->refs, (uintptr_t)m->procs[i], &refs);
+		if (refs > 1) {
+			table_put(&t->refs, (uintptr_t)m->procs[i], refs - 1, NULL);
+		} else {
+			table_del(&t->refs, (uintptr_t)m->procs[i], NULL);
+			model_proc_free(m->procs[i]);
+		}
+	}
+	m->n = 0;
+	model_free(m);
+}
 
 static void timeline_drop_snaps_after(struct timeline *t, size_t pos)
 {
+	if (t->has_near && t->near_pos > pos) {
+		model_free(&t->near);
+		t->has_near = 0;
+	}
 	while (t->nsnaps && t->snaps[t->nsnaps - 1].pos > pos)
-		model_free(&t->snaps[--t->nsnaps].m);
+		timeline_snap_free(t, &t->snaps[--t->nsnaps]);
 }
 
 /* Keeps every other snapshot and doubles the interval: memory stays bounded
@@ -28,9 +59,45 @@ static void timeline_thin(struct timeline *t)
 		if (t->snaps[i].pos % t->every == 0)
 			t->snaps[k++] = t->snaps[i];
 		else
-			model_free(&t->snaps[i].m);
+			timeline_snap_free(t, &t->snaps[i]);
 	}
 	t->nsnaps = k;
+}
+
+/* s->m becomes a snapshot of cur: the scalars and tables copied, each
+ * process shared with prev when it has not changed since, else copied. */
+static int timeline_snap_take(struct timeline *t, struct model *d, const struct timeline_snap *prev)
+{
+	const struct model *c = &t->cur;
+
+	model_init(d);
+	d->has_runner = c->has_runner;
+	d->runner_pid = c->runner_pid;
+	d->runner_start_ns = c->runner_start_ns;
+	d->runner_end_ns = c->runner_end_ns;
+	d->events = c->events;
+	d->last_ns = c->last_ns;
+	if (c->n && !(d->procs = calloc(c->n, sizeof(*d->procs))))
+		return -ENOMEM;
+	d->cap = c->n;
+	if (table_copy(&d->pids, &c->pids) < 0 || table_copy(&d->streams, &c->streams) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n; i++) {
+		struct model_proc *p;
+		uint64_t refs = 0;
+		if (prev && i < prev->m.n && c->procs[i]->touched <= prev->m.events)
+			p = prev->m.procs[i];
+		else if (!(p = model_proc_dup(c->procs[i])))
+			return -ENOMEM;
+		table_get(&t->refs, (uintptr_t)p, &refs);
+		if (table_put(&t->refs, (uintptr_t)p, refs + 1, NULL) < 0) {
+			if (!refs)
+				model_proc_free(p);
+			return -ENOMEM;
+		}
+		d->procs[d->n++] = p;
+	}
+	return 0;
 }
 
 static int timeline_snap(struct timeline *t)
@@ -42,9 +109,11 @@ static int timeline_snap(struct timeline *t)
 	if (vec_reserve(&t->snaps, &t->snaps_cap, t->nsnaps + 1, sizeof(*t->snaps)) < 0)
 		return -ENOMEM;
 	s = &t->snaps[t->nsnaps];
-	if (model_copy(&s->m, &t->cur) < 0)
-		return -ENOMEM;
 	s->pos = t->applied;
+	if (timeline_snap_take(t, &s->m, t->nsnaps ? &t->snaps[t->nsnaps - 1] : NULL) < 0) {
+		timeline_snap_free(t, s);
+		return -ENOMEM;
+	}
 	t->nsnaps++;
 	if (t->nsnaps > TIMELINE_SNAPS)
 		timeline_thin(t);
@@ -60,6 +129,12 @@ static int timeline_restore(struct timeline *t, size_t pos)
 		i--;
 	model_free(&t->cur);
 	t->applied = 0;
+	if (t->has_near && t->near_pos <= pos && (!i || t->near_pos > t->snaps[i - 1].pos)) {
+		if (model_copy(&t->cur, &t->near) < 0)
+			return -ENOMEM;
+		t->applied = t->near_pos;
+		return 0;
+	}
 	if (!i) {
 		model_init(&t->cur);
 		return 0;
@@ -135,11 +210,16 @@ int timeline_open(struct timeline *t, const char *dir, int finished)
 
 int timeline_seek(struct timeline *t, size_t pos)
 {
-	size_t n = t->load.nev;
+	size_t n = t->load.nev, near_at = 0;
 	int fin;
 
 	if (pos > n)
 		pos = n;
+	/* A short step back (",", Left held down) would replay up to a
+	 * whole snapshot interval every time: keep a checkpoint just below. */
+	if (t->applied != (size_t)-1 && t->applied > pos && t->applied - pos <= 2 * TIMELINE_NEAR &&
+	    pos >= TIMELINE_NEAR)
+		near_at = pos - pos % TIMELINE_NEAR;
 	if (t->applied > pos || pos - t->applied > t->every) {
 		if (timeline_restore(t, pos) < 0)
 			return -ENOMEM;
@@ -152,6 +232,12 @@ int timeline_seek(struct timeline *t, size_t pos)
 		t->cur_finished = -1;
 		if (t->applied % t->every == 0 && timeline_snap(t) < 0)
 			return -ENOMEM;
+		if (t->applied == near_at && t->applied % t->every) {
+			if (t->has_near)
+				model_free(&t->near);
+			t->has_near = model_copy(&t->near, &t->cur) == 0;
+			t->near_pos = t->applied;
+		}
 	}
 	t->pos = pos;
 	fin = t->finished && pos == n;
@@ -337,8 +423,11 @@ void timeline_free(struct timeline *t)
 	free(t->bursts);
 	timeline_drop_snaps_after(t, 0);
 	while (t->nsnaps)
-		model_free(&t->snaps[--t->nsnaps].m);
+		timeline_snap_free(t, &t->snaps[--t->nsnaps]);
+	if (t->has_near)
+		model_free(&t->near);
 	free(t->snaps);
+	table_free(&t->refs);
 	model_free(&t->cur);
 	load_free(&t->load);
 	memset(t, 0, sizeof(*t));

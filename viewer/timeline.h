@@ -3,8 +3,11 @@
  *
  * The events of a trace directory (read through load.h) are kept in global
  * time order; the cursor is a number of events: the model holds the state
- * after the first `pos` of them. Periodic snapshots (model_copy) make a
- * seek replay at most one snapshot interval instead of the whole trace.
+ * after the first `pos` of them. Periodic snapshots make a seek replay at
+ * most one snapshot interval instead of the whole trace; a snapshot shares
+ * the copy of every process no event changed since the snapshot before
+ * (model_proc.touched), so memory grows with activity, not with
+ * processes x snapshots.
  * timeline_poll() takes the events that arrived since the last call (a
  * live trace): snapshots after the first event whose place changed are
  * dropped, so a late flush of another thread can never leave a stale state.
@@ -18,6 +21,7 @@
 
 #include "load.h"
 #include "model.h"
+#include "table.h"
 
 struct timeline_snap {
 	size_t pos;             /* events applied */
@@ -36,6 +40,10 @@ struct timeline {
 	struct timeline_snap *snaps;
 	size_t nsnaps, snaps_cap;
 	size_t every;           /* snapshot interval in events */
+	struct table refs;      /* process copy -> snapshots that share it */
+	struct model near;      /* a private checkpoint for stepping back */
+	size_t near_pos;
+	int has_near;
 	size_t *bursts;         /* COW bursts: cursor positions, ascending */
 	size_t nbursts, bursts_cap;
 	size_t bursts_nev;      /* 1 + the number of events they were found in */

@@ -9,6 +9,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -527,8 +528,13 @@ int ui_run(struct ui *u)
 			quit = ui_key(u, key);
 		t_handled = ui_wall();
 	}
-	if (keylog)
+	if (keylog) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(keylog, "exit: max RSS %ld MiB, CPU user %ld.%03ld s\n", ru.ru_maxrss / 1024,
+			(long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec / 1000);
 		fclose(keylog);
+	}
 	ui_restore();
 	ui_region_free();
 	timeline_free(&u->tl);

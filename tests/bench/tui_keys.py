@@ -23,7 +23,8 @@ KEYS = (["Home", "End"] * 3 + ["Left"] * 5 + ["Right"] * 5 + ["H", "L"] * 3 +
         [","] * 5 + ["."] * 5 + ["f", "F", "x", "X", "b", "B"] * 3 +
         ["j"] * 10 + ["k"] * 5 + ["NPage", "PPage", "G", "g"] +
         ["Tab", "j", "j", "Enter", "Enter", "Tab", "Up", "Down", "Up", "Tab", "c", "c", "c", "c",
-         "c", "c", "0", "3"])
+         "c", "c", "0", "3", "Space", "End", "Tab", "p", "Up", "Up", "Down", "PPage", "p",
+         "Tab", "Tab", "Enter", "Enter", "/", "free 0x7f0", "Enter", "n", "N"])
 
 
 def main():
@@ -56,12 +57,14 @@ def main():
             subprocess.run(tm + ["send-keys", "-t", "b", k])
             time.sleep(0.25)
         time.sleep(1)
-        subprocess.run(tm + ["send-keys", "-t", "b", "Space", "q"])
+        subprocess.run(tm + ["send-keys", "-t", "b", "q"])
         time.sleep(1)
         subprocess.run(tm + ["kill-server"], stderr=subprocess.DEVNULL)
         per = {}
         for line in open(log):
             f = line.split()
+            if f[0] == "exit:":
+                print(line.strip())
             if f[0] == "key":
                 per.setdefault(f[1] if len(f) == 8 else "space", []).append(int(f[-1]) / 1000.0)
         allt = [v for vs in per.values() for v in vs]

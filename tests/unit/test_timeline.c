@@ -166,6 +166,40 @@ static void test_seek(struct timeline *t)
 	synth_check("timeline.seek-equals-replay", !bad, "%zu of %d positions differ", bad, NSEEKS);
 	synth_check("timeline.seeks-went-back", back >= NSEEKS / 4, "%zu backward seeks", back);
 	synth_check("timeline.snapshots-used", t->nsnaps >= 8, "%zu snapshots", t->nsnaps);
+	/* processes no event changed between two snapshots are one copy */
+	size_t held = 0;
+	for (size_t i = 0; i < t->nsnaps; i++)
+		held += t->snaps[i].m.n;
+	synth_check("timeline.snapshots-share", t->refs.n < held * 3 / 4, "%zu copies for %zu processes held",
+		    t->refs.n, held);
+}
+
+/* Stepping back event by event across a multiple of the near-checkpoint
+ * interval (4096) from the middle of a snapshot interval. */
+static void test_step_back(struct timeline *t)
+{
+	enum { STEPS = 48 };
+	size_t top = 4096 * 37 + STEPS / 2, bad = 0;
+	uint64_t want[STEPS + 1];
+	struct model ref;
+
+	model_init(&ref);
+	for (size_t applied = 0, k = STEPS + 1; k-- > 0;) {
+		while (applied < top - k)
+			model_apply(&ref, timeline_event(t, applied++));
+		ref.partial = 1;
+		model_finish(&ref, 0);
+		want[k] = digest(&ref);
+	}
+	model_free(&ref);
+	timeline_seek(t, top);
+	for (size_t k = 0; k <= STEPS; k++) {
+		if (timeline_seek(t, top - k) < 0)
+			exit(99);
+		bad += digest(timeline_model(t)) != want[k];
+	}
+	synth_check("timeline.step-back-equals-replay", !bad && t->has_near, "%zu of %d steps differ%s",
+		    bad, STEPS + 1, t->has_near ? "" : ", no near checkpoint");
 }
 
 static void test_bursts(struct timeline *t)
@@ -234,6 +268,7 @@ int main(void)
 	synth_check("timeline.all-processes", timeline_model(&t)->n == NPROCS, "%zu processes",
 		    timeline_model(&t)->n);
 	test_seek(&t);
+	test_step_back(&t);
 	test_bursts(&t);
 	timeline_free(&t);
 	free(bursts);

@@ -160,6 +160,10 @@ void model_free(struct model *m);
  * keeps such copies as snapshots. 0 or -ENOMEM (dst is then empty). */
 int model_copy(struct model *dst, const struct model *src);
 
+/* model_copy without the processes: dst->procs has room for src->n and
+ * dst->n is 0. 0 or -ENOMEM (dst is then empty). */
+int model_copy_shell(struct model *dst, const struct model *src);
+
 /* A deep copy of one process's applied state, NULL on ENOMEM; and the
  * freeing of such a copy (or of any process of a model). */
 struct model_proc *model_proc_dup(const struct model_proc *src);

@@ -99,7 +99,7 @@ struct model_proc *model_proc_dup(const struct model_proc *src)
 	return p;
 }
 
-int model_copy(struct model *dst, const struct model *src)
+int model_copy_shell(struct model *dst, const struct model *src)
 {
 	model_init(dst);
 	dst->has_runner = src->has_runner;
@@ -110,20 +110,26 @@ int model_copy(struct model *dst, const struct model *src)
 	dst->partial = src->partial;
 	dst->events = src->events;
 	dst->last_ns = src->last_ns;
-	if (src->n && !(dst->procs = calloc(src->n, sizeof(*dst->procs))))
-		goto fail;
+	if ((src->n && !(dst->procs = calloc(src->n, sizeof(*dst->procs)))) ||
+	    table_copy(&dst->pids, &src->pids) < 0 || table_copy(&dst->streams, &src->streams) < 0) {
+		model_free(dst);
+		return -ENOMEM;
+	}
 	dst->cap = src->n;
+	return 0;
+}
+
+int model_copy(struct model *dst, const struct model *src)
+{
+	if (model_copy_shell(dst, src) < 0)
+		return -ENOMEM;
 	for (size_t i = 0; i < src->n; i++) {
 		struct model_proc *p = model_proc_dup(src->procs[i]);
-		if (!p)
-			goto fail;
+		if (!p) {
+			model_free(dst);
+			return -ENOMEM;
+		}
 		dst->procs[dst->n++] = p;
 	}
-	if (table_copy(&dst->pids, &src->pids) < 0 ||
-	    table_copy(&dst->streams, &src->streams) < 0)
-		goto fail;
 	return 0;
-fail:
-	model_free(dst);
-	return -ENOMEM;
 }

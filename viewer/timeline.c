@@ -70,17 +70,7 @@ static int timeline_snap_take(struct timeline *t, struct model *d, const struct 
 {
 	const struct model *c = &t->cur;
 
-	model_init(d);
-	d->has_runner = c->has_runner;
-	d->runner_pid = c->runner_pid;
-	d->runner_start_ns = c->runner_start_ns;
-	d->runner_end_ns = c->runner_end_ns;
-	d->events = c->events;
-	d->last_ns = c->last_ns;
-	if (c->n && !(d->procs = calloc(c->n, sizeof(*d->procs))))
-		return -ENOMEM;
-	d->cap = c->n;
-	if (table_copy(&d->pids, &c->pids) < 0 || table_copy(&d->streams, &c->streams) < 0)
+	if (model_copy_shell(d, c) < 0)
 		return -ENOMEM;
 	for (size_t i = 0; i < c->n; i++) {
 		struct model_proc *p;

@@ -379,7 +379,8 @@ static int timeline_find_bursts(struct timeline *t)
 	table_free(&ids);
 	if (err)
 		return err;
-	qsort(t->bursts, t->nbursts, sizeof(*t->bursts), timeline_burst_cmp);
+	if (t->nbursts)
+		qsort(t->bursts, t->nbursts, sizeof(*t->bursts), timeline_burst_cmp);
 	t->bursts_nev = t->load.nev + 1;
 	return 0;
 }

@@ -189,10 +189,12 @@ static void ui_region_lines(struct ui *u, const struct model_proc *p, size_t fir
 	}
 }
 
+static void ui_region_wrap(struct ui_region_lines *l, const char *s, int w);
+
 void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_proc *p,
 		    size_t first, size_t n)
 {
-	struct ui_region_lines l = { 0 };
+	struct ui_region_lines l = { 0 }, raw = { 0 };
 	const struct model_region *g = &p->cur.v[first];
 	int y = r->y + 1, rows = r->h - 2;
 	char line[512];
@@ -202,7 +204,12 @@ void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_pr
 	attron(A_BOLD);
 	ui_putpad(y++, r->x, r->w, line);
 	attroff(A_BOLD);
-	ui_region_lines(u, p, first, n, &l);
+	ui_region_lines(u, p, first, n, &raw);
+	for (size_t i = 0; i < raw.n; i++) {
+		ui_region_wrap(&l, raw.v[i], r->w - 1);
+		free(raw.v[i]);
+	}
+	free(raw.v);
 	if (u->detail_top > (int)l.n - rows)
 		u->detail_top = (int)l.n - rows;
 	if (u->detail_top < 0)
@@ -212,6 +219,33 @@ void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_pr
 	for (size_t i = 0; i < l.n; i++)
 		free(l.v[i]);
 	free(l.v);
+}
+
+/* Splits s into rows of at most w bytes at spaces; continuation rows are
+ * indented by 5. Rows go to add(). */
+static void ui_region_wrap(struct ui_region_lines *l, const char *s, int w)
+{
+	char row[512];
+	int first = 1;
+
+	while (*s) {
+		int room = first ? w : w - 5, n = (int)strlen(s), cut = n;
+		if (room < 16)
+			room = 16;
+		if (n > room) {
+			cut = room;
+			while (cut > room / 2 && s[cut] != ' ')
+				cut--;
+			if (s[cut] != ' ')
+				cut = room;
+		}
+		snprintf(row, sizeof(row), "%s%.*s", first ? "" : "     ", cut, s);
+		ui_region_add(l, row);
+		s += cut;
+		while (*s == ' ')
+			s++;
+		first = 0;
+	}
 }
 
 void ui_region_free(void)

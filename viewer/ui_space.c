@@ -237,7 +237,7 @@ static int ui_space_barw(const struct ui_rect *r)
  * them; Enter gives the numbers). */
 static int ui_space_wide(const struct ui_rect *r)
 {
-	return r->w >= 72;
+	return r->w >= 96;
 }
 
 static void ui_space_line(struct ui *u, const struct ui_rect *r, int y, size_t bi, int sel,

@@ -135,36 +135,50 @@ static int timeline_restore(struct timeline *t, size_t pos)
 	return 0;
 }
 
-static void timeline_sort(struct timeline *t, size_t old_n)
+/*
+ * Puts the events read since the last poll in place: sorted among
+ * themselves, then merged with the old ones from the first old event that
+ * sorts after the smallest new one (none, usually: a live trace grows at
+ * its end). Snapshots past that point are stale.
+ */
+static int timeline_sort(struct timeline *t, size_t old_n)
 {
 	struct load *l = &t->load;
-	const struct model_event *min = NULL;
-	struct model_event key;
-	size_t lo = 0, hi;
+	struct model_event *tmp;
+	size_t lo = 0, hi = old_n, a, b, k;
 
 	for (size_t i = old_n; i < l->nev; i++) {
 		const struct model_event *e = &l->ev[i];
-		if (!min || model_event_cmp(e, min) < 0)
-			min = e;
 		if (e->kind == FSK_REC_END && e->stream && (e->stream->hdr.flags & FSK_HF_RUNNER))
 			t->runner_ended = 1;
 	}
-	if (!min)
-		return;
-	key = *min;
-	qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
-	/* Everything before the smallest new event kept its place. */
-	hi = l->nev;
+	if (l->nev == old_n)
+		return 0;
+	qsort(l->ev + old_n, l->nev - old_n, sizeof(*l->ev), model_event_cmp);
+	if (!old_n || model_event_cmp(&l->ev[old_n - 1], &l->ev[old_n]) <= 0)
+		return 0;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (model_event_cmp(&l->ev[mid], &key) < 0)
+		if (model_event_cmp(&l->ev[mid], &l->ev[old_n]) <= 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	tmp = malloc((old_n - lo) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	memcpy(tmp, l->ev + lo, (old_n - lo) * sizeof(*tmp));
+	for (a = 0, b = old_n, k = lo; a < old_n - lo; k++) {
+		if (b < l->nev && model_event_cmp(&l->ev[b], &tmp[a]) < 0)
+			l->ev[k] = l->ev[b++];
+		else
+			l->ev[k] = tmp[a++];
+	}
+	free(tmp);
 	timeline_drop_snaps_after(t, lo);
 	if (t->applied > lo)
 		t->applied = (size_t)-1; /* stale: the next seek restores */
+	return 0;
 }
 
 long timeline_poll(struct timeline *t, int finished)
@@ -177,7 +191,8 @@ long timeline_poll(struct timeline *t, int finished)
 	e = load_poll(&t->load, finished);
 	if (e < 0)
 		return e;
-	timeline_sort(t, old);
+	if (timeline_sort(t, old) < 0)
+		return -ENOMEM;
 	t->finished = finished;
 	t->cur_finished = -1;
 	return (long)(t->load.nev - old);
@@ -271,21 +286,33 @@ size_t timeline_pos_at(const struct timeline *t, uint64_t ns)
 	return lo;
 }
 
+size_t timeline_find_max(const struct timeline *t, size_t pos, int dir,
+			 int (*match)(const struct model_event *ev, void *arg), void *arg,
+			 size_t max, size_t *stop)
+{
+	size_t n = t->load.nev, p;
+
+	if (dir > 0) {
+		for (p = pos + 1; p <= n && p - pos <= max; p++)
+			if (match(&t->load.ev[p - 1], arg))
+				return p;
+		if (stop)
+			*stop = p - 1;
+	} else {
+		size_t from = pos > n ? n + 1 : pos;
+		for (p = from; p-- > 1 && from - p <= max;)
+			if (match(&t->load.ev[p - 1], arg))
+				return p;
+		if (stop)
+			*stop = p + 1 > from ? from : p + 1;
+	}
+	return pos;
+}
+
 size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 		     int (*match)(const struct model_event *ev, void *arg), void *arg)
 {
-	size_t n = t->load.nev;
-
-	if (dir > 0) {
-		for (size_t p = pos + 1; p <= n; p++)
-			if (match(&t->load.ev[p - 1], arg))
-				return p;
-	} else {
-		for (size_t p = pos > n ? n + 1 : pos; p-- > 1;)
-			if (match(&t->load.ev[p - 1], arg))
-				return p;
-	}
-	return pos;
+	return timeline_find_max(t, pos, dir, match, arg, (size_t)-1, NULL);
 }
 
 struct timeline_burst_stream {

@@ -94,6 +94,13 @@ size_t timeline_pos_at(const struct timeline *t, uint64_t ns);
 size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 		     int (*match)(const struct model_event *ev, void *arg), void *arg);
 
+/* timeline_find looking at no more than max positions; when none matched
+ * *stop is where a next call goes on from (the end or start: nothing
+ * left). */
+size_t timeline_find_max(const struct timeline *t, size_t pos, int dir,
+			 int (*match)(const struct model_event *ev, void *arg), void *arg,
+			 size_t max, size_t *stop);
+
 /*
  * COW bursts: a scan of a process that found more unshared (COW-broken)
  * pages than its previous scan, and the start of a cluster of sampled COW

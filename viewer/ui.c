@@ -375,6 +375,11 @@ static int ui_key(struct ui *u, int key)
 
 	if (key != 'q' && key != 3)
 		u->quit_armed = 0;
+	if (u->searching && key != KEY_RESIZE) {
+		u->searching = 0;
+		ui_message(u, "search stopped");
+		return 0;
+	}
 	if (u->help)
 		return ui_help_key(u, key), 0;
 	switch (key) {
@@ -438,7 +443,7 @@ static void ui_screen(struct ui *u)
  * the redraw a pane asked for, whichever comes first; else forever. */
 static int ui_timeout(const struct ui *u)
 {
-	int ms = u->playing ? UI_PLAY_MS : u->finished ? -1 : UI_POLL_MS;
+	int ms = u->playing ? UI_PLAY_MS : u->searching ? 0 : u->finished ? -1 : UI_POLL_MS;
 
 	if (u->redraw_at) {
 		uint64_t now = ui_wall();
@@ -517,6 +522,8 @@ int ui_run(struct ui *u)
 		}
 		if (u->playing)
 			ui_play_tick(u);
+		else if (u->searching)
+			ui_events_search_step(u);
 		ui_draw(u);
 		if (keylog && last_key != ERR)
 			ui_keylog(keylog, last_key, t_key, t_handled, ui_wall());

@@ -58,6 +58,8 @@ struct ui {
 	unsigned ev_filter;     /* DESCRIBE_* bits */
 	int ev_mine;            /* only the selected process's events */
 	char search[96];
+	int searching;          /* a search goes on in steps: its direction */
+	size_t search_at;       /* ... and where it is */
 	int bottom;             /* UI_EVENTS or UI_OUTPUT in the bottom slot */
 	enum ui_pane focus;
 	int zoom, help, help_top;
@@ -114,6 +116,8 @@ void ui_events_draw(struct ui *u, const struct ui_rect *r);
 int ui_events_key(struct ui *u, int key);
 /* c, p, /, n, N: the event filters and search, from any pane */
 int ui_events_global_key(struct ui *u, int key);
+/* The next step of a search under way (u->searching). */
+void ui_events_search_step(struct ui *u);
 void ui_output_draw(struct ui *u, const struct ui_rect *r);
 int ui_output_key(struct ui *u, int key);
 void ui_timeline_draw(struct ui *u, const struct ui_rect *r);

@@ -5,10 +5,12 @@
  * from the start; COW bursts are found exactly where the generator put
  * them. The generator is $FSK_PROGS/gen_trace (build/progs by default).
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "describe.h"
 #include "synth.h"
@@ -249,6 +251,57 @@ static void test_bursts(struct timeline *t)
 		    found);
 }
 
+/* A trace that arrives in two parts, the second with events older than
+ * the first's newest (as a live directory grows): the poll merges them in
+ * order and drops what it made stale; the end state is the one of reading
+ * everything at once. */
+static void test_growth(const char *dir)
+{
+	char a[700], b[700], from[1400], to[1400];
+	struct timeline t, whole;
+	struct dirent *de;
+	size_t moved = 0, unsorted = 0;
+	DIR *d;
+
+	snprintf(a, sizeof(a), "%s/growth", dir);
+	snprintf(b, sizeof(b), "%s/growth-later", dir);
+	generate(a);
+	mkdir(b, 0700);
+	d = opendir(a);
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".fst") && atoi(de->d_name) % 2) {
+			snprintf(from, sizeof(from), "%s/%s", a, de->d_name);
+			snprintf(to, sizeof(to), "%s/%s", b, de->d_name);
+			moved += rename(from, to) == 0;
+		}
+	if (d)
+		closedir(d);
+	if (timeline_open(&t, a, 0) < 0 || timeline_seek(&t, timeline_len(&t)) < 0)
+		exit(99);
+	d = opendir(b);
+	while (d && (de = readdir(d)))
+		if (strstr(de->d_name, ".fst")) {
+			snprintf(from, sizeof(from), "%s/%s", b, de->d_name);
+			snprintf(to, sizeof(to), "%s/%s", a, de->d_name);
+			rename(from, to);
+		}
+	if (d)
+		closedir(d);
+	if (timeline_poll(&t, 1) <= 0 || timeline_seek(&t, timeline_len(&t)) < 0)
+		exit(99);
+	for (size_t i = 1; i < timeline_len(&t); i++)
+		unsorted += model_event_cmp(timeline_event(&t, i - 1), timeline_event(&t, i)) > 0;
+	if (timeline_open(&whole, a, 1) < 0 || timeline_seek(&whole, timeline_len(&whole)) < 0)
+		exit(99);
+	synth_check("timeline.growth.merged-in-order", moved > 100 && !unsorted &&
+		    timeline_len(&t) == timeline_len(&whole), "%zu moved, %zu out of order, %zu vs %zu events",
+		    moved, unsorted, timeline_len(&t), timeline_len(&whole));
+	synth_check("timeline.growth.same-model", digest(timeline_model(&t)) == digest(timeline_model(&whole)),
+		    "the model after growing differs from the model read at once");
+	timeline_free(&t);
+	timeline_free(&whole);
+}
+
 int main(void)
 {
 	char *dir = synth_dir(), sub[600];
@@ -271,6 +324,8 @@ int main(void)
 	test_step_back(&t);
 	test_bursts(&t);
 	timeline_free(&t);
+	nbursts = 0;
+	test_growth(dir);
 	free(bursts);
 	synth_rmdir(dir);
 	free(dir);

@@ -471,18 +471,29 @@ static FILE *ui_keylog_open(void)
 	return f;
 }
 
-static void ui_keylog(FILE *f, int key, uint64_t t0, uint64_t t1, uint64_t t2)
+static uint64_t ui_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall clock from the key to the end of the redraw, and the CPU time the
+ * viewer spent in it (what a busy machine does not inflate). */
+static void ui_keylog(FILE *f, int key, uint64_t t0, uint64_t t1, uint64_t t2, uint64_t cpu)
 {
 	const char *name = keyname(key);
 
-	fprintf(f, "key %s handle_us %llu draw_us %llu total_us %llu\n", name ? name : "?",
+	fprintf(f, "key %s handle_us %llu draw_us %llu cpu_us %llu total_us %llu\n",
+		name && !strchr(name, ' ') ? name : "space",
 		(unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
-		(unsigned long long)(t2 - t0) / 1000);
+		(unsigned long long)cpu / 1000, (unsigned long long)(t2 - t0) / 1000);
 }
 
 int ui_run(struct ui *u)
 {
-	uint64_t last_poll = 0, t_key = 0, t_handled = 0, t_open = ui_wall();
+	uint64_t last_poll = 0, t_key = 0, t_handled = 0, t_open = ui_wall(), cpu_key = 0;
 	FILE *keylog = ui_keylog_open();
 	int quit = 0, last_key = ERR;
 
@@ -526,11 +537,12 @@ int ui_run(struct ui *u)
 			ui_events_search_step(u);
 		ui_draw(u);
 		if (keylog && last_key != ERR)
-			ui_keylog(keylog, last_key, t_key, t_handled, ui_wall());
+			ui_keylog(keylog, last_key, t_key, t_handled, ui_wall(), ui_cpu() - cpu_key);
 		timeout(ui_timeout(u));
 		key = getch();
 		last_key = key;
 		t_key = ui_wall();
+		cpu_key = ui_cpu();
 		if (key != ERR)
 			quit = ui_key(u, key);
 		t_handled = ui_wall();

@@ -83,15 +83,18 @@ static void ui_region_collect(struct ui *u, const struct model_proc *p, uint64_t
 		qsort(ui_region_sites, ui_region_nsites, sizeof(*ui_region_sites), ui_region_site_cmp);
 }
 
-/* "func (file:line)", "module+0xoff" or the address of a site. */
+/* "func (file:line)" from the fault's stack, else "module+0xoff" from the
+ * modules the stream recorded, else the address. */
 static void ui_region_site_name(struct ui *u, const struct model_proc *p,
 				const struct ui_region_site *site, char *buf, size_t n)
 {
 	const struct reader_stream *s = model_image_last(p)->stream;
-	size_t stack;
+	const struct stacks *st = &ui_region_sym.sites.st;
+	uint64_t si;
+	size_t stack, mod;
 
 	snprintf(buf, n, "0x%" PRIx64, site->ip);
-	if (!site->stack || !s)
+	if (!s)
 		return;
 	if (ui_region_sym.ok && ui_region_sym_nev != timeline_len(&u->tl))
 		report_sites_free(&ui_region_sym);
@@ -105,9 +108,17 @@ static void ui_region_site_name(struct ui *u, const struct model_proc *p,
 		ui_region_sym.ok = 1;
 		ui_region_sym_nev = timeline_len(&u->tl);
 	}
-	stack = stacks_get(&ui_region_sym.sites.st, s, site->stack);
-	if (stack != STACKS_NONE)
+	stack = site->stack ? stacks_get(st, s, site->stack) : STACKS_NONE;
+	if (stack != STACKS_NONE) {
 		report_sites_frame_str(&ui_region_sym, stack, 0, buf, n);
+		return;
+	}
+	if (!table_get(&st->by_stream, (uintptr_t)s, &si) ||
+	    (mod = stacks_module_of(st, si - 1, site->ip)) == STACKS_NONE)
+		return;
+	const char *base = strrchr(st->mods[mod].path, '/');
+	snprintf(buf, n, "%s+0x%" PRIx64, base ? base + 1 : st->mods[mod].path,
+		 site->ip - st->mods[mod].bias);
 }
 
 /*

@@ -175,7 +175,7 @@ static void ui_space_flash(struct ui *u, const struct model_proc *p)
 
 	if (p->index != ui_space_seen_proc)
 		ui_space_nfl = 0;
-	else if (u->tl.pos != ui_space_seen_pos)
+	else if (u->tl.pos != ui_space_seen_pos && ui_space_nseen) /* not on a first scan */
 		for (size_t i = 0; i < ui_space_n; i++) {
 			const struct ui_space_band *b = &ui_space_bands[i];
 			int same = 0;

@@ -23,6 +23,11 @@
 static unsigned char *ui_tl_marks;
 static int ui_tl_w;
 static size_t ui_tl_nev;
+static uint64_t ui_tl_wall;
+
+/* A growing trace redraws the marks at most once a second when they
+ * take a pass over this many events or more. */
+#define UI_TL_BIG 200000
 
 static int ui_timeline_col(const struct ui *u, uint64_t ns, int w)
 {
@@ -52,8 +57,10 @@ static void ui_timeline_marks(struct ui *u, int w)
 	size_t n = timeline_len(&u->tl);
 	unsigned char *m;
 
-	if (ui_tl_marks && ui_tl_w == w && ui_tl_nev == n)
+	if (ui_tl_marks && ui_tl_w == w && (ui_tl_nev == n ||
+	    (n >= UI_TL_BIG && ui_wall() - ui_tl_wall < 1000000000ull)))
 		return;
+	ui_tl_wall = ui_wall();
 	m = realloc(ui_tl_marks, (size_t)w);
 	if (!m)
 		return;

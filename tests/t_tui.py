@@ -435,6 +435,9 @@ def test_monochrome_and_sigterm():
     scr.close()
 
 
+# A session that lives as long as the test: the server does not exit (and
+# race the next new-session) each time a viewer's session is closed.
+tmux("new-session", "-d", "-s", "keep", "sleep 3600")
 try:
     for test in (test_fork_twice, test_exit_codes, test_zombie, test_cow_variable,
                  test_prefork_view_narrow, test_generated, test_help_80x24, test_panes_sizes,

@@ -23,10 +23,14 @@ struct ui_region_site {
 	uint32_t stack;         /* an interned stack id seen with it, 0 = none */
 };
 
-/* Top sites of the last band asked for: cached per process, cursor, band. */
+/* Sites of the last band asked for, up to cursor ui_region_pos: kept while
+ * the cursor moves forward over the same band, so playing or stepping
+ * with the details open only looks at the new events. */
 static struct ui_region_site *ui_region_sites;
 static size_t ui_region_nsites, ui_region_cap, ui_region_pos = (size_t)-1, ui_region_proc;
-static uint64_t ui_region_start, ui_region_total;
+static size_t ui_region_nev;
+static uint64_t ui_region_start, ui_region_end, ui_region_total;
+static struct table ui_region_idx;      /* ip + 1 -> site index + 1 */
 /* stacks and symbols for the site names: built on first use, again after
  * the trace grew */
 static struct report_sites ui_region_sym;
@@ -42,21 +46,27 @@ static int ui_region_site_cmp(const void *a, const void *b)
 }
 
 /* Sampled COW faults of p's current image in [start, end) up to the
- * cursor. One pass over the events before the cursor: done when the
- * details open or the cursor moves, not on every key. */
+ * cursor: one pass over the events before it when the details open,
+ * then only over the events the cursor moves past. */
 static void ui_region_collect(struct ui *u, const struct model_proc *p, uint64_t start, uint64_t end)
 {
 	const struct reader_stream *s = model_image_last(p)->stream;
-	struct table idx = { 0 };
+	size_t from = ui_region_pos;
 
-	if (ui_region_pos == u->tl.pos && ui_region_proc == p->index && ui_region_start == start)
-		return;
+	if (ui_region_proc != p->index || ui_region_start != start || ui_region_end != end ||
+	    ui_region_pos > u->tl.pos ||
+	    ui_region_nev != timeline_len(&u->tl)) {
+		from = 0;
+		ui_region_nsites = 0;
+		ui_region_total = 0;
+		table_free(&ui_region_idx);
+	}
 	ui_region_pos = u->tl.pos;
 	ui_region_proc = p->index;
 	ui_region_start = start;
-	ui_region_nsites = 0;
-	ui_region_total = 0;
-	for (size_t i = 0; s && i < u->tl.pos; i++) {
+	ui_region_end = end;
+	ui_region_nev = timeline_len(&u->tl);
+	for (size_t i = from; s && i < u->tl.pos; i++) {
 		const struct model_event *e = timeline_event(&u->tl, i);
 		struct fsk_fault f;
 		uint64_t k;
@@ -66,10 +76,10 @@ static void ui_region_collect(struct ui *u, const struct model_proc *p, uint64_t
 		if (f.cls != FSK_FAULT_COW || f.addr < start || f.addr >= end)
 			continue;
 		ui_region_total++;
-		if (!table_get(&idx, f.ip + 1, &k)) {
+		if (!table_get(&ui_region_idx, f.ip + 1, &k)) {
 			if (vec_reserve(&ui_region_sites, &ui_region_cap, ui_region_nsites + 1,
 					sizeof(*ui_region_sites)) < 0 ||
-			    table_put(&idx, f.ip + 1, ui_region_nsites + 1, NULL) < 0)
+			    table_put(&ui_region_idx, f.ip + 1, ui_region_nsites + 1, NULL) < 0)
 				break;
 			ui_region_sites[ui_region_nsites] = (struct ui_region_site){ f.ip, 0, f.stack };
 			k = ++ui_region_nsites;
@@ -78,9 +88,6 @@ static void ui_region_collect(struct ui *u, const struct model_proc *p, uint64_t
 		if (!ui_region_sites[k - 1].stack)
 			ui_region_sites[k - 1].stack = f.stack;
 	}
-	table_free(&idx);
-	if (ui_region_nsites)
-		qsort(ui_region_sites, ui_region_nsites, sizeof(*ui_region_sites), ui_region_site_cmp);
 }
 
 /* "func (file:line)" from the fault's stack, else "module+0xoff" from the
@@ -170,6 +177,7 @@ static void ui_region_lines(struct ui *u, const struct model_proc *p, size_t fir
 {
 	const struct model_scan *sc = &p->cur;
 	uint64_t start = sc->v[first].r.start, end = sc->v[first + n - 1].r.end;
+	struct ui_region_site *top;
 	char name[256];
 
 	for (size_t i = first; i < first + n; i++) {
@@ -194,10 +202,16 @@ static void ui_region_lines(struct ui *u, const struct model_proc *p, size_t fir
 	}
 	ui_region_addf(l, " Top COW sites (%" PRIu64 " sampled COW faults up to the cursor):",
 		       ui_region_total);
+	top = malloc(ui_region_nsites * sizeof(*top));
+	if (!top)
+		return;
+	memcpy(top, ui_region_sites, ui_region_nsites * sizeof(*top));
+	qsort(top, ui_region_nsites, sizeof(*top), ui_region_site_cmp);
 	for (size_t i = 0; i < ui_region_nsites && i < UI_REGION_SITES; i++) {
-		ui_region_site_name(u, p, &ui_region_sites[i], name, sizeof(name));
-		ui_region_addf(l, "   %6" PRIu64 "  %s", ui_region_sites[i].faults, name);
+		ui_region_site_name(u, p, &top[i], name, sizeof(name));
+		ui_region_addf(l, "   %6" PRIu64 "  %s", top[i].faults, name);
 	}
+	free(top);
 }
 
 static void ui_region_wrap(struct ui_region_lines *l, const char *s, int w);
@@ -263,6 +277,7 @@ void ui_region_free(void)
 {
 	report_sites_free(&ui_region_sym);
 	free(ui_region_sites);
+	table_free(&ui_region_idx);
 	ui_region_sites = NULL;
 	ui_region_nsites = ui_region_cap = 0;
 	ui_region_pos = (size_t)-1;

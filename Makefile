@@ -71,6 +71,14 @@ $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 $(B)/progs/stacks: $(B)/progs/libstacks_lib.so
 
+# tests/progs/sigchain links this library, initialized before every other
+# (forkscope's too), so it finds a SIGILL handler already installed.
+$(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -Wl,-z,initfirst -o $@ $<
+$(B)/progs/sigchain: tests/progs/sigchain.c samples/sample.h $(B)/progs/libsig_early.so
+	$(CC) $(BASE) -O1 -o $@ $< -L$(B)/progs -lsig_early -Wl,-rpath,'$$ORIGIN'
+
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread
@@ -92,12 +100,18 @@ test: deps
 
 check: test
 
+# Slow: every real program of tests/t_real.py (make test runs a fast
+# subset) with the fault, hostile-program and stress tests.
+stress: deps
+	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(TESTPROGS)
+	@FSK_REAL_ALL=1 sh tests/run.sh t_real t_faults t_hostile t_stress t_malloc_count
+
 # Fuzzes the trace reader, model and report; FUZZ_SECONDS long (default 300).
 fuzz: deps all
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHPROGS)
+	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(B)/progs/malloc_count
 	@sh tests/bench/run.sh
 
 install: all

@@ -9,6 +9,12 @@
  * the owner appending and another thread writing the committed part never
  * touch the same bytes; the owner resets the buffer only under the lock.
  * No lock is ever held across fork: a fork child resets them all.
+ *
+ * Every block of a buffer written out starts with a CTX record naming the
+ * thread, built in the 16 bytes before it (already written, or the head
+ * room TB_HEAD), so the compact malloc records in it need no tid. The
+ * malloc hooks stamp their records with the buffer's clock: the TSC scaled
+ * by a calibration against CLOCK_MONOTONIC (see clock_* below).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,11 +24,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include "fsk.h"
 
 #define TB_CAP (128u * 1024u)
 #define TB_MAX 1024
+#define TB_HEAD 16u               /* room for the CTX of the first block */
 
 struct tbuf {
 	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
@@ -33,7 +41,11 @@ struct tbuf {
 	int32_t tid;
 	uint64_t records;
 	char *data;
-};
+	/* owner only: */
+	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
+	uint64_t last_ns;          /* latest stamp: records never go back */
+	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
+} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 static struct tbuf slots[TB_MAX];
 static __thread struct tbuf *t_buf;
@@ -98,7 +110,7 @@ static uint64_t count_records(const char *p, size_t len)
 		if (r->size < sizeof(struct fsk_rec))
 			break;
 		off += r->size;
-		n++;
+		n += r->type != FSK_REC_CTX && r->type != FSK_REC_CBASE;
 	}
 	return n;
 }
@@ -107,11 +119,7 @@ static void stream_fail(const char *what, int err)
 {
 	if (atomic_exchange(&s_dead, 1))
 		return;
-	char num[24], pid[24];
-	sys_utoa(num, (uint64_t)(err < 0 ? -err : err), num + sizeof(num));
-	sys_utoa(pid, (uint64_t)G.pid, pid + sizeof(pid));
-	sys_say(what, " ", s_path, " (errno ", num, "); pid ", pid,
-		" goes on untraced from here, its later events are lost", (char *)NULL);
+	lost_say(what, s_path, err);
 }
 
 /* Reopens the stream when the program closed our fd or put another file
@@ -278,11 +286,114 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		p = emit_put_str(p, G.argv[i], bend);
 	int r = sys_write_all(s_fd, buf, size);
 	sys_munmap(buf, size);
-	if (r < 0)
+	if (r < 0) { /* a stream without its header is only noise for a reader */
+		unlink(s_path);
+		close(s_fd);
+		s_fd = -1;
 		return r;
+	}
 	atomic_store(&s_dead, 0);
 	atomic_store(&s_ended, 0);
 	return 0;
+}
+
+/* ---- the malloc clock ----
+ *
+ * clock_gettime costs ~25 ns, as much as the rest of a traced malloc.
+ * Where the kernel itself keeps time with the TSC (so it is invariant and
+ * synchronised across CPUs), a record takes rdtsc and scales it from the
+ * thread's last (tsc, CLOCK_MONOTONIC) pair; the pair is renewed when it
+ * is older than ~100 us. The scale comes from the first pair of the
+ * process and the latest one (so it sharpens as the process ages) and is
+ * lowered by 50 ppm (calibration error is below 10 ppm after 2 ms), so the
+ * estimate lags the real clock rather than lead it: a lifecycle record,
+ * read from the real clock later, never sorts before a malloc that came
+ * first.
+ */
+#define CLOCK_RESYNC_NS 100000ull
+#define CLOCK_CAL_MIN_NS 2000000ull  /* calibrate over at least 2 ms */
+#define CLOCK_CAL_MAX_NS 1000000000ull
+
+static uint64_t s_cal_tsc, s_cal_ns;  /* first pair of the process */
+static _Atomic int s_cal_state;       /* 0 unset, 1 first pair taken, 2 TSC unusable */
+static _Atomic uint64_t s_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
+static _Atomic uint64_t s_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
+
+/* Does the kernel keep CLOCK_MONOTONIC with the TSC? Then it is invariant
+ * and synchronised, and scaling it is exact enough. */
+static int clock_tsc_usable(void)
+{
+	static const char path[] = "/sys/devices/system/clocksource/clocksource0/current_clocksource";
+	char buf[16];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf));
+	close(fd);
+	return n >= 4 && buf[0] == 't' && buf[1] == 's' && buf[2] == 'c' && buf[3] == '\n';
+}
+
+static void clock_calibrate(uint64_t tsc, uint64_t ns)
+{
+	int st = atomic_load_explicit(&s_cal_state, memory_order_acquire);
+	if (st == 2)
+		return;
+	if (st == 0) {
+		int expect = 0;
+		if (atomic_compare_exchange_strong(&s_cal_state, &expect, 3)) {
+			s_cal_tsc = tsc;
+			s_cal_ns = ns;
+			atomic_store_explicit(&s_cal_state, 1, memory_order_release);
+		}
+		return;
+	}
+	if (st != 1 || ns - s_cal_ns < CLOCK_CAL_MIN_NS || tsc <= s_cal_tsc)
+		return;
+	uint64_t dns = ns - s_cal_ns, dt = tsc - s_cal_tsc;
+	uint64_t old = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	if (old && dns > CLOCK_CAL_MAX_NS)
+		return; /* sharp enough */
+	if (!old && !clock_tsc_usable()) {
+		atomic_store(&s_cal_state, 2);
+		return;
+	}
+	unsigned __int128 m = ((unsigned __int128)dns << 32) / dt;
+	m -= m / 20000; /* -50 ppm: lag, never lead */
+	if (m == 0 || m >> 40)
+		return;
+	atomic_store_explicit(&s_tsc_resync, (CLOCK_RESYNC_NS << 32) / (uint64_t)m,
+			      memory_order_relaxed);
+	atomic_store_explicit(&s_tsc_mult, (uint64_t)m, memory_order_relaxed);
+}
+
+/* The pair takes the tick count after the clock read, so an estimate from
+ * it is never ahead of the clock. */
+static __attribute__((noinline)) uint64_t clock_resync(struct tbuf *b)
+{
+	uint64_t ns = sys_now_ns();
+	b->ref_tsc = __rdtsc();
+	b->ref_ns = ns;
+	clock_calibrate(b->ref_tsc, ns);
+	return ns;
+}
+
+/* Now, for a record of the buffer's thread; never before its last one. */
+static inline uint64_t clock_now(struct tbuf *b)
+{
+	uint64_t ns, mult = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	if (likely(mult)) {
+		uint64_t d = __rdtsc() - b->ref_tsc;
+		if (likely(d < atomic_load_explicit(&s_tsc_resync, memory_order_relaxed)))
+			ns = b->ref_ns + ((d * mult) >> 32);
+		else
+			ns = clock_resync(b);
+	} else {
+		ns = clock_resync(b);
+	}
+	if (unlikely(ns < b->last_ns))
+		ns = b->last_ns;
+	b->last_ns = ns;
+	return ns;
 }
 
 /* ---- per-thread buffers ---- */
@@ -309,14 +420,25 @@ static void tb_unlock(struct tbuf *b)
 	atomic_store_explicit(&b->lock, 0, memory_order_release);
 }
 
-/* Writes the committed, unwritten part. Caller holds the lock. */
+/* Writes the committed, unwritten part behind a CTX record that names the
+ * thread; the CTX goes into the 16 bytes before it, which are the head
+ * room or already written. Caller holds the lock. */
 static void tb_write(struct tbuf *b)
 {
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_acquire);
 	if (c > b->flushed) {
-		stream_write(b->data + b->flushed, c - b->flushed);
+		struct fsk_rec *ctx = (void *)(b->data + b->flushed - TB_HEAD);
+		fsk_rec_init(ctx, FSK_REC_CTX, sizeof(*ctx), 0);
+		ctx->tid = (uint32_t)b->tid;
+		stream_write((char *)ctx, c - b->flushed + TB_HEAD);
 		b->flushed = c;
 	}
+}
+
+static void tb_empty(struct tbuf *b)
+{
+	b->flushed = TB_HEAD;
+	atomic_store_explicit(&b->committed, TB_HEAD, memory_order_relaxed);
 }
 
 static void key_destructor(void *v)
@@ -348,10 +470,13 @@ static struct tbuf *tb_acquire(void)
 			}
 		}
 		b->tid = self_tid();
-		b->flushed = 0;
 		b->pending = 0;
 		b->records = 0;
-		atomic_store(&b->committed, 0);
+		b->base_ns = 0;
+		b->last_ns = 0;
+		b->ref_tsc = 0;
+		b->ref_ns = 0;
+		tb_empty(b);
 		t_buf = b;
 		if (s_key_ok > 0)
 			pthread_setspecific(s_key, b);
@@ -362,7 +487,9 @@ static struct tbuf *tb_acquire(void)
 	return NULL;
 }
 
-void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
+/* The calling thread's buffer with room for `size` more bytes, or NULL
+ * (the record is counted as dropped). */
+static inline struct tbuf *tb_room(uint32_t size, uint32_t *at)
 {
 	struct tbuf *b = t_buf;
 	if (unlikely(!b)) {
@@ -376,11 +503,26 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	if (unlikely(c + size > TB_CAP)) {
 		tb_lock(b, self_tid());
 		tb_write(b);
-		b->flushed = 0;
-		atomic_store_explicit(&b->committed, 0, memory_order_relaxed);
+		tb_empty(b);
 		tb_unlock(b);
-		c = 0;
+		c = TB_HEAD;
 	}
+	*at = c;
+	return b;
+}
+
+void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
+{
+	uint32_t c;
+	struct tbuf *b = tb_room(size, &c);
+	if (!b)
+		return NULL;
+	if (ts == FSK_TS_CLOCK)
+		ts = clock_now(b);
+	else if (ts < b->last_ns)
+		ts = b->last_ns; /* a thread's records never go back in time */
+	else
+		b->last_ns = ts;
 	struct fsk_rec *r = (void *)(b->data + c);
 	r->type = type;
 	r->size = (uint16_t)size;
@@ -388,6 +530,50 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	r->ts_ns = ts;
 	b->pending = size;
 	return r;
+}
+
+/* Writes and commits a compact record of `size` bytes whose second word is
+ * w1 and third (CALLOC) w2, with a CBASE in front when the thread has none
+ * or its last one is more than 4 s old. */
+static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_t w2)
+{
+	uint32_t c;
+	struct tbuf *b = tb_room(size + (uint32_t)sizeof(struct fsk_rec), &c);
+	if (!b)
+		return;
+	uint64_t now = clock_now(b), dt = now - b->base_ns;
+	char *p = b->data + c;
+	if (unlikely(!b->base_ns || dt > UINT32_MAX)) {
+		struct fsk_rec *base = (void *)p;
+		fsk_rec_init(base, FSK_REC_CBASE, sizeof(*base), now);
+		base->tid = (uint32_t)b->tid;
+		b->base_ns = now;
+		dt = 0;
+		p += sizeof(*base);
+	}
+	uint64_t *r = (void *)p;
+	r[0] = type | (uint64_t)size << 16 | dt << 32;
+	r[1] = w1;
+	if (size > 16)
+		r[2] = w2;
+	b->records++;
+	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
+}
+
+void emit_cfree(uint64_t addr_flags)
+{
+	tb_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), addr_flags, 0);
+}
+
+void emit_cmalloc(uint64_t word)
+{
+	tb_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc), word, 0);
+}
+
+void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn)
+{
+	tb_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr_flags,
+		   size | (uint64_t)stack_fn << 32);
 }
 
 void emit_commit(void)
@@ -429,9 +615,20 @@ void emit_flush_all(int wait)
 	}
 }
 
+/* A record written through read the real clock: the thread's next
+ * buffered records must not sort before it (a malloc right after a fork
+ * belongs after the FORK), however its TSC estimate lags. */
+static void tb_not_before(uint64_t ts)
+{
+	struct tbuf *b = t_buf;
+	if (b && ts > b->last_ns)
+		b->last_ns = ts;
+}
+
 void emit_direct(void *rec, uint32_t size)
 {
 	struct fsk_rec *r = rec;
+	tb_not_before(r->ts_ns);
 	r->tid = (uint32_t)self_tid();
 	if (!t_guard)
 		emit_flush_self();
@@ -448,6 +645,7 @@ void emit_block(void *buf, size_t len)
 		if (r->size < sizeof(struct fsk_rec))
 			break;
 		r->tid = (uint32_t)tid;
+		tb_not_before(r->ts_ns);
 		off += r->size;
 	}
 	atomic_fetch_add(&s_direct_records, n);
@@ -464,8 +662,7 @@ void emit_thread_exit(void *v)
 	tb_write(b);
 	atomic_fetch_add(&s_released_records, b->records);
 	b->records = 0;
-	b->flushed = 0;
-	atomic_store(&b->committed, 0);
+	tb_empty(b);
 	t_buf = NULL;
 	tb_unlock(b);
 	atomic_store(&b->inuse, 0);
@@ -517,8 +714,7 @@ void emit_reset_child(void)
 	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
 		struct tbuf *b = &slots[i];
 		atomic_store(&b->lock, 0);
-		atomic_store(&b->committed, 0);
-		b->flushed = 0;
+		tb_empty(b);
 		b->records = 0;
 		atomic_store(&b->inuse, 0);
 	}

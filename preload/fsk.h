@@ -122,8 +122,16 @@ FSK_HIDDEN void emit_init(void);
 FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
 /* Reserves a record of `size` bytes (multiple of 8) in the calling thread's
  * buffer, header filled; NULL when it cannot (record counted as dropped).
- * Must be followed by emit_commit() with no hook call in between. */
+ * ts FSK_TS_CLOCK stamps it with the buffer's cheap clock (malloc family);
+ * a thread's records never go back in time. Must be followed by
+ * emit_commit() with no hook call in between. */
+#define FSK_TS_CLOCK 0
 FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
+/* Compact FREE/ALLOC records (trace.h), written and committed at once;
+ * addresses carry their FSK_AF_MMAPPED bit. */
+FSK_HIDDEN void emit_cfree(uint64_t addr_flags);
+FSK_HIDDEN void emit_cmalloc(uint64_t word);
+FSK_HIDDEN void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn);
 FSK_HIDDEN void emit_commit(void);
 /* Writes a record at once (lifecycle): first the calling thread's buffered
  * records, then this one. Safe in a signal handler that interrupted a hook. */
@@ -200,8 +208,15 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 
+/* ---- lost.c ---- */
+/* Says "what path (errno): the trace misses events from HH:MM:SS on" once
+ * per trace (see forkscope/lost.h); async-signal-safe, errno kept. */
+FSK_HIDDEN void lost_say(const char *what, const char *path, int err);
+
 /* ---- signals.c ---- */
 FSK_HIDDEN void signals_init(void);
+/* 1 when the program's own handler catches fatal signal sig. */
+FSK_HIDDEN int signals_caught(int sig);
 
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how, int normal);

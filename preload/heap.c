@@ -4,7 +4,9 @@
  * program break inside malloc through its internal brk, which we cannot
  * interpose, so after each call we compare __curbrk with the last value we
  * recorded; and whether glibc served a block from its own mmap is the
- * IS_MMAPPED bit of the chunk header in front of the block.
+ * IS_MMAPPED bit of the chunk header in front of the block. Most calls
+ * become compact records (CMALLOC/CALLOC/CFREE, trace.h) stamped with the
+ * buffer's TSC clock; values that do not fit them take the full records.
  */
 #include <errno.h>
 #include <stdatomic.h>
@@ -43,7 +45,7 @@ static void brk_record(void *old, void *now, uint32_t cause)
 	scan_mark(FSK_SCAN_BRK);
 	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
-					 sys_now_ns());
+					 FSK_TS_CLOCK);
 	if (!h)
 		return;
 	struct fsk_brk *b = (void *)(h + 1);
@@ -70,19 +72,33 @@ static inline int hot_on(void)
 	return !t_guard && G.active && G.malloc_on;
 }
 
+/* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
 	uint32_t stack = FSK_STACK(0);
-	struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC, sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
-					 sys_now_ns());
-	if (h) {
-		struct fsk_alloc *a = (void *)(h + 1);
-		a->addr = (uint64_t)p;
-		a->size = size;
-		a->stack = stack;
-		a->fn = fn;
-		a->flags = (uint16_t)(!p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
-		emit_commit();
+	uint64_t addr = (uint64_t)(uintptr_t)p;
+	int mm = addr && chunk_mmapped(p);
+	int aligned = addr && !(addr & FSK_CADDR_FLAGS);
+	if (likely(aligned && !stack && fn == FSK_FN_MALLOC &&
+		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
+		emit_cmalloc(addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
+			     (mm ? FSK_CM_MMAPPED : 0));
+	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
+		emit_calloc(addr | (mm ? FSK_AF_MMAPPED : 0), (uint32_t)size,
+			    stack | (uint32_t)fn << 24);
+	} else {
+		struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC,
+						 sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
+						 FSK_TS_CLOCK);
+		if (h) {
+			struct fsk_alloc *a = (void *)(h + 1);
+			a->addr = addr;
+			a->size = size;
+			a->stack = stack;
+			a->fn = fn;
+			a->flags = (uint16_t)(!p ? FSK_AF_FAILED : mm ? FSK_AF_MMAPPED : 0);
+			emit_commit();
+		}
 	}
 	brk_check();
 }
@@ -151,15 +167,21 @@ FSK_EXPORT void free(void *p)
 	}
 	HOT_BEGIN();
 	int err = errno;
-	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
-					 sys_now_ns());
-	if (h) {
-		struct fsk_free *f = (void *)(h + 1);
-		f->addr = (uint64_t)p;
-		f->stack = 0;
-		f->fn = FSK_FN_FREE;
-		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
-		emit_commit();
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (likely(!(a & FSK_CADDR_FLAGS))) {
+		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
+	} else {
+		struct fsk_rec *h = emit_reserve(FSK_REC_FREE,
+						 sizeof(struct fsk_rec) + sizeof(struct fsk_free),
+						 FSK_TS_CLOCK);
+		if (h) {
+			struct fsk_free *f = (void *)(h + 1);
+			f->addr = a;
+			f->stack = 0;
+			f->fn = FSK_FN_FREE;
+			f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+			emit_commit();
+		}
 	}
 	real.free(p);
 	brk_check();
@@ -170,7 +192,7 @@ static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 {
 	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_REALLOC,
-					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc), sys_now_ns());
+					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc), FSK_TS_CLOCK);
 	if (h) {
 		struct fsk_realloc *r = (void *)(h + 1);
 		r->old_addr = (uint64_t)old;

@@ -138,9 +138,9 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	int r = dir_check(dir);
 	if (r < 0) {
 		if (dir)
-			sys_say("not tracing: FORKSCOPE_DIR ", dir,
-				r == -EPERM ? " belongs to another user" : " is not an absolute, usable directory",
-				(char *)NULL);
+			lost_say(r == -EPERM ? "not tracing: FORKSCOPE_DIR belongs to another user:"
+					     : "not tracing: FORKSCOPE_DIR is not an absolute, usable directory:",
+				 dir, r);
 		else
 			sys_say("not tracing: FORKSCOPE_DIR is not set (use `forkscope run`)", (char *)NULL);
 		t_guard = 0;
@@ -148,10 +148,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	}
 	r = emit_open_stream((uint32_t)getppid(), 0);
 	if (r < 0) {
-		char num[16];
-		sys_utoa(num, (uint64_t)-r, num + sizeof(num));
-		sys_say("not tracing: cannot create a trace file in ", G.dir, " (errno ", num, ")",
-			(char *)NULL);
+		lost_say("not tracing: cannot create a trace file in", G.dir, r);
 		t_guard = 0;
 		return;
 	}
@@ -190,7 +187,9 @@ void init_child_after_fork(uint64_t fork_ns)
 	emit_reset_child();
 	unwind_fork_child();
 	atomic_store(&s_flusher_started, 0);
-	if (emit_open_stream(ppid, fork_ns) < 0) {
+	int r = emit_open_stream(ppid, fork_ns);
+	if (r < 0) {
+		lost_say("cannot create a trace file in", G.dir, r);
 		G.active = 0;
 		return;
 	}

@@ -74,7 +74,9 @@ FSK_EXPORT void _Exit(int code)
 
 FSK_EXPORT void abort(void)
 {
-	if (lifecycle_on()) {
+	/* A handler of the program's may still catch SIGABRT and go on:
+	 * then on_fatal flushes, and the end is recorded where it happens. */
+	if (lifecycle_on() && !signals_caught(SIGABRT)) {
 		proc_record_exit(SIGABRT, FSK_EXIT_ABORT, 1);
 		emit_end(FSK_END_SIGNAL);
 	}

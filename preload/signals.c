@@ -1,14 +1,25 @@
 /*
  * Fatal signals: a program that dies by SIGSEGV, SIGBUS, SIGABRT, SIGFPE or
- * SIGILL loses nothing it had buffered. Where the program left the default
- * action, we install a handler that writes out every buffer it can without
- * waiting (async-signal-safe: write() and atomics only), records the end,
- * puts the default action back and raises the signal again, so the exit
- * status and the core dump stay the program's. A handler the program
- * installs later simply replaces ours.
+ * SIGILL loses nothing it had buffered. For these five signals our handler
+ * is always the kernel's action (unless the program ignores the signal),
+ * and sigaction()/signal() are interposed so the program still sees, and
+ * gets, exactly what it asked for:
+ * - the program left the default action: we write out every buffer we can
+ *   without waiting (async-signal-safe: write() and atomics only), record
+ *   the end, put the default action back and raise the signal again, so
+ *   the exit status and the core dump stay the program's;
+ * - the program installed a handler (before our constructor or after it,
+ *   with sigaction, signal, bsd_signal or sysv_signal): we flush, then call its handler with the
+ *   same arguments, mask and errno it would have had untraced. Its
+ *   SA_RESETHAND is emulated (one-shot, then the default action, which is
+ *   ours again); SA_NODEFER, SA_ONSTACK, SA_RESTART and its mask go to the
+ *   kernel as given.
+ * sigaction's old action always reports the program's own action.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -16,11 +27,66 @@
 
 static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
 
-static void on_fatal(int sig, siginfo_t *si, void *uc)
+static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
+static sighandler_t (*real_signal)(int, sighandler_t);
+static sighandler_t (*real_sysv_signal)(int, sighandler_t);
+
+/* Per fatal signal: on is set once our handler owns the kernel's action;
+ * user is what the program asked for (its action as sigaction reports
+ * it). Updated with every signal blocked in the updating thread. */
+static struct {
+	_Atomic int on;
+	struct sigaction user;
+} s_act[NSIG];
+
+static int is_fatal(int sig)
 {
-	(void)si;
-	(void)uc;
-	int saved = errno;
+	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++)
+		if (fatal[i] == sig)
+			return 1;
+	return 0;
+}
+
+/* Also called from the hooks: another library's constructor may set a
+ * handler before ours runs (dlsym is still allowed then). */
+static void signals_resolve(void)
+{
+	if (real_sigaction)
+		return;
+	resolve_all();
+	real_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "signal");
+	real_sysv_signal = (sighandler_t(*)(int, sighandler_t))dlsym(RTLD_NEXT, "sysv_signal");
+	real_sigaction = (int (*)(int, const struct sigaction *, struct sigaction *))dlsym(RTLD_NEXT, "sigaction");
+}
+
+static int user_catches(const struct sigaction *sa)
+{
+	return sa->sa_handler != SIG_DFL && sa->sa_handler != SIG_IGN;
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uc);
+
+/* Puts the kernel action for the program's action u: ignored stays
+ * ignored; otherwise on_fatal, with the program's flags and mask when it
+ * catches the signal, everything blocked while we die when it does not. */
+static int kernel_set(int sig, const struct sigaction *u)
+{
+	if (u->sa_handler == SIG_IGN)
+		return real_sigaction(sig, u, NULL);
+	struct sigaction k = { 0 };
+	k.sa_sigaction = on_fatal;
+	if (user_catches(u)) {
+		k.sa_mask = u->sa_mask;
+		k.sa_flags = SA_SIGINFO | (u->sa_flags & (SA_ONSTACK | SA_RESTART | SA_NODEFER));
+	} else {
+		sigfillset(&k.sa_mask);
+		k.sa_flags = SA_SIGINFO | SA_ONSTACK;
+	}
+	return real_sigaction(sig, &k, NULL);
+}
+
+static void die_default(int sig)
+{
 	if (G.active && !t_vfork_child && !emit_ended()) { /* abort() recorded itself */
 		proc_record_exit(sig, FSK_EXIT_SIGNAL, 0);
 		emit_end(FSK_END_SIGNAL);
@@ -31,25 +97,123 @@ static void on_fatal(int sig, siginfo_t *si, void *uc)
 	struct sigaction dfl = { 0 };
 	dfl.sa_handler = SIG_DFL;
 	sigemptyset(&dfl.sa_mask);
-	sigaction(sig, &dfl, NULL);
+	real_sigaction(sig, &dfl, NULL);
 	syscall(SYS_tgkill, getpid(), sys_gettid(), sig);
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uc)
+{
+	int saved = errno;
+	struct sigaction u = s_act[sig].user;
+	if (!user_catches(&u)) {
+		die_default(sig);
+		errno = saved;
+		return;
+	}
+	if ((u.sa_flags & SA_RESETHAND) && !t_vfork_child) {
+		s_act[sig].user.sa_handler = SIG_DFL;
+		kernel_set(sig, &s_act[sig].user);
+	}
+	if (G.active && !t_vfork_child)
+		emit_flush_all(0);
 	errno = saved;
+	if (u.sa_flags & SA_SIGINFO)
+		u.sa_sigaction(sig, si, uc);
+	else
+		u.sa_handler(sig);
+}
+
+int signals_caught(int sig)
+{
+	return is_fatal(sig) && atomic_load(&s_act[sig].on) && user_catches(&s_act[sig].user);
+}
+
+FSK_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
+{
+	signals_resolve();
+	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+		return real_sigaction(sig, act, old);
+	int saved = errno;
+	if (t_vfork_child) {
+		/* Our memory is the parent's: the kernel action is the child's. */
+		int r = real_sigaction(sig, act, old);
+		if (r == 0 && old && old->sa_sigaction == on_fatal)
+			*old = s_act[sig].user;
+		return r;
+	}
+	sigset_t all, mask;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &mask);
+	struct sigaction prev = s_act[sig].user;
+	int r = 0;
+	if (act) {
+		r = kernel_set(sig, act);
+		if (r == 0)
+			s_act[sig].user = *act;
+	}
+	int err = errno;
+	pthread_sigmask(SIG_SETMASK, &mask, NULL);
+	if (r < 0) {
+		errno = err;
+		return -1;
+	}
+	if (old)
+		*old = prev;
+	errno = saved;
+	return 0;
+}
+
+/* signal() and its variants as sigaction calls with their semantics. */
+static sighandler_t signals_set(int sig, sighandler_t handler, int flags, int block_self)
+{
+	struct sigaction sa = { 0 }, old;
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	if (block_self)
+		sigaddset(&sa.sa_mask, sig);
+	sa.sa_flags = flags;
+	if (sigaction(sig, &sa, &old) < 0)
+		return SIG_ERR;
+	return old.sa_handler;
+}
+
+/* glibc's signal() and bsd_signal(): BSD semantics, the signal blocked in
+ * its handler, system calls restarted. */
+FSK_EXPORT sighandler_t signal(int sig, sighandler_t handler)
+{
+	signals_resolve();
+	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+		return real_signal(sig, handler);
+	return signals_set(sig, handler, SA_RESTART, 1);
+}
+
+FSK_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
+{
+	return signal(sig, handler);
+}
+
+/* System V semantics: one-shot, not blocked in its handler. */
+FSK_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
+{
+	signals_resolve();
+	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+		return real_sysv_signal(sig, handler);
+	return signals_set(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
 }
 
 /* Called once per image from the constructor; fork children inherit the
- * handlers, exec resets them. */
+ * handlers and this table, exec resets both. A handler set before we got
+ * here (another library's constructor) is taken over like a later one. */
 void signals_init(void)
 {
+	signals_resolve();
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
-		struct sigaction old;
-		if (sigaction(fatal[i], NULL, &old) < 0)
+		int sig = fatal[i];
+		struct sigaction cur;
+		if (real_sigaction(sig, NULL, &cur) < 0)
 			continue;
-		if ((old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
-			continue;
-		struct sigaction sa = { 0 };
-		sa.sa_sigaction = on_fatal;
-		sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
-		sigfillset(&sa.sa_mask);
-		sigaction(fatal[i], &sa, NULL);
+		s_act[sig].user = cur;
+		if (kernel_set(sig, &cur) == 0)
+			atomic_store(&s_act[sig].on, 1);
 	}
 }

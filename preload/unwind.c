@@ -59,6 +59,7 @@ static struct unwind_mod *s_mods;      /* UNWIND_MODS */
 static char *s_paths;                   /* UNWIND_PATHS bytes */
 static uint32_t s_paths_used;
 static _Atomic uint32_t s_nmods;
+static _Atomic uint64_t s_mods_done;    /* gen << 32 | nmods all written in gen */
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
 static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
@@ -201,6 +202,9 @@ static void unwind_put(void *rec, uint32_t size, int direct)
 static void unwind_mods_emit(uint32_t gen, int direct)
 {
 	uint32_t n = atomic_load(&s_nmods);
+	uint64_t done = (uint64_t)gen << 32 | n;
+	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == done)
+		return; /* the common case: one load instead of a walk */
 	for (uint32_t i = 0; i < n; i++) {
 		struct unwind_mod *m = &s_mods[i];
 		uint32_t g = atomic_load(&m->gen);
@@ -219,6 +223,7 @@ static void unwind_mods_emit(uint32_t gen, int direct)
 		md->build_id_len = m->build_id_len;
 		unwind_put(buf, (uint32_t)(p - buf), direct);
 	}
+	atomic_store_explicit(&s_mods_done, done, memory_order_relaxed);
 }
 
 /* ---- interning ---- */
@@ -301,6 +306,23 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 	unwind_put(buf, size, direct);
 }
 
+/* The thread's last stack: a loop that allocates repeats it, and one
+ * compare then stands for the hash, the probe and the generation checks.
+ * Valid only in the generation (stream) whose STACK record it had. */
+#define UNWIND_LAST 32
+static __thread uint64_t t_last_ips[UNWIND_LAST];
+static __thread uint32_t t_last_n, t_last_id, t_last_gen;
+
+static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
+{
+	if (n != t_last_n || gen != t_last_gen)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (ips[i] != t_last_ips[i])
+			return 0;
+	return 1;
+}
+
 uint32_t unwind_stack(int direct)
 {
 	if (!s_slots || t_unwinding || t_vfork_child)
@@ -319,11 +341,14 @@ uint32_t unwind_stack(int direct)
 	uint32_t n = 0;
 	for (int i = skip; i < got && n < (uint32_t)depth; i++)
 		ips[n++] = (uint64_t)(uintptr_t)raw[i];
-	uint32_t id = 0;
+	uint32_t id = 0, gen = atomic_load(&s_gen);
 	int fresh;
+	if (n && unwind_is_last(ips, n, gen)) {
+		id = t_last_id;
+		goto out;
+	}
 	struct unwind_slot *s = n ? unwind_intern(ips, n, &fresh) : NULL;
 	if (s) {
-		uint32_t gen = atomic_load(&s_gen);
 		if (fresh) {
 			/* A new stack: objects loaded since the last scan (dlopen)
 			 * join the module list before the viewer needs them. */
@@ -342,9 +367,17 @@ uint32_t unwind_stack(int direct)
 		if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
 			unwind_emit_stack(s, direct);
 		id = atomic_load(&s->id);
+		if (n <= UNWIND_LAST) {
+			for (uint32_t i = 0; i < n; i++)
+				t_last_ips[i] = ips[i];
+			t_last_n = n;
+			t_last_id = id;
+			t_last_gen = gen;
+		}
 	} else if (n && !atomic_exchange(&s_full_noted, 1)) {
 		emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 	}
+out:
 	t_unwinding = 0;
 	t_guard = guard;
 	return id;

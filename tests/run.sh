@@ -27,11 +27,15 @@ export FSK_PROGS="$bdir/progs"
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export PYTHONPATH="$top/tests${PYTHONPATH:+:$PYTHONPATH}"
-only="$1"
+only="$*" # names (substrings) of the tests to run; all when empty
 pass=0 fail=0 skip=0
 for t in build/unit/test_* tests/t_*.sh tests/t_*.py; do
 	[ -e "$t" ] || continue
-	[ -n "$only" ] && case "$t" in *"$only"*) ;; *) continue ;; esac
+	if [ -n "$only" ]; then
+		hit=
+		for o in $only; do case "$t" in *"$o"*) hit=1 ;; esac; done
+		[ -n "$hit" ] || continue
+	fi
 	name=$(basename "$t")
 	case "$t" in
 	*.sh) cmd="bash $t" ;;

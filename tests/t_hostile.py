@@ -1,7 +1,9 @@
 """Programs that fight the tracer (tests/progs/hostile.c, issue 7): closing
 or dup2-ing over every fd, a tiny RLIMIT_NOFILE, SIGCHLD ignored, children
 dying by abort()/SIGSEGV in a malloc burst, vfork, posix_spawn/system/popen,
-an exec with an empty environment, and a static binary. Each must print and
+an exec with an empty environment, and a static binary; and programs with
+their own handlers for the fatal signals (tests/progs/sigchain.c), which
+forkscope must hand the signal to after its flush. Each must print and
 exit as without forkscope, and the report must say what the program says
 ("@ expect" lines): exits, reapers, images, malloc counts kept up to a
 crash."""
@@ -13,6 +15,7 @@ import fsk  # noqa: E402
 from fsk import check, note  # noqa: E402
 
 CASES = ["closefds", "dup2", "nofile", "sigchld", "abort", "segv", "vfork", "spawn", "envi"]
+SIGCHAIN = ["segv", "fpe", "resethand", "nodefer", "reraise", "sysv", "early", "ign"]
 
 
 def run_case(name, argv, cwd):
@@ -59,13 +62,18 @@ def static_case():
 
 
 def main():
-    fsk.require(fsk.prog("hostile"))
-    for c in CASES:
-        traced, doc = run_case(c, [fsk.prog("hostile"), c], fsk.tmpdir())
+    fsk.require(fsk.prog("hostile"), fsk.prog("sigchain"))
+    runs = [(c, [fsk.prog("hostile"), c]) for c in CASES]
+    runs += [("sigchain-" + c, [fsk.prog("sigchain"), c]) for c in SIGCHAIN]
+    for c, argv in runs:
+        traced, doc = run_case(c, argv, fsk.tmpdir())
         if doc:
             procs = fsk.by_pid(doc)
             fsk.check_proc_lines(c, traced.out, procs)
             fsk.check_expect_lines(c, traced.out, procs)
+        if c.startswith("sigchain-"):
+            check(c + ".program-saw-its-handlers", traced is not None and traced.rc == 0 and ": NO\n" not in traced.out,
+                  traced and traced.describe())
     static_case()
     fsk.finish()
 

@@ -1,5 +1,6 @@
 /* describe: see describe.h. */
 #include "describe.h"
+#include "regions_diff.h"
 #include "report.h"
 
 #include <inttypes.h>
@@ -303,6 +304,24 @@ void describe_event(const struct model_event *ev, char *buf, size_t n)
 		else
 			snprintf(buf, n, "record type %u", ev->kind);
 	}
+}
+
+void describe_rev(const struct model_rev *e, char *buf, size_t n)
+{
+	char sz[32], old[64] = "";
+
+	report_bytes(sz, sizeof(sz), e->end - e->start);
+	if (e->what == MODEL_REV_PROT)
+		snprintf(old, sizeof(old), " %c%c%c -> %c%c%c", e->old_perms & FSK_P_READ ? 'r' : '-',
+			 e->old_perms & FSK_P_WRITE ? 'w' : '-', e->old_perms & FSK_P_EXEC ? 'x' : '-',
+			 e->perms & FSK_P_READ ? 'r' : '-', e->perms & FSK_P_WRITE ? 'w' : '-',
+			 e->perms & FSK_P_EXEC ? 'x' : '-');
+	else if (e->old_start || e->old_end)
+		snprintf(old, sizeof(old), " %s 0x%" PRIx64 "-0x%" PRIx64,
+			 e->what == MODEL_REV_MOVED ? "from" : "was", e->old_start, e->old_end);
+	snprintf(buf, n, "region %s %s 0x%" PRIx64 "-0x%" PRIx64 " (%s)%s by %s",
+		 regions_diff_what_name(e->what), model_region_kind_name(e->kind), e->start, e->end,
+		 sz, old, regions_diff_cause_name(e->cause));
 }
 
 const char *describe_state(const struct model *m, const struct model_proc *p)

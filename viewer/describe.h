@@ -41,6 +41,11 @@ int describe_is_exit(const struct model_event *ev);
  * without the pid and time. Control characters never reach buf. */
 void describe_event(const struct model_event *ev, char *buf, size_t n);
 
+/* A region change of the model (model_proc.revs, regions_diff.c):
+ * "region moved anon 0x..-0x.. (192.0 KiB) from 0x..-0x.. by mremap".
+ * The events pane can merge p->revs[] by t_ns with the records. */
+void describe_rev(const struct model_rev *e, char *buf, size_t n);
+
 /* A process's state in the model: "running", "zombie" (ended, not yet
  * reaped), "reaped", "untraced", "cut" (its stream stopped without an end).
  * At a replay cursor (m->partial) a child whose stream has not opened yet

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define LOAD_CHUNK (1u << 20)
 
@@ -99,6 +101,51 @@ static int load_open_event(struct load *l, struct reader_stream *s)
 	return 0;
 }
 
+static uint64_t load_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+#define LOAD_PROGRESS_AFTER 1000000000ull      /* show it after 1 s */
+#define LOAD_PROGRESS_EVERY 250000000ull       /* then redraw every 250 ms */
+
+/*
+ * load_dir on a terminal: "reading: N events (M MiB)" on stderr once
+ * reading has taken more than a second, redrawn in place, erased when
+ * done. progress_t0 = 0: off (not load_dir, or stderr is not a tty).
+ */
+static void load_progress(struct load *l, const char *what, size_t done)
+{
+	uint64_t now;
+	char buf[160];
+	int n;
+
+	if (!l->progress_t0 || (now = load_now()) < l->progress_next)
+		return;
+	l->progress_next = now + LOAD_PROGRESS_EVERY;
+	if (now - l->progress_t0 < LOAD_PROGRESS_AFTER)
+		return;
+	if (done == l->nev)
+		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: %zu events (%.0f MiB)...\033[K", what,
+			     l->nev, (double)l->progress_bytes / 1048576);
+	else
+		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: event %zu of %zu...\033[K", what,
+			     done, l->nev);
+	if (n > 0 && write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) > 0)
+		l->progress_shown = 1;
+}
+
+static void load_progress_end(struct load *l)
+{
+	if (l->progress_shown && write(2, "\r\033[K", 4) < 0)
+		l->progress_shown = 0;
+	l->progress_t0 = 0;
+	l->progress_shown = 0;
+}
+
 /* Reads one stream's complete records into events. */
 static int load_stream(struct load *l, struct reader_stream *s, int finished)
 {
@@ -128,6 +175,9 @@ static int load_stream(struct load *l, struct reader_stream *s, int finished)
 		e->payload = load_keep(l, r.payload, r.len);
 		if (!e->payload)
 			return -ENOMEM;
+		l->progress_bytes += r.len + sizeof(struct fsk_rec);
+		if ((l->nev & 0xffff) == 0)
+			load_progress(l, "reading", l->nev);
 	}
 	if (finished && s->state != READER_CORRUPT)
 		reader_finish(s);
@@ -163,9 +213,12 @@ int load_build(struct load *l, int finished)
 		qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
 	model_free(&l->model);
 	model_init(&l->model);
-	for (size_t i = 0; i < l->nev; i++)
+	for (size_t i = 0; i < l->nev; i++) {
 		if (model_apply(&l->model, &l->ev[i]) < 0)
 			return -ENOMEM;
+		if ((i & 0xffff) == 0)
+			load_progress(l, "modelling", i);
+	}
 	return model_finish(&l->model, finished);
 }
 
@@ -177,9 +230,12 @@ int load_dir(struct load *l, const char *dir)
 		return e;
 	if (l->dir.n == 0)
 		load_msg(l, 1, "no trace streams (*" FSK_STREAM_SUFFIX ") in directory: %s", dir);
+	if (isatty(2))
+		l->progress_t0 = load_now();
 	e = load_poll(l, 1);
 	if (e == 0)
 		e = load_build(l, 1);
+	load_progress_end(l);
 	if (e < 0) {
 		load_msg(l, 1, "%s", strerror(-e));
 		return 1;

@@ -9,6 +9,7 @@
 #define FORKSCOPE_LOAD_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "model.h"
 #include "reader.h"
@@ -30,6 +31,9 @@ struct load {
 	size_t nmsgs, msgs_cap;
 	int fatal;              /* a fatal message was added */
 	struct model model;
+	/* load_dir's progress line on a terminal (load.c) */
+	uint64_t progress_t0, progress_next, progress_bytes;
+	int progress_shown;
 };
 
 /* 0, or -errno when the directory cannot be read (a message is added). */

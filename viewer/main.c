@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "export.h"
 #include "report.h"
 #include "run.h"
 #include "ui_cmd.h"
@@ -21,6 +22,7 @@ static const struct main_cmd main_cmds[] = {
 	{ "live", ui_cmd_live, ui_cmd_live_usage, "run a command and watch it in the viewer" },
 	{ "view", ui_cmd_view, ui_cmd_view_usage, "open the viewer on a trace directory" },
 	{ "report", report_main, report_usage, "analyse a trace directory (text or --json)" },
+	{ "export", export_main, export_usage, "a trace as Chrome trace JSON, folded stacks or massif" },
 };
 
 #define MAIN_NCMDS (sizeof(main_cmds) / sizeof(main_cmds[0]))

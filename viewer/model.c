@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "regions_diff.h"
 #include "vec.h"
 
 int model_event_cmp(const void *a, const void *b)
@@ -53,6 +54,7 @@ void model_proc_free(struct model_proc *p)
 	heap_free_all(&p->heap);
 	model_scan_free(&p->cur);
 	model_scan_free(&p->pending);
+	regions_diff_free(p);
 	free(p);
 }
 
@@ -216,6 +218,7 @@ static int model_open(struct model *m, struct reader_stream *s)
 			return -ENOMEM;
 		heap_exec(&p->heap);
 		model_scan_clear(&p->cur);
+		regions_diff_reset(p);
 		p->pending_open = 0;
 	}
 	if (h->flags & FSK_HF_MALLOC)
@@ -377,8 +380,10 @@ static int model_region_rec(struct model_proc *p, const struct model_event *ev)
 	return 0;
 }
 
-static void model_scan_rec(struct model_proc *p, const struct model_event *ev)
+static int model_scan_rec(struct model_proc *p, const struct model_event *ev)
 {
+	int e = 0;
+
 	if (ev->kind == FSK_REC_SCAN) {
 		struct fsk_scan sc;
 		memcpy(&sc, ev->payload, sizeof(sc));
@@ -392,13 +397,18 @@ static void model_scan_rec(struct model_proc *p, const struct model_event *ev)
 		struct model_scan t;
 		memcpy(&se, ev->payload, sizeof(se));
 		if (!p->pending_open || se.id != p->pending.id)
-			return;
+			return 0;
+		/* The first scan of an image is where its story starts: only
+		 * later scans have changes. */
+		if (p->cur.n)
+			e = regions_diff_scan(p, &p->cur, &p->pending);
 		t = p->cur;
 		p->cur = p->pending;
 		p->pending = t;
 		model_scan_clear(&p->pending);
 		p->pending_open = 0;
 	}
+	return e;
 }
 
 static void model_heap_rec(struct model_proc *p, const struct model_event *ev)
@@ -513,6 +523,7 @@ int model_apply(struct model *m, const struct model_event *ev)
 	case FSK_REC_ALLOC:
 	case FSK_REC_FREE:
 	case FSK_REC_REALLOC:
+		e = regions_diff_hint(p, ev);
 		model_heap_rec(p, ev);
 		break;
 	case FSK_REC_FORK: {
@@ -548,10 +559,15 @@ int model_apply(struct model *m, const struct model_event *ev)
 		break;
 	case FSK_REC_SCAN:
 	case FSK_REC_SCAN_END:
-		model_scan_rec(p, ev);
+		e = model_scan_rec(p, ev);
 		break;
 	case FSK_REC_REGION:
 		e = model_region_rec(p, ev);
+		break;
+	case FSK_REC_MAP:
+	case FSK_REC_BRK:
+		e = regions_diff_hint(p, ev);
+		model_misc_rec(p, im, ev);
 		break;
 	default:
 		model_misc_rec(p, im, ev);

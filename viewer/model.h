@@ -22,6 +22,7 @@
 
 #define MODEL_EV_OPEN 0x10000u  /* event kind: the stream's header */
 #define MODEL_NONE ((size_t)-1)
+#define MODEL_REVS_MAX 100000u  /* region changes kept per process */
 
 struct model_event {
 	uint64_t key_ns;        /* sort key: ts_ns, or the fork time for a
@@ -84,6 +85,49 @@ struct model_scan {
 	size_t n, cap;
 };
 
+/*
+ * A region change between two consecutive scans of a process, derived by
+ * regions_diff.c when a scan ends, with the cause the hooks recorded in
+ * between (MAP, BRK, malloc's own mmaps). Removed: start/end is what went;
+ * grown/shrunk: the region now and old_* before; moved (mremap): the new
+ * place and old_* the old one; prot: the pages whose permissions changed.
+ */
+enum model_rev_what {
+	MODEL_REV_ADDED = 1, MODEL_REV_REMOVED, MODEL_REV_GROWN, MODEL_REV_SHRUNK,
+	MODEL_REV_PROT, MODEL_REV_MOVED,
+};
+
+enum model_rev_cause {
+	MODEL_RC_UNKNOWN = 0, MODEL_RC_MMAP, MODEL_RC_MUNMAP, MODEL_RC_MREMAP,
+	MODEL_RC_MPROTECT, MODEL_RC_MALLOC, MODEL_RC_BRK, MODEL_RC_SBRK,
+	MODEL_RC_STACK, MODEL_RC_THREAD,
+};
+
+struct model_rev {
+	uint64_t t_ns;          /* the causing call's time, else the scan's */
+	uint64_t scan_ns;       /* the scan that saw the change */
+	uint64_t start, end;
+	uint64_t old_start, old_end;    /* 0, 0 when there is no before */
+	uint32_t stack;         /* the causing call's stack id, 0 = none */
+	uint16_t what;          /* enum model_rev_what */
+	uint16_t cause;         /* enum model_rev_cause */
+	uint16_t kind;          /* FSK_RK_* */
+	uint16_t perms, old_perms;      /* FSK_P_*; old_perms only for prot */
+	char *path;             /* NULL for anonymous */
+};
+
+/* What a hook said about the address space since the last scan. */
+struct model_hint {
+	uint64_t ts;
+	uint64_t lo, hi;        /* pages the call added, removed or changed */
+	uint64_t lo2, hi2;      /* mremap: the new place; else 0 */
+	uint32_t stack;
+	uint16_t op;            /* regions_diff.c's hint ops */
+	uint16_t cause;         /* enum model_rev_cause */
+	int32_t prot;           /* mprotect: the new PROT_* */
+	int used;
+};
+
 enum model_exit_kind { MODEL_EXIT_UNKNOWN, MODEL_EXIT_EXITED, MODEL_EXIT_SIGNALED };
 
 struct model_proc {
@@ -115,6 +159,11 @@ struct model_proc {
 	struct model_scan cur;  /* latest complete scan */
 	struct model_scan pending;
 	int pending_open;
+	struct model_rev *revs; /* region changes in scan order */
+	size_t nrevs, revs_cap;
+	uint64_t revs_dropped;  /* beyond MODEL_REVS_MAX */
+	struct model_hint *hints;       /* since the last scan */
+	size_t nhints, hints_cap;
 	/* derived by model_finish() */
 	int has_end;
 	uint64_t end_ns;

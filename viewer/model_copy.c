@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "model.h"
+#include "regions_diff.h"
 
 static char *model_copy_str(const char *s, int *err)
 {
@@ -67,6 +68,8 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 	memset(&d->heap.live, 0, sizeof(d->heap.live));
 	memset(&d->cur, 0, sizeof(d->cur));
 	memset(&d->pending, 0, sizeof(d->pending));
+	d->revs = NULL;
+	d->hints = NULL;
 	d->images = calloc(s->nimages, sizeof(*d->images));
 	if (!d->images)
 		return -ENOMEM;
@@ -83,7 +86,7 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 	}
 	if (err || table_copy(&d->heap.live, &s->heap.live) < 0 ||
 	    model_copy_scan(&d->cur, &s->cur) < 0 ||
-	    model_copy_scan(&d->pending, &s->pending) < 0)
+	    model_copy_scan(&d->pending, &s->pending) < 0 || regions_diff_copy(d, s) < 0)
 		return -ENOMEM;
 	return 0;
 }

@@ -35,6 +35,7 @@ static const uint32_t reader_min_len[FSK_REC_TYPE_COUNT] = {
 	[FSK_REC_SCAN_END] = sizeof(struct fsk_scan_end),
 	[FSK_REC_FAULT] = sizeof(struct fsk_fault),
 	[FSK_REC_MODULE] = sizeof(struct fsk_module) + 4,
+	/* CTX and CBASE are a bare header; CFREE/CALLOC are checked apart */
 };
 
 int reader_parse_name(const char *name, uint32_t *pid, uint32_t *seq)
@@ -95,6 +96,7 @@ void reader_stream_close(struct reader_stream *s)
 	reader_release(s);
 	free(s->path);
 	free(s->exe);
+	table_free(&s->bases);
 	reader_strv_free(s->argv);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -260,7 +262,7 @@ static int reader_header(struct reader_stream *s)
 	memcpy(&h, p, 16);
 	if (memcmp(h.magic, FSK_MAGIC, 8) != 0)
 		return reader_corrupt(s, 0, "not a forkscope stream (bad magic)"), -1;
-	if (h.version != FSK_VERSION) {
+	if (h.version < 1 || h.version > FSK_VERSION) { /* 1 lacks compact records only */
 		snprintf(s->err, sizeof(s->err), "unsupported format version %u", h.version);
 		s->state = READER_CORRUPT;
 		s->err_off = 8;
@@ -324,6 +326,101 @@ static int reader_check_body(const struct reader_rec *r)
 	}
 }
 
+/*
+ * CTX, CBASE, CFREE, CALLOC, CMALLOC at s->off (r holds its header as read):
+ * returns 1 when r is now an expanded FREE/ALLOC, 0 when the record only
+ * set context, -1 on corruption (reported at s->off).
+ */
+static int reader_compact(struct reader_stream *s, struct reader_rec *r)
+{
+	const unsigned char *p = r->payload - sizeof(struct fsk_rec);
+	struct fsk_crec c;
+	uint64_t addr, csize = 0;
+	char what[80];
+
+	if (r->type == FSK_REC_CTX) {
+		s->cur_tid = r->tid;
+		s->cur_set = 1;
+		s->cur_has_base = table_get(&s->bases, (uint64_t)r->tid + 1, &s->cur_base);
+		return 0;
+	}
+	if (r->type == FSK_REC_CBASE) {
+		if (table_put(&s->bases, (uint64_t)r->tid + 1, r->ts_ns, NULL) < 0) {
+			reader_corrupt(s, s->off, "out of memory");
+			return -1;
+		}
+		s->cur_tid = r->tid;
+		s->cur_set = 1;
+		s->cur_has_base = 1;
+		s->cur_base = r->ts_ns;
+		return 0;
+	}
+	memcpy(&c, p, sizeof(c));
+	if (c.size != (r->type == FSK_REC_CALLOC ? sizeof(struct fsk_calloc)
+						 : sizeof(struct fsk_cfree))) {
+		snprintf(what, sizeof(what), "compact record type %u with size %u", c.type, c.size);
+		reader_corrupt(s, s->off, what);
+		return -1;
+	}
+	if (!s->cur_set) {
+		reader_corrupt(s, s->off, "compact record before any CTX/CBASE");
+		return -1;
+	}
+	if (!s->cur_has_base) {
+		snprintf(what, sizeof(what), "compact record of tid %u before its CBASE", s->cur_tid);
+		reader_corrupt(s, s->off, what);
+		return -1;
+	}
+	memcpy(&addr, p + sizeof(c), 8);
+	if (r->type == FSK_REC_CMALLOC) { /* same meaning, CALLOC's layout */
+		uint64_t w = addr;
+		addr = (w & ((1ull << FSK_CM_ADDR_BITS) - 1)) << 4 |
+		       (w & FSK_CM_MMAPPED ? FSK_AF_MMAPPED : 0);
+		csize = w >> FSK_CM_ADDR_BITS & ((1ull << FSK_CM_SIZE_BITS) - 1);
+	}
+	if (addr & FSK_CADDR_FLAGS & ~(uint64_t)FSK_AF_MMAPPED) {
+		reader_corrupt(s, s->off, "compact record with unknown address flags");
+		return -1;
+	}
+	r->tid = s->cur_tid;
+	r->payload = s->cpay;
+	memset(s->cpay, 0, sizeof(s->cpay));
+	if (r->type == FSK_REC_CFREE) {
+		struct fsk_free f = { .addr = addr & ~FSK_CADDR_FLAGS, .fn = FSK_FN_FREE,
+				      .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
+		memcpy(s->cpay, &f, sizeof(f));
+		r->type = FSK_REC_FREE;
+		r->len = sizeof(f);
+	} else if (r->type == FSK_REC_CMALLOC) {
+		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS, .size = csize,
+				       .fn = FSK_FN_MALLOC,
+				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
+		memcpy(s->cpay, &a, sizeof(a));
+		r->type = FSK_REC_ALLOC;
+		r->len = sizeof(a);
+	} else {
+		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS,
+				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
+		uint32_t sf, sz;
+		memcpy(&sz, p + offsetof(struct fsk_calloc, size), 4);
+		memcpy(&sf, p + offsetof(struct fsk_calloc, stack_fn), 4);
+		a.size = sz;
+		a.stack = sf & FSK_CSTACK_MAX;
+		a.fn = (uint16_t)(sf >> 24);
+		if (a.fn < FSK_FN_MALLOC || a.fn >= FSK_FN_FREE || a.fn == FSK_FN_REALLOC ||
+		    a.fn == FSK_FN_REALLOCARRAY) {
+			snprintf(what, sizeof(what), "compact alloc with function %u", a.fn);
+			reader_corrupt(s, s->off, what);
+			return -1;
+		}
+		memcpy(s->cpay, &a, sizeof(a));
+		r->type = FSK_REC_ALLOC;
+		r->len = sizeof(a);
+	}
+	r->ts_ns = s->cur_base + c.dt_ns;
+	return 1;
+}
+
 int reader_next(struct reader_stream *s, struct reader_rec *r)
 {
 	const unsigned char *p;
@@ -334,6 +431,7 @@ int reader_next(struct reader_stream *s, struct reader_rec *r)
 		if (e <= 0)
 			return e;
 	}
+again:
 	if (s->state == READER_CORRUPT)
 		return -1;
 	if (s->state != READER_RECORDS)
@@ -358,6 +456,16 @@ int reader_next(struct reader_stream *s, struct reader_rec *r)
 	r->off = s->off;
 	r->payload = p + sizeof(h);
 	r->len = h.size - (uint32_t)sizeof(h);
+	if (h.type >= FSK_REC_CTX && h.type <= FSK_REC_CMALLOC) {
+		int k = reader_compact(s, r);
+		if (k < 0)
+			return -1;
+		s->off += h.size;
+		if (k == 0)
+			goto again;
+		s->nrecs++;
+		return 1;
+	}
 	if (h.type < FSK_REC_TYPE_COUNT) {
 		char what[64];
 		if (r->len < reader_min_len[h.type]) {

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "forkscope/trace.h"
+#include "table.h"
 
 #if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "forkscope reads little-endian traces on little-endian hosts only"
@@ -51,6 +52,13 @@ struct reader_stream {
 	unsigned char *buf;     /* window of the file at buf_off */
 	size_t buf_cap, buf_len;
 	uint64_t buf_off;
+	/* compact malloc records: the current thread and each thread's base */
+	uint32_t cur_tid;
+	int cur_set;            /* a CTX or CBASE was seen */
+	int cur_has_base;       /* ... and cur_tid has had a CBASE: cur_base */
+	uint64_t cur_base;
+	struct table bases;     /* tid + 1 -> its CBASE time */
+	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
 };
 
 /* One record as reader_next() returns it: payload is valid until the next
@@ -77,7 +85,9 @@ void reader_stream_close(struct reader_stream *s);
  * Returns 1 with the next complete record in *r, 0 when nothing more is
  * complete now (call again later, or reader_finish()), -1 when the stream
  * stopped at damage (state READER_CORRUPT). Record types the reader does
- * not know are returned too; callers skip them.
+ * not know are returned too; callers skip them. Compact records come out
+ * as the FREE and ALLOC they stand for (r->off and r->size still those of
+ * the compact record); CTX and CBASE are consumed here.
  */
 int reader_next(struct reader_stream *s, struct reader_rec *r);
 

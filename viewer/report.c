@@ -8,9 +8,14 @@
 #include <string.h>
 
 #include "escape.h"
+#include "regions_diff.h"
+#include "report_layout.h"
 #include "report_sites.h"
+#include "report_tree.h"
 
 #define REPORT_CMD_MAX 72       /* columns of a command line in the tree */
+#define REPORT_REVS_MAX 40      /* region changes listed per process */
+#define REPORT_REVS_PROCS 8     /* processes whose region changes are listed */
 
 void report_usage(FILE *f)
 {
@@ -237,6 +242,68 @@ static void report_cow(FILE *f, const struct model *m)
 	}
 }
 
+static void report_perms(char *b, unsigned perms)
+{
+	b[0] = perms & FSK_P_READ ? 'r' : '-';
+	b[1] = perms & FSK_P_WRITE ? 'w' : '-';
+	b[2] = perms & FSK_P_EXEC ? 'x' : '-';
+	b[3] = perms & FSK_P_SHARED ? 's' : 'p';
+	b[4] = 0;
+}
+
+/* Per process, its region changes in time order (the first
+ * REPORT_REVS_MAX of the first REPORT_REVS_PROCS processes that have
+ * some; --json has all), each with its cause. */
+static void report_revs(FILE *f, const struct model *m)
+{
+	size_t listed = 0, more = 0;
+
+	for (size_t i = 0; i < m->n; i++) {
+		const struct model_proc *p = m->procs[m->order[i]];
+		size_t shown = p->nrevs < REPORT_REVS_MAX ? p->nrevs : REPORT_REVS_MAX;
+		if (!p->nrevs)
+			continue;
+		if (listed == REPORT_REVS_PROCS) {
+			more++;
+			continue;
+		}
+		if (!listed++)
+			fputs("\nregion changes between consecutive scans, with the call that made them\n", f);
+		fprintf(f, "%" PRIu32 " ", p->pid);
+		report_cmd(f, p);
+		fputs("\n", f);
+		for (size_t k = 0; k < shown; k++) {
+			const struct model_rev *e = &p->revs[k];
+			char t[32], sz[32], pb[8], ob[8];
+			report_dur(t, sizeof(t), e->t_ns > p->start_ns ? e->t_ns - p->start_ns : 0);
+			report_bytes(sz, sizeof(sz), e->end - e->start);
+			report_perms(pb, e->perms);
+			fprintf(f, "  +%-9s %-7s %-12s 0x%" PRIx64 "-0x%" PRIx64 " %10s %s", t,
+				regions_diff_what_name(e->what), model_region_kind_name(e->kind),
+				e->start, e->end, sz, pb);
+			if (e->what == MODEL_REV_PROT) {
+				report_perms(ob, e->old_perms);
+				fprintf(f, " (was %s)", ob);
+			} else if (e->old_start || e->old_end) {
+				fprintf(f, " %s 0x%" PRIx64 "-0x%" PRIx64,
+					e->what == MODEL_REV_MOVED ? "from" : "was", e->old_start, e->old_end);
+			}
+			fprintf(f, "  %s", regions_diff_cause_name(e->cause));
+			if (e->path) {
+				fputs("  ", f);
+				escape_text(f, e->path);
+			}
+			fputs("\n", f);
+		}
+		if (p->nrevs > shown || p->revs_dropped)
+			fprintf(f, "  ... and %" PRIu64 " more (forkscope report --json)\n",
+				(uint64_t)(p->nrevs - shown) + p->revs_dropped);
+	}
+	if (more)
+		fprintf(f, "(region changes of %zu more process%s: forkscope report --json)\n", more,
+			more == 1 ? "" : "es");
+}
+
 void report_text(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
@@ -266,9 +333,22 @@ void report_text(FILE *f, const struct load *l, const char *dir)
 		fprintf(f, "warning: %zu stream%s ended without an END record "
 			"(killed or crashed): their last events may be missing\n",
 			cut, cut == 1 ? "" : "s");
+	if (m->has_runner && !m->runner_end_ns)
+		fprintf(f, "warning: the runner's stream ended without an END record (forkscope run "
+			"was killed): exits it would have reaped after that are missing\n");
 	if (untraced)
 		fprintf(f, "note: %zu process%s or image%s could not be traced\n",
 			untraced, untraced == 1 ? "" : "es", untraced == 1 ? "" : "s");
+}
+
+void report_space(FILE *f, const struct load *l)
+{
+	struct report_layout rl;
+
+	report_layout_init(&rl, l);
+	report_layout_text(f, &rl, &l->model);
+	report_layout_free(&rl);
+	report_revs(f, &l->model);
 }
 
 void report_messages(FILE *f, const struct load *l)
@@ -322,6 +402,8 @@ int report_main(int argc, char **argv)
 		else {
 			struct report_sites rs;
 			report_text(stdout, &l, argv[optind]);
+			report_space(stdout, &l);
+			report_tree_text(stdout, &l.model);
 			report_sites_init(&rs, &l);
 			report_sites_text(stdout, &rs, &l.model);
 			report_sites_free(&rs);

@@ -13,6 +13,11 @@ void report_usage(FILE *f);
  * totals, then warnings about dropped records and cut streams. */
 void report_text(FILE *f, const struct load *l, const char *dir);
 
+/* The address-space layout of the first processes with the ELF sections
+ * of each mapping, then every process's region changes (`report` only:
+ * too long for `run`'s summary). */
+void report_space(FILE *f, const struct load *l);
+
 /* The JSON document of `report --json` (see forkscope(1)). */
 void report_json(FILE *f, const struct load *l, const char *dir);
 

@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "escape.h"
+#include "regions_diff.h"
 #include "report.h"
+#include "report_layout.h"
 #include "report_sites.h"
 
 static void report_json_strv(FILE *f, char *const *v)
@@ -50,22 +52,79 @@ static void report_json_image(FILE *f, const struct model_image *im)
 	putc('}', f);
 }
 
-static void report_json_region(FILE *f, const struct model_region *r)
+static void report_json_perms(FILE *f, unsigned perms)
 {
+	fprintf(f, "\"%c%c%c%c\"", perms & FSK_P_READ ? 'r' : '-', perms & FSK_P_WRITE ? 'w' : '-',
+		perms & FSK_P_EXEC ? 'x' : '-', perms & FSK_P_SHARED ? 's' : 'p');
+}
+
+/* "subkind" and "sections" of region k: what its ELF object puts there. */
+static void report_json_sections(FILE *f, struct report_layout *rl, const struct model_scan *s,
+				 size_t k)
+{
+	struct elfsect_hit h[128];
+	const char *sub, *why;
+	long n = report_layout_region(rl, s, k, h, 128, &sub, &why);
+
+	fputs(", \"subkind\": ", f);
+	escape_json(f, sub);
+	fputs(", \"sections\": [", f);
+	for (long i = 0; i < n && i < 128; i++) {
+		fprintf(f, "%s{\"name\": ", i ? ", " : "");
+		escape_json(f, h[i].name);
+		fprintf(f, ", \"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\"}",
+			h[i].start, h[i].end);
+	}
+	putc(']', f);
+	if (why) {
+		fputs(", \"sections_unknown\": ", f);
+		escape_json(f, why);
+	}
+}
+
+static void report_json_region(FILE *f, struct report_layout *rl, const struct model_scan *s,
+			       size_t k)
+{
+	const struct model_region *r = &s->v[k];
 	const struct fsk_region *g = &r->r;
 
 	fprintf(f, "{\"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\", \"kind\": \"%s\""
-		", \"perms\": \"%c%c%c%c\", \"path\": ", g->start, g->end,
-		model_region_kind_name(g->kind), g->perms & FSK_P_READ ? 'r' : '-',
-		g->perms & FSK_P_WRITE ? 'w' : '-', g->perms & FSK_P_EXEC ? 'x' : '-',
-		g->perms & FSK_P_SHARED ? 's' : 'p');
+		", \"perms\": ", g->start, g->end, model_region_kind_name(g->kind));
+	report_json_perms(f, g->perms);
+	fputs(", \"path\": ", f);
 	escape_json(f, r->path);
 	fprintf(f, ", \"resident_pages\": %" PRIu32 ", \"shared_pages\": %" PRIu32
 		", \"unshared_pages\": %" PRIu32 ", \"cow_faults\": %" PRIu32
 		", \"first_touch_pages\": %" PRIu32 ", \"swapped_pages\": %" PRIu32
-		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64 "}",
+		", \"shared_at_fork_pages\": %" PRIu32 ", \"offset\": %" PRIu64,
 		g->resident, g->shared, g->unshared, g->cow_faults, g->first_touch,
 		g->swapped, g->shared_at_fork, g->offset);
+	report_json_sections(f, rl, s, k);
+	putc('}', f);
+}
+
+static void report_json_rev(FILE *f, const struct model_rev *e)
+{
+	fprintf(f, "{\"t_ns\": %" PRIu64 ", \"scan_ns\": %" PRIu64 ", \"what\": \"%s\""
+		", \"kind\": \"%s\", \"start\": \"0x%" PRIx64 "\", \"end\": \"0x%" PRIx64 "\"",
+		e->t_ns, e->scan_ns, regions_diff_what_name(e->what), model_region_kind_name(e->kind),
+		e->start, e->end);
+	if (e->old_start || e->old_end)
+		fprintf(f, ", \"old_start\": \"0x%" PRIx64 "\", \"old_end\": \"0x%" PRIx64 "\"",
+			e->old_start, e->old_end);
+	else
+		fputs(", \"old_start\": null, \"old_end\": null", f);
+	fputs(", \"perms\": ", f);
+	report_json_perms(f, e->perms);
+	fputs(", \"old_perms\": ", f);
+	if (e->what == MODEL_REV_PROT)
+		report_json_perms(f, e->old_perms);
+	else
+		fputs("null", f);
+	fprintf(f, ", \"cause\": \"%s\", \"stack\": %" PRIu32 ", \"path\": ",
+		regions_diff_cause_name(e->cause), e->stack);
+	escape_json(f, e->path);
+	putc('}', f);
 }
 
 static void report_json_exit(FILE *f, const struct model_proc *p)
@@ -111,7 +170,7 @@ static void report_json_malloc(FILE *f, const struct model_proc *p)
 }
 
 static void report_json_proc(FILE *f, const struct model *m, const struct model_proc *p,
-			     struct report_sites *rs)
+			     struct report_sites *rs, struct report_layout *rl)
 {
 	const struct model_image *last = model_image_last(p);
 
@@ -156,9 +215,15 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 	fputs(",\n   \"regions\": [", f);
 	for (size_t k = 0; k < p->cur.n; k++) {
 		fputs(k ? ",\n     " : "", f);
-		report_json_region(f, &p->cur.v[k]);
+		report_json_region(f, rl, &p->cur, k);
 	}
-	fprintf(f, "],\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
+	fputs("],\n   \"region_events\": [", f);
+	for (size_t k = 0; k < p->nrevs; k++) {
+		fputs(k ? ",\n     " : "", f);
+		report_json_rev(f, &p->revs[k]);
+	}
+	fprintf(f, "], \"region_events_dropped\": %" PRIu64, p->revs_dropped);
+	fprintf(f, ",\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
 		", \"unshared_pages\": %" PRIu64 ", \"cow_faults\": %" PRIu64
 		", \"cow_fault_samples\": %" PRIu64 "},\n   ",
 		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples);
@@ -170,14 +235,16 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 {
 	const struct model *m = &l->model;
 	struct report_sites rs;
+	struct report_layout rl;
 
 	report_sites_init(&rs, l);
+	report_layout_init(&rl, l);
 	fputs("{\"forkscope\": 1, \"trace\": ", f);
 	escape_json(f, dir);
 	fputs(", \"runner\": ", f);
 	if (m->has_runner)
-		fprintf(f, "{\"pid\": %" PRIu32 ", \"start_ns\": %" PRIu64 "}",
-			m->runner_pid, m->runner_start_ns);
+		fprintf(f, "{\"pid\": %" PRIu32 ", \"start_ns\": %" PRIu64 ", \"cut\": %s}",
+			m->runner_pid, m->runner_start_ns, m->runner_end_ns ? "false" : "true");
 	else
 		fputs("null", f);
 	fputs(", \"problems\": [", f);
@@ -189,9 +256,10 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 	}
 	fputs("],\n \"processes\": [\n", f);
 	for (size_t i = 0; i < m->n; i++) {
-		report_json_proc(f, m, m->procs[m->order[i]], &rs);
+		report_json_proc(f, m, m->procs[m->order[i]], &rs, &rl);
 		fputs(i + 1 < m->n ? ",\n" : "\n", f);
 	}
 	fputs(" ]}\n", f);
 	report_sites_free(&rs);
+	report_layout_free(&rl);
 }

@@ -81,6 +81,18 @@ void report_sites_json_frames(FILE *f, struct report_sites *rs, size_t stack)
 	putc(']', f);
 }
 
+static void report_sites_json_cow(FILE *f, struct report_sites *rs, const struct sites_cow *v, size_t n)
+{
+	putc('[', f);
+	for (size_t i = 0; i < n && i < REPORT_SITES_JSON_MAX; i++) {
+		fprintf(f, "%s\n     {\"pages\": %" PRIu64 ", \"kind\": \"%s\", \"frames\": ",
+			i ? "," : "", v[i].pages, model_region_kind_name(v[i].kind));
+		report_sites_json_frames(f, rs, v[i].stack);
+		putc('}', f);
+	}
+	putc(']', f);
+}
+
 void report_sites_json(FILE *f, struct report_sites *rs, size_t proc)
 {
 	const struct sites_proc *p = rs->ok && proc < rs->sites.n ? &rs->sites.p[proc] : NULL;
@@ -114,8 +126,17 @@ void report_sites_json(FILE *f, struct report_sites *rs, size_t proc)
 			putc('}', f);
 		}
 	}
-	/* cow stays empty until page-fault sampling attributes faults */
-	fputs("], \"cow\": []}", f);
+	fputs("], \"cow\": ", f);
+	report_sites_json_cow(f, rs, p ? p->cow : NULL, p ? p->ncow : 0);
+	if (p) {
+		size_t nc, kids;
+		struct sites_cow *cc = sites_cow_children(&rs->sites, proc, &nc, &kids);
+		fprintf(f, ", \"cow_children\": {\"children\": %zu, \"sites\": ", kids);
+		report_sites_json_cow(f, rs, cc, nc);
+		putc('}', f);
+		free(cc);
+	}
+	putc('}', f);
 	free(by_bytes);
 	free(by_calls);
 	free(pick);
@@ -165,6 +186,20 @@ static void report_sites_list(FILE *f, struct report_sites *rs, const struct sit
 	free(v);
 }
 
+static void report_sites_cow_text(FILE *f, struct report_sites *rs, const char *what,
+				  const struct sites_cow *v, size_t n)
+{
+	if (n)
+		fprintf(f, "  COW faults by site%s:\n", what);
+	for (size_t k = 0; k < n && k < REPORT_SITES_TEXT_MAX; k++) {
+		fprintf(f, "    %" PRIu64 " page%s of %s: ", v[k].pages, v[k].pages == 1 ? "" : "s",
+			model_region_kind_name(v[k].kind));
+		report_sites_stack(f, rs, v[k].stack);
+	}
+	if (n > REPORT_SITES_TEXT_MAX)
+		fprintf(f, "    ... and %zu more (--json lists them)\n", n - REPORT_SITES_TEXT_MAX);
+}
+
 void report_sites_text(FILE *f, struct report_sites *rs, const struct model *m)
 {
 	char b[32];
@@ -176,9 +211,20 @@ void report_sites_text(FILE *f, struct report_sites *rs, const struct model *m)
 	for (size_t oi = 0; oi < m->n; oi++) {
 		size_t i = m->order[oi];
 		const struct sites_proc *p = &rs->sites.p[i];
-		if (!p->nalloc && !p->nleaks && !p->nmmap)
+		size_t nc, kids;
+		struct sites_cow *cc = sites_cow_children(&rs->sites, i, &nc, &kids);
+		if (!p->nalloc && !p->nleaks && !p->nmmap && !p->ncow && !nc) {
+			free(cc);
 			continue;
+		}
 		fprintf(f, "process %" PRIu32 ":\n", m->procs[i]->pid);
+		report_sites_cow_text(f, rs, "", p->cow, p->ncow);
+		if (kids > 1) {
+			char what[64];
+			snprintf(what, sizeof(what), ", summed over %zu children", kids);
+			report_sites_cow_text(f, rs, what, cc, nc);
+		}
+		free(cc);
 		report_sites_bytes(b, sizeof(b), p->peak_bytes);
 		fprintf(f, "  peak live heap %s, reached by: ", b);
 		report_sites_stack(f, rs, p->peak_stack);

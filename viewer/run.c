@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "forkscope/lost.h"
 #include "load.h"
 #include "reader.h"
 #include "report.h"
@@ -181,17 +182,61 @@ static char *run_find_lib(void)
 }
 
 /* The runner stream: header now, a WAIT per reaped pid, END at the end. */
+/* The marker of forkscope/lost.h: gone before a run and after it, so
+ * the first loss of this run is said (by us or the preload), and only it. */
+static const char *run_lost_dir;
+
+static void run_lost_clear(void)
+{
+	char m[128];
+
+	fsk_lost_marker(m, sizeof(m), (uint32_t)getuid(), run_lost_dir);
+	unlink(m);
+}
+
+static char run_path[PATH_MAX + 32]; /* the runner stream */
+
+/* Says once per trace, like the preload (forkscope/lost.h), that the
+ * runner cannot write its stream: from then on its records are lost. */
+static void run_lost(int err)
+{
+	static int said;
+	char m[128], when[32];
+	struct timespec ts;
+	struct tm tm;
+	int mfd;
+
+	if (said++)
+		return;
+	fsk_lost_marker(m, sizeof(m), (uint32_t)getuid(), run_lost_dir);
+	mfd = open(m, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (mfd < 0 && errno == EEXIST)
+		return;
+	if (mfd >= 0)
+		close(mfd);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	fprintf(stderr, "forkscope: cannot write the runner stream %s (errno %d, %s): the trace misses "
+		"events from %s.%03ld UTC on, first in pid %d; the runner records no exits from there "
+		"(said once)\n", run_path, err, strerror(err), when, ts.tv_nsec / 1000000, (int)getpid());
+}
+
 static int run_stream_open(const char *dir, const struct run_opts *o, char **argv)
 {
 	struct fsk_header h = { 0 };
 	struct writer w;
-	char path[PATH_MAX + 32], self[PATH_MAX];
+	char *path = run_path, self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	int fd, e;
 
 	self[n > 0 ? n : 0] = 0;
-	snprintf(path, sizeof(path), "%s/%d.0" FSK_STREAM_SUFFIX, dir, (int)getpid());
+	snprintf(path, sizeof(run_path), "%s/%d.0" FSK_STREAM_SUFFIX, dir, (int)getpid());
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && (errno == ENOSPC || errno == EDQUOT)) {
+		run_lost(errno);
+		return -2;
+	}
 	if (fd < 0) {
 		fprintf(stderr, "forkscope: cannot create %s: %s\n", path, strerror(errno));
 		return -1;
@@ -210,10 +255,11 @@ static int run_stream_open(const char *dir, const struct run_opts *o, char **arg
 	writer_header(&w, &h, self, argv);
 	e = writer_flush(&w, fd);
 	writer_free(&w);
-	if (e < 0) {
-		fprintf(stderr, "forkscope: write %s: %s\n", path, strerror(-e));
+	if (e < 0) { /* a full disk: CMD still runs, the loss is said once */
+		run_lost(-e);
 		close(fd);
-		return -1;
+		unlink(path);
+		return -2;
 	}
 	return fd;
 }
@@ -222,10 +268,12 @@ static void run_stream_rec(int fd, uint16_t type, const void *p, size_t n)
 {
 	struct writer w;
 
+	if (fd < 0)
+		return;
 	writer_init(&w);
 	writer_rec(&w, type, (uint32_t)getpid(), run_now(CLOCK_MONOTONIC), p, n);
 	if (writer_flush(&w, fd) < 0)
-		fprintf(stderr, "forkscope: cannot write the runner stream: %s\n", strerror(errno));
+		run_lost(errno);
 	else
 		run_records++;
 	writer_free(&w);
@@ -238,6 +286,8 @@ static void run_stream_spawn(int fd, pid_t pid, char **cmd)
 	struct fsk_exec x = { .child_pid = (uint32_t)pid, .fn = FSK_EXEC_EXECVP };
 	struct writer w;
 
+	if (fd < 0)
+		return;
 	while (cmd[x.argc])
 		x.argc++;
 	writer_init(&w);
@@ -428,13 +478,17 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 		run_job_free(j);
 		return 2;
 	}
+	run_lost_dir = j->dir;
+	run_lost_clear();
 	j->fd = run_stream_open(j->dir, &j->o, argv - 1);
-	if (j->fd < 0 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
-		if (j->fd >= 0)
+	if (j->fd == -1 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
+		if (j->fd != -1)
 			fprintf(stderr, "forkscope: PR_SET_CHILD_SUBREAPER: %s\n", strerror(errno));
 		run_job_free(j);
 		return 2;
 	}
+	if (j->fd < 0)
+		j->fd = -1; /* no runner stream: said once, CMD runs all the same */
 	return -1;
 }
 
@@ -466,8 +520,10 @@ int run_wait(struct run_job *j)
 
 	end.records = run_records;
 	run_stream_rec(j->fd, FSK_REC_END, &end, sizeof(end));
-	close(j->fd);
+	if (j->fd >= 0)
+		close(j->fd);
 	j->fd = -1;
+	run_lost_clear();
 	if (WIFSIGNALED(st))
 		return 128 + WTERMSIG(st);
 	return WEXITSTATUS(st);

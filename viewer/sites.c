@@ -2,6 +2,7 @@
 #include "sites.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -191,6 +192,88 @@ static int sites_heap(struct sites *s, struct sites_proc *p, const struct model_
 	return sites_insert(p, r.new_addr, r.size, stack, ev->ts_ns);
 }
 
+static int sites_cow_add(struct sites *s, struct sites_proc *p, const struct model_event *ev)
+{
+	struct fsk_fault f;
+	struct sites_cow *c;
+	size_t stack;
+	uint64_t key, i;
+
+	memcpy(&f, ev->payload, sizeof(f));
+	if (f.cls != FSK_FAULT_COW)
+		return 0;
+	stack = f.stack ? stacks_get(&s->st, ev->stream, f.stack)
+			: stacks_of_ip(&s->st, ev->stream, ev->payload + offsetof(struct fsk_fault, ip));
+	key = (stack == STACKS_NONE ? 0 : (uint64_t)stack + 1) << 16 | f.kind;
+	if (!key)
+		key = 1ull << 63; /* no stack, kind 0 */
+	if (table_get(&p->cidx, key, &i)) {
+		p->cow[i - 1].pages++;
+		return 0;
+	}
+	if (vec_reserve(&p->cow, &p->ccap, p->ncow + 1, sizeof(*p->cow)) < 0 ||
+	    table_put(&p->cidx, key, p->ncow + 1, NULL) < 0)
+		return -ENOMEM;
+	c = &p->cow[p->ncow++];
+	c->stack = stack;
+	c->kind = f.kind;
+	c->pages = 1;
+	return 0;
+}
+
+static int sites_cow_cmp(const void *a, const void *b)
+{
+	const struct sites_cow *x = a, *y = b;
+
+	if (x->pages != y->pages)
+		return x->pages < y->pages ? 1 : -1;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	return x->stack < y->stack ? -1 : x->stack > y->stack;
+}
+
+/* Same addresses (whatever stream recorded them) and region kind. */
+static int sites_cow_same(const struct stacks *st, const struct sites_cow *a, const struct sites_cow *b)
+{
+	if (a->kind != b->kind)
+		return 0;
+	if (a->stack == STACKS_NONE || b->stack == STACKS_NONE)
+		return a->stack == b->stack;
+	const struct stacks_stack *x = &st->v[a->stack], *y = &st->v[b->stack];
+	return x->depth == y->depth && !memcmp(x->ips, y->ips, 8 * (size_t)x->depth);
+}
+
+struct sites_cow *sites_cow_children(const struct sites *s, size_t parent, size_t *n, size_t *nkids)
+{
+	const struct model_proc *mp = s->m->procs[parent];
+	struct sites_cow *v = NULL;
+	size_t cap = 0;
+
+	*n = *nkids = 0;
+	for (size_t c = 0; c < mp->nchildren; c++) {
+		const struct sites_proc *k = &s->p[mp->children[c]];
+		*nkids += k->ncow > 0;
+		for (size_t i = 0; i < k->ncow; i++) {
+			size_t j;
+			for (j = 0; j < *n && !sites_cow_same(&s->st, &v[j], &k->cow[i]); j++)
+				;
+			if (j == *n) {
+				if (vec_reserve(&v, &cap, *n + 1, sizeof(*v)) < 0) {
+					free(v);
+					*n = *nkids = 0;
+					return NULL;
+				}
+				v[(*n)++] = k->cow[i];
+			} else {
+				v[j].pages += k->cow[i].pages;
+			}
+		}
+	}
+	if (*n)
+		qsort(v, *n, sizeof(*v), sites_cow_cmp);
+	return v;
+}
+
 static int sites_event(struct sites *s, const struct model_event *ev, const struct sites_watch *w)
 {
 	uint64_t v;
@@ -225,6 +308,8 @@ static int sites_event(struct sites *s, const struct model_event *ev, const stru
 		site->bytes += m.len;
 		return 0;
 	}
+	case FSK_REC_FAULT:
+		return sites_cow_add(s, p, ev);
 	case FSK_REC_END: {
 		struct fsk_end e;
 		memcpy(&e, ev->payload, sizeof(e));
@@ -269,6 +354,8 @@ int sites_build(struct sites *s, const struct load *l, const struct sites_watch 
 			free(p->leaks);
 			p->leaks = sites_live_by_stack(p, &p->nleaks);
 		}
+		if (p->ncow)
+			qsort(p->cow, p->ncow, sizeof(*p->cow), sites_cow_cmp);
 	}
 	return 0;
 }
@@ -280,6 +367,8 @@ void sites_free(struct sites *s)
 		table_free(&p->live);
 		table_free(&p->idx);
 		table_free(&p->midx);
+		table_free(&p->cidx);
+		free(p->cow);
 		free(p->alloc);
 		free(p->mmap);
 		free(p->leaks);

@@ -30,6 +30,15 @@ struct sites_leak {
 	uint64_t bytes, blocks;
 };
 
+/* COW faults the process took at one place (sampled page faults of class
+ * COW), in one kind of region. */
+struct sites_cow {
+	size_t stack;           /* the faulting address as a one-frame stack,
+	                           or the fault's call stack when recorded */
+	uint16_t kind;          /* enum fsk_region_kind of the page */
+	uint64_t pages;
+};
+
 struct sites_proc {
 	struct table live;      /* address -> (stack + 1) << 40 | size */
 	struct table idx;       /* stack + 1 -> alloc site index + 1 */
@@ -44,6 +53,9 @@ struct sites_proc {
 	const struct reader_stream *stream;     /* current image */
 	struct sites_leak *leaks;               /* largest first */
 	size_t nleaks;
+	struct table cidx;      /* (stack + 1) << 16 | kind -> cow index + 1 */
+	struct sites_cow *cow;  /* most pages first once built */
+	size_t ncow, ccap;
 };
 
 struct sites {
@@ -71,5 +83,11 @@ size_t *sites_sorted(const struct sites_proc *p, int by_calls);
 /* Live bytes per stack of p now, largest first (what a massif snapshot
  * shows); malloc'd, *n entries. */
 struct sites_leak *sites_live_by_stack(const struct sites_proc *p, size_t *n);
+
+/* The COW sites of the children of process index parent summed: sites
+ * with the same addresses and region kind merge (a prefork server's
+ * workers run the same code). Most pages first; malloc'd, *n entries,
+ * NULL when there are none or on ENOMEM. *nkids: children that had any. */
+struct sites_cow *sites_cow_children(const struct sites *s, size_t parent, size_t *n, size_t *nkids);
 
 #endif /* FORKSCOPE_SITES_H */

@@ -68,6 +68,7 @@ static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const s
 		return -ENOMEM;
 	st->v[st->n].ips = ev->payload + sizeof(s);
 	st->v[st->n].depth = s.depth;
+	st->v[st->n].exact = 0;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
 	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
 		return -ENOMEM;
@@ -104,6 +105,7 @@ void stacks_free(struct stacks *st)
 	for (size_t i = 0; i < st->nstreams; i++) {
 		free(st->streams[i].mods);
 		table_free(&st->streams[i].ids);
+		table_free(&st->streams[i].ips);
 	}
 	free(st->mods);
 	free(st->v);
@@ -120,6 +122,28 @@ size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32
 	    !table_get(&st->streams[v - 1].ids, id, &v))
 		return STACKS_NONE;
 	return (size_t)v - 1;
+}
+
+size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le)
+{
+	struct stacks_stream *ss = stacks_stream(st, s);
+	uint64_t ip, v;
+
+	if (!ss)
+		return STACKS_NONE;
+	memcpy(&ip, ip_le, 8);
+	if (ip + 1 == 0)
+		return STACKS_NONE; /* not a key the table can hold */
+	if (table_get(&ss->ips, ip + 1, &v))
+		return (size_t)v - 1;
+	if (vec_reserve(&st->v, &st->cap, st->n + 1, sizeof(*st->v)) < 0 ||
+	    table_put(&ss->ips, ip + 1, st->n + 1, NULL) < 0)
+		return STACKS_NONE;
+	st->v[st->n].ips = ip_le;
+	st->v[st->n].depth = 1;
+	st->v[st->n].exact = 1;
+	st->v[st->n].stream = (size_t)(ss - st->streams);
+	return st->n++;
 }
 
 uint64_t stacks_ip(const struct stacks *st, size_t stack, uint32_t k)

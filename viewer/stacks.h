@@ -29,6 +29,8 @@ struct stacks_stack {
 	                                   addresses, innermost first (payload
 	                                   owned by the load) */
 	uint32_t depth;
+	int exact;                      /* the address itself (a faulting
+	                                   instruction), not a return address */
 	size_t stream;                  /* index in stacks.streams */
 };
 
@@ -37,6 +39,7 @@ struct stacks_stream {
 	size_t *mods;                   /* indexes in stacks.mods, by base */
 	size_t nmods, cap;
 	struct table ids;               /* STACK id -> stack index + 1 */
+	struct table ips;               /* lone address -> stack index + 1 */
 };
 
 struct stacks {
@@ -55,6 +58,12 @@ void stacks_free(struct stacks *st);
 
 /* The stack that record of stream s names by id, or STACKS_NONE. */
 size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id);
+
+/* A one-frame stack of the address stored little-endian at ip_le (inside
+ * a record payload the load owns, e.g. a FAULT's ip), interned per stream
+ * so equal addresses share one stack (exact: symbolized as the
+ * instruction itself); STACKS_NONE on ENOMEM. */
+size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le);
 
 /* Return address k (0 = innermost) of a stack. */
 uint64_t stacks_ip(const struct stacks *st, size_t stack, uint32_t k);

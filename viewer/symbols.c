@@ -151,6 +151,7 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 	if (!cu || (ns = dwarf_getscopes(cu, addr - bias, &scopes)) <= 0)
 		return 0;
 	dwarf_getsrcfiles(cu, &files, &nfiles);
+	int outer = 0;
 	for (int i = 0; i < ns && n < max; i++) {
 		int tag = dwarf_tag(&scopes[i]);
 		Dwarf_Attribute a;
@@ -160,8 +161,10 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 			continue;
 		out[n].function = symbols_attr_str(&scopes[i], DW_AT_name);
 		n++;
-		if (tag == DW_TAG_subprogram)
+		if (tag == DW_TAG_subprogram) {
+			outer = 1;
 			break;
+		}
 		/* the next frame (the caller) is at this inline's call site */
 		if (n < max && dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_file, &a), &cf) == 0 &&
 		    dwarf_formudata(dwarf_attr(&scopes[i], DW_AT_call_line, &a), &cl) == 0 && files) {
@@ -169,6 +172,11 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 			out[n].line = (int)cl;
 		}
 	}
+	/* The scopes of an inlined call lead to the inlined function's
+	 * abstract definition, not to the function it was inlined into: that
+	 * caller is one more frame, named by the symbol table below. */
+	if (n && !outer && n < max)
+		n++;
 	free(scopes);
 	return n;
 }
@@ -227,12 +235,15 @@ size_t symbols_frames(struct symbols *sy, size_t stack, uint32_t k, struct symbo
 		return 1;
 	}
 	fi = sy->mod_file[mod];
-	uint64_t key = ((uint64_t)fi << 44) ^ out->offset;
+	/* symbols_resolve looks inside the call before a return address; an
+	 * exact address (a faulting instruction) is looked up as itself */
+	uint64_t look = out->offset + (st->v[stack].exact != 0);
+	uint64_t key = ((uint64_t)fi << 44) ^ look;
 	if (!table_get(&sy->cache, key, &v)) {
 		if (vec_reserve(&sy->frames, &sy->cap, sy->nframes + SYMBOLS_INLINE_MAX,
 				sizeof(*sy->frames)) < 0)
 			return 1;
-		n = symbols_resolve(f, out->offset, sy->frames + sy->nframes, SYMBOLS_INLINE_MAX);
+		n = symbols_resolve(f, look, sy->frames + sy->nframes, SYMBOLS_INLINE_MAX);
 		v = (uint64_t)sy->nframes << 8 | n;
 		sy->nframes += n;
 		if (table_put(&sy->cache, key, v, NULL) < 0)

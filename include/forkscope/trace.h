@@ -29,6 +29,32 @@
  * every process of the trace. A reader must treat a record that runs past
  * the end of the file as the end of a stream cut short (SIGKILL, OOM), and
  * any impossible size as corruption at that offset: keep what came before.
+ *
+ * Compact malloc records (version 2). The hot path writes most malloc and
+ * free calls as CALLOC (24 bytes) and CFREE (16 bytes): their first 4 bytes
+ * are type and size as in every record, so framing is unchanged, but the
+ * tid and ts_ns of struct fsk_rec give way to a 32-bit time delta
+ * (struct fsk_crec). Their context comes from two header-only records:
+ *   CBASE {tid, ts_ns}: the time base of thread tid's compact records, and
+ *                      tid becomes the current thread;
+ *   CTX   {tid}:       tid becomes the current thread (ts_ns is 0); a
+ *                      writer puts one in front of every block of a
+ *                      thread's records it writes, so compact records
+ *                      never depend on who wrote between two blocks.
+ * CMALLOC (16 bytes) is a CALLOC of malloc() with no stack and a small
+ * block, the common case when stacks are off.
+ * A compact record belongs to the current thread and happened at that
+ * thread's base + dt_ns. One with no current thread, or whose thread has
+ * had no CBASE in this stream, is corruption. A reader expands CFREE into
+ * the FREE and CALLOC/CMALLOC into the ALLOC it stands for (CTX and CBASE
+ * carry no event). A writer uses the full records where a value does not fit
+ * (unaligned or NULL address, size >= 4 GiB, stack id >= 2^24).
+ *
+ * Malloc-family records may be stamped from the CPU's invariant TSC scaled
+ * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
+ * the clock by well under 1 us and never leads it, and each thread's
+ * records never go back in time. Lifecycle records (fork, exec, exit,
+ * wait) read the clock.
  */
 #ifndef FORKSCOPE_TRACE_H
 #define FORKSCOPE_TRACE_H
@@ -36,7 +62,7 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 1
+#define FSK_VERSION 2               /* 2: compact malloc records (22..25) */
 #define FSK_STREAM_SUFFIX ".fst"
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
@@ -99,6 +125,11 @@ enum fsk_rec_type {
 	FSK_REC_SCAN_END = 19,     /* struct fsk_scan_end: closes a scan */
 	FSK_REC_FAULT = 20,        /* struct fsk_fault: a sampled page fault */
 	FSK_REC_MODULE = 21,       /* struct fsk_module + path */
+	FSK_REC_CTX = 22,          /* header only: current thread for compact records */
+	FSK_REC_CBASE = 23,        /* header only: time base of tid's compact records */
+	FSK_REC_CFREE = 24,        /* struct fsk_cfree: compact FREE */
+	FSK_REC_CALLOC = 25,       /* struct fsk_calloc: compact ALLOC */
+	FSK_REC_CMALLOC = 26,      /* struct fsk_cmalloc: compact small malloc() */
 	FSK_REC_TYPE_COUNT
 };
 
@@ -394,6 +425,39 @@ struct fsk_module {                /* a loaded ELF object, for symbolization */
 	/* then: path (fsk_str) */
 };
 
+/* ---- compact malloc records (see the top of this file) ---- */
+
+struct fsk_crec {                  /* replaces struct fsk_rec in CFREE/CALLOC */
+	uint16_t type;
+	uint16_t size;             /* 16 (CFREE), 24 (CALLOC) */
+	uint32_t dt_ns;            /* after the current thread's CBASE ts_ns */
+};
+
+#define FSK_CADDR_FLAGS 0xfull     /* low address bits: FSK_AF_MMAPPED or 0 */
+
+struct fsk_cfree {                 /* free(addr), fn FSK_FN_FREE, stack 0 */
+	struct fsk_crec h;
+	uint64_t addr;             /* 16-aligned address | FSK_AF_MMAPPED */
+};
+
+#define FSK_CSTACK_MAX 0xffffffu   /* stack ids that fit fsk_calloc.stack_fn */
+
+struct fsk_calloc {                /* a successful malloc-family allocation */
+	struct fsk_crec h;
+	uint64_t addr;             /* 16-aligned address | FSK_AF_MMAPPED */
+	uint32_t size;             /* requested bytes */
+	uint32_t stack_fn;         /* bits 0-23 stack id, bits 24-31 enum fsk_alloc_fn */
+};
+
+#define FSK_CM_ADDR_BITS 44         /* fsk_cmalloc.word bits 0-43: address >> 4 */
+#define FSK_CM_SIZE_BITS 19         /* bits 44-62: requested bytes */
+#define FSK_CM_MMAPPED (1ull << 63) /* bit 63: FSK_AF_MMAPPED */
+
+struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
+	struct fsk_crec h;
+	uint64_t word;             /* address < 2^48, size < 2^19, see above */
+};
+
 /* The layout is the contract: any change here is a format version bump. */
 _Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
 _Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
@@ -417,5 +481,9 @@ _Static_assert(sizeof(struct fsk_region) == 72, "fsk_region");
 _Static_assert(sizeof(struct fsk_scan_end) == 16, "fsk_scan_end");
 _Static_assert(sizeof(struct fsk_fault) == 24, "fsk_fault");
 _Static_assert(sizeof(struct fsk_module) == 40, "fsk_module");
+_Static_assert(sizeof(struct fsk_crec) == 8, "fsk_crec");
+_Static_assert(sizeof(struct fsk_cfree) == 16, "fsk_cfree");
+_Static_assert(sizeof(struct fsk_calloc) == 24, "fsk_calloc");
+_Static_assert(sizeof(struct fsk_cmalloc) == 16, "fsk_cmalloc");
 
 #endif /* FORKSCOPE_TRACE_H */

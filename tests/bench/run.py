@@ -5,6 +5,9 @@ Each workload runs untraced and under every available tracer in turn,
 REPS times, alternating so machine noise hits all configurations alike.
 Prints median ratio (min-max) per configuration, then trace bytes per
 event and the per-image start cost. No number here is asserted by a test.
+"forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
+events only. BENCH_OLD_LIB=path/to/libforkscope.so adds both
+configurations with that library (before/after comparisons).
 """
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -18,10 +21,11 @@ ONLY = sys.argv[1:]
 tmp = tempfile.mkdtemp(prefix="fsk-bench-")
 
 
-def fsk_cmd(extra):
+def fsk_cmd(extra, lib=None):
     def wrap(cmd, n):
         d = os.path.join(tmp, "t%d" % n)
-        return [FSK, "run", "-q", "-o", d] + extra + ["--"] + cmd
+        pre = ["env", "FORKSCOPE_LIB=" + lib] if lib else []
+        return pre + [FSK, "run", "-q", "-o", d] + extra + ["--"] + cmd
     return wrap
 
 
@@ -33,7 +37,12 @@ def strace(cmd, n):
     return ["strace", "-f", "-qq", "-o", "/dev/null"] + cmd
 
 
-CONFIGS = [("forkscope", fsk_cmd([])), ("fsk --no-malloc", fsk_cmd(["--no-malloc"]))]
+CONFIGS = [("forkscope", fsk_cmd([])), ("fsk --stack-depth 0", fsk_cmd(["--stack-depth", "0"])),
+           ("fsk --no-malloc", fsk_cmd(["--no-malloc"]))]
+OLD = os.environ.get("BENCH_OLD_LIB")
+if OLD:
+    OLD = os.path.abspath(OLD)
+    CONFIGS += [("old lib", fsk_cmd([], OLD)), ("old --stack-depth 0", fsk_cmd(["--stack-depth", "0"], OLD))]
 if shutil.which("heaptrack"):
     CONFIGS.append(("heaptrack", heaptrack))
 if shutil.which("strace"):
@@ -108,6 +117,9 @@ def main():
             cells.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
         print("%-32s %-8.3f " % (name, mb) + " ".join(c[:22].ljust(22) for c in cells), flush=True)
     extras()
+    # calls, peak and leaks against heaptrack's on the same programs
+    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "heaptrack_cmp.py"), B])
 
 
 def extras():

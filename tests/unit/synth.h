@@ -128,6 +128,36 @@ static inline void synth_exec(struct writer *w, uint16_t type, uint64_t ts, uint
 	writer_end(w);
 }
 
+/* CTX or CBASE: header-only context records of compact malloc records. */
+static inline void synth_ctx(struct writer *w, uint16_t type, uint32_t tid, uint64_t ts)
+{
+	writer_begin(w, type, tid, ts);
+	writer_end(w);
+}
+
+static inline void synth_cfree(struct writer *w, uint32_t dt, uint64_t addr_flags)
+{
+	struct fsk_cfree f = { .h = { FSK_REC_CFREE, sizeof(f), dt }, .addr = addr_flags };
+	writer_put(w, &f, sizeof(f));
+}
+
+static inline void synth_calloc(struct writer *w, uint32_t dt, uint64_t addr_flags, uint32_t size,
+				uint32_t stack, uint16_t fn)
+{
+	struct fsk_calloc a = { .h = { FSK_REC_CALLOC, sizeof(a), dt }, .addr = addr_flags,
+				.size = size, .stack_fn = stack | (uint32_t)fn << 24 };
+	writer_put(w, &a, sizeof(a));
+}
+
+static inline void synth_cmalloc(struct writer *w, uint32_t dt, uint64_t addr, uint32_t size,
+				 int mmapped)
+{
+	struct fsk_cmalloc m = { .h = { FSK_REC_CMALLOC, sizeof(m), dt },
+				 .word = addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
+					 (mmapped ? FSK_CM_MMAPPED : 0) };
+	writer_put(w, &m, sizeof(m));
+}
+
 /* Writes bytes [0, n) of w (all when n is -1) as dir/<pid>.<seq>.fst. */
 static inline void synth_save(const char *dir, uint32_t pid, uint32_t seq, const struct writer *w,
 		       long n)

@@ -273,6 +273,182 @@ static void test_bad_strings(const char *dir)
 	free(buf);
 }
 
+/* Reads up to 10 records of dir/<pid>.0.fst into r; returns how many. */
+static int read_recs(struct reader_stream *s, const char *dir, uint32_t pid,
+		     struct reader_rec *r, struct fsk_alloc *a, struct fsk_free *f)
+{
+	char name[32];
+	int n = 0;
+
+	snprintf(name, sizeof(name), "%u.0.fst", pid);
+	if (reader_stream_open(s, dir, name) < 0)
+		return -1;
+	while (n < 10 && reader_next(s, &r[n]) > 0) {
+		reader_payload(&r[n], &a[n], sizeof(a[n]));
+		reader_payload(&r[n], &f[n], sizeof(f[n]));
+		n++;
+	}
+	reader_finish(s);
+	return n;
+}
+
+/* Compact malloc records come out as the ALLOC and FREE they stand for,
+ * with the thread and time of their context. */
+static void test_compact(const char *dir)
+{
+	struct reader_stream s;
+	struct reader_rec r[10];
+	struct fsk_alloc a[10];
+	struct fsk_free f[10];
+	struct writer w;
+	size_t off[4];
+	int n;
+
+	writer_init(&w);
+	synth_header(&w, 17, 1, 0, 1000, 0, FSK_HF_MALLOC, "/x", argv_sh);
+	synth_ctx(&w, FSK_REC_CBASE, 7, 5000);
+	off[0] = w.len;
+	synth_calloc(&w, 10, 0x1000 | FSK_AF_MMAPPED, 64, 3, FSK_FN_CALLOC);
+	synth_ctx(&w, FSK_REC_CBASE, 8, 6000);
+	off[1] = w.len;
+	synth_cfree(&w, 5, 0x2000);
+	synth_ctx(&w, FSK_REC_CTX, 7, 0);
+	off[2] = w.len;
+	synth_cfree(&w, 0xffffffffu, 0x1000 | FSK_AF_MMAPPED);
+	synth_calloc(&w, 20, 0x7f0000000010ull, 0xffffffffu, FSK_CSTACK_MAX, FSK_FN_MALLOC);
+	synth_cmalloc(&w, 30, 0xfffffffffff0ull, (1u << FSK_CM_SIZE_BITS) - 1, 1);
+	synth_cmalloc(&w, 40, 0x4a0, 24, 0);
+	off[3] = w.len;
+	synth_exit(&w, 9000, 0, FSK_EXIT_MAIN);
+	synth_save(dir, 17, 0, &w, -1);
+	n = read_recs(&s, dir, 17, r, a, f);
+	synth_check("compact_count", n == 7 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	synth_check("compact_alloc", n > 0 && r[0].type == FSK_REC_ALLOC && r[0].tid == 7 &&
+		    r[0].ts_ns == 5010 && r[0].off == off[0] && r[0].len == sizeof(struct fsk_alloc) &&
+		    a[0].addr == 0x1000 && a[0].size == 64 && a[0].stack == 3 &&
+		    a[0].fn == FSK_FN_CALLOC && a[0].flags == FSK_AF_MMAPPED,
+		    "type %u tid %u ts %llu addr %llx size %llu stack %u fn %u flags %u",
+		    r[0].type, r[0].tid, (unsigned long long)r[0].ts_ns,
+		    (unsigned long long)a[0].addr, (unsigned long long)a[0].size, a[0].stack,
+		    a[0].fn, a[0].flags);
+	synth_check("compact_free", n > 1 && r[1].type == FSK_REC_FREE && r[1].tid == 8 &&
+		    r[1].ts_ns == 6005 && r[1].off == off[1] && f[1].addr == 0x2000 &&
+		    f[1].fn == FSK_FN_FREE && f[1].flags == 0 && f[1].stack == 0,
+		    "type %u tid %u ts %llu addr %llx", r[1].type, r[1].tid,
+		    (unsigned long long)r[1].ts_ns, (unsigned long long)f[1].addr);
+	synth_check("compact_ctx_switch", n > 2 && r[2].type == FSK_REC_FREE && r[2].tid == 7 &&
+		    r[2].ts_ns == 5000 + 0xffffffffull && r[2].off == off[2] &&
+		    f[2].addr == 0x1000 && f[2].flags == FSK_AF_MMAPPED,
+		    "tid %u ts %llu flags %u", r[2].tid, (unsigned long long)r[2].ts_ns, f[2].flags);
+	synth_check("compact_wide_fields", n > 3 && r[3].tid == 7 && r[3].ts_ns == 5020 &&
+		    a[3].addr == 0x7f0000000010ull && a[3].size == 0xffffffffull &&
+		    a[3].stack == FSK_CSTACK_MAX && a[3].fn == FSK_FN_MALLOC && a[3].flags == 0,
+		    "size %llu stack %u fn %u", (unsigned long long)a[3].size, a[3].stack, a[3].fn);
+	synth_check("compact_malloc_max", n > 4 && r[4].type == FSK_REC_ALLOC && r[4].tid == 7 &&
+		    r[4].ts_ns == 5030 && r[4].len == sizeof(struct fsk_alloc) &&
+		    a[4].addr == 0xfffffffffff0ull && a[4].size == (1u << FSK_CM_SIZE_BITS) - 1 &&
+		    a[4].stack == 0 && a[4].fn == FSK_FN_MALLOC && a[4].flags == FSK_AF_MMAPPED,
+		    "ts %llu addr %llx size %llu fn %u flags %u", (unsigned long long)r[4].ts_ns,
+		    (unsigned long long)a[4].addr, (unsigned long long)a[4].size, a[4].fn,
+		    a[4].flags);
+	synth_check("compact_malloc_small", n > 5 && r[5].ts_ns == 5040 && a[5].addr == 0x4a0 &&
+		    a[5].size == 24 && a[5].fn == FSK_FN_MALLOC && a[5].flags == 0,
+		    "addr %llx size %llu", (unsigned long long)a[5].addr,
+		    (unsigned long long)a[5].size);
+	synth_check("compact_then_full", n > 6 && r[6].type == FSK_REC_EXIT && r[6].tid == 1 &&
+		    r[6].ts_ns == 9000 && r[6].off == off[3], "type %u", n > 6 ? r[6].type : 0);
+	reader_stream_close(&s);
+
+	/* Cut inside the last compact record: what came before stays. */
+	synth_save(dir, 17, 0, &w, (long)(off[3] - 8));
+	n = read_recs(&s, dir, 17, r, a, f);
+	synth_check("compact_cut", n == 5 && s.state == READER_CUT &&
+		    s.err_off == off[3] - sizeof(struct fsk_cmalloc), "n %d state %d off %llu",
+		    n, s.state, (unsigned long long)s.err_off);
+	reader_stream_close(&s);
+	writer_free(&w);
+}
+
+/* One damaged compact stream: `what` is the expected message prefix. */
+static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx_type,
+			const void *rec, size_t len, const char *what)
+{
+	struct reader_stream s;
+	struct reader_rec r[10];
+	struct fsk_alloc a[10];
+	struct fsk_free f[10];
+	struct writer w;
+	char msg[512], want[512];
+	size_t off;
+	int n;
+
+	writer_init(&w);
+	synth_header(&w, 18, 1, 0, 1000, 0, FSK_HF_MALLOC, "/x", argv_sh);
+	synth_exit(&w, 1100, 0, FSK_EXIT_MAIN);
+	if (ctx)
+		synth_ctx(&w, ctx_type, 9, 2000);
+	off = w.len;
+	writer_put(&w, rec, len);
+	synth_exit(&w, 1200, 0, FSK_EXIT_MAIN);
+	synth_save(dir, 18, 0, &w, -1);
+	n = read_recs(&s, dir, 18, r, a, f);
+	reader_message(&s, msg, sizeof(msg));
+	snprintf(want, sizeof(want), "%s: %s/18.0.fst: offset %zu", what, dir, off);
+	synth_check(name, n == 1 && s.state == READER_CORRUPT && !strcmp(msg, want),
+		    "n %d '%s', want '%s'", n, msg, want);
+	reader_stream_close(&s);
+	writer_free(&w);
+}
+
+static void test_compact_corrupt(const char *dir)
+{
+	struct fsk_cfree cf = { .h = { FSK_REC_CFREE, sizeof(cf), 1 }, .addr = 0x3000 };
+	struct fsk_calloc ca = { .h = { FSK_REC_CALLOC, sizeof(ca), 1 }, .addr = 0x3000, .size = 8,
+				 .stack_fn = (uint32_t)FSK_FN_MALLOC << 24 };
+	struct fsk_calloc big = { .h = { FSK_REC_CFREE, sizeof(big), 1 }, .addr = 0x3000 };
+
+	compact_bad(dir, "compact_no_context", 0, 0, &cf, sizeof(cf),
+		    "compact record before any CTX/CBASE");
+	compact_bad(dir, "compact_no_base", 1, FSK_REC_CTX, &cf, sizeof(cf),
+		    "compact record of tid 9 before its CBASE");
+	compact_bad(dir, "compact_bad_size", 1, FSK_REC_CBASE, &big, sizeof(big),
+		    "compact record type 24 with size 24");
+	cf.addr = 0x3000 | 0x4;
+	compact_bad(dir, "compact_bad_flags", 1, FSK_REC_CBASE, &cf, sizeof(cf),
+		    "compact record with unknown address flags");
+	ca.stack_fn = (uint32_t)FSK_FN_FREE << 24;
+	compact_bad(dir, "compact_bad_fn", 1, FSK_REC_CBASE, &ca, sizeof(ca),
+		    "compact alloc with function 10");
+	ca.stack_fn = 0;
+	compact_bad(dir, "compact_fn_zero", 1, FSK_REC_CBASE, &ca, sizeof(ca),
+		    "compact alloc with function 0");
+	ca.h.type = FSK_REC_CMALLOC;
+	compact_bad(dir, "compact_malloc_bad_size", 1, FSK_REC_CBASE, &ca, sizeof(ca),
+		    "compact record type 26 with size 24");
+}
+
+/* Version 1 streams (no compact records) are still read; later ones not. */
+static void test_versions(const char *dir)
+{
+	struct reader_stream s;
+	struct writer w;
+	int n;
+
+	build_valid(&w, 19);
+	w.buf[8] = 1;
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_all(&s, dir, "19.0.fst", 1);
+	synth_check("version1_read", n == 4 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	reader_stream_close(&s);
+	w.buf[8] = FSK_VERSION + 1;
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_all(&s, dir, "19.0.fst", 1);
+	synth_check("version_next_rejected", n == 0 && s.state == READER_CORRUPT && s.err_off == 8,
+		    "n %d state %d", n, s.state);
+	reader_stream_close(&s);
+	writer_free(&w);
+}
+
 /* Records appended after a first read are found from the saved offset. */
 static void test_incremental(const char *dir)
 {
@@ -371,6 +547,9 @@ int main(void)
 	test_bad_header(dir);
 	test_bad_strings(dir);
 	test_incremental(dir);
+	test_compact(dir);
+	test_compact_corrupt(dir);
+	test_versions(dir);
 	test_table();
 	test_fuzz(dir);
 	synth_rmdir(dir);

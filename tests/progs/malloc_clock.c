@@ -1,0 +1,80 @@
+/* Malloc records around lifecycle records: ROUNDS times fork (the child
+ * _exits), a malloc of 100000+i right after the fork, a burst of BURST
+ * malloc/free pairs (sizes 7000+j) once the child is gone, waitpid, a
+ * malloc of 200000+i right after the wait. tests/t_malloc_clock.py checks the order and times of the
+ * records in the raw stream. Prints "@ counts rounds=R burst=B". */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define HANDS 200
+
+static int to_b[2], to_a[2];
+
+/* The second thread: frees what the main thread hands it, after mallocs
+ * of its own, and says when it is done. */
+static void *freer(void *arg)
+{
+	(void)arg;
+	char *p;
+	while (read(to_b[0], &p, sizeof(p)) == (ssize_t)sizeof(p)) {
+		for (int j = 0; j < 50; j++)
+			free(malloc(9000 + (size_t)j));
+		free(p);
+		char ok = 1;
+		if (write(to_a[1], &ok, 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	int rounds = argc > 1 ? atoi(argv[1]) : 100;
+	int burst = argc > 2 ? atoi(argv[2]) : 500;
+	volatile char sink = 0;
+
+	for (int i = 0; i < rounds; i++) {
+		int fds[2];
+		if (pipe(fds) < 0)
+			return 1;
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(i & 7);
+		close(fds[1]);
+		char *a = malloc(100000 + (size_t)i);
+		char c;
+		while (read(fds[0], &c, 1) > 0) /* EOF: the child is exiting */
+			;
+		close(fds[0]);
+		/* the burst ends right before the WAIT: its last stamps are
+		 * within a few microseconds of the clock the WAIT reads */
+		for (int j = 0; j < burst; j++) {
+			char *p = malloc(7000 + (size_t)j);
+			p[0] = (char)j;
+			sink = (char)(sink + p[0]);
+			free(p);
+		}
+		int st;
+		waitpid(pid, &st, 0);
+		char *b = malloc(200000 + (size_t)i);
+		a[0] = b[0] = 1;
+		free(a);
+		free(b);
+	}
+	pthread_t th;
+	if (pipe(to_b) < 0 || pipe(to_a) < 0 || pthread_create(&th, NULL, freer, NULL) != 0)
+		return 1;
+	for (int k = 0; k < HANDS; k++) {
+		char *p = malloc(300000 + (size_t)k), ok;
+		p[0] = 1;
+		if (write(to_b[1], &p, sizeof(p)) != (ssize_t)sizeof(p) || read(to_a[0], &ok, 1) != 1)
+			return 1;
+	}
+	close(to_b[1]);
+	pthread_join(th, NULL);
+	printf("@ counts rounds=%d burst=%d hands=%d\n", rounds, burst, HANDS);
+	return 0;
+}

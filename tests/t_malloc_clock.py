@@ -1,0 +1,160 @@
+"""Compact malloc records and their clock, read from the raw stream with a
+decoder of its own (include/forkscope/trace.h, version 2), so the C reader
+is not the only judge: tests/progs/malloc_clock mallocs in bursts between
+fork and waitpid and hands blocks to a second thread. Checks: every record
+of a thread is in time order in the file (TSC stamps next to clock_gettime
+ones; stack/module definitions and fault samples aside); each round's
+FORK, the malloc right after it, the WAIT and the malloc right after that
+come in that order; every expected malloc size is there exactly as often
+as made; in time order each block is freed while live, also the 200
+blocks the second thread frees (another thread's TSC estimate); the report
+counts the same allocations as this decoder. Run with stacks (CALLOC) and
+without (CMALLOC)."""
+import collections
+import glob
+import os
+import struct
+import sys
+
+sys.dont_write_bytecode = True
+import fsk  # noqa: E402
+from fsk import check  # noqa: E402
+
+ROUNDS, BURST, HANDS = 60, 400, 200
+ALLOC, FREE, REALLOC, FORK, WAIT, STACK, FAULT, MODULE = 1, 2, 3, 6, 11, 13, 20, 21
+CTX, CBASE, CFREE, CALLOC, CMALLOC = 22, 23, 24, 25, 26
+
+
+def decode(path):
+    """[(type, tid, ts, fields dict)] in file order; raises on damage."""
+    b = open(path, "rb").read()
+    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] != 2:
+        raise ValueError("not a version 2 stream")
+    off = struct.unpack_from("<I", b, 12)[0]
+    cur, base, out = None, {}, []
+    while off + 16 <= len(b):
+        typ, size = struct.unpack_from("<HH", b, off)
+        if size < 16 or size % 8 or off + size > len(b):
+            raise ValueError("bad record at %d" % off)
+        if typ in (CTX, CBASE):
+            tid, ts = struct.unpack_from("<IQ", b, off + 4)
+            cur = tid
+            if typ == CBASE:
+                base[tid] = ts
+        elif typ in (CFREE, CALLOC, CMALLOC):
+            dt, w = struct.unpack_from("<IQ", b, off + 4)
+            ts = base[cur] + dt
+            if typ == CFREE:
+                out.append((FREE, cur, ts, dict(addr=w & ~15)))
+            elif typ == CMALLOC:
+                out.append((ALLOC, cur, ts, dict(addr=(w & ((1 << 44) - 1)) << 4,
+                                                 size=(w >> 44) & ((1 << 19) - 1), stack=0)))
+            else:
+                size_, sf = struct.unpack_from("<II", b, off + 16)
+                out.append((ALLOC, cur, ts, dict(addr=w & ~15, size=size_, stack=sf & 0xffffff)))
+        else:
+            tid, ts = struct.unpack_from("<IQ", b, off + 4)
+            f = {}
+            if typ == ALLOC:
+                f = dict(zip(("addr", "size", "stack"), struct.unpack_from("<QQI", b, off + 16)))
+            elif typ == FREE:
+                f = dict(addr=struct.unpack_from("<Q", b, off + 16)[0])
+            elif typ == FORK:
+                child, _, _, side = struct.unpack_from("<IiHH", b, off + 16)
+                f = dict(child=child, side=side)
+            elif typ == WAIT:
+                f = dict(result=struct.unpack_from("<i", b, off + 20)[0])
+            out.append((typ, tid, ts, f))
+        off += size
+    return out
+
+
+def run(tag, depth):
+    r = fsk.run_traced([fsk.prog("malloc_clock"), str(ROUNDS), str(BURST)], timeout=180,
+                       cwd=fsk.tmpdir(), options=["--stack-depth", str(depth), "--scan-ms", "0"])
+    if not check(tag + ".ran", r.rc == 0 and "@ counts" in r.out, r.describe()):
+        return
+    doc = r.report()
+    procs = fsk.processes(doc) if doc else []
+    roots = [p for p in procs if p.get("ppid") not in {q.get("pid") for q in procs}]
+    if not check(tag + ".report", doc is not None and len(roots) == 1, r.report_error or "%d roots" % len(roots)):
+        return
+    parent = roots[0]
+    streams = glob.glob(os.path.join(r.trace, "%d.*.fst" % parent["pid"]))
+    if not check(tag + ".stream", len(streams) == 1, "%r" % streams):
+        return
+    try:
+        recs = decode(streams[0])
+    except (ValueError, KeyError, struct.error) as e:
+        check(tag + ".decode", False, str(e))
+        return
+    check(tag + ".decode", True)
+
+    last, back = {}, []
+    for i, (typ, tid, ts, _) in enumerate(recs):
+        if typ in (FAULT, STACK, MODULE):
+            continue  # fault samples carry the fault's time and are drained later;
+            # definitions of stacks and modules may be written ahead of the buffer
+        if ts < last.get(tid, 0):
+            back.append((i, typ, ts, last[tid]))
+        last[tid] = ts
+    check(tag + ".thread-time-order", not back, "%d records go back in time, first %r" % (len(back), back[:3]))
+
+    # per round: FORK(parent) < malloc(100000+i) < WAIT < malloc(200000+i), by file order and time
+    seq = [(typ, f) for typ, _, _, f in recs
+           if typ in (FORK, WAIT) and f.get("side", 1) == 1 or
+           typ == ALLOC and 100000 <= f["size"] < 100000 + ROUNDS or
+           typ == ALLOC and 200000 <= f["size"] < 200000 + ROUNDS]
+    want = []
+    for i in range(ROUNDS):
+        want += [(FORK, None), (ALLOC, 100000 + i), (WAIT, None), (ALLOC, 200000 + i)]
+    got = [(t, f["size"] if t == ALLOC else None) for t, f in seq]
+    check(tag + ".round-order", got == want, "first difference at %s" %
+          next((k for k in range(min(len(got), len(want))) if got[k] != want[k]), min(len(got), len(want))))
+
+    sizes = collections.Counter(f["size"] for typ, _, _, f in recs
+                                if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST)
+    check(tag + ".burst-sizes", len(sizes) == BURST and set(sizes.values()) == {ROUNDS},
+          "%d sizes, counts %r" % (len(sizes), sorted(set(sizes.values()))[:5]))
+    # in time order (stable, as the viewer sorts): every block this program
+    # made is freed while live, by the thread that made it or, for the
+    # handed blocks, by the other one
+    ours = lambda n: (7000 <= n < 7000 + BURST or 100000 <= n < 100000 + ROUNDS or
+                      200000 <= n < 200000 + ROUNDS or 300000 <= n < 300000 + HANDS)
+    live, freed, hands = {}, 0, []
+    for typ, tid, ts, f in sorted(recs, key=lambda r: r[2]):
+        if typ == ALLOC and ours(f["size"]):
+            live[f["addr"]] = (tid, f["size"])
+        elif typ == FREE and f["addr"] in live:
+            atid, size = live.pop(f["addr"])
+            freed += 1
+            if size >= 300000:
+                hands.append((size, atid != tid))
+    made = ROUNDS * (BURST + 2) + HANDS
+    check(tag + ".free-after-alloc", freed == made and not live,
+          "%d of %d blocks freed after their malloc, %d never" % (freed, made, len(live)))
+    check(tag + ".cross-thread-frees", sorted(h[0] for h in hands) == list(range(300000, 300000 + HANDS))
+          and all(h[1] for h in hands),
+          "%d handed blocks freed after their malloc, %d by the other thread"
+          % (len(hands), sum(h[1] for h in hands)))
+    if depth:
+        nostack = sum(1 for typ, _, _, f in recs if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST and not f["stack"])
+        check(tag + ".stacks", nostack == 0, "%d burst mallocs without a stack id" % nostack)
+    allocs = sum(1 for typ, _, _, f in recs if typ == ALLOC) + sum(1 for typ, _, _, f in recs if typ == REALLOC)
+    frees = sum(1 for typ, _, _, f in recs if typ == FREE)
+    m = parent.get("malloc") or {}
+    calls, nfree = m.get("calls"), m.get("frees")
+    check(tag + ".report-agrees", isinstance(calls, int) and nfree == frees and
+          allocs - sum(1 for t, _, _, _ in recs if t == REALLOC) <= calls <= allocs,
+          "report calls=%r frees=%r, decoded allocs=%d frees=%d" % (m.get("calls"), m.get("frees"), allocs, frees))
+
+
+def main():
+    fsk.require(fsk.prog("malloc_clock"))
+    run("events", 0)
+    run("stacks", 16)
+    fsk.finish()
+
+
+if __name__ == "__main__":
+    main()

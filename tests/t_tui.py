@@ -249,6 +249,10 @@ def test_cow_variable():
         fsk.check("cow_variable.space.child-cow-broken", broken, bands)
         t = scr.keys("Enter")
         fsk.check("cow_variable.space.details", "pages: resident" in t and "COW faults" in t, t[:800])
+        # the program's own text band: its ELF sections, .text among them
+        t = scr.keys("Enter", "g", *(["j"] * kinds.index("text")), "Enter")
+        fsk.check("cow_variable.space.elf-sections", re.search(r"ELF sections \(text\):.* \.text \d", t, re.S)
+                  and "cow_variable" in t.splitlines()[1], t[:1200])
         t = scr.keys("Enter", "z", "Home")
         fsk.check("cow_variable.space.before-start", "Memory" in t and "COW-broken" not in t, t[:800])
     check_quit(scr, "cow_variable")

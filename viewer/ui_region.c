@@ -3,7 +3,8 @@
  * each region's range, permissions, offset and page counts, the code that
  * broke COW there (sampled COW faults of the process's current image in
  * the band up to the cursor, grouped by faulting instruction, symbolized)
- * and the band's ELF sections. The lines scroll with the pane's keys.
+ * and the ELF sections of each region (elfsect.h through report_layout).
+ * The lines scroll with the pane's keys.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "report.h"
+#include "report_layout.h"
 #include "report_sites.h"
 #include "ui.h"
 #include "vec.h"
@@ -35,6 +37,9 @@ static struct table ui_region_idx;      /* ip + 1 -> site index + 1 */
  * the trace grew */
 static struct report_sites ui_region_sym;
 static size_t ui_region_sym_nev;
+/* ELF sections as the report finds them; nev + 1 once built */
+static struct report_layout ui_region_layout;
+static size_t ui_region_layout_nev;
 
 static int ui_region_site_cmp(const void *a, const void *b)
 {
@@ -128,27 +133,13 @@ static void ui_region_site_name(struct ui *u, const struct model_proc *p,
 		 site->ip - st->mods[mod].bias);
 }
 
-/*
- * The ELF sections of a file-backed region, one line each, through add().
- * The section reader (elfsect.h) is not in this tree yet: this is the one
- * place that will call it.
- */
-static void ui_region_sections(const struct model_region *g,
-			       void (*add)(void *ctx, const char *line), void *ctx)
-{
-	if (!g->path || g->path[0] != '/')
-		return;
-	add(ctx, "   ELF sections: not available in this build");
-}
-
 struct ui_region_lines {
 	char **v;
 	size_t n, cap;
 };
 
-static void ui_region_add(void *ctx, const char *line)
+static void ui_region_add(struct ui_region_lines *l, const char *line)
 {
-	struct ui_region_lines *l = ctx;
 	char *d = strdup(line);
 
 	if (!d || vec_reserve(&l->v, &l->cap, l->n + 1, sizeof(*l->v)) < 0) {
@@ -169,6 +160,46 @@ static void ui_region_addf(struct ui_region_lines *l, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	ui_region_add(l, line);
+}
+
+#define UI_REGION_SECS 24       /* section names listed per region */
+
+/* The ELF sections region k of the scan holds (an anonymous tail after an
+ * object: that object's .bss), through report_layout as the report names
+ * them, or why they are unknown. The layout takes the trace's build-ids
+ * once, again after the trace grew. */
+static void ui_region_sections(struct ui *u, const struct model_scan *sc, size_t k,
+			       struct ui_region_lines *l)
+{
+	struct elfsect_hit h[UI_REGION_SECS];
+	const char *sub, *why;
+	char line[1024], sz[32];
+	size_t len;
+	long n;
+
+	if (ui_region_layout_nev != timeline_len(&u->tl) + 1) {
+		if (ui_region_layout_nev)
+			report_layout_free(&ui_region_layout);
+		report_layout_init(&ui_region_layout, &u->tl.load);
+		ui_region_layout_nev = timeline_len(&u->tl) + 1;
+	}
+	n = report_layout_region(&ui_region_layout, sc, k, h, UI_REGION_SECS, &sub, &why);
+	if (why) {
+		ui_region_addf(l, "   ELF sections: unknown, %s", why);
+		return;
+	}
+	if (n <= 0)
+		return;
+	len = (size_t)snprintf(line, sizeof(line), "   ELF sections%s%s%s:", sub ? " (" : "",
+			       sub ? sub : "", sub ? ")" : "");
+	for (long i = 0; i < n && i < UI_REGION_SECS && len < sizeof(line); i++) {
+		report_bytes(sz, sizeof(sz), h[i].end - h[i].start);
+		len += (size_t)snprintf(line + len, sizeof(line) - len, "%s %s %s", i ? "," : "",
+					h[i].name, sz);
+	}
+	if (n > UI_REGION_SECS && len < sizeof(line))
+		snprintf(line + len, sizeof(line) - len, ", ... (%ld in all)", n);
 	ui_region_add(l, line);
 }
 
@@ -193,7 +224,7 @@ static void ui_region_lines(struct ui *u, const struct model_proc *p, size_t fir
 			       g->resident, g->swapped, g->shared, g->unshared);
 		ui_region_addf(l, "   first touch %u, shared at fork %u, COW faults %u, copied %u",
 			       g->first_touch, g->shared_at_fork, g->cow_faults, g->copied);
-		ui_region_sections(&sc->v[i], ui_region_add, l);
+		ui_region_sections(u, sc, i, l);
 	}
 	ui_region_collect(u, p, start, end);
 	if (!ui_region_total) {
@@ -276,6 +307,9 @@ static void ui_region_wrap(struct ui_region_lines *l, const char *s, int w)
 void ui_region_free(void)
 {
 	report_sites_free(&ui_region_sym);
+	if (ui_region_layout_nev)
+		report_layout_free(&ui_region_layout);
+	ui_region_layout_nev = 0;
 	free(ui_region_sites);
 	table_free(&ui_region_idx);
 	ui_region_sites = NULL;

@@ -514,6 +514,10 @@ int ui_run(struct ui *u)
 	u->follow = !u->finished;
 	if (u->finished && !u->live)
 		ui_seek(u, timeline_len(&u->tl)); /* a finished trace opens at its end */
+	/* One-time passes over the events while the trace opens rather than at
+	 * the first b or Enter: the COW bursts and the build-ids. */
+	timeline_burst(&u->tl, 0, 1);
+	ui_region_warm(u);
 	atexit(ui_restore);
 	ui_signals();
 	ui_screen(u);

@@ -112,6 +112,9 @@ void ui_space_remember(struct ui *u, const struct model_proc *p);
 void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_proc *p,
 		    size_t first, size_t n);
 void ui_region_free(void);
+/* Takes the trace's build-ids for the ELF sections now (a pass over the
+ * events), not at the first Enter on a band; again after the trace grew. */
+void ui_region_warm(struct ui *u);
 void ui_events_draw(struct ui *u, const struct ui_rect *r);
 int ui_events_key(struct ui *u, int key);
 /* c, p, /, n, N: the event filters and search, from any pane */

@@ -165,6 +165,16 @@ static void ui_region_addf(struct ui_region_lines *l, const char *fmt, ...)
 
 #define UI_REGION_SECS 24       /* section names listed per region */
 
+void ui_region_warm(struct ui *u)
+{
+	if (ui_region_layout_nev == timeline_len(&u->tl) + 1)
+		return;
+	if (ui_region_layout_nev)
+		report_layout_free(&ui_region_layout);
+	report_layout_init(&ui_region_layout, &u->tl.load);
+	ui_region_layout_nev = timeline_len(&u->tl) + 1;
+}
+
 /* The ELF sections region k of the scan holds (an anonymous tail after an
  * object: that object's .bss), through report_layout as the report names
  * them, or why they are unknown. The layout takes the trace's build-ids
@@ -178,12 +188,7 @@ static void ui_region_sections(struct ui *u, const struct model_scan *sc, size_t
 	size_t len;
 	long n;
 
-	if (ui_region_layout_nev != timeline_len(&u->tl) + 1) {
-		if (ui_region_layout_nev)
-			report_layout_free(&ui_region_layout);
-		report_layout_init(&ui_region_layout, &u->tl.load);
-		ui_region_layout_nev = timeline_len(&u->tl) + 1;
-	}
+	ui_region_warm(u);
 	n = report_layout_region(&ui_region_layout, sc, k, h, UI_REGION_SECS, &sub, &why);
 	if (why) {
 		ui_region_addf(l, "   ELF sections: unknown, %s", why);

@@ -2,8 +2,11 @@
 tmux (send-keys, capture-pane) on traces of the samples. Checks what a user
 sees: the pids the samples print, their states and exit statuses, the
 address space in address order with the child's COW-broken pages, the
-state before a fork after seeking back, a readable screen at 80x24, and a
-terminal given back on q."""
+state before a fork after seeking back, a readable screen at 80x24 and
+200x50 in every pane, the help scrolling at 80x24, jumps to COW bursts on a
+generated trace whose ground truth is known (tests/progs/gen_trace), the
+region details, bands that flash when the cursor changes them, and a
+terminal given back on q and on SIGTERM."""
 import os
 import re
 import shlex
@@ -15,7 +18,8 @@ import fsk
 TMUX = fsk.tool("tmux")
 if not TMUX:
     fsk.skip("tmux is not installed")
-fsk.require(*(fsk.sample(s) for s in ("fork_twice", "exit_codes", "zombie", "prefork", "cow_variable")))
+fsk.require(*(fsk.sample(s) for s in ("fork_twice", "exit_codes", "zombie", "prefork", "cow_variable")),
+            fsk.prog("gen_trace"))
 
 SOCK = "fsk-tui-%d" % os.getpid()
 
@@ -215,7 +219,7 @@ def space_rows(text):
     out = []
     for line in text.splitlines():
         part = line.split("\u2502")[-1]  # the right pane, or all of it zoomed
-        m = re.match(r"^\s*([0-9a-f]{6,})\s+\*?(\w+)\s+[\d.]+ \S+\s+\S+\s+(?:\d+\s+\d+\s+)?(\d+)", part)
+        m = re.match(r"^\s*([0-9a-f]{6,})\s+[*!]?(\w+)\s+[\d.]+ \S+\s+\S+\s+(?:\d+\s+\d+\s+)?(\d+)", part)
         if m:
             out.append((int(m.group(1), 16), m.group(2), int(m.group(3))))
     return out
@@ -245,6 +249,10 @@ def test_cow_variable():
         fsk.check("cow_variable.space.child-cow-broken", broken, bands)
         t = scr.keys("Enter")
         fsk.check("cow_variable.space.details", "pages: resident" in t and "COW faults" in t, t[:800])
+        # the program's own text band: its ELF sections, .text among them
+        t = scr.keys("Enter", "g", *(["j"] * kinds.index("text")), "Enter")
+        fsk.check("cow_variable.space.elf-sections", re.search(r"ELF sections \(text\):.* \.text \d", t, re.S)
+                  and "cow_variable" in t.splitlines()[1], t[:1200])
         t = scr.keys("Enter", "z", "Home")
         fsk.check("cow_variable.space.before-start", "Memory" in t and "COW-broken" not in t, t[:800])
     check_quit(scr, "cow_variable")
@@ -283,9 +291,161 @@ def test_live():
     check_quit(scr, "live")
 
 
+def dur(ns):
+    """report_dur()'s words for a time."""
+    if ns < 1000:
+        return "%d ns" % ns
+    if ns < 1000000:
+        return "%.1f us" % (ns / 1e3)
+    if ns < 1000000000:
+        return "%.1f ms" % (ns / 1e6)
+    return "%.2f s" % (ns / 1e9)
+
+
+GEN_T0 = 1000000000  # gen_trace's first event (the runner's start)
+
+
+def generate(nprocs, nevents):
+    tr = fsk.fresh_dir("gen")
+    p = subprocess.run([fsk.prog("gen_trace"), tr, str(nprocs), str(nevents)],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+    fsk.check("gen.%d" % nprocs, p.returncode == 0, p.stderr.decode(errors="replace"))
+    return tr, p.stdout.decode()
+
+
+def test_generated():
+    """Exact checks against gen_trace's ground truth: every pid's state and
+    exit status, the COW bursts in time order with their pages, the
+    details of the heap band, and its flash."""
+    tr, out = generate(15, 1500)
+    procs = {int(kv["pid"]): kv for kv in fsk.at_dicts(out, "proc")}
+    stops = []
+    for kv in fsk.at_dicts(out, "burst"):
+        pid, un = int(kv["pid"]), int(kv["unshared"])
+        if kv["faults_ts"] != "0":
+            stops.append((int(kv["faults_ts"]), pid, un - 8, "faults"))
+        stops.append((int(kv["scan_ts"]), pid, un, "scan"))
+    stops.sort()
+    scr = Screen([fsk.fsk(), "view", tr])
+    t = opened(scr, "gen")
+    rows = tree_rows(t)
+    for pid, kv in sorted(procs.items()):
+        want = "SIGKILL" if "sig" in kv else "exit %s" % kv["code"]
+        got = rows.get(pid)
+        fsk.check("gen.tree.%d" % pid, got and got[0] == "reaped" and got[1].startswith(want),
+                  "want %r, row %r" % (want, got))
+    t = scr.keys("Home")
+    for k, (ts, pid, pages, kind) in enumerate(stops[:5]):
+        t = scr.keys("b")
+        m = re.search(r"Memory of (\d+): (\d+) pages COW-broken", t)
+        at = re.search(r"\|\| \+(\S+ \S+) of", t)
+        fsk.check("gen.burst%d.%s" % (k, kind), m and (int(m.group(1)), int(m.group(2))) == (pid, pages)
+                  and at and at.group(1) == dur(ts - GEN_T0),
+                  "want pid %d, %d pages at +%s; got %r at %r" % (
+                      pid, pages, dur(ts - GEN_T0), m and m.groups(), at and at.group(1)))
+        if kind == "scan" and k < 3:
+            fsk.check("gen.burst%d.heap-flashes" % k, re.search(r"1000000 !heap", t), t[:1500])
+    ts, pid, pages, kind = stops[3]
+    t = scr.keys("B")
+    at = re.search(r"\|\| \+(\S+ \S+) of", t)
+    fsk.check("gen.burst-back", at and at.group(1) == dur(stops[3][0] - GEN_T0), "%r" % (at and at.group(1)))
+    # the first scan that found broken pages: its heap band in detail
+    ts, pid, pages, kind = [s for s in stops if s[3] == "scan"][0]
+    t = scr.keys("Home")
+    while True:
+        t = scr.keys("b")
+        at = re.search(r"\|\| \+(\S+ \S+) of", t)
+        if not at or at.group(1) == dur(ts - GEN_T0) or "no later COW burst" in t:
+            break
+    t = scr.keys("Tab", "g", "j", "j", "j", "z", "Enter")
+    want = ["pages: resident 32, swapped 0, shared %d, unshared (COW broken) %d" % (32 - pages, pages),
+            "first touch 0, shared at fork 32, COW faults %d, copied 0" % pages,
+            "Top COW sites (%d sampled COW faults up to the cursor):" % pages,
+            "%6d  0x400110" % pages]
+    fsk.check("gen.region-details", "heap [heap]" in t and all(w in t for w in want),
+              "want %r in %s" % (want, t[:1800]))
+    t = scr.keys("Enter", "z")
+    check_quit(scr, "gen")
+
+
+def test_help_80x24():
+    tr, _ = generate(3, 200)
+    scr = Screen([fsk.fsk(), "view", tr], w=80, h=24)
+    opened(scr, "help80")
+    t = scr.keys("?")
+    m = re.search(r"lines 1-(\d+) of (\d+)", t)
+    fsk.check("help80.scrolls", m and int(m.group(1)) == 21 and int(m.group(2)) > 21
+              and "forkscope viewer keys" in t, t)
+    fsk.check("help80.width", all(len(l) <= 80 for l in t.splitlines()), t)
+    t = scr.keys(*(["Down"] * 10))
+    fsk.check("help80.last-line", "cut (stream stopped early)" in t and "forkscope viewer keys" not in t
+              and "next / previous COW burst" in t, t)
+    t = scr.keys("Escape")
+    fsk.check("help80.closes", "lines 1-" not in t and "Processes:" in t, t)
+    check_quit(scr, "help80")
+
+
+PANES = [("tree", "PID STATE    EXIT"), ("memory", "ADDRESS  KIND"), ("events", "Events: all")]
+
+
+def test_panes_sizes():
+    """Every pane zoomed at 80x24 and at 200x50: its header and rows whole,
+    no line past the width; then the plain layout at both sizes."""
+    trace, out = record("cow_variable")
+    if not trace:
+        return
+    child = [int(kv["pid"]) for kv in fsk.at_dicts(out, "proc") if kv["role"] == "child"][0]
+    for w, h in ((80, 24), (200, 50)):
+        tag = "panes.%dx%d" % (w, h)
+        scr = Screen([fsk.fsk(), "view", trace], w=w, h=h)
+        opened(scr, tag)
+        t = scr.keys("j", "z")
+        for i, (name, head) in enumerate(PANES):
+            if i:
+                t = scr.keys("Tab")
+            lines = t.splitlines()
+            fsk.check("%s.%s.header" % (tag, name), head in t, t)
+            fsk.check("%s.%s.width" % (tag, name), all(len(l) <= w for l in lines), t)
+            fsk.check("%s.%s.status" % (tag, name), "complete" in lines[-1] and "event " in lines[-2], t)
+        bands = space_rows(scr.keys("Tab", "z", "Tab"))
+        # the child's data band: its whole name and its broken page
+        t = scr.keys("z")
+        fsk.check("%s.memory.file-names-whole" % tag, re.search(r"\bdata .* cow_variable\s*$", t, re.M), t)
+        fsk.check("%s.memory.child" % tag, "Memory of %d" % child in t, t[:400])
+        scr.keys("z", "o", "Tab")
+        t = scr.keys("z")
+        fsk.check("%s.output.header" % tag, "Output of CMD" in t, t)
+        check_quit(scr, tag)
+
+
+def test_monochrome_and_sigterm():
+    """No colours (a terminal without them, and NO_COLOR), and SIGTERM to
+    the viewer: the terminal comes back all the same."""
+    tr, out = generate(4, 300)
+    scr = Screen([fsk.fsk(), "view", tr], env={"TERM": "vt100", "NO_COLOR": "1"})
+    t = opened(scr, "mono")
+    fsk.check("mono.tree", set(int(kv["pid"]) for kv in fsk.at_dicts(out, "proc")) <= set(tree_rows(t)), t)
+    pane_pid = tmux("display-message", "-p", "-t", scr.name, "#{pane_pid}").strip()
+    kids = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", pane_pid], stdout=subprocess.PIPE,
+                          timeout=10).stdout.decode().split("\n")
+    viewer = [int(l.split()[0]) for l in kids if l.strip().endswith("forkscope")]
+    fsk.check("mono.viewer-pid", len(viewer) == 1, kids)
+    if viewer:
+        os.kill(viewer[0], 15)
+        t = scr.wait(lambda t: "FSK-EXIT=" in t, 15)
+        fsk.check("sigterm.exit-status", t and "FSK-EXIT=143" in t, t)
+        alt = tmux("display-message", "-p", "-t", scr.name, "#{alternate_on}").strip()
+        fsk.check("sigterm.terminal-restored", alt == "0" and t and "Processes:" not in t, "%r %r" % (alt, t))
+    scr.close()
+
+
+# A session that lives as long as the test: the server does not exit (and
+# race the next new-session) each time a viewer's session is closed.
+tmux("new-session", "-d", "-s", "keep", "sleep 3600")
 try:
     for test in (test_fork_twice, test_exit_codes, test_zombie, test_cow_variable,
-                 test_prefork_view_narrow, test_live):
+                 test_prefork_view_narrow, test_generated, test_help_80x24, test_panes_sizes,
+                 test_monochrome_and_sigterm, test_live):
         test()
 finally:
     kill_server()

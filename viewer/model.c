@@ -45,20 +45,23 @@ static void model_image_free(struct model_image *im)
 	memset(im, 0, sizeof(*im));
 }
 
+void model_proc_free(struct model_proc *p)
+{
+	for (size_t k = 0; k < p->nimages; k++)
+		model_image_free(&p->images[k]);
+	free(p->images);
+	free(p->children);
+	heap_free_all(&p->heap);
+	model_scan_free(&p->cur);
+	model_scan_free(&p->pending);
+	regions_diff_free(p);
+	free(p);
+}
+
 void model_free(struct model *m)
 {
-	for (size_t i = 0; i < m->n; i++) {
-		struct model_proc *p = m->procs[i];
-		for (size_t k = 0; k < p->nimages; k++)
-			model_image_free(&p->images[k]);
-		free(p->images);
-		free(p->children);
-		heap_free_all(&p->heap);
-		model_scan_free(&p->cur);
-		model_scan_free(&p->pending);
-		regions_diff_free(p);
-		free(p);
-	}
+	for (size_t i = 0; i < m->n; i++)
+		model_proc_free(m->procs[i]);
 	free(m->procs);
 	table_free(&m->pids);
 	table_free(&m->streams);
@@ -193,6 +196,7 @@ static int model_open(struct model *m, struct reader_stream *s)
 			return -ENOMEM;
 		fresh = 1;
 	}
+	p->touched = m->events;
 	im = &p->images[p->nimages - 1];
 	if (fresh || !im->stream) {
 		/* The placeholder of a process we heard of becomes real. */
@@ -265,6 +269,7 @@ static int model_child(struct model *m, uint32_t ppid, uint32_t pid, uint64_t ts
 	}
 	c->ppid = ppid;
 	c->creator_known = 1;
+	c->touched = m->events;
 	return 0;
 }
 
@@ -333,6 +338,7 @@ static int model_wait_rec(struct model *m, uint32_t reaper, struct model_proc *p
 			return -ENOMEM;
 		c->creator_known = !(m->has_runner && reaper == m->runner_pid);
 	}
+	c->touched = m->events;
 	switch (w.state) {
 	case FSK_WS_STOPPED:
 		c->stopped++;
@@ -509,6 +515,7 @@ int model_apply(struct model *m, const struct model_event *ev)
 	}
 	if (!im)
 		return 0;
+	p->touched = m->events;
 	im->nrecs++;
 	if (ev->ts_ns > im->last_ns)
 		im->last_ns = ev->ts_ns;

@@ -132,6 +132,8 @@ enum model_exit_kind { MODEL_EXIT_UNKNOWN, MODEL_EXIT_EXITED, MODEL_EXIT_SIGNALE
 
 struct model_proc {
 	size_t index;           /* in model.procs */
+	uint64_t touched;       /* model.events when an event last changed it:
+	                           the viewer's snapshots share the others */
 	uint32_t pid;
 	uint32_t ppid;          /* creator from FORK/SPAWN, else header ppid */
 	int creator_known;
@@ -206,6 +208,15 @@ void model_free(struct model *m);
  * derived values come back with the next model_finish(). The timeline
  * keeps such copies as snapshots. 0 or -ENOMEM (dst is then empty). */
 int model_copy(struct model *dst, const struct model *src);
+
+/* model_copy without the processes: dst->procs has room for src->n and
+ * dst->n is 0. 0 or -ENOMEM (dst is then empty). */
+int model_copy_shell(struct model *dst, const struct model *src);
+
+/* A deep copy of one process's applied state, NULL on ENOMEM; and the
+ * freeing of such a copy (or of any process of a model). */
+struct model_proc *model_proc_dup(const struct model_proc *src);
+void model_proc_free(struct model_proc *p);
 
 /* Applies one event; events must come in model_event_cmp order.
  * 0 or -ENOMEM. */

@@ -91,7 +91,18 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 	return 0;
 }
 
-int model_copy(struct model *dst, const struct model *src)
+struct model_proc *model_proc_dup(const struct model_proc *src)
+{
+	struct model_proc *p = calloc(1, sizeof(*p));
+
+	if (p && model_copy_proc(p, src) < 0) {
+		model_proc_free(p);
+		p = NULL;
+	}
+	return p;
+}
+
+int model_copy_shell(struct model *dst, const struct model *src)
 {
 	model_init(dst);
 	dst->has_runner = src->has_runner;
@@ -102,22 +113,26 @@ int model_copy(struct model *dst, const struct model *src)
 	dst->partial = src->partial;
 	dst->events = src->events;
 	dst->last_ns = src->last_ns;
-	if (src->n && !(dst->procs = calloc(src->n, sizeof(*dst->procs))))
-		goto fail;
-	dst->cap = src->n;
-	for (size_t i = 0; i < src->n; i++) {
-		struct model_proc *p = calloc(1, sizeof(*p));
-		if (!p)
-			goto fail;
-		dst->procs[dst->n++] = p;
-		if (model_copy_proc(p, src->procs[i]) < 0)
-			goto fail;
+	if ((src->n && !(dst->procs = calloc(src->n, sizeof(*dst->procs)))) ||
+	    table_copy(&dst->pids, &src->pids) < 0 || table_copy(&dst->streams, &src->streams) < 0) {
+		model_free(dst);
+		return -ENOMEM;
 	}
-	if (table_copy(&dst->pids, &src->pids) < 0 ||
-	    table_copy(&dst->streams, &src->streams) < 0)
-		goto fail;
+	dst->cap = src->n;
 	return 0;
-fail:
-	model_free(dst);
-	return -ENOMEM;
+}
+
+int model_copy(struct model *dst, const struct model *src)
+{
+	if (model_copy_shell(dst, src) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		struct model_proc *p = model_proc_dup(src->procs[i]);
+		if (!p) {
+			model_free(dst);
+			return -ENOMEM;
+		}
+		dst->procs[dst->n++] = p;
+	}
+	return 0;
 }

@@ -538,11 +538,18 @@ int reader_dir_open(struct reader_dir *d, const char *path)
 	return d->path ? 0 : -ENOMEM;
 }
 
-static int reader_dir_has(const struct reader_dir *d, uint32_t pid, uint32_t seq)
+/* Streams [0, sorted) are in reader_cmp order; those a poll is adding
+ * after them are not yet, so they are looked at one by one. */
+static int reader_dir_has(const struct reader_dir *d, size_t sorted, uint32_t pid, uint32_t seq)
 {
 	struct reader_stream key = { .pid = pid, .seq = seq }, *kp = &key;
 
-	return d->n && bsearch(&kp, d->streams, d->n, sizeof(*d->streams), reader_cmp) != NULL;
+	if (sorted && bsearch(&kp, d->streams, sorted, sizeof(*d->streams), reader_cmp))
+		return 1;
+	for (size_t i = sorted; i < d->n; i++)
+		if (d->streams[i]->pid == pid && d->streams[i]->seq == seq)
+			return 1;
+	return 0;
 }
 
 int reader_dir_poll(struct reader_dir *d)
@@ -559,7 +566,7 @@ int reader_dir_poll(struct reader_dir *d)
 		struct reader_stream *s;
 
 		if (reader_parse_name(de->d_name, &pid, &seq) < 0 ||
-		    reader_dir_has(d, pid, seq))
+		    reader_dir_has(d, old, pid, seq))
 			continue;
 		if (vec_reserve(&d->streams, &d->cap, d->n + 1, sizeof(*d->streams)) < 0) {
 			e = -ENOMEM;

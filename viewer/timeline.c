@@ -5,15 +5,47 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "table.h"
 #include "vec.h"
 
 #define TIMELINE_EVERY 8192     /* first snapshot interval, in events */
 #define TIMELINE_SNAPS 96       /* more than this: the interval doubles */
+#define TIMELINE_NEAR 4096      /* stepping back: a private checkpoint this
+                                   close below the cursor */
+
+/*
+ * A snapshot is a model whose processes are shared with the snapshots
+ * before and after it when no event changed them in between (most of a
+ * big trace's processes are idle or over at any time): t->refs counts
+ * the snapshots holding each copy. Snapshots are never modified; a seek
+ * deep-copies one into cur.
+ */
+static void timeline_snap_free(struct timeline *t, struct timeline_snap *s)
+{
+	struct model *m = &s->m;
+
+	for (size_t i = 0; i < m->n; i++) {
+		uint64_t refs = 0;
+		table_get(&t->refs, (uintptr_t)m->procs[i], &refs);
+		if (refs > 1) {
+			table_put(&t->refs, (uintptr_t)m->procs[i], refs - 1, NULL);
+		} else {
+			table_del(&t->refs, (uintptr_t)m->procs[i], NULL);
+			model_proc_free(m->procs[i]);
+		}
+	}
+	m->n = 0;
+	model_free(m);
+}
 
 static void timeline_drop_snaps_after(struct timeline *t, size_t pos)
 {
+	if (t->has_near && t->near_pos > pos) {
+		model_free(&t->near);
+		t->has_near = 0;
+	}
 	while (t->nsnaps && t->snaps[t->nsnaps - 1].pos > pos)
-		model_free(&t->snaps[--t->nsnaps].m);
+		timeline_snap_free(t, &t->snaps[--t->nsnaps]);
 }
 
 /* Keeps every other snapshot and doubles the interval: memory stays bounded
@@ -27,9 +59,35 @@ static void timeline_thin(struct timeline *t)
 		if (t->snaps[i].pos % t->every == 0)
 			t->snaps[k++] = t->snaps[i];
 		else
-			model_free(&t->snaps[i].m);
+			timeline_snap_free(t, &t->snaps[i]);
 	}
 	t->nsnaps = k;
+}
+
+/* s->m becomes a snapshot of cur: the scalars and tables copied, each
+ * process shared with prev when it has not changed since, else copied. */
+static int timeline_snap_take(struct timeline *t, struct model *d, const struct timeline_snap *prev)
+{
+	const struct model *c = &t->cur;
+
+	if (model_copy_shell(d, c) < 0)
+		return -ENOMEM;
+	for (size_t i = 0; i < c->n; i++) {
+		struct model_proc *p;
+		uint64_t refs = 0;
+		if (prev && i < prev->m.n && c->procs[i]->touched <= prev->m.events)
+			p = prev->m.procs[i];
+		else if (!(p = model_proc_dup(c->procs[i])))
+			return -ENOMEM;
+		table_get(&t->refs, (uintptr_t)p, &refs);
+		if (table_put(&t->refs, (uintptr_t)p, refs + 1, NULL) < 0) {
+			if (!refs)
+				model_proc_free(p);
+			return -ENOMEM;
+		}
+		d->procs[d->n++] = p;
+	}
+	return 0;
 }
 
 static int timeline_snap(struct timeline *t)
@@ -41,9 +99,11 @@ static int timeline_snap(struct timeline *t)
 	if (vec_reserve(&t->snaps, &t->snaps_cap, t->nsnaps + 1, sizeof(*t->snaps)) < 0)
 		return -ENOMEM;
 	s = &t->snaps[t->nsnaps];
-	if (model_copy(&s->m, &t->cur) < 0)
-		return -ENOMEM;
 	s->pos = t->applied;
+	if (timeline_snap_take(t, &s->m, t->nsnaps ? &t->snaps[t->nsnaps - 1] : NULL) < 0) {
+		timeline_snap_free(t, s);
+		return -ENOMEM;
+	}
 	t->nsnaps++;
 	if (t->nsnaps > TIMELINE_SNAPS)
 		timeline_thin(t);
@@ -59,6 +119,12 @@ static int timeline_restore(struct timeline *t, size_t pos)
 		i--;
 	model_free(&t->cur);
 	t->applied = 0;
+	if (t->has_near && t->near_pos <= pos && (!i || t->near_pos > t->snaps[i - 1].pos)) {
+		if (model_copy(&t->cur, &t->near) < 0)
+			return -ENOMEM;
+		t->applied = t->near_pos;
+		return 0;
+	}
 	if (!i) {
 		model_init(&t->cur);
 		return 0;
@@ -69,36 +135,50 @@ static int timeline_restore(struct timeline *t, size_t pos)
 	return 0;
 }
 
-static void timeline_sort(struct timeline *t, size_t old_n)
+/*
+ * Puts the events read since the last poll in place: sorted among
+ * themselves, then merged with the old ones from the first old event that
+ * sorts after the smallest new one (none, usually: a live trace grows at
+ * its end). Snapshots past that point are stale.
+ */
+static int timeline_sort(struct timeline *t, size_t old_n)
 {
 	struct load *l = &t->load;
-	const struct model_event *min = NULL;
-	struct model_event key;
-	size_t lo = 0, hi;
+	struct model_event *tmp;
+	size_t lo = 0, hi = old_n, a, b, k;
 
 	for (size_t i = old_n; i < l->nev; i++) {
 		const struct model_event *e = &l->ev[i];
-		if (!min || model_event_cmp(e, min) < 0)
-			min = e;
 		if (e->kind == FSK_REC_END && e->stream && (e->stream->hdr.flags & FSK_HF_RUNNER))
 			t->runner_ended = 1;
 	}
-	if (!min)
-		return;
-	key = *min;
-	qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
-	/* Everything before the smallest new event kept its place. */
-	hi = l->nev;
+	if (l->nev == old_n)
+		return 0;
+	qsort(l->ev + old_n, l->nev - old_n, sizeof(*l->ev), model_event_cmp);
+	if (!old_n || model_event_cmp(&l->ev[old_n - 1], &l->ev[old_n]) <= 0)
+		return 0;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (model_event_cmp(&l->ev[mid], &key) < 0)
+		if (model_event_cmp(&l->ev[mid], &l->ev[old_n]) <= 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
+	tmp = malloc((old_n - lo) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	memcpy(tmp, l->ev + lo, (old_n - lo) * sizeof(*tmp));
+	for (a = 0, b = old_n, k = lo; a < old_n - lo; k++) {
+		if (b < l->nev && model_event_cmp(&l->ev[b], &tmp[a]) < 0)
+			l->ev[k] = l->ev[b++];
+		else
+			l->ev[k] = tmp[a++];
+	}
+	free(tmp);
 	timeline_drop_snaps_after(t, lo);
 	if (t->applied > lo)
 		t->applied = (size_t)-1; /* stale: the next seek restores */
+	return 0;
 }
 
 long timeline_poll(struct timeline *t, int finished)
@@ -111,7 +191,8 @@ long timeline_poll(struct timeline *t, int finished)
 	e = load_poll(&t->load, finished);
 	if (e < 0)
 		return e;
-	timeline_sort(t, old);
+	if (timeline_sort(t, old) < 0)
+		return -ENOMEM;
 	t->finished = finished;
 	t->cur_finished = -1;
 	return (long)(t->load.nev - old);
@@ -134,11 +215,16 @@ int timeline_open(struct timeline *t, const char *dir, int finished)
 
 int timeline_seek(struct timeline *t, size_t pos)
 {
-	size_t n = t->load.nev;
+	size_t n = t->load.nev, near_at = 0;
 	int fin;
 
 	if (pos > n)
 		pos = n;
+	/* A short step back (",", Left held down) would replay up to a
+	 * whole snapshot interval every time: keep a checkpoint just below. */
+	if (t->applied != (size_t)-1 && t->applied > pos && t->applied - pos <= 2 * TIMELINE_NEAR &&
+	    pos >= TIMELINE_NEAR)
+		near_at = pos - pos % TIMELINE_NEAR;
 	if (t->applied > pos || pos - t->applied > t->every) {
 		if (timeline_restore(t, pos) < 0)
 			return -ENOMEM;
@@ -151,6 +237,12 @@ int timeline_seek(struct timeline *t, size_t pos)
 		t->cur_finished = -1;
 		if (t->applied % t->every == 0 && timeline_snap(t) < 0)
 			return -ENOMEM;
+		if (t->applied == near_at && t->applied % t->every) {
+			if (t->has_near)
+				model_free(&t->near);
+			t->has_near = model_copy(&t->near, &t->cur) == 0;
+			t->near_pos = t->applied;
+		}
 	}
 	t->pos = pos;
 	fin = t->finished && pos == n;
@@ -194,29 +286,166 @@ size_t timeline_pos_at(const struct timeline *t, uint64_t ns)
 	return lo;
 }
 
-size_t timeline_find(const struct timeline *t, size_t pos, int dir,
-		     int (*match)(const struct model_event *ev, void *arg), void *arg)
+size_t timeline_find_max(const struct timeline *t, size_t pos, int dir,
+			 int (*match)(const struct model_event *ev, void *arg), void *arg,
+			 size_t max, size_t *stop)
 {
-	size_t n = t->load.nev;
+	size_t n = t->load.nev, p;
 
 	if (dir > 0) {
-		for (size_t p = pos + 1; p <= n; p++)
+		for (p = pos + 1; p <= n && p - pos <= max; p++)
 			if (match(&t->load.ev[p - 1], arg))
 				return p;
+		if (stop)
+			*stop = p - 1;
 	} else {
-		for (size_t p = pos > n ? n + 1 : pos; p-- > 1;)
+		size_t from = pos > n ? n + 1 : pos;
+		for (p = from; p-- > 1 && from - p <= max;)
 			if (match(&t->load.ev[p - 1], arg))
 				return p;
+		if (stop)
+			*stop = p + 1 > from ? from : p + 1;
 	}
 	return pos;
 }
 
+size_t timeline_find(const struct timeline *t, size_t pos, int dir,
+		     int (*match)(const struct model_event *ev, void *arg), void *arg)
+{
+	return timeline_find_max(t, pos, dir, match, arg, (size_t)-1, NULL);
+}
+
+struct timeline_burst_stream {
+	uint64_t pending, last;         /* unshared pages: open scan, previous scan */
+	uint32_t scan_id;
+	int open;
+	uint64_t run_ts;                /* last COW fault of the current run */
+	size_t run_pos, run_n;          /* its first fault's position, its length */
+};
+
+static int timeline_burst_cmp(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int timeline_burst_add(struct timeline *t, size_t pos)
+{
+	if (vec_reserve(&t->bursts, &t->bursts_cap, t->nbursts + 1, sizeof(*t->bursts)) < 0)
+		return -ENOMEM;
+	t->bursts[t->nbursts++] = pos;
+	return 0;
+}
+
+/* One event of the pass: e is event pos - 1, s its stream's state. */
+static int timeline_burst_event(struct timeline *t, struct timeline_burst_stream *s,
+				const struct model_event *e, size_t pos)
+{
+	if (e->kind == FSK_REC_SCAN && e->len >= sizeof(struct fsk_scan)) {
+		struct fsk_scan sc;
+		memcpy(&sc, e->payload, sizeof(sc));
+		s->open = 1;
+		s->scan_id = sc.id;
+		s->pending = 0;
+	} else if (e->kind == FSK_REC_REGION && s->open && e->len >= sizeof(struct fsk_region)) {
+		struct fsk_region g;
+		memcpy(&g, e->payload, sizeof(g));
+		s->pending += g.unshared;
+	} else if (e->kind == FSK_REC_SCAN_END && s->open && e->len >= sizeof(struct fsk_scan_end)) {
+		struct fsk_scan_end se;
+		memcpy(&se, e->payload, sizeof(se));
+		if (se.id != s->scan_id)
+			return 0;
+		s->open = 0;
+		if (s->pending > s->last && timeline_burst_add(t, pos) < 0)
+			return -ENOMEM;
+		s->last = s->pending;
+	} else if (e->kind == FSK_REC_FAULT && e->len >= sizeof(struct fsk_fault)) {
+		struct fsk_fault f;
+		memcpy(&f, e->payload, sizeof(f));
+		if (f.cls != FSK_FAULT_COW)
+			return 0;
+		if (!s->run_n || e->ts_ns - s->run_ts > TIMELINE_BURST_GAP_NS) {
+			s->run_n = 0;
+			s->run_pos = pos;
+		}
+		s->run_ts = e->ts_ns;
+		if (++s->run_n == TIMELINE_BURST_FAULTS && timeline_burst_add(t, s->run_pos) < 0)
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+static int timeline_find_bursts(struct timeline *t)
+{
+	struct timeline_burst_stream *st = NULL;
+	size_t nst = 0, cap = 0;
+	struct table ids = { 0 };
+	int err = 0;
+
+	t->nbursts = 0;
+	for (size_t i = 0; i < t->load.nev && !err; i++) {
+		const struct model_event *e = &t->load.ev[i];
+		uint64_t k;
+		if (e->kind != FSK_REC_SCAN && e->kind != FSK_REC_REGION &&
+		    e->kind != FSK_REC_SCAN_END && e->kind != FSK_REC_FAULT)
+			continue;
+		if (!table_get(&ids, (uintptr_t)e->stream, &k)) {
+			if (vec_reserve(&st, &cap, nst + 1, sizeof(*st)) < 0 ||
+			    table_put(&ids, (uintptr_t)e->stream, nst + 1, NULL) < 0) {
+				err = -ENOMEM;
+				break;
+			}
+			memset(&st[nst], 0, sizeof(*st));
+			k = ++nst;
+		}
+		err = timeline_burst_event(t, &st[k - 1], e, i + 1);
+	}
+	free(st);
+	table_free(&ids);
+	if (err)
+		return err;
+	if (t->nbursts)
+		qsort(t->bursts, t->nbursts, sizeof(*t->bursts), timeline_burst_cmp);
+	t->bursts_nev = t->load.nev + 1;
+	return 0;
+}
+
+size_t timeline_burst(struct timeline *t, size_t pos, int dir)
+{
+	size_t lo = 0, hi;
+
+	if (t->bursts_nev != t->load.nev + 1) {
+		if (timeline_find_bursts(t) < 0)
+			return pos;
+	}
+	/* first burst > pos */
+	hi = t->nbursts;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->bursts[mid] <= pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (dir > 0)
+		return lo < t->nbursts ? t->bursts[lo] : pos;
+	while (lo && t->bursts[lo - 1] >= pos)
+		lo--;
+	return lo ? t->bursts[lo - 1] : pos;
+}
+
 void timeline_free(struct timeline *t)
 {
+	free(t->bursts);
 	timeline_drop_snaps_after(t, 0);
 	while (t->nsnaps)
-		model_free(&t->snaps[--t->nsnaps].m);
+		timeline_snap_free(t, &t->snaps[--t->nsnaps]);
+	if (t->has_near)
+		model_free(&t->near);
 	free(t->snaps);
+	table_free(&t->refs);
 	model_free(&t->cur);
 	load_free(&t->load);
 	memset(t, 0, sizeof(*t));

@@ -3,8 +3,11 @@
  *
  * The events of a trace directory (read through load.h) are kept in global
  * time order; the cursor is a number of events: the model holds the state
- * after the first `pos` of them. Periodic snapshots (model_copy) make a
- * seek replay at most one snapshot interval instead of the whole trace.
+ * after the first `pos` of them. Periodic snapshots make a seek replay at
+ * most one snapshot interval instead of the whole trace; a snapshot shares
+ * the copy of every process no event changed since the snapshot before
+ * (model_proc.touched), so memory grows with activity, not with
+ * processes x snapshots.
  * timeline_poll() takes the events that arrived since the last call (a
  * live trace): snapshots after the first event whose place changed are
  * dropped, so a late flush of another thread can never leave a stale state.
@@ -18,6 +21,7 @@
 
 #include "load.h"
 #include "model.h"
+#include "table.h"
 
 struct timeline_snap {
 	size_t pos;             /* events applied */
@@ -36,6 +40,13 @@ struct timeline {
 	struct timeline_snap *snaps;
 	size_t nsnaps, snaps_cap;
 	size_t every;           /* snapshot interval in events */
+	struct table refs;      /* process copy -> snapshots that share it */
+	struct model near;      /* a private checkpoint for stepping back */
+	size_t near_pos;
+	int has_near;
+	size_t *bursts;         /* COW bursts: cursor positions, ascending */
+	size_t nbursts, bursts_cap;
+	size_t bursts_nev;      /* 1 + the number of events they were found in */
 };
 
 /* Opens dir and reads what it holds now (finished: it will not grow).
@@ -82,6 +93,27 @@ size_t timeline_pos_at(const struct timeline *t, uint64_t ns);
  */
 size_t timeline_find(const struct timeline *t, size_t pos, int dir,
 		     int (*match)(const struct model_event *ev, void *arg), void *arg);
+
+/* timeline_find looking at no more than max positions; when none matched
+ * *stop is where a next call goes on from (the end or start: nothing
+ * left). */
+size_t timeline_find_max(const struct timeline *t, size_t pos, int dir,
+			 int (*match)(const struct model_event *ev, void *arg), void *arg,
+			 size_t max, size_t *stop);
+
+/*
+ * COW bursts: a scan of a process that found more unshared (COW-broken)
+ * pages than its previous scan, and the start of a cluster of sampled COW
+ * faults (at least TIMELINE_BURST_FAULTS of one stream, each within
+ * TIMELINE_BURST_GAP_NS of the one before). The position is the cursor
+ * that applies the SCAN_END, or the cluster's first fault. Found in one
+ * pass over the events, again only after the trace grew.
+ */
+#define TIMELINE_BURST_FAULTS 2
+#define TIMELINE_BURST_GAP_NS 1000000ull
+
+/* The next (dir > 0) or previous burst position from pos; pos if none. */
+size_t timeline_burst(struct timeline *t, size_t pos, int dir);
 
 void timeline_free(struct timeline *t);
 

@@ -9,6 +9,7 @@
 #include <langinfo.h>
 #include <locale.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,12 +57,18 @@ static void ui_signals(void)
 		sigaction(sigs[i], &sa, NULL);
 }
 
-static uint64_t ui_wall(void)
+uint64_t ui_wall(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void ui_redraw_at(struct ui *u, uint64_t at)
+{
+	if (!u->redraw_at || at < u->redraw_at)
+		u->redraw_at = at;
 }
 
 int ui_attr(const struct ui *u, enum ui_role role)
@@ -246,6 +253,7 @@ static void ui_layout(struct ui *u)
 
 static void ui_draw(struct ui *u)
 {
+	u->redraw_at = 0;
 	erase();
 	ui_layout(u);
 	if (LINES < 8 || COLS < 40) {
@@ -367,6 +375,11 @@ static int ui_key(struct ui *u, int key)
 
 	if (key != 'q' && key != 3)
 		u->quit_armed = 0;
+	if (u->searching && key != KEY_RESIZE) {
+		u->searching = 0;
+		ui_message(u, "search stopped");
+		return 0;
+	}
 	if (u->help)
 		return ui_help_key(u, key), 0;
 	switch (key) {
@@ -426,15 +439,63 @@ static void ui_screen(struct ui *u)
 	ui_colors(u);
 }
 
+/* How long getch() waits: a playback tick, a poll of a growing trace, or
+ * the redraw a pane asked for, whichever comes first; else forever. */
+static int ui_timeout(const struct ui *u)
+{
+	int ms = u->playing ? UI_PLAY_MS : u->searching ? 0 : u->finished ? -1 : UI_POLL_MS;
+
+	if (u->redraw_at) {
+		uint64_t now = ui_wall();
+		int w = u->redraw_at > now ? (int)((u->redraw_at - now) / 1000000u) + 1 : 0;
+		if (ms < 0 || w < ms)
+			ms = w;
+	}
+	return ms;
+}
+
 void ui_kill_on_exit(pid_t pid)
 {
 	ui_kill_pid = pid;
 }
 
+/* FORKSCOPE_UI_KEYLOG=FILE: one line per key with the time its handling
+ * and the next redraw took, for measuring responsiveness on big traces. */
+static FILE *ui_keylog_open(void)
+{
+	const char *path = getenv("FORKSCOPE_UI_KEYLOG");
+	FILE *f = path && *path ? fopen(path, "a") : NULL;
+
+	if (f)
+		setvbuf(f, NULL, _IOLBF, 0);
+	return f;
+}
+
+static uint64_t ui_cpu(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wall clock from the key to the end of the redraw, and the CPU time the
+ * viewer spent in it (what a busy machine does not inflate). */
+static void ui_keylog(FILE *f, int key, uint64_t t0, uint64_t t1, uint64_t t2, uint64_t cpu)
+{
+	const char *name = keyname(key);
+
+	fprintf(f, "key %s handle_us %llu draw_us %llu cpu_us %llu total_us %llu\n",
+		name && !strchr(name, ' ') ? name : "space",
+		(unsigned long long)(t1 - t0) / 1000, (unsigned long long)(t2 - t1) / 1000,
+		(unsigned long long)cpu / 1000, (unsigned long long)(t2 - t0) / 1000);
+}
+
 int ui_run(struct ui *u)
 {
-	uint64_t last_poll = 0;
-	int quit = 0;
+	uint64_t last_poll = 0, t_key = 0, t_handled = 0, t_open = ui_wall(), cpu_key = 0;
+	FILE *keylog = ui_keylog_open();
+	int quit = 0, last_key = ERR;
 
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		fprintf(stderr, "forkscope %s: the viewer needs a terminal\n", u->mode);
@@ -453,9 +514,16 @@ int ui_run(struct ui *u)
 	u->follow = !u->finished;
 	if (u->finished && !u->live)
 		ui_seek(u, timeline_len(&u->tl)); /* a finished trace opens at its end */
+	/* One-time passes over the events while the trace opens rather than at
+	 * the first b or Enter: the COW bursts and the build-ids. */
+	timeline_burst(&u->tl, 0, 1);
+	ui_region_warm(u);
 	atexit(ui_restore);
 	ui_signals();
 	ui_screen(u);
+	if (keylog)
+		fprintf(keylog, "open %zu events, %zu processes: %llu ms\n", timeline_len(&u->tl),
+			timeline_model(&u->tl)->n, (unsigned long long)(ui_wall() - t_open) / 1000000);
 	while (!quit) {
 		uint64_t now = ui_wall();
 		int key;
@@ -469,13 +537,29 @@ int ui_run(struct ui *u)
 		}
 		if (u->playing)
 			ui_play_tick(u);
+		else if (u->searching)
+			ui_events_search_step(u);
 		ui_draw(u);
-		timeout(u->playing ? UI_PLAY_MS : u->finished ? -1 : UI_POLL_MS);
+		if (keylog && last_key != ERR)
+			ui_keylog(keylog, last_key, t_key, t_handled, ui_wall(), ui_cpu() - cpu_key);
+		timeout(ui_timeout(u));
 		key = getch();
+		last_key = key;
+		t_key = ui_wall();
+		cpu_key = ui_cpu();
 		if (key != ERR)
 			quit = ui_key(u, key);
+		t_handled = ui_wall();
+	}
+	if (keylog) {
+		struct rusage ru;
+		getrusage(RUSAGE_SELF, &ru);
+		fprintf(keylog, "exit: max RSS %ld MiB, CPU user %ld.%03ld s\n", ru.ru_maxrss / 1024,
+			(long)ru.ru_utime.tv_sec, (long)ru.ru_utime.tv_usec / 1000);
+		fclose(keylog);
 	}
 	ui_restore();
+	ui_region_free();
 	timeline_free(&u->tl);
 	free(u->collapsed);
 	return 0;

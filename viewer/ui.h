@@ -54,17 +54,20 @@ struct ui {
 	size_t sel;             /* index in model.procs of the selected process */
 	unsigned char *collapsed; /* by process index */
 	size_t collapsed_cap;
-	int tree_top, space_top, space_row, space_detail, events_top, output_top;
+	int tree_top, space_top, space_row, space_detail, detail_top, events_top, output_top;
 	unsigned ev_filter;     /* DESCRIBE_* bits */
 	int ev_mine;            /* only the selected process's events */
 	char search[96];
+	int searching;          /* a search goes on in steps: its direction */
+	size_t search_at;       /* ... and where it is */
 	int bottom;             /* UI_EVENTS or UI_OUTPUT in the bottom slot */
 	enum ui_pane focus;
-	int zoom, help;
+	int zoom, help, help_top;
 	struct ui_rect r[UI_NPANES], time_r, status_r;
 
 	int color, utf8;
 	char msg[200];          /* one-time message for the status line */
+	uint64_t redraw_at;     /* wall clock (ui_wall) of a redraw a pane asked for, 0 = none */
 };
 
 /* Runs the viewer on u (dir, mode, live, output set) until the user quits.
@@ -86,6 +89,10 @@ void ui_title(const struct ui *u, const struct ui_rect *r, enum ui_pane p, const
 /* a UTF-8 glyph when the terminal has them, else the ASCII one */
 const char *ui_glyph(const struct ui *u, const char *utf8, const char *ascii);
 int ui_seek(struct ui *u, size_t pos);
+/* CLOCK_MONOTONIC in ns. */
+uint64_t ui_wall(void);
+/* A pane wants to be drawn again at wall clock `at` (an animation ends). */
+void ui_redraw_at(struct ui *u, uint64_t at);
 void ui_message(struct ui *u, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The selected process at the cursor, or NULL. */
 const struct model_proc *ui_selected(const struct ui *u);
@@ -98,10 +105,22 @@ int ui_tree_key(struct ui *u, int key);
 int ui_tree_click(struct ui *u, int row);
 void ui_space_draw(struct ui *u, const struct ui_rect *r);
 int ui_space_key(struct ui *u, int key);
+/* Before a seek that also selects p: its bands now are what the next draw
+ * compares with, so what the seek changed flashes. */
+void ui_space_remember(struct ui *u, const struct model_proc *p);
+/* ui_region.c: the details of regions cur.v[first .. first+n) of p. */
+void ui_region_draw(struct ui *u, const struct ui_rect *r, const struct model_proc *p,
+		    size_t first, size_t n);
+void ui_region_free(void);
+/* Takes the trace's build-ids for the ELF sections now (a pass over the
+ * events), not at the first Enter on a band; again after the trace grew. */
+void ui_region_warm(struct ui *u);
 void ui_events_draw(struct ui *u, const struct ui_rect *r);
 int ui_events_key(struct ui *u, int key);
 /* c, p, /, n, N: the event filters and search, from any pane */
 int ui_events_global_key(struct ui *u, int key);
+/* The next step of a search under way (u->searching). */
+void ui_events_search_step(struct ui *u);
 void ui_output_draw(struct ui *u, const struct ui_rect *r);
 int ui_output_key(struct ui *u, int key);
 void ui_timeline_draw(struct ui *u, const struct ui_rect *r);

@@ -147,16 +147,36 @@ static int ui_events_prompt(struct ui *u, const char *prompt, char *buf, size_t 
 	}
 }
 
+/* Events a search looks at between two looks at the keyboard: formatting
+ * a line costs about a microsecond, a 10-million-event trace seconds. */
+#define UI_EVENTS_SEARCH_STEP 50000
+
 static void ui_events_find(struct ui *u, int dir)
 {
-	size_t p;
-
 	if (!u->search[0])
 		return;
-	p = timeline_find(&u->tl, u->tl.pos, dir, ui_events_search_match, u);
-	if (p == u->tl.pos)
+	u->searching = dir;
+	u->search_at = u->tl.pos;
+	ui_events_search_step(u);
+}
+
+void ui_events_search_step(struct ui *u)
+{
+	int dir = u->searching;
+	size_t stop = u->search_at, n = timeline_len(&u->tl);
+	size_t p = timeline_find_max(&u->tl, u->search_at, dir, ui_events_search_match, u,
+				     UI_EVENTS_SEARCH_STEP, &stop);
+
+	if (p != u->search_at) {
+		u->searching = 0;
+		ui_seek(u, p);
+	} else if (dir > 0 ? stop >= n : stop <= 1) {
+		u->searching = 0;
 		ui_message(u, "\"%s\": no %s match", u->search, dir > 0 ? "later" : "earlier");
-	ui_seek(u, p);
+	} else {
+		u->search_at = stop;
+		ui_message(u, "searching \"%s\": event %zu of %zu, any key stops", u->search, stop, n);
+	}
 }
 
 int ui_events_key(struct ui *u, int key)

@@ -4,8 +4,10 @@
  * addresses, one band per run of regions of the same kind and file, gaps
  * compressed into one line, and per band a bar of its pages: COW-broken
  * (unshared since the fork), still shared with a relative, other resident,
- * not resident. Bands that changed since the previous scan are marked.
- * Enter shows the regions of a band with all their page counts.
+ * not resident. Bands whose counts changed when the cursor last moved
+ * flash for UI_SPACE_FLASH_MS (highlighted, marked '!'); bands that changed
+ * since the previous scan are marked '*'. Enter shows the band's details
+ * (ui_region.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,7 +24,7 @@ struct ui_space_band {
 	const char *path;
 	size_t first, n;        /* regions cur.v[first .. first+n) */
 	uint64_t resident, shared, unshared, first_touch;
-	int changed;
+	int changed, flash;
 };
 
 struct ui_space_prev {
@@ -36,6 +38,21 @@ static struct ui_space_prev *ui_space_old, *ui_space_new;
 static size_t ui_space_nold, ui_space_nnew, ui_space_capold, ui_space_capnew;
 static uint32_t ui_space_pid, ui_space_scan;
 static uint64_t ui_space_scan_ts;
+
+#define UI_SPACE_FLASH_MS 2000
+
+/* The bands of the selected process at the cursor drawn last, and the
+ * bands that flash because they differed from it when the cursor moved. */
+struct ui_space_seen {
+	uint64_t start, resident, shared, unshared;
+};
+struct ui_space_flash {
+	uint64_t start, until;
+};
+static struct ui_space_seen *ui_space_seen;
+static size_t ui_space_nseen, ui_space_capseen, ui_space_seen_proc = MODEL_NONE, ui_space_seen_pos;
+static struct ui_space_flash *ui_space_fl;
+static size_t ui_space_nfl, ui_space_capfl;
 
 static const char *ui_space_trigger(unsigned t)
 {
@@ -114,6 +131,72 @@ static void ui_space_mark(const struct model_proc *p)
 	}
 }
 
+static void ui_space_flash_set(uint64_t start, uint64_t until)
+{
+	for (size_t k = 0; k < ui_space_nfl; k++)
+		if (ui_space_fl[k].start == start) {
+			ui_space_fl[k].until = until;
+			return;
+		}
+	if (vec_reserve(&ui_space_fl, &ui_space_capfl, ui_space_nfl + 1, sizeof(*ui_space_fl)) == 0)
+		ui_space_fl[ui_space_nfl++] = (struct ui_space_flash){ start, until };
+}
+
+static void ui_space_build(const struct model_proc *p);
+
+/* Remembers the bands of p at the cursor as the ones seen last. */
+static void ui_space_seen_set(const struct ui *u, const struct model_proc *p)
+{
+	ui_space_seen_proc = p->index;
+	ui_space_seen_pos = u->tl.pos;
+	ui_space_nseen = 0;
+	if (vec_reserve(&ui_space_seen, &ui_space_capseen, ui_space_n + 1, sizeof(*ui_space_seen)) < 0)
+		return;
+	for (size_t i = 0; i < ui_space_n; i++, ui_space_nseen++)
+		ui_space_seen[i] = (struct ui_space_seen){
+			ui_space_bands[i].start, ui_space_bands[i].resident,
+			ui_space_bands[i].shared, ui_space_bands[i].unshared };
+}
+
+void ui_space_remember(struct ui *u, const struct model_proc *p)
+{
+	if (!p || (p->index == ui_space_seen_proc && u->tl.pos == ui_space_seen_pos))
+		return;
+	ui_space_build(p);
+	ui_space_seen_set(u, p);
+	ui_space_nfl = 0;
+}
+
+/* Compares the bands with those seen at the previous cursor position of
+ * the same process; sets b->flash and asks for the redraw that ends it. */
+static void ui_space_flash(struct ui *u, const struct model_proc *p)
+{
+	uint64_t now = ui_wall(), until = now + UI_SPACE_FLASH_MS * 1000000ull;
+
+	if (p->index != ui_space_seen_proc)
+		ui_space_nfl = 0;
+	else if (u->tl.pos != ui_space_seen_pos && ui_space_nseen) /* not on a first scan */
+		for (size_t i = 0; i < ui_space_n; i++) {
+			const struct ui_space_band *b = &ui_space_bands[i];
+			int same = 0;
+			for (size_t k = 0; k < ui_space_nseen && !same; k++)
+				same = ui_space_seen[k].start == b->start &&
+				       ui_space_seen[k].resident == b->resident &&
+				       ui_space_seen[k].shared == b->shared &&
+				       ui_space_seen[k].unshared == b->unshared;
+			if (!same)
+				ui_space_flash_set(b->start, until);
+		}
+	if (p->index != ui_space_seen_proc || u->tl.pos != ui_space_seen_pos)
+		ui_space_seen_set(u, p);
+	for (size_t i = 0; i < ui_space_n; i++)
+		for (size_t k = 0; k < ui_space_nfl; k++)
+			if (ui_space_fl[k].start == ui_space_bands[i].start && ui_space_fl[k].until > now) {
+				ui_space_bands[i].flash = 1;
+				ui_redraw_at(u, ui_space_fl[k].until);
+			}
+}
+
 /* The bar: unshared, shared, other resident, absent pages in proportion. */
 static void ui_space_bar(struct ui *u, int y, int x, int w, const struct ui_space_band *b,
 			 uint32_t page)
@@ -154,7 +237,7 @@ static int ui_space_barw(const struct ui_rect *r)
  * them; Enter gives the numbers). */
 static int ui_space_wide(const struct ui_rect *r)
 {
-	return r->w >= 72;
+	return r->w >= 96;
 }
 
 static void ui_space_line(struct ui *u, const struct ui_rect *r, int y, size_t bi, int sel,
@@ -170,9 +253,13 @@ static void ui_space_line(struct ui *u, const struct ui_rect *r, int y, size_t b
 	if (sel)
 		attron(ui_attr(u, UI_SEL));
 	mvhline(y, r->x, ' ', r->w);
-	snprintf(line, sizeof(line), "%12" PRIx64 " %c%-10s%9s ", b->start, b->changed ? '*' : ' ',
-		 model_region_kind_name(b->kind), sz);
+	if (b->flash && !sel)
+		attron(ui_attr(u, UI_CURSOR));
+	snprintf(line, sizeof(line), "%12" PRIx64 " %c%-10s%9s ", b->start,
+		 b->flash ? '!' : b->changed ? '*' : ' ', model_region_kind_name(b->kind), sz);
 	x += ui_put(y, x, r->w, line);
+	if (b->flash && !sel)
+		attroff(ui_attr(u, UI_CURSOR));
 	if (sel)
 		attroff(ui_attr(u, UI_SEL));
 	if (x + bw < r->x + r->w)
@@ -189,36 +276,6 @@ static void ui_space_line(struct ui *u, const struct ui_rect *r, int y, size_t b
 		ui_put(y, x, r->x + r->w - x, line);
 	if (sel)
 		attroff(ui_attr(u, UI_SEL));
-}
-
-static void ui_space_detail(struct ui *u, const struct ui_rect *r, const struct model_proc *p)
-{
-	const struct ui_space_band *b = &ui_space_bands[u->space_row];
-	int y = r->y + 1, end = r->y + r->h;
-	char line[512];
-
-	snprintf(line, sizeof(line), " %s %s (Enter/Esc: back)", model_region_kind_name(b->kind),
-		 b->path ? b->path : "(anonymous)");
-	attron(A_BOLD);
-	ui_putpad(y++, r->x, r->w, line);
-	attroff(A_BOLD);
-	for (size_t i = b->first; i < b->first + b->n && y < end; i++) {
-		const struct fsk_region *g = &p->cur.v[i].r;
-		char sz[32];
-		report_bytes(sz, sizeof(sz), g->end - g->start);
-		snprintf(line, sizeof(line), " %" PRIx64 "-%" PRIx64 " %c%c%c%c %s offset 0x%" PRIx64,
-			 g->start, g->end, g->perms & FSK_P_READ ? 'r' : '-',
-			 g->perms & FSK_P_WRITE ? 'w' : '-', g->perms & FSK_P_EXEC ? 'x' : '-',
-			 g->perms & FSK_P_SHARED ? 's' : 'p', sz, g->offset);
-		ui_putpad(y++, r->x, r->w, line);
-		if (y >= end)
-			break;
-		snprintf(line, sizeof(line), "   pages: resident %u, swapped %u, shared %u, "
-			 "unshared (COW broken) %u, first touch %u, shared at fork %u, "
-			 "COW faults %u, copied %u", g->resident, g->swapped, g->shared, g->unshared,
-			 g->first_touch, g->shared_at_fork, g->cow_faults, g->copied);
-		ui_putpad(y++, r->x, r->w, line);
-	}
 }
 
 void ui_space_draw(struct ui *u, const struct ui_rect *r)
@@ -245,6 +302,7 @@ void ui_space_draw(struct ui *u, const struct ui_rect *r)
 		return;
 	}
 	ui_space_mark(p);
+	ui_space_flash(u, p);
 	ui_time(u, p->cur.ts_ns, ts, sizeof(ts));
 	snprintf(t, sizeof(t), " Memory of %" PRIu32 ": %" PRIu64 " pages COW-broken; scan %s (%s)",
 		 p->pid, p->unshared_pages, ts, ui_space_trigger(p->cur.trigger));
@@ -252,7 +310,8 @@ void ui_space_draw(struct ui *u, const struct ui_rect *r)
 	if (u->space_row >= (int)ui_space_n)
 		u->space_row = (int)ui_space_n - 1;
 	if (u->space_detail) {
-		ui_space_detail(u, r, p);
+		const struct ui_space_band *b = &ui_space_bands[u->space_row];
+		ui_region_draw(u, r, p, b->first, b->n);
 		return;
 	}
 	if (ui_space_wide(r))
@@ -303,9 +362,14 @@ int ui_space_key(struct ui *u, int key)
 	int page = u->r[UI_SPACE].h > 3 ? u->r[UI_SPACE].h - 3 : 1;
 
 	if (u->space_detail) {
-		if (key == '\n' || key == KEY_ENTER || key == 27 || key == KEY_BACKSPACE) {
+		switch (key) {
+		case '\n': case KEY_ENTER: case 27: case KEY_BACKSPACE:
 			u->space_detail = 0;
 			return 1;
+		case KEY_UP: case 'k': u->detail_top--; return 1;
+		case KEY_DOWN: case 'j': u->detail_top++; return 1;
+		case KEY_PPAGE: u->detail_top -= page; return 1;
+		case KEY_NPAGE: u->detail_top += page; return 1;
 		}
 	}
 	switch (key) {
@@ -317,6 +381,7 @@ int ui_space_key(struct ui *u, int key)
 	case 'G': u->space_row = 1 << 30; break;
 	case '\n': case KEY_ENTER:
 		u->space_detail = ui_space_n > 0;
+		u->detail_top = 0;
 		return 1;
 	default:
 		return 0;

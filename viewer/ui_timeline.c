@@ -1,7 +1,8 @@
 /*
  * ui_timeline: the time bar at the bottom and the keys that move the
  * cursor: play/pause at 1x/10x/100x, step event by event, jump to the
- * next fork or exit, scrub with the arrows, click to seek.
+ * next fork, exit or COW burst (timeline_burst()), scrub with the arrows,
+ * click to seek.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -17,10 +18,16 @@
 #define UI_TL_FORK 1
 #define UI_TL_EXIT 2
 #define UI_TL_ANY 4
+#define UI_TL_BURST 8
 
 static unsigned char *ui_tl_marks;
 static int ui_tl_w;
 static size_t ui_tl_nev;
+static uint64_t ui_tl_wall;
+
+/* A growing trace redraws the marks at most once a second when they
+ * take a pass over this many events or more. */
+#define UI_TL_BIG 200000
 
 static int ui_timeline_col(const struct ui *u, uint64_t ns, int w)
 {
@@ -45,13 +52,15 @@ static int ui_timeline_is_exit(const struct model_event *ev, void *arg)
 	return describe_is_exit(ev);
 }
 
-static void ui_timeline_marks(const struct ui *u, int w)
+static void ui_timeline_marks(struct ui *u, int w)
 {
 	size_t n = timeline_len(&u->tl);
 	unsigned char *m;
 
-	if (ui_tl_marks && ui_tl_w == w && ui_tl_nev == n)
+	if (ui_tl_marks && ui_tl_w == w && (ui_tl_nev == n ||
+	    (n >= UI_TL_BIG && ui_wall() - ui_tl_wall < 1000000000ull)))
 		return;
+	ui_tl_wall = ui_wall();
 	m = realloc(ui_tl_marks, (size_t)w);
 	if (!m)
 		return;
@@ -67,6 +76,11 @@ static void ui_timeline_marks(const struct ui *u, int w)
 			m[c] |= UI_TL_FORK;
 		else if (describe_is_exit(ev))
 			m[c] |= UI_TL_EXIT;
+	}
+	timeline_burst(&u->tl, 0, 1); /* finds them */
+	for (size_t i = 0; i < u->tl.nbursts; i++) {
+		size_t p = u->tl.bursts[i];
+		m[ui_timeline_col(u, timeline_event(&u->tl, p - 1)->key_ns, w)] |= UI_TL_BURST;
 	}
 }
 
@@ -84,17 +98,20 @@ void ui_timeline_draw(struct ui *u, const struct ui_rect *r)
 	for (int c = 0; c < w && ui_tl_marks; c++) {
 		unsigned char k = ui_tl_marks[c];
 		const char *g = k & UI_TL_FORK && k & UI_TL_EXIT ? "*" : k & UI_TL_FORK ? "+"
-			: k & UI_TL_EXIT ? "x" : k ? ui_glyph(u, "\xc2\xb7", ".") : " ";
-		int at = c == cur ? ui_attr(u, UI_CURSOR) : (k & (UI_TL_FORK | UI_TL_EXIT))
-			? ui_attr(u, UI_MARK) : c > cur ? ui_attr(u, UI_DIM) : 0;
+			: k & UI_TL_EXIT ? "x" : k & UI_TL_BURST ? "c"
+			: k ? ui_glyph(u, "\xc2\xb7", ".") : " ";
+		int at = c == cur ? ui_attr(u, UI_CURSOR)
+			: (k & (UI_TL_FORK | UI_TL_EXIT | UI_TL_BURST)) ? ui_attr(u, UI_MARK)
+			: c > cur ? ui_attr(u, UI_DIM) : 0;
 		attron(at);
-		ui_put(r->y, r->x + 1 + c, 1, c == cur && !(k & 3) ? "|" : g);
+		ui_put(r->y, r->x + 1 + c, 1, c == cur && !(k & (UI_TL_FORK | UI_TL_EXIT | UI_TL_BURST))
+		       ? "|" : g);
 		attroff(at);
 	}
 	ui_put(r->y, r->x + r->w - 1, 1, "]");
 	ui_time(u, now, a, sizeof(a));
 	ui_time(u, timeline_end_ns(&u->tl), b, sizeof(b));
-	snprintf(line, sizeof(line), " %s %s of %s  event %zu/%zu  %s%s  (+ fork  x exit)",
+	snprintf(line, sizeof(line), " %s %s of %s  event %zu/%zu  %s%s  (+ fork x exit c COW)",
 		 u->playing ? ui_glyph(u, "\xe2\x96\xb6", ">") : u->follow ? "LIVE" : "||",
 		 a, b, u->tl.pos, timeline_len(&u->tl),
 		 u->playing ? (u->speed == 1 ? "1x" : u->speed == 10 ? "10x" : "100x") : "paused",
@@ -160,6 +177,28 @@ static void ui_timeline_play(struct ui *u, unsigned speed)
 	u->play_wall = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Jumps to the next or previous COW burst and selects its process. */
+static void ui_timeline_burst(struct ui *u, int dir)
+{
+	size_t p = timeline_burst(&u->tl, u->tl.pos, dir);
+	const struct model_proc *proc;
+
+	if (p == u->tl.pos) {
+		ui_message(u, "no %s COW burst", dir > 0 ? "later" : "earlier");
+		return;
+	}
+	ui_space_remember(u, model_find(timeline_model(&u->tl),
+					describe_pid(timeline_event(&u->tl, p - 1))));
+	if (ui_seek(u, p) < 0)
+		return;
+	proc = model_find(timeline_model(&u->tl), describe_pid(timeline_event(&u->tl, p - 1)));
+	if (proc && proc->index != u->sel) {
+		u->sel = proc->index;
+		u->space_top = u->space_row = 0;
+		u->space_detail = 0;
+	}
+}
+
 int ui_timeline_key(struct ui *u, int key)
 {
 	size_t p;
@@ -184,6 +223,9 @@ int ui_timeline_key(struct ui *u, int key)
 		if (p == u->tl.pos)
 			ui_message(u, "no %s fork", key == 'f' ? "later" : "earlier");
 		ui_seek(u, p);
+		return 1;
+	case 'b': case 'B':
+		ui_timeline_burst(u, key == 'b' ? 1 : -1);
 		return 1;
 	case 'x': case 'X':
 		p = timeline_find(&u->tl, u->tl.pos, key == 'x' ? 1 : -1, ui_timeline_is_exit, NULL);

@@ -250,9 +250,11 @@ int load_build(struct load *l, int finished)
 		qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
 	model_free(&l->model);
 	model_init(&l->model);
-	if ((e = load_replay(l, load_apply, l)) < 0)
-		return e == -EIO ? -EIO : -ENOMEM;
-	return model_finish(&l->model, finished);
+	e = load_replay(l, load_apply, l);
+	/* after an error too: the model then holds what was applied */
+	if (model_finish(&l->model, finished) < 0 && e == 0)
+		e = -ENOMEM;
+	return e;
 }
 
 int load_dir(struct load *l, const char *dir)
@@ -270,11 +272,11 @@ int load_dir(struct load *l, const char *dir)
 	if (e == 0)
 		e = load_build(l, 1);
 	load_progress_end(l);
-	if (e < 0) {
+	if (e == -EIO)
+		load_msg(l, 1, "a stream changed while it was read: %s", dir);
+	else if (e < 0)
 		load_msg(l, 1, "%s", strerror(-e));
-		return 1;
-	}
-	return l->fatal;
+	return e < 0 ? 1 : l->fatal;
 }
 
 void load_free(struct load *l)

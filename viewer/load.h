@@ -47,7 +47,9 @@ int load_init(struct load *l, const char *dir);
  * partial data is a cut stream. 0 or -errno. */
 int load_poll(struct load *l, int finished);
 
-/* A fresh model from every event read so far. 0 or -ENOMEM. */
+/* A fresh model from every event read so far. 0, -ENOMEM, or -EIO when
+ * a streamed file changed since it was read (the model then holds the
+ * events before that). */
 int load_build(struct load *l, int finished);
 
 /* load_init + load_poll + load_build of a finished trace. Returns 0 when

@@ -6,13 +6,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A run being read: allocated when its first event is due, freed at its
+ * end, so memory goes with the runs that overlap in time. */
 struct merge_cur {
 	const struct merge_run *run;
 	uint64_t left;          /* events not read yet */
-	uint64_t key, order;    /* of ev, or of the run's first before started */
+	uint64_t key, order;    /* of ev */
 	int started;
 	struct reader_stream rs;
 	struct model_event ev;
+};
+
+/* A heap entry: the run's next event's sort key; c is NULL until read. */
+struct merge_slot {
+	uint64_t key, order;
+	const struct merge_run *run;
+	struct merge_cur *c;
 };
 
 void merge_ev_open(struct model_event *e, struct reader_stream *s)
@@ -63,6 +72,7 @@ int merge_add(struct merge *m, struct reader_stream *s, const struct model_event
 			reader_mark_get(s, ev->off, &r->mark);
 		}
 	}
+	r->end = s->off;
 	m->last_key = ev->key_ns;
 	m->last_nctx = s->nctx;
 	return 0;
@@ -85,6 +95,8 @@ static int merge_read(struct merge_cur *c)
 	if (!c->started) {
 		c->started = 1;
 		reader_stream_resume(&c->rs, r->s, &r->mark);
+		if (r->end > r->mark.off && r->end - r->mark.off < c->rs.window)
+			c->rs.window = (size_t)(r->end - r->mark.off); /* one read */
 		if (r->open) {
 			merge_ev_open(&c->ev, r->s);
 			goto done;
@@ -101,47 +113,48 @@ done:
 	return 1;
 }
 
-static int merge_less(const struct merge_cur *a, const struct merge_cur *b)
+static int merge_less(const struct merge_slot *a, const struct merge_slot *b)
 {
 	return a->key != b->key ? a->key < b->key : a->order < b->order;
 }
 
 static void merge_down(struct merge_iter *it, size_t i)
 {
-	struct merge_cur **h = it->heap;
+	struct merge_slot *h = it->heap;
 
 	for (;;) {
 		size_t l = 2 * i + 1, k = i;
-		if (l < it->nheap && merge_less(h[l], h[k]))
+		if (l < it->nheap && merge_less(&h[l], &h[k]))
 			k = l;
-		if (l + 1 < it->nheap && merge_less(h[l + 1], h[k]))
+		if (l + 1 < it->nheap && merge_less(&h[l + 1], &h[k]))
 			k = l + 1;
 		if (k == i)
 			return;
-		struct merge_cur *t = h[i];
+		struct merge_slot t = h[i];
 		h[i] = h[k];
 		h[k] = t;
 		i = k;
 	}
 }
 
+static void merge_cur_free(struct merge_cur *c)
+{
+	if (c && c->started)
+		reader_resume_end(&c->rs);
+	free(c);
+}
+
 int merge_begin(struct merge_iter *it, const struct merge *m)
 {
 	memset(it, 0, sizeof(*it));
-	it->m = m;
-	it->cur = calloc(m->n + 1, sizeof(*it->cur));
 	it->heap = calloc(m->n + 1, sizeof(*it->heap));
-	if (!it->cur || !it->heap) {
-		merge_end(it);
+	if (!it->heap)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < m->n; i++) {
-		struct merge_cur *c = &it->cur[i];
-		c->run = &m->runs[i];
-		c->left = m->runs[i].n;
-		c->key = m->runs[i].key;
-		c->order = m->runs[i].order;
-		it->heap[it->nheap++] = c;
+		struct merge_slot *s = &it->heap[it->nheap++];
+		s->run = &m->runs[i];
+		s->key = m->runs[i].key;
+		s->order = m->runs[i].order;
 	}
 	for (size_t i = it->nheap / 2; i-- > 0;)
 		merge_down(it, i);
@@ -150,41 +163,43 @@ int merge_begin(struct merge_iter *it, const struct merge *m)
 
 int merge_next(struct merge_iter *it, struct model_event *ev)
 {
-	struct merge_cur *c = it->last;
+	struct merge_slot *t = &it->heap[0];
 	int k;
 
-	if (c) { /* it is still the heap's top */
-		it->last = NULL;
-		k = merge_read(c);
+	if (it->advance) { /* the event returned last came from the top */
+		it->advance = 0;
+		k = merge_read(t->c);
 		if (k < 0)
 			return k;
 		if (k == 0) {
-			reader_resume_end(&c->rs);
+			merge_cur_free(t->c);
 			it->heap[0] = it->heap[--it->nheap];
+		} else {
+			t->key = t->c->key;
+			t->order = t->c->order;
 		}
 		merge_down(it, 0);
 	}
 	if (!it->nheap)
 		return 0;
-	c = it->heap[0];
-	if (!c->started) {
-		uint64_t key = c->key, order = c->order;
-		k = merge_read(c);
-		if (k <= 0 || c->key != key || c->order != order)
+	if (!t->c) {
+		if (!(t->c = calloc(1, sizeof(*t->c))))
+			return -ENOMEM;
+		t->c->run = t->run;
+		t->c->left = t->run->n;
+		k = merge_read(t->c);
+		if (k <= 0 || t->c->key != t->key || t->c->order != t->order)
 			return -EIO;
 	}
-	*ev = c->ev;
-	it->last = c;
+	*ev = t->c->ev;
+	it->advance = 1;
 	return 1;
 }
 
 void merge_end(struct merge_iter *it)
 {
-	if (it->cur && it->m)
-		for (size_t i = 0; i < it->m->n; i++)
-			if (it->cur[i].started)
-				reader_resume_end(&it->cur[i].rs);
-	free(it->cur);
+	for (size_t i = 0; i < it->nheap; i++)
+		merge_cur_free(it->heap[i].c);
 	free(it->heap);
 	memset(it, 0, sizeof(*it));
 }

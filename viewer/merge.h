@@ -28,6 +28,7 @@ struct merge_run {
 	uint64_t n;             /* events */
 	struct reader_stream *s;
 	struct reader_mark mark;/* its first record (after OPEN when open) */
+	uint64_t end;           /* just past its last record */
 	int open;               /* the first event is the stream's OPEN */
 };
 
@@ -48,14 +49,12 @@ void merge_ev_rec(struct model_event *e, struct reader_stream *s, const struct r
 int merge_add(struct merge *m, struct reader_stream *s, const struct model_event *ev);
 void merge_free(struct merge *m);
 
-struct merge_cur;
+struct merge_slot;
 
 struct merge_iter {
-	const struct merge *m;
-	struct merge_cur *cur;          /* one per run */
-	struct merge_cur **heap;
+	struct merge_slot *heap;        /* one per run not finished */
 	size_t nheap;
-	struct merge_cur *last;         /* returned last: advanced next call */
+	int advance;                    /* the top returned the last event */
 };
 
 int merge_begin(struct merge_iter *it, const struct merge *m);

@@ -129,7 +129,7 @@ static const unsigned char *reader_window(struct reader_stream *s, uint64_t off,
 		}
 	}
 	if (n > s->buf_cap || !s->buf) {
-		size_t want = s->resumed ? READER_BUF_RESUMED : READER_BUF;
+		size_t want = s->resumed ? s->window : READER_BUF;
 		size_t cap = n > want ? n : want;
 		unsigned char *nb = realloc(s->buf, cap);
 		if (!nb) {
@@ -537,6 +537,7 @@ void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s
 	c->cur_set = m->set;
 	c->cur_has_base = m->has_base;
 	c->resumed = 1;
+	c->window = READER_BUF_RESUMED;
 }
 
 void reader_resume_end(struct reader_stream *c)

@@ -63,6 +63,7 @@ struct reader_stream {
 	/* a resumed copy (reader_stream_resume): smaller window, no fd kept
 	 * between reads, path borrowed */
 	int resumed;
+	size_t window;          /* resumed: bytes to read at once */
 };
 
 /*

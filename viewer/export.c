@@ -211,54 +211,71 @@ static void export_scan_point(struct export_chrome *c, const struct model_proc *
 		", \"unshared\": %" PRIu64 "}}", res, uns);
 }
 
+struct export_counters {
+	struct export_chrome *c;
+	const struct load *l;
+	struct export_counter *k;
+	struct model step;
+	uint64_t w;
+};
+
+static int export_chrome_step(void *ctx, const struct model_event *ev)
+{
+	struct export_counters *x0 = ctx;
+	struct export_chrome *c = x0->c;
+	const struct load *l = x0->l;
+	uint64_t v, w = x0->w;
+	int e;
+
+	if ((e = model_apply(&x0->step, ev)) < 0)
+		return e;
+	if (!table_get(&x0->step.streams, (uintptr_t)ev->stream, &v) || v == 0 ||
+	    v > l->model.n)
+		return 0;
+	const struct model_proc *p = x0->step.procs[v - 1];
+	struct export_counter *x = &x0->k[v - 1];
+	if (p->cur.n && (p->cur.ts_ns != x->scan_ts || p->cur.id != x->scan_id)) {
+		x->scan_ts = p->cur.ts_ns;
+		x->scan_id = p->cur.id;
+		export_scan_point(c, p);
+	}
+	if (!p->malloc_traced)
+		return 0;
+	uint64_t live = p->heap.ended ? 0 : p->heap.live_bytes;
+	if (x->pending && ev->ts_ns >= x->win + w)
+		export_heap_flush(c, p->pid, x);
+	if (!x->pending) {
+		if (x->any && live == x->shown)
+			return 0;
+		x->pending = 1;
+		x->win = ev->ts_ns;
+		x->max = live;
+		x->max_ts = ev->ts_ns;
+	} else if (live > x->max) {
+		x->max = live;
+		x->max_ts = ev->ts_ns;
+	}
+	x->last = live;
+	x->last_ts = ev->ts_ns;
+	return 0;
+}
+
 static int export_chrome_counters(struct export_chrome *c, const struct load *l)
 {
-	struct model step;
-	struct export_counter *k = calloc(l->model.n + 1, sizeof(*k));
+	struct export_counters x = { .c = c, .l = l };
 	uint64_t span = l->model.last_ns > c->t0 ? l->model.last_ns - c->t0 : 0;
-	uint64_t w = span / 4000 ? span / 4000 : 1, v;
-	int e = 0;
+	int e;
 
-	if (!k)
+	x.k = calloc(l->model.n + 1, sizeof(*x.k));
+	if (!x.k)
 		return -ENOMEM;
-	model_init(&step);
-	for (size_t i = 0; i < l->nev && e == 0; i++) {
-		const struct model_event *ev = &l->ev[i];
-		if ((e = model_apply(&step, ev)) < 0)
-			break;
-		if (!table_get(&step.streams, (uintptr_t)ev->stream, &v) || v == 0 ||
-		    v > l->model.n)
-			continue;
-		const struct model_proc *p = step.procs[v - 1];
-		struct export_counter *x = &k[v - 1];
-		if (p->cur.n && (p->cur.ts_ns != x->scan_ts || p->cur.id != x->scan_id)) {
-			x->scan_ts = p->cur.ts_ns;
-			x->scan_id = p->cur.id;
-			export_scan_point(c, p);
-		}
-		if (!p->malloc_traced)
-			continue;
-		uint64_t live = p->heap.ended ? 0 : p->heap.live_bytes;
-		if (x->pending && ev->ts_ns >= x->win + w)
-			export_heap_flush(c, p->pid, x);
-		if (!x->pending) {
-			if (x->any && live == x->shown)
-				continue;
-			x->pending = 1;
-			x->win = ev->ts_ns;
-			x->max = live;
-			x->max_ts = ev->ts_ns;
-		} else if (live > x->max) {
-			x->max = live;
-			x->max_ts = ev->ts_ns;
-		}
-		x->last = live;
-		x->last_ts = ev->ts_ns;
-	}
-	for (size_t i = 0; i < step.n && i < l->model.n; i++)
-		export_heap_flush(c, step.procs[i]->pid, &k[i]);
-	model_free(&step);
-	free(k);
+	x.w = span / 4000 ? span / 4000 : 1;
+	model_init(&x.step);
+	e = load_replay(l, export_chrome_step, &x);
+	for (size_t i = 0; i < x.step.n && i < l->model.n; i++)
+		export_heap_flush(c, x.step.procs[i]->pid, &x.k[i]);
+	model_free(&x.step);
+	free(x.k);
 	return e;
 }
 
@@ -267,7 +284,7 @@ void export_chrome(FILE *f, const struct load *l)
 	const struct model *m = &l->model;
 	struct export_chrome c = { .f = f, .first = 1 };
 
-	c.t0 = l->nev ? l->ev[0].key_ns : 0;
+	c.t0 = load_first_ns(l);
 	for (size_t i = 0; i < m->n; i++)
 		if (m->procs[i]->start_ns < c.t0)
 			c.t0 = m->procs[i]->start_ns;

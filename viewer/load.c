@@ -3,6 +3,7 @@
 #include "vec.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,17 +57,29 @@ static const unsigned char *load_keep(struct load *l, const unsigned char *p, ui
 	return d;
 }
 
-static struct model_event *load_add(struct load *l, struct reader_stream *s)
+/*
+ * Takes the stream's next event (payload still in the reader's window).
+ * In memory, every event is kept with a copy of its payload; streamed, the
+ * merge index notes it and only what stacks.c and report_layout.c gather
+ * before the replays (STACK, MODULE) is kept.
+ */
+static int load_add(struct load *l, struct model_event *ev)
 {
 	struct model_event *e;
 
+	ev->order = l->order++;
+	if (l->streamed && merge_add(&l->merge, ev->stream, ev) < 0)
+		return -ENOMEM;
+	if (l->streamed && ev->kind != FSK_REC_STACK && ev->kind != FSK_REC_MODULE)
+		return 0;
 	if (vec_reserve(&l->ev, &l->cap, l->nev + 1, sizeof(*l->ev)) < 0)
-		return NULL;
-	e = &l->ev[l->nev++];
-	memset(e, 0, sizeof(*e));
-	e->stream = s;
-	e->order = l->order++;
-	return e;
+		return -ENOMEM;
+	e = &l->ev[l->nev];
+	*e = *ev;
+	if (e->kind != MODEL_EV_OPEN && !(e->payload = load_keep(l, ev->payload, ev->len)))
+		return -ENOMEM;
+	l->nev++;
+	return 0;
 }
 
 int load_init(struct load *l, const char *dir)
@@ -86,21 +99,6 @@ int load_init(struct load *l, const char *dir)
 	return 0;
 }
 
-static int load_open_event(struct load *l, struct reader_stream *s)
-{
-	const struct fsk_header *h = &s->hdr;
-	struct model_event *e = load_add(l, s);
-
-	if (!e)
-		return -ENOMEM;
-	e->kind = MODEL_EV_OPEN;
-	e->ts_ns = h->start_ns;
-	/* A fork child's image starts at the fork: its heap copy is exact. */
-	e->key_ns = h->parent_start_ns && h->parent_start_ns < h->start_ns
-		? h->parent_start_ns : h->start_ns;
-	return 0;
-}
-
 static uint64_t load_now(void)
 {
 	struct timespec t;
@@ -117,7 +115,7 @@ static uint64_t load_now(void)
  * reading has taken more than a second, redrawn in place, erased when
  * done. progress_t0 = 0: off (not load_dir, or stderr is not a tty).
  */
-static void load_progress(struct load *l, const char *what, size_t done)
+static void load_progress(struct load *l, const char *what, uint64_t done)
 {
 	uint64_t now;
 	char buf[160];
@@ -128,12 +126,12 @@ static void load_progress(struct load *l, const char *what, size_t done)
 	l->progress_next = now + LOAD_PROGRESS_EVERY;
 	if (now - l->progress_t0 < LOAD_PROGRESS_AFTER)
 		return;
-	if (done == l->nev)
-		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: %zu events (%.0f MiB)...\033[K", what,
-			     l->nev, (double)l->progress_bytes / 1048576);
+	if (done == l->order)
+		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: %" PRIu64 " events (%.0f MiB)...\033[K",
+			     what, l->order, (double)l->progress_bytes / 1048576);
 	else
-		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: event %zu of %zu...\033[K", what,
-			     done, l->nev);
+		n = snprintf(buf, sizeof(buf), "\rforkscope: %s: event %" PRIu64 " of %" PRIu64
+			     "...\033[K", what, done, l->order);
 	if (n > 0 && write(2, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) > 0)
 		l->progress_shown = 1;
 }
@@ -151,7 +149,7 @@ static int load_stream(struct load *l, struct reader_stream *s, int finished)
 {
 	int opened = s->state != READER_HEADER;
 	struct reader_rec r;
-	struct model_event *e;
+	struct model_event ev;
 	int k;
 
 	if (s->state != READER_HEADER && s->state != READER_RECORDS)
@@ -160,24 +158,18 @@ static int load_stream(struct load *l, struct reader_stream *s, int finished)
 		k = reader_next(s, &r);
 		if (!opened && s->hdr.hdr_size) {
 			opened = 1;
-			if (load_open_event(l, s) < 0)
+			merge_ev_open(&ev, s);
+			if (load_add(l, &ev) < 0)
 				return -ENOMEM;
 		}
 		if (k <= 0)
 			break;
-		if (!(e = load_add(l, s)))
-			return -ENOMEM;
-		e->kind = r.type;
-		e->tid = r.tid;
-		e->ts_ns = e->key_ns = r.ts_ns;
-		e->off = r.off;
-		e->len = r.len;
-		e->payload = load_keep(l, r.payload, r.len);
-		if (!e->payload)
+		merge_ev_rec(&ev, s, &r);
+		if (load_add(l, &ev) < 0)
 			return -ENOMEM;
 		l->progress_bytes += r.len + sizeof(struct fsk_rec);
-		if ((l->nev & 0xffff) == 0)
-			load_progress(l, "reading", l->nev);
+		if ((l->order & 0xffff) == 0)
+			load_progress(l, "reading", l->order);
 	}
 	if (finished && s->state != READER_CORRUPT)
 		reader_finish(s);
@@ -207,19 +199,62 @@ int load_poll(struct load *l, int finished)
 	return 0;
 }
 
+int load_replay(const struct load *l, int (*fn)(void *ctx, const struct model_event *ev),
+		void *ctx)
+{
+	struct merge_iter it;
+	struct model_event ev;
+	int e;
+
+	if (!l->streamed) {
+		for (size_t i = 0; i < l->nev; i++)
+			if ((e = fn(ctx, &l->ev[i])) < 0)
+				return e;
+		return 0;
+	}
+	if ((e = merge_begin(&it, &l->merge)) < 0)
+		return e;
+	while ((e = merge_next(&it, &ev)) > 0)
+		if ((e = fn(ctx, &ev)) < 0)
+			break;
+	merge_end(&it);
+	return e;
+}
+
+uint64_t load_first_ns(const struct load *l)
+{
+	uint64_t t = 0;
+
+	if (!l->streamed)
+		return l->nev ? l->ev[0].key_ns : 0;
+	for (size_t i = 0; i < l->merge.n; i++)
+		if (!i || l->merge.runs[i].key < t)
+			t = l->merge.runs[i].key;
+	return t;
+}
+
+static int load_apply(void *ctx, const struct model_event *ev)
+{
+	struct load *l = ctx;
+
+	if ((l->model.events & 0xffff) == 0)
+		load_progress(l, "modelling", l->model.events);
+	return model_apply(&l->model, ev);
+}
+
 int load_build(struct load *l, int finished)
 {
+	int e;
+
 	if (l->nev)
 		qsort(l->ev, l->nev, sizeof(*l->ev), model_event_cmp);
 	model_free(&l->model);
 	model_init(&l->model);
-	for (size_t i = 0; i < l->nev; i++) {
-		if (model_apply(&l->model, &l->ev[i]) < 0)
-			return -ENOMEM;
-		if ((i & 0xffff) == 0)
-			load_progress(l, "modelling", i);
-	}
-	return model_finish(&l->model, finished);
+	e = load_replay(l, load_apply, l);
+	/* after an error too: the model then holds what was applied */
+	if (model_finish(&l->model, finished) < 0 && e == 0)
+		e = -ENOMEM;
+	return e;
 }
 
 int load_dir(struct load *l, const char *dir)
@@ -228,6 +263,7 @@ int load_dir(struct load *l, const char *dir)
 
 	if (e < 0)
 		return e;
+	l->streamed = !getenv("FORKSCOPE_LOAD_ALL");
 	if (l->dir.n == 0)
 		load_msg(l, 1, "no trace streams (*" FSK_STREAM_SUFFIX ") in directory: %s", dir);
 	if (isatty(2))
@@ -236,11 +272,11 @@ int load_dir(struct load *l, const char *dir)
 	if (e == 0)
 		e = load_build(l, 1);
 	load_progress_end(l);
-	if (e < 0) {
+	if (e == -EIO)
+		load_msg(l, 1, "a stream changed while it was read: %s", dir);
+	else if (e < 0)
 		load_msg(l, 1, "%s", strerror(-e));
-		return 1;
-	}
-	return l->fatal;
+	return e < 0 ? 1 : l->fatal;
 }
 
 void load_free(struct load *l)
@@ -254,6 +290,7 @@ void load_free(struct load *l)
 		free(l->msgs[i].text);
 	free(l->msgs);
 	free(l->ev);
+	merge_free(&l->merge);
 	model_free(&l->model);
 	reader_dir_close(&l->dir);
 	memset(l, 0, sizeof(*l));

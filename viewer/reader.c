@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #define READER_BUF (128u << 10) /* >= FSK_REC_MAX */
+#define READER_BUF_RESUMED (32u << 10)
 
 /* Fixed payload bytes each known record type needs before any strings. */
 static const uint32_t reader_min_len[FSK_REC_TYPE_COUNT] = {
@@ -128,7 +129,8 @@ static const unsigned char *reader_window(struct reader_stream *s, uint64_t off,
 		}
 	}
 	if (n > s->buf_cap || !s->buf) {
-		size_t cap = n > READER_BUF ? n : READER_BUF;
+		size_t want = s->resumed ? s->window : READER_BUF;
+		size_t cap = n > want ? n : want;
 		unsigned char *nb = realloc(s->buf, cap);
 		if (!nb) {
 			reader_corrupt(s, off, "out of memory");
@@ -151,6 +153,10 @@ static const unsigned char *reader_window(struct reader_stream *s, uint64_t off,
 		if (r == 0)
 			break;
 		s->buf_len += (size_t)r;
+	}
+	if (s->resumed) {
+		close(s->fd);
+		s->fd = -1;
 	}
 	return s->buf_len >= n ? s->buf : NULL;
 }
@@ -339,6 +345,7 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 	char what[80];
 
 	if (r->type == FSK_REC_CTX) {
+		s->nctx++;
 		s->cur_tid = r->tid;
 		s->cur_set = 1;
 		s->cur_has_base = table_get(&s->bases, (uint64_t)r->tid + 1, &s->cur_base);
@@ -502,6 +509,43 @@ void reader_finish(struct reader_stream *s)
 		s->err_off = s->off;
 	}
 	reader_release(s);
+}
+
+void reader_mark_get(const struct reader_stream *s, uint64_t off, struct reader_mark *m)
+{
+	m->off = off;
+	m->base = s->cur_base;
+	m->tid = s->cur_tid;
+	m->set = (uint8_t)s->cur_set;
+	m->has_base = (uint8_t)s->cur_has_base;
+}
+
+void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s,
+			  const struct reader_mark *m)
+{
+	memset(c, 0, sizeof(*c));
+	c->path = s->path;
+	c->name = s->name;
+	c->pid = s->pid;
+	c->seq = s->seq;
+	c->fd = -1;
+	c->state = READER_RECORDS;
+	c->hdr = s->hdr;
+	c->off = m->off;
+	c->cur_base = m->base;
+	c->cur_tid = m->tid;
+	c->cur_set = m->set;
+	c->cur_has_base = m->has_base;
+	c->resumed = 1;
+	c->window = READER_BUF_RESUMED;
+}
+
+void reader_resume_end(struct reader_stream *c)
+{
+	reader_release(c);
+	table_free(&c->bases);
+	memset(c, 0, sizeof(*c));
+	c->fd = -1;
 }
 
 int reader_message(const struct reader_stream *s, char *buf, size_t n)

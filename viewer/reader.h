@@ -59,6 +59,24 @@ struct reader_stream {
 	uint64_t cur_base;
 	struct table bases;     /* tid + 1 -> its CBASE time */
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
+	uint64_t nctx;          /* CTX records consumed so far */
+	/* a resumed copy (reader_stream_resume): smaller window, no fd kept
+	 * between reads, path borrowed */
+	int resumed;
+	size_t window;          /* resumed: bytes to read at once */
+};
+
+/*
+ * Where a record starts and the compact-record context in force there:
+ * enough to decode the stream again from that record on, as long as no
+ * CTX comes before the reading stops (a CTX looks up bases the copy does
+ * not have). merge.c keeps one per run of events.
+ */
+struct reader_mark {
+	uint64_t off;
+	uint64_t base;
+	uint32_t tid;
+	uint8_t set, has_base;
 };
 
 /* One record as reader_next() returns it: payload is valid until the next
@@ -98,6 +116,17 @@ void reader_finish(struct reader_stream *s);
 /* Closes the file and frees the read buffer but keeps the resume point:
  * a follower of thousands of streams calls it on idle ones. */
 void reader_release(struct reader_stream *s);
+
+/* The mark of the record at off that reader_next() just returned. */
+void reader_mark_get(const struct reader_stream *s, uint64_t off, struct reader_mark *m);
+
+/* Prepares c to read s again from m (s keeps its path, header and state;
+ * c borrows the path). The window is smaller and the file is open only
+ * while it is read, so thousands of resumed copies are cheap. Free with
+ * reader_resume_end(). */
+void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s,
+			  const struct reader_mark *m);
+void reader_resume_end(struct reader_stream *c);
 
 /* "what: path: offset N" for a CUT or CORRUPT stream; 0 if it is neither. */
 int reader_message(const struct reader_stream *s, char *buf, size_t n);

@@ -330,8 +330,21 @@ static int sites_event(struct sites *s, const struct model_event *ev, const stru
 	return 0;
 }
 
+struct sites_replay {
+	struct sites *s;
+	const struct sites_watch *watch;
+};
+
+static int sites_replay_event(void *ctx, const struct model_event *ev)
+{
+	struct sites_replay *r = ctx;
+
+	return sites_event(r->s, ev, r->watch);
+}
+
 int sites_build(struct sites *s, const struct load *l, const struct sites_watch *watch)
 {
+	struct sites_replay r = { s, watch };
 	int e;
 
 	memset(s, 0, sizeof(*s));
@@ -345,9 +358,8 @@ int sites_build(struct sites *s, const struct load *l, const struct sites_watch 
 		return -ENOMEM;
 	for (size_t i = 0; i < s->n; i++)
 		s->p[i].peak_stack = STACKS_NONE;
-	for (size_t i = 0; i < l->nev; i++)
-		if ((e = sites_event(s, &l->ev[i], watch)) < 0)
-			return e;
+	if ((e = load_replay(l, sites_replay_event, &r)) < 0)
+		return e;
 	for (size_t i = 0; i < s->n; i++) {
 		struct sites_proc *p = &s->p[i];
 		if (!p->ended) { /* still running or cut: live now, table kept */

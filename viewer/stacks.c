@@ -102,6 +102,9 @@ void stacks_free(struct stacks *st)
 {
 	for (size_t i = 0; i < st->nmods; i++)
 		free(st->mods[i].path);
+	for (size_t i = 0; i < st->n; i++)
+		if (st->v[i].exact)
+			free((void *)st->v[i].ips);
 	for (size_t i = 0; i < st->nstreams; i++) {
 		free(st->streams[i].mods);
 		table_free(&st->streams[i].ids);
@@ -136,10 +139,15 @@ size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsi
 		return STACKS_NONE; /* not a key the table can hold */
 	if (table_get(&ss->ips, ip + 1, &v))
 		return (size_t)v - 1;
-	if (vec_reserve(&st->v, &st->cap, st->n + 1, sizeof(*st->v)) < 0 ||
-	    table_put(&ss->ips, ip + 1, st->n + 1, NULL) < 0)
+	/* a copy: a streamed load's payloads do not outlive the event */
+	unsigned char *copy = malloc(8);
+	if (!copy || vec_reserve(&st->v, &st->cap, st->n + 1, sizeof(*st->v)) < 0 ||
+	    table_put(&ss->ips, ip + 1, st->n + 1, NULL) < 0) {
+		free(copy);
 		return STACKS_NONE;
-	st->v[st->n].ips = ip_le;
+	}
+	memcpy(copy, ip_le, 8);
+	st->v[st->n].ips = copy;
 	st->v[st->n].depth = 1;
 	st->v[st->n].exact = 1;
 	st->v[st->n].stream = (size_t)(ss - st->streams);

@@ -27,7 +27,8 @@ struct stacks_module {
 struct stacks_stack {
 	const unsigned char *ips;       /* depth little-endian uint64 return
 	                                   addresses, innermost first (payload
-	                                   owned by the load) */
+	                                   owned by the load; an exact one's
+	                                   own copy) */
 	uint32_t depth;
 	int exact;                      /* the address itself (a faulting
 	                                   instruction), not a return address */
@@ -59,8 +60,8 @@ void stacks_free(struct stacks *st);
 /* The stack that record of stream s names by id, or STACKS_NONE. */
 size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id);
 
-/* A one-frame stack of the address stored little-endian at ip_le (inside
- * a record payload the load owns, e.g. a FAULT's ip), interned per stream
+/* A one-frame stack of the address stored little-endian at ip_le (e.g. a
+ * FAULT's ip; copied, the payload may go), interned per stream
  * so equal addresses share one stack (exact: symbolized as the
  * instruction itself); STACKS_NONE on ENOMEM. */
 size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le);

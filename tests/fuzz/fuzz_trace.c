@@ -1,7 +1,9 @@
 /*
  * libFuzzer harness over the whole read path: the input becomes one or two
  * stream files of a trace directory, which is loaded (reader + model) and
- * rendered (text and JSON report) exactly as `forkscope report` would.
+ * rendered (text and JSON report) exactly as `forkscope report` would,
+ * once streamed and once in memory (FORKSCOPE_LOAD_ALL): the JSON and the
+ * messages of both must be identical.
  * Built with clang -fsanitize=fuzzer,address,undefined by `make fuzz`.
  *
  * Input layout: byte 0 bit 0 set = split the rest into two streams at the
@@ -63,13 +65,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else {
 		put("100.0.fst", data + 1, size - 1);
 	}
-	struct load l;
-	if (load_dir(&l, g_dir) >= 0) {
-		report_text(g_null, &l, g_dir);
-		report_json(g_null, &l, g_dir);
+	/* the streamed load and the in-memory one must say the same */
+	char *out[2] = { NULL, NULL };
+	size_t len[2] = { 0, 0 };
+	for (int all = 0; all < 2; all++) {
+		struct load l;
+		FILE *f = open_memstream(&out[all], &len[all]);
+		if (!f)
+			abort();
+		if (all)
+			setenv("FORKSCOPE_LOAD_ALL", "1", 1);
+		else
+			unsetenv("FORKSCOPE_LOAD_ALL");
+		if (load_dir(&l, g_dir) >= 0) {
+			report_text(g_null, &l, g_dir);
+			report_json(f, &l, g_dir);
+		}
+		report_messages(f, &l);
+		load_free(&l);
+		fclose(f);
 	}
-	report_messages(g_null, &l);
-	load_free(&l);
+	if (len[0] != len[1] || memcmp(out[0], out[1], len[0]))
+		abort();
+	free(out[0]);
+	free(out[1]);
 	drop("100.0.fst");
 	drop("101.0.fst");
 	return 0;

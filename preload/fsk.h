@@ -77,6 +77,8 @@ struct fsk_state {
 	int stack_depth;
 	int scan_ms;
 	int faults_on;         /* FORKSCOPE_FAULTS: perf page-fault sampling */
+	uint64_t sample_bytes; /* FORKSCOPE_SAMPLE_BYTES: malloc sampling mean, 0 = off */
+	uint64_t sample_seed;  /* FORKSCOPE_SAMPLE_SEED: 0 = random */
 	pid_t pid;
 	uint32_t page_size;
 	char dir[512];         /* absolute trace directory */
@@ -207,6 +209,26 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 			     size_t len, int prot, int flags, int fd, off_t off);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
+
+/* ---- sample.c: sampled malloc tracing (trace.h) ---- */
+/* mmaps the table of recorded live blocks: 0 or -1. */
+FSK_HIDDEN int sample_init(void);
+FSK_HIDDEN extern __thread uint64_t t_sample_left;
+FSK_HIDDEN int sample_slow(size_t size);
+/* Is a call of `size` bytes recorded? The hot path: a subtraction. */
+static inline int sample_take(size_t size)
+{
+	uint64_t s = size | !size;
+	if (likely(t_sample_left > s)) {
+		t_sample_left -= s;
+		return 0;
+	}
+	return sample_slow(size);
+}
+/* Remember / forget a recorded live block; add returns 0 when the table
+ * is full (the block then goes unrecorded), remove 1 if it was there. */
+FSK_HIDDEN int sample_add(const void *p);
+FSK_HIDDEN int sample_remove(const void *p);
 
 /* ---- lost.c ---- */
 /* Says "what path (errno): the trace misses events from HH:MM:SS on" once

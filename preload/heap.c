@@ -72,9 +72,45 @@ static inline int hot_on(void)
 	return !t_guard && G.active && G.malloc_on;
 }
 
+#define HOT_BEGIN()            \
+	t_guard = 1;           \
+	STRICT_ENTER()
+#define HOT_END(err)           \
+	STRICT_LEAVE();        \
+	t_guard = 0;           \
+	errno = err
+
+/* brk_check for a call that writes no record (sampling): guarded, errno
+ * kept, one load when the break did not move. */
+static inline void brk_quiet(void)
+{
+	if (likely(__curbrk == atomic_load_explicit(&s_last_brk, memory_order_relaxed)))
+		return;
+	HOT_BEGIN();
+	int err = errno;
+	brk_check();
+	HOT_END(err);
+}
+
+/* Sampling on and this call not chosen: the real call, no record. The
+ * guard stays up across it: glibc's own calls of malloc functions (say
+ * reallocarray calling realloc) reach our hooks. */
+#define SAMPLE_PASS(size, call)                                   \
+	if (G.sample_bytes && likely(!sample_take(size))) {       \
+		t_guard = 1;                                      \
+		__typeof__(call) r_ = call;                       \
+		t_guard = 0;                                      \
+		brk_quiet();                                      \
+		return r_;                                        \
+	}
+
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
+	if (G.sample_bytes && p && !sample_add(p)) {
+		brk_check();
+		return;
+	}
 	uint32_t stack = FSK_STACK(0);
 	uint64_t addr = (uint64_t)(uintptr_t)p;
 	int mm = addr && chunk_mmapped(p);
@@ -103,14 +139,6 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	brk_check();
 }
 
-#define HOT_BEGIN()            \
-	t_guard = 1;           \
-	STRICT_ENTER()
-#define HOT_END(err)           \
-	STRICT_LEAVE();        \
-	t_guard = 0;           \
-	errno = err
-
 FSK_EXPORT void *malloc(size_t size)
 {
 	if (unlikely(!real.malloc)) {
@@ -120,6 +148,7 @@ FSK_EXPORT void *malloc(size_t size)
 	}
 	if (!hot_on())
 		return real.malloc(size);
+	SAMPLE_PASS(size, real.malloc(size));
 	HOT_BEGIN();
 	void *p = real.malloc(size);
 	int err = errno;
@@ -141,15 +170,37 @@ FSK_EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (!hot_on())
 		return real.calloc(n, size);
-	HOT_BEGIN();
-	void *p = real.calloc(n, size);
-	int err = errno;
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total))
 		total = (size_t)-1;
+	SAMPLE_PASS(total, real.calloc(n, size));
+	HOT_BEGIN();
+	void *p = real.calloc(n, size);
+	int err = errno;
 	rec_alloc(FSK_FN_CALLOC, p, total);
 	HOT_END(err);
 	return p;
+}
+
+/* A FREE record, compact when it fits; fn FSK_FN_REALLOC only for a
+ * sampled realloc that releases a recorded block (trace.h). */
+static void rec_free(void *p, uint16_t fn)
+{
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (likely(!(a & FSK_CADDR_FLAGS) && fn == FSK_FN_FREE)) {
+		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
+		return;
+	}
+	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
+					 FSK_TS_CLOCK);
+	if (h) {
+		struct fsk_free *f = (void *)(h + 1);
+		f->addr = a;
+		f->stack = 0;
+		f->fn = fn;
+		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+		emit_commit();
+	}
 }
 
 FSK_EXPORT void free(void *p)
@@ -165,24 +216,16 @@ FSK_EXPORT void free(void *p)
 		real.free(p);
 		return;
 	}
+	if (G.sample_bytes && likely(!sample_remove(p))) {
+		t_guard = 1;
+		real.free(p);
+		t_guard = 0;
+		brk_quiet();
+		return;
+	}
 	HOT_BEGIN();
 	int err = errno;
-	uint64_t a = (uint64_t)(uintptr_t)p;
-	if (likely(!(a & FSK_CADDR_FLAGS))) {
-		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
-	} else {
-		struct fsk_rec *h = emit_reserve(FSK_REC_FREE,
-						 sizeof(struct fsk_rec) + sizeof(struct fsk_free),
-						 FSK_TS_CLOCK);
-		if (h) {
-			struct fsk_free *f = (void *)(h + 1);
-			f->addr = a;
-			f->stack = 0;
-			f->fn = FSK_FN_FREE;
-			f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
-			emit_commit();
-		}
-	}
+	rec_free(p, FSK_FN_FREE);
 	real.free(p);
 	brk_check();
 	HOT_END(err);
@@ -206,6 +249,32 @@ static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 	brk_check();
 }
 
+/* Records of a realloc under sampling (trace.h): `was` = the old block was
+ * recorded (already taken out of the set), `take` = this call is chosen. */
+static void sample_realloc_rec(uint16_t fn, void *old, void *p, size_t size, int was, int take)
+{
+	if (!was && !take) {
+		brk_quiet();
+		return;
+	}
+	HOT_BEGIN();
+	int err = errno;
+	if (!p && size) { /* failed: the old block is still live */
+		if (was)
+			sample_add(old);
+		if (take)
+			rec_realloc(fn, old, NULL, size);
+	} else if (!p) { /* size 0 freed it */
+		rec_realloc(fn, old, NULL, 0);
+	} else if (take && sample_add(p)) {
+		rec_realloc(fn, old, p, size);
+	} else if (was) {
+		rec_free(old, fn);
+		brk_check();
+	}
+	HOT_END(err);
+}
+
 /* A block from the bootstrap arena moving to the real heap. */
 static void *boot_realloc(void *old, size_t size)
 {
@@ -227,6 +296,14 @@ FSK_EXPORT void *realloc(void *old, size_t size)
 	}
 	if (!hot_on())
 		return real.realloc(old, size);
+	if (G.sample_bytes) {
+		int was = old && sample_remove(old), take = sample_take(size);
+		t_guard = 1;
+		void *p = real.realloc(old, size);
+		t_guard = 0;
+		sample_realloc_rec(FSK_FN_REALLOC, old, p, size, was, take);
+		return p;
+	}
 	HOT_BEGIN();
 	void *p = real.realloc(old, size);
 	int err = errno;
@@ -250,11 +327,19 @@ FSK_EXPORT void *reallocarray(void *old, size_t n, size_t size)
 	}
 	if (!hot_on())
 		return real.reallocarray(old, n, size);
+	if (__builtin_mul_overflow(n, size, &total))
+		total = (size_t)-1;
+	if (G.sample_bytes) {
+		int was = old && sample_remove(old), take = sample_take(total);
+		t_guard = 1;
+		void *p = real.reallocarray(old, n, size);
+		t_guard = 0;
+		sample_realloc_rec(FSK_FN_REALLOCARRAY, old, p, total, was, take);
+		return p;
+	}
 	HOT_BEGIN();
 	void *p = real.reallocarray(old, n, size);
 	int err = errno;
-	if (__builtin_mul_overflow(n, size, &total))
-		total = (size_t)-1;
 	rec_realloc(FSK_FN_REALLOCARRAY, old, p, total);
 	HOT_END(err);
 	return p;
@@ -271,6 +356,7 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	}
 	if (!hot_on())
 		return real.posix_memalign(out, align, size);
+	SAMPLE_PASS(size, real.posix_memalign(out, align, size));
 	HOT_BEGIN();
 	int saved = errno;
 	int r = real.posix_memalign(out, align, size);
@@ -289,6 +375,7 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		}                                                     \
 		if (!hot_on())                                        \
 			return real.name args;                        \
+		SAMPLE_PASS(size_expr, real.name args);               \
 		HOT_BEGIN();                                          \
 		void *p = real.name args;                             \
 		int err = errno;                                      \
@@ -343,8 +430,11 @@ FSK_EXPORT void *sbrk(intptr_t incr)
 	return old;
 }
 
-/* The break at stream start, so the first malloc growth is a change. */
+/* The break at stream start, so the first malloc growth is a change:
+ * glibc sets __curbrk at its first sbrk, so ask for it if none came yet. */
 FSK_HIDDEN void heap_init(void)
 {
+	if (!__curbrk)
+		real.sbrk(0);
 	atomic_store(&s_last_brk, __curbrk);
 }

@@ -228,7 +228,24 @@ static inline int sample_take(size_t size)
 /* Remember / forget a recorded live block; add returns 0 when the table
  * is full (the block then goes unrecorded), remove 1 if it was there. */
 FSK_HIDDEN int sample_add(const void *p);
-FSK_HIDDEN int sample_remove(const void *p);
+FSK_HIDDEN int sample_remove_slow(const void *p);
+/* Counters of recorded blocks by another hash of the address: most frees
+ * learn from one load that their block was not recorded. */
+#define SAMPLE_FILTER_BITS 15
+FSK_HIDDEN extern uint16_t *sample_filter;
+static inline uint64_t sample_filter_index(uint64_t a)
+{
+	return ((a >> 4) * 0xc2b2ae3d27d4eb4full) >> (64 - SAMPLE_FILTER_BITS);
+}
+static inline int sample_remove(const void *p)
+{
+	uint64_t i = sample_filter_index((uint64_t)(uintptr_t)p);
+	if (likely(!__atomic_load_n(&sample_filter[i], __ATOMIC_RELAXED)))
+		return 0;
+	return sample_remove_slow(p);
+}
+/* heap.c: records a break move no hook saw (the flusher, while sampling). */
+FSK_HIDDEN void heap_brk_poll(void);
 
 /* ---- lost.c ---- */
 /* Says "what path (errno): the trace misses events from HH:MM:SS on" once

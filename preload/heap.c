@@ -92,17 +92,13 @@ static inline void brk_quiet(void)
 	HOT_END(err);
 }
 
-/* Sampling on and this call not chosen: the real call, no record. The
- * guard stays up across it: glibc's own calls of malloc functions (say
- * reallocarray calling realloc) reach our hooks. */
+/* Sampling on and this call not chosen: a tail call of the real one, no
+ * record and no look at the break (the next recorded call and the
+ * flusher's heap_brk_poll see it move). Only for functions whose glibc
+ * code calls none of our hooks. */
 #define SAMPLE_PASS(size, call)                                   \
-	if (G.sample_bytes && likely(!sample_take(size))) {       \
-		t_guard = 1;                                      \
-		__typeof__(call) r_ = call;                       \
-		t_guard = 0;                                      \
-		brk_quiet();                                      \
-		return r_;                                        \
-	}
+	if (G.sample_bytes && likely(!sample_take(size)))          \
+		return call
 
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
@@ -139,22 +135,32 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	brk_check();
 }
 
-FSK_EXPORT void *malloc(size_t size)
+/* Everything but the sampled pass; `chosen`: sampling picked this call. */
+static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 {
 	if (unlikely(!real.malloc)) {
 		resolve_all();
 		if (!real.malloc)
 			return resolve_boot_alloc(size, 16);
 	}
-	if (!hot_on())
+	if (!chosen && !hot_on())
 		return real.malloc(size);
-	SAMPLE_PASS(size, real.malloc(size));
 	HOT_BEGIN();
 	void *p = real.malloc(size);
 	int err = errno;
 	rec_alloc(FSK_FN_MALLOC, p, size);
 	HOT_END(err);
 	return p;
+}
+
+/* The sampled pass kept apart so that it compiles to a few loads and a
+ * jump, with no frame. */
+FSK_EXPORT void *malloc(size_t size)
+{
+	int hot = G.sample_bytes && hot_on();
+	if (likely(hot) && likely(!sample_take(size)))
+		return real.malloc(size);
+	return malloc_slow(size, hot);
 }
 
 FSK_EXPORT void *calloc(size_t n, size_t size)
@@ -203,25 +209,22 @@ static void rec_free(void *p, uint16_t fn)
 	}
 }
 
-FSK_EXPORT void free(void *p)
+/* Everything but the sampled pass; `recorded`: sampling found p's block
+ * recorded (and took it out of the set). */
+static __attribute__((noinline)) void free_slow(void *p, int recorded)
 {
-	if (unlikely(!p || resolve_is_boot(p)))
-		return;
-	if (unlikely(!real.free)) {
-		resolve_all();
-		if (!real.free)
+	if (!recorded) {
+		if (unlikely(!p || resolve_is_boot(p)))
 			return;
-	}
-	if (!hot_on()) {
-		real.free(p);
-		return;
-	}
-	if (G.sample_bytes && likely(!sample_remove(p))) {
-		t_guard = 1;
-		real.free(p);
-		t_guard = 0;
-		brk_quiet();
-		return;
+		if (unlikely(!real.free)) {
+			resolve_all();
+			if (!real.free)
+				return;
+		}
+		if (!hot_on()) {
+			real.free(p);
+			return;
+		}
 	}
 	HOT_BEGIN();
 	int err = errno;
@@ -229,6 +232,18 @@ FSK_EXPORT void free(void *p)
 	real.free(p);
 	brk_check();
 	HOT_END(err);
+}
+
+/* Sampling: a block not recorded goes straight to glibc (free(NULL) too). */
+FSK_EXPORT void free(void *p)
+{
+	int recorded = 0;
+	if (likely(G.sample_bytes && hot_on())) {
+		recorded = sample_remove(p);
+		if (likely(!recorded) && !resolve_is_boot(p))
+			return real.free(p);
+	}
+	free_slow(p, recorded);
 }
 
 static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
@@ -428,6 +443,13 @@ FSK_EXPORT void *sbrk(intptr_t incr)
 	t_guard = 0;
 	errno = err;
 	return old;
+}
+
+/* The flusher, each tick while sampling: most calls do not look at the
+ * break, so a move they made is recorded here if no recorded call did. */
+FSK_HIDDEN void heap_brk_poll(void)
+{
+	brk_check();
 }
 
 /* The break at stream start, so the first malloc growth is a change:

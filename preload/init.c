@@ -79,6 +79,8 @@ static void *flusher_main(void *arg)
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 		if (G.active) {
+			if (G.sample_bytes && G.malloc_on)
+				heap_brk_poll();
 			emit_flush_all(0);
 			scan_tick();
 		}

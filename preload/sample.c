@@ -24,9 +24,8 @@ static _Atomic uint64_t s_threads;
 #define SET_BITS 18               /* 2^18 live recorded blocks at most */
 #define SET_PROBES 512
 #define SET_TOMB 1ull             /* a removed entry: probing goes on */
-#define FILTER_BITS 15
 static _Atomic uint64_t *s_set;
-static _Atomic uint16_t *s_filter;
+uint16_t *sample_filter;
 static _Atomic int s_full_said;
 
 static uint64_t mix(uint64_t x)
@@ -76,18 +75,18 @@ static inline uint64_t set_home(uint64_t a)
 
 static inline _Atomic uint16_t *set_filter(uint64_t a)
 {
-	return &s_filter[((a >> 4) * 0xc2b2ae3d27d4eb4full) >> (64 - FILTER_BITS)];
+	return (_Atomic uint16_t *)&sample_filter[sample_filter_index(a)];
 }
 
 int sample_init(void)
 {
-	size_t n = (sizeof(*s_set) << SET_BITS) + (sizeof(*s_filter) << FILTER_BITS);
+	size_t n = (sizeof(*s_set) << SET_BITS) + (sizeof(*sample_filter) << SAMPLE_FILTER_BITS);
 	char *p = sys_mmap(n);
 	if (!p)
 		return -1;
 	scan_own_add(p, n);
 	s_set = (void *)p;
-	s_filter = (void *)(p + (sizeof(*s_set) << SET_BITS));
+	sample_filter = (void *)(p + (sizeof(*s_set) << SET_BITS));
 	return 0;
 }
 
@@ -110,12 +109,10 @@ int sample_add(const void *p)
 	return 0;
 }
 
-int sample_remove(const void *p)
+int sample_remove_slow(const void *p)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	_Atomic uint16_t *f = set_filter(a);
-	if (likely(!atomic_load_explicit(f, memory_order_relaxed)))
-		return 0;
 	uint64_t h = set_home(a);
 	for (uint64_t i = 0; i < SET_PROBES; i++) {
 		_Atomic uint64_t *slot = &s_set[(h + i) & ((1u << SET_BITS) - 1)];

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fsk.h"
@@ -73,7 +74,7 @@ static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
-	scan_own_point(&arg); /* our stack is not the program's memory */
+	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
 	for (;;) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
@@ -102,7 +103,17 @@ static void flusher_start(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
+	/* A stack of ours before the thread exists, so a scan in between does
+	 * not count it as the program's memory; lowest page a guard. */
+	size_t guard = G.page_size, len = 64 * 1024;
+	char *stack = sys_mmap(guard + len);
+	if (stack) {
+		scan_own_add(stack, guard + len);
+		syscall(SYS_mprotect, stack, guard, PROT_NONE);
+		pthread_attr_setstack(&attr, stack + guard, len);
+	} else {
+		pthread_attr_setstacksize(&attr, len);
+	}
 	if (pthread_create(&th, &attr, flusher_main, NULL) == 0)
 		pthread_setname_np(th, "forkscope");
 	pthread_attr_destroy(&attr);

@@ -229,6 +229,7 @@ static inline int sample_take(size_t size)
  * is full (the block then goes unrecorded), remove 1 if it was there. */
 FSK_HIDDEN int sample_add(const void *p);
 FSK_HIDDEN int sample_remove_slow(const void *p);
+FSK_HIDDEN void sample_fork_child(void);
 /* Counters of recorded blocks by another hash of the address: most frees
  * learn from one load that their block was not recorded. */
 #define SAMPLE_FILTER_BITS 15

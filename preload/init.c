@@ -200,6 +200,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
+	sample_fork_child();
 	scan_reset_child();
 	emit_reset_child();
 	unwind_fork_child();

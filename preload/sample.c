@@ -68,6 +68,13 @@ int sample_slow(size_t size)
 	return 1;
 }
 
+/* A fork child draws apart from its parent, whose sequence it copied. */
+void sample_fork_child(void)
+{
+	if (t_rng)
+		t_rng = mix(t_rng ^ (uint64_t)G.pid) | 1;
+}
+
 static inline uint64_t set_home(uint64_t a)
 {
 	return (a >> 4) * 0x9e3779b97f4a7c15ull >> (64 - SET_BITS);

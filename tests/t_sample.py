@@ -14,8 +14,9 @@ exactly from the sizes: sum (1-p)/p^2 for counts, sum s^2 (1-p)/p for
 bytes. For the baseline's calls, whose sizes the test does not know, it
 takes the worst case s = 1 (counts) and s^2/(e^(s/N)-1) <= s*N (bytes).
 Each estimate must lie within 4 standard deviations of the truth.
-The report must say the numbers are estimates, and no FREE of an unrecorded
-block may reach the stream (unknown_frees stays 0).
+The allocation sites of malloc_bench (no realloc) must add up to the same
+bounds. The report must say the numbers are estimates, and no FREE of an
+unrecorded block may reach the stream (unknown_frees stays 0).
 """
 import math
 import os
@@ -117,7 +118,9 @@ def traced(tag, argv, options=(), env=None):
     procs = fsk.processes(doc)
     if not check(tag + ".one-process", len(procs) == 1, "%d processes" % len(procs)):
         return None, r
-    return procs[0].get("malloc") or {}, r
+    m = dict(procs[0].get("malloc") or {})
+    m["_sites"] = (procs[0].get("sites") or {}).get("alloc") or []
+    return m, r
 
 
 def estimate(tag, argv, zero_argv, truth):
@@ -141,6 +144,12 @@ def estimate(tag, argv, zero_argv, truth):
         ok = isinstance(got, int) and abs(got - want) <= SIGMAS * sd + 1
         check("%s.%s" % (tag, k), ok, "estimate %r, true %d, sd %.0f (%.2f%%), bound %g sd"
               % (got, want, sd, 100.0 * sd / max(want, 1), SIGMAS))
+    if tag == "malloc_bench":  # no realloc: the sites' sums are the calls and bytes
+        for k in ("calls", "bytes"):
+            got = sum(x.get(k, 0) for x in m["_sites"])
+            sd = math.sqrt(truth.var[k])
+            check("%s.sites-%s" % (tag, k), abs(got - truth.v[k]) <= SIGMAS * sd + 1,
+                  "sites sum %r, true %d, sd %.0f" % (got, truth.v[k], sd))
     return m, r
 
 

@@ -79,7 +79,8 @@ static int sites_count(struct sites_proc *p, size_t stack, uint64_t *size,
 	if (!s)
 		return -ENOMEM;
 	*size = heap_weight(rs->sample_bytes, *size, &calls);
-	s->calls += rs->sample_bytes ? (uint64_t)llround(calls) : 1;
+	s->wcalls += calls;
+	s->calls = (uint64_t)llround(s->wcalls);
 	s->bytes += *size;
 	return 0;
 }

@@ -10,9 +10,10 @@ records unsampled (glibc and startup allocations).
 
 A call of s bytes is recorded with probability p = 1 - exp(-s/N) and
 weighted 1/p (calls) and s/p (bytes), so each estimate's variance is known
-exactly from the sizes: sum (1-p)/p^2 for counts, sum s^2 (1-p)/p for
-bytes. For the baseline's calls, whose sizes the test does not know, it
-takes the worst case s = 1 (counts) and s^2/(e^(s/N)-1) <= s*N (bytes).
+exactly from the sizes (a record counts I/p, I recorded or not, of
+variance (1-p)/p): sum (1-p)/p for counts, sum s^2 (1-p)/p for bytes.
+For the baseline's calls, whose sizes the test does not know, it takes the
+worst case s = 1 (counts) and s^2/(e^(s/N)-1) <= s*N (bytes).
 Each estimate must lie within 4 standard deviations of the truth (5 for
 a 4-thread run of malloc_count, whose per-thread seeds follow the threads'
 start order).
@@ -38,7 +39,7 @@ M64 = (1 << 64) - 1
 
 def var_count(s):
     p = -math.expm1(-max(s, 1) / N)
-    return (1 - p) / (p * p)
+    return (1 - p) / p
 
 
 def var_bytes(s):

@@ -17,7 +17,7 @@ PC       = $(shell pkg-config --cflags --libs $(1) 2>/dev/null)
 PRELOAD_SRC := $(wildcard preload/*.c)
 PRELOAD_CFLAGS := $(BASE) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-omit-frame-pointer -fno-stack-protector
-PRELOAD_LIBS := -ldl -lpthread -lm $(call PC,libunwind)
+PRELOAD_LIBS := -ldl -lpthread $(call PC,libunwind)
 
 # The viewer: the model and front ends; only ui*.c may include curses.
 VIEWER_SRC := $(wildcard viewer/*.c)

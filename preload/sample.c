@@ -11,7 +11,6 @@
  * other bits of the address answers "surely not recorded" for most frees
  * from a few cache lines.
  */
-#include <math.h>
 #include <stdatomic.h>
 #include <x86intrin.h>
 
@@ -36,6 +35,29 @@ static uint64_t mix(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* -ln(u) for u in (0, 1], without libm: linking it would add a library
+ * to every traced program's address space. u = m 2^e with m in
+ * [sqrt(1/2), sqrt(2)], ln m = 2 atanh(z), z = (m-1)/(m+1), |z| < 0.172. */
+static double neg_log(double u)
+{
+	uint64_t bits;
+	double m;
+	__builtin_memcpy(&bits, &u, 8);
+	int e = (int)((bits >> 52) & 0x7ff) - 1023;
+	bits = (bits & ((1ull << 52) - 1)) | (1023ull << 52);
+	__builtin_memcpy(&m, &bits, 8);
+	if (m > 1.4142135623730951) {
+		m *= 0.5;
+		e++;
+	}
+	double z = (m - 1) / (m + 1), z2 = z * z, t = z, s = 0;
+	for (int k = 1; k < 24; k += 2) { /* error below 1e-17 */
+		s += t / k;
+		t *= z2;
+	}
+	return -((double)e * 0.6931471805599453 + 2 * s);
+}
+
 /* A length of mean N bytes, >= 1: floor of an exponential draw, plus one,
  * so a call of s bytes crosses zero with probability 1 - exp(-s/N). */
 static uint64_t sample_draw(void)
@@ -44,7 +66,7 @@ static uint64_t sample_draw(void)
 	t_rng ^= t_rng >> 7;
 	t_rng ^= t_rng << 17;
 	double u = (double)((t_rng >> 11) + 1) * 0x1p-53; /* (0, 1] */
-	double x = -log(u) * (double)G.sample_bytes;
+	double x = neg_log(u) * (double)G.sample_bytes;
 	return x < 0x1p62 ? (uint64_t)x + 1 : 1ull << 62;
 }
 

@@ -40,10 +40,11 @@ static inline int chunk_mmapped(const void *p)
 	return p && (((const size_t *)p)[-1] & 2);
 }
 
-static void brk_record(void *old, void *now, uint32_t cause)
+/* `stack_ok` 0: the caller is not the thread that moved the break. */
+static void brk_record(void *old, void *now, uint32_t cause, int stack_ok)
 {
 	scan_mark(FSK_SCAN_BRK);
-	uint32_t stack = FSK_STACK(0);
+	uint32_t stack = stack_ok ? FSK_STACK(0) : 0;
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
 					 FSK_TS_CLOCK);
 	if (!h)
@@ -57,14 +58,19 @@ static void brk_record(void *old, void *now, uint32_t cause)
 }
 
 /* Did malloc move the break? Cheap when it did not: one load. */
-static inline void brk_check(void)
+static inline void brk_check_as(int stack_ok)
 {
 	void *now = __curbrk;
 	void *last = atomic_load_explicit(&s_last_brk, memory_order_relaxed);
 	if (likely(now == last))
 		return;
 	if (atomic_compare_exchange_strong(&s_last_brk, &last, now) && last)
-		brk_record(last, now, FSK_BRK_MALLOC);
+		brk_record(last, now, FSK_BRK_MALLOC, stack_ok);
+}
+
+static inline void brk_check(void)
+{
+	brk_check_as(1);
 }
 
 static inline int hot_on(void)
@@ -420,7 +426,7 @@ FSK_EXPORT int brk(void *addr)
 	int err = errno;
 	if (r == 0 && __curbrk != old) {
 		atomic_store(&s_last_brk, __curbrk);
-		brk_record(old, __curbrk, FSK_BRK_CALL);
+		brk_record(old, __curbrk, FSK_BRK_CALL, 1);
 	}
 	t_guard = 0;
 	errno = err;
@@ -438,7 +444,7 @@ FSK_EXPORT void *sbrk(intptr_t incr)
 	int err = errno;
 	if (old != (void *)-1) {
 		atomic_store(&s_last_brk, __curbrk);
-		brk_record(old, __curbrk, FSK_BRK_SBRK);
+		brk_record(old, __curbrk, FSK_BRK_SBRK, 1);
 	}
 	t_guard = 0;
 	errno = err;
@@ -449,7 +455,7 @@ FSK_EXPORT void *sbrk(intptr_t incr)
  * break, so a move they made is recorded here if no recorded call did. */
 FSK_HIDDEN void heap_brk_poll(void)
 {
-	brk_check();
+	brk_check_as(0); /* the flusher's own stack would mislead */
 }
 
 /* The break at stream start, so the first malloc growth is a change:

@@ -100,7 +100,8 @@ demo: deps
 	@sh samples/demo.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(UNIT) $(TESTPROGS)
+	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(UNIT) $(TESTPROGS) \
+		$(BENCHPROGS)
 	@sh tests/run.sh
 
 check: test

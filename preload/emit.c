@@ -257,7 +257,9 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		argc++;
 	}
 	size = (size + 7) & ~7u;
-	char *buf = sys_mmap(size);
+	/* a sampled stream says so in its first record, written with the header */
+	uint32_t extra = G.malloc_on && G.sample_bytes ? 16 + sizeof(struct fsk_sample) : 0;
+	char *buf = sys_mmap(size + extra);
 	if (!buf)
 		return -ENOMEM;
 	struct fsk_header *h = (void *)buf;
@@ -274,7 +276,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	h->start_ns = sys_now_ns();
 	h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
 	h->clock_id = CLOCK_MONOTONIC;
-	h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0);
+	h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0) | (extra ? FSK_HF_SAMPLED : 0);
 	h->uid = (uint32_t)getuid();
 	h->argc = argc;
 	h->parent_start_ns = parent_fork_ns;
@@ -284,8 +286,16 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	p = emit_put_str(p, G.exe, bend);
 	for (uint32_t i = 0; i < argc; i++)
 		p = emit_put_str(p, G.argv[i], bend);
-	int r = sys_write_all(s_fd, buf, size);
-	sys_munmap(buf, size);
+	if (extra) {
+		struct fsk_rec *sr = (void *)(buf + size);
+		fsk_rec_init(sr, FSK_REC_SAMPLE, extra, h->start_ns);
+		sr->tid = (uint32_t)G.pid;
+		struct fsk_sample *sp = (void *)(sr + 1);
+		sp->mean_bytes = G.sample_bytes;
+		sp->seed = G.sample_seed;
+	}
+	int r = sys_write_all(s_fd, buf, size + extra);
+	sys_munmap(buf, size + extra);
 	if (r < 0) { /* a stream without its header is only noise for a reader */
 		unlink(s_path);
 		close(s_fd);
@@ -294,6 +304,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	}
 	atomic_store(&s_dead, 0);
 	atomic_store(&s_ended, 0);
+	if (extra)
+		atomic_fetch_add(&s_direct_records, 1);
 	return 0;
 }
 

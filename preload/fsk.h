@@ -77,6 +77,8 @@ struct fsk_state {
 	int stack_depth;
 	int scan_ms;
 	int faults_on;         /* FORKSCOPE_FAULTS: perf page-fault sampling */
+	uint64_t sample_bytes; /* FORKSCOPE_SAMPLE_BYTES: malloc sampling mean, 0 = off */
+	uint64_t sample_seed;  /* FORKSCOPE_SAMPLE_SEED: 0 = random */
 	pid_t pid;
 	uint32_t page_size;
 	char dir[512];         /* absolute trace directory */
@@ -210,6 +212,44 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 			     size_t len, int prot, int flags, int fd, off_t off);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
+
+/* ---- sample.c: sampled malloc tracing (trace.h) ---- */
+/* mmaps the table of recorded live blocks: 0 or -1. */
+FSK_HIDDEN int sample_init(void);
+FSK_HIDDEN extern __thread uint64_t t_sample_left;
+FSK_HIDDEN int sample_slow(size_t size);
+/* Is a call of `size` bytes recorded? The hot path: a subtraction. */
+static inline int sample_take(size_t size)
+{
+	uint64_t s = size | !size;
+	if (likely(t_sample_left > s)) {
+		t_sample_left -= s;
+		return 0;
+	}
+	return sample_slow(size);
+}
+/* Remember / forget a recorded live block; add returns 0 when the table
+ * is full (the block then goes unrecorded), remove 1 if it was there. */
+FSK_HIDDEN int sample_add(const void *p);
+FSK_HIDDEN int sample_remove_slow(const void *p);
+FSK_HIDDEN void sample_fork_child(void);
+/* Counters of recorded blocks by another hash of the address: most frees
+ * learn from one load that their block was not recorded. */
+#define SAMPLE_FILTER_BITS 15
+FSK_HIDDEN extern uint16_t *sample_filter;
+static inline uint64_t sample_filter_index(uint64_t a)
+{
+	return ((a >> 4) * 0xc2b2ae3d27d4eb4full) >> (64 - SAMPLE_FILTER_BITS);
+}
+static inline int sample_remove(const void *p)
+{
+	uint64_t i = sample_filter_index((uint64_t)(uintptr_t)p);
+	if (likely(!__atomic_load_n(&sample_filter[i], __ATOMIC_RELAXED)))
+		return 0;
+	return sample_remove_slow(p);
+}
+/* heap.c: records a break move no hook saw (the flusher, while sampling). */
+FSK_HIDDEN void heap_brk_poll(void);
 
 /* ---- lost.c ---- */
 /* Says "what path (errno): the trace misses events from HH:MM:SS on" once

@@ -40,10 +40,11 @@ static inline int chunk_mmapped(const void *p)
 	return p && (((const size_t *)p)[-1] & 2);
 }
 
-static void brk_record(void *old, void *now, uint32_t cause)
+/* `stack_ok` 0: the caller is not the thread that moved the break. */
+static void brk_record(void *old, void *now, uint32_t cause, int stack_ok)
 {
 	scan_mark(FSK_SCAN_BRK);
-	uint32_t stack = FSK_STACK(0);
+	uint32_t stack = stack_ok ? FSK_STACK(0) : 0;
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
 					 FSK_TS_CLOCK);
 	if (!h)
@@ -57,14 +58,19 @@ static void brk_record(void *old, void *now, uint32_t cause)
 }
 
 /* Did malloc move the break? Cheap when it did not: one load. */
-static inline void brk_check(void)
+static inline void brk_check_as(int stack_ok)
 {
 	void *now = __curbrk;
 	void *last = atomic_load_explicit(&s_last_brk, memory_order_relaxed);
 	if (likely(now == last))
 		return;
 	if (atomic_compare_exchange_strong(&s_last_brk, &last, now) && last)
-		brk_record(last, now, FSK_BRK_MALLOC);
+		brk_record(last, now, FSK_BRK_MALLOC, stack_ok);
+}
+
+static inline void brk_check(void)
+{
+	brk_check_as(1);
 }
 
 static inline int hot_on(void)
@@ -72,9 +78,41 @@ static inline int hot_on(void)
 	return !t_guard && G.active && G.malloc_on;
 }
 
+#define HOT_BEGIN()            \
+	t_guard = 1;           \
+	STRICT_ENTER()
+#define HOT_END(err)           \
+	STRICT_LEAVE();        \
+	t_guard = 0;           \
+	errno = err
+
+/* brk_check for a call that writes no record (sampling): guarded, errno
+ * kept, one load when the break did not move. */
+static inline void brk_quiet(void)
+{
+	if (likely(__curbrk == atomic_load_explicit(&s_last_brk, memory_order_relaxed)))
+		return;
+	HOT_BEGIN();
+	int err = errno;
+	brk_check();
+	HOT_END(err);
+}
+
+/* Sampling on and this call not chosen: a tail call of the real one, no
+ * record and no look at the break (the next recorded call and the
+ * flusher's heap_brk_poll see it move). Only for functions whose glibc
+ * code calls none of our hooks. */
+#define SAMPLE_PASS(size, call)                                   \
+	if (G.sample_bytes && likely(!sample_take(size)))          \
+		return call
+
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
+	if (G.sample_bytes && p && !sample_add(p)) {
+		brk_check();
+		return;
+	}
 	uint32_t stack = FSK_STACK(0);
 	uint64_t addr = (uint64_t)(uintptr_t)p;
 	int mm = addr && chunk_mmapped(p);
@@ -103,22 +141,15 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	brk_check();
 }
 
-#define HOT_BEGIN()            \
-	t_guard = 1;           \
-	STRICT_ENTER()
-#define HOT_END(err)           \
-	STRICT_LEAVE();        \
-	t_guard = 0;           \
-	errno = err
-
-FSK_EXPORT void *malloc(size_t size)
+/* Everything but the sampled pass; `chosen`: sampling picked this call. */
+static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 {
 	if (unlikely(!real.malloc)) {
 		resolve_all();
 		if (!real.malloc)
 			return resolve_boot_alloc(size, 16);
 	}
-	if (!hot_on())
+	if (!chosen && !hot_on())
 		return real.malloc(size);
 	HOT_BEGIN();
 	void *p = real.malloc(size);
@@ -126,6 +157,16 @@ FSK_EXPORT void *malloc(size_t size)
 	rec_alloc(FSK_FN_MALLOC, p, size);
 	HOT_END(err);
 	return p;
+}
+
+/* The sampled pass kept apart so that it compiles to a few loads and a
+ * jump, with no frame. */
+FSK_EXPORT void *malloc(size_t size)
+{
+	int hot = G.sample_bytes && hot_on();
+	if (likely(hot) && likely(!sample_take(size)))
+		return real.malloc(size);
+	return malloc_slow(size, hot);
 }
 
 FSK_EXPORT void *calloc(size_t n, size_t size)
@@ -141,51 +182,74 @@ FSK_EXPORT void *calloc(size_t n, size_t size)
 	}
 	if (!hot_on())
 		return real.calloc(n, size);
-	HOT_BEGIN();
-	void *p = real.calloc(n, size);
-	int err = errno;
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total))
 		total = (size_t)-1;
+	SAMPLE_PASS(total, real.calloc(n, size));
+	HOT_BEGIN();
+	void *p = real.calloc(n, size);
+	int err = errno;
 	rec_alloc(FSK_FN_CALLOC, p, total);
 	HOT_END(err);
 	return p;
 }
 
-FSK_EXPORT void free(void *p)
+/* A FREE record, compact when it fits; fn FSK_FN_REALLOC only for a
+ * sampled realloc that releases a recorded block (trace.h). */
+static void rec_free(void *p, uint16_t fn)
 {
-	if (unlikely(!p || resolve_is_boot(p)))
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (likely(!(a & FSK_CADDR_FLAGS) && fn == FSK_FN_FREE)) {
+		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
 		return;
-	if (unlikely(!real.free)) {
-		resolve_all();
-		if (!real.free)
-			return;
 	}
-	if (!hot_on()) {
-		real.free(p);
-		return;
+	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
+					 FSK_TS_CLOCK);
+	if (h) {
+		struct fsk_free *f = (void *)(h + 1);
+		f->addr = a;
+		f->stack = 0;
+		f->fn = fn;
+		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+		emit_commit();
+	}
+}
+
+/* Everything but the sampled pass; `recorded`: sampling found p's block
+ * recorded (and took it out of the set). */
+static __attribute__((noinline)) void free_slow(void *p, int recorded)
+{
+	if (!recorded) {
+		if (unlikely(!p || resolve_is_boot(p)))
+			return;
+		if (unlikely(!real.free)) {
+			resolve_all();
+			if (!real.free)
+				return;
+		}
+		if (!hot_on()) {
+			real.free(p);
+			return;
+		}
 	}
 	HOT_BEGIN();
 	int err = errno;
-	uint64_t a = (uint64_t)(uintptr_t)p;
-	if (likely(!(a & FSK_CADDR_FLAGS))) {
-		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
-	} else {
-		struct fsk_rec *h = emit_reserve(FSK_REC_FREE,
-						 sizeof(struct fsk_rec) + sizeof(struct fsk_free),
-						 FSK_TS_CLOCK);
-		if (h) {
-			struct fsk_free *f = (void *)(h + 1);
-			f->addr = a;
-			f->stack = 0;
-			f->fn = FSK_FN_FREE;
-			f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
-			emit_commit();
-		}
-	}
+	rec_free(p, FSK_FN_FREE);
 	real.free(p);
 	brk_check();
 	HOT_END(err);
+}
+
+/* Sampling: a block not recorded goes straight to glibc (free(NULL) too). */
+FSK_EXPORT void free(void *p)
+{
+	int recorded = 0;
+	if (likely(G.sample_bytes && hot_on())) {
+		recorded = sample_remove(p);
+		if (likely(!recorded) && !resolve_is_boot(p))
+			return real.free(p);
+	}
+	free_slow(p, recorded);
 }
 
 static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
@@ -204,6 +268,32 @@ static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 		emit_commit();
 	}
 	brk_check();
+}
+
+/* Records of a realloc under sampling (trace.h): `was` = the old block was
+ * recorded (already taken out of the set), `take` = this call is chosen. */
+static void sample_realloc_rec(uint16_t fn, void *old, void *p, size_t size, int was, int take)
+{
+	if (!was && !take) {
+		brk_quiet();
+		return;
+	}
+	HOT_BEGIN();
+	int err = errno;
+	if (!p && size) { /* failed: the old block is still live */
+		if (was)
+			sample_add(old);
+		if (take)
+			rec_realloc(fn, old, NULL, size);
+	} else if (!p) { /* size 0 freed it */
+		rec_realloc(fn, old, NULL, 0);
+	} else if (take && sample_add(p)) {
+		rec_realloc(fn, old, p, size);
+	} else if (was) {
+		rec_free(old, fn);
+		brk_check();
+	}
+	HOT_END(err);
 }
 
 /* A block from the bootstrap arena moving to the real heap. */
@@ -227,6 +317,14 @@ FSK_EXPORT void *realloc(void *old, size_t size)
 	}
 	if (!hot_on())
 		return real.realloc(old, size);
+	if (G.sample_bytes) {
+		int was = old && sample_remove(old), take = sample_take(size);
+		t_guard = 1;
+		void *p = real.realloc(old, size);
+		t_guard = 0;
+		sample_realloc_rec(FSK_FN_REALLOC, old, p, size, was, take);
+		return p;
+	}
 	HOT_BEGIN();
 	void *p = real.realloc(old, size);
 	int err = errno;
@@ -250,11 +348,19 @@ FSK_EXPORT void *reallocarray(void *old, size_t n, size_t size)
 	}
 	if (!hot_on())
 		return real.reallocarray(old, n, size);
+	if (__builtin_mul_overflow(n, size, &total))
+		total = (size_t)-1;
+	if (G.sample_bytes) {
+		int was = old && sample_remove(old), take = sample_take(total);
+		t_guard = 1;
+		void *p = real.reallocarray(old, n, size);
+		t_guard = 0;
+		sample_realloc_rec(FSK_FN_REALLOCARRAY, old, p, total, was, take);
+		return p;
+	}
 	HOT_BEGIN();
 	void *p = real.reallocarray(old, n, size);
 	int err = errno;
-	if (__builtin_mul_overflow(n, size, &total))
-		total = (size_t)-1;
 	rec_realloc(FSK_FN_REALLOCARRAY, old, p, total);
 	HOT_END(err);
 	return p;
@@ -271,6 +377,7 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 	}
 	if (!hot_on())
 		return real.posix_memalign(out, align, size);
+	SAMPLE_PASS(size, real.posix_memalign(out, align, size));
 	HOT_BEGIN();
 	int saved = errno;
 	int r = real.posix_memalign(out, align, size);
@@ -289,6 +396,7 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 		}                                                     \
 		if (!hot_on())                                        \
 			return real.name args;                        \
+		SAMPLE_PASS(size_expr, real.name args);               \
 		HOT_BEGIN();                                          \
 		void *p = real.name args;                             \
 		int err = errno;                                      \
@@ -318,7 +426,7 @@ FSK_EXPORT int brk(void *addr)
 	int err = errno;
 	if (r == 0 && __curbrk != old) {
 		atomic_store(&s_last_brk, __curbrk);
-		brk_record(old, __curbrk, FSK_BRK_CALL);
+		brk_record(old, __curbrk, FSK_BRK_CALL, 1);
 	}
 	t_guard = 0;
 	errno = err;
@@ -336,15 +444,25 @@ FSK_EXPORT void *sbrk(intptr_t incr)
 	int err = errno;
 	if (old != (void *)-1) {
 		atomic_store(&s_last_brk, __curbrk);
-		brk_record(old, __curbrk, FSK_BRK_SBRK);
+		brk_record(old, __curbrk, FSK_BRK_SBRK, 1);
 	}
 	t_guard = 0;
 	errno = err;
 	return old;
 }
 
-/* The break at stream start, so the first malloc growth is a change. */
+/* The flusher, each tick while sampling: most calls do not look at the
+ * break, so a move they made is recorded here if no recorded call did. */
+FSK_HIDDEN void heap_brk_poll(void)
+{
+	brk_check_as(0); /* the flusher's own stack would mislead */
+}
+
+/* The break at stream start, so the first malloc growth is a change:
+ * glibc sets __curbrk at its first sbrk, so ask for it if none came yet. */
 FSK_HIDDEN void heap_init(void)
 {
+	if (!__curbrk)
+		real.sbrk(0);
 	atomic_store(&s_last_brk, __curbrk);
 }

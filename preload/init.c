@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fsk.h"
@@ -74,12 +75,14 @@ static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
-	scan_own_point(&arg); /* our stack is not the program's memory */
+	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
 	for (;;) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
 		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 			;
 		if (G.active) {
+			if (G.sample_bytes && G.malloc_on)
+				heap_brk_poll();
 			emit_flush_all(0);
 			scan_tick();
 		}
@@ -101,7 +104,17 @@ static void flusher_start(void)
 	pthread_attr_t attr;
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&attr, 64 * 1024);
+	/* A stack of ours before the thread exists, so a scan in between does
+	 * not count it as the program's memory; lowest page a guard. */
+	size_t guard = G.page_size, len = 64 * 1024;
+	char *stack = sys_mmap(guard + len);
+	if (stack) {
+		scan_own_add(stack, guard + len);
+		syscall(SYS_mprotect, stack, guard, PROT_NONE);
+		pthread_attr_setstack(&attr, stack + guard, len);
+	} else {
+		pthread_attr_setstacksize(&attr, len);
+	}
 	if (pthread_create(&th, &attr, flusher_main, NULL) == 0)
 		pthread_setname_np(th, "forkscope");
 	pthread_attr_destroy(&attr);
@@ -159,6 +172,10 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	G.stack_depth = env_int("FORKSCOPE_STACK_DEPTH", 32, 0, FSK_STACK_MAX);
 	G.scan_ms = env_int("FORKSCOPE_SCAN_MS", 100, 0, 3600000);
 	G.faults_on = env_int("FORKSCOPE_FAULTS", 1, 0, 1);
+	G.sample_bytes = (uint64_t)env_int("FORKSCOPE_SAMPLE_BYTES", 0, 0, 1 << 30);
+	G.sample_seed = (uint64_t)env_int("FORKSCOPE_SAMPLE_SEED", 0, 0, 1 << 30);
+	if (G.sample_bytes && sample_init() < 0)
+		G.malloc_on = 0; /* recording every call would mislead as much */
 	self_path();
 	env_save(envp);
 	emit_init();
@@ -224,6 +241,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
+	sample_fork_child();
 	scan_reset_child();
 	emit_reset_child();
 	unwind_fork_child();

@@ -191,8 +191,14 @@ int main(void)
 {
 	at("proc", "role=main pid=%d ppid=%d", (int)getpid(), (int)getppid());
 	/* The heap exists before the first change (volatile: the compiler
-	 * may not drop the pair). */
+	 * may not drop the pair). Its first appearance is malloc's doing. */
+	uintptr_t b0 = (uintptr_t)sbrk(0);
 	char *volatile first = malloc(1);
+	uintptr_t b1 = (uintptr_t)sbrk(0);
+	if (b1 > b0) {
+		say("malloc(1): the heap appears, up to the new break\n");
+		at("change", "what=added kind=heap cause=malloc end=%#lx", (unsigned long)page_up(b1));
+	}
 	free(first);
 	checkpoint("start");
 

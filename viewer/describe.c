@@ -289,6 +289,13 @@ void describe_event(const struct model_event *ev, char *buf, size_t n)
 		free(s);
 		return;
 	}
+	case FSK_REC_SAMPLE: {
+		struct fsk_sample sm;
+		describe_get(ev, &sm, sizeof(sm));
+		snprintf(buf, n, "malloc sampled 1/%" PRIu64 " bytes: totals are estimates",
+			 sm.mean_bytes);
+		return;
+	}
 	case FSK_REC_STACK:
 		snprintf(buf, n, "call stack interned");
 		return;

@@ -1,9 +1,43 @@
 /* heap: see heap.h. */
 #include "heap.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "forkscope/trace.h"
+
+uint64_t heap_weight(uint64_t mean, uint64_t size, double *calls)
+{
+	if (!mean) {
+		*calls = 1;
+		return size;
+	}
+	double p = -expm1(-(double)(size ? size : 1) / (double)mean);
+	*calls = 1 / p;
+	return (uint64_t)llround((double)size / p);
+}
+
+/* Adds one recorded call of `size` bytes to the estimate *w (and its
+ * rounded value *n); without sampling, just one. */
+static void heap_count(struct heap *h, uint64_t *n, double *w, uint64_t size)
+{
+	double c;
+
+	if (!h->sample_bytes) {
+		(*n)++;
+		return;
+	}
+	heap_weight(h->sample_bytes, size, &c);
+	*w += c;
+	*n = (uint64_t)llround(*w);
+}
+
+static uint64_t heap_est(const struct heap *h, uint64_t size)
+{
+	double c;
+
+	return heap_weight(h->sample_bytes, size, &c);
+}
 
 static void heap_peak(struct heap *h)
 {
@@ -20,42 +54,61 @@ static void heap_insert(struct heap *h, uint64_t addr, uint64_t size)
 	if (h->ended || !addr)
 		return;
 	if (table_put(&h->live, addr, size, &old) == 0)
-		h->live_bytes -= old;
-	h->live_bytes += size;
+		h->live_bytes -= heap_est(h, old);
+	h->live_bytes += heap_est(h, size);
 	heap_peak(h);
 }
 
-static void heap_remove(struct heap *h, uint64_t addr)
+/* Takes a block out; its size, or 0 (counted unknown) if it was not live.
+ * Under sampling a realloc's old block often went unrecorded: `quiet`. */
+static uint64_t heap_remove(struct heap *h, uint64_t addr, int quiet)
 {
-	uint64_t size;
+	uint64_t size = 0;
 
 	if (h->ended)
-		return;
+		return 0;
 	if (table_del(&h->live, addr, &size))
-		h->live_bytes -= size;
-	else
+		h->live_bytes -= heap_est(h, size);
+	else if (!quiet)
 		h->unknown_frees++;
+	return size;
 }
 
 void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags)
 {
-	h->calls++;
+	double c;
+
+	heap_count(h, &h->calls, &h->w_calls, size);
 	if (flags & FSK_AF_FAILED || !addr) {
-		h->failed++;
+		heap_count(h, &h->failed, &h->w_failed, size);
 		return;
 	}
-	h->bytes += size;
+	if (!h->sample_bytes) {
+		h->bytes += size;
+	} else {
+		h->w_bytes += (double)heap_weight(h->sample_bytes, size, &c);
+		h->bytes = (uint64_t)llround(h->w_bytes);
+	}
 	if (flags & FSK_AF_MMAPPED)
-		h->mmap_served++;
+		h->mmap_served += h->sample_bytes ? (uint64_t)llround(c) : 1;
 	else
-		h->brk_served++;
+		h->brk_served += h->sample_bytes ? (uint64_t)llround(c) : 1;
 	heap_insert(h, addr, size);
 }
 
 void heap_free(struct heap *h, uint64_t addr)
 {
-	h->frees++;
-	heap_remove(h, addr);
+	uint64_t size = heap_remove(h, addr, 0);
+
+	if (!h->sample_bytes || h->ended)
+		h->frees++;
+	else
+		heap_count(h, &h->frees, &h->w_frees, size);
+}
+
+void heap_release(struct heap *h, uint64_t addr)
+{
+	heap_remove(h, addr, 1);
 }
 
 void heap_realloc(struct heap *h, uint64_t old_addr, uint64_t new_addr,
@@ -66,15 +119,15 @@ void heap_realloc(struct heap *h, uint64_t old_addr, uint64_t new_addr,
 		return;
 	}
 	if (flags & FSK_AF_FAILED) {
-		h->failed++;
+		heap_count(h, &h->failed, &h->w_failed, size);
 		return;
 	}
 	if (!new_addr) {
 		heap_free(h, old_addr);
 		return;
 	}
-	h->reallocs++;
-	heap_remove(h, old_addr);
+	heap_count(h, &h->reallocs, &h->w_reallocs, size);
+	heap_remove(h, old_addr, h->sample_bytes != 0);
 	heap_insert(h, new_addr, size);
 }
 
@@ -82,6 +135,7 @@ int heap_inherit(struct heap *child, const struct heap *parent)
 {
 	if (table_copy(&child->live, &parent->live) < 0)
 		return -1;
+	child->sample_bytes = parent->sample_bytes;
 	child->inherited_blocks = parent->live.n;
 	child->inherited_bytes = parent->live_bytes;
 	child->live_bytes = parent->live_bytes;

@@ -25,10 +25,21 @@ struct heap {
 	uint64_t peak_live_bytes;
 	uint64_t exit_bytes, exit_blocks; /* live when the process ended */
 	int ended;              /* heap_end() ran: exit_* are final */
+	/* Sampled stream (trace.h): the mean N; every count and byte total
+	 * above is then an estimate, each record weighted by heap_weight(). */
+	uint64_t sample_bytes;
+	double w_calls, w_frees, w_failed, w_reallocs, w_bytes; /* unrounded estimates */
 };
+
+/* What a record of `size` bytes stands for under sampling with mean N
+ * (0: itself): *calls = 1/p, return value size/p bytes, where p = 1 -
+ * exp(-max(size, 1)/N) is the chance the writer recorded it. */
+uint64_t heap_weight(uint64_t mean, uint64_t size, double *calls);
 
 void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags);
 void heap_free(struct heap *h, uint64_t addr);
+/* Sampling: a realloc whose new block went unrecorded released addr. */
+void heap_release(struct heap *h, uint64_t addr);
 void heap_realloc(struct heap *h, uint64_t old_addr, uint64_t new_addr,
 		  uint64_t size, unsigned flags);
 

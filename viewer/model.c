@@ -413,6 +413,7 @@ static int model_scan_rec(struct model_proc *p, const struct model_event *ev)
 
 static void model_heap_rec(struct model_proc *p, const struct model_event *ev)
 {
+	p->heap.sample_bytes = ev->stream->sample_bytes;
 	if (ev->kind == FSK_REC_ALLOC) {
 		struct fsk_alloc a;
 		memcpy(&a, ev->payload, sizeof(a));
@@ -420,7 +421,10 @@ static void model_heap_rec(struct model_proc *p, const struct model_event *ev)
 	} else if (ev->kind == FSK_REC_FREE) {
 		struct fsk_free f;
 		memcpy(&f, ev->payload, sizeof(f));
-		heap_free(&p->heap, f.addr);
+		if (f.fn == FSK_FN_REALLOC || f.fn == FSK_FN_REALLOCARRAY)
+			heap_release(&p->heap, f.addr);
+		else
+			heap_free(&p->heap, f.addr);
 	} else {
 		struct fsk_realloc r;
 		memcpy(&r, ev->payload, sizeof(r));

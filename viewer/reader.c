@@ -488,6 +488,8 @@ again:
 			return -1;
 		}
 	}
+	if (h.type == FSK_REC_SAMPLE && r->len >= sizeof(struct fsk_sample) && !s->nrecs)
+		memcpy(&s->sample_bytes, r->payload, sizeof(s->sample_bytes));
 	s->off += h.size;
 	s->nrecs++;
 	return 1;

@@ -59,6 +59,7 @@ struct reader_stream {
 	uint64_t cur_base;
 	struct table bases;     /* tid + 1 -> its CBASE time */
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
+	uint64_t sample_bytes;  /* SAMPLE record (first record): mean N, else 0 */
 	uint64_t nctx;          /* CTX records consumed so far */
 	/* a resumed copy (reader_stream_resume): smaller window, no fd kept
 	 * between reads, path borrowed */

@@ -166,6 +166,7 @@ static void report_tree(FILE *f, const struct model *m)
 static void report_malloc(FILE *f, const struct model *m)
 {
 	uint64_t calls = 0, frees = 0, bytes = 0, leak = 0, blocks = 0, mm = 0, failed = 0;
+	uint64_t sampled = 0;
 	char b1[32], b2[32];
 	int any = 0;
 
@@ -174,6 +175,8 @@ static void report_malloc(FILE *f, const struct model *m)
 		any |= m->procs[i]->malloc_traced;
 		calls += h->calls, frees += h->frees, bytes += h->bytes;
 		mm += h->mmap_served, failed += h->failed;
+		if (h->sample_bytes > sampled)
+			sampled = h->sample_bytes;
 		leak += h->ended ? h->exit_bytes : h->live_bytes;
 		blocks += h->ended ? h->exit_blocks : h->live.n;
 	}
@@ -183,6 +186,8 @@ static void report_malloc(FILE *f, const struct model *m)
 	}
 	report_bytes(b1, sizeof(b1), bytes);
 	report_bytes(b2, sizeof(b2), leak);
+	if (sampled)
+		fprintf(f, "malloc: sampled 1/%" PRIu64 " bytes: totals are estimates\n", sampled);
 	fprintf(f, "malloc: %" PRIu64 " calls (%" PRIu64 " served by mmap, %" PRIu64
 		" failed), %" PRIu64 " frees, %s requested; %s in %" PRIu64
 		" blocks live at exit\n", calls, mm, failed, frees, b1, b2, blocks);

@@ -44,6 +44,9 @@ void run_usage(FILE *f)
 	      "  --no-malloc         do not trace the malloc family\n"
 	      "  --stack-depth N     call-stack frames per event (default 32, 0 = off)\n"
 	      "  --scan-ms N         address-space scan interval, 0 = off (default 100)\n"
+	      "  --sample-bytes N    record about one malloc-family call per N bytes\n"
+	      "                      allocated (larger blocks likelier): totals become\n"
+	      "                      estimates, the cost of hot allocators drops\n"
 	      "  --no-faults         no precise page-fault sampling\n"
 	      "  --no-env-restore    do not put the tracer back into an exec'd\n"
 	      "                      environment that dropped it\n"
@@ -343,6 +346,10 @@ static void run_exec(const struct run_opts *o, const char *dir, const char *lib,
 	setenv("FORKSCOPE_SCAN_MS", num, 1);
 	setenv("FORKSCOPE_FAULTS", o->faults_on ? "1" : "0", 1);
 	setenv("FORKSCOPE_ENV_RESTORE", o->env_restore ? "1" : "0", 1);
+	if (o->sample_bytes) {
+		snprintf(num, sizeof(num), "%lu", o->sample_bytes);
+		setenv("FORKSCOPE_SAMPLE_BYTES", num, 1);
+	}
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "forkscope: %s: %s\n", cmd[0],
 		errno == ENOENT ? "command not found" : strerror(errno));
@@ -384,11 +391,12 @@ static int run_reap(int fd, pid_t cmd)
 
 static int run_parse(int argc, char **argv, struct run_opts *o, void (*usage)(FILE *f))
 {
-	enum { O_NOMALLOC = 256, O_DEPTH, O_SCAN, O_NOFAULTS, O_NOENV };
+	enum { O_NOMALLOC = 256, O_DEPTH, O_SCAN, O_NOFAULTS, O_NOENV, O_SAMPLE };
 	static const struct option opts[] = {
 		{ "no-malloc", no_argument, NULL, O_NOMALLOC },
 		{ "stack-depth", required_argument, NULL, O_DEPTH },
 		{ "scan-ms", required_argument, NULL, O_SCAN },
+		{ "sample-bytes", required_argument, NULL, O_SAMPLE },
 		{ "no-faults", no_argument, NULL, O_NOFAULTS },
 		{ "no-env-restore", no_argument, NULL, O_NOENV },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -418,6 +426,10 @@ static int run_parse(int argc, char **argv, struct run_opts *o, void (*usage)(FI
 			break;
 		case O_SCAN:
 			if (run_number(optarg, 3600000, &o->scan_ms) < 0)
+				return 2;
+			break;
+		case O_SAMPLE:
+			if (run_number(optarg, 10000000, &o->sample_bytes) < 0)
 				return 2;
 			break;
 		case 'h':

@@ -10,6 +10,7 @@ struct run_opts {
 	int force, quiet;
 	int malloc_on, faults_on, env_restore;
 	unsigned long stack_depth, scan_ms;
+	unsigned long sample_bytes;  /* --sample-bytes: 0 = record every call */
 };
 
 /* A started run: `run` waits for it at once, `live` while its viewer draws. */

@@ -1,6 +1,7 @@
 /* sites: see sites.h. */
 #include "sites.h"
 
+#include <math.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -67,14 +68,20 @@ static void sites_remove(struct sites_proc *p, uint64_t addr)
 		p->live_bytes -= v & SITES_SIZE_MASK;
 }
 
-static int sites_count(struct sites_proc *p, size_t stack, uint64_t size)
+/* One recorded call of `*size` bytes at a site; under sampling *size
+ * becomes the estimated bytes it stands for (heap_weight). */
+static int sites_count(struct sites_proc *p, size_t stack, uint64_t *size,
+		       const struct reader_stream *rs)
 {
 	struct sites_site *s = sites_site(&p->idx, &p->alloc, &p->nalloc, &p->acap, stack);
+	double calls;
 
 	if (!s)
 		return -ENOMEM;
-	s->calls++;
-	s->bytes += size;
+	*size = heap_weight(rs->sample_bytes, *size, &calls);
+	s->wcalls += calls;
+	s->calls = (uint64_t)llround(s->wcalls);
+	s->bytes += *size;
 	return 0;
 }
 
@@ -166,7 +173,7 @@ static int sites_heap(struct sites *s, struct sites_proc *p, const struct model_
 		if (a.flags & FSK_AF_FAILED || !a.addr)
 			return 0;
 		size_t stack = stacks_get(st, ev->stream, a.stack);
-		if (sites_count(p, stack, a.size) < 0)
+		if (sites_count(p, stack, &a.size, ev->stream) < 0)
 			return -ENOMEM;
 		return sites_insert(p, a.addr, a.size, stack, ev->ts_ns);
 	}
@@ -185,7 +192,7 @@ static int sites_heap(struct sites *s, struct sites_proc *p, const struct model_
 		return 0;
 	}
 	size_t stack = stacks_get(st, ev->stream, r.stack);
-	if (sites_count(p, stack, r.size) < 0)
+	if (sites_count(p, stack, &r.size, ev->stream) < 0)
 		return -ENOMEM;
 	if (r.old_addr)
 		sites_remove(p, r.old_addr);

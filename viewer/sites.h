@@ -23,6 +23,7 @@
 struct sites_site {
 	size_t stack;           /* STACKS_NONE: recorded without a stack */
 	uint64_t bytes, calls;
+	double wcalls;          /* sampled streams: calls before rounding */
 };
 
 struct sites_leak {

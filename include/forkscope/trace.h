@@ -55,6 +55,22 @@
  * the clock by well under 1 us and never leads it, and each thread's
  * records never go back in time. Lifecycle records (fork, exec, exit,
  * wait) read the clock.
+ *
+ * Sampled malloc tracing (FORKSCOPE_SAMPLE_BYTES=N, header flag
+ * FSK_HF_SAMPLED). A SAMPLE record {mean_bytes N} follows the header,
+ * before any other record. Each thread counts allocated bytes down from a
+ * length drawn from an exponential distribution of mean N; an allocation
+ * of s bytes (s = 0 counts as 1) that crosses zero is recorded and a new
+ * length is drawn, so it is recorded with probability p = 1 - exp(-s/N),
+ * independently of every other. A reader weights each recorded allocation
+ * by 1/p calls and s/p bytes: unbiased estimates of the true totals.
+ * Record layouts do not change, only which calls have records:
+ *   ALLOC     a recorded allocation;
+ *   FREE      only of a block an ALLOC/REALLOC recorded; fn FSK_FN_REALLOC
+ *             when a realloc whose new block is not recorded released it;
+ *   REALLOC   the new block is recorded (old_addr may be a block the
+ *             trace never saw: nothing to remove then), or the call failed
+ *             or freed (size 0) a recorded block.
  */
 #ifndef FORKSCOPE_TRACE_H
 #define FORKSCOPE_TRACE_H
@@ -74,6 +90,8 @@
 #define FSK_HF_ARGV_TRUNC    0x8u /* argv in the header was cut to fit */
 #define FSK_HF_RUNNER       0x10u /* written by `forkscope run` itself: it holds
                                      the WAITs of the subreaper (orphans, CMD) */
+#define FSK_HF_SAMPLED      0x20u /* malloc family sampled: a SAMPLE record
+                                     follows the header (see the top) */
 
 struct fsk_header {
 	char magic[8];             /* FSK_MAGIC */
@@ -130,7 +148,8 @@ enum fsk_rec_type {
 	FSK_REC_CFREE = 24,        /* struct fsk_cfree: compact FREE */
 	FSK_REC_CALLOC = 25,       /* struct fsk_calloc: compact ALLOC */
 	FSK_REC_CMALLOC = 26,      /* struct fsk_cmalloc: compact small malloc() */
-	FSK_REC_TYPE_COUNT
+	FSK_REC_TYPE_COUNT,
+	FSK_REC_SAMPLE = 30,       /* struct fsk_sample: malloc sampling on */
 };
 
 /* Which malloc-family function made an ALLOC/FREE/REALLOC record. */
@@ -458,6 +477,11 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 	uint64_t word;             /* address < 2^48, size < 2^19, see above */
 };
 
+struct fsk_sample {                /* first record of a sampled stream */
+	uint64_t mean_bytes;       /* N: mean bytes between recorded calls */
+	uint64_t seed;             /* FORKSCOPE_SAMPLE_SEED, 0 = random */
+};
+
 /* The layout is the contract: any change here is a format version bump. */
 _Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
 _Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
@@ -485,5 +509,6 @@ _Static_assert(sizeof(struct fsk_crec) == 8, "fsk_crec");
 _Static_assert(sizeof(struct fsk_cfree) == 16, "fsk_cfree");
 _Static_assert(sizeof(struct fsk_calloc) == 24, "fsk_calloc");
 _Static_assert(sizeof(struct fsk_cmalloc) == 16, "fsk_cmalloc");
+_Static_assert(sizeof(struct fsk_sample) == 16, "fsk_sample");
 
 #endif /* FORKSCOPE_TRACE_H */

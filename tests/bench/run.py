@@ -10,7 +10,7 @@ number here is asserted by a test.
 events only. BENCH_OLD_LIB=path/to/libforkscope.so adds both
 configurations with that library (before/after comparisons).
 """
-import json, os, shutil, statistics, subprocess, sys, tempfile, time
+import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.path.join(TOP, "build")
@@ -149,7 +149,30 @@ def scan_cost():
               (mib, ", %d GiB virtual" % virt if virt else "", cells or "no scans"))
 
 
+def cpu_time(cmd):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+
+
+def sampled_row():
+    # --sample-bytes on the hottest allocator: user+sys CPU time (less noisy
+    # than wall time on a shared machine), median ratio of alternating runs
+    cmd = [os.path.join(BENCH, "malloc_bench"), "5000000", "1", "0"]
+    sampled = [FSK, "run", "-q", "-f", "-o", os.path.join(tmp, "smp"), "--sample-bytes", "524288", "--"] + cmd
+    r = []
+    for _ in range(max(REPS, 9)):
+        base = cpu_time(cmd)
+        r.append(cpu_time(sampled) / base)
+    print("5M malloc/free, --sample-bytes 524288: %.2fx CPU time (%.2f-%.2f), user+sys, %d alternating runs"
+          % (statistics.median(r), min(r), max(r), len(r)))
+    shutil.rmtree(os.path.join(tmp, "smp"), ignore_errors=True)
+
+
 def extras():
+    if not ONLY or any(o in "5M malloc/free" for o in ONLY):
+        sampled_row()
     # trace bytes per event and events/s of the report over that trace
     d = os.path.join(tmp, "bpe")
     subprocess.run([FSK, "run", "-q", "-o", d, "--", os.path.join(BENCH, "malloc_bench"), "1000000"],

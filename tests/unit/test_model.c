@@ -292,6 +292,45 @@ static void test_pid_reuse(const char *dir)
 	load_free(&l);
 }
 
+/* A sampled stream (trace.h): each record stands for 1/p calls and size/p
+ * bytes, p = 1 - exp(-size/N). With N = 1000: size 1000 -> 1.582 calls,
+ * 1582 bytes; size 2000 -> 1.157 calls, 2313 bytes. */
+static void test_sampled(const char *dir)
+{
+	static char *const argv1[] = { "hot", NULL };
+	struct fsk_sample sm = { .mean_bytes = 1000 };
+	struct fsk_free rel = { .addr = 0x2000, .fn = FSK_FN_REALLOC };
+	struct writer w;
+	struct load l;
+
+	writer_init(&w);
+	synth_header(&w, 400, 1, 0, 10, 0, FSK_HF_MALLOC | FSK_HF_SAMPLED, "/hot", argv1);
+	writer_rec(&w, FSK_REC_SAMPLE, 400, 10, &sm, sizeof(sm));
+	synth_alloc(&w, 400, 11, 0x1000, 1000, 0);
+	synth_alloc(&w, 400, 12, 0x2000, 1000, 0);
+	synth_free(&w, 13, 0x1000);
+	/* realloc of a block that was not recorded: nothing to remove */
+	synth_realloc(&w, 14, 0x3000, 0x4000, 2000);
+	/* a realloc whose new block was not recorded released 0x2000 */
+	writer_rec(&w, FSK_REC_FREE, 400, 15, &rel, sizeof(rel));
+	synth_end(&w, 20, FSK_END_EXIT);
+	synth_save(dir, 400, 0, &w, -1);
+	writer_free(&w);
+	load_dir(&l, dir);
+	const struct model_proc *p = model_find(&l.model, 400);
+	const struct heap *h = p ? &p->heap : NULL;
+	synth_check("sampled_weights", h && h->sample_bytes == 1000 && h->calls == 3 &&
+		    h->bytes == 3164 && h->frees == 2 && h->reallocs == 1 &&
+		    h->unknown_frees == 0 && h->peak_live_bytes == 3895 &&
+		    h->exit_bytes == 2313 && h->exit_blocks == 1,
+		    "calls %" PRIu64 " bytes %" PRIu64 " frees %" PRIu64 " reallocs %" PRIu64
+		    " unknown %" PRIu64 " peak %" PRIu64 " exit %" PRIu64 "/%" PRIu64,
+		    h ? h->calls : 0, h ? h->bytes : 0, h ? h->frees : 0, h ? h->reallocs : 0,
+		    h ? h->unknown_frees : 0, h ? h->peak_live_bytes : 0, h ? h->exit_bytes : 0,
+		    h ? h->exit_blocks : 0);
+	load_free(&l);
+}
+
 int main(void)
 {
 	char *dir = synth_dir(), sub[600];
@@ -313,6 +352,9 @@ int main(void)
 	snprintf(sub, sizeof(sub), "%s/reuse", dir);
 	mkdir(sub, 0700);
 	test_pid_reuse(sub);
+	snprintf(sub, sizeof(sub), "%s/sampled", dir);
+	mkdir(sub, 0700);
+	test_sampled(sub);
 	synth_rmdir(dir);
 	free(dir);
 	return synth_failed;

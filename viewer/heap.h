@@ -10,33 +10,8 @@
 
 #include "table.h"
 
-/*
- * The live blocks: a hash table split into HEAP_PAGES tables by address,
- * shared copy-on-write. A copy (a fork child, a timeline snapshot, the
- * model a seek restores) takes a reference to the directory; the first
- * change through either side copies the directory (pointers only) and the
- * one page it touches, so copies of a process that made a few calls in
- * between share all but a few pages.
- */
-#define HEAP_PAGES 64
-
-struct heap_page {
-	size_t refs;
-	struct table t;
-};
-
-struct heap_dir {
-	size_t refs;
-	struct heap_page *pg[HEAP_PAGES];       /* NULL: no block there */
-};
-
-struct heap_live {
-	struct heap_dir *dir;   /* NULL: empty */
-	size_t n;               /* live blocks */
-};
-
 struct heap {
-	struct heap_live live;
+	struct table live;
 	uint64_t calls;         /* ALLOC records and reallocs that acted as malloc */
 	uint64_t frees;         /* FREE records and reallocs that acted as free */
 	uint64_t reallocs;      /* reallocs that moved or resized a block */
@@ -52,20 +27,13 @@ struct heap {
 	int ended;              /* heap_end() ran: exit_* are final */
 };
 
-/* Returns 1 and *size when a block at addr is live, else 0. */
-int heap_lookup(const struct heap *h, uint64_t addr, uint64_t *size);
-
-/* dst (overwritten, not freed) gets src's counts and shares its live
- * blocks: cannot fail. */
-void heap_share(struct heap *dst, const struct heap *src);
-
 void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags);
 void heap_free(struct heap *h, uint64_t addr);
 void heap_realloc(struct heap *h, uint64_t old_addr, uint64_t new_addr,
 		  uint64_t size, unsigned flags);
 
 /* A fork child starts with its parent's live blocks (counted as inherited,
- * not as calls), shared with it until either changes them: returns 0. */
+ * not as calls): 0 or -ENOMEM. */
 int heap_inherit(struct heap *child, const struct heap *parent);
 
 /* exec replaced the address space: no block survives, totals stay. */

@@ -65,7 +65,7 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 	d->nimages = d->cap = 0;
 	d->children = NULL;
 	d->nchildren = 0;
-	heap_share(&d->heap, &s->heap);
+	memset(&d->heap.live, 0, sizeof(d->heap.live));
 	memset(&d->cur, 0, sizeof(d->cur));
 	memset(&d->pending, 0, sizeof(d->pending));
 	d->revs = NULL;
@@ -84,7 +84,8 @@ static int model_copy_proc(struct model_proc *d, const struct model_proc *s)
 		di->exec_argv = model_copy_strv(si->exec_argv, &err);
 		d->nimages++;
 	}
-	if (err || model_copy_scan(&d->cur, &s->cur) < 0 ||
+	if (err || table_copy(&d->heap.live, &s->heap.live) < 0 ||
+	    model_copy_scan(&d->cur, &s->cur) < 0 ||
 	    model_copy_scan(&d->pending, &s->pending) < 0 || regions_diff_copy(d, s) < 0)
 		return -ENOMEM;
 	return 0;

@@ -187,7 +187,7 @@ int regions_diff_hint(struct model_proc *p, const struct model_event *ev)
 		memcpy(&f, ev->payload, sizeof(f));
 		if (!(f.flags & FSK_AF_MMAPPED) || !f.addr)
 			return 0;
-		heap_lookup(&p->heap, f.addr, &size);
+		table_get(&p->heap.live, f.addr, &size);
 		h.op = H_REMOVE;
 		h.stack = f.stack;
 		hint_chunk(&h, f.addr, size, ps);
@@ -201,7 +201,7 @@ int regions_diff_hint(struct model_proc *p, const struct model_event *ev)
 		h.stack = r.stack;
 		hint_chunk(&h, r.new_addr, r.size, ps);
 		h.op = H_ADD;
-		if (r.old_addr && heap_lookup(&p->heap, r.old_addr, &size)) {
+		if (r.old_addr && table_get(&p->heap.live, r.old_addr, &size)) {
 			/* glibc mremaps an mmapped chunk: in place or moved */
 			h.lo2 = h.lo;
 			h.hi2 = h.hi;

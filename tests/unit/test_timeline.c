@@ -46,21 +46,6 @@ static uint64_t fnv_str(uint64_t h, const char *s)
 	return fnv(h, 0);
 }
 
-/* The live blocks of a heap, hashed in no particular order. */
-static uint64_t digest_heap(const struct heap *hp)
-{
-	uint64_t h = 0;
-
-	for (size_t i = 0; hp->live.dir && i < HEAP_PAGES; i++) {
-		const struct heap_page *pg = hp->live.dir->pg[i];
-		for (size_t k = 0; pg && k < pg->t.cap; k++)
-			if (pg->t.slots[k].key)
-				h += fnv(fnv(14695981039346656037ull, pg->t.slots[k].key),
-					 pg->t.slots[k].val);
-	}
-	return h;
-}
-
 /* Everything a pane shows of the model, hashed. */
 static uint64_t digest(const struct model *m)
 {
@@ -83,7 +68,6 @@ static uint64_t digest(const struct model *m)
 		h = fnv(h, p->heap.calls);
 		h = fnv(h, p->heap.frees);
 		h = fnv(h, p->heap.live.n);
-		h = fnv(h, digest_heap(&p->heap));
 		h = fnv(h, p->nimages);
 		h = fnv(h, p->cur.n);
 		h = fnv(h, p->cur.id);
@@ -147,43 +131,6 @@ static int pos_cmp(const void *a, const void *b)
 /* Seeks to NSEEKS positions in random order (so, often backwards) and
  * compares each model with a replay from the start, finished the same
  * way. */
-/*
- * A process some event changed between two snapshots is two copies, but
- * its live-block pages the events did not touch are shared by both: of
- * the pages such copies hold, most are the same page; and a seek restores
- * the heap by sharing the snapshot's, not copying it.
- */
-static void test_heap_shared(struct timeline *t)
-{
-	size_t pages = 0, same = 0, dirs = 0, restored = 0;
-
-	for (size_t i = 1; i < t->nsnaps; i++) {
-		const struct model *a = &t->snaps[i - 1].m, *b = &t->snaps[i].m;
-		for (size_t k = 0; k < a->n && k < b->n; k++) {
-			const struct heap_dir *da = a->procs[k]->heap.live.dir, *db = b->procs[k]->heap.live.dir;
-			if (a->procs[k] == b->procs[k] || !da || !db)
-				continue;
-			dirs += da != db;
-			for (size_t j = 0; j < HEAP_PAGES; j++) {
-				pages += db->pg[j] != NULL;
-				same += db->pg[j] && db->pg[j] == da->pg[j];
-			}
-		}
-	}
-	synth_check("timeline.heap-pages-shared", dirs > 100 && same * 2 > pages,
-		    "%zu of %zu pages shared by %zu changed copies", same, pages, dirs);
-	if (timeline_seek(t, 0) < 0 || timeline_seek(t, t->snaps[t->nsnaps / 2].pos) < 0)
-		exit(99);
-	const struct model *m = timeline_model(t), *s = &t->snaps[t->nsnaps / 2].m;
-	size_t live = 0;
-	for (size_t k = 0; k < m->n && k < s->n; k++) {
-		live += s->procs[k]->heap.live.dir != NULL;
-		restored += s->procs[k]->heap.live.dir && m->procs[k]->heap.live.dir == s->procs[k]->heap.live.dir;
-	}
-	synth_check("timeline.seek-shares-heap", live > 10 && restored == live,
-		    "%zu of %zu live heaps shared after a seek to a snapshot", restored, live);
-}
-
 static void test_seek(struct timeline *t)
 {
 	size_t pos[NSEEKS], order[NSEEKS], n = timeline_len(t), bad = 0, back = 0;
@@ -227,7 +174,6 @@ static void test_seek(struct timeline *t)
 		held += t->snaps[i].m.n;
 	synth_check("timeline.snapshots-share", t->refs.n < held * 3 / 4, "%zu copies for %zu processes held",
 		    t->refs.n, held);
-	test_heap_shared(t);
 }
 
 /* Stepping back event by event across a multiple of the near-checkpoint

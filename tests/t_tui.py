@@ -418,6 +418,67 @@ def test_panes_sizes():
         check_quit(scr, tag)
 
 
+def rev_line(kv):
+    """The events pane's text of an "@ change" line of samples/regions
+    (after the time and pid columns); heap changes print no start."""
+    def rng(a, b):
+        return "0x%x-0x%x" % (int(a, 16), int(b, 16))
+    what, kind = kv["what"], kv["kind"]
+    if "start" not in kv:
+        return None
+    size = int(kv["end"], 16) - int(kv["start"], 16)
+    human = "%.1f MiB" % (size / 1048576) if size >= 1048576 else "%.1f KiB" % (size / 1024)
+    text = "region %s %s %s (%s)" % (what, kind, rng(kv["start"], kv["end"]), human)
+    if what == "prot":
+        text += " %s -> %s" % (kv["old_perms"][:3], kv["perms"][:3])
+    elif "old_start" in kv:
+        text += " %s %s" % ("from" if what == "moved" else "was", rng(kv["old_start"], kv["old_end"]))
+    return text + " by " + kv["cause"]
+
+
+def test_regions():
+    """Region changes in the events pane: each change samples/regions
+    makes, at its place (under the scan that found it), in the order it
+    made them, with the "regions" filter; / finds one by its cause."""
+    if not os.path.exists(fsk.sample("regions")):
+        fsk.check("regions.sample-built", False, fsk.sample("regions"))
+        return
+    trace, out = record("regions")
+    if not trace:
+        return
+    main = [int(kv["pid"]) for kv in fsk.at_dicts(out, "proc") if kv["role"] == "main"][0]
+    want = [w for w in map(rev_line, fsk.at_dicts(out, "change")) if w]
+    scr = Screen([fsk.fsk(), "view", trace], w=200, h=60)
+    opened(scr, "regions")
+    t = scr.keys(*["c"] * 5)
+    fsk.check("regions.filter-name", "Events: regions" in t, t[-2000:])
+    lines = [l.split("\u2502")[-1] for l in t.splitlines()]
+    at = []
+    for w in want:
+        hit = [i for i, l in enumerate(lines) if l.split()[2:3] == [str(main)] and l.rstrip().endswith(w)]
+        at.append(hit[0] if hit else None)
+    fsk.check("regions.changes-shown", len(want) >= 6 and None not in at,
+              "missing %r in %s" % ([w for w, i in zip(want, at) if i is None], t))
+    fsk.check("regions.in-order", None not in at and at == sorted(at), at)
+    shown = [l for l in lines if re.match(r"^\s*\+\S+ ms\s+\d+\s+\S", l)]
+    fsk.check("regions.only-changes", shown and all(" region " in l and " by " in l for l in shown), shown)
+    moved = [w for w in want if w.startswith("region moved")]
+    prot = [w for w in want if w.startswith("region prot")]
+    fsk.check("regions.mremap-move", len(moved) == 1 and "by mremap" in moved[0], want)
+    fsk.check("regions.mprotect", len(prot) == 1 and "by mprotect" in prot[0], want)
+    # back to every event; a search from the start stops at the scan that
+    # found the mprotect: its change right under the scan's line
+    t = scr.keys("c", "c", "Home", "/", "by mprotect", "Enter")
+    lines = [l.split("\u2502")[-1].rstrip() for l in t.splitlines()]
+    i = [k for k, l in enumerate(lines) if prot and l.endswith(prot[0])]
+    fsk.check("regions.search-finds", "Events: all" in t and len(i) == 1 and
+              "address-space scan" in lines[i[0] - 1] and lines[i[0] - 1].split()[2:3] == [str(main)],
+              t)
+    m = re.search(r"event (\d+)/(\d+)", t)
+    fsk.check("regions.search-moves-cursor", m and 0 < int(m.group(1)) < int(m.group(2)), t[-600:])
+    check_quit(scr, "regions")
+
+
 def test_monochrome_and_sigterm():
     """No colours (a terminal without them, and NO_COLOR), and SIGTERM to
     the viewer: the terminal comes back all the same."""
@@ -445,7 +506,7 @@ tmux("new-session", "-d", "-s", "keep", "sleep 3600")
 try:
     for test in (test_fork_twice, test_exit_codes, test_zombie, test_cow_variable,
                  test_prefork_view_narrow, test_generated, test_help_80x24, test_panes_sizes,
-                 test_monochrome_and_sigterm, test_live):
+                 test_monochrome_and_sigterm, test_regions, test_live):
         test()
 finally:
     kill_server()

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "describe.h"
 #include "table.h"
 #include "vec.h"
 
@@ -36,6 +37,71 @@ static void timeline_snap_free(struct timeline *t, struct timeline_snap *s)
 	}
 	m->n = 0;
 	model_free(m);
+}
+
+static void timeline_drop_revs_after(struct timeline *t, size_t pos)
+{
+	while (t->nrevs && t->revs[t->nrevs - 1].pos > pos)
+		free(t->revs[--t->nrevs].r.path);
+	if (t->revs_upto > pos)
+		t->revs_upto = pos;
+}
+
+/* Keeps the changes p's scan just added (those after its first `from`). */
+static int timeline_revs_take(struct timeline *t, const struct model_proc *p, size_t from)
+{
+	for (size_t k = from; k < p->nrevs; k++) {
+		struct timeline_rev *x;
+		if (vec_reserve(&t->revs, &t->revs_cap, t->nrevs + 1, sizeof(*t->revs)) < 0)
+			return -ENOMEM;
+		x = &t->revs[t->nrevs];
+		x->pos = t->applied;
+		x->pid = p->pid;
+		x->r = p->revs[k];
+		if (p->revs[k].path && !(x->r.path = strdup(p->revs[k].path)))
+			return -ENOMEM;
+		t->nrevs++;
+	}
+	return 0;
+}
+
+size_t timeline_revs_at(const struct timeline *t, size_t pos, const struct timeline_rev **first)
+{
+	size_t lo = 0, hi = t->nrevs, k;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (t->revs[mid].pos < pos)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (k = lo; k < t->nrevs && t->revs[k].pos == pos; k++)
+		;
+	*first = t->revs + lo;
+	return k - lo;
+}
+
+/* Applies the next event; region changes it brings are kept the first
+ * time. */
+static int timeline_apply(struct timeline *t)
+{
+	const struct model_event *ev = &t->load.ev[t->applied];
+	struct model_proc *p = NULL;
+	size_t from = 0;
+
+	if (ev->kind == FSK_REC_SCAN_END && t->applied >= t->revs_upto &&
+	    (p = model_find(&t->cur, describe_pid(ev))))
+		from = p->nrevs;
+	if (model_apply(&t->cur, ev) < 0)
+		return -ENOMEM;
+	t->applied++;
+	if (t->applied > t->revs_upto) {
+		if (p && timeline_revs_take(t, p, from) < 0)
+			return -ENOMEM;
+		t->revs_upto = t->applied;
+	}
+	return 0;
 }
 
 static void timeline_drop_snaps_after(struct timeline *t, size_t pos)
@@ -176,6 +242,7 @@ static int timeline_sort(struct timeline *t, size_t old_n)
 	}
 	free(tmp);
 	timeline_drop_snaps_after(t, lo);
+	timeline_drop_revs_after(t, lo);
 	if (t->applied > lo)
 		t->applied = (size_t)-1; /* stale: the next seek restores */
 	return 0;
@@ -231,9 +298,8 @@ int timeline_seek(struct timeline *t, size_t pos)
 		t->cur_finished = -1;
 	}
 	while (t->applied < pos) {
-		if (model_apply(&t->cur, &t->load.ev[t->applied]) < 0)
+		if (timeline_apply(t) < 0)
 			return -ENOMEM;
-		t->applied++;
 		t->cur_finished = -1;
 		if (t->applied % t->every == 0 && timeline_snap(t) < 0)
 			return -ENOMEM;
@@ -439,6 +505,8 @@ size_t timeline_burst(struct timeline *t, size_t pos, int dir)
 void timeline_free(struct timeline *t)
 {
 	free(t->bursts);
+	timeline_drop_revs_after(t, 0);
+	free(t->revs);
 	timeline_drop_snaps_after(t, 0);
 	while (t->nsnaps)
 		timeline_snap_free(t, &t->snaps[--t->nsnaps]);

@@ -28,6 +28,13 @@ struct timeline_snap {
 	struct model m;
 };
 
+/* A region change a scan found, at the cursor that applies its SCAN_END. */
+struct timeline_rev {
+	size_t pos;
+	uint32_t pid;
+	struct model_rev r;     /* r.path owned */
+};
+
 struct timeline {
 	struct load load;       /* load.ev[0..load.nev) sorted by model_event_cmp */
 	struct model cur;       /* state after `applied` events */
@@ -47,6 +54,9 @@ struct timeline {
 	size_t *bursts;         /* COW bursts: cursor positions, ascending */
 	size_t nbursts, bursts_cap;
 	size_t bursts_nev;      /* 1 + the number of events they were found in */
+	struct timeline_rev *revs;      /* by pos: what the model derived, */
+	size_t nrevs, revs_cap;         /* taken the first time each event */
+	size_t revs_upto;               /* before revs_upto is applied */
 };
 
 /* Opens dir and reads what it holds now (finished: it will not grow).
@@ -114,6 +124,11 @@ size_t timeline_find_max(const struct timeline *t, size_t pos, int dir,
 
 /* The next (dir > 0) or previous burst position from pos; pos if none. */
 size_t timeline_burst(struct timeline *t, size_t pos, int dir);
+
+/* The region changes found at cursor position pos (n of them from
+ * *first); only positions the cursor has passed once are known (the
+ * viewer opens at the end). */
+size_t timeline_revs_at(const struct timeline *t, size_t pos, const struct timeline_rev **first);
 
 void timeline_free(struct timeline *t);
 

@@ -1,8 +1,9 @@
 /*
  * ui_events: the event log around the cursor. Events up to the cursor in
- * full, the next ones dimmed; the last applied one highlighted. Filters by
- * class (lifecycle, malloc, mmap/brk, scans, COW) and by the selected
- * process; / searches the lines, n and N repeat. Moving in this pane moves
+ * full, the next ones dimmed; the last applied one highlighted. The region
+ * changes a scan found follow its SCAN_END line. Filters by class
+ * (lifecycle, malloc, mmap/brk, scans, region changes, COW) and by the
+ * selected process; / searches the lines, n and N repeat. Moving in this pane moves
  * the cursor: the other panes follow.
  */
 #include <inttypes.h>
@@ -13,6 +14,7 @@
 #include "ui.h"
 
 #define UI_EVENTS_SCAN 400000   /* events looked at to fill the pane */
+#define UI_EVENTS_REVS 64       /* a filter class of our own: region changes */
 
 static const struct {
 	unsigned bits;
@@ -23,6 +25,7 @@ static const struct {
 	{ DESCRIBE_MALLOC, "malloc" },
 	{ DESCRIBE_MAP, "mmap/brk" },
 	{ DESCRIBE_REGION, "scans" },
+	{ UI_EVENTS_REVS, "regions" },
 	{ DESCRIBE_COW, "COW faults" },
 };
 #define UI_EVENTS_NCLASSES (sizeof(ui_events_classes) / sizeof(ui_events_classes[0]))
@@ -35,9 +38,9 @@ static const char *ui_events_class_name(unsigned bits)
 	return "?";
 }
 
-static int ui_events_match(const struct model_event *ev, void *arg)
+/* The event line of ev passes the filters. */
+static int ui_events_match_line(const struct ui *u, const struct model_event *ev)
 {
-	const struct ui *u = arg;
 	const struct model_proc *p;
 
 	if (!(describe_class(ev->kind) & u->ev_filter))
@@ -46,6 +49,31 @@ static int ui_events_match(const struct model_event *ev, void *arg)
 		return 1;
 	p = ui_selected(u);
 	return p && !describe_is_runner(ev) && describe_pid(ev) == p->pid;
+}
+
+/* The region changes shown after event i: their number, from *first. */
+static size_t ui_events_revs(const struct ui *u, size_t i, const struct timeline_rev **first)
+{
+	const struct model_proc *p;
+	size_t n;
+
+	if (u->ev_filter != DESCRIBE_ALL && u->ev_filter != UI_EVENTS_REVS)
+		return 0;
+	n = timeline_revs_at(&u->tl, i + 1, first);
+	if (!n || !u->ev_mine)
+		return n;
+	p = ui_selected(u);
+	return p && (*first)->pid == p->pid ? n : 0;
+}
+
+/* Event i shows a line: its own or a region change's. */
+static int ui_events_match(const struct model_event *ev, void *arg)
+{
+	const struct ui *u = arg;
+	const struct timeline_rev *r;
+
+	return ui_events_match_line(u, ev) ||
+	       ui_events_revs(u, (size_t)(ev - timeline_event(&u->tl, 0)), &r);
 }
 
 static void ui_events_text(const struct ui *u, const struct model_event *ev, char *buf, size_t n)
@@ -61,57 +89,103 @@ static void ui_events_text(const struct ui *u, const struct model_event *ev, cha
 	snprintf(buf, n, "%12s %7s  %s", t, pid, d);
 }
 
+/* A region change, under the SCAN_END (ev) of the scan that found it. */
+static void ui_events_rev_text(const struct ui *u, const struct model_event *ev,
+			       const struct timeline_rev *r, char *buf, size_t n)
+{
+	char t[48], d[400];
+
+	ui_time(u, ev->key_ns, t, sizeof(t));
+	describe_rev(&r->r, d, sizeof(d));
+	snprintf(buf, n, "%12s %7" PRIu32 "    %s%s%s", t, r->pid, d, r->r.path ? " " : "",
+		 r->r.path ? r->r.path : "");
+}
+
 static int ui_events_search_match(const struct model_event *ev, void *arg)
 {
 	const struct ui *u = arg;
+	const struct timeline_rev *r;
 	char line[512];
+	size_t nr = ui_events_revs(u, (size_t)(ev - timeline_event(&u->tl, 0)), &r);
 
-	if (!ui_events_match(ev, arg))
-		return 0;
-	ui_events_text(u, ev, line, sizeof(line));
-	return strcasestr(line, u->search) != NULL;
+	if (ui_events_match_line(u, ev)) {
+		ui_events_text(u, ev, line, sizeof(line));
+		if (strcasestr(line, u->search))
+			return 1;
+	}
+	for (size_t k = 0; k < nr; k++) {
+		ui_events_rev_text(u, ev, &r[k], line, sizeof(line));
+		if (strcasestr(line, u->search))
+			return 1;
+	}
+	return 0;
+}
+
+/* A line of the pane: event i's own (k < 0) or its k-th region change. */
+struct ui_events_row {
+	size_t i;
+	long k;
+};
+
+/* Adds event i's lines to rows[n..max), last line first when backward;
+ * returns the new n. */
+static size_t ui_events_rows(const struct ui *u, size_t i, struct ui_events_row *rows, size_t n,
+			     size_t max, int backward)
+{
+	const struct timeline_rev *r;
+	size_t own = (size_t)ui_events_match_line(u, timeline_event(&u->tl, i));
+	size_t total = own + ui_events_revs(u, i, &r);
+
+	for (size_t j = 0; j < total && n < max; j++, n++) {
+		size_t x = backward ? total - 1 - j : j;
+		rows[n].i = i;
+		rows[n].k = (long)x - (long)own;
+	}
+	return n;
 }
 
 void ui_events_draw(struct ui *u, const struct ui_rect *r)
 {
-	size_t idx[256], nb = 0, na = 0, pos = u->tl.pos, n = timeline_len(&u->tl), looked = 0;
-	int rows = r->h - 1, want_before;
+	struct ui_events_row row[256];
+	size_t nb = 0, na = 0, pos = u->tl.pos, n = timeline_len(&u->tl), looked = 0, rows;
 	char t[256], line[512];
 
 	snprintf(t, sizeof(t), " Events: %s%s%s%s", ui_events_class_name(u->ev_filter),
 		 u->ev_mine ? ", selected process only" : "", u->search[0] ? ", search: " : "",
 		 u->search);
 	ui_title(u, r, UI_EVENTS, t);
-	if (rows < 1)
+	if (r->h < 2)
 		return;
-	if (rows > 256)
-		rows = 256;
+	rows = r->h - 1 > 256 ? 256 : (size_t)r->h - 1;
 	/* a third of the pane for what comes next, the rest for the past */
-	for (size_t i = pos; i < n && (int)na < rows / 3 && looked < UI_EVENTS_SCAN; i++, looked++)
-		if (ui_events_match(timeline_event(&u->tl, i), u))
-			na++;
-	want_before = rows - (int)na;
+	for (size_t i = pos; i < n && na < rows / 3 && looked < UI_EVENTS_SCAN; i++, looked++)
+		na = ui_events_rows(u, i, row, na, rows / 3, 0);
 	looked = 0;
-	/* matching events before the cursor, newest first */
-	for (size_t i = pos; i-- > 0 && (int)nb < want_before && looked < UI_EVENTS_SCAN; looked++)
-		if (ui_events_match(timeline_event(&u->tl, i), u))
-			idx[nb++] = i;
+	/* lines before the cursor, newest first */
+	for (size_t i = pos; i-- > 0 && nb < rows - na && looked < UI_EVENTS_SCAN; looked++)
+		nb = ui_events_rows(u, i, row, nb, rows - na, 1);
 	for (size_t a = 0, b = nb ? nb - 1 : 0; nb && a < b; a++, b--) {
-		size_t x = idx[a];
-		idx[a] = idx[b];
-		idx[b] = x;
+		struct ui_events_row x = row[a];
+		row[a] = row[b];
+		row[b] = x;
 	}
 	na = 0;
-	for (size_t i = pos; i < n && (int)(nb + na) < rows && looked < UI_EVENTS_SCAN; i++, looked++)
-		if (ui_events_match(timeline_event(&u->tl, i), u))
-			idx[nb + na++] = i;
+	for (size_t i = pos; i < n && nb + na < rows && looked < UI_EVENTS_SCAN; i++, looked++)
+		na = ui_events_rows(u, i, row + nb, na, rows - nb, 0);
 	if (!nb && !na) {
 		ui_put(r->y + 1, r->x + 2, r->w - 2, n ? "no event matches the filter" : "no events yet");
 		return;
 	}
 	for (size_t k = 0; k < nb + na; k++) {
+		const struct model_event *ev = timeline_event(&u->tl, row[k].i);
+		const struct timeline_rev *rv;
 		int y = r->y + 1 + (int)k, a;
-		ui_events_text(u, timeline_event(&u->tl, idx[k]), line, sizeof(line));
+		if (row[k].k < 0) {
+			ui_events_text(u, ev, line, sizeof(line));
+		} else {
+			timeline_revs_at(&u->tl, row[k].i + 1, &rv);
+			ui_events_rev_text(u, ev, &rv[row[k].k], line, sizeof(line));
+		}
 		a = k + 1 == nb ? ui_attr(u, UI_CURSOR) : k >= nb ? ui_attr(u, UI_DIM) : 0;
 		attron(a);
 		ui_putpad(y, r->x, r->w, line);

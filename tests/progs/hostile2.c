@@ -11,7 +11,9 @@
  *             and _exit with a known code
  *   nproc     run unprivileged: RLIMIT_NPROC a few tasks above what the
  *             user runs now; fork until fork fails with EAGAIN, then let
- *             every child exit
+ *             every child exit; its first malloc is after the limit is set
+ *   nproclate the same, with the first malloc when fork has failed: a
+ *             tracer that wants a thread then cannot have one
  * Each case prints "@ expect" lines (samples/sample.h) and exits 0 if the
  * program itself saw what it expected. Extra keys: malloc_calls (exact
  * malloc count of a child), "@ clone" (a CLONE_VM child and how its
@@ -224,6 +226,8 @@ static long user_tasks(void)
 	return n;
 }
 
+static int g_late;
+
 static void case_nproc(void)
 {
 	if (getuid() == 0) {
@@ -238,9 +242,11 @@ static void case_nproc(void)
 	int gate[2];
 	if (pipe(gate) != 0)
 		die("pipe");
-	/* The program's first malloc comes after the limit, as in many a
-	 * program that sets its limits first. */
-	pid_t *kids = malloc((NPROC_ROOM + 8) * sizeof *kids);
+	/* nproc: the program's first malloc comes after the limit, as in many
+	 * a program that sets its limits first; nproclate: at the limit, when
+	 * no task can be made. */
+	pid_t on_stack[NPROC_ROOM + 8];
+	pid_t *kids = g_late ? on_stack : malloc((NPROC_ROOM + 8) * sizeof *kids);
 	if (!kids)
 		die("malloc");
 	int made = 0, err = 0;
@@ -260,6 +266,14 @@ static void case_nproc(void)
 		}
 		kids[made++] = pid;
 	}
+	if (g_late) {
+		errno = 0;
+		void *p = malloc(100);
+		say("malloc at the limit: %s, errno %s\n", p ? "served" : "failed",
+		    errno ? strerror(errno) : "untouched");
+		if (!p || errno)
+			g_fail = 1;
+	}
 	close(gate[1]); /* every child reads EOF and exits */
 	for (int i = 0; i < made; i++)
 		expect_exit(kids[i], xwait(kids[i]), 20 + i, "");
@@ -270,12 +284,19 @@ static void case_nproc(void)
 		g_fail = 1;
 }
 
+static void case_nproclate(void)
+{
+	g_late = 1;
+	case_nproc();
+}
+
 static const struct prog_case cases[] = {
 	{ "clonevm", case_clonevm }, { "threads", case_threads }, { "nproc", case_nproc },
+	{ "nproclate", case_nproclate },
 };
 
 int main(int argc, char **argv)
 {
 	return run_case(cases, sizeof cases / sizeof cases[0], argc, argv,
-			"hostile2 clonevm|threads|nproc");
+			"hostile2 clonevm|threads|nproc|nproclate");
 }

@@ -18,11 +18,15 @@
 
 extern char **environ;
 
+/* Off in a vfork child, and in a child of a raw clone() (CLONE_VM or
+ * not): it runs with our state but is not G.pid, and its exec or _exit
+ * recorded in G.pid's stream would be taken for the parent's. Its parent's
+ * WAIT still says how it ended. */
 static int lifecycle_on(void)
 {
 	if (unlikely(!real.fork))
 		resolve_all();
-	return G.active && !t_vfork_child;
+	return G.active && !t_vfork_child && getpid() == (pid_t)G.pid;
 }
 
 /* ---- exit ---- */

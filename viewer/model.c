@@ -537,6 +537,9 @@ int model_apply(struct model *m, const struct model_event *ev)
 			p->forks++;
 			e = model_child(m, p->pid, f.child_pid, ev->ts_ns, im->exe, im->argv,
 					"forked child wrote no stream");
+		} else if (f.side == FSK_SIDE_PARENT && f.err) {
+			p->fork_fails++;
+			p->fork_err = f.err;
 		}
 		break;
 	}

@@ -214,6 +214,8 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 		p->dropped, p->waits, p->wait_polls, p->forks, p->spawns, p->exec_fails,
 		p->threads, p->stopped, p->continued, p->brk_moves, p->maps, p->faults);
 	report_json_malloc(f, p);
+	fprintf(f, ",\n   \"fork_fails\": %" PRIu64 ", \"fork_errno\": %" PRId32, p->fork_fails,
+		p->fork_err);
 	fputs(",\n   \"regions\": [", f);
 	for (size_t k = 0; k < p->cur.n; k++) {
 		fputs(k ? ",\n     " : "", f);

@@ -16,6 +16,7 @@
  * expected.
  */
 #include "../../samples/sample.h"
+#include "cases.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -25,18 +26,6 @@
 #define BURST 20000
 
 extern char **environ;
-
-static int g_fail;
-
-static void expect_exit(pid_t pid, int status, int code, const char *extra)
-{
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != code) {
-		say("unexpected status 0x%04x for %d\n", status, (int)pid);
-		g_fail = 1;
-	}
-	at("expect", "pid=%d ppid=%d exit=exited code=%d reaped_by_pid=%d orphaned=0 %s",
-	   (int)pid, (int)getpid(), code, (int)getpid(), extra);
-}
 
 /* malloc n blocks and keep them; the recorded count must be at least n. */
 static void burst(int n)
@@ -201,10 +190,7 @@ static void case_segv(void)
 	case_crash(SIGSEGV);
 }
 
-static const struct {
-	const char *name;
-	void (*run)(void);
-} cases[] = {
+static const struct prog_case cases[] = {
 	{ "closefds", case_closefds }, { "dup2", case_dup2 }, { "nofile", case_nofile },
 	{ "sigchld", case_sigchld }, { "abort", case_abort }, { "segv", case_segv },
 	{ "vfork", case_vfork }, { "spawn", case_spawn }, { "envi", case_envi },
@@ -212,15 +198,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	const char *c = argc > 1 ? argv[1] : "";
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		if (strcmp(c, cases[i].name) != 0)
-			continue;
-		at("proc", "role=main pid=%d ppid=%d", (int)getpid(), (int)getppid());
-		cases[i].run();
-		say("%s: %s\n", c, g_fail ? "the program saw something unexpected" : "done");
-		return g_fail;
-	}
-	say("usage: hostile closefds|dup2|nofile|sigchld|abort|segv|vfork|spawn|envi\n");
-	return 2;
+	return run_case(cases, sizeof cases / sizeof cases[0], argc, argv,
+			"hostile closefds|dup2|nofile|sigchld|abort|segv|vfork|spawn|envi");
 }

@@ -24,11 +24,26 @@ VIEWER_SRC := $(wildcard viewer/*.c)
 VIEWER_CORE := $(filter-out viewer/main.c viewer/ui%.c,$(VIEWER_SRC))
 VIEWER_CFLAGS := $(BASE) -O2 $(shell pkg-config --cflags ncursesw libelf libdw 2>/dev/null)
 VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
+# C++ names are demangled with libstdc++'s __cxa_demangle, linked by its
+# soname: libstdc++6 is on every Debian system (apt needs it), so the viewer
+# stays a C program with no new package, build or run time (libiberty's
+# cplus_demangle would need libiberty-dev to build). Without it, frames
+# keep their mangled names.
+DEMANGLE := $(shell printf 'char *__cxa_demangle(const char *, char *, unsigned long *, int *);\nint main(void) { return !__cxa_demangle; }\n' | \
+	$(CC) -x c -o /dev/null - -l:libstdc++.so.6 2>/dev/null && echo 1)
+ifeq ($(DEMANGLE),1)
+VIEWER_CFLAGS += -DFSK_DEMANGLE
+VIEWER_LIBS += -l:libstdc++.so.6
+endif
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SAMPLES := $(patsubst samples/%.c,$(B)/samples/%,$(wildcard samples/*.c))
 UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
 TESTPROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
+# C++ test programs only where g++ is installed (their tests skip otherwise)
+ifneq ($(shell command -v g++ 2>/dev/null),)
+TESTPROGS += $(patsubst tests/progs/%.cpp,$(B)/progs/%,$(wildcard tests/progs/*.cpp))
+endif
 BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 
 .PHONY: all deps demo test check bench install clean samples asan stress fuzz
@@ -64,6 +79,10 @@ $(B)/samples/%: samples/%.c samples/sample.h
 $(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl $(PROG_LDFLAGS)
+
+$(B)/progs/%: tests/progs/%.cpp
+	@mkdir -p $(B)/progs
+	g++ -std=gnu++17 -g -O1 -Wall -Wextra -Werror -o $@ $<
 
 # cow_truth's GOT is resolved at load and read-only: with lazy binding its
 # first calls after fork (_exit in the child, waitpid in the parent) write

@@ -19,7 +19,14 @@ struct symbols_file {
 	Dwfl *dwfl;                     /* NULL: unusable, frames stay raw */
 	Dwfl_Module *mod;
 	uint64_t lo, hi;                /* its ELF addresses */
+	struct table names;             /* raw name pointer -> name shown */
 };
+
+#ifdef FSK_DEMANGLE
+/* libstdc++'s demangler (the Makefile defines FSK_DEMANGLE when it links);
+ * declared here because <cxxabi.h> is C++ only. */
+char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
+#endif
 
 static char *symbols_debuginfo_path;
 
@@ -51,9 +58,16 @@ int symbols_init(struct symbols *sy, const struct stacks *st)
 void symbols_free(struct symbols *sy)
 {
 	for (size_t i = 0; i < sy->nfiles; i++) {
-		if (sy->files[i]->dwfl)
-			dwfl_end(sy->files[i]->dwfl);
-		free(sy->files[i]);
+		struct symbols_file *f = sy->files[i];
+		for (size_t k = 0; k < f->names.cap; k++) {
+			struct table_slot *t = &f->names.slots[k];
+			if (t->key && t->val != t->key)
+				free((char *)(uintptr_t)t->val);
+		}
+		table_free(&f->names);
+		if (f->dwfl)
+			dwfl_end(f->dwfl);
+		free(f);
 	}
 	for (size_t i = 0; i < sy->nnotes; i++)
 		free(sy->notes[i]);
@@ -159,7 +173,10 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 
 		if (tag != DW_TAG_inlined_subroutine && tag != DW_TAG_subprogram)
 			continue;
-		out[n].function = symbols_attr_str(&scopes[i], DW_AT_name);
+		/* the linkage name, demangled later, is the qualified one */
+		out[n].function = symbols_attr_str(&scopes[i], DW_AT_linkage_name);
+		if (!out[n].function)
+			out[n].function = symbols_attr_str(&scopes[i], DW_AT_name);
 		n++;
 		if (tag == DW_TAG_subprogram) {
 			outer = 1;
@@ -179,6 +196,34 @@ static size_t symbols_inline(Dwfl_Module *mod, GElf_Addr addr, struct symbols_fr
 		n++;
 	free(scopes);
 	return n;
+}
+
+/* The name to show for a raw symbol or linkage name of f: demangled once
+ * per name (the strings of a module stay put while it is open, so their
+ * address is the key); the raw name when it is not a C++ one, when
+ * demangling fails, or in a build without a demangler. */
+static const char *symbols_name(struct symbols_file *f, const char *raw)
+{
+	uint64_t v;
+
+	if (!raw || raw[0] != '_' || raw[1] != 'Z')
+		return raw;
+	if (table_get(&f->names, (uintptr_t)raw, &v))
+		return (const char *)(uintptr_t)v;
+	char *d = NULL;
+#ifdef FSK_DEMANGLE
+	int status = -1;
+	d = __cxa_demangle(raw, NULL, NULL, &status);
+	if (status != 0) {
+		free(d);
+		d = NULL;
+	}
+#endif
+	if (table_put(&f->names, (uintptr_t)raw, (uintptr_t)(d ? d : raw), NULL) < 0) {
+		free(d);
+		return raw;
+	}
+	return d ? d : raw;
 }
 
 /* Resolves one ELF address of a usable file into cached frames. */
@@ -208,6 +253,8 @@ static size_t symbols_resolve(struct symbols_file *f, uint64_t off, struct symbo
 	const char *name = dwfl_module_addrinfo(f->mod, a, &symoff, &sym, NULL, NULL, NULL);
 	if (name)
 		out[n - 1].function = name;
+	for (size_t i = 0; i < n; i++)
+		out[i].function = symbols_name(f, out[i].function);
 	return n;
 }
 

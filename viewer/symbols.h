@@ -3,7 +3,9 @@
  * file and line, in the viewer, never in the traced process. Each object
  * is opened once (libdwfl over libelf: .symtab, then .dynsym; separate
  * debug files found by build-id under the standard debug directories;
- * DWARF line tables and inlined calls where debug info exists). An object
+ * DWARF line tables and inlined calls where debug info exists). C++ names
+ * (symbols and the linkage names of inlined calls) are demangled once per
+ * name where the build has a demangler (FSK_DEMANGLE). An object
  * whose build-id on disk differs from the one recorded is not used: its
  * frames stay module+offset and symbols_notes() says why.
  */

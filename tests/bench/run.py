@@ -68,7 +68,9 @@ def workloads():
     py = shutil.which("python3")
     src = os.path.join(tmp, "big.c")
     gen_c(src, 2000)
-    mk = os.path.join(TOP, "tests", "data", "mkproj")
+    mk = os.path.join(tmp, "mkproj")  # a copy: the build never writes into the checkout
+    if os.path.isdir(os.path.join(TOP, "tests", "data", "mkproj")):
+        shutil.copytree(os.path.join(TOP, "tests", "data", "mkproj"), mk)
     w = [
         ("5M malloc/free, 1 thread", [os.path.join(BENCH, "malloc_bench"), "5000000", "1", "0"]),
         ("5M malloc/free, depth 20", [os.path.join(BENCH, "malloc_bench"), "5000000", "1", "20"]),

@@ -384,6 +384,15 @@ def check_expect_lines(name, out, procs):
                   "end_ns %s < start_ns %s" % (p["end_ns"], p.get("start_ns")))
 
 
+def perf_expected():
+    """Whether an unprivileged perf page-fault sampler should open here."""
+    try:
+        with open("/proc/sys/kernel/perf_event_paranoid") as f:
+            return int(f.read().strip()) <= 2
+    except (OSError, ValueError):
+        return False
+
+
 def region_of(proc, addr):
     """The region of proc's (end-of-process) map that holds addr, or None."""
     for r in proc.get("regions") or []:

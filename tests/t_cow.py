@@ -16,15 +16,6 @@ from fsk import check, note, num  # noqa: E402
 KIND = {"data": "data", "bss": "bss", "heap": "heap", "anon": "anon", "big": "anon"}
 
 
-def perf_expected():
-    """Whether an unprivileged perf page-fault sampler should open here."""
-    try:
-        with open("/proc/sys/kernel/perf_event_paranoid") as f:
-            return int(f.read().strip()) <= 2
-    except (OSError, ValueError):
-        return False
-
-
 def one(tag, wrap=()):
     parent_dir = fsk.fresh_dir(tag)
     os.mkdir(parent_dir)
@@ -46,7 +37,7 @@ def one(tag, wrap=()):
     if not check(tag + ".both-in-report", child and parent, "pids %r, report %r" % (roles, sorted(procs))):
         return None
     with_faults = sum(x.get("cow_faults", 0) for x in child.get("regions") or []) > 0
-    if not with_faults and perf_expected():
+    if not with_faults and fsk.perf_expected():
         check(tag + ".cow-faults-sampled", False,
               "perf_event_paranoid <= 2 but the child has no cow_faults in any region")
     for kv in fsk.at_dicts(r.out, "region"):

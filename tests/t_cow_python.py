@@ -19,14 +19,6 @@ PY = fsk.system_python()
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "cow_mp.py")
 
 
-def perf_expected():
-    try:
-        with open("/proc/sys/kernel/perf_event_paranoid") as f:
-            return int(f.read().strip()) <= 2
-    except (OSError, ValueError):
-        return False
-
-
 def one(tag, wrap=()):
     d = fsk.fresh_dir(tag)
     os.mkdir(d)
@@ -45,7 +37,7 @@ def one(tag, wrap=()):
     if not check(tag + ".report", doc is not None, r.report_error):
         return
     procs = fsk.by_pid(doc)
-    sampled = perf_expected()
+    sampled = fsk.perf_expected()
     for i, w in enumerate(workers):
         t = "%s.worker%d" % (tag, i)
         p = procs.get(num(w["pid"]))

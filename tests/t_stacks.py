@@ -88,6 +88,11 @@ def main():
     sig = [g for g in parent["leaks"] if top_frame(g["frames"], "on_usr1")]
     check("stacks.signal-through", sig and top_frame(sig[0]["frames"], "main") is not None,
           "the handler's stack does not reach main: %r" % (sig[0]["frames"][:6] if sig else None))
+    # forkscope's own frames (its wrapper of main) are not the program's
+    below_main = [g["frames"] for g in parent["leaks"] if top_frame(g["frames"], "main") is not None]
+    check("stacks.no-forkscope-frames", below_main and not any(
+        "libforkscope" in os.path.basename(f.get("module") or "") for fr in below_main for f in fr),
+        [[(f.get("function"), os.path.basename(f.get("module") or "")) for f in fr] for fr in below_main[:2]])
     check("stacks.leaks-sorted", all(a["bytes"] >= b["bytes"] for a, b in zip(parent["leaks"], parent["leaks"][1:])),
           "not largest first")
     total = sum(g["bytes"] for g in parent["leaks"])

@@ -69,10 +69,49 @@ static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const s
 	st->v[st->n].ips = ev->payload + sizeof(s);
 	st->v[st->n].depth = s.depth;
 	st->v[st->n].exact = 0;
+	st->v[st->n].owned = 0;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
 	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
 		return -ENOMEM;
 	st->n++;
+	return 0;
+}
+
+static int stacks_is_self(const struct stacks *st, size_t stream, uint64_t ip)
+{
+	size_t m = stacks_module_of(st, stream, ip);
+	const char *b;
+
+	if (m == STACKS_NONE)
+		return 0;
+	b = strrchr(st->mods[m].path, '/');
+	return !strncmp(b ? b + 1 : st->mods[m].path, "libforkscope", 12);
+}
+
+/* Return addresses in libforkscope.so are forkscope's own frames (the
+ * wrapper of main that tells a return from exit()), not the program's: a
+ * stack keeps its own copy without them. */
+static int stacks_hide_self(struct stacks *st)
+{
+	for (size_t i = 0; i < st->n; i++) {
+		struct stacks_stack *v = &st->v[i];
+		uint32_t kept = 0;
+		unsigned char *c;
+
+		for (uint32_t k = 0; k < v->depth; k++)
+			kept += !stacks_is_self(st, v->stream, stacks_ip(st, i, k));
+		if (kept == v->depth || kept == 0)
+			continue;
+		if (!(c = malloc((size_t)kept * 8)))
+			return -ENOMEM;
+		kept = 0;
+		for (uint32_t k = 0; k < v->depth; k++)
+			if (!stacks_is_self(st, v->stream, stacks_ip(st, i, k)))
+				memcpy(c + 8 * (size_t)kept++, v->ips + 8 * (size_t)k, 8);
+		v->ips = c;
+		v->depth = kept;
+		v->owned = 1;
+	}
 	return 0;
 }
 
@@ -95,7 +134,7 @@ int stacks_build(struct stacks *st, const struct load *l)
 		if (e < 0)
 			return e;
 	}
-	return 0;
+	return stacks_hide_self(st);
 }
 
 void stacks_free(struct stacks *st)
@@ -103,7 +142,7 @@ void stacks_free(struct stacks *st)
 	for (size_t i = 0; i < st->nmods; i++)
 		free(st->mods[i].path);
 	for (size_t i = 0; i < st->n; i++)
-		if (st->v[i].exact)
+		if (st->v[i].owned)
 			free((void *)st->v[i].ips);
 	for (size_t i = 0; i < st->nstreams; i++) {
 		free(st->streams[i].mods);
@@ -150,6 +189,7 @@ size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsi
 	st->v[st->n].ips = copy;
 	st->v[st->n].depth = 1;
 	st->v[st->n].exact = 1;
+	st->v[st->n].owned = 1;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
 	return st->n++;
 }

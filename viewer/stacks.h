@@ -32,6 +32,8 @@ struct stacks_stack {
 	uint32_t depth;
 	int exact;                      /* the address itself (a faulting
 	                                   instruction), not a return address */
+	int owned;                      /* ips is our own copy (exact ones, and
+	                                   stacks without forkscope's frames) */
 	size_t stream;                  /* index in stacks.streams */
 };
 

@@ -384,6 +384,20 @@ def check_expect_lines(name, out, procs):
                   "end_ns %s < start_ns %s" % (p["end_ns"], p.get("start_ns")))
 
 
+NOBODY = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+
+
+def user_runs():
+    """[(tag, wrap)]: as root, then as nobody where that is possible (a
+    NOTE says when it is not)."""
+    runs = [("root", ())]
+    if os.geteuid() == 0 and tool("setpriv"):
+        runs.append(("nobody", NOBODY))
+    else:
+        note("not root or no setpriv: the unprivileged run was not done")
+    return runs
+
+
 def perf_expected():
     """Whether an unprivileged perf page-fault sampler should open here."""
     try:

@@ -80,11 +80,8 @@ def one(tag, wrap=()):
 
 def main():
     fsk.require(PY, SCRIPT)
-    one("root")
-    if os.geteuid() == 0 and fsk.tool("setpriv"):
-        one("nobody", wrap=["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"])
-    else:
-        note("not root or no setpriv: the unprivileged run was not done")
+    for tag, wrap in fsk.user_runs():
+        one(tag, wrap)
     fsk.finish()
 
 

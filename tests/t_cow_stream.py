@@ -206,12 +206,7 @@ def wait_then_fork(tag, wrap):
 
 def main():
     fsk.require(fsk.prog("cow_truth"), fsk.prog("scan_cost"))
-    runs = [("root", ())]
-    if os.geteuid() == 0 and fsk.tool("setpriv"):
-        runs.append(("nobody", ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")))
-    else:
-        note("not root or no setpriv: the unprivileged run was not done")
-    for tag, wrap in runs:
+    for tag, wrap in fsk.user_runs():
         cow_truth(tag, wrap)
         smaps_vs_scan(tag, wrap)
         wait_then_fork(tag, wrap)

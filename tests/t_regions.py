@@ -191,15 +191,9 @@ def main():
     fsk.require(fsk.sample("regions"), fsk.sample("fork_twice"))
     if not fsk.tool("readelf"):
         fsk.skip("readelf (binutils) is needed for the ELF section checks")
-    runs = [("root", ())]
-    if os.geteuid() == 0 and fsk.tool("setpriv"):
-        runs.append(("nobody", ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")))
-    else:
-        note("not root or no setpriv: the unprivileged run was not done")
-    for tag, wrap in runs:
+    for tag, wrap in fsk.user_runs():
         run(tag, wrap)
-    if fsk.tool("readelf"):
-        changed_on_disk("ondisk")
+    changed_on_disk("ondisk")
     fsk.finish()
 
 

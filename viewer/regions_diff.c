@@ -84,6 +84,13 @@ static uint64_t end_of(uint64_t start, uint64_t len, uint64_t ps)
 	return len > UINT64_MAX - start ? UINT64_MAX & ~(ps - 1) : up(start + len, ps);
 }
 
+/* The pages [*lo, *hi) that len bytes at start touch. */
+static void span(uint64_t start, uint64_t len, uint64_t ps, uint64_t *lo, uint64_t *hi)
+{
+	*lo = start & ~(ps - 1);
+	*hi = end_of(start, len, ps);
+}
+
 static int hint_push(struct model_proc *p, const struct model_hint *h)
 {
 	if (h->hi <= h->lo && h->hi2 <= h->lo2)
@@ -113,29 +120,24 @@ static int hint_map(struct model_proc *p, const struct model_event *ev, uint64_t
 	switch (m.op) {
 	case FSK_MAP_MMAP:
 		h.op = H_ADD;
-		h.lo = m.result & ~(ps - 1);
-		h.hi = end_of(m.result, m.len, ps);
+		span(m.result, m.len, ps, &h.lo, &h.hi);
 		break;
 	case FSK_MAP_MUNMAP:
 		h.op = H_REMOVE;
 		h.cause = MODEL_RC_MUNMAP;
-		h.lo = m.addr & ~(ps - 1);
-		h.hi = end_of(m.addr, m.len, ps);
+		span(m.addr, m.len, ps, &h.lo, &h.hi);
 		break;
 	case FSK_MAP_MREMAP:
 		h.op = H_REMAP;
 		h.cause = MODEL_RC_MREMAP;
-		h.lo = m.addr & ~(ps - 1);
-		h.hi = end_of(m.addr, m.len, ps);
-		h.lo2 = m.result & ~(ps - 1);
-		h.hi2 = end_of(m.result, m.arg, ps);
+		span(m.addr, m.len, ps, &h.lo, &h.hi);
+		span(m.result, m.arg, ps, &h.lo2, &h.hi2);
 		break;
 	case FSK_MAP_MPROTECT:
 		h.op = H_PROT;
 		h.cause = MODEL_RC_MPROTECT;
 		h.prot = m.prot;
-		h.lo = m.addr & ~(ps - 1);
-		h.hi = end_of(m.addr, m.len, ps);
+		span(m.addr, m.len, ps, &h.lo, &h.hi);
 		break;
 	default:
 		return 0;

@@ -172,6 +172,32 @@ def sampled_row():
     shutil.rmtree(os.path.join(tmp, "smp"), ignore_errors=True)
 
 
+def maxrss_kib(cmd, env):
+    """Peak RSS of one process run directly (not under `forkscope run`),
+    in KiB, through the small rss_of launcher (see rss_of.c)."""
+    r = subprocess.run([os.path.join(BENCH, "rss_of")] + cmd, env=env, capture_output=True, text=True)
+    return int(r.stdout.split()[-1])
+
+
+def peak_rss(traced_env):
+    """Peak RSS the library adds to one traced process: median over
+    alternating runs of the program with and without LD_PRELOAD."""
+    progs = [("/bin/true", ["/bin/true"]),
+             ("malloc_bench 1M", [os.path.join(BENCH, "malloc_bench"), "1000000", "1", "0"]),
+             ("malloc_bench 1M, 2 threads", [os.path.join(BENCH, "malloc_bench"), "1000000", "2", "0"])]
+    py = shutil.which("python3")
+    if py:
+        progs.append(("python3 dict/list loop", [py, "-c", "d={}\nfor i in range(300000):\n d[i]=[i]*3"]))
+    cells = []
+    for name, cmd in progs:
+        base, traced = [], []
+        for _ in range(max(REPS, 3)):
+            base.append(maxrss_kib(cmd, os.environ))
+            traced.append(maxrss_kib(cmd, traced_env))
+        cells.append("%s +%d KiB" % (name, statistics.median(traced) - statistics.median(base)))
+    print("peak RSS added per traced process (32-frame stacks): " + ", ".join(cells))
+
+
 def extras():
     if not ONLY or any(o in "5M malloc/free" for o in ONLY):
         sampled_row()
@@ -195,6 +221,7 @@ def extras():
     # per-image start cost: /bin/true with the library vs without
     env = dict(os.environ, LD_PRELOAD=LIB, FORKSCOPE_DIR=os.path.join(tmp, "st"))
     os.mkdir(env["FORKSCOPE_DIR"], 0o700)
+    peak_rss(dict(os.environ, RSS_OF_PRELOAD=LIB, FORKSCOPE_DIR=env["FORKSCOPE_DIR"]))
     def loop(e):
         t = time.perf_counter()
         for _ in range(200):

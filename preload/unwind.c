@@ -438,6 +438,18 @@ out:
 	return id;
 }
 
+/* In fork(), before the prefork scan, in the parent (which records the
+ * fork's stack right after): the table and libunwind are made once here,
+ * not again in every child of a program that forks before it allocates. */
+void unwind_prefork(void)
+{
+	if (!G.stack_depth || t_unwinding || t_vfork_child)
+		return;
+	t_unwinding = 1;
+	unwind_ready();
+	t_unwinding = 0;
+}
+
 /* In a fork child: a new stream, so a new generation; a scan another
  * thread of the parent was running is gone with that thread. */
 void unwind_fork_child(void)

@@ -5,9 +5,12 @@
  * it got: the library must not have taken descriptors of the program's by
  * then (libunwind's pipe once did), so a traced and an untraced run print
  * the same line. Then it leaks blocks whose call stacks must still be
- * recorded: 4321 bytes from main_leak() and, from THREADS threads released
- * together, 1000 + i bytes each from thread_leak().
+ * recorded: 777 bytes from child_leak() in a child forked before anything
+ * allocated, 4321 bytes from main_leak() and, from THREADS threads
+ * released together, 1000 + i bytes each from thread_leak().
  *   @ fd first=N
+ *   @ child pid=N
+ *   @ leak func=child_leak bytes=777       (by the child)
  *   @ leak func=main_leak bytes=4321
  *   @ leak func=thread_leak bytes=N      (one line per thread)
  */
@@ -25,6 +28,13 @@ static __attribute__((noinline)) void *main_leak(size_t n)
 {
 	void *p = malloc(n);
 	__asm__ volatile("" ::: "memory"); /* keeps the call from being a tail call */
+	return p;
+}
+
+static __attribute__((noinline)) void *child_leak(size_t n)
+{
+	void *p = malloc(n);
+	__asm__ volatile("" ::: "memory");
 	return p;
 }
 
@@ -50,6 +60,14 @@ int main(void)
 		die("open /dev/null");
 	at("fd", "first=%d", fd);
 	close(fd);
+	pid_t pid = xfork();
+	if (pid == 0) {
+		s_keep[0] = child_leak(777);
+		at("leak", "func=child_leak bytes=777");
+		_exit(0);
+	}
+	xwait(pid);
+	at("child", "pid=%d", (int)pid);
 	s_keep[THREADS] = main_leak(4321);
 	at("leak", "func=main_leak bytes=4321");
 	pthread_barrier_init(&s_go, NULL, THREADS);

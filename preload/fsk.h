@@ -203,7 +203,7 @@ FSK_HIDDEN void scan_own_point(const void *p);
  * emit_direct when `direct` (lifecycle records written through). Call it
  * before emit_reserve() of the record that holds the id. */
 FSK_HIDDEN uint32_t unwind_stack(int direct);
-FSK_HIDDEN void unwind_init(void);
+FSK_HIDDEN void unwind_prefork(void);
 FSK_HIDDEN void unwind_fork_child(void);
 /* Set while libunwind runs for us: the memory it maps is ours, not the
  * program's (unwind_mmap registers it so scans leave it out). */

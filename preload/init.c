@@ -205,7 +205,6 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		return;
 	}
 	heap_init();
-	unwind_init();
 	G.active = 1;
 	signals_init();
 	scan_run(FSK_SCAN_START);

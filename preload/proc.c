@@ -116,6 +116,7 @@ FSK_EXPORT pid_t fork(void)
 	emit_flush_self();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
+	unwind_prefork();
 	scan_prefork();
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();

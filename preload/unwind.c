@@ -20,6 +20,7 @@
 #include <elf.h>
 #include <libunwind.h>
 #include <link.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 #include "fsk.h"
@@ -226,6 +227,55 @@ static void unwind_mods_emit(uint32_t gen, int direct)
 	atomic_store_explicit(&s_mods_done, done, memory_order_relaxed);
 }
 
+/* The table, libunwind's cache and the objects loaded so far, made by the
+ * first stack an image wants, not by the constructor: an image that never
+ * records one (a shell loop's /bin/true) then maps no table, never starts
+ * libunwind (its init takes a dozen page faults and a pipe) and walks no
+ * modules. The caller holds t_guard and t_unwinding, so libunwind's own
+ * mmaps are registered as ours. Returns 1 when stacks can be taken. */
+static _Atomic int s_state; /* 0 not made, 1 being made, 2 made, -1 off,
+			     * -2 off by a fork in the middle, not said yet */
+
+static int unwind_make(void)
+{
+	/* registered as ours, so a fork child writing them (generations)
+	 * breaks no COW of the program's */
+	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
+	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
+	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
+	if (!s_pool) {
+		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
+		scan_unmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
+		s_slots = NULL;
+		s_mods = NULL;
+		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
+		return 0;
+	}
+	s_paths = (char *)(s_mods + UNWIND_MODS);
+	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	unwind_mods_scan();
+	return 1;
+}
+
+static int unwind_ready(void)
+{
+	int st = atomic_load_explicit(&s_state, memory_order_acquire);
+	if (likely(st == 2))
+		return 1;
+	int expect = 0;
+	if (st == 0 && atomic_compare_exchange_strong(&s_state, &expect, 1)) {
+		atomic_store_explicit(&s_state, unwind_make() ? 2 : -1, memory_order_release);
+		return atomic_load(&s_state) == 2;
+	}
+	expect = -2;
+	if (st == -2 && atomic_compare_exchange_strong(&s_state, &expect, -1))
+		emit_note(FSK_NOTE_WARN, "forked while call stacks were being set up: this process records none");
+	/* another thread is making it: a few microseconds */
+	while ((st = atomic_load_explicit(&s_state, memory_order_acquire)) == 1)
+		sched_yield();
+	return st == 2;
+}
+
 /* ---- interning ---- */
 
 static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
@@ -325,11 +375,16 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
 
 uint32_t unwind_stack(int direct)
 {
-	if (!s_slots || t_unwinding || t_vfork_child)
+	if (t_unwinding || t_vfork_child)
 		return 0;
 	int guard = t_guard;
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
 	t_unwinding = 1;
+	if (unlikely(!unwind_ready())) {
+		t_unwinding = 0;
+		t_guard = guard;
+		return 0;
+	}
 	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
@@ -383,34 +438,26 @@ out:
 	return id;
 }
 
-/* From the constructor, after the stream is open and before any hook
- * records: the table, libunwind's cache, the objects loaded so far. */
-void unwind_init(void)
+/* In fork(), before the prefork scan, in the parent (which records the
+ * fork's stack right after): the table and libunwind are made once here,
+ * not again in every child of a program that forks before it allocates. */
+void unwind_prefork(void)
 {
-	if (G.stack_depth <= 0)
+	if (!G.stack_depth || t_unwinding || t_vfork_child)
 		return;
-	/* registered as ours, so a fork child writing them (generations)
-	 * breaks no COW of the program's */
-	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
-	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
-	if (!s_pool) {
-		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-		scan_unmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
-		s_slots = NULL;
-		s_mods = NULL;
-		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
-		return;
-	}
-	s_paths = (char *)(s_mods + UNWIND_MODS);
-	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-	unwind_mods_scan();
+	t_unwinding = 1;
+	unwind_ready();
+	t_unwinding = 0;
 }
 
 /* In a fork child: a new stream, so a new generation; a scan another
  * thread of the parent was running is gone with that thread. */
 void unwind_fork_child(void)
 {
+	/* A thread of the parent was starting libunwind when another forked:
+	 * its lock may be held for good here, so this child takes no stacks. */
+	int making = 1;
+	atomic_compare_exchange_strong(&s_state, &making, -2);
 	atomic_fetch_add(&s_gen, 1);
 	atomic_store(&s_mods_lock, 0);
 }

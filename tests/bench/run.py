@@ -9,6 +9,8 @@ number here is asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
 events only. BENCH_OLD_LIB=path/to/libforkscope.so adds both
 configurations with that library (before/after comparisons).
+Arguments run only the workloads and extra rows whose name contains one of
+them ("bash", "make", "start" for the per-image start cost, "scan cost").
 """
 import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -93,9 +95,10 @@ def timed(cmd):
 
 
 def clean():
+    """Removes the traces of a run; the inputs (big.c, mkproj) stay."""
     for e in os.listdir(tmp):
         p = os.path.join(tmp, e)
-        if os.path.isdir(p):
+        if os.path.isdir(p) and e != "mkproj":
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -121,8 +124,9 @@ def main():
         print("%-32s %-8.3f " % (name, mb) + " ".join(c[:22].ljust(22) for c in cells), flush=True)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
-    subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                 "heaptrack_cmp.py"), B])
+    if not ONLY or any(o in "heaptrack comparison" for o in ONLY):
+        subprocess.run([sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                     "heaptrack_cmp.py"), B])
 
 
 SCAN_NAMES = {2: "fork (baseline)", 5: "exit (compare)", 6: "wait (compare)"}
@@ -198,10 +202,68 @@ def peak_rss(traced_env):
     print("peak RSS added per traced process (32-frame stacks): " + ", ".join(cells))
 
 
+def start_cost():
+    """Per-image start cost: loops of 200 execs of /bin/true with the library
+    vs without (and with BENCH_OLD_LIB), alternating; medians over the
+    rounds of the per-exec difference, in wall time and in the children's
+    user+sys CPU time (less noisy on a shared machine)."""
+    def loop(e):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t = time.perf_counter()
+        for _ in range(200):
+            subprocess.run(["/bin/true"], env=e)
+        wall = (time.perf_counter() - t) / 200
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / 200
+    libs = [("", LIB)] + ([("old lib ", OLD)] if OLD else [])
+    envs = []
+    for i, (_, lib) in enumerate(libs):
+        d = os.path.join(tmp, "st%d" % i)
+        os.mkdir(d, 0o700)
+        envs.append(dict(os.environ, LD_PRELOAD=lib, FORKSCOPE_DIR=d))
+    def creates(r):
+        # what one new file costs in this file system, next to the streams
+        d = os.path.join(tmp, "cr%d" % r)
+        os.mkdir(d, 0o700)
+        t = time.perf_counter()
+        for k in range(200):
+            os.close(os.open(os.path.join(d, "%d.fst" % k), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return (time.perf_counter() - t) / 200
+    rounds = max(REPS, 3)
+    plain, traced, create = [], [[] for _ in libs], []
+    for r in range(rounds):
+        plain.append(loop(os.environ))
+        for i, e in enumerate(envs):
+            traced[i].append(loop(e))
+        create.append(creates(r))
+    a = statistics.median(w for w, _ in plain)
+    for (tag, _), t in zip(libs, traced):
+        b = statistics.median(w for w, _ in t)
+        cpu = statistics.median(c - p[1] for (_, c), p in zip(t, plain))
+        print("%sper-image start cost (exec of /bin/true): %.0f us traced vs %.0f us untraced: +%.0f us"
+              " (CPU user+sys +%.0f us), %d rounds" % (tag, b * 1e6, a * 1e6, (b - a) * 1e6, cpu * 1e6, rounds))
+    print("  of which creating the stream file: %.0f us (a plain create of a file in the same file system)"
+          % (statistics.median(create) * 1e6))
+
+
 def extras():
     if not ONLY or any(o in "5M malloc/free" for o in ONLY):
         sampled_row()
-    # trace bytes per event and events/s of the report over that trace
+    if not ONLY or any(o in "trace bytes per event" for o in ONLY):
+        bytes_per_event()
+    if not ONLY or any(o in "scan cost" for o in ONLY):
+        scan_cost()
+    if not ONLY or any(o in "per-image start cost" for o in ONLY):
+        start_cost()
+    if not ONLY or any(o in "peak RSS" for o in ONLY):
+        d = os.path.join(tmp, "rss")
+        os.mkdir(d, 0o700)
+        peak_rss(dict(os.environ, RSS_OF_PRELOAD=LIB, FORKSCOPE_DIR=d))
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def bytes_per_event():
+    """Trace bytes per event and events/s of the report over that trace."""
     d = os.path.join(tmp, "bpe")
     subprocess.run([FSK, "run", "-q", "-o", d, "--", os.path.join(BENCH, "malloc_bench"), "1000000"],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -217,21 +279,6 @@ def extras():
     except (ValueError, KeyError) as e:
         print("trace bytes per event: report failed (%s)" % e)
     shutil.rmtree(d, ignore_errors=True)
-    scan_cost()
-    # per-image start cost: /bin/true with the library vs without
-    env = dict(os.environ, LD_PRELOAD=LIB, FORKSCOPE_DIR=os.path.join(tmp, "st"))
-    os.mkdir(env["FORKSCOPE_DIR"], 0o700)
-    peak_rss(dict(os.environ, RSS_OF_PRELOAD=LIB, FORKSCOPE_DIR=env["FORKSCOPE_DIR"]))
-    def loop(e):
-        t = time.perf_counter()
-        for _ in range(200):
-            subprocess.run(["/bin/true"], env=e)
-        return (time.perf_counter() - t) / 200
-    a = statistics.median(loop(os.environ) for _ in range(3))
-    b = statistics.median(loop(env) for _ in range(3))
-    print("per-image start cost (exec of /bin/true): %.0f us traced vs %.0f us untraced: +%.0f us"
-          % (b * 1e6, a * 1e6, (b - a) * 1e6))
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

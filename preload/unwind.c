@@ -306,21 +306,69 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 	unwind_put(buf, size, direct);
 }
 
-/* The thread's last stack: a loop that allocates repeats it, and one
- * compare then stands for the hash, the probe and the generation checks.
- * Valid only in the generation (stream) whose STACK record it had. */
+/* The thread's last stack from unw_backtrace: a loop that allocates
+ * repeats it, and one compare then stands for the hash, the probe and the
+ * generation checks; a repeat also lets unwind_cache learn it. The id is
+ * valid only in the generation (stream) whose STACK record it had. */
 #define UNWIND_LAST 32
 static __thread uint64_t t_last_ips[UNWIND_LAST];
 static __thread uint32_t t_last_n, t_last_id, t_last_gen;
 
-static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
+static int unwind_is_last(const uint64_t *ips, uint32_t n)
 {
-	if (n != t_last_n || gen != t_last_gen)
+	if (n != t_last_n)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (ips[i] != t_last_ips[i])
 			return 0;
 	return 1;
+}
+
+/* ips[0..n) as an id: interned, with the STACK and MODULE records this
+ * stream lacks written first. 0 when the table is full. */
+static uint32_t unwind_id(const uint64_t *ips, uint32_t n, uint32_t gen, int direct)
+{
+	int fresh;
+	struct unwind_slot *s = unwind_intern(ips, n, &fresh);
+	if (!s) {
+		if (!atomic_exchange(&s_full_noted, 1))
+			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
+		return 0;
+	}
+	if (fresh) {
+		/* A new stack: objects loaded since the last scan (dlopen)
+		 * join the module list before the viewer needs them. */
+		for (uint32_t i = 0; i < n; i++) {
+			if (unwind_known(ips[i]))
+				continue;
+			unsigned long long adds = 0;
+			dl_iterate_phdr(unwind_adds_cb, &adds);
+			if (adds != s_mods_adds)
+				unwind_mods_scan();
+			break;
+		}
+	}
+	unwind_mods_emit(gen, direct);
+	uint32_t g = atomic_load(&s->gen);
+	if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
+		unwind_emit_stack(s, direct);
+	return atomic_load(&s->id);
+}
+
+/* The stack from libunwind: our own frames (the top ones in our text)
+ * left out, at most depth frames into ips. */
+static uint32_t unwind_backtrace(uint64_t *ips, int depth)
+{
+	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
+	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
+	int skip = 0;
+	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
+	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
+		skip++;
+	uint32_t n = 0;
+	for (int i = skip; i < got && n < (uint32_t)depth; i++)
+		ips[n++] = (uint64_t)(uintptr_t)raw[i];
+	return n;
 }
 
 uint32_t unwind_stack(int direct)
@@ -330,53 +378,40 @@ uint32_t unwind_stack(int direct)
 	int guard = t_guard;
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
 	t_unwinding = 1;
-	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
-	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
-	int skip = 0;
-	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
-	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
-		skip++;
-	uint64_t ips[FSK_STACK_MAX];
-	uint32_t n = 0;
-	for (int i = skip; i < got && n < (uint32_t)depth; i++)
-		ips[n++] = (uint64_t)(uintptr_t)raw[i];
 	uint32_t id = 0, gen = atomic_load(&s_gen);
-	int fresh;
-	if (n && unwind_is_last(ips, n, gen)) {
-		id = t_last_id;
+	struct unwind_frame f;
+	const uint64_t *cached;
+	uint32_t n;
+	int first = unwind_cache_first(&f, s_self_lo, s_self_hi);
+	if (first && (n = unwind_cache_hit(&f, &cached))) {
+		/* the stack the cache holds: its id, or intern it once in a
+		 * new generation */
+		id = unwind_cache_id(gen);
+		if (!id) {
+			id = unwind_id(cached, n, gen, direct);
+			unwind_cache_set_id(id, gen);
+		}
 		goto out;
 	}
-	struct unwind_slot *s = n ? unwind_intern(ips, n, &fresh) : NULL;
-	if (s) {
-		if (fresh) {
-			/* A new stack: objects loaded since the last scan (dlopen)
-			 * join the module list before the viewer needs them. */
-			for (uint32_t i = 0; i < n; i++) {
-				if (unwind_known(ips[i]))
-					continue;
-				unsigned long long adds = 0;
-				dl_iterate_phdr(unwind_adds_cb, &adds);
-				if (adds != s_mods_adds)
-					unwind_mods_scan();
-				break;
-			}
-		}
-		unwind_mods_emit(gen, direct);
-		uint32_t g = atomic_load(&s->gen);
-		if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
-			unwind_emit_stack(s, direct);
-		id = atomic_load(&s->id);
-		if (n <= UNWIND_LAST) {
-			for (uint32_t i = 0; i < n; i++)
-				t_last_ips[i] = ips[i];
-			t_last_n = n;
-			t_last_id = id;
-			t_last_gen = gen;
-		}
-	} else if (n && !atomic_exchange(&s_full_noted, 1)) {
-		emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
+	uint64_t ips[FSK_STACK_MAX];
+	n = unwind_backtrace(ips, depth);
+	if (!n)
+		goto out;
+	int again = unwind_is_last(ips, n);
+	if (again && t_last_gen == gen)
+		id = t_last_id;
+	else
+		id = unwind_id(ips, n, gen, direct);
+	if (id && n <= UNWIND_LAST) {
+		for (uint32_t i = 0; i < n; i++)
+			t_last_ips[i] = ips[i];
+		t_last_n = n;
+		t_last_id = id;
+		t_last_gen = gen;
 	}
+	if (first && again && unwind_cache_learn(&f, ips, n, (uint32_t)depth))
+		unwind_cache_set_id(id, gen);
 out:
 	t_unwinding = 0;
 	t_guard = guard;

@@ -215,9 +215,8 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 struct unwind_frame {
 	uint64_t ip, sp, bp;           /* a program frame: its ip, CFA of its callee, rbp */
 };
-FSK_HIDDEN int unwind_cache_first(struct unwind_frame *f, uint64_t lo, uint64_t hi);
-FSK_HIDDEN uint32_t unwind_cache_hit(const struct unwind_frame *f, const uint64_t **ips);
-FSK_HIDDEN uint32_t unwind_cache_id(uint32_t gen);
+FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi,
+				       uint32_t gen, uint32_t *n, const uint64_t **ips);
 FSK_HIDDEN void unwind_cache_set_id(uint32_t id, uint32_t gen);
 FSK_HIDDEN int unwind_cache_learn(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				  uint32_t depth);

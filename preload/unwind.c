@@ -371,29 +371,22 @@ static uint32_t unwind_backtrace(uint64_t *ips, int depth)
 	return n;
 }
 
-uint32_t unwind_stack(int direct)
+/* The capture when the cache could not answer with an id. f: the
+ * program's first frame (f->ip 0: unknown); n, cached: the stack when the
+ * cache holds it without an id for this generation. */
+static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, const uint64_t *cached,
+				  uint32_t gen, int direct)
 {
-	if (!s_slots || t_unwinding || t_vfork_child)
-		return 0;
 	int guard = t_guard;
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
-	t_unwinding = 1;
-	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
-	uint32_t id = 0, gen = atomic_load(&s_gen);
-	struct unwind_frame f;
-	const uint64_t *cached;
-	uint32_t n;
-	int first = unwind_cache_first(&f, s_self_lo, s_self_hi);
-	if (first && (n = unwind_cache_hit(&f, &cached))) {
-		/* the stack the cache holds: its id, or intern it once in a
-		 * new generation */
-		id = unwind_cache_id(gen);
-		if (!id) {
-			id = unwind_id(cached, n, gen, direct);
-			unwind_cache_set_id(id, gen);
-		}
+	uint32_t id = 0;
+	if (n) {
+		/* the stack the cache holds, in a new generation: intern it once */
+		id = unwind_id(cached, n, gen, direct);
+		unwind_cache_set_id(id, gen);
 		goto out;
 	}
+	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
 	n = unwind_backtrace(ips, depth);
 	if (!n)
@@ -410,11 +403,25 @@ uint32_t unwind_stack(int direct)
 		t_last_id = id;
 		t_last_gen = gen;
 	}
-	if (first && again && unwind_cache_learn(&f, ips, n, (uint32_t)depth))
+	if (f->ip && again && unwind_cache_learn(f, ips, n, (uint32_t)depth))
 		unwind_cache_set_id(id, gen);
 out:
-	t_unwinding = 0;
 	t_guard = guard;
+	return id;
+}
+
+uint32_t unwind_stack(int direct)
+{
+	if (!s_slots || t_unwinding || t_vfork_child)
+		return 0;
+	t_unwinding = 1; /* a handler that interrupts us records no stack */
+	uint32_t gen = atomic_load_explicit(&s_gen, memory_order_relaxed), n = 0;
+	struct unwind_frame f;
+	const uint64_t *cached = NULL;
+	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi, gen, &n, &cached);
+	if (!id || id == UINT32_MAX)
+		id = unwind_stack_slow(&f, id ? n : 0, cached, gen, direct);
+	t_unwinding = 0;
 	return id;
 }
 

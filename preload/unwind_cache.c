@@ -29,75 +29,73 @@
 #include "fsk.h"
 
 #define CACHE_FRAMES 32
+#define CACHE_CHECKS 64                 /* words read back per hit, at most */
 #define BPLOC_FRAME0 1u                 /* rbp still in frame 0's register */
-#define F_NEEDBP 1u                     /* its rbp must match to match it */
-#define F_DRAP 2u                       /* its CFA is read at rbp - 8 */
+
+/* What a walk learns of frame i: sp is the CFA of frame i - 1, bploc
+ * where the rbp of frame i was read. */
+struct cache_walk {
+	uint64_t sp[CACHE_FRAMES], bp[CACHE_FRAMES], bploc[CACHE_FRAMES];
+};
 
 struct unwind_cache {
-	uint64_t ip[CACHE_FRAMES], sp[CACHE_FRAMES], bp[CACHE_FRAMES], bploc[CACHE_FRAMES];
-	uint8_t flags[CACHE_FRAMES];
-	uint32_t n;                     /* 0 = empty */
+	uint64_t ip[CACHE_FRAMES];
+	uint64_t sp0, bp0;              /* frame 0 */
+	int needbp0;                    /* its rbp must match too */
+	uint32_t n;                     /* frames; 0 = empty */
+	uint32_t nchk;
 	uint32_t id, gen;               /* its interned id in generation gen */
 	uint64_t hits, learnt;
+	struct {
+		uint64_t addr, val;     /* a stack word and what it must hold */
+	} chk[CACHE_CHECKS];
 };
 
 static __thread struct unwind_cache t_cache;
-
-/* The program frame that called into us: the first return address on our
- * frame-pointer chain that is outside our text [lo, hi). 0 when the chain
- * looks wrong (it never should). */
-__attribute__((noinline)) int unwind_cache_first(struct unwind_frame *f, uint64_t lo, uint64_t hi)
-{
-	uint64_t *fp = __builtin_frame_address(0);
-	if (!lo || lo >= hi)
-		return 0;
-	for (int i = 0; i < 16; i++) {
-		uint64_t ret = fp[1];
-		if (ret < lo || ret >= hi) {
-			f->ip = ret;
-			f->sp = (uint64_t)(uintptr_t)(fp + 2);
-			f->bp = fp[0];
-			return 1;
-		}
-		uint64_t *up = (uint64_t *)(uintptr_t)fp[0];
-		if (up <= fp || ((uintptr_t)up & 7))
-			return 0;
-		fp = up;
-	}
-	return 0;
-}
 
 static inline uint64_t peek(uint64_t addr)
 {
 	return *(const volatile uint64_t *)(uintptr_t)addr;
 }
 
-/* The cached stack when the thread's stack from f up is still it: its ips
- * through *ips and its depth, else 0. */
-uint32_t unwind_cache_hit(const struct unwind_frame *f, const uint64_t **ips)
+/* The program frame that called into us: the first return address on our
+ * frame-pointer chain outside our text [lo, hi). When the cache holds the
+ * stack from that frame up: its id in generation gen, or UINT32_MAX when
+ * it has none there yet (*n, *ips: the stack); else 0. f is always set
+ * (f->ip 0: the chain looked wrong, which it never should). */
+__attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo,
+						       uint64_t hi, uint32_t gen, uint32_t *n,
+						       const uint64_t **ips)
 {
-	struct unwind_cache *c = &t_cache;
-	uint32_t n = c->n;
-	if (!n || f->ip != c->ip[0] || f->sp != c->sp[0] ||
-	    ((c->flags[0] & F_NEEDBP) && f->bp != c->bp[0]))
+	uint64_t *fp = __builtin_frame_address(0);
+	f->ip = 0;
+	if (!lo || lo >= hi)
 		return 0;
-	for (uint32_t m = 1; m < n; m++) {
-		if (peek(c->sp[m] - 8) != c->ip[m])
+	for (int i = 0;; i++) {
+		uint64_t ret = fp[1];
+		if (ret < lo || ret >= hi) {
+			f->ip = ret;
+			f->sp = (uint64_t)(uintptr_t)(fp + 2);
+			f->bp = fp[0];
+			break;
+		}
+		uint64_t *up = (uint64_t *)(uintptr_t)fp[0];
+		if (i == 16 || up <= fp || ((uintptr_t)up & 7))
 			return 0;
-		if (c->bploc[m] != c->bploc[m - 1] && peek(c->bploc[m]) != c->bp[m])
-			return 0;
-		if ((c->flags[m - 1] & F_DRAP) && peek(c->bp[m - 1] - 8) != c->sp[m])
-			return 0;
+		fp = up;
 	}
+	struct unwind_cache *c = &t_cache;
+	if (!c->n || f->ip != c->ip[0] || f->sp != c->sp0 || (c->needbp0 && f->bp != c->bp0))
+		return 0;
+	uint64_t diff = 0;
+	for (uint32_t k = 0; k < c->nchk; k++)
+		diff |= peek(c->chk[k].addr) ^ c->chk[k].val;
+	if (diff)
+		return 0;
 	c->hits++;
+	*n = c->n;
 	*ips = c->ip;
-	return n;
-}
-
-/* Its interned id when the cache was given one in generation gen, else 0. */
-uint32_t unwind_cache_id(uint32_t gen)
-{
-	return t_cache.gen == gen ? t_cache.id : 0;
+	return c->gen == gen && c->id ? c->id : UINT32_MAX;
 }
 
 void unwind_cache_set_id(uint32_t id, uint32_t gen)
@@ -106,33 +104,50 @@ void unwind_cache_set_id(uint32_t id, uint32_t gen)
 	t_cache.gen = gen;
 }
 
-/* Flags of frame i from its caller's (i + 1) values; 0 = not cacheable. */
-static int cache_flags(struct unwind_cache *c, uint32_t i)
+static int cache_check(struct unwind_cache *c, uint64_t addr, uint64_t val)
 {
-	uint64_t cfa = c->sp[i + 1], loc = c->bploc[i + 1];
-	int saved = loc != c->bploc[i];
-	/* a pushed rbp lies in the pushing frame, between its sp and CFA */
-	if (saved && (loc < c->sp[i] || loc + 8 > cfa))
+	if (c->nchk == CACHE_CHECKS)
 		return 0;
-	c->flags[i] = 0;
-	/* Not rsp-based: rbp + 16 (a frame pointer), DRAP, or an rbp it
-	 * passes on unchanged. Only rsp + c lets rbp differ. */
-	if (!saved || cfa == c->bp[i] + 16 || loc == c->bp[i])
-		c->flags[i] |= F_NEEDBP;
-	if (saved && loc == c->bp[i] && cfa != c->bp[i] + 16) {
-		if (c->bp[i] - 8 < c->sp[i] || c->bp[i] > cfa)
-			return 0;
-		c->flags[i] |= F_DRAP;
-	}
+	c->chk[c->nchk].addr = addr;
+	c->chk[c->nchk].val = val;
+	c->nchk++;
 	return 1;
 }
 
-/* Walks the stack from f with unw_step, recording what unwind_cache_hit
- * checks. The walk must give exactly ips[0..n) (what unw_backtrace gave),
- * ending there because the stack ends (n < depth) or because n == depth. */
+/* What proves the CFA of frame i (from its caller's values in w) and the
+ * caller's ip and rbp: 0 when frame i is not cacheable. Same ip, sp and
+ * (where it counts) rbp give the same CFA under the rules gcc and clang
+ * emit: rsp + c, rbp + 16 (a frame pointer), *(rbp - 8) (DRAP). */
+static int cache_frame(struct unwind_cache *c, const struct cache_walk *w, uint32_t i)
+{
+	uint64_t cfa = w->sp[i + 1], loc = w->bploc[i + 1], bp = w->bp[i];
+	int saved = loc != w->bploc[i];
+	/* a pushed rbp lies in the pushing frame, between its sp and CFA */
+	if (saved && (loc < w->sp[i] || loc + 8 > cfa))
+		return 0;
+	/* Only an rsp-based frame that saved the rbp it got may have another
+	 * rbp: frame 0's is compared at the lookup, the others' are read
+	 * back where they were saved (or are frame i - 1's, unchanged). */
+	if (i == 0)
+		c->needbp0 = !saved || cfa == bp + 16 || loc == bp;
+	if (saved && loc == bp && cfa != bp + 16) {
+		/* DRAP: the CFA was read at rbp - 8 */
+		if (bp - 8 < w->sp[i] || bp > cfa || !cache_check(c, bp - 8, cfa))
+			return 0;
+	}
+	/* the caller's return address (at CFA - 8, checked by the walk) and
+	 * its rbp when frame i saved it */
+	return cache_check(c, cfa - 8, c->ip[i + 1]) && (!saved || cache_check(c, loc, w->bp[i + 1]));
+}
+
+/* Walks the stack from f with unw_step, recording what
+ * unwind_cache_lookup checks. The walk must give exactly ips[0..n) (what
+ * unw_backtrace gave), ending there because the stack ends (n < depth) or
+ * because n == depth. */
 static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, const uint64_t *ips,
 		      uint32_t n, uint32_t depth)
 {
+	struct cache_walk w;
 	unw_context_t uc;
 	unw_cursor_t cur;
 	if (unw_getcontext(&uc) < 0)
@@ -147,18 +162,16 @@ static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, cons
 	if (unw_init_local(&cur, &uc) < 0)
 		return 0;
 	c->ip[0] = f->ip;
-	c->sp[0] = f->sp;
-	c->bp[0] = f->bp;
-	c->bploc[0] = BPLOC_FRAME0;
+	c->sp0 = w.sp[0] = f->sp;
+	c->bp0 = w.bp[0] = f->bp;
+	c->needbp0 = 1;
+	w.bploc[0] = BPLOC_FRAME0;
+	c->nchk = 0;
 	for (uint32_t i = 0;; i++) {
 		if (c->ip[i] != ips[i])
 			return 0;
-		if (i + 1 == n) {
-			c->flags[i] = F_NEEDBP;
-			if (n == depth)
-				return 1;
-			return unw_step(&cur) == 0;
-		}
+		if (i + 1 == n)
+			return n == depth || unw_step(&cur) == 0;
 		if (unw_step(&cur) <= 0 || unw_is_signal_frame(&cur) > 0)
 			return 0;
 		unw_word_t ip, sp, bp;
@@ -169,14 +182,14 @@ static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, cons
 		    unw_get_save_loc(&cur, UNW_X86_64_RBP, &bl) < 0)
 			return 0;
 		/* return address at CFA - 8, rbp from memory (or frame 0's) */
-		if (ra.type != UNW_SLT_MEMORY || ra.u.addr != sp - 8 || sp <= c->sp[i] ||
+		if (ra.type != UNW_SLT_MEMORY || ra.u.addr != sp - 8 || sp <= w.sp[i] ||
 		    bl.type != UNW_SLT_MEMORY)
 			return 0;
 		c->ip[i + 1] = ip;
-		c->sp[i + 1] = sp;
-		c->bp[i + 1] = bp;
-		c->bploc[i + 1] = bl.u.addr == ctx_bp ? BPLOC_FRAME0 : bl.u.addr;
-		if (!cache_flags(c, i))
+		w.sp[i + 1] = sp;
+		w.bp[i + 1] = bp;
+		w.bploc[i + 1] = bl.u.addr == ctx_bp ? BPLOC_FRAME0 : bl.u.addr;
+		if (!cache_frame(c, &w, i))
 			return 0;
 	}
 }

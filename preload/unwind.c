@@ -1,7 +1,8 @@
 /*
- * Call stacks: captured with libunwind's unw_backtrace (its fast path, with
- * a per-thread cache), interned per process, written as a STACK record the
- * first time a stream uses one and as an id afterwards.
+ * Call stacks: the thread's last repeated stack from unwind_cache.c when it
+ * is still the stack, else captured with libunwind's unw_backtrace (its
+ * fast path, with a per-thread cache); interned per process, written as a
+ * STACK record the first time a stream uses one and as an id afterwards.
  *
  * The intern table lives in our own mappings and is lock-free: a slot is
  * claimed by a CAS on its key, filled, then published by storing its id.
@@ -386,6 +387,7 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, cons
 		unwind_cache_set_id(id, gen);
 		goto out;
 	}
+	unwind_cache_missed();
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
 	n = unwind_backtrace(ips, depth);

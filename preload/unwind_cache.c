@@ -20,7 +20,14 @@
  * *(rbp - 8), which is what gcc and clang emit; a stack through a signal
  * frame is never cached. Learning is budgeted (a walk of 25 frames costs
  * what ~200 captures do): a thread learns a stack only when unw_backtrace
- * gave it twice in a row, and at most 8 + hits / 256 times.
+ * gave it twice in a row, and at most 8 + captures / 512 times, so a
+ * program whose stacks never settle pays at most a few percent for it.
+ *
+ * The cache is per thread (TLS, about 1.3 KiB) and read only by its
+ * thread, with t_unwinding set: a signal handler that interrupts a lookup
+ * or a walk records no stack rather than seeing it half written. A fork
+ * child keeps it: its stack is a copy, and the id is tied to the stream
+ * generation, so the child writes the STACK record again.
  */
 #define UNW_LOCAL_ONLY
 #include <libunwind.h>
@@ -45,7 +52,7 @@ struct unwind_cache {
 	uint32_t n;                     /* frames; 0 = empty */
 	uint32_t nchk;
 	uint32_t id, gen;               /* its interned id in generation gen */
-	uint64_t hits, learnt;
+	uint64_t captures, learnt;      /* for the learning budget */
 	struct {
 		uint64_t addr, val;     /* a stack word and what it must hold */
 	} chk[CACHE_CHECKS];
@@ -92,7 +99,7 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 		diff |= peek(c->chk[k].addr) ^ c->chk[k].val;
 	if (diff)
 		return 0;
-	c->hits++;
+	c->captures++;
 	*n = c->n;
 	*ips = c->ip;
 	return c->gen == gen && c->id ? c->id : UINT32_MAX;
@@ -194,13 +201,19 @@ static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, cons
 	}
 }
 
+/* A capture the cache could not answer (for the learning budget). */
+void unwind_cache_missed(void)
+{
+	t_cache.captures++;
+}
+
 /* After unw_backtrace gave the same ips[0..n) twice in a row for the
  * frame f: learn that stack if the budget allows. 1 when the cache holds
  * it now. */
 int unwind_cache_learn(const struct unwind_frame *f, const uint64_t *ips, uint32_t n, uint32_t depth)
 {
 	struct unwind_cache *c = &t_cache;
-	if (n > CACHE_FRAMES || c->learnt >= 8 + c->hits / 256)
+	if (n > CACHE_FRAMES || c->learnt >= 8 + c->captures / 512)
 		return 0;
 	c->learnt++;
 	c->n = 0;

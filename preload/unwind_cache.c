@@ -20,7 +20,7 @@
  * *(rbp - 8), which is what gcc and clang emit; a stack through a signal
  * frame is never cached. Learning is budgeted (a walk of 25 frames costs
  * what ~200 captures do): a thread learns a stack only when unw_backtrace
- * gave it twice in a row, and at most 8 + captures / 512 times, so a
+ * gave it twice in a row, and at most 8 + captures / 4096 times, so a
  * program whose stacks never settle pays at most a few percent for it.
  *
  * The cache is per thread (TLS, about 1.3 KiB) and read only by its
@@ -213,7 +213,7 @@ void unwind_cache_missed(void)
 int unwind_cache_learn(const struct unwind_frame *f, const uint64_t *ips, uint32_t n, uint32_t depth)
 {
 	struct unwind_cache *c = &t_cache;
-	if (n > CACHE_FRAMES || c->learnt >= 8 + c->captures / 512)
+	if (n > CACHE_FRAMES || c->learnt >= 8 + c->captures / 4096)
 		return 0;
 	c->learnt++;
 	c->n = 0;

@@ -218,9 +218,8 @@ struct unwind_frame {
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi,
 				       uint32_t gen, uint32_t *n, const uint64_t **ips);
 FSK_HIDDEN void unwind_cache_set_id(uint32_t id, uint32_t gen);
-FSK_HIDDEN void unwind_cache_missed(void);
-FSK_HIDDEN int unwind_cache_learn(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
-				  uint32_t depth);
+FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
+				    uint32_t depth, uint32_t id, uint32_t gen);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 

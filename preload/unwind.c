@@ -309,8 +309,8 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 
 /* The thread's last stack from unw_backtrace: a loop that allocates
  * repeats it, and one compare then stands for the hash, the probe and the
- * generation checks; a repeat also lets unwind_cache learn it. The id is
- * valid only in the generation (stream) whose STACK record it had. */
+ * generation checks. The id is valid only in the generation (stream)
+ * whose STACK record it had. */
 #define UNWIND_LAST 32
 static __thread uint64_t t_last_ips[UNWIND_LAST];
 static __thread uint32_t t_last_n, t_last_id, t_last_gen;
@@ -387,7 +387,6 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, cons
 		unwind_cache_set_id(id, gen);
 		goto out;
 	}
-	unwind_cache_missed();
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
 	n = unwind_backtrace(ips, depth);
@@ -405,8 +404,7 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, cons
 		t_last_id = id;
 		t_last_gen = gen;
 	}
-	if (f->ip && again && unwind_cache_learn(f, ips, n, (uint32_t)depth))
-		unwind_cache_set_id(id, gen);
+	unwind_cache_missed(f, ips, n, (uint32_t)depth, id, gen);
 out:
 	t_guard = guard;
 	return id;

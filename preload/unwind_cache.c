@@ -1,29 +1,29 @@
 /*
- * The per-thread stack cache: a loop that allocates asks for the same
- * stack again and again, and this answers it without libunwind.
+ * The per-thread stack cache: a loop that allocates asks for the same few
+ * stacks again and again, and this answers them without libunwind.
  *
  * unw_step here costs about half a microsecond a frame (its register-state
  * cache misses and each step masks signals twice), unw_backtrace about
- * 50-70 ns a stack; neither tells what changed since the last call. The
- * cache holds, for each frame of the thread's last repeated stack, its ip,
- * its stack pointer (the callee's CFA), its rbp and where that rbp was
- * saved, learnt once with unw_step. A later capture takes the program's
- * first frame (ip, sp, rbp) from our own frame-pointer chain (the preload
- * is built with frame pointers), and when that frame is the cached frame 0
- * it proves the rest unchanged by reading back what an unwinder would
- * read: each return address at CFA - 8, each saved rbp that a frame
- * pushed, and the CFA slot of a realigned (DRAP) frame. Same ip, sp and
- * rbp and the same slots give the same CFA rule results, so the same
- * stack; any difference sends the capture to unw_backtrace.
+ * 50-70 ns a stack; neither tells what changed since the last call. Each
+ * of a thread's CACHE_WAYS ways holds, for one stack learnt once with
+ * unw_step, its ips and the stack words that prove it. A capture takes the
+ * program's first frame (ip, sp, rbp) from our own frame-pointer chain
+ * (the preload is built with frame pointers); for a way whose frame 0 it
+ * is, it reads back what an unwinder would read: each return address at
+ * CFA - 8, each saved rbp that a frame pushed, and the CFA slot of a
+ * realigned (DRAP) frame. Same ip, sp and rbp and the same slots give the
+ * same CFA rule results, so the same stack; any difference sends the
+ * capture to the next way, then to unw_backtrace.
  *
  * Exactness rests on every CFA rule being rsp + c, rbp + 16 or gcc's DRAP
  * *(rbp - 8), which is what gcc and clang emit; a stack through a signal
  * frame is never cached. Learning is budgeted (a walk of 25 frames costs
  * what ~200 captures do): a thread learns a stack only when unw_backtrace
- * gave it twice in a row, and at most 8 + captures / 4096 times, so a
- * program whose stacks never settle pays at most a few percent for it.
+ * gave it again among its CACHE_RECENT latest misses, and at most
+ * 8 + captures / 4096 times, so a program whose stacks never settle pays
+ * at most a few percent for it.
  *
- * The cache is per thread (TLS, about 1.3 KiB) and read only by its
+ * The cache is per thread (TLS, about 4.3 KiB) and read only by its
  * thread, with t_unwinding set: a signal handler that interrupts a lookup
  * or a walk records no stack rather than seeing it half written. A fork
  * child keeps it: its stack is a copy, and the id is tied to the stream
@@ -35,8 +35,10 @@
 
 #include "fsk.h"
 
+#define CACHE_WAYS 4                    /* stacks per thread */
+#define CACHE_RECENT 4                  /* missed stacks remembered */
 #define CACHE_FRAMES 32
-#define CACHE_CHECKS 64                 /* words read back per hit, at most */
+#define CACHE_CHECKS 48                 /* words read back per hit, at most */
 #define BPLOC_FRAME0 1u                 /* rbp still in frame 0's register */
 
 /* What a walk learns of frame i: sp is the CFA of frame i - 1, bploc
@@ -45,17 +47,26 @@ struct cache_walk {
 	uint64_t sp[CACHE_FRAMES], bp[CACHE_FRAMES], bploc[CACHE_FRAMES];
 };
 
-struct unwind_cache {
+/* One learnt stack. */
+struct cache_way {
 	uint64_t ip[CACHE_FRAMES];
 	uint64_t sp0, bp0;              /* frame 0 */
 	int needbp0;                    /* its rbp must match too */
 	uint32_t n;                     /* frames; 0 = empty */
 	uint32_t nchk;
 	uint32_t id, gen;               /* its interned id in generation gen */
-	uint64_t captures, learnt;      /* for the learning budget */
+	uint64_t used;                  /* captures count at its last hit */
 	struct {
 		uint64_t addr, val;     /* a stack word and what it must hold */
 	} chk[CACHE_CHECKS];
+};
+
+struct unwind_cache {
+	struct cache_way way[CACHE_WAYS];
+	struct cache_way *last;         /* the way the last hit or learn used */
+	uint32_t recent[CACHE_RECENT];  /* ids of the latest missed stacks */
+	uint32_t recent_pos;
+	uint64_t captures, learnt;      /* for the learning budget */
 };
 
 static __thread struct unwind_cache t_cache;
@@ -92,26 +103,30 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 		fp = up;
 	}
 	struct unwind_cache *c = &t_cache;
-	if (!c->n || f->ip != c->ip[0] || f->sp != c->sp0 || (c->needbp0 && f->bp != c->bp0))
-		return 0;
-	uint64_t diff = 0;
-	for (uint32_t k = 0; k < c->nchk; k++)
-		diff |= peek(c->chk[k].addr) ^ c->chk[k].val;
-	if (diff)
-		return 0;
-	c->captures++;
-	*n = c->n;
-	*ips = c->ip;
-	return c->gen == gen && c->id ? c->id : UINT32_MAX;
+	for (struct cache_way *w = c->way; w < c->way + CACHE_WAYS; w++) {
+		if (!w->n || f->ip != w->ip[0] || f->sp != w->sp0 || (w->needbp0 && f->bp != w->bp0))
+			continue;
+		uint64_t diff = 0;
+		for (uint32_t k = 0; k < w->nchk; k++)
+			diff |= peek(w->chk[k].addr) ^ w->chk[k].val;
+		if (diff)
+			continue; /* another way may hold the same frame 0 */
+		w->used = ++c->captures;
+		c->last = w;
+		*n = w->n;
+		*ips = w->ip;
+		return w->gen == gen && w->id ? w->id : UINT32_MAX;
+	}
+	return 0;
 }
 
 void unwind_cache_set_id(uint32_t id, uint32_t gen)
 {
-	t_cache.id = id;
-	t_cache.gen = gen;
+	t_cache.last->id = id;
+	t_cache.last->gen = gen;
 }
 
-static int cache_check(struct unwind_cache *c, uint64_t addr, uint64_t val)
+static int cache_check(struct cache_way *c, uint64_t addr, uint64_t val)
 {
 	if (c->nchk == CACHE_CHECKS)
 		return 0;
@@ -125,7 +140,7 @@ static int cache_check(struct unwind_cache *c, uint64_t addr, uint64_t val)
  * caller's ip and rbp: 0 when frame i is not cacheable. Same ip, sp and
  * (where it counts) rbp give the same CFA under the rules gcc and clang
  * emit: rsp + c, rbp + 16 (a frame pointer), *(rbp - 8) (DRAP). */
-static int cache_frame(struct unwind_cache *c, const struct cache_walk *w, uint32_t i)
+static int cache_frame(struct cache_way *c, const struct cache_walk *w, uint32_t i)
 {
 	uint64_t cfa = w->sp[i + 1], loc = w->bploc[i + 1], bp = w->bp[i];
 	int saved = loc != w->bploc[i];
@@ -151,7 +166,7 @@ static int cache_frame(struct unwind_cache *c, const struct cache_walk *w, uint3
  * unwind_cache_lookup checks. The walk must give exactly ips[0..n) (what
  * unw_backtrace gave), ending there because the stack ends (n < depth) or
  * because n == depth. */
-static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, const uint64_t *ips,
+static int cache_walk(struct cache_way *c, const struct unwind_frame *f, const uint64_t *ips,
 		      uint32_t n, uint32_t depth)
 {
 	struct cache_walk w;
@@ -201,25 +216,37 @@ static int cache_walk(struct unwind_cache *c, const struct unwind_frame *f, cons
 	}
 }
 
-/* A capture the cache could not answer (for the learning budget). */
-void unwind_cache_missed(void)
+/* Was id among the latest missed stacks? Remembers it. */
+static int cache_recent(struct unwind_cache *c, uint32_t id)
 {
-	t_cache.captures++;
+	for (uint32_t i = 0; i < CACHE_RECENT; i++)
+		if (c->recent[i] == id)
+			return 1;
+	c->recent[c->recent_pos++ % CACHE_RECENT] = id;
+	return 0;
 }
 
-/* After unw_backtrace gave the same ips[0..n) twice in a row for the
- * frame f: learn that stack if the budget allows. 1 when the cache holds
- * it now. */
-int unwind_cache_learn(const struct unwind_frame *f, const uint64_t *ips, uint32_t n, uint32_t depth)
+/* After unw_backtrace gave ips[0..n), interned as id in generation gen,
+ * for the frame f: learn that stack into the least recently used way when
+ * it was among the latest missed ones and the budget allows. */
+void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
+			 uint32_t depth, uint32_t id, uint32_t gen)
 {
 	struct unwind_cache *c = &t_cache;
-	if (n > CACHE_FRAMES || c->learnt >= 8 + c->captures / 4096)
-		return 0;
+	c->captures++;
+	if (!id || !f->ip || !cache_recent(c, id) || n > CACHE_FRAMES ||
+	    c->learnt >= 8 + c->captures / 4096)
+		return;
+	struct cache_way *w = c->way;
+	for (struct cache_way *v = c->way; v < c->way + CACHE_WAYS; v++)
+		if (v->used < w->used)
+			w = v;
 	c->learnt++;
-	c->n = 0;
-	c->id = 0;
-	if (!cache_walk(c, f, ips, n, depth))
-		return 0;
-	c->n = n;
-	return 1;
+	w->n = 0;
+	if (!cache_walk(w, f, ips, n, depth))
+		return;
+	w->n = n;
+	w->id = id;
+	w->gen = gen;
+	w->used = c->captures;
 }

@@ -218,6 +218,7 @@ struct unwind_frame {
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi,
 				       uint32_t gen, uint32_t *n, const uint64_t **ips);
 FSK_HIDDEN void unwind_cache_set_id(uint32_t id, uint32_t gen);
+FSK_HIDDEN void unwind_cache_fork_child(void);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id, uint32_t gen);
 /* The hot path's only cost when stacks are off: one branch. */

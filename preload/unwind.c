@@ -455,4 +455,5 @@ void unwind_fork_child(void)
 {
 	atomic_fetch_add(&s_gen, 1);
 	atomic_store(&s_mods_lock, 0);
+	unwind_cache_fork_child();
 }

@@ -23,17 +23,23 @@
  * 8 + captures / 4096 times, so a program whose stacks never settle pays
  * at most a few percent for it.
  *
- * The cache is per thread (TLS, about 4.3 KiB) and read only by its
- * thread, with t_unwinding set: a signal handler that interrupts a lookup
+ * The cache is per thread (a block of a process-wide pool, taken when the
+ * thread first learns; 40 bytes of TLS) and read only by its thread, with
+ * t_unwinding set: a signal handler that interrupts a lookup
  * or a walk records no stack rather than seeing it half written. A fork
  * child keeps it: its stack is a copy, and the id is tied to the stream
  * generation, so the child writes the STACK record again.
  */
 #define UNW_LOCAL_ONLY
+#include <errno.h>
 #include <libunwind.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
+#include <unistd.h>
 
 #include "fsk.h"
+#include "scan.h"
 
 #define CACHE_WAYS 4                    /* stacks per thread */
 #define CACHE_RECENT 4                  /* missed stacks remembered */
@@ -61,15 +67,29 @@ struct cache_way {
 	} chk[CACHE_CHECKS];
 };
 
+/* A thread's ways, from a pool shared by the process: a thread takes a
+ * block the first time it learns a stack, and a block whose thread is
+ * gone (the kernel says so) goes to the next thread that needs one. No
+ * thread-exit hook needed, and threads that never learn cost nothing. */
 struct unwind_cache {
+	_Atomic pid_t owner;            /* thread id; 0 = free */
 	struct cache_way way[CACHE_WAYS];
+};
+
+/* What stays in TLS: small, so threads with small stacks keep them. */
+struct cache_thread {
+	struct unwind_cache *c;         /* NULL until the thread first learns */
 	struct cache_way *last;         /* the way the last hit or learn used */
 	uint32_t recent[CACHE_RECENT];  /* ids of the latest missed stacks */
 	uint32_t recent_pos;
+	uint32_t claim_wait;            /* misses before trying the pool again */
 	uint64_t captures, learnt;      /* for the learning budget */
 };
 
-static __thread struct unwind_cache t_cache;
+#define CACHE_POOL 64                   /* blocks: threads caching at once */
+
+static struct unwind_cache *_Atomic s_pool;
+static __thread struct cache_thread t_cache;
 
 static inline uint64_t peek(uint64_t addr)
 {
@@ -102,7 +122,10 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 			return 0;
 		fp = up;
 	}
-	struct unwind_cache *c = &t_cache;
+	struct cache_thread *t = &t_cache;
+	struct unwind_cache *c = t->c;
+	if (!c)
+		return 0;
 	for (struct cache_way *w = c->way; w < c->way + CACHE_WAYS; w++) {
 		if (!w->n || f->ip != w->ip[0] || f->sp != w->sp0 || (w->needbp0 && f->bp != w->bp0))
 			continue;
@@ -111,8 +134,8 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 			diff |= peek(w->chk[k].addr) ^ w->chk[k].val;
 		if (diff)
 			continue; /* another way may hold the same frame 0 */
-		w->used = ++c->captures;
-		c->last = w;
+		w->used = ++t->captures;
+		t->last = w;
 		*n = w->n;
 		*ips = w->ip;
 		return w->gen == gen && w->id ? w->id : UINT32_MAX;
@@ -217,13 +240,63 @@ static int cache_walk(struct cache_way *c, const struct unwind_frame *f, const u
 }
 
 /* Was id among the latest missed stacks? Remembers it. */
-static int cache_recent(struct unwind_cache *c, uint32_t id)
+static int cache_recent(struct cache_thread *t, uint32_t id)
 {
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
-		if (c->recent[i] == id)
+		if (t->recent[i] == id)
 			return 1;
-	c->recent[c->recent_pos++ % CACHE_RECENT] = id;
+	t->recent[t->recent_pos++ % CACHE_RECENT] = id;
 	return 0;
+}
+
+/* Is thread tid of this process gone? errno is the hook's: kept. */
+static int cache_gone(pid_t tid)
+{
+	int e = errno;
+	int gone = syscall(SYS_tgkill, (pid_t)G.pid, tid, 0) < 0 && errno == ESRCH;
+	errno = e;
+	return gone;
+}
+
+/* A free block of the pool for this thread (a dead thread's when none is
+ * free), emptied; NULL when every block is in use. */
+static struct unwind_cache *cache_claim(void)
+{
+	struct unwind_cache *pool = atomic_load(&s_pool);
+	if (!pool) {
+		struct unwind_cache *m = scan_map(CACHE_POOL * sizeof(*m)), *none = NULL;
+		if (!m)
+			return NULL;
+		if (atomic_compare_exchange_strong(&s_pool, &none, m))
+			pool = m;
+		else {
+			scan_unmap(m, CACHE_POOL * sizeof(*m));
+			pool = none;
+		}
+	}
+	pid_t self = sys_gettid();
+	for (int pass = 0; pass < 2; pass++) {
+		for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
+			pid_t o = atomic_load(&c->owner);
+			if ((o && (!pass || !cache_gone(o))) || !atomic_compare_exchange_strong(&c->owner, &o, self))
+				continue;
+			for (int i = 0; i < CACHE_WAYS; i++) {
+				c->way[i].n = 0;
+				c->way[i].used = 0;
+			}
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* In a fork child, on the thread that forked: its block is still its own
+ * (the copy), under its new thread id; the blocks of the parent's other
+ * threads are a dead thread's for the next claim. */
+void unwind_cache_fork_child(void)
+{
+	if (t_cache.c)
+		atomic_store(&t_cache.c->owner, sys_gettid());
 }
 
 /* After unw_backtrace gave ips[0..n), interned as id in generation gen,
@@ -232,21 +305,34 @@ static int cache_recent(struct unwind_cache *c, uint32_t id)
 void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 			 uint32_t depth, uint32_t id, uint32_t gen)
 {
-	struct unwind_cache *c = &t_cache;
-	c->captures++;
-	if (!id || !f->ip || !cache_recent(c, id) || n > CACHE_FRAMES ||
-	    c->learnt >= 8 + c->captures / 4096)
+	struct cache_thread *t = &t_cache;
+	t->captures++;
+	if (!id || !f->ip || !cache_recent(t, id) || n > CACHE_FRAMES ||
+	    t->learnt >= 8 + t->captures / 4096)
 		return;
+	if (!t->c) {
+		/* a full pool is tried again only now and then */
+		if (t->claim_wait) {
+			t->claim_wait--;
+			return;
+		}
+		t->c = cache_claim();
+		if (!t->c) {
+			t->claim_wait = 64;
+			return;
+		}
+	}
+	struct unwind_cache *c = t->c;
 	struct cache_way *w = c->way;
 	for (struct cache_way *v = c->way; v < c->way + CACHE_WAYS; v++)
 		if (v->used < w->used)
 			w = v;
-	c->learnt++;
+	t->learnt++;
 	w->n = 0;
 	if (!cache_walk(w, f, ips, n, depth))
 		return;
 	w->n = n;
 	w->id = id;
 	w->gen = gen;
-	w->used = c->captures;
+	w->used = t->captures;
 }

@@ -3,11 +3,11 @@ stale stack: tests/progs/stack_cache allocates from stacks that share their
 top frame (same ip, sp and often rbp) with the stack the cache has just
 learnt: f() under a() or b(), recursion entered through a twin, a leaf at
 the same address under fewer frames (alloca) with the old return addresses
-left in place, a signal handler, longjmp, two threads and a fork child. It
-prints the bytes each chain of its own functions allocated; `forkscope
-export --format collapsed` of the run must give exactly those chains and
-bytes, per process, and nothing else ending in one of its allocating
-functions. Run with the normal and the strict library (a hook that
+left in place, a signal handler, longjmp, two threads, 80 threads two at a
+time (more than the cache has blocks) and a fork child. It prints the
+bytes each chain of its own functions allocated; `forkscope export
+--format collapsed` of the run must give exactly those chains and bytes,
+per process, and nothing else ending in one of its allocating functions. Run with the normal and the strict library (a hook that
 allocates aborts). A cache that checked only the top frame fails ab, rec,
 jump, threads and fork; one that checked return addresses but not the
 saved rbp fails vla."""
@@ -22,7 +22,7 @@ from fsk import check, num  # noqa: E402
 
 PROG_FUNCS = {"main", "thread_main", "case_ab", "case_rec", "case_vla", "case_signal", "case_jump",
               "a", "b", "f", "rec", "rec_w", "leafv", "vr", "trap1", "trap2", "on_ill",
-              "ja", "jb"}
+              "ja", "jb", "churn_main"}
 ALLOC_FUNCS = {"f", "rec", "rec_w", "leafv", "on_ill"}
 
 

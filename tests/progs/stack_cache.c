@@ -18,6 +18,7 @@
  *           (same frames): the stack goes through the kernel's signal frame
  *   jump    f() under ja() or jb(), both left by longjmp
  *   threads two threads doing ab and rec at once
+ *   churn   80 threads, two at a time, each learning its stacks
  *   fork    a child that repeats ab and rec with the parent's cache
  *
  * Built -O1 like every test program: most of its functions have no frame
@@ -316,6 +317,32 @@ __attribute__((noinline)) static void *thread_main(void *arg)
 	return NULL;
 }
 
+/* More threads, two at a time, than forkscope has cache blocks (64):
+ * later ones take the blocks of finished ones. */
+__attribute__((noinline)) static void *churn_main(void *arg)
+{
+	(void)arg;
+	for (int r = 0; r < 2; r++) {
+		a(K);
+		b(K);
+	}
+	return NULL;
+}
+
+__attribute__((noinline)) static void case_churn(void)
+{
+	for (int i = 0; i < 40; i++) {
+		pthread_t t[2];
+		for (int j = 0; j < 2; j++)
+			if (pthread_create(&t[j], NULL, churn_main, NULL))
+				die("pthread_create");
+		for (int j = 0; j < 2; j++)
+			pthread_join(t[j], NULL);
+	}
+	expect("churn_main;a;f", 80L * 2 * K * 24);
+	expect("churn_main;b;f", 80L * 2 * K * 24);
+}
+
 int main(void)
 {
 	case_ab("main");
@@ -330,6 +357,7 @@ int main(void)
 		die("pthread_create");
 	pthread_join(t1, NULL);
 	pthread_join(t2, NULL);
+	case_churn();
 
 	/* the child starts with the cache of the parent's main thread */
 	a(K);

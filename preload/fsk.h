@@ -210,6 +210,17 @@ FSK_HIDDEN void unwind_fork_child(void);
 FSK_HIDDEN extern __thread int t_unwinding;
 FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr,
 			     size_t len, int prot, int flags, int fd, off_t off);
+/* ---- unwind_cache.c: the thread's last repeated stack, checked without
+ * libunwind (unwind.c calls these with t_unwinding set) ---- */
+struct unwind_frame {
+	uint64_t ip, sp, bp;           /* a program frame: its ip, CFA of its callee, rbp */
+};
+FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi,
+				       uint32_t gen, uint32_t *n, const uint64_t **ips);
+FSK_HIDDEN void unwind_cache_set_id(uint32_t id, uint32_t gen);
+FSK_HIDDEN void unwind_cache_fork_child(void);
+FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
+				    uint32_t depth, uint32_t id, uint32_t gen);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 

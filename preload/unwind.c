@@ -1,7 +1,8 @@
 /*
- * Call stacks: captured with libunwind's unw_backtrace (its fast path, with
- * a per-thread cache), interned per process, written as a STACK record the
- * first time a stream uses one and as an id afterwards.
+ * Call stacks: the thread's last repeated stack from unwind_cache.c when it
+ * is still the stack, else captured with libunwind's unw_backtrace (its
+ * fast path, with a per-thread cache); interned per process, written as a
+ * STACK record the first time a stream uses one and as an id afterwards.
  *
  * The intern table lives in our own mappings and is lock-free: a slot is
  * claimed by a CAS on its key, filled, then published by storing its id.
@@ -356,16 +357,17 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 	unwind_put(buf, size, direct);
 }
 
-/* The thread's last stack: a loop that allocates repeats it, and one
- * compare then stands for the hash, the probe and the generation checks.
- * Valid only in the generation (stream) whose STACK record it had. */
+/* The thread's last stack from unw_backtrace: a loop that allocates
+ * repeats it, and one compare then stands for the hash, the probe and the
+ * generation checks. The id is valid only in the generation (stream)
+ * whose STACK record it had. */
 #define UNWIND_LAST 32
 static __thread uint64_t t_last_ips[UNWIND_LAST];
 static __thread uint32_t t_last_n, t_last_id, t_last_gen;
 
-static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
+static int unwind_is_last(const uint64_t *ips, uint32_t n)
 {
-	if (n != t_last_n || gen != t_last_gen)
+	if (n != t_last_n)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (ips[i] != t_last_ips[i])
@@ -373,68 +375,114 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n, uint32_t gen)
 	return 1;
 }
 
-uint32_t unwind_stack(int direct)
+/* ips[0..n) as an id: interned, with the STACK and MODULE records this
+ * stream lacks written first. 0 when the table is full. */
+static uint32_t unwind_id(const uint64_t *ips, uint32_t n, uint32_t gen, int direct)
 {
-	if (t_unwinding || t_vfork_child)
-		return 0;
-	int guard = t_guard;
-	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
-	t_unwinding = 1;
-	if (unlikely(!unwind_ready())) {
-		t_unwinding = 0;
-		t_guard = guard;
+	int fresh;
+	struct unwind_slot *s = unwind_intern(ips, n, &fresh);
+	if (!s) {
+		if (!atomic_exchange(&s_full_noted, 1))
+			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 		return 0;
 	}
+	if (fresh) {
+		/* A new stack: objects loaded since the last scan (dlopen)
+		 * join the module list before the viewer needs them. */
+		for (uint32_t i = 0; i < n; i++) {
+			if (unwind_known(ips[i]))
+				continue;
+			unsigned long long adds = 0;
+			dl_iterate_phdr(unwind_adds_cb, &adds);
+			if (adds != s_mods_adds)
+				unwind_mods_scan();
+			break;
+		}
+	}
+	unwind_mods_emit(gen, direct);
+	uint32_t g = atomic_load(&s->gen);
+	if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
+		unwind_emit_stack(s, direct);
+	return atomic_load(&s->id);
+}
+
+/* The stack from libunwind: our own frames (the top ones in our text)
+ * left out, at most depth frames into ips. */
+static uint32_t unwind_backtrace(uint64_t *ips, int depth)
+{
 	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
-	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
 	int skip = 0;
 	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
 	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
 		skip++;
-	uint64_t ips[FSK_STACK_MAX];
 	uint32_t n = 0;
 	for (int i = skip; i < got && n < (uint32_t)depth; i++)
 		ips[n++] = (uint64_t)(uintptr_t)raw[i];
-	uint32_t id = 0, gen = atomic_load(&s_gen);
-	int fresh;
-	if (n && unwind_is_last(ips, n, gen)) {
-		id = t_last_id;
+	return n;
+}
+
+/* The capture when the cache could not answer with an id. f: the
+ * program's first frame (f->ip 0: unknown); n, cached: the stack when the
+ * cache holds it without an id for this generation. */
+static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, const uint64_t *cached,
+				  uint32_t gen, int direct)
+{
+	int guard = t_guard;
+	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
+	uint32_t id = 0;
+	if (n) {
+		/* the stack the cache holds, in a new generation: intern it once */
+		id = unwind_id(cached, n, gen, direct);
+		unwind_cache_set_id(id, gen);
 		goto out;
 	}
-	struct unwind_slot *s = n ? unwind_intern(ips, n, &fresh) : NULL;
-	if (s) {
-		if (fresh) {
-			/* A new stack: objects loaded since the last scan (dlopen)
-			 * join the module list before the viewer needs them. */
-			for (uint32_t i = 0; i < n; i++) {
-				if (unwind_known(ips[i]))
-					continue;
-				unsigned long long adds = 0;
-				dl_iterate_phdr(unwind_adds_cb, &adds);
-				if (adds != s_mods_adds)
-					unwind_mods_scan();
-				break;
-			}
-		}
-		unwind_mods_emit(gen, direct);
-		uint32_t g = atomic_load(&s->gen);
-		if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
-			unwind_emit_stack(s, direct);
-		id = atomic_load(&s->id);
-		if (n <= UNWIND_LAST) {
-			for (uint32_t i = 0; i < n; i++)
-				t_last_ips[i] = ips[i];
-			t_last_n = n;
-			t_last_id = id;
-			t_last_gen = gen;
-		}
-	} else if (n && !atomic_exchange(&s_full_noted, 1)) {
-		emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
+	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
+	uint64_t ips[FSK_STACK_MAX];
+	n = unwind_backtrace(ips, depth);
+	if (!n)
+		goto out;
+	int again = unwind_is_last(ips, n);
+	if (again && t_last_gen == gen)
+		id = t_last_id;
+	else
+		id = unwind_id(ips, n, gen, direct);
+	if (id && n <= UNWIND_LAST) {
+		for (uint32_t i = 0; i < n; i++)
+			t_last_ips[i] = ips[i];
+		t_last_n = n;
+		t_last_id = id;
+		t_last_gen = gen;
 	}
+	unwind_cache_missed(f, ips, n, (uint32_t)depth, id, gen);
 out:
-	t_unwinding = 0;
 	t_guard = guard;
+	return id;
+}
+
+uint32_t unwind_stack(int direct)
+{
+	if (t_unwinding || t_vfork_child)
+		return 0;
+	t_unwinding = 1; /* a handler that interrupts us records no stack */
+	if (unlikely(atomic_load_explicit(&s_state, memory_order_acquire) != 2)) {
+		/* the image's first stack sets stacks up */
+		int guard = t_guard;
+		t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
+		int ok = unwind_ready();
+		t_guard = guard;
+		if (!ok) {
+			t_unwinding = 0;
+			return 0;
+		}
+	}
+	uint32_t gen = atomic_load_explicit(&s_gen, memory_order_relaxed), n = 0;
+	struct unwind_frame f;
+	const uint64_t *cached = NULL;
+	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi, gen, &n, &cached);
+	if (!id || id == UINT32_MAX)
+		id = unwind_stack_slow(&f, id ? n : 0, cached, gen, direct);
+	t_unwinding = 0;
 	return id;
 }
 
@@ -460,4 +508,5 @@ void unwind_fork_child(void)
 	atomic_compare_exchange_strong(&s_state, &making, -2);
 	atomic_fetch_add(&s_gen, 1);
 	atomic_store(&s_mods_lock, 0);
+	unwind_cache_fork_child();
 }

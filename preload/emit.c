@@ -75,7 +75,7 @@ static int32_t self_tid(void)
 
 /* ---- the stream file ---- */
 
-static int fd_move_high(int fd)
+int emit_fd_high(int fd)
 {
 	static const int targets[] = { 1000, 500, 200, 100, 10 };
 	struct rlimit rl;
@@ -147,7 +147,7 @@ static int stream_check(void)
 		stream_fail("cannot reopen trace file", err);
 		return -1;
 	}
-	s_fd = fd_move_high(fd);
+	s_fd = emit_fd_high(fd);
 	atomic_store(&s_reopen_lock, 0);
 	return 0;
 }
@@ -221,6 +221,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	char *end = s_path + sizeof(s_path);
 	int fd = -1;
 	uint32_t seq;
+	int spare = 1; /* a fork child first tries the spare its parent made */
 	for (seq = 0; seq < 100000; seq++) {
 		char *p = sys_stpcpy(s_path, G.dir, end);
 		p = sys_stpcpy(p, "/", end);
@@ -228,12 +229,23 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		p = sys_stpcpy(p, ".", end);
 		p = sys_utoa(p, seq, end);
 		sys_stpcpy(p, FSK_STREAM_SUFFIX, end);
+		if (spare) {
+			fd = spare_take(s_path);
+			if (fd >= 0)
+				break;
+			if (fd == -EEXIST)
+				continue;
+			spare = 0;
+		}
 		fd = open(s_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
 	}
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int e = errno;
+		spare_forget();
+		return -e;
+	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
@@ -242,7 +254,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	}
 	s_dev = st.st_dev;
 	s_ino = st.st_ino;
-	s_fd = fd_move_high(fd);
+	s_fd = emit_fd_high(fd);
 
 	/* Header: fixed part, exe, argv; argv is cut to keep it under 64 KiB. */
 	uint32_t size = sizeof(struct fsk_header) + fsk_str_size(G.exe);
@@ -703,6 +715,7 @@ void emit_end(uint32_t reason)
 {
 	if (atomic_exchange(&s_ended, 1))
 		return;
+	spare_drop();
 	/* in a fatal-signal handler another thread may hold a buffer: skip it */
 	emit_flush_all(reason != FSK_END_SIGNAL);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);

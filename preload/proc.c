@@ -117,6 +117,7 @@ FSK_EXPORT pid_t fork(void)
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
 	scan_prefork();
+	spare_claim();
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	int err = errno;
@@ -140,6 +141,7 @@ FSK_EXPORT pid_t fork(void)
 		errno = saved;
 		return 0;
 	}
+	spare_after_fork(pid);
 	t_guard = guard;
 	record_fork(FSK_FORK, pid, err, t0);
 	if (pid > 0) {
@@ -427,6 +429,7 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 			path = fdpath;
 		}
 		emit_flush_all(1);
+		spare_drop(); /* the flusher makes another if exec fails */
 		scan_run(FSK_SCAN_EXEC);
 		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags, sys_now_ns());
 	}

@@ -80,6 +80,10 @@
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
 #define FSK_VERSION 2               /* 2: compact malloc records (22..25) */
 #define FSK_STREAM_SUFFIX ".fst"
+/* An empty file a process made ahead for its next fork child, which
+ * renames it to its stream name: not a stream; `forkscope run` removes
+ * those a killed process left. */
+#define FSK_SPARE_PREFIX ".spare."
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
 /* header.flags */

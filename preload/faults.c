@@ -18,7 +18,15 @@
 
 #include "fsk.h"
 
-#define RING_PAGES 64   /* data pages per thread: 256 KiB, 8192 samples */
+#define RING_PAGES 64   /* data pages per thread: 256 KiB, 6553 samples */
+/* A fork child's ring is sized by what it may fault before its first
+ * drain (a short-lived child drains only at exit): each page shared at
+ * the fork may break once, plus RING_SLACK other faults. Allocating
+ * (and clearing) 64 pages cost a small child more than the rest of its
+ * sampling; a big parent's children need more than 64 to lose none. */
+#define RING_CHILD_MIN 8
+#define RING_CHILD_MAX 256
+#define RING_SLACK 1024
 #define MAX_SAMPLERS 256
 
 struct sampler {
@@ -45,7 +53,9 @@ int faults_active(void)
 	return s_state > 0;
 }
 
-static void *ring_open(pid_t tid, size_t *len)
+/* Opens a sampler with a ring of `pages` data pages (a power of two), or
+ * fewer where the locked-memory limit refuses that many. */
+static void *ring_open(pid_t tid, size_t *len, size_t pages)
 {
 	struct perf_event_attr a;
 	__builtin_memset(&a, 0, sizeof(a));
@@ -61,9 +71,16 @@ static void *ring_open(pid_t tid, size_t *len)
 	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	*len = (size_t)(RING_PAGES + 1) * G.page_size;
-	long r = syscall(SYS_mmap, 0, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int err = errno;
+	long r;
+	int err;
+	for (;;) {
+		*len = (pages + 1) * G.page_size;
+		r = syscall(SYS_mmap, 0, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		err = errno;
+		if (!(r < 0 && r > -4096) || pages <= RING_CHILD_MIN || (err != EPERM && err != ENOMEM))
+			break;
+		pages /= 2;
+	}
 	close(fd);
 	if (r < 0 && r > -4096) {
 		errno = err;
@@ -85,7 +102,7 @@ static void note_unavailable(int err)
 }
 
 /* Opens a sampler for thread tid unless it has one. Returns 0 or -errno. */
-static int sampler_add(pid_t tid)
+static int sampler_add(pid_t tid, size_t pages)
 {
 	if (s_state < 0)
 		return -ENODEV;
@@ -97,7 +114,7 @@ static int sampler_add(pid_t tid)
 		if (atomic_load(&s_samp[i].tid) || !atomic_compare_exchange_strong(&s_samp[i].tid, &expect, -1))
 			continue;
 		size_t len;
-		void *m = ring_open(tid, &len);
+		void *m = ring_open(tid, &len, pages);
 		if (!m) {
 			int err = errno;
 			atomic_store(&s_samp[i].tid, 0);
@@ -123,21 +140,25 @@ void faults_after_fork(int child)
 {
 	if (s_state < 0 || !G.faults_on)
 		return;
+	size_t pages = RING_PAGES;
 	if (child) {
 		for (int i = 0; i < MAX_SAMPLERS; i++) {
 			if (atomic_load(&s_samp[i].tid) > 0)
 				sys_munmap(s_samp[i].meta, s_samp[i].len);
 			atomic_store(&s_samp[i].tid, 0);
 		}
+		uint64_t want = (scan_base_shared() + RING_SLACK) * sizeof(struct sample);
+		for (pages = RING_CHILD_MIN; pages < RING_CHILD_MAX && pages * G.page_size < want;)
+			pages *= 2;
 	}
-	sampler_add(sys_gettid());
+	sampler_add(sys_gettid(), pages);
 }
 
 /* A thread that starts to record after a fork gets its own sampler. */
 void faults_thread_start(void)
 {
 	if (s_state > 0 && G.faults_on)
-		sampler_add(sys_gettid());
+		sampler_add(sys_gettid(), RING_PAGES);
 }
 
 static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample *s, uint16_t cls,

@@ -198,6 +198,8 @@ FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_prefork(void);
 FSK_HIDDEN void scan_fork_emit(uint16_t trigger);
 FSK_HIDDEN int scan_fault_classify(uint64_t addr, uint16_t *kind);
+/* Pages shared at the last fork, by the baseline (0 without one). */
+FSK_HIDDEN uint64_t scan_base_shared(void);
 
 /* ---- faults.c ---- */
 FSK_HIDDEN int faults_active(void);

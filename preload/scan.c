@@ -292,6 +292,14 @@ static uint32_t base_shared_in(uint64_t start, uint64_t end)
 	return (uint32_t)n;
 }
 
+uint64_t scan_base_shared(void)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < s_base.n; i++)
+		n += s_base.ents[i].shared_total;
+	return n;
+}
+
 /* ---- scan state ---- */
 
 static _Atomic int32_t s_lock;      /* tid of the scanning thread, 0 = free */

@@ -26,7 +26,7 @@
  * sampling; a big parent's children need more than 64 to lose none. */
 #define RING_CHILD_MIN 8
 #define RING_CHILD_MAX 256
-#define RING_SLACK 1024
+#define RING_SLACK 512
 #define MAX_SAMPLERS 256
 
 struct sampler {
@@ -181,6 +181,16 @@ static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample 
 	*used += sz;
 }
 
+/* len bytes at offset off of a ring of size bytes (a power of two),
+ * which may wrap around its end. */
+static void ring_copy(void *dst, const char *data, uint64_t size, uint64_t off, size_t len)
+{
+	off &= size - 1;
+	size_t first = len < size - off ? len : (size_t)(size - off);
+	__builtin_memcpy(dst, data + off, first);
+	__builtin_memcpy((char *)dst + first, data, len - first);
+}
+
 /*
  * Reads every ring; the caller holds the scan lock, so the baseline is
  * stable. COW and first-touch faults become FAULT records (written as
@@ -203,24 +213,21 @@ void faults_drain(void)
 		while (tail < head) {
 			struct perf_event_header eh;
 			char rec[64];
-			uint64_t off = tail % size;
-			for (size_t k = 0; k < sizeof(eh); k++)
-				((char *)&eh)[k] = data[(off + k) % size];
+			ring_copy(&eh, data, size, tail, sizeof(eh));
 			if (eh.size < sizeof(eh) || tail + eh.size > head)
 				break;
 			if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(struct sample) &&
 			    eh.size <= sizeof(rec)) {
-				for (size_t k = 0; k < eh.size; k++)
-					rec[k] = data[(off + k) % size];
+				ring_copy(rec, data, size, tail, eh.size);
 				const struct sample *s = (const void *)rec;
 				uint16_t kind = 0;
 				int cls = scan_fault_classify(s->addr, &kind);
 				if (cls == FSK_FAULT_COW || cls == FSK_FAULT_FIRST_TOUCH)
 					emit_fault(buf, &used, sizeof(buf), s, (uint16_t)cls, kind);
 			} else if (eh.type == PERF_RECORD_LOST) {
-				uint64_t lost[3]; /* id, lost */
-				for (size_t k = 0; k < sizeof(lost) && k < eh.size - sizeof(eh); k++)
-					((char *)lost)[k] = data[(off + sizeof(eh) + k) % size];
+				uint64_t lost[3] = { 0 }; /* id, lost */
+				size_t n = eh.size - sizeof(eh) < sizeof(lost) ? eh.size - sizeof(eh) : sizeof(lost);
+				ring_copy(lost, data, size, tail + sizeof(eh), n);
 				s_lost += lost[1];
 			}
 			tail += eh.size;

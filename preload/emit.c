@@ -271,9 +271,13 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	size = (size + 7) & ~7u;
 	/* a sampled stream says so in its first record, written with the header */
 	uint32_t extra = G.malloc_on && G.sample_bytes ? 16 + sizeof(struct fsk_sample) : 0;
-	char *buf = sys_mmap(size + extra);
+	/* most headers fit on the stack: a mapping costs a fork child an
+	 * mmap, a page fault and an munmap */
+	char small[2048] __attribute__((aligned(8)));
+	char *buf = size + extra <= sizeof(small) ? small : sys_mmap(size + extra);
 	if (!buf)
 		return -ENOMEM;
+	__builtin_memset(buf, 0, size + extra);
 	struct fsk_header *h = (void *)buf;
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
@@ -307,7 +311,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		sp->seed = G.sample_seed;
 	}
 	int r = sys_write_all(s_fd, buf, size + extra);
-	sys_munmap(buf, size + extra);
+	if (buf != small)
+		sys_munmap(buf, size + extra);
 	if (r < 0) { /* a stream without its header is only noise for a reader */
 		unlink(s_path);
 		close(s_fd);

@@ -154,6 +154,21 @@ void faults_after_fork(int child)
 	sampler_add(sys_gettid(), pages);
 }
 
+/* At the exit scan, after its drain (scan lock held): sampling the
+ * faults of the scan itself and of the rest of the exit would only cost,
+ * no drain reads them. The rings go (their mapping is the event's last
+ * reference); faults_active() still says what the scans were made with. */
+void faults_stop(void)
+{
+	for (int i = 0; i < MAX_SAMPLERS; i++) {
+		int32_t tid = atomic_load(&s_samp[i].tid);
+		if (tid <= 0)
+			continue;
+		atomic_store(&s_samp[i].tid, 0);
+		sys_munmap(s_samp[i].meta, s_samp[i].len);
+	}
+}
+
 /* A thread that starts to record after a fork gets its own sampler. */
 void faults_thread_start(void)
 {

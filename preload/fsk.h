@@ -206,6 +206,7 @@ FSK_HIDDEN int faults_active(void);
 FSK_HIDDEN void faults_after_fork(int child);
 FSK_HIDDEN void faults_thread_start(void);
 FSK_HIDDEN void faults_drain(void);
+FSK_HIDDEN void faults_stop(void);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);

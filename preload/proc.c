@@ -603,7 +603,8 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 	}
 	r.w.nohang = (options & WNOHANG) ? 1 : 0;
 	r.w.nowait = (options & WNOWAIT) ? 1 : 0;
-	r.w.polls = atomic_exchange(&s_polls, 0);
+	/* read first: a write to a page fork shared copies it */
+	r.w.polls = atomic_load(&s_polls) ? atomic_exchange(&s_polls, 0) : 0;
 	emit_direct(&r, sizeof(r));
 	if ((r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait)
 		scan_wait_due();

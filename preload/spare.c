@@ -106,7 +106,8 @@ void spare_claim(void)
 	t_claim = 0;
 	do {
 		if (n >= atomic_load(&s_made)) {
-			atomic_store(&s_dry, 1);
+			if (atomic_load(&s_want) && !atomic_load(&s_dry))
+				atomic_store(&s_dry, 1); /* no needless write: fork made the page shared */
 			return;
 		}
 	} while (!atomic_compare_exchange_weak(&s_next, &n, n + 1));

@@ -135,18 +135,17 @@ static int sampler_add(pid_t tid, size_t pages)
 
 /* After fork, on both sides (scan lock not needed: only this thread runs
  * in the child; in the parent the new slots are published last). The
- * child drops the parent's rings: they sample the parent's threads. */
+ * child forgets the parent's rings: the kernel does not copy a perf ring
+ * mapping into a child (VM_DONTCOPY), so there is nothing to unmap. */
 void faults_after_fork(int child)
 {
 	if (s_state < 0 || !G.faults_on)
 		return;
 	size_t pages = RING_PAGES;
 	if (child) {
-		for (int i = 0; i < MAX_SAMPLERS; i++) {
-			if (atomic_load(&s_samp[i].tid) > 0)
-				sys_munmap(s_samp[i].meta, s_samp[i].len);
-			atomic_store(&s_samp[i].tid, 0);
-		}
+		for (int i = 0; i < MAX_SAMPLERS; i++)
+			if (atomic_load(&s_samp[i].tid))
+				atomic_store(&s_samp[i].tid, 0);
 		uint64_t want = (scan_base_shared() + RING_SLACK) * sizeof(struct sample);
 		for (pages = RING_CHILD_MIN; pages < RING_CHILD_MAX && pages * G.page_size < want;)
 			pages *= 2;

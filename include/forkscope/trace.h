@@ -400,6 +400,8 @@ enum fsk_region_kind {
  * shared: present, private, anonymous, not exclusively mapped (still shared
  * with a relative). unshared: shared at the last fork, exclusive now.
  * first_touch: not present at the last fork (or at mapping time), present now.
+ * FSK_RK_FORKSCOPE regions (the tracer's own memory and library) are listed
+ * with all counts 0: their pages are not read.
  */
 struct fsk_region {
 	uint64_t start;

@@ -75,7 +75,7 @@ static int32_t self_tid(void)
 
 /* ---- the stream file ---- */
 
-static int fd_move_high(int fd)
+int emit_fd_high(int fd)
 {
 	static const int targets[] = { 1000, 500, 200, 100, 10 };
 	struct rlimit rl;
@@ -147,7 +147,7 @@ static int stream_check(void)
 		stream_fail("cannot reopen trace file", err);
 		return -1;
 	}
-	s_fd = fd_move_high(fd);
+	s_fd = emit_fd_high(fd);
 	atomic_store(&s_reopen_lock, 0);
 	return 0;
 }
@@ -221,6 +221,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	char *end = s_path + sizeof(s_path);
 	int fd = -1;
 	uint32_t seq;
+	int spare = 1; /* a fork child first tries the spare its parent made */
 	for (seq = 0; seq < 100000; seq++) {
 		char *p = sys_stpcpy(s_path, G.dir, end);
 		p = sys_stpcpy(p, "/", end);
@@ -228,12 +229,23 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		p = sys_stpcpy(p, ".", end);
 		p = sys_utoa(p, seq, end);
 		sys_stpcpy(p, FSK_STREAM_SUFFIX, end);
+		if (spare) {
+			fd = spare_take(s_path);
+			if (fd >= 0)
+				break;
+			if (fd == -EEXIST)
+				continue;
+			spare = 0;
+		}
 		fd = open(s_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC | O_APPEND, 0600);
 		if (fd >= 0 || errno != EEXIST)
 			break;
 	}
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		int e = errno;
+		spare_forget();
+		return -e;
+	}
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
 		int e = errno;
@@ -242,7 +254,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	}
 	s_dev = st.st_dev;
 	s_ino = st.st_ino;
-	s_fd = fd_move_high(fd);
+	s_fd = emit_fd_high(fd);
 
 	/* Header: fixed part, exe, argv; argv is cut to keep it under 64 KiB. */
 	uint32_t size = sizeof(struct fsk_header) + fsk_str_size(G.exe);
@@ -259,9 +271,13 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	size = (size + 7) & ~7u;
 	/* a sampled stream says so in its first record, written with the header */
 	uint32_t extra = G.malloc_on && G.sample_bytes ? 16 + sizeof(struct fsk_sample) : 0;
-	char *buf = sys_mmap(size + extra);
+	/* most headers fit on the stack: a mapping costs a fork child an
+	 * mmap, a page fault and an munmap */
+	char small[2048] __attribute__((aligned(8)));
+	char *buf = size + extra <= sizeof(small) ? small : sys_mmap(size + extra);
 	if (!buf)
 		return -ENOMEM;
+	__builtin_memset(buf, 0, size + extra);
 	struct fsk_header *h = (void *)buf;
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
@@ -295,7 +311,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		sp->seed = G.sample_seed;
 	}
 	int r = sys_write_all(s_fd, buf, size + extra);
-	sys_munmap(buf, size + extra);
+	if (buf != small)
+		sys_munmap(buf, size + extra);
 	if (r < 0) { /* a stream without its header is only noise for a reader */
 		unlink(s_path);
 		close(s_fd);
@@ -703,6 +720,7 @@ void emit_end(uint32_t reason)
 {
 	if (atomic_exchange(&s_ended, 1))
 		return;
+	spare_drop();
 	/* in a fatal-signal handler another thread may hold a buffer: skip it */
 	emit_flush_all(reason != FSK_END_SIGNAL);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);

@@ -18,7 +18,15 @@
 
 #include "fsk.h"
 
-#define RING_PAGES 64   /* data pages per thread: 256 KiB, 8192 samples */
+#define RING_PAGES 64   /* data pages per thread: 256 KiB, 6553 samples */
+/* A fork child's ring is sized by what it may fault before its first
+ * drain (a short-lived child drains only at exit): each page shared at
+ * the fork may break once, plus RING_SLACK other faults. Allocating
+ * (and clearing) 64 pages cost a small child more than the rest of its
+ * sampling; a big parent's children need more than 64 to lose none. */
+#define RING_CHILD_MIN 8
+#define RING_CHILD_MAX 256
+#define RING_SLACK 512
 #define MAX_SAMPLERS 256
 
 struct sampler {
@@ -45,7 +53,9 @@ int faults_active(void)
 	return s_state > 0;
 }
 
-static void *ring_open(pid_t tid, size_t *len)
+/* Opens a sampler with a ring of `pages` data pages (a power of two), or
+ * fewer where the locked-memory limit refuses that many. */
+static void *ring_open(pid_t tid, size_t *len, size_t pages)
 {
 	struct perf_event_attr a;
 	__builtin_memset(&a, 0, sizeof(a));
@@ -61,9 +71,16 @@ static void *ring_open(pid_t tid, size_t *len)
 	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return NULL;
-	*len = (size_t)(RING_PAGES + 1) * G.page_size;
-	long r = syscall(SYS_mmap, 0, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	int err = errno;
+	long r;
+	int err;
+	for (;;) {
+		*len = (pages + 1) * G.page_size;
+		r = syscall(SYS_mmap, 0, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		err = errno;
+		if (!(r < 0 && r > -4096) || pages <= RING_CHILD_MIN || (err != EPERM && err != ENOMEM))
+			break;
+		pages /= 2;
+	}
 	close(fd);
 	if (r < 0 && r > -4096) {
 		errno = err;
@@ -85,7 +102,7 @@ static void note_unavailable(int err)
 }
 
 /* Opens a sampler for thread tid unless it has one. Returns 0 or -errno. */
-static int sampler_add(pid_t tid)
+static int sampler_add(pid_t tid, size_t pages)
 {
 	if (s_state < 0)
 		return -ENODEV;
@@ -97,7 +114,7 @@ static int sampler_add(pid_t tid)
 		if (atomic_load(&s_samp[i].tid) || !atomic_compare_exchange_strong(&s_samp[i].tid, &expect, -1))
 			continue;
 		size_t len;
-		void *m = ring_open(tid, &len);
+		void *m = ring_open(tid, &len, pages);
 		if (!m) {
 			int err = errno;
 			atomic_store(&s_samp[i].tid, 0);
@@ -118,26 +135,44 @@ static int sampler_add(pid_t tid)
 
 /* After fork, on both sides (scan lock not needed: only this thread runs
  * in the child; in the parent the new slots are published last). The
- * child drops the parent's rings: they sample the parent's threads. */
+ * child forgets the parent's rings: the kernel does not copy a perf ring
+ * mapping into a child (VM_DONTCOPY), so there is nothing to unmap. */
 void faults_after_fork(int child)
 {
 	if (s_state < 0 || !G.faults_on)
 		return;
+	size_t pages = RING_PAGES;
 	if (child) {
-		for (int i = 0; i < MAX_SAMPLERS; i++) {
-			if (atomic_load(&s_samp[i].tid) > 0)
-				sys_munmap(s_samp[i].meta, s_samp[i].len);
-			atomic_store(&s_samp[i].tid, 0);
-		}
+		for (int i = 0; i < MAX_SAMPLERS; i++)
+			if (atomic_load(&s_samp[i].tid))
+				atomic_store(&s_samp[i].tid, 0);
+		uint64_t want = (scan_base_shared() + RING_SLACK) * sizeof(struct sample);
+		for (pages = RING_CHILD_MIN; pages < RING_CHILD_MAX && pages * G.page_size < want;)
+			pages *= 2;
 	}
-	sampler_add(sys_gettid());
+	sampler_add(sys_gettid(), pages);
+}
+
+/* At the exit scan, after its drain (scan lock held): sampling the
+ * faults of the scan itself and of the rest of the exit would only cost,
+ * no drain reads them. The rings go (their mapping is the event's last
+ * reference); faults_active() still says what the scans were made with. */
+void faults_stop(void)
+{
+	for (int i = 0; i < MAX_SAMPLERS; i++) {
+		int32_t tid = atomic_load(&s_samp[i].tid);
+		if (tid <= 0)
+			continue;
+		atomic_store(&s_samp[i].tid, 0);
+		sys_munmap(s_samp[i].meta, s_samp[i].len);
+	}
 }
 
 /* A thread that starts to record after a fork gets its own sampler. */
 void faults_thread_start(void)
 {
 	if (s_state > 0 && G.faults_on)
-		sampler_add(sys_gettid());
+		sampler_add(sys_gettid(), RING_PAGES);
 }
 
 static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample *s, uint16_t cls,
@@ -158,6 +193,16 @@ static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample 
 	f->cls = cls;
 	f->kind = kind;
 	*used += sz;
+}
+
+/* len bytes at offset off of a ring of size bytes (a power of two),
+ * which may wrap around its end. */
+static void ring_copy(void *dst, const char *data, uint64_t size, uint64_t off, size_t len)
+{
+	off &= size - 1;
+	size_t first = len < size - off ? len : (size_t)(size - off);
+	__builtin_memcpy(dst, data + off, first);
+	__builtin_memcpy((char *)dst + first, data, len - first);
 }
 
 /*
@@ -182,24 +227,21 @@ void faults_drain(void)
 		while (tail < head) {
 			struct perf_event_header eh;
 			char rec[64];
-			uint64_t off = tail % size;
-			for (size_t k = 0; k < sizeof(eh); k++)
-				((char *)&eh)[k] = data[(off + k) % size];
+			ring_copy(&eh, data, size, tail, sizeof(eh));
 			if (eh.size < sizeof(eh) || tail + eh.size > head)
 				break;
 			if (eh.type == PERF_RECORD_SAMPLE && eh.size >= sizeof(struct sample) &&
 			    eh.size <= sizeof(rec)) {
-				for (size_t k = 0; k < eh.size; k++)
-					rec[k] = data[(off + k) % size];
+				ring_copy(rec, data, size, tail, eh.size);
 				const struct sample *s = (const void *)rec;
 				uint16_t kind = 0;
 				int cls = scan_fault_classify(s->addr, &kind);
 				if (cls == FSK_FAULT_COW || cls == FSK_FAULT_FIRST_TOUCH)
 					emit_fault(buf, &used, sizeof(buf), s, (uint16_t)cls, kind);
 			} else if (eh.type == PERF_RECORD_LOST) {
-				uint64_t lost[3]; /* id, lost */
-				for (size_t k = 0; k < sizeof(lost) && k < eh.size - sizeof(eh); k++)
-					((char *)lost)[k] = data[(off + sizeof(eh) + k) % size];
+				uint64_t lost[3] = { 0 }; /* id, lost */
+				size_t n = eh.size - sizeof(eh) < sizeof(lost) ? eh.size - sizeof(eh) : sizeof(lost);
+				ring_copy(lost, data, size, tail + sizeof(eh), n);
 				s_lost += lost[1];
 			}
 			tail += eh.size;

@@ -100,6 +100,8 @@ FSK_HIDDEN extern __thread int t_vfork_child;
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 FSK_HIDDEN void init_flusher_ensure(void);
 FSK_HIDDEN int init_flusher_running(void);
+/* Wakes the flusher before its tick (a fork took the spare stream file). */
+FSK_HIDDEN void init_flusher_kick(void);
 
 /* ---- sys.c: syscalls, time, formatting without libc's allocating paths ---- */
 static inline uint64_t sys_now_ns(void)
@@ -151,6 +153,17 @@ FSK_HIDDEN void emit_reset_child(void);
 FSK_HIDDEN void emit_thread_exit(void *buf);
 FSK_HIDDEN void emit_note(uint32_t level, const char *text);
 FSK_HIDDEN int emit_stream_fd(void);
+/* Moves fd to a high number (out of the program's way); returns the fd. */
+FSK_HIDDEN int emit_fd_high(int fd);
+
+/* spare.c: stream files made ahead for fork children (see there) */
+FSK_HIDDEN void spare_fill(void);
+FSK_HIDDEN void spare_drop(void);
+FSK_HIDDEN void spare_claim(void);
+FSK_HIDDEN void spare_after_fork(pid_t child);
+FSK_HIDDEN void spare_fork_child(uint32_t ppid);
+FSK_HIDDEN int spare_take(const char *path);
+FSK_HIDDEN void spare_forget(void);
 
 static inline void fsk_rec_init(struct fsk_rec *r, uint16_t type, uint32_t size, uint64_t ts)
 {
@@ -185,12 +198,15 @@ FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_prefork(void);
 FSK_HIDDEN void scan_fork_emit(uint16_t trigger);
 FSK_HIDDEN int scan_fault_classify(uint64_t addr, uint16_t *kind);
+/* Pages shared at the last fork, by the baseline (0 without one). */
+FSK_HIDDEN uint64_t scan_base_shared(void);
 
 /* ---- faults.c ---- */
 FSK_HIDDEN int faults_active(void);
 FSK_HIDDEN void faults_after_fork(int child);
 FSK_HIDDEN void faults_thread_start(void);
 FSK_HIDDEN void faults_drain(void);
+FSK_HIDDEN void faults_stop(void);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -71,16 +72,33 @@ static int dir_check(const char *dir)
 	return 0;
 }
 
+#define FLUSH_NS (50ull * 1000 * 1000)
+static _Atomic int s_kick; /* the flusher has work before its tick */
+
+void init_flusher_kick(void)
+{
+	if (!atomic_exchange(&s_kick, 1))
+		syscall(SYS_futex, &s_kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
 static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
 	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
+	uint64_t next = sys_now_ns() + FLUSH_NS;
 	for (;;) {
-		struct timespec ts = { 0, 50 * 1000 * 1000 };
-		while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-			;
+		uint64_t now = sys_now_ns();
+		if (now < next) {
+			struct timespec ts = { 0, (long)(next - now) };
+			syscall(SYS_futex, &s_kick, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
+			atomic_store(&s_kick, 0);
+			spare_fill();
+			continue;
+		}
+		next = now + FLUSH_NS;
 		if (G.active) {
+			spare_fill();
 			if (G.sample_bytes && G.malloc_on)
 				heap_brk_poll();
 			emit_flush_all(0);
@@ -245,6 +263,8 @@ void init_child_after_fork(uint64_t fork_ns)
 	emit_reset_child();
 	unwind_fork_child();
 	atomic_store(&s_flusher_started, 0);
+	atomic_store(&s_kick, 0);
+	spare_fork_child(ppid);
 	int r = emit_open_stream(ppid, fork_ns);
 	if (r < 0) {
 		lost_say("cannot create a trace file in", G.dir, r);

@@ -118,6 +118,7 @@ FSK_EXPORT pid_t fork(void)
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
 	unwind_prefork();
 	scan_prefork();
+	spare_claim();
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	int err = errno;
@@ -141,6 +142,7 @@ FSK_EXPORT pid_t fork(void)
 		errno = saved;
 		return 0;
 	}
+	spare_after_fork(pid);
 	t_guard = guard;
 	record_fork(FSK_FORK, pid, err, t0);
 	if (pid > 0) {
@@ -428,6 +430,7 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 			path = fdpath;
 		}
 		emit_flush_all(1);
+		spare_drop(); /* the flusher makes another if exec fails */
 		scan_run(FSK_SCAN_EXEC);
 		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags, sys_now_ns());
 	}
@@ -601,7 +604,8 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 	}
 	r.w.nohang = (options & WNOHANG) ? 1 : 0;
 	r.w.nowait = (options & WNOWAIT) ? 1 : 0;
-	r.w.polls = atomic_exchange(&s_polls, 0);
+	/* read first: a write to a page fork shared copies it */
+	r.w.polls = atomic_load(&s_polls) ? atomic_exchange(&s_polls, 0) : 0;
 	emit_direct(&r, sizeof(r));
 	if ((r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait)
 		scan_wait_due();

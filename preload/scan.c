@@ -292,6 +292,14 @@ static uint32_t base_shared_in(uint64_t start, uint64_t end)
 	return (uint32_t)n;
 }
 
+uint64_t scan_base_shared(void)
+{
+	uint64_t n = 0;
+	for (size_t i = 0; i < s_base.n; i++)
+		n += s_base.ents[i].shared_total;
+	return n;
+}
+
 /* ---- scan state ---- */
 
 static _Atomic int32_t s_lock;      /* tid of the scanning thread, 0 = free */
@@ -314,6 +322,11 @@ struct obuf {
 	size_t len, cap;
 };
 static struct obuf s_out;           /* the scan being built */
+/* s_out still holds the prefork scan: the parent writes its fork scan
+ * from there. s_out is a scratch mapping (MADV_WIPEONFORK), so fork does
+ * not write-protect it, while patching s_fork_out, which the child reads,
+ * would copy its pages while the child lives. */
+static int s_out_forked;
 static struct obuf s_wout;          /* a deferred WAIT scan built with a prefork one */
 static _Atomic int s_wait_due;      /* a child was reaped since the last compare scan */
 
@@ -821,7 +834,7 @@ static uint64_t signature(void)
 	       atomic_load(&s_events) * 11;
 }
 
-static void fork_keep(void);
+static int fork_keep(void);
 static int lock_take(int32_t me, int wait);
 
 static void do_scan(uint16_t trigger)
@@ -829,6 +842,8 @@ static void do_scan(uint16_t trigger)
 	if (s_wait_due && (trigger == FSK_SCAN_TIMER || trigger == FSK_SCAN_MMAP || trigger == FSK_SCAN_BRK))
 		trigger = FSK_SCAN_WAIT;
 	faults_drain(); /* against the baseline they happened under */
+	if (trigger == FSK_SCAN_EXIT)
+		faults_stop(); /* nothing drains them after the exit scan */
 	uint64_t t0 = sys_now_ns();
 	if (!s_pm && !(s_pm = scan_map_scratch(PM_BATCH * 8)))
 		return;
@@ -851,6 +866,7 @@ static void do_scan(uint16_t trigger)
 	int dual = trigger == SCAN_PREFORK && s_wait_due && s_base.mem && out_begin(&s_wout, t0) == 0;
 	uint32_t wid = dual ? ++s_scan_id : 0;
 	uint32_t id = ++s_scan_id;
+	s_out_forked = 0;
 	if (out_begin(&s_out, t0) < 0) {
 		close(fd);
 		base_free(&nb);
@@ -865,7 +881,11 @@ static void do_scan(uint16_t trigger)
 		if (!e->perms)
 			continue; /* PROT_NONE: guard pages and reservations */
 		struct counts c = { 0 }, cw = { 0 };
-		if (e->kind != FSK_RK_VVAR) {
+		/* Our own regions are listed but not counted: every report
+		 * leaves them out, and reading their pages cost each fork
+		 * path scan ~15% more (they are a third of a small process's
+		 * mappings). */
+		if (e->kind != FSK_RK_VVAR && e->kind != FSK_RK_FORKSCOPE) {
 			struct acct a = { .e = e, .c = &c, .cw = dual ? &cw : NULL, .pb = &nb,
 					  .compare = (!rebase || dual) && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
@@ -908,7 +928,7 @@ static void do_scan(uint16_t trigger)
 	if (trigger != SCAN_PREFORK)
 		emit_block(s_out.p, s_out.len);
 	else
-		fork_keep();
+		s_out_forked = fork_keep();
 	s_last_ns = sys_now_ns();
 	s_last_sig = signature();
 	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
@@ -923,20 +943,21 @@ static void do_scan(uint16_t trigger)
 static char *s_fork_out;
 static size_t s_fork_len, s_fork_cap;
 
-static void fork_keep(void)
+static int fork_keep(void)
 {
 	s_fork_len = 0;
 	if (s_out.len > s_fork_cap) {
 		size_t cap = (s_out.len + 65535) & ~(size_t)65535;
 		char *n = scan_map(cap);
 		if (!n)
-			return;
+			return 0;
 		scan_unmap(s_fork_out, s_fork_cap);
 		s_fork_out = n;
 		s_fork_cap = cap;
 	}
 	__builtin_memcpy(s_fork_out, s_out.p, s_out.len);
 	s_fork_len = s_out.len;
+	return 1;
 }
 
 /* After fork, on each side (the child after scan_reset_child): writes
@@ -949,10 +970,11 @@ void scan_fork_emit(uint16_t trigger)
 	t_guard = 1;
 	if (lock_take(sys_gettid(), 1)) {
 		if (s_fork_len) {
+			char *buf = trigger == FSK_SCAN_FORK_PARENT && s_out_forked ? s_out.p : s_fork_out;
 			uint64_t ts = sys_now_ns();
 			uint32_t id = ++s_scan_id;
 			for (size_t off = 0; off + sizeof(struct fsk_rec) <= s_fork_len;) {
-				struct fsk_rec *h = (void *)(s_fork_out + off);
+				struct fsk_rec *h = (void *)(buf + off);
 				h->ts_ns = ts;
 				if (h->type == FSK_REC_SCAN) {
 					struct fsk_scan *sc = (void *)(h + 1);
@@ -963,7 +985,7 @@ void scan_fork_emit(uint16_t trigger)
 				}
 				off += h->size;
 			}
-			emit_block(s_fork_out, s_fork_len);
+			emit_block(buf, s_fork_len);
 			s_last_ns = ts;
 		}
 		s_forked = 1;
@@ -1121,6 +1143,7 @@ void scan_prefork(void)
  * flusher, which did not come along) may have held the lock. */
 void scan_reset_child(void)
 {
+	s_out_forked = 0;
 	atomic_store(&s_lock, 0);
 	atomic_store(&s_pending, 0);
 	atomic_store(&s_dirty, 0);

@@ -61,8 +61,41 @@ def one(tag, wrap=()):
     return doc
 
 
+def big(tag, wrap=()):
+    """A bigger parent (128 MiB) whose two children each break COW on
+    every 4th page, 8192 pages: more faults than a fixed 64-page sample
+    ring holds until a short-lived child drains it at exit, so each
+    child's ring is sized by what its parent shared."""
+    parent_dir = fsk.fresh_dir(tag)
+    os.mkdir(parent_dir)
+    os.chmod(parent_dir, 0o777)
+    bench = os.path.join(os.path.dirname(fsk.prog("x")), "..", "bench", "cow_bench")
+    r = fsk.run_traced([bench, "128", "2"], timeout=120, wrap=wrap, options=("-q",),
+                       trace=os.path.join(parent_dir, "trace"))
+    if not check(tag + ".ran", r.rc == 0, r.describe()):
+        return
+    doc = r.report()
+    if not check(tag + ".report", doc is not None, r.report_error):
+        return
+    procs = fsk.processes(doc)
+    top = [p for p in procs if p.get("ppid") == fsk.runner_pid(doc)]
+    kids = [p for p in procs if top and p.get("ppid") == top[0].get("pid")]
+    if not check(tag + ".children", len(top) == 1 and len(kids) == 2, "%d top, %d children" % (len(top), len(kids))):
+        return
+    for i, k in enumerate(kids):
+        anon = [x for x in k.get("regions") or [] if x.get("kind") == "anon"]
+        reg = max(anon, key=lambda x: int(x["end"], 16) - int(x["start"], 16)) if anon else {}
+        t = "%s.child%d" % (tag, i)
+        check(t + ".unshared", reg.get("unshared_pages", 0) >= 8192, "anon region %r" % reg)
+        if fsk.perf_expected():
+            check(t + ".cow-faults", reg.get("cow_faults") == 8192,
+                  "child cow_faults=%r, it wrote 8192 pages" % reg.get("cow_faults"))
+
+
 def main():
     fsk.require(fsk.prog("cow_truth"))
+    for tag, wrap in fsk.user_runs():
+        big("big-" + tag, wrap)
     res = one("root")
     if res == "no-regions":
         fsk.skip("the report has no regions yet (address-space engine not there): COW ground truth not checked")

@@ -74,8 +74,9 @@ static int run_number(const char *s, unsigned long max, unsigned long *out)
 	return 0;
 }
 
-/* Removes the streams of an earlier trace from dir (-f); other files stay. */
-static int run_clear(const char *dir)
+/* Removes the streams of an earlier trace from dir (-f) when `streams`,
+ * and the spare stream files a killed process left; other files stay. */
+static int run_clear(const char *dir, int streams)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -86,7 +87,8 @@ static int run_clear(const char *dir)
 	fd = dirfd(d);
 	while ((de = readdir(d))) {
 		uint32_t pid, seq;
-		if (reader_parse_name(de->d_name, &pid, &seq) == 0 &&
+		if (((streams && reader_parse_name(de->d_name, &pid, &seq) == 0) ||
+		     !strncmp(de->d_name, FSK_SPARE_PREFIX, strlen(FSK_SPARE_PREFIX))) &&
 		    unlinkat(fd, de->d_name, 0) < 0)
 			e = -errno;
 	}
@@ -136,7 +138,7 @@ static char *run_dir(const char *dir, int force)
 				"(-f reuses it): %s\n", dir);
 			return NULL;
 		}
-		if (e < 0 || (e == 0 && (e = run_clear(dir)) < 0)) {
+		if (e < 0 || (e == 0 && (e = run_clear(dir, 1)) < 0)) {
 			fprintf(stderr, "forkscope: cannot use trace directory: %s: %s\n",
 				dir, strerror(-e));
 			return NULL;
@@ -533,6 +535,8 @@ int run_wait(struct run_job *j)
 {
 	struct fsk_end end = { .reason = FSK_END_EXIT };
 	int st = run_reap(j->fd, j->pid);
+
+	run_clear(j->dir, 0); /* every traced process is gone */
 
 	end.records = run_records;
 	run_stream_rec(j->fd, FSK_REC_END, &end, sizeof(end));

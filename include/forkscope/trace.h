@@ -80,6 +80,10 @@
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
 #define FSK_VERSION 2               /* 2: compact malloc records (22..25) */
 #define FSK_STREAM_SUFFIX ".fst"
+/* An empty file a process made ahead for its next fork child, which
+ * renames it to its stream name: not a stream; `forkscope run` removes
+ * those a killed process left. */
+#define FSK_SPARE_PREFIX ".spare."
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
 /* header.flags */
@@ -396,6 +400,8 @@ enum fsk_region_kind {
  * shared: present, private, anonymous, not exclusively mapped (still shared
  * with a relative). unshared: shared at the last fork, exclusive now.
  * first_touch: not present at the last fork (or at mapping time), present now.
+ * FSK_RK_FORKSCOPE regions (the tracer's own memory and library) are listed
+ * with all counts 0: their pages are not read.
  */
 struct fsk_region {
 	uint64_t start;

@@ -24,31 +24,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
-#include "fsk.h"
+#include "emit.h"
 
-#define TB_CAP (128u * 1024u)
 #define TB_MAX 1024
-#define TB_HEAD 16u               /* room for the CTX of the first block */
-
-struct tbuf {
-	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
-	_Atomic uint32_t committed;/* bytes of whole records */
-	uint32_t flushed;          /* bytes already written (under lock) */
-	uint32_t pending;          /* size of the reserved, uncommitted record */
-	_Atomic int inuse;
-	int32_t tid;
-	uint64_t records;
-	char *data;
-	/* owner only: */
-	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
-	uint64_t last_ns;          /* latest stamp: records never go back */
-	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
-} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 static struct tbuf slots[TB_MAX];
-static __thread struct tbuf *t_buf;
+__thread struct tbuf *t_buf;
 static __thread int32_t t_tid;
 
 static int s_fd = -1;
@@ -328,8 +310,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 
 static uint64_t s_cal_tsc, s_cal_ns;  /* first pair of the process */
 static _Atomic int s_cal_state;       /* 0 unset, 1 first pair taken, 2 TSC unusable */
-static _Atomic uint64_t s_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
-static _Atomic uint64_t s_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
+_Atomic uint64_t emit_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
+_Atomic uint64_t emit_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
 
 /* Does the kernel keep CLOCK_MONOTONIC with the TSC? Then it is invariant
  * and synchronised, and scaling it is exact enough. */
@@ -362,7 +344,7 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 	if (st != 1 || ns - s_cal_ns < CLOCK_CAL_MIN_NS || tsc <= s_cal_tsc)
 		return;
 	uint64_t dns = ns - s_cal_ns, dt = tsc - s_cal_tsc;
-	uint64_t old = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	uint64_t old = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (old && dns > CLOCK_CAL_MAX_NS)
 		return; /* sharp enough */
 	if (!old && !clock_tsc_usable()) {
@@ -373,9 +355,9 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 	m -= m / 20000; /* -50 ppm: lag, never lead */
 	if (m == 0 || m >> 40)
 		return;
-	atomic_store_explicit(&s_tsc_resync, (CLOCK_RESYNC_NS << 32) / (uint64_t)m,
+	atomic_store_explicit(&emit_tsc_resync, (CLOCK_RESYNC_NS << 32) / (uint64_t)m,
 			      memory_order_relaxed);
-	atomic_store_explicit(&s_tsc_mult, (uint64_t)m, memory_order_relaxed);
+	atomic_store_explicit(&emit_tsc_mult, (uint64_t)m, memory_order_relaxed);
 }
 
 /* The pair takes the tick count after the clock read, so an estimate from
@@ -392,10 +374,10 @@ static __attribute__((noinline)) uint64_t clock_resync(struct tbuf *b)
 /* Now, for a record of the buffer's thread; never before its last one. */
 static inline uint64_t clock_now(struct tbuf *b)
 {
-	uint64_t ns, mult = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	uint64_t ns, mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (likely(mult)) {
 		uint64_t d = __rdtsc() - b->ref_tsc;
-		if (likely(d < atomic_load_explicit(&s_tsc_resync, memory_order_relaxed)))
+		if (likely(d < atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed)))
 			ns = b->ref_ns + ((d * mult) >> 32);
 		else
 			ns = clock_resync(b);
@@ -544,18 +526,21 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	return r;
 }
 
-/* Writes and commits a compact record of `size` bytes whose second word is
- * w1 and third (CALLOC) w2, with a CBASE in front when the thread has none
- * or its last one is more than 4 s old. */
-static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_t w2)
+/* The compact record of emit_compact() (emit.h) when its fast path cannot
+ * write it: takes a buffer, makes room, resyncs the clock, and puts a CBASE
+ * in front when the thread has none or its last one is more than 4 s old. */
+void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2)
 {
-	uint32_t c;
+	int err = errno;
+	uint32_t c, size = head >> 16;
 	struct tbuf *b = tb_room(size + (uint32_t)sizeof(struct fsk_rec), &c);
-	if (!b)
+	if (!b) {
+		errno = err;
 		return;
+	}
 	uint64_t now = clock_now(b), dt = now - b->base_ns;
 	char *p = b->data + c;
-	if (unlikely(!b->base_ns || dt > UINT32_MAX)) {
+	if (!b->base_ns || dt > UINT32_MAX) {
 		struct fsk_rec *base = (void *)p;
 		fsk_rec_init(base, FSK_REC_CBASE, sizeof(*base), now);
 		base->tid = (uint32_t)b->tid;
@@ -564,28 +549,13 @@ static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_
 		p += sizeof(*base);
 	}
 	uint64_t *r = (void *)p;
-	r[0] = type | (uint64_t)size << 16 | dt << 32;
+	r[0] = head | dt << 32;
 	r[1] = w1;
 	if (size > 16)
 		r[2] = w2;
 	b->records++;
 	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
-}
-
-void emit_cfree(uint64_t addr_flags)
-{
-	tb_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), addr_flags, 0);
-}
-
-void emit_cmalloc(uint64_t word)
-{
-	tb_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc), word, 0);
-}
-
-void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn)
-{
-	tb_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr_flags,
-		   size | (uint64_t)stack_fn << 32);
+	errno = err;
 }
 
 void emit_commit(void)

@@ -1,0 +1,84 @@
+/*
+ * The per-thread buffer and the inline fast path of a compact malloc
+ * record (trace.h), for emit.c and the malloc hooks (heap.c) only.
+ *
+ * A traced malloc costs what this path costs, so it is one straight line
+ * in the hook: the thread's buffer, room, the TSC clock still fresh and the
+ * thread's CBASE still in reach; then three stores and a release store of
+ * `committed`. Everything else (first record of a thread, buffer full,
+ * clock resync, a new CBASE) is emit_compact_slow() in emit.c, which is
+ * also where errno is saved: the fast path makes no call that could set it.
+ */
+#ifndef FORKSCOPE_PRELOAD_EMIT_H
+#define FORKSCOPE_PRELOAD_EMIT_H
+
+#include <stdatomic.h>
+#include <x86intrin.h>
+
+#include "fsk.h"
+
+#define TB_CAP (128u * 1024u)
+#define TB_HEAD 16u               /* room for the CTX of the first block */
+
+struct tbuf {
+	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
+	_Atomic uint32_t committed;/* bytes of whole records */
+	uint32_t flushed;          /* bytes already written (under lock) */
+	uint32_t pending;          /* size of the reserved, uncommitted record */
+	_Atomic int inuse;
+	int32_t tid;
+	uint64_t records;
+	char *data;
+	/* owner only: */
+	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
+	uint64_t last_ns;          /* latest stamp: records never go back */
+	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
+} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
+
+/* The calling thread's buffer, NULL until its first record. */
+FSK_HIDDEN extern __thread struct tbuf *t_buf;
+/* ns per TSC tick << 32 (0 = not calibrated) and the ticks after which a
+ * thread takes a new (TSC, CLOCK_MONOTONIC) pair (0 until calibrated). */
+FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
+
+/* Writes the compact record whose first word (type, size; dt filled in
+ * here) is `head` when the fast path cannot; errno kept. */
+FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2);
+
+/* Appends and commits a compact record of `size` bytes (16 or 24) whose
+ * second word is w1 and third (24) w2. Called with t_guard set. */
+static inline __attribute__((always_inline)) void emit_compact(uint16_t type, uint32_t size,
+							       uint64_t w1, uint64_t w2)
+{
+	struct tbuf *b = t_buf;
+	uint32_t head = type | size << 16;
+	if (unlikely(!b)) {
+		emit_compact_slow(head, w1, w2);
+		return;
+	}
+	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
+	uint64_t d = __rdtsc() - b->ref_tsc;
+	uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
+	if (unlikely(c + size > TB_CAP ||
+		     d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+		emit_compact_slow(head, w1, w2);
+		return;
+	}
+	uint64_t ns = b->ref_ns + ((d * mult) >> 32), last = b->last_ns;
+	ns = ns < last ? last : ns; /* a thread's records never go back */
+	uint64_t dt = ns - b->base_ns;
+	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
+		emit_compact_slow(head, w1, w2);
+		return;
+	}
+	b->last_ns = ns;
+	uint64_t *r = (void *)(b->data + c);
+	r[0] = head | dt << 32;
+	r[1] = w1;
+	if (size > 16)
+		r[2] = w2;
+	b->records++;
+	atomic_store_explicit(&b->committed, c + size, memory_order_release);
+}
+
+#endif

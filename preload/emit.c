@@ -14,7 +14,8 @@
  * thread, built in the 16 bytes before it (already written, or the head
  * room TB_HEAD), so the compact malloc records in it need no tid. The
  * malloc hooks stamp their records with the buffer's clock: the TSC scaled
- * by a calibration against CLOCK_MONOTONIC (see clock_* below).
+ * by a calibration against CLOCK_MONOTONIC (see clock_* below), or, while
+ * one thread records, the stamp of its previous record (emit.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,7 @@
 
 static struct tbuf slots[TB_MAX];
 __thread struct tbuf *t_buf;
+_Atomic uint64_t emit_clock;
 static __thread int32_t t_tid;
 
 static int s_fd = -1;
@@ -387,7 +389,37 @@ static inline uint64_t clock_now(struct tbuf *b)
 	if (unlikely(ns < b->last_ns))
 		ns = b->last_ns;
 	b->last_ns = ns;
+	_mm_lfence(); /* (rare path) whatever counter read made ns is done */
+	emit_clock_after_read(b, 0);
 	return ns;
+}
+
+void emit_clock_claim(struct tbuf *b, uint64_t st)
+{
+	uint64_t me = (uint32_t)b->tid;
+	for (;;) {
+		uint64_t owner = st & 0xffffffffull, want = st;
+		if (!owner)
+			want = st | me;
+		else if (owner != me)
+			want = st | EMIT_CLOCK_MULTI;
+		if (want == st || atomic_compare_exchange_weak(&emit_clock, &st, want)) {
+			st = want;
+			break;
+		}
+	}
+	b->clock = st;
+	b->grant = (st & (0xffffffffull | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
+	b->reuse = b->grant;
+}
+
+/* A flusher tick: a new epoch with no owner (emit.h). */
+static void clock_new_epoch(void)
+{
+	uint64_t st = atomic_load(&emit_clock);
+	while (!atomic_compare_exchange_weak(&emit_clock, &st,
+					     ((st >> 33) + 1) * EMIT_CLOCK_EPOCH))
+		;
 }
 
 /* ---- per-thread buffers ---- */
@@ -468,6 +500,8 @@ static struct tbuf *tb_acquire(void)
 		b->records = 0;
 		b->base_ns = 0;
 		b->last_ns = 0;
+		b->clock = ~0ull; /* no value of emit_clock: the first read claims */
+		b->reuse = 0;
 		b->ref_tsc = 0;
 		b->ref_ns = 0;
 		tb_empty(b);
@@ -582,6 +616,7 @@ void emit_flush_self(void)
 void emit_flush_all(int wait)
 {
 	int32_t tid = self_tid();
+	clock_new_epoch();
 	for (int i = 0; i < TB_MAX; i++) {
 		struct tbuf *b = &slots[i];
 		if (!b->data)
@@ -603,8 +638,11 @@ void emit_flush_all(int wait)
 static void tb_not_before(uint64_t ts)
 {
 	struct tbuf *b = t_buf;
-	if (b && ts > b->last_ns)
+	if (!b)
+		return;
+	if (ts > b->last_ns)
 		b->last_ns = ts;
+	b->reuse = 0; /* the next record reads the clock again */
 }
 
 void emit_direct(void *rec, uint32_t size)
@@ -702,6 +740,7 @@ void emit_reset_child(void)
 	}
 	t_buf = NULL;
 	t_tid = 0;
+	atomic_store(&emit_clock, 0); /* one thread, no owner yet */
 	if (s_fd >= 0)
 		close(s_fd);
 	s_fd = -1;

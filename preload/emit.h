@@ -33,6 +33,10 @@ struct tbuf {
 	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
 	uint64_t last_ns;          /* latest stamp: records never go back */
 	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
+	uint64_t clock;            /* emit_clock when the clock was last read */
+	uint32_t reuse;            /* records that may still take last_ns */
+	uint32_t grant;            /* reuse after a clock read while emit_clock
+	                              stays `clock`: EMIT_REUSE or 0 */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 /* The calling thread's buffer, NULL until its first record. */
@@ -40,6 +44,50 @@ FSK_HIDDEN extern __thread struct tbuf *t_buf;
 /* ns per TSC tick << 32 (0 = not calibrated) and the ticks after which a
  * thread takes a new (TSC, CLOCK_MONOTONIC) pair (0 until calibrated). */
 FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
+
+/*
+ * Reading the clock (rdtsc, ~13 ns) is half of a traced malloc, so a
+ * compact record may take the stamp of its thread's previous record, up
+ * to EMIT_REUSE times in a row, while its thread is the only one that
+ * recorded since the flusher's last tick: that thread owns emit_clock
+ * (tid in bits 0-31). Any other thread that reads the clock sets bit 32
+ * (EMIT_CLOCK_MULTI) before its record and so before the call's effect
+ * (the block it freed, the block it returned) is visible to anyone; the
+ * owner sees it at its next record and reads the clock from then on. So a
+ * reused stamp never sorts before a record of another thread that happened
+ * before it. Each thread reads the clock before it looks at emit_clock
+ * (emit_clock_after_read), so a stamp taken before a change of the word
+ * is older than any stamp the change allows to be reused. Every flusher tick (50 ms)
+ * starts a new epoch (bits 33-63) with no owner: a thread then reads the
+ * clock at its next record, and after a quiet spell no stale stamp is
+ * reused. trace.h says what precision that leaves.
+ */
+#define EMIT_REUSE 15u
+#define EMIT_CLOCK_MULTI (1ull << 32)
+#define EMIT_CLOCK_EPOCH (1ull << 33)
+FSK_HIDDEN extern _Atomic uint64_t emit_clock;
+
+/* The clock was read for b's thread and emit_clock read after it (st),
+ * differing from b->clock: claims ownership or marks a second thread;
+ * sets b->clock, b->grant and b->reuse. */
+FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st);
+
+/* After a clock read of b's thread: may the next records reuse it?
+ * `tsc` is the counter value read: the address of the load depends on it
+ * (and with 0, which the CPU does not know to be 0), so the load cannot
+ * run before rdtsc has, as lfence would ensure at ~9 ns a record. */
+static inline __attribute__((always_inline)) void emit_clock_after_read(struct tbuf *b,
+									 uint64_t tsc)
+{
+	uintptr_t zero;
+	__asm__("and $0, %0" : "=r"(zero) : "0"(tsc));
+	uint64_t st = atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
+					   memory_order_acquire);
+	if (likely(st == b->clock))
+		b->reuse = b->grant;
+	else
+		emit_clock_claim(b, st);
+}
 
 /* Writes the compact record whose first word (type, size; dt filled in
  * here) is `head` when the fast path cannot; errno kept. */
@@ -57,15 +105,25 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		return;
 	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-	uint64_t d = __rdtsc() - b->ref_tsc;
-	uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-	if (unlikely(c + size > TB_CAP ||
-		     d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+	if (unlikely(c + size > TB_CAP)) {
 		emit_compact_slow(head, w1, w2);
 		return;
 	}
-	uint64_t ns = b->ref_ns + ((d * mult) >> 32), last = b->last_ns;
-	ns = ns < last ? last : ns; /* a thread's records never go back */
+	uint64_t ns = b->last_ns;
+	if (likely(b->reuse) &&
+	    likely(atomic_load_explicit(&emit_clock, memory_order_acquire) == b->clock)) {
+		b->reuse--;
+	} else {
+		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc;
+		if (unlikely(d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+			emit_compact_slow(head, w1, w2);
+			return;
+		}
+		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
+		uint64_t now = b->ref_ns + ((d * mult) >> 32);
+		ns = now < ns ? ns : now; /* a thread's records never go back */
+		emit_clock_after_read(b, tsc);
+	}
 	uint64_t dt = ns - b->base_ns;
 	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
 		emit_compact_slow(head, w1, w2);

@@ -54,7 +54,16 @@
  * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
  * the clock by well under 1 us and never leads it, and each thread's
  * records never go back in time. Lifecycle records (fork, exec, exit,
- * wait) read the clock.
+ * wait) read the clock. A compact record may also carry the stamp of its
+ * thread's previous record (at most 15 records in a row share one clock
+ * read) while no other thread of the process writes malloc-family records
+ * and no 50 ms flusher tick has passed since that read: such a stamp is
+ * early by at most the time those calls took (so under 50 ms), never late.
+ * It still sorts after every record of another thread of the process that
+ * happened before it (a block freed in one thread and malloc'd in another
+ * keeps its order) and after the thread's own lifecycle, scan and mmap
+ * records; against another process's records it is only as exact as
+ * that bound.
  *
  * Sampled malloc tracing (FORKSCOPE_SAMPLE_BYTES=N, header flag
  * FSK_HF_SAMPLED). A SAMPLE record {mean_bytes N} follows the header,

@@ -89,9 +89,14 @@ static void drop(uint64_t records, uint64_t bytes, int err)
 static uint64_t count_records(const char *p, size_t len)
 {
 	uint64_t n = 0;
-	for (size_t off = 0; off + sizeof(struct fsk_rec) <= len;) {
+	for (size_t off = 0; off + 8 <= len;) {
 		const struct fsk_rec *r = (const void *)(p + off);
-		if (r->size < sizeof(struct fsk_rec))
+		if (r->type & FSK_TINY) {
+			off += 8;
+			n++;
+			continue;
+		}
+		if (off + sizeof(struct fsk_rec) > len || r->size < sizeof(struct fsk_rec))
 			break;
 		off += r->size;
 		n += r->type != FSK_REC_CTX && r->type != FSK_REC_CBASE;
@@ -500,6 +505,7 @@ static struct tbuf *tb_acquire(void)
 		b->records = 0;
 		b->base_ns = 0;
 		b->last_ns = 0;
+		b->last_cns = 0;
 		b->clock = ~0ull; /* no value of emit_clock: the first read claims */
 		b->reuse = 0;
 		b->ref_tsc = 0;
@@ -587,6 +593,7 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2)
 	r[1] = w1;
 	if (size > 16)
 		r[2] = w2;
+	b->last_cns = now;
 	b->records++;
 	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
 	errno = err;

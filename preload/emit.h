@@ -33,6 +33,7 @@ struct tbuf {
 	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
 	uint64_t last_ns;          /* latest stamp: records never go back */
 	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
+	uint64_t last_cns;         /* stamp of the last compact record, 0 = none */
 	uint64_t clock;            /* emit_clock when the clock was last read */
 	uint32_t reuse;            /* records that may still take last_ns */
 	uint32_t grant;            /* reuse after a clock read while emit_clock
@@ -89,14 +90,35 @@ static inline __attribute__((always_inline)) void emit_clock_after_read(struct t
 		emit_clock_claim(b, st);
 }
 
+/* The tiny record (trace.h) of malloc(size) = a or free(a), or 0 when
+ * the values do not fit one. */
+static inline uint64_t emit_tiny_malloc(uint64_t a, uint64_t size, int mmapped)
+{
+	if ((a >> (FSK_TINY_ADDR_BITS + 4)) | (size >> FSK_TINY_SIZE_BITS) | (a & 15))
+		return 0;
+	return FSK_TINY | FSK_TINY_MALLOC | (mmapped ? FSK_TINY_MMAPPED : 0) |
+	       (size & ((1u << FSK_TINY_SIZE_LOW) - 1)) | (a >> 4) << 16 |
+	       (size >> FSK_TINY_SIZE_LOW) << FSK_TINY_SIZE_SHIFT;
+}
+
+static inline uint64_t emit_tiny_free(uint64_t a, int mmapped)
+{
+	if ((a >> (FSK_TINY_ADDR_BITS + 4)) | (a & 15))
+		return 0;
+	return FSK_TINY | (mmapped ? FSK_TINY_MMAPPED : 0) | (a >> 4) << 16;
+}
+
 /* Writes the compact record whose first word (type, size; dt filled in
  * here) is `head` when the fast path cannot; errno kept. */
 FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2);
 
 /* Appends and commits a compact record of `size` bytes (16 or 24) whose
- * second word is w1 and third (24) w2. Called with t_guard set. */
+ * second word is w1 and third (24) w2; or, when the stamp is the one of
+ * the thread's last compact record, the tiny record `tiny` if not 0.
+ * Called with t_guard set. */
 static inline __attribute__((always_inline)) void emit_compact(uint16_t type, uint32_t size,
-							       uint64_t w1, uint64_t w2)
+							       uint64_t w1, uint64_t w2,
+							       uint64_t tiny)
 {
 	struct tbuf *b = t_buf;
 	uint32_t head = type | size << 16;
@@ -124,13 +146,20 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		ns = now < ns ? ns : now; /* a thread's records never go back */
 		emit_clock_after_read(b, tsc);
 	}
+	uint64_t *r = (void *)(b->data + c);
+	if (tiny && ns == b->last_cns) {
+		r[0] = tiny;
+		b->records++;
+		atomic_store_explicit(&b->committed, c + 8, memory_order_release);
+		return;
+	}
 	uint64_t dt = ns - b->base_ns;
 	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
 		emit_compact_slow(head, w1, w2);
 		return;
 	}
 	b->last_ns = ns;
-	uint64_t *r = (void *)(b->data + c);
+	b->last_cns = ns;
 	r[0] = head | dt << 32;
 	r[1] = w1;
 	if (size > 16)

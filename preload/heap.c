@@ -138,10 +138,10 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
 		emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
 			     addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
-			     0);
+			     0, emit_tiny_malloc(addr, size, mm));
 	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
 		emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
-			     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32);
+			     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
 	} else {
 		struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC,
 						 sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
@@ -186,9 +186,10 @@ FSK_EXPORT void *malloc(size_t size)
 		void *p = real.malloc(size);
 		uint64_t a = (uint64_t)(uintptr_t)p;
 		if (likely(caddr_fits(a) && !(size >> FSK_CM_SIZE_BITS))) {
+			int mm = chunk_mmapped(p);
 			emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
-				     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
-				     (chunk_mmapped(p) ? FSK_CM_MMAPPED : 0), 0);
+				     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
+				     0, emit_tiny_malloc(a, size, mm));
 			brk_check();
 			STRICT_LEAVE();
 			t_guard = 0;
@@ -236,8 +237,9 @@ static void rec_free(void *p, uint16_t fn)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(!(a & FSK_CADDR_FLAGS) && fn == FSK_FN_FREE)) {
-		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree),
-			     a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0), 0);
+		int mm = chunk_mmapped(p);
+		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
+			     emit_tiny_free(a, mm));
 		return;
 	}
 	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
@@ -285,8 +287,9 @@ FSK_EXPORT void free(void *p)
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(hot_fast() && caddr_fits(a) && !resolve_is_boot(p))) {
 		HOT_BEGIN();
-		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree),
-			     a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0), 0);
+		int mm = chunk_mmapped(p);
+		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
+			     emit_tiny_free(a, mm));
 		real.free(p);
 		brk_check();
 		STRICT_LEAVE();

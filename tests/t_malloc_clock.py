@@ -1,5 +1,5 @@
 """Compact malloc records and their clock, read from the raw stream with a
-decoder of its own (include/forkscope/trace.h, version 2), so the C reader
+decoder of its own (include/forkscope/trace.h, version 3), so the C reader
 is not the only judge: tests/progs/malloc_clock mallocs in bursts between
 fork and waitpid and hands blocks to a second thread. Checks: every record
 of a thread is in time order in the file (TSC stamps next to clock_gettime
@@ -28,16 +28,26 @@ ROUNDS, BURST, HANDS = 60, 400, 200
 BACKS, BACK_BURST, BACK_SIZE = 300, 20, 5000
 ALLOC, FREE, REALLOC, FORK, WAIT, STACK, FAULT, MODULE = 1, 2, 3, 6, 11, 13, 20, 21
 CTX, CBASE, CFREE, CALLOC, CMALLOC = 22, 23, 24, 25, 26
+TINY, TINY_MALLOC = 0x8000, 0x4000
 
 
 def decode(path):
     """[(type, tid, ts, fields dict)] in file order; raises on damage."""
     b = open(path, "rb").read()
-    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] != 2:
-        raise ValueError("not a version 2 stream")
+    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] not in (2, 3):
+        raise ValueError("not a version 2 or 3 stream")
     off = struct.unpack_from("<I", b, 12)[0]
-    cur, base, out = None, {}, []
-    while off + 16 <= len(b):
+    cur, base, last, out = None, {}, {}, []
+    while off + 8 <= len(b):
+        w = struct.unpack_from("<Q", b, off)[0]
+        if w & TINY:  # the time of the thread's last compact record
+            addr = (w >> 16 & ((1 << 43) - 1)) << 4
+            if w & TINY_MALLOC:
+                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=(w & 0x1fff) | (w >> 59) << 13, stack=0)))
+            else:
+                out.append((FREE, cur, last[cur], dict(addr=addr)))
+            off += 8
+            continue
         typ, size = struct.unpack_from("<HH", b, off)
         if size < 16 or size % 8 or off + size > len(b):
             raise ValueError("bad record at %d" % off)
@@ -49,6 +59,7 @@ def decode(path):
         elif typ in (CFREE, CALLOC, CMALLOC):
             dt, w = struct.unpack_from("<IQ", b, off + 4)
             ts = base[cur] + dt
+            last[cur] = ts
             if typ == CFREE:
                 out.append((FREE, cur, ts, dict(addr=w & ~15)))
             elif typ == CMALLOC:

@@ -17,7 +17,8 @@
  *               zero-padded to a multiple of 8: hdr_size bytes in all.
  *   record   := struct fsk_rec (16 bytes) + payload; rec.size counts both,
  *               is a multiple of 8, and is >= 16. A reader skips a record
- *               whose type it does not know by its size.
+ *               whose type it does not know by its size. Or, when bit 15
+ *               of the type is set, an 8-byte tiny record (below).
  *   fsk_str  := uint32 length, then that many bytes (no NUL), then padding
  *               to a multiple of 4. Inside a record, strings follow the
  *               fixed payload and the record is padded to a multiple of 8.
@@ -49,6 +50,14 @@
  * the FREE and CALLOC/CMALLOC into the ALLOC it stands for (CTX and CBASE
  * carry no event). A writer uses the full records where a value does not fit
  * (unaligned or NULL address, size >= 4 GiB, stack id >= 2^24).
+ *
+ * Tiny malloc records (version 3): 8 bytes, told apart by bit 15 of the
+ * type field (FSK_TINY): a reader that finds it set takes the record as
+ * the 8-byte word below, not as a struct fsk_rec. TMALLOC and TFREE stand
+ * for the CMALLOC and CFREE with the same values and the same time as the
+ * previous compact record (CFREE, CALLOC, CMALLOC or tiny) of the current
+ * thread in this stream; one with no such record before it is corruption.
+ * A writer uses them when a stamp repeats (see below) and the values fit.
  *
  * Malloc-family records may be stamped from the CPU's invariant TSC scaled
  * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
@@ -87,7 +96,8 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 2               /* 2: compact malloc records (22..25) */
+#define FSK_VERSION 3               /* 2: compact malloc records (22..26);
+                                       3: tiny malloc records (FSK_TINY) */
 #define FSK_STREAM_SUFFIX ".fst"
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
@@ -485,6 +495,21 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 	struct fsk_crec h;
 	uint64_t word;             /* address < 2^48, size < 2^19, see above */
 };
+
+/* A tiny record is one little-endian uint64 w (see the top):
+ *   bit 15       FSK_TINY (bit 15 of the type field)
+ *   bit 14       FSK_TINY_MALLOC: TMALLOC, else TFREE
+ *   bit 13       FSK_AF_MMAPPED
+ *   bits 16-58   address >> 4 (address < 2^47, 16-aligned)
+ *   bits 0-12    TMALLOC: requested bytes, low 13 bits; TFREE: 0
+ *   bits 59-63   TMALLOC: requested bytes >> 13 (so size < 2^18); TFREE: 0 */
+#define FSK_TINY 0x8000u
+#define FSK_TINY_MALLOC 0x4000u
+#define FSK_TINY_MMAPPED 0x2000u
+#define FSK_TINY_ADDR_BITS 43
+#define FSK_TINY_SIZE_LOW 13
+#define FSK_TINY_SIZE_BITS 18
+#define FSK_TINY_SIZE_SHIFT 59      /* where the high size bits start */
 
 struct fsk_sample {                /* first record of a sampled stream */
 	uint64_t mean_bytes;       /* N: mean bytes between recorded calls */

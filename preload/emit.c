@@ -395,17 +395,36 @@ static inline uint64_t clock_now(struct tbuf *b)
 		ns = b->last_ns;
 	b->last_ns = ns;
 	_mm_lfence(); /* (rare path) whatever counter read made ns is done */
-	emit_clock_after_read(b, 0);
+	emit_clock_after_read(b, 0, ns);
 	return ns;
 }
 
-void emit_clock_claim(struct tbuf *b, uint64_t st)
+#define CLOCK_OWNER_QUIET_NS 1000000ull /* an owner this quiet gives way */
+#define CLOCK_RETRY 256u                /* clock reads between looks */
+#define CLOCK_WHO 0xffffffffull         /* emit_clock: the owner's tid */
+
+/* Has thread `owner` written no record stamped after ns - 1 ms (or is its
+ * buffer gone)? Its last_ns is read while it may write it: a stale value
+ * only makes it look quieter, and taking the clock is safe at any time. */
+static int clock_owner_quiet(uint32_t owner, uint64_t ns)
+{
+	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
+		struct tbuf *o = &slots[i];
+		if (atomic_load_explicit(&o->inuse, memory_order_relaxed) && (uint32_t)o->tid == owner)
+			return __atomic_load_n(&o->last_ns, __ATOMIC_RELAXED) + CLOCK_OWNER_QUIET_NS < ns;
+	}
+	return 1;
+}
+
+void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns)
 {
 	uint64_t me = (uint32_t)b->tid;
+	int took;
 	for (;;) {
-		uint64_t owner = st & 0xffffffffull, want = st;
-		if (!owner)
-			want = st | me;
+		uint64_t owner = st & CLOCK_WHO, want = st;
+		took = owner != me && (!owner || clock_owner_quiet((uint32_t)owner, ns));
+		if (took)
+			want = (st & ~(CLOCK_WHO | EMIT_CLOCK_MULTI)) | me;
 		else if (owner != me)
 			want = st | EMIT_CLOCK_MULTI;
 		if (want == st || atomic_compare_exchange_weak(&emit_clock, &st, want)) {
@@ -413,9 +432,14 @@ void emit_clock_claim(struct tbuf *b, uint64_t st)
 			break;
 		}
 	}
+	/* A new owner: the stamp in hand was read before the word changed, so
+	 * it is not reused; the next clock read (after the fence) is. */
+	if (took)
+		_mm_lfence();
 	b->clock = st;
-	b->grant = (st & (0xffffffffull | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
+	b->grant = !took && (st & (CLOCK_WHO | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
 	b->reuse = b->grant;
+	b->retry = took ? 1 : CLOCK_RETRY;
 }
 
 /* A flusher tick: a new epoch with no owner (emit.h). */

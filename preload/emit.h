@@ -38,6 +38,8 @@ struct tbuf {
 	uint32_t reuse;            /* records that may still take last_ns */
 	uint32_t grant;            /* reuse after a clock read while emit_clock
 	                              stays `clock`: EMIT_REUSE or 0 */
+	uint32_t retry;            /* grant 0: clock reads until emit_clock_claim
+	                              looks again (the owner may have gone quiet) */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 /* The calling thread's buffer, NULL until its first record. */
@@ -61,33 +63,38 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * is older than any stamp the change allows to be reused. Every flusher tick (50 ms)
  * starts a new epoch (bits 33-63) with no owner: a thread then reads the
  * clock at its next record, and after a quiet spell no stale stamp is
- * reused. trace.h says what precision that leaves.
+ * reused. An owner that recorded nothing for a millisecond can lose the
+ * clock to another thread (a program whose main thread waits for one
+ * worker). A thread that becomes the owner reuses no stamp read before it
+ * did: another thread may have read the clock later yet still believed
+ * itself the owner. trace.h says what precision that leaves.
  */
 #define EMIT_REUSE 15u
 #define EMIT_CLOCK_MULTI (1ull << 32)
 #define EMIT_CLOCK_EPOCH (1ull << 33)
 FSK_HIDDEN extern _Atomic uint64_t emit_clock;
 
-/* The clock was read for b's thread and emit_clock read after it (st),
- * differing from b->clock: claims ownership or marks a second thread;
- * sets b->clock, b->grant and b->reuse. */
-FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st);
+/* The clock was read for b's thread (ns) and emit_clock after it (st),
+ * differing from b->clock or with b->retry run out: claims ownership,
+ * takes it from an owner that went quiet, or marks a second thread; sets
+ * b->clock, b->grant, b->reuse and b->retry. */
+FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns);
 
 /* After a clock read of b's thread: may the next records reuse it?
  * `tsc` is the counter value read: the address of the load depends on it
  * (and with 0, which the CPU does not know to be 0), so the load cannot
  * run before rdtsc has, as lfence would ensure at ~9 ns a record. */
 static inline __attribute__((always_inline)) void emit_clock_after_read(struct tbuf *b,
-									 uint64_t tsc)
+									 uint64_t tsc, uint64_t ns)
 {
 	uintptr_t zero;
 	__asm__("and $0, %0" : "=r"(zero) : "0"(tsc));
 	uint64_t st = atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
 					   memory_order_acquire);
-	if (likely(st == b->clock))
+	if (likely(st == b->clock) && likely(b->grant || --b->retry))
 		b->reuse = b->grant;
 	else
-		emit_clock_claim(b, st);
+		emit_clock_claim(b, st, ns);
 }
 
 /* The tiny record (trace.h) of malloc(size) = a or free(a), or 0 when
@@ -144,7 +151,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 		uint64_t now = b->ref_ns + ((d * mult) >> 32);
 		ns = now < ns ? ns : now; /* a thread's records never go back */
-		emit_clock_after_read(b, tsc);
+		emit_clock_after_read(b, tsc, ns);
 	}
 	uint64_t *r = (void *)(b->data + c);
 	if (tiny && ns == b->last_cns) {

@@ -69,7 +69,7 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * did: another thread may have read the clock later yet still believed
  * itself the owner. trace.h says what precision that leaves.
  */
-#define EMIT_REUSE 15u
+#define EMIT_REUSE 63u
 #define EMIT_CLOCK_MULTI (1ull << 32)
 #define EMIT_CLOCK_EPOCH (1ull << 33)
 FSK_HIDDEN extern _Atomic uint64_t emit_clock;

@@ -64,7 +64,7 @@
  * the clock by well under 1 us and never leads it, and each thread's
  * records never go back in time. Lifecycle records (fork, exec, exit,
  * wait) read the clock. A compact record may also carry the stamp of its
- * thread's previous record (at most 15 records in a row share one clock
+ * thread's previous record (at most 64 records in a row share one clock
  * read) while no other thread of the process writes malloc-family records
  * and no 50 ms flusher tick has passed since that read: such a stamp is
  * early by at most the time those calls took (so under 50 ms), never late.

@@ -12,7 +12,8 @@ counts the same allocations as this decoder. Then a third thread frees
 blocks the main thread malloc'd and the main thread mallocs them again at
 once (BACKS rounds after bursts whose records may reuse a stamp): each of
 those mallocs that got the block back (the program counts them) sorts
-after the other thread's free. Run with stacks (CALLOC) and without
+after the other thread's free; and the same with a worker that mallocs
+after the main thread was quiet for 1.5 ms (it may take the clock). Run with stacks (CALLOC) and without
 (CMALLOC)."""
 import collections
 import glob
@@ -26,6 +27,7 @@ from fsk import check  # noqa: E402
 
 ROUNDS, BURST, HANDS = 60, 400, 200
 BACKS, BACK_BURST, BACK_SIZE = 300, 20, 5000
+TAKES, TAKE_BURST, TAKE_SIZE = 40, 300, 5001
 ALLOC, FREE, REALLOC, FORK, WAIT, STACK, FAULT, MODULE = 1, 2, 3, 6, 11, 13, 20, 21
 CTX, CBASE, CFREE, CALLOC, CMALLOC = 22, 23, 24, 25, 26
 TINY, TINY_MALLOC = 0x8000, 0x4000
@@ -137,14 +139,17 @@ def run(tag, depth):
     # handed blocks, by the other one
     ours = lambda n: (7000 <= n < 7000 + BURST or 100000 <= n < 100000 + ROUNDS or
                       200000 <= n < 200000 + ROUNDS or 300000 <= n < 300000 + HANDS or
-                      4000 <= n < 4000 + BACK_BURST or n == BACK_SIZE)
+                      4000 <= n < 4000 + BACK_BURST or n == BACK_SIZE or
+                      4100 <= n < 4120 or n == TAKE_SIZE)
     main_tid = next((tid for typ, tid, _, f in recs if typ == ALLOC and f["size"] == 100000), None)
-    live, freed, hands, freed_by, back = {}, 0, [], {}, 0
+    live, freed, hands, freed_by, back, taken = {}, 0, [], {}, 0, 0
     for typ, tid, ts, f in sorted(recs, key=lambda r: r[2]):
         if typ == ALLOC and ours(f["size"]):
             live[f["addr"]] = (tid, f["size"])
             if f["size"] == BACK_SIZE and tid == main_tid and freed_by.get(f["addr"]) not in (None, tid):
                 back += 1
+            if f["size"] == TAKE_SIZE and tid != main_tid and freed_by.get(f["addr"]) == main_tid:
+                taken += 1
         elif typ == FREE and f["addr"] in live:
             atid, size = live.pop(f["addr"])
             freed += 1
@@ -152,17 +157,21 @@ def run(tag, depth):
                 hands.append((size, atid != tid))
         if typ in (ALLOC, FREE):
             freed_by[f["addr"]] = tid if typ == FREE else None
-    made = ROUNDS * (BURST + 2) + HANDS + BACKS * (BACK_BURST + 2)
+    made = ROUNDS * (BURST + 2) + HANDS + BACKS * (BACK_BURST + 2) + TAKES * (TAKE_BURST + 2)
     check(tag + ".free-after-alloc", freed == made and not live,
           "%d of %d blocks freed after their malloc, %d never" % (freed, made, len(live)))
     check(tag + ".cross-thread-frees", sorted(h[0] for h in hands) == list(range(300000, 300000 + HANDS))
           and all(h[1] for h in hands),
           "%d handed blocks freed after their malloc, %d by the other thread"
           % (len(hands), sum(h[1] for h in hands)))
-    same = int(fsk.at_dicts(r.out, "counts")[0].get("same", -1))
+    counts = fsk.at_dicts(r.out, "counts")[0]
+    same, want_taken = int(counts.get("same", -1)), int(counts.get("taken", -1))
     check(tag + ".back-after-free", same > 0 and back == same,
           "%d of the program's %d mallocs that got back a block another thread freed sort after "
           "that free" % (back, same))
+    check(tag + ".taken-after-free", want_taken > 0 and taken == want_taken,
+          "%d of the worker's %d mallocs that got back a block the main thread freed sort after "
+          "that free" % (taken, want_taken))
     if depth:
         nostack = sum(1 for typ, _, _, f in recs if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST and not f["stack"])
         check(tag + ".stacks", nostack == 0, "%d burst mallocs without a stack id" % nostack)

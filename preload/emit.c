@@ -14,7 +14,8 @@
  * thread, built in the 16 bytes before it (already written, or the head
  * room TB_HEAD), so the compact malloc records in it need no tid. The
  * malloc hooks stamp their records with the buffer's clock: the TSC scaled
- * by a calibration against CLOCK_MONOTONIC (see clock_* below).
+ * by a calibration against CLOCK_MONOTONIC (see clock_* below), or, while
+ * one thread records, the stamp of its previous record (emit.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,31 +25,14 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <x86intrin.h>
 
-#include "fsk.h"
+#include "emit.h"
 
-#define TB_CAP (128u * 1024u)
 #define TB_MAX 1024
-#define TB_HEAD 16u               /* room for the CTX of the first block */
-
-struct tbuf {
-	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
-	_Atomic uint32_t committed;/* bytes of whole records */
-	uint32_t flushed;          /* bytes already written (under lock) */
-	uint32_t pending;          /* size of the reserved, uncommitted record */
-	_Atomic int inuse;
-	int32_t tid;
-	uint64_t records;
-	char *data;
-	/* owner only: */
-	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
-	uint64_t last_ns;          /* latest stamp: records never go back */
-	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
-} __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 static struct tbuf slots[TB_MAX];
-static __thread struct tbuf *t_buf;
+__thread struct tbuf *t_buf;
+_Atomic uint64_t emit_clock;
 static __thread int32_t t_tid;
 
 static int s_fd = -1;
@@ -105,9 +89,14 @@ static void drop(uint64_t records, uint64_t bytes, int err)
 static uint64_t count_records(const char *p, size_t len)
 {
 	uint64_t n = 0;
-	for (size_t off = 0; off + sizeof(struct fsk_rec) <= len;) {
+	for (size_t off = 0; off + 8 <= len;) {
 		const struct fsk_rec *r = (const void *)(p + off);
-		if (r->size < sizeof(struct fsk_rec))
+		if (r->type & FSK_TINY) {
+			off += 8;
+			n++;
+			continue;
+		}
+		if (off + sizeof(struct fsk_rec) > len || r->size < sizeof(struct fsk_rec))
 			break;
 		off += r->size;
 		n += r->type != FSK_REC_CTX && r->type != FSK_REC_CBASE;
@@ -345,8 +334,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 
 static uint64_t s_cal_tsc, s_cal_ns;  /* first pair of the process */
 static _Atomic int s_cal_state;       /* 0 unset, 1 first pair taken, 2 TSC unusable */
-static _Atomic uint64_t s_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
-static _Atomic uint64_t s_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
+_Atomic uint64_t emit_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
+_Atomic uint64_t emit_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
 
 /* Does the kernel keep CLOCK_MONOTONIC with the TSC? Then it is invariant
  * and synchronised, and scaling it is exact enough. */
@@ -379,7 +368,7 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 	if (st != 1 || ns - s_cal_ns < CLOCK_CAL_MIN_NS || tsc <= s_cal_tsc)
 		return;
 	uint64_t dns = ns - s_cal_ns, dt = tsc - s_cal_tsc;
-	uint64_t old = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	uint64_t old = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (old && dns > CLOCK_CAL_MAX_NS)
 		return; /* sharp enough */
 	if (!old && !clock_tsc_usable()) {
@@ -390,9 +379,9 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 	m -= m / 20000; /* -50 ppm: lag, never lead */
 	if (m == 0 || m >> 40)
 		return;
-	atomic_store_explicit(&s_tsc_resync, (CLOCK_RESYNC_NS << 32) / (uint64_t)m,
+	atomic_store_explicit(&emit_tsc_resync, (CLOCK_RESYNC_NS << 32) / (uint64_t)m,
 			      memory_order_relaxed);
-	atomic_store_explicit(&s_tsc_mult, (uint64_t)m, memory_order_relaxed);
+	atomic_store_explicit(&emit_tsc_mult, (uint64_t)m, memory_order_relaxed);
 }
 
 /* The pair takes the tick count after the clock read, so an estimate from
@@ -409,10 +398,10 @@ static __attribute__((noinline)) uint64_t clock_resync(struct tbuf *b)
 /* Now, for a record of the buffer's thread; never before its last one. */
 static inline uint64_t clock_now(struct tbuf *b)
 {
-	uint64_t ns, mult = atomic_load_explicit(&s_tsc_mult, memory_order_relaxed);
+	uint64_t ns, mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (likely(mult)) {
 		uint64_t d = __rdtsc() - b->ref_tsc;
-		if (likely(d < atomic_load_explicit(&s_tsc_resync, memory_order_relaxed)))
+		if (likely(d < atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed)))
 			ns = b->ref_ns + ((d * mult) >> 32);
 		else
 			ns = clock_resync(b);
@@ -422,7 +411,61 @@ static inline uint64_t clock_now(struct tbuf *b)
 	if (unlikely(ns < b->last_ns))
 		ns = b->last_ns;
 	b->last_ns = ns;
+	_mm_lfence(); /* (rare path) whatever counter read made ns is done */
+	emit_clock_after_read(b, 0, ns);
 	return ns;
+}
+
+#define CLOCK_OWNER_QUIET_NS 1000000ull /* an owner this quiet gives way */
+#define CLOCK_RETRY 256u                /* clock reads between looks */
+#define CLOCK_WHO 0xffffffffull         /* emit_clock: the owner's tid */
+
+/* Has thread `owner` written no record stamped after ns - 1 ms (or is its
+ * buffer gone)? Its last_ns is read while it may write it: a stale value
+ * only makes it look quieter, and taking the clock is safe at any time. */
+static int clock_owner_quiet(uint32_t owner, uint64_t ns)
+{
+	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
+		struct tbuf *o = &slots[i];
+		if (atomic_load_explicit(&o->inuse, memory_order_relaxed) && (uint32_t)o->tid == owner)
+			return __atomic_load_n(&o->last_ns, __ATOMIC_RELAXED) + CLOCK_OWNER_QUIET_NS < ns;
+	}
+	return 1;
+}
+
+void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns)
+{
+	uint64_t me = (uint32_t)b->tid;
+	int took;
+	for (;;) {
+		uint64_t owner = st & CLOCK_WHO, want = st;
+		took = owner != me && (!owner || clock_owner_quiet((uint32_t)owner, ns));
+		if (took)
+			want = (st & ~(CLOCK_WHO | EMIT_CLOCK_MULTI)) | me;
+		else if (owner != me)
+			want = st | EMIT_CLOCK_MULTI;
+		if (want == st || atomic_compare_exchange_weak(&emit_clock, &st, want)) {
+			st = want;
+			break;
+		}
+	}
+	/* A new owner: the stamp in hand was read before the word changed, so
+	 * it is not reused; the next clock read (after the fence) is. */
+	if (took)
+		_mm_lfence();
+	b->clock = st;
+	b->grant = !took && (st & (CLOCK_WHO | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
+	b->reuse = b->grant;
+	b->retry = took ? 1 : CLOCK_RETRY;
+}
+
+/* A flusher tick: a new epoch with no owner (emit.h). */
+static void clock_new_epoch(void)
+{
+	uint64_t st = atomic_load(&emit_clock);
+	while (!atomic_compare_exchange_weak(&emit_clock, &st,
+					     ((st >> 33) + 1) * EMIT_CLOCK_EPOCH))
+		;
 }
 
 /* ---- per-thread buffers ---- */
@@ -503,6 +546,9 @@ static struct tbuf *tb_acquire(void)
 		b->records = 0;
 		b->base_ns = 0;
 		b->last_ns = 0;
+		b->last_cns = 0;
+		b->clock = ~0ull; /* no value of emit_clock: the first read claims */
+		b->reuse = 0;
 		b->ref_tsc = 0;
 		b->ref_ns = 0;
 		tb_empty(b);
@@ -561,18 +607,21 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	return r;
 }
 
-/* Writes and commits a compact record of `size` bytes whose second word is
- * w1 and third (CALLOC) w2, with a CBASE in front when the thread has none
- * or its last one is more than 4 s old. */
-static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_t w2)
+/* The compact record of emit_compact() (emit.h) when its fast path cannot
+ * write it: takes a buffer, makes room, resyncs the clock, and puts a CBASE
+ * in front when the thread has none or its last one is more than 4 s old. */
+void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2)
 {
-	uint32_t c;
+	int err = errno;
+	uint32_t c, size = head >> 16;
 	struct tbuf *b = tb_room(size + (uint32_t)sizeof(struct fsk_rec), &c);
-	if (!b)
+	if (!b) {
+		errno = err;
 		return;
+	}
 	uint64_t now = clock_now(b), dt = now - b->base_ns;
 	char *p = b->data + c;
-	if (unlikely(!b->base_ns || dt > UINT32_MAX)) {
+	if (!b->base_ns || dt > UINT32_MAX) {
 		struct fsk_rec *base = (void *)p;
 		fsk_rec_init(base, FSK_REC_CBASE, sizeof(*base), now);
 		base->tid = (uint32_t)b->tid;
@@ -581,28 +630,14 @@ static inline void tb_compact(uint16_t type, uint32_t size, uint64_t w1, uint64_
 		p += sizeof(*base);
 	}
 	uint64_t *r = (void *)p;
-	r[0] = type | (uint64_t)size << 16 | dt << 32;
+	r[0] = head | dt << 32;
 	r[1] = w1;
 	if (size > 16)
 		r[2] = w2;
+	b->last_cns = now;
 	b->records++;
 	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
-}
-
-void emit_cfree(uint64_t addr_flags)
-{
-	tb_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), addr_flags, 0);
-}
-
-void emit_cmalloc(uint64_t word)
-{
-	tb_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc), word, 0);
-}
-
-void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn)
-{
-	tb_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr_flags,
-		   size | (uint64_t)stack_fn << 32);
+	errno = err;
 }
 
 void emit_commit(void)
@@ -629,6 +664,7 @@ void emit_flush_self(void)
 void emit_flush_all(int wait)
 {
 	int32_t tid = self_tid();
+	clock_new_epoch();
 	for (int i = 0; i < TB_MAX; i++) {
 		struct tbuf *b = &slots[i];
 		if (!b->data)
@@ -650,8 +686,11 @@ void emit_flush_all(int wait)
 static void tb_not_before(uint64_t ts)
 {
 	struct tbuf *b = t_buf;
-	if (b && ts > b->last_ns)
+	if (!b)
+		return;
+	if (ts > b->last_ns)
 		b->last_ns = ts;
+	b->reuse = 0; /* the next record reads the clock again */
 }
 
 void emit_direct(void *rec, uint32_t size)
@@ -750,6 +789,7 @@ void emit_reset_child(void)
 	}
 	t_buf = NULL;
 	t_tid = 0;
+	atomic_store(&emit_clock, 0); /* one thread, no owner yet */
 	if (s_fd >= 0)
 		close(s_fd);
 	s_fd = -1;

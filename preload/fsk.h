@@ -67,7 +67,13 @@ FSK_HIDDEN extern struct fsk_real real;
  * are served from a static arena (resolve_is_boot tells those apart). */
 FSK_HIDDEN void resolve_all(void);
 FSK_HIDDEN void *resolve_boot_alloc(size_t size, size_t align);
-FSK_HIDDEN int resolve_is_boot(const void *p);
+#define RESOLVE_BOOT_SIZE (64 * 1024)
+FSK_HIDDEN extern char resolve_boot_arena[RESOLVE_BOOT_SIZE];
+/* Inline: every traced free() asks. */
+static inline int resolve_is_boot(const void *p)
+{
+	return (uintptr_t)p - (uintptr_t)resolve_boot_arena < RESOLVE_BOOT_SIZE;
+}
 
 /* ---- state shared by the hooks (init.c) ---- */
 struct fsk_state {
@@ -132,11 +138,7 @@ FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
  * emit_commit() with no hook call in between. */
 #define FSK_TS_CLOCK 0
 FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
-/* Compact FREE/ALLOC records (trace.h), written and committed at once;
- * addresses carry their FSK_AF_MMAPPED bit. */
-FSK_HIDDEN void emit_cfree(uint64_t addr_flags);
-FSK_HIDDEN void emit_cmalloc(uint64_t word);
-FSK_HIDDEN void emit_calloc(uint64_t addr_flags, uint32_t size, uint32_t stack_fn);
+/* Compact FREE/ALLOC records (trace.h): emit_compact() in emit.h. */
 FSK_HIDDEN void emit_commit(void);
 /* Writes a record at once (lifecycle): first the calling thread's buffered
  * records, then this one. Safe in a signal handler that interrupted a hook. */

@@ -12,7 +12,7 @@
 #include <stdatomic.h>
 #include <unistd.h>
 
-#include "fsk.h"
+#include "emit.h"
 
 extern void *__curbrk; /* glibc's program break, exported by libc.so */
 static void *_Atomic s_last_brk;
@@ -41,20 +41,24 @@ static inline int chunk_mmapped(const void *p)
 }
 
 /* `stack_ok` 0: the caller is not the thread that moved the break. */
-static void brk_record(void *old, void *now, uint32_t cause, int stack_ok)
+static __attribute__((noinline)) void brk_record(void *old, void *now, uint32_t cause, int stack_ok)
 {
+	int err = errno;
 	scan_mark(FSK_SCAN_BRK);
 	uint32_t stack = stack_ok ? FSK_STACK(0) : 0;
 	struct fsk_rec *h = emit_reserve(FSK_REC_BRK, sizeof(struct fsk_rec) + sizeof(struct fsk_brk),
 					 FSK_TS_CLOCK);
-	if (!h)
+	if (!h) {
+		errno = err;
 		return;
+	}
 	struct fsk_brk *b = (void *)(h + 1);
 	b->old_brk = (uint64_t)old;
 	b->new_brk = (uint64_t)now;
 	b->cause = cause;
 	b->stack = stack;
 	emit_commit();
+	errno = err;
 }
 
 /* Did malloc move the break? Cheap when it did not: one load. */
@@ -106,6 +110,19 @@ static inline void brk_quiet(void)
 	if (G.sample_bytes && likely(!sample_take(size)))          \
 		return call
 
+/* Every call recorded, no stacks: the case the inline paths below serve
+ * (one straight line, no errno save). Anything else, and every value that
+ * does not fit a compact record, takes the general path. */
+static inline int hot_fast(void)
+{
+	return !t_guard && G.active && G.malloc_on && !G.sample_bytes && !G.stack_depth;
+}
+
+static inline int caddr_fits(uint64_t a)
+{
+	return a && !(a & FSK_CADDR_FLAGS) && !(a >> (FSK_CM_ADDR_BITS + 4));
+}
+
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
 static void rec_alloc(uint16_t fn, void *p, size_t size)
 {
@@ -119,11 +136,12 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	int aligned = addr && !(addr & FSK_CADDR_FLAGS);
 	if (likely(aligned && !stack && fn == FSK_FN_MALLOC &&
 		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
-		emit_cmalloc(addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS |
-			     (mm ? FSK_CM_MMAPPED : 0));
+		emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
+			     addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
+			     0, emit_tiny_malloc(addr, size, mm));
 	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
-		emit_calloc(addr | (mm ? FSK_AF_MMAPPED : 0), (uint32_t)size,
-			    stack | (uint32_t)fn << 24);
+		emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
+			     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
 	} else {
 		struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC,
 						 sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
@@ -159,10 +177,29 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 	return p;
 }
 
-/* The sampled pass kept apart so that it compiles to a few loads and a
- * jump, with no frame. */
+/* Two inline paths: every call recorded (hot_fast), and the sampled pass,
+ * which compiles to a few loads and a jump, with no frame. */
 FSK_EXPORT void *malloc(size_t size)
 {
+	if (likely(hot_fast())) {
+		HOT_BEGIN();
+		void *p = real.malloc(size);
+		uint64_t a = (uint64_t)(uintptr_t)p;
+		if (likely(caddr_fits(a) && !(size >> FSK_CM_SIZE_BITS))) {
+			int mm = chunk_mmapped(p);
+			emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
+				     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
+				     0, emit_tiny_malloc(a, size, mm));
+			brk_check();
+			STRICT_LEAVE();
+			t_guard = 0;
+			return p;
+		}
+		int err = errno;
+		rec_alloc(FSK_FN_MALLOC, p, size);
+		HOT_END(err);
+		return p;
+	}
 	int hot = G.sample_bytes && hot_on();
 	if (likely(hot) && likely(!sample_take(size)))
 		return real.malloc(size);
@@ -200,7 +237,9 @@ static void rec_free(void *p, uint16_t fn)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(!(a & FSK_CADDR_FLAGS) && fn == FSK_FN_FREE)) {
-		emit_cfree(a | (chunk_mmapped(p) ? FSK_AF_MMAPPED : 0));
+		int mm = chunk_mmapped(p);
+		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
+			     emit_tiny_free(a, mm));
 		return;
 	}
 	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
@@ -240,9 +279,23 @@ static __attribute__((noinline)) void free_slow(void *p, int recorded)
 	HOT_END(err);
 }
 
-/* Sampling: a block not recorded goes straight to glibc (free(NULL) too). */
+/* Every call recorded: a CFREE written before the block goes back (so
+ * it sorts before another thread's malloc that gets the address). Under
+ * sampling a block not recorded goes straight to glibc (free(NULL) too). */
 FSK_EXPORT void free(void *p)
 {
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (likely(hot_fast() && caddr_fits(a) && !resolve_is_boot(p))) {
+		HOT_BEGIN();
+		int mm = chunk_mmapped(p);
+		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
+			     emit_tiny_free(a, mm));
+		real.free(p);
+		brk_check();
+		STRICT_LEAVE();
+		t_guard = 0;
+		return;
+	}
 	int recorded = 0;
 	if (likely(G.sample_bytes && hot_on())) {
 		recorded = sample_remove(p);

@@ -10,7 +10,7 @@
 
 struct fsk_real real;
 
-static _Alignas(64) char boot_arena[64 * 1024];
+_Alignas(64) char resolve_boot_arena[RESOLVE_BOOT_SIZE];
 static atomic_size_t boot_used;
 
 void *resolve_boot_alloc(size_t size, size_t align)
@@ -22,15 +22,10 @@ void *resolve_boot_alloc(size_t size, size_t align)
 	do {
 		off = (cur + align - 1) & ~(align - 1);
 		next = off + size;
-		if (next > sizeof(boot_arena))
+		if (next > sizeof(resolve_boot_arena))
 			return NULL;
 	} while (!atomic_compare_exchange_weak(&boot_used, &cur, next));
-	return boot_arena + off; /* static storage: already zeroed */
-}
-
-int resolve_is_boot(const void *p)
-{
-	return (const char *)p >= boot_arena && (const char *)p < boot_arena + sizeof(boot_arena);
+	return resolve_boot_arena + off; /* static storage: already zeroed */
 }
 
 #define R(field, name) real.field = (__typeof__(real.field))dlsym(RTLD_NEXT, name)

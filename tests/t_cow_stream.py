@@ -28,6 +28,9 @@ def scans(path):
     out, cur = [], None
     while off + 16 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
+        if typ & 0x8000:  # an 8-byte tiny malloc record
+            off += 8
+            continue
         if size < 16 or off + size > len(b):
             break
         p = b[off + 16: off + size]

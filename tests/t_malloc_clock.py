@@ -1,5 +1,5 @@
 """Compact malloc records and their clock, read from the raw stream with a
-decoder of its own (include/forkscope/trace.h, version 2), so the C reader
+decoder of its own (include/forkscope/trace.h, version 3), so the C reader
 is not the only judge: tests/progs/malloc_clock mallocs in bursts between
 fork and waitpid and hands blocks to a second thread. Checks: every record
 of a thread is in time order in the file (TSC stamps next to clock_gettime
@@ -8,8 +8,13 @@ FORK, the malloc right after it, the WAIT and the malloc right after that
 come in that order; every expected malloc size is there exactly as often
 as made; in time order each block is freed while live, also the 200
 blocks the second thread frees (another thread's TSC estimate); the report
-counts the same allocations as this decoder. Run with stacks (CALLOC) and
-without (CMALLOC)."""
+counts the same allocations as this decoder. Then a third thread frees
+blocks the main thread malloc'd and the main thread mallocs them again at
+once (BACKS rounds after bursts whose records may reuse a stamp): each of
+those mallocs that got the block back (the program counts them) sorts
+after the other thread's free; and the same with a worker that mallocs
+after the main thread was quiet for 1.5 ms (it may take the clock). Run with stacks (CALLOC) and without
+(CMALLOC)."""
 import collections
 import glob
 import os
@@ -21,18 +26,30 @@ import fsk  # noqa: E402
 from fsk import check  # noqa: E402
 
 ROUNDS, BURST, HANDS = 60, 400, 200
+BACKS, BACK_BURST, BACK_SIZE = 300, 20, 5000
+TAKES, TAKE_BURST, TAKE_SIZE = 40, 300, 5001
 ALLOC, FREE, REALLOC, FORK, WAIT, STACK, FAULT, MODULE = 1, 2, 3, 6, 11, 13, 20, 21
 CTX, CBASE, CFREE, CALLOC, CMALLOC = 22, 23, 24, 25, 26
+TINY, TINY_MALLOC = 0x8000, 0x4000
 
 
 def decode(path):
     """[(type, tid, ts, fields dict)] in file order; raises on damage."""
     b = open(path, "rb").read()
-    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] != 2:
-        raise ValueError("not a version 2 stream")
+    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] not in (2, 3):
+        raise ValueError("not a version 2 or 3 stream")
     off = struct.unpack_from("<I", b, 12)[0]
-    cur, base, out = None, {}, []
-    while off + 16 <= len(b):
+    cur, base, last, out = None, {}, {}, []
+    while off + 8 <= len(b):
+        w = struct.unpack_from("<Q", b, off)[0]
+        if w & TINY:  # the time of the thread's last compact record
+            addr = (w >> 16 & ((1 << 43) - 1)) << 4
+            if w & TINY_MALLOC:
+                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=(w & 0x1fff) | (w >> 59) << 13, stack=0)))
+            else:
+                out.append((FREE, cur, last[cur], dict(addr=addr)))
+            off += 8
+            continue
         typ, size = struct.unpack_from("<HH", b, off)
         if size < 16 or size % 8 or off + size > len(b):
             raise ValueError("bad record at %d" % off)
@@ -44,6 +61,7 @@ def decode(path):
         elif typ in (CFREE, CALLOC, CMALLOC):
             dt, w = struct.unpack_from("<IQ", b, off + 4)
             ts = base[cur] + dt
+            last[cur] = ts
             if typ == CFREE:
                 out.append((FREE, cur, ts, dict(addr=w & ~15)))
             elif typ == CMALLOC:
@@ -120,23 +138,40 @@ def run(tag, depth):
     # made is freed while live, by the thread that made it or, for the
     # handed blocks, by the other one
     ours = lambda n: (7000 <= n < 7000 + BURST or 100000 <= n < 100000 + ROUNDS or
-                      200000 <= n < 200000 + ROUNDS or 300000 <= n < 300000 + HANDS)
-    live, freed, hands = {}, 0, []
+                      200000 <= n < 200000 + ROUNDS or 300000 <= n < 300000 + HANDS or
+                      4000 <= n < 4000 + BACK_BURST or n == BACK_SIZE or
+                      4100 <= n < 4120 or n == TAKE_SIZE)
+    main_tid = next((tid for typ, tid, _, f in recs if typ == ALLOC and f["size"] == 100000), None)
+    live, freed, hands, freed_by, back, taken = {}, 0, [], {}, 0, 0
     for typ, tid, ts, f in sorted(recs, key=lambda r: r[2]):
         if typ == ALLOC and ours(f["size"]):
             live[f["addr"]] = (tid, f["size"])
+            if f["size"] == BACK_SIZE and tid == main_tid and freed_by.get(f["addr"]) not in (None, tid):
+                back += 1
+            if f["size"] == TAKE_SIZE and tid != main_tid and freed_by.get(f["addr"]) == main_tid:
+                taken += 1
         elif typ == FREE and f["addr"] in live:
             atid, size = live.pop(f["addr"])
             freed += 1
             if size >= 300000:
                 hands.append((size, atid != tid))
-    made = ROUNDS * (BURST + 2) + HANDS
+        if typ in (ALLOC, FREE):
+            freed_by[f["addr"]] = tid if typ == FREE else None
+    made = ROUNDS * (BURST + 2) + HANDS + BACKS * (BACK_BURST + 2) + TAKES * (TAKE_BURST + 2)
     check(tag + ".free-after-alloc", freed == made and not live,
           "%d of %d blocks freed after their malloc, %d never" % (freed, made, len(live)))
     check(tag + ".cross-thread-frees", sorted(h[0] for h in hands) == list(range(300000, 300000 + HANDS))
           and all(h[1] for h in hands),
           "%d handed blocks freed after their malloc, %d by the other thread"
           % (len(hands), sum(h[1] for h in hands)))
+    counts = fsk.at_dicts(r.out, "counts")[0]
+    same, want_taken = int(counts.get("same", -1)), int(counts.get("taken", -1))
+    check(tag + ".back-after-free", same > 0 and back == same,
+          "%d of the program's %d mallocs that got back a block another thread freed sort after "
+          "that free" % (back, same))
+    check(tag + ".taken-after-free", want_taken > 0 and taken == want_taken,
+          "%d of the worker's %d mallocs that got back a block the main thread freed sort after "
+          "that free" % (taken, want_taken))
     if depth:
         nostack = sum(1 for typ, _, _, f in recs if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST and not f["stack"])
         check(tag + ".stacks", nostack == 0, "%d burst mallocs without a stack id" % nostack)

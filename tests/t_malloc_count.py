@@ -3,7 +3,9 @@ of malloc/calloc/realloc/reallocarray/posix_memalign/aligned_alloc/memalign
 and free calls in 8 threads (over a million events) and prints its counts.
 The report must give exactly those plus what the same program records
 with zero iterations (glibc's and the startup's own allocations), measured
-twice to be sure that baseline is stable.
+twice to be sure that baseline is stable. Run with stacks (the default)
+and with --stack-depth 0 (the hooks' inline path); errno, set by each
+thread before its loop, must be the same after every iteration.
 
 Counting rule: malloc.calls counts every call that returns a new block
 (malloc, calloc, reallocarray/realloc of NULL, posix_memalign,
@@ -25,9 +27,10 @@ THREADS = 8
 ALLOC_FNS = ["malloc", "calloc", "realloc", "reallocarray", "posix_memalign", "aligned_alloc", "memalign"]
 
 
-def measure(tag, iters):
+def measure(tag, iters, options=()):
     """(program's counts, report's malloc dict of the process) or None."""
-    r = fsk.run_traced([fsk.prog("malloc_count"), str(iters), str(THREADS)], timeout=120, cwd=fsk.tmpdir())
+    r = fsk.run_traced([fsk.prog("malloc_count"), str(iters), str(THREADS)], timeout=120, cwd=fsk.tmpdir(),
+                       options=options)
     if not check(tag + ".ran", r.rc == 0 and not r.timed_out, r.describe()):
         return None
     counts = fsk.at_dicts(r.out, "counts")
@@ -52,42 +55,50 @@ def explain(diff, c):
 
 def main():
     fsk.require(fsk.prog("malloc_count"))
-    b1 = measure("baseline1", 0)
-    b2 = measure("baseline2", 0)
+    for tag, options in (("", ()), ("events-only.", ("--stack-depth", "0"))):
+        one_mode(tag, options)
+    fsk.finish()
+
+
+def one_mode(tag, options):
+    b1 = measure(tag + "baseline1", 0, options)
+    b2 = measure(tag + "baseline2", 0, options)
     if not (b1 and b2):
-        fsk.finish()
+        return
     base = b1[1]
-    check("baseline.stable", all(b1[1].get(k) == b2[1].get(k) for k in ("calls", "frees", "bytes", "reallocs")),
+    check(tag + "baseline.stable", all(b1[1].get(k) == b2[1].get(k) for k in ("calls", "frees", "bytes", "reallocs")),
           "two runs of malloc_count 0 gave %r and %r" % (b1[1], b2[1]))
-    r = measure("run", ITERS)
+    r = measure(tag + "run", ITERS, options)
     if not r:
-        fsk.finish()
+        return
     c, m = r
+    check(tag + "errno.kept", c["errno_changed"] == 0,
+          "errno changed after %d of %d iterations" % (c["errno_changed"], ITERS * THREADS))
     separate = "reallocs" in m and "reallocs" in base
     fns = [f for f in ALLOC_FNS if not (separate and f == "realloc")]
     calls = sum(c[f] for f in fns)
-    check("program.did-work", sum(c[f] for f in ALLOC_FNS) + c["free"] >= 1000000,
+    check(tag + "program.did-work", sum(c[f] for f in ALLOC_FNS) + c["free"] >= 1000000,
           "only %d calls" % (calls + c["free"]))
     if separate:
         want = base["reallocs"] + c["realloc"]
-        check("reallocs.exact", m["reallocs"] == want, "report reallocs=%r, expected %d = baseline %r + program %d"
+        check(tag + "reallocs.exact", m["reallocs"] == want, "report reallocs=%r, expected %d = baseline %r + program %d"
               % (m["reallocs"], want, base["reallocs"], c["realloc"]))
     want = base.get("calls", 0) + calls
     got = m.get("calls")
-    check("calls.exact", got == want, "report calls=%r, expected %d = baseline %r + program %d%s"
+    check(tag + "calls.exact", got == want, "report calls=%r, expected %d = baseline %r + program %d%s"
           % (got, want, base.get("calls"), calls, explain(want - got, c) if isinstance(got, int) else ""))
     want = base.get("frees", 0) + c["free"]
     got = m.get("frees")
-    check("frees.exact", got == want, "report frees=%r, expected %d = baseline %r + program %d%s"
+    check(tag + "frees.exact", got == want, "report frees=%r, expected %d = baseline %r + program %d%s"
           % (got, want, base.get("frees"), c["free"], explain(want - got, c) if isinstance(got, int) else ""))
     nbytes = c["bytes"] - (c["realloc_bytes"] if separate else 0)
     want = base.get("bytes", 0) + nbytes
-    check("bytes.exact", m.get("bytes") == want, "report bytes=%r, expected %d = baseline %r + program %d"
+    check(tag + "bytes.exact", m.get("bytes") == want, "report bytes=%r, expected %d = baseline %r + program %d"
           % (m.get("bytes"), want, base.get("bytes"), nbytes))
-    check("live-at-exit.unchanged", m.get("live_at_exit_blocks") == base.get("live_at_exit_blocks"),
+    check(tag + "live-at-exit.unchanged", m.get("live_at_exit_blocks") == base.get("live_at_exit_blocks"),
           "the program frees all it allocates, yet live_at_exit_blocks went from %r to %r"
           % (base.get("live_at_exit_blocks"), m.get("live_at_exit_blocks")))
-    fsk.finish()
+
 
 
 if __name__ == "__main__":

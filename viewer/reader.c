@@ -98,6 +98,7 @@ void reader_stream_close(struct reader_stream *s)
 	free(s->path);
 	free(s->exe);
 	table_free(&s->bases);
+	table_free(&s->lasts);
 	reader_strv_free(s->argv);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -332,6 +333,72 @@ static int reader_check_body(const struct reader_rec *r)
 	}
 }
 
+/* CTX or CBASE makes tid the current thread: the last compact time of the
+ * thread it replaces is kept for its next tiny record. A CBASE that
+ * changes the thread counts as a CTX (nctx): a resumed copy has no table
+ * of last times to look it up in. 1 when the thread changed, 0 when not,
+ * -1 on error. */
+static int reader_switch(struct reader_stream *s, uint32_t tid)
+{
+	if (s->cur_set && s->cur_tid != tid && s->cur_has_last &&
+	    table_put(&s->lasts, (uint64_t)s->cur_tid + 1, s->cur_last, NULL) < 0) {
+		reader_corrupt(s, s->off, "out of memory");
+		return -1;
+	}
+	int k = !s->cur_set || s->cur_tid != tid;
+	if (k) {
+		s->cur_has_last = table_get(&s->lasts, (uint64_t)tid + 1, &s->cur_last);
+		s->nctx++;
+	}
+	s->cur_tid = tid;
+	s->cur_set = 1;
+	return k;
+}
+
+/* The tiny record (trace.h) p at s->off: r becomes the FREE or ALLOC it stands
+ * for at the time of the thread's last compact record. 1 or -1. */
+static int reader_tiny(struct reader_stream *s, struct reader_rec *r, const unsigned char *p)
+{
+	uint64_t w, addr, size;
+	char what[80];
+
+	memcpy(&w, p, 8);
+	addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
+	size = (w & ((1u << FSK_TINY_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_TINY_SIZE_LOW;
+	if (!(w & FSK_TINY_MALLOC) && size) {
+		reader_corrupt(s, s->off, "tiny free with size bits set");
+		return -1;
+	}
+	if (!s->cur_set) {
+		reader_corrupt(s, s->off, "compact record before any CTX/CBASE");
+		return -1;
+	}
+	if (!s->cur_has_last) {
+		snprintf(what, sizeof(what), "tiny record of tid %u before its first compact record",
+			 s->cur_tid);
+		reader_corrupt(s, s->off, what);
+		return -1;
+	}
+	memset(s->cpay, 0, sizeof(s->cpay));
+	if (w & FSK_TINY_MALLOC) {
+		struct fsk_alloc a = { .addr = addr, .size = size, .fn = FSK_FN_MALLOC,
+				       .flags = w & FSK_TINY_MMAPPED ? FSK_AF_MMAPPED : 0 };
+		memcpy(s->cpay, &a, sizeof(a));
+		r->type = FSK_REC_ALLOC;
+		r->len = sizeof(a);
+	} else {
+		struct fsk_free f = { .addr = addr, .fn = FSK_FN_FREE,
+				      .flags = w & FSK_TINY_MMAPPED ? FSK_AF_MMAPPED : 0 };
+		memcpy(s->cpay, &f, sizeof(f));
+		r->type = FSK_REC_FREE;
+		r->len = sizeof(f);
+	}
+	r->tid = s->cur_tid;
+	r->payload = s->cpay;
+	r->ts_ns = s->cur_last;
+	return 1;
+}
+
 /*
  * CTX, CBASE, CFREE, CALLOC, CMALLOC at s->off (r holds its header as read):
  * returns 1 when r is now an expanded FREE/ALLOC, 0 when the record only
@@ -344,20 +411,19 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 	uint64_t addr, csize = 0;
 	char what[80];
 
-	if (r->type == FSK_REC_CTX) {
-		s->nctx++;
-		s->cur_tid = r->tid;
-		s->cur_set = 1;
-		s->cur_has_base = table_get(&s->bases, (uint64_t)r->tid + 1, &s->cur_base);
-		return 0;
-	}
-	if (r->type == FSK_REC_CBASE) {
+	if (r->type == FSK_REC_CTX || r->type == FSK_REC_CBASE) {
+		int k = reader_switch(s, r->tid);
+		if (k < 0)
+			return -1;
+		if (r->type == FSK_REC_CTX) {
+			s->nctx += !k; /* every CTX counts once */
+			s->cur_has_base = table_get(&s->bases, (uint64_t)r->tid + 1, &s->cur_base);
+			return 0;
+		}
 		if (table_put(&s->bases, (uint64_t)r->tid + 1, r->ts_ns, NULL) < 0) {
 			reader_corrupt(s, s->off, "out of memory");
 			return -1;
 		}
-		s->cur_tid = r->tid;
-		s->cur_set = 1;
 		s->cur_has_base = 1;
 		s->cur_base = r->ts_ns;
 		return 0;
@@ -425,6 +491,8 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		r->len = sizeof(a);
 	}
 	r->ts_ns = s->cur_base + c.dt_ns;
+	s->cur_last = r->ts_ns;
+	s->cur_has_last = 1;
 	return 1;
 }
 
@@ -443,6 +511,20 @@ again:
 		return -1;
 	if (s->state != READER_RECORDS)
 		return 0;
+	p = reader_window(s, s->off, 8);
+	if (!p)
+		return s->state == READER_CORRUPT ? -1 : 0;
+	memcpy(&h.type, p, sizeof(h.type));
+	if ((h.type & FSK_TINY) && s->hdr.version >= 3) {
+		r->type = h.type;
+		r->size = 8;
+		r->off = s->off;
+		if (reader_tiny(s, r, p) < 0)
+			return -1;
+		s->off += 8;
+		s->nrecs++;
+		return 1;
+	}
 	p = reader_window(s, s->off, sizeof(h));
 	if (!p)
 		return s->state == READER_CORRUPT ? -1 : 0;
@@ -520,6 +602,8 @@ void reader_mark_get(const struct reader_stream *s, uint64_t off, struct reader_
 	m->tid = s->cur_tid;
 	m->set = (uint8_t)s->cur_set;
 	m->has_base = (uint8_t)s->cur_has_base;
+	m->last = s->cur_last;
+	m->has_last = (uint8_t)s->cur_has_last;
 }
 
 void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s,
@@ -538,6 +622,8 @@ void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s
 	c->cur_tid = m->tid;
 	c->cur_set = m->set;
 	c->cur_has_base = m->has_base;
+	c->cur_last = m->last;
+	c->cur_has_last = m->has_last;
 	c->resumed = 1;
 	c->window = READER_BUF_RESUMED;
 }
@@ -546,6 +632,7 @@ void reader_resume_end(struct reader_stream *c)
 {
 	reader_release(c);
 	table_free(&c->bases);
+	table_free(&c->lasts);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }

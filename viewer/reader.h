@@ -58,9 +58,15 @@ struct reader_stream {
 	int cur_has_base;       /* ... and cur_tid has had a CBASE: cur_base */
 	uint64_t cur_base;
 	struct table bases;     /* tid + 1 -> its CBASE time */
+	/* tiny records: the time of the current thread's last compact record;
+	 * other threads' are in lasts (saved when the thread changes) */
+	int cur_has_last;
+	uint64_t cur_last;
+	struct table lasts;     /* tid + 1 -> its last compact record's time */
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
 	uint64_t sample_bytes;  /* SAMPLE record (first record): mean N, else 0 */
-	uint64_t nctx;          /* CTX records consumed so far */
+	uint64_t nctx;          /* CTX records (and CBASE records that change
+	                           the thread) consumed so far */
 	/* a resumed copy (reader_stream_resume): smaller window, no fd kept
 	 * between reads, path borrowed */
 	int resumed;
@@ -70,14 +76,15 @@ struct reader_stream {
 /*
  * Where a record starts and the compact-record context in force there:
  * enough to decode the stream again from that record on, as long as no
- * CTX comes before the reading stops (a CTX looks up bases the copy does
- * not have). merge.c keeps one per run of events.
+ * CTX comes before the reading stops (a CTX looks up bases and last
+ * times the copy does not have). merge.c keeps one per run of events.
  */
 struct reader_mark {
 	uint64_t off;
 	uint64_t base;
+	uint64_t last;
 	uint32_t tid;
-	uint8_t set, has_base;
+	uint8_t set, has_base, has_last;
 };
 
 /* One record as reader_next() returns it: payload is valid until the next

@@ -17,7 +17,8 @@
  *               zero-padded to a multiple of 8: hdr_size bytes in all.
  *   record   := struct fsk_rec (16 bytes) + payload; rec.size counts both,
  *               is a multiple of 8, and is >= 16. A reader skips a record
- *               whose type it does not know by its size.
+ *               whose type it does not know by its size. Or, when bit 15
+ *               of the type is set, an 8-byte tiny record (below).
  *   fsk_str  := uint32 length, then that many bytes (no NUL), then padding
  *               to a multiple of 4. Inside a record, strings follow the
  *               fixed payload and the record is padded to a multiple of 8.
@@ -50,11 +51,28 @@
  * carry no event). A writer uses the full records where a value does not fit
  * (unaligned or NULL address, size >= 4 GiB, stack id >= 2^24).
  *
+ * Tiny malloc records (version 3): 8 bytes, told apart by bit 15 of the
+ * type field (FSK_TINY): a reader that finds it set takes the record as
+ * the 8-byte word below, not as a struct fsk_rec. TMALLOC and TFREE stand
+ * for the CMALLOC and CFREE with the same values and the same time as the
+ * previous compact record (CFREE, CALLOC, CMALLOC or tiny) of the current
+ * thread in this stream; one with no such record before it is corruption.
+ * A writer uses them when a stamp repeats (see below) and the values fit.
+ *
  * Malloc-family records may be stamped from the CPU's invariant TSC scaled
  * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
  * the clock by well under 1 us and never leads it, and each thread's
  * records never go back in time. Lifecycle records (fork, exec, exit,
- * wait) read the clock.
+ * wait) read the clock. A compact record may also carry the stamp of its
+ * thread's previous record (at most 64 records in a row share one clock
+ * read) while no other thread of the process writes malloc-family records
+ * and no 50 ms flusher tick has passed since that read: such a stamp is
+ * early by at most the time those calls took (so under 50 ms), never late.
+ * It still sorts after every record of another thread of the process that
+ * happened before it (a block freed in one thread and malloc'd in another
+ * keeps its order) and after the thread's own lifecycle, scan and mmap
+ * records; against another process's records it is only as exact as
+ * that bound.
  *
  * Sampled malloc tracing (FORKSCOPE_SAMPLE_BYTES=N, header flag
  * FSK_HF_SAMPLED). A SAMPLE record {mean_bytes N} follows the header,
@@ -78,7 +96,8 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 2               /* 2: compact malloc records (22..25) */
+#define FSK_VERSION 3               /* 2: compact malloc records (22..26);
+                                       3: tiny malloc records (FSK_TINY) */
 #define FSK_STREAM_SUFFIX ".fst"
 /* An empty file a process made ahead for its next fork child, which
  * renames it to its stream name: not a stream; `forkscope run` removes
@@ -482,6 +501,21 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 	struct fsk_crec h;
 	uint64_t word;             /* address < 2^48, size < 2^19, see above */
 };
+
+/* A tiny record is one little-endian uint64 w (see the top):
+ *   bit 15       FSK_TINY (bit 15 of the type field)
+ *   bit 14       FSK_TINY_MALLOC: TMALLOC, else TFREE
+ *   bit 13       FSK_AF_MMAPPED
+ *   bits 16-58   address >> 4 (address < 2^47, 16-aligned)
+ *   bits 0-12    TMALLOC: requested bytes, low 13 bits; TFREE: 0
+ *   bits 59-63   TMALLOC: requested bytes >> 13 (so size < 2^18); TFREE: 0 */
+#define FSK_TINY 0x8000u
+#define FSK_TINY_MALLOC 0x4000u
+#define FSK_TINY_MMAPPED 0x2000u
+#define FSK_TINY_ADDR_BITS 43
+#define FSK_TINY_SIZE_LOW 13
+#define FSK_TINY_SIZE_BITS 18
+#define FSK_TINY_SIZE_SHIFT 59      /* where the high size bits start */
 
 struct fsk_sample {                /* first record of a sampled stream */
 	uint64_t mean_bytes;       /* N: mean bytes between recorded calls */

@@ -2,7 +2,11 @@
  * _exits), a malloc of 100000+i right after the fork, a burst of BURST
  * malloc/free pairs (sizes 7000+j) once the child is gone, waitpid, a
  * malloc of 200000+i right after the wait. tests/t_malloc_clock.py checks the order and times of the
- * records in the raw stream. Prints "@ counts rounds=R burst=B". */
+ * records in the raw stream. Then HANDS blocks freed by a second thread and
+ * BACKS freed by a third and malloc'd again here (back_and_forth), then
+ * TAKES the other way round (swapped_roles). Prints "@ counts rounds=R
+ * burst=B hands=H backs=K same=S takes=T taken=N" (S, N: mallocs that got
+ * back the block the other thread had just freed). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +14,10 @@
 #include <unistd.h>
 
 #define HANDS 200
+#define BACKS 300 /* blocks freed by the second thread and malloc'd again */
+#define BACK_BURST 20
+#define TAKES 40 /* the same with the roles swapped: a worker mallocs */
+#define TAKE_BURST 300
 
 static int to_b[2], to_a[2];
 
@@ -28,6 +36,105 @@ static void *freer(void *arg)
 			break;
 	}
 	return NULL;
+}
+
+/* n malloc/free pairs of base + j % sizes bytes. */
+static void burst(size_t base, int n, int sizes)
+{
+	volatile char sink = 0;
+	for (int j = 0; j < n; j++) {
+		char *p = malloc(base + (size_t)(j % sizes));
+		p[0] = (char)j;
+		sink = (char)(sink + p[0]);
+		free(p);
+	}
+}
+
+/* The third thread: frees what the main thread hands it, nothing else,
+ * so its free is its only record. */
+static void *returner(void *arg)
+{
+	(void)arg;
+	char *p;
+	while (read(to_b[0], &p, sizeof(p)) == (ssize_t)sizeof(p)) {
+		free(p);
+		char ok = 1;
+		if (write(to_a[1], &ok, 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+/* BACKS times: a burst of BACK_BURST malloc/free pairs (4000+j bytes), a
+ * malloc of 5000 bytes handed to the returner, which frees it (too large
+ * for its tcache: back to the main arena), then a malloc of 5000 here,
+ * which mostly gets the same address: its record must sort after the
+ * other thread's free. */
+static int back_and_forth(void)
+{
+	pthread_t th;
+	if (pipe(to_b) < 0 || pipe(to_a) < 0 || pthread_create(&th, NULL, returner, NULL) != 0)
+		return -1;
+	int same = 0;
+	for (int k = 0; k < BACKS; k++) {
+		burst(4000, BACK_BURST, BACK_BURST);
+		char *x = malloc(5000), ok;
+		x[0] = 1;
+		if (write(to_b[1], &x, sizeof(x)) != (ssize_t)sizeof(x) || read(to_a[0], &ok, 1) != 1)
+			return -1;
+		char *y = malloc(5000);
+		y[0] = 2;
+		same += y == x;
+		free(y);
+	}
+	close(to_b[1]);
+	pthread_join(th, NULL);
+	close(to_b[0]);
+	close(to_a[0]);
+	close(to_a[1]);
+	return same;
+}
+
+/* The worker of swapped_roles: TAKES times, after 1.5 ms in which the
+ * main thread writes nothing (so the worker may take the clock from it)
+ * and a burst of TAKE_BURST pairs (4100+j bytes), a malloc of 5001 bytes
+ * handed to the main thread, which frees it, then a malloc of 5001 here.
+ * Returns how many of those got the block back. */
+static void *taker(void *arg)
+{
+	(void)arg;
+	long same = 0;
+	for (int k = 0; k < TAKES; k++) {
+		usleep(1500);
+		burst(4100, TAKE_BURST, 20);
+		char *x = malloc(5001), ok;
+		x[0] = 1;
+		if (write(to_a[1], &x, sizeof(x)) != (ssize_t)sizeof(x) || read(to_b[0], &ok, 1) != 1)
+			return (void *)-1l;
+		char *y = malloc(5001);
+		y[0] = 2;
+		same += y == x;
+		free(y);
+	}
+	close(to_a[1]);
+	return (void *)same;
+}
+
+/* back_and_forth with the roles swapped: the main thread only frees. */
+static int swapped_roles(void)
+{
+	pthread_t th;
+	void *ret;
+	char *p, ok = 1;
+	if (pipe(to_b) < 0 || pipe(to_a) < 0 || pthread_create(&th, NULL, taker, NULL) != 0)
+		return -1;
+	while (read(to_a[0], &p, sizeof(p)) == (ssize_t)sizeof(p)) {
+		free(p);
+		if (write(to_b[1], &ok, 1) != 1)
+			return -1;
+	}
+	pthread_join(th, &ret);
+	return (int)(long)ret;
 }
 
 int main(int argc, char **argv)
@@ -75,6 +182,14 @@ int main(int argc, char **argv)
 	}
 	close(to_b[1]);
 	pthread_join(th, NULL);
-	printf("@ counts rounds=%d burst=%d hands=%d\n", rounds, burst, HANDS);
+	close(to_b[0]);
+	close(to_a[0]);
+	close(to_a[1]);
+	int same = back_and_forth();
+	int taken = same < 0 ? -1 : swapped_roles();
+	if (taken < 0)
+		return 1;
+	printf("@ counts rounds=%d burst=%d hands=%d backs=%d same=%d takes=%d taken=%d\n", rounds,
+	       burst, HANDS, BACKS, same, TAKES, taken);
 	return 0;
 }

@@ -12,12 +12,16 @@
  * It prints one line with its own counts:
  *   @ counts threads=T iters=N malloc=.. calloc=.. realloc=.. reallocarray=..
  *            posix_memalign=.. aligned_alloc=.. memalign=.. free=.. bytes=..
- *            realloc_bytes=..
+ *            realloc_bytes=.. errno_changed=..
  * bytes is the sum of requested sizes (calloc: n*size; realloc: new size);
- * realloc_bytes the part of it that realloc requested.
+ * realloc_bytes the part of it that realloc requested. errno_changed counts
+ * iterations after which errno was not the value the thread set before the
+ * loop (0: glibc's malloc family keeps errno on success, and so must a
+ * traced run).
  * Running it with ITERS=0 makes every call the program itself makes except
  * the loop, so a test can subtract what glibc allocates on its own.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -31,7 +35,7 @@
 
 struct counts {
 	uint64_t malloc, calloc, realloc, reallocarray, posix_memalign, aligned_alloc, memalign;
-	uint64_t free, bytes, realloc_bytes;
+	uint64_t free, bytes, realloc_bytes, errno_changed;
 };
 
 static long g_iters;
@@ -56,6 +60,8 @@ static void *thread_main(void *arg)
 {
 	struct counts *c = arg;
 	unsigned seed = (unsigned)(c - g_counts) * 2654435761u + 1;
+	int mark = 4000 + (int)(c - g_counts); /* no call sets this errno */
+	errno = mark;
 	for (long i = 0; i < g_iters; i++) {
 		seed = seed * 1103515245u + 12345u;
 		size_t a = 16 + (seed >> 8) % 512, b = 8 + (seed >> 16) % 256, n = a + 64;
@@ -72,6 +78,10 @@ static void *thread_main(void *arg)
 		use(r);
 		free(r);
 		free(q);
+		if (errno != mark) {
+			c->errno_changed++;
+			errno = mark;
+		}
 		c->malloc++, c->calloc++, c->realloc++, c->free += 2;
 		c->bytes += a + 2 * b + n;
 		c->realloc_bytes += n;
@@ -115,16 +125,18 @@ int main(int argc, char **argv)
 		sum.reallocarray += c->reallocarray, sum.posix_memalign += c->posix_memalign;
 		sum.aligned_alloc += c->aligned_alloc, sum.memalign += c->memalign;
 		sum.free += c->free, sum.bytes += c->bytes, sum.realloc_bytes += c->realloc_bytes;
+		sum.errno_changed += c->errno_changed;
 	}
 	char buf[512];
 	int n = snprintf(buf, sizeof buf,
 			 "@ counts threads=%d iters=%ld malloc=%lu calloc=%lu realloc=%lu reallocarray=%lu "
-			 "posix_memalign=%lu aligned_alloc=%lu memalign=%lu free=%lu bytes=%lu realloc_bytes=%lu\n",
+			 "posix_memalign=%lu aligned_alloc=%lu memalign=%lu free=%lu bytes=%lu realloc_bytes=%lu "
+			 "errno_changed=%lu\n",
 			 threads, g_iters, (unsigned long)sum.malloc, (unsigned long)sum.calloc,
 			 (unsigned long)sum.realloc, (unsigned long)sum.reallocarray,
 			 (unsigned long)sum.posix_memalign, (unsigned long)sum.aligned_alloc,
 			 (unsigned long)sum.memalign, (unsigned long)sum.free, (unsigned long)sum.bytes,
-			 (unsigned long)sum.realloc_bytes);
+			 (unsigned long)sum.realloc_bytes, (unsigned long)sum.errno_changed);
 	if (write(1, buf, (size_t)n) != n)
 		return 1;
 	return 0;

@@ -158,6 +158,20 @@ static inline void synth_cmalloc(struct writer *w, uint32_t dt, uint64_t addr, u
 	writer_put(w, &m, sizeof(m));
 }
 
+/* Tiny malloc records (trace.h), laid out here from the bit table. */
+static inline void synth_tiny_malloc(struct writer *w, uint64_t addr, uint32_t size, int mmapped)
+{
+	uint64_t v = 0x8000 | 0x4000 | (mmapped ? 0x2000 : 0) | (size & 0x1fff) |
+		     (addr >> 4) << 16 | (uint64_t)(size >> 13) << 59;
+	writer_put(w, &v, 8);
+}
+
+static inline void synth_tiny_free(struct writer *w, uint64_t addr, int mmapped)
+{
+	uint64_t v = 0x8000 | (mmapped ? 0x2000 : 0) | (addr >> 4) << 16;
+	writer_put(w, &v, 8);
+}
+
 /* Writes bytes [0, n) of w (all when n is -1) as dir/<pid>.<seq>.fst. */
 static inline void synth_save(const char *dir, uint32_t pid, uint32_t seq, const struct writer *w,
 		       long n)

@@ -369,6 +369,83 @@ static void test_compact(const char *dir)
 	writer_free(&w);
 }
 
+/* Tiny records (version 3) come out as the ALLOC and FREE they stand for,
+ * at the time of their thread's last compact record, kept across thread
+ * switches; a copy resumed at one decodes it alike. */
+static void test_tiny(const char *dir)
+{
+	struct reader_stream s, c;
+	struct reader_rec r[10], rc;
+	struct reader_mark m;
+	struct fsk_alloc a[10], ac;
+	struct fsk_free f[10];
+	struct writer w;
+	size_t off[3];
+	int n;
+
+	writer_init(&w);
+	synth_header(&w, 19, 1, 0, 1000, 0, FSK_HF_MALLOC, "/x", argv_sh);
+	synth_ctx(&w, FSK_REC_CBASE, 7, 5000);
+	synth_cmalloc(&w, 10, 0x1000, 32, 0);
+	off[0] = w.len;
+	synth_tiny_malloc(&w, 0x7ffffffffff0ull, (1u << 18) - 1, 1);
+	synth_tiny_free(&w, 0x20, 0);
+	synth_ctx(&w, FSK_REC_CBASE, 8, 6000);
+	synth_cfree(&w, 3, 0x1000);
+	synth_ctx(&w, FSK_REC_CTX, 7, 0);
+	off[1] = w.len;
+	synth_tiny_malloc(&w, 0x4a0, 8191, 0);
+	synth_ctx(&w, FSK_REC_CTX, 8, 0);
+	off[2] = w.len;
+	synth_tiny_free(&w, 0x7f0000001230ull, 1);
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_recs(&s, dir, 19, r, a, f);
+	synth_check("tiny_count", n == 6 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	synth_check("tiny_malloc_max", n > 1 && r[1].type == FSK_REC_ALLOC && r[1].tid == 7 &&
+		    r[1].ts_ns == 5010 && r[1].off == off[0] && r[1].size == 8 &&
+		    r[1].len == sizeof(struct fsk_alloc) && a[1].addr == 0x7ffffffffff0ull &&
+		    a[1].size == (1u << 18) - 1 && a[1].stack == 0 && a[1].fn == FSK_FN_MALLOC &&
+		    a[1].flags == FSK_AF_MMAPPED,
+		    "type %u tid %u ts %llu addr %llx size %llu flags %u", r[1].type, r[1].tid,
+		    (unsigned long long)r[1].ts_ns, (unsigned long long)a[1].addr,
+		    (unsigned long long)a[1].size, a[1].flags);
+	synth_check("tiny_free", n > 2 && r[2].type == FSK_REC_FREE && r[2].tid == 7 &&
+		    r[2].ts_ns == 5010 && f[2].addr == 0x20 && f[2].fn == FSK_FN_FREE &&
+		    f[2].flags == 0, "type %u ts %llu addr %llx", r[2].type,
+		    (unsigned long long)r[2].ts_ns, (unsigned long long)f[2].addr);
+	synth_check("tiny_after_switch", n > 5 && r[4].tid == 7 && r[4].ts_ns == 5010 &&
+		    r[4].off == off[1] && a[4].addr == 0x4a0 && a[4].size == 8191 &&
+		    r[5].type == FSK_REC_FREE && r[5].tid == 8 && r[5].ts_ns == 6003 &&
+		    r[5].off == off[2] && f[5].addr == 0x7f0000001230ull &&
+		    f[5].flags == FSK_AF_MMAPPED,
+		    "tid %u ts %llu size %llu / tid %u ts %llu", r[4].tid,
+		    (unsigned long long)r[4].ts_ns, (unsigned long long)a[4].size, r[5].tid,
+		    (unsigned long long)r[5].ts_ns);
+	reader_stream_close(&s);
+
+	/* a mark taken at the second tiny record, read again from there */
+	reader_stream_open(&s, dir, "19.0.fst");
+	for (n = 0; n < 3 && reader_next(&s, &r[0]) > 0; n++)
+		;
+	reader_mark_get(&s, r[0].off, &m);
+	reader_stream_resume(&c, &s, &m);
+	n = reader_next(&c, &rc);
+	reader_payload(&rc, &ac, sizeof(ac));
+	synth_check("tiny_resume", n == 1 && rc.type == FSK_REC_FREE && rc.tid == 7 &&
+		    rc.ts_ns == 5010 && rc.off == r[0].off, "n %d type %u tid %u ts %llu", n,
+		    rc.type, rc.tid, (unsigned long long)rc.ts_ns);
+	reader_resume_end(&c);
+	reader_stream_close(&s);
+
+	/* cut inside the last tiny record */
+	synth_save(dir, 19, 0, &w, (long)(off[2] + 4));
+	n = read_recs(&s, dir, 19, r, a, f);
+	synth_check("tiny_cut", n == 5 && s.state == READER_CUT && s.err_off == off[2],
+		    "n %d state %d off %llu", n, s.state, (unsigned long long)s.err_off);
+	reader_stream_close(&s);
+	writer_free(&w);
+}
+
 /* One damaged compact stream: `what` is the expected message prefix. */
 static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx_type,
 			const void *rec, size_t len, const char *what)
@@ -425,9 +502,17 @@ static void test_compact_corrupt(const char *dir)
 	ca.h.type = FSK_REC_CMALLOC;
 	compact_bad(dir, "compact_malloc_bad_size", 1, FSK_REC_CBASE, &ca, sizeof(ca),
 		    "compact record type 26 with size 24");
+	uint64_t tiny_free = 0x8000 | 0x3000ull << 12, tiny_sized = tiny_free | 0x10;
+	compact_bad(dir, "tiny_no_context", 0, 0, &tiny_free, 8,
+		    "compact record before any CTX/CBASE");
+	compact_bad(dir, "tiny_first", 1, FSK_REC_CBASE, &tiny_free, 8,
+		    "tiny record of tid 9 before its first compact record");
+	compact_bad(dir, "tiny_free_sized", 1, FSK_REC_CBASE, &tiny_sized, 8,
+		    "tiny free with size bits set");
 }
 
-/* Version 1 streams (no compact records) are still read; later ones not. */
+/* Version 1 and 2 streams (no compact, no tiny records) are still read;
+ * later ones not. */
 static void test_versions(const char *dir)
 {
 	struct reader_stream s;
@@ -439,6 +524,11 @@ static void test_versions(const char *dir)
 	synth_save(dir, 19, 0, &w, -1);
 	n = read_all(&s, dir, "19.0.fst", 1);
 	synth_check("version1_read", n == 4 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	reader_stream_close(&s);
+	w.buf[8] = 2; /* 2: compact records, no tiny ones */
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_all(&s, dir, "19.0.fst", 1);
+	synth_check("version2_read", n == 4 && s.state == READER_EOF, "n %d state %d", n, s.state);
 	reader_stream_close(&s);
 	w.buf[8] = FSK_VERSION + 1;
 	synth_save(dir, 19, 0, &w, -1);
@@ -549,6 +639,7 @@ int main(void)
 	test_incremental(dir);
 	test_compact(dir);
 	test_compact_corrupt(dir);
+	test_tiny(dir);
 	test_versions(dir);
 	test_table();
 	test_fuzz(dir);

@@ -33,6 +33,7 @@
 static struct tbuf slots[TB_MAX];
 __thread struct tbuf *t_buf;
 _Atomic uint64_t emit_clock;
+_Atomic int emit_fast_ticks;
 static __thread int32_t t_tid;
 
 static int s_fd = -1;
@@ -451,16 +452,32 @@ void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns)
 	}
 	/* A new owner: the stamp in hand was read before the word changed, so
 	 * it is not reused; the next clock read (after the fence) is. */
-	if (took)
+	if (took) {
 		_mm_lfence();
+		/* the flusher's millisecond epochs bound how long this
+		 * owner's stamps get reused: wake it if it is not ticking */
+		if (!atomic_load_explicit(&emit_fast_ticks, memory_order_relaxed)) {
+			int err = errno;
+			init_flusher_kick();
+			errno = err;
+		}
+	}
 	b->clock = st;
 	b->grant = !took && (st & (CLOCK_WHO | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
 	b->reuse = b->grant;
 	b->retry = took ? 1 : CLOCK_RETRY;
 }
 
+/* Does one thread own the clock (emit.h), so that its records may be
+ * reusing a stamp? The flusher then starts epochs more often. */
+int emit_clock_owned(void)
+{
+	uint64_t st = atomic_load_explicit(&emit_clock, memory_order_relaxed);
+	return (st & CLOCK_WHO) && !(st & EMIT_CLOCK_MULTI);
+}
+
 /* A flusher tick: a new epoch with no owner (emit.h). */
-static void clock_new_epoch(void)
+void emit_clock_tick(void)
 {
 	uint64_t st = atomic_load(&emit_clock);
 	while (!atomic_compare_exchange_weak(&emit_clock, &st,
@@ -664,7 +681,7 @@ void emit_flush_self(void)
 void emit_flush_all(int wait)
 {
 	int32_t tid = self_tid();
-	clock_new_epoch();
+	emit_clock_tick();
 	for (int i = 0; i < TB_MAX; i++) {
 		struct tbuf *b = &slots[i];
 		if (!b->data)
@@ -790,6 +807,7 @@ void emit_reset_child(void)
 	t_buf = NULL;
 	t_tid = 0;
 	atomic_store(&emit_clock, 0); /* one thread, no owner yet */
+	atomic_store(&emit_fast_ticks, 0); /* no flusher yet */
 	if (s_fd >= 0)
 		close(s_fd);
 	s_fd = -1;

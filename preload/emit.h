@@ -60,8 +60,9 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * reused stamp never sorts before a record of another thread that happened
  * before it. Each thread reads the clock before it looks at emit_clock
  * (emit_clock_after_read), so a stamp taken before a change of the word
- * is older than any stamp the change allows to be reused. Every flusher tick (50 ms)
- * starts a new epoch (bits 33-63) with no owner: a thread then reads the
+ * is older than any stamp the change allows to be reused. Every flusher tick (50 ms,
+ * and every millisecond while a thread owns the clock) starts a new epoch
+ * (bits 33-63) with no owner: a thread then reads the
  * clock at its next record, and after a quiet spell no stale stamp is
  * reused. An owner that recorded nothing for a millisecond can lose the
  * clock to another thread (a program whose main thread waits for one
@@ -70,6 +71,7 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * itself the owner. trace.h says what precision that leaves.
  */
 #define EMIT_REUSE 63u
+#define EMIT_EPOCH_NS (1000ull * 1000) /* epochs while a thread owns the clock */
 #define EMIT_CLOCK_MULTI (1ull << 32)
 #define EMIT_CLOCK_EPOCH (1ull << 33)
 FSK_HIDDEN extern _Atomic uint64_t emit_clock;
@@ -79,6 +81,17 @@ FSK_HIDDEN extern _Atomic uint64_t emit_clock;
  * takes it from an owner that went quiet, or marks a second thread; sets
  * b->clock, b->grant, b->reuse and b->retry. */
 FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns);
+
+/* The flusher: emit_clock_owned() says one thread owns the clock (and so
+ * may reuse stamps); emit_clock_tick() starts a new epoch, which it does
+ * every EMIT_EPOCH_NS while that lasts, so a reused stamp is stale by
+ * about a millisecond at most unless the flusher itself is kept from
+ * running, and by one flush interval (50 ms) at worst. */
+FSK_HIDDEN int emit_clock_owned(void);
+/* Set by the flusher while it ticks every EMIT_EPOCH_NS; a thread that
+ * takes the clock kicks it awake when it is not. */
+FSK_HIDDEN extern _Atomic int emit_fast_ticks;
+FSK_HIDDEN void emit_clock_tick(void);
 
 /* After a clock read of b's thread: may the next records reuse it?
  * `tsc` is the counter value read: the address of the load depends on it

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "emit.h"
 #include "fsk.h"
 
 struct fsk_state G;
@@ -86,14 +87,24 @@ static void *flusher_main(void *arg)
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
 	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
-	uint64_t next = sys_now_ns() + FLUSH_NS;
+	uint64_t next = sys_now_ns() + FLUSH_NS, epoch = 0;
 	for (;;) {
 		uint64_t now = sys_now_ns();
-		if (now < next) {
-			struct timespec ts = { 0, (long)(next - now) };
+		/* a thread reusing clock reads: a new epoch each millisecond
+		 * bounds how stale its stamps get (emit.h) */
+		if (epoch && now >= epoch) {
+			emit_clock_tick();
+			epoch = 0;
+		}
+		if (!epoch && emit_clock_owned())
+			epoch = now + EMIT_EPOCH_NS;
+		atomic_store_explicit(&emit_fast_ticks, epoch != 0, memory_order_relaxed);
+		uint64_t until = epoch && epoch < next ? epoch : next;
+		if (now < until) {
+			struct timespec ts = { 0, (long)(until - now) };
 			syscall(SYS_futex, &s_kick, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
-			atomic_store(&s_kick, 0);
-			spare_fill();
+			if (atomic_exchange(&s_kick, 0))
+				spare_fill();
 			continue;
 		}
 		next = now + FLUSH_NS;

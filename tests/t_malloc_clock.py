@@ -172,6 +172,19 @@ def run(tag, depth):
     check(tag + ".taken-after-free", want_taken > 0 and taken == want_taken,
           "%d of the worker's %d mallocs that got back a block the main thread freed sort after "
           "that free" % (taken, want_taken))
+    # a quiet thread's mallocs 3 ms apart: a reused stamp is never late,
+    # and the flusher's 1 ms epochs keep it near its call (only a flusher
+    # kept from running lets it lag; the median shows the bound holds)
+    sp = {int(d["k"]): (int(d["before"]), int(d["after"])) for d in fsk.at_dicts(r.out, "sparse")}
+    stamps = {f["size"] - 6000: ts for typ, _, ts, f in recs if typ == ALLOC and 6000 <= f["size"] < 6000 + len(sp)}
+    late = [k for k, ts in stamps.items() if ts > sp[k][1]]
+    early = sorted(max(0, sp[k][0] - ts) for k, ts in stamps.items())
+    check(tag + ".sparse-stamps", len(sp) == 30 and len(stamps) == 30 and not late and
+          early[len(early) // 2] <= 2000000,
+          "%d mallocs timed, %d recorded, %d stamped after the call returned, stamps early by "
+          "median %.2f ms, max %.2f ms" % (len(sp), len(stamps), len(late),
+                                           early[len(early) // 2] / 1e6 if early else -1,
+                                           early[-1] / 1e6 if early else -1))
     if depth:
         nostack = sum(1 for typ, _, _, f in recs if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST and not f["stack"])
         check(tag + ".stacks", nostack == 0, "%d burst mallocs without a stack id" % nostack)

@@ -66,8 +66,11 @@
  * wait) read the clock. A compact record may also carry the stamp of its
  * thread's previous record (at most 64 records in a row share one clock
  * read) while no other thread of the process writes malloc-family records
- * and no 50 ms flusher tick has passed since that read: such a stamp is
- * early by at most the time those calls took (so under 50 ms), never late.
+ * and no epoch of the writer's flusher thread has begun since that read:
+ * such a stamp is early by at most the time those calls took, never late.
+ * Epochs begin every millisecond while a thread reuses stamps (and at
+ * every 50 ms flush), so the bound is about 1 ms, and 50 ms only when the
+ * flusher thread itself gets no CPU for that long.
  * It still sorts after every record of another thread of the process that
  * happened before it (a block freed in one thread and malloc'd in another
  * keeps its order) and after the thread's own lifecycle, scan and mmap

@@ -6,11 +6,15 @@
  * BACKS freed by a third and malloc'd again here (back_and_forth), then
  * TAKES the other way round (swapped_roles). Prints "@ counts rounds=R
  * burst=B hands=H backs=K same=S takes=T taken=N" (S, N: mallocs that got
- * back the block the other thread had just freed). */
+ * back the block the other thread had just freed). Last, SPARSE mallocs of
+ * 6000+k bytes (each freed at once) 3 ms apart on one thread, each printed
+ * as "@ sparse k=K before=NS after=NS" with CLOCK_MONOTONIC read around
+ * the call: a stamp a quiet thread reuses must stay close to its call. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define HANDS 200
@@ -18,6 +22,7 @@
 #define BACK_BURST 20
 #define TAKES 40 /* the same with the roles swapped: a worker mallocs */
 #define TAKE_BURST 300
+#define SPARSE 30
 
 static int to_b[2], to_a[2];
 
@@ -137,6 +142,33 @@ static int swapped_roles(void)
 	return (int)(long)ret;
 }
 
+static unsigned long long now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (unsigned long long)t.tv_sec * 1000000000ull + (unsigned long long)t.tv_nsec;
+}
+
+/* SPARSE mallocs 3 ms apart, each timed (see the top). */
+static int sparse(void)
+{
+	static unsigned long long before[SPARSE], after[SPARSE];
+	struct timespec gap = { 0, 3000000 };
+	for (int k = 0; k < SPARSE; k++) {
+		nanosleep(&gap, NULL);
+		before[k] = now_ns();
+		char *p = malloc(6000 + (size_t)k);
+		after[k] = now_ns();
+		if (!p)
+			return -1;
+		p[0] = 1;
+		free(p);
+	}
+	for (int k = 0; k < SPARSE; k++) /* printed after: stdio allocates */
+		printf("@ sparse k=%d before=%llu after=%llu\n", k, before[k], after[k]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	int rounds = argc > 1 ? atoi(argv[1]) : 100;
@@ -187,7 +219,7 @@ int main(int argc, char **argv)
 	close(to_a[1]);
 	int same = back_and_forth();
 	int taken = same < 0 ? -1 : swapped_roles();
-	if (taken < 0)
+	if (taken < 0 || sparse() < 0)
 		return 1;
 	printf("@ counts rounds=%d burst=%d hands=%d backs=%d same=%d takes=%d taken=%d\n", rounds,
 	       burst, HANDS, BACKS, same, TAKES, taken);

@@ -118,6 +118,13 @@ static inline int hot_fast(void)
 	return !t_guard && G.active && G.malloc_on && !G.sample_bytes && !G.stack_depth;
 }
 
+/* Every call recorded, with or without stacks: free's inline path (a free
+ * record carries no stack) and malloc's path with stacks. */
+static inline int hot_all(void)
+{
+	return !t_guard && G.active && G.malloc_on && !G.sample_bytes;
+}
+
 static inline int caddr_fits(uint64_t a)
 {
 	return a && !(a & FSK_CADDR_FLAGS) && !(a >> (FSK_CM_ADDR_BITS + 4));
@@ -195,6 +202,14 @@ FSK_EXPORT void *malloc(size_t size)
 			t_guard = 0;
 			return p;
 		}
+		int err = errno;
+		rec_alloc(FSK_FN_MALLOC, p, size);
+		HOT_END(err);
+		return p;
+	}
+	if (likely(hot_all())) { /* with stacks: no slow-path layer between */
+		HOT_BEGIN();
+		void *p = real.malloc(size);
 		int err = errno;
 		rec_alloc(FSK_FN_MALLOC, p, size);
 		HOT_END(err);
@@ -279,13 +294,13 @@ static __attribute__((noinline)) void free_slow(void *p, int recorded)
 	HOT_END(err);
 }
 
-/* Every call recorded: a CFREE written before the block goes back (so
+/* Every call recorded (stacks or not): a CFREE written before the block goes back (so
  * it sorts before another thread's malloc that gets the address). Under
  * sampling a block not recorded goes straight to glibc (free(NULL) too). */
 FSK_EXPORT void free(void *p)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
-	if (likely(hot_fast() && caddr_fits(a) && !resolve_is_boot(p))) {
+	if (likely(hot_all() && caddr_fits(a) && !resolve_is_boot(p))) {
 		HOT_BEGIN();
 		int mm = chunk_mmapped(p);
 		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,

@@ -166,6 +166,17 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	brk_check();
 }
 
+/* A recorded malloc through the general recorder, errno kept. */
+static inline __attribute__((always_inline)) void *malloc_recorded(size_t size)
+{
+	HOT_BEGIN();
+	void *p = real.malloc(size);
+	int err = errno;
+	rec_alloc(FSK_FN_MALLOC, p, size);
+	HOT_END(err);
+	return p;
+}
+
 /* Everything but the sampled pass; `chosen`: sampling picked this call. */
 static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 {
@@ -176,12 +187,7 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 	}
 	if (!chosen && !hot_on())
 		return real.malloc(size);
-	HOT_BEGIN();
-	void *p = real.malloc(size);
-	int err = errno;
-	rec_alloc(FSK_FN_MALLOC, p, size);
-	HOT_END(err);
-	return p;
+	return malloc_recorded(size);
 }
 
 /* Two inline paths: every call recorded (hot_fast), and the sampled pass,
@@ -207,14 +213,8 @@ FSK_EXPORT void *malloc(size_t size)
 		HOT_END(err);
 		return p;
 	}
-	if (likely(hot_all())) { /* with stacks: no slow-path layer between */
-		HOT_BEGIN();
-		void *p = real.malloc(size);
-		int err = errno;
-		rec_alloc(FSK_FN_MALLOC, p, size);
-		HOT_END(err);
-		return p;
-	}
+	if (likely(hot_all())) /* with stacks: no slow-path layer between */
+		return malloc_recorded(size);
 	int hot = G.sample_bytes && hot_on();
 	if (likely(hot) && likely(!sample_take(size)))
 		return real.malloc(size);

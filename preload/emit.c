@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "emit.h"
@@ -144,25 +145,100 @@ static int stream_check(void)
 
 static void write_dropped(void);
 
-/* Writes whole records; on failure counts them as dropped. */
-static void stream_write(const char *p, size_t len)
+/* a then b, whole, with writev; 0 or -errno */
+static int write_two(int fd, const char *a, size_t alen, const char *b, size_t blen)
 {
-	if (!len)
+	while (alen || blen) {
+		struct iovec v[2] = { { (void *)a, alen }, { (void *)b, blen } };
+		ssize_t w = alen ? writev(fd, v, 2) : write(fd, b, blen);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		size_t n = (size_t)w, da = n < alen ? n : alen;
+		a += da;
+		alen -= da;
+		b += n - da;
+		blen -= n - da;
+	}
+	return 0;
+}
+
+/* Writes whole records, a then b (a may be empty), after one check that
+ * the fd is still our stream; on failure counts them as dropped. */
+static void stream_write2(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (!alen && !blen)
 		return;
 	if (atomic_load(&s_dead) || stream_check() < 0) {
-		drop(count_records(p, len), len, 0);
+		drop(count_records(a, alen) + count_records(b, blen), alen + blen, 0);
 		return;
 	}
-	int r = sys_write_all(s_fd, p, len);
+	int r = write_two(s_fd, a, alen, b, blen);
 	if (r == -EBADF && stream_check() == 0)
-		r = sys_write_all(s_fd, p, len);
+		r = write_two(s_fd, a, alen, b, blen);
 	if (r < 0) {
-		drop(count_records(p, len), len, -r);
+		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
 		stream_fail("cannot write trace file", r);
 		return;
 	}
 	if (unlikely(atomic_load(&s_dropped_records) != atomic_load(&s_dropped_reported)))
 		write_dropped();
+}
+
+static __thread struct emit_hold *t_hold;
+
+/* Writes out what h holds, with b after it. */
+static void hold_write(struct emit_hold *h, const char *b, size_t blen)
+{
+	h->busy = 1;
+	stream_write2(h->buf, h->len, b, blen);
+	h->len = 0;
+	h->busy = 0;
+}
+
+static void stream_write(const char *p, size_t len)
+{
+	struct emit_hold *h = t_hold;
+	if (!h || h->busy) {
+		stream_write2(NULL, 0, p, len);
+		return;
+	}
+	if (h->len + len > sizeof(h->buf)) {
+		hold_write(h, p, len);
+		return;
+	}
+	h->busy = 1;
+	__builtin_memcpy(h->buf + h->len, p, len);
+	h->len += (uint32_t)len;
+	h->busy = 0;
+}
+
+static void hold_flush(void)
+{
+	struct emit_hold *h = t_hold;
+	if (h && !h->busy && h->len)
+		hold_write(h, NULL, 0);
+}
+
+void emit_hold_begin(struct emit_hold *h)
+{
+	h->outer = t_hold;
+	h->len = 0;
+	h->busy = 0;
+	if (!h->outer)
+		t_hold = h;
+}
+
+void emit_hold_end(struct emit_hold *h)
+{
+	if (h->outer)
+		return;
+	hold_flush();
+	t_hold = NULL;
 }
 
 static void write_dropped(void)
@@ -681,6 +757,7 @@ void emit_flush_self(void)
 void emit_flush_all(int wait)
 {
 	int32_t tid = self_tid();
+	hold_flush();
 	emit_clock_tick();
 	for (int i = 0; i < TB_MAX; i++) {
 		struct tbuf *b = &slots[i];
@@ -776,6 +853,7 @@ void emit_end(uint32_t reason)
 {
 	if (atomic_exchange(&s_ended, 1))
 		return;
+	hold_flush();
 	spare_drop();
 	/* in a fatal-signal handler another thread may hold a buffer: skip it */
 	emit_flush_all(reason != FSK_END_SIGNAL);
@@ -792,7 +870,8 @@ void emit_end(uint32_t reason)
 	r.e.records = recs;
 	r.e.dropped = atomic_load(&s_dropped_records);
 	r.h.tid = (uint32_t)self_tid();
-	stream_write((const char *)&r, sizeof(r));
+	/* not held: a fatal signal's handler ends the process right after */
+	stream_write2(NULL, 0, (const char *)&r, sizeof(r));
 }
 
 void emit_reset_child(void)

@@ -147,6 +147,19 @@ FSK_HIDDEN void emit_direct(void *rec, uint32_t size);
  * spins for buffers being flushed by someone else; otherwise skips them. */
 FSK_HIDDEN void emit_flush_all(int wait);
 FSK_HIDDEN void emit_flush_self(void);
+/* A hook writing several records in a row (a fork, an exit) holds them
+ * and writes them with one check of the fd and one write: what fits in
+ * buf waits there, a record that does not goes out with it (writev).
+ * emit_hold_end, emit_flush_all and emit_end write out what is held; a
+ * hold begun inside another is the outer one's. Per thread; a signal
+ * handler that interrupts the hold's own copy or write writes through. */
+struct emit_hold {
+	struct emit_hold *outer;
+	uint32_t len, busy;
+	char buf[2048] __attribute__((aligned(8)));
+};
+FSK_HIDDEN void emit_hold_begin(struct emit_hold *h);
+FSK_HIDDEN void emit_hold_end(struct emit_hold *h);
 /* Writes END once; later records still go out (atexit handlers). */
 FSK_HIDDEN void emit_end(uint32_t reason);
 FSK_HIDDEN int emit_ended(void);

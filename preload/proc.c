@@ -43,6 +43,8 @@ void proc_record_exit(int code, uint16_t how, int normal)
 		struct fsk_rec h;
 		struct fsk_exit e;
 	} r = { 0 };
+	struct emit_hold hold;
+	emit_hold_begin(&hold); /* EXIT, the scan and the buffers: one write */
 	fsk_rec_init(&r.h, FSK_REC_EXIT, sizeof(r), sys_now_ns());
 	r.e.code = code;
 	r.e.how = how;
@@ -51,6 +53,7 @@ void proc_record_exit(int code, uint16_t how, int normal)
 	if (normal)
 		scan_run(FSK_SCAN_EXIT);
 	emit_flush_all(normal);
+	emit_hold_end(&hold);
 }
 
 FSK_EXPORT void exit(int code)
@@ -125,6 +128,8 @@ FSK_EXPORT pid_t fork(void)
 	if (pid == 0) {
 		init_child_after_fork(t0);
 		if (G.active) {
+			struct emit_hold hold;
+			emit_hold_begin(&hold); /* FORK, its stack and scan: one write */
 			struct {
 				struct fsk_rec h;
 				struct fsk_fork f;
@@ -137,6 +142,7 @@ FSK_EXPORT pid_t fork(void)
 			emit_direct(&r, sizeof(r));
 			faults_after_fork(1);
 			scan_fork_emit(FSK_SCAN_FORK_CHILD);
+			emit_hold_end(&hold);
 		}
 		t_guard = guard;
 		errno = saved;
@@ -144,11 +150,14 @@ FSK_EXPORT pid_t fork(void)
 	}
 	spare_after_fork(pid);
 	t_guard = guard;
+	struct emit_hold hold;
+	emit_hold_begin(&hold);
 	record_fork(FSK_FORK, pid, err, t0);
 	if (pid > 0) {
 		faults_after_fork(0);
 		scan_fork_emit(FSK_SCAN_FORK_PARENT);
 	}
+	emit_hold_end(&hold);
 	errno = pid < 0 ? err : saved;
 	return pid;
 }

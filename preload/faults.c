@@ -156,15 +156,20 @@ void faults_after_fork(int child)
 /* At the exit scan, after its drain (scan lock held): sampling the
  * faults of the scan itself and of the rest of the exit would only cost,
  * no drain reads them. The rings go (their mapping is the event's last
- * reference); faults_active() still says what the scans were made with. */
-void faults_stop(void)
+ * reference); faults_active() still says what the scans were made with.
+ * keep_rings when the process ends right after: an munmap of a ring cost
+ * a fork_bench child ~40 us (its TLB flush and page-table frees), the
+ * exit's teardown of the whole address space next to nothing. Its
+ * samples are never read. */
+void faults_stop(int keep_rings)
 {
 	for (int i = 0; i < MAX_SAMPLERS; i++) {
 		int32_t tid = atomic_load(&s_samp[i].tid);
 		if (tid <= 0)
 			continue;
 		atomic_store(&s_samp[i].tid, 0);
-		sys_munmap(s_samp[i].meta, s_samp[i].len);
+		if (!keep_rings)
+			sys_munmap(s_samp[i].meta, s_samp[i].len);
 	}
 }
 

@@ -203,6 +203,9 @@ FSK_HIDDEN void emit_block(void *buf, size_t len);
 /* A scan now, on the calling thread (start, fork both sides, exec, exit,
  * wait). Takes t_guard itself; waits a bounded time for a running scan. */
 FSK_HIDDEN void scan_run(uint16_t trigger);
+/* The exit scan; ends_now: the process ends right after it (_exit, _Exit,
+ * abort), so the fault rings are left for the kernel's exit to unmap. */
+FSK_HIDDEN void scan_run_exit(int ends_now);
 /* A hook changed the mappings (FSK_SCAN_MMAP/BRK): the flusher scans soon. */
 FSK_HIDDEN void scan_mark(uint16_t trigger);
 /* A child was reaped (wait): a WAIT scan is due, made by the next scan. */
@@ -221,7 +224,7 @@ FSK_HIDDEN int faults_active(void);
 FSK_HIDDEN void faults_after_fork(int child);
 FSK_HIDDEN void faults_thread_start(void);
 FSK_HIDDEN void faults_drain(void);
-FSK_HIDDEN void faults_stop(void);
+FSK_HIDDEN void faults_stop(int keep_rings);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);

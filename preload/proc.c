@@ -51,7 +51,7 @@ void proc_record_exit(int code, uint16_t how, int normal)
 	r.e.stack = normal && how != FSK_EXIT_MAIN ? FSK_STACK(1) : 0;
 	emit_direct(&r, sizeof(r));
 	if (normal)
-		scan_run(FSK_SCAN_EXIT);
+		scan_run_exit(how == FSK_EXIT__EXIT || how == FSK_EXIT__EXIT2 || how == FSK_EXIT_ABORT);
 	emit_flush_all(normal);
 	emit_hold_end(&hold);
 }

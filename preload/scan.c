@@ -837,13 +837,15 @@ static uint64_t signature(void)
 static int fork_keep(void);
 static int lock_take(int32_t me, int wait);
 
+static int s_exit_ends; /* the exit scan's process ends right after it */
+
 static void do_scan(uint16_t trigger)
 {
 	if (s_wait_due && (trigger == FSK_SCAN_TIMER || trigger == FSK_SCAN_MMAP || trigger == FSK_SCAN_BRK))
 		trigger = FSK_SCAN_WAIT;
 	faults_drain(); /* against the baseline they happened under */
 	if (trigger == FSK_SCAN_EXIT)
-		faults_stop(); /* nothing drains them after the exit scan */
+		faults_stop(s_exit_ends); /* nothing drains them after the exit scan */
 	uint64_t t0 = sys_now_ns();
 	if (!s_pm && !(s_pm = scan_map_scratch(PM_BATCH * 8)))
 		return;
@@ -1023,6 +1025,12 @@ static uint16_t pending_pick(uint32_t p)
 		if (p & (1u << order[i]))
 			return order[i];
 	return FSK_SCAN_TIMER;
+}
+
+void scan_run_exit(int ends_now)
+{
+	s_exit_ends = ends_now;
+	scan_run(FSK_SCAN_EXIT);
 }
 
 void scan_run(uint16_t trigger)

@@ -24,7 +24,6 @@
 #include <stdatomic.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include "emit.h"
@@ -145,28 +144,6 @@ static int stream_check(void)
 
 static void write_dropped(void);
 
-/* a then b, whole, with writev; 0 or -errno */
-static int write_two(int fd, const char *a, size_t alen, const char *b, size_t blen)
-{
-	while (alen || blen) {
-		struct iovec v[2] = { { (void *)a, alen }, { (void *)b, blen } };
-		ssize_t w = alen ? writev(fd, v, 2) : write(fd, b, blen);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (w == 0)
-			return -EIO;
-		size_t n = (size_t)w, da = n < alen ? n : alen;
-		a += da;
-		alen -= da;
-		b += n - da;
-		blen -= n - da;
-	}
-	return 0;
-}
-
 /* Writes whole records, a then b (a may be empty), after one check that
  * the fd is still our stream; on failure counts them as dropped. */
 static void stream_write2(const char *a, size_t alen, const char *b, size_t blen)
@@ -177,9 +154,9 @@ static void stream_write2(const char *a, size_t alen, const char *b, size_t blen
 		drop(count_records(a, alen) + count_records(b, blen), alen + blen, 0);
 		return;
 	}
-	int r = write_two(s_fd, a, alen, b, blen);
+	int r = sys_write2_all(s_fd, a, alen, b, blen);
 	if (r == -EBADF && stream_check() == 0)
-		r = write_two(s_fd, a, alen, b, blen);
+		r = sys_write2_all(s_fd, a, alen, b, blen);
 	if (r < 0) {
 		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
 		stream_fail("cannot write trace file", r);

@@ -126,6 +126,8 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
 /* One "forkscope: ..." line on stderr; parts joined, NULL-terminated. */
 FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));
 FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
+/* a then b, whole (one writev when both are there); 0 or -errno */
+FSK_HIDDEN int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen);
 
 /* ---- emit.c: streams and per-thread buffers ---- */
 FSK_HIDDEN void emit_init(void);

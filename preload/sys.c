@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fsk.h"
@@ -72,9 +73,15 @@ char *sys_utoa(char *d, uint64_t v, const char *end)
 
 int sys_write_all(int fd, const void *buf, size_t len)
 {
-	const char *p = buf;
-	while (len) {
-		ssize_t w = write(fd, p, len);
+	return sys_write2_all(fd, NULL, 0, buf, len);
+}
+
+int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen)
+{
+	const char *pa = a, *pb = b;
+	while (alen || blen) {
+		struct iovec v[2] = { { (void *)pa, alen }, { (void *)pb, blen } };
+		ssize_t w = alen ? writev(fd, v, 2) : write(fd, pb, blen);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -82,8 +89,11 @@ int sys_write_all(int fd, const void *buf, size_t len)
 		}
 		if (w == 0)
 			return -EIO;
-		p += w;
-		len -= (size_t)w;
+		size_t n = (size_t)w, da = n < alen ? n : alen;
+		pa += da;
+		alen -= da;
+		pb += n - da;
+		blen -= n - da;
 	}
 	return 0;
 }

@@ -168,13 +168,23 @@ static void stream_write2(const char *a, size_t alen, const char *b, size_t blen
 
 static __thread struct emit_hold *t_hold;
 
+/* A signal handler on this thread sees busy set before anything of h
+ * is read or changed, and cleared only after: one that came before saw
+ * it clear and used h to the end, so h->len is read after setting it. */
+static inline void hold_busy(struct emit_hold *h, uint32_t v)
+{
+	atomic_signal_fence(memory_order_seq_cst);
+	h->busy = v;
+	atomic_signal_fence(memory_order_seq_cst);
+}
+
 /* Writes out what h holds, with b after it. */
 static void hold_write(struct emit_hold *h, const char *b, size_t blen)
 {
-	h->busy = 1;
+	hold_busy(h, 1);
 	stream_write2(h->buf, h->len, b, blen);
 	h->len = 0;
-	h->busy = 0;
+	hold_busy(h, 0);
 }
 
 static void stream_write(const char *p, size_t len)
@@ -184,14 +194,15 @@ static void stream_write(const char *p, size_t len)
 		stream_write2(NULL, 0, p, len);
 		return;
 	}
+	hold_busy(h, 1);
 	if (h->len + len > sizeof(h->buf)) {
-		hold_write(h, p, len);
-		return;
+		stream_write2(h->buf, h->len, p, len);
+		h->len = 0;
+	} else {
+		__builtin_memcpy(h->buf + h->len, p, len);
+		h->len += (uint32_t)len;
 	}
-	h->busy = 1;
-	__builtin_memcpy(h->buf + h->len, p, len);
-	h->len += (uint32_t)len;
-	h->busy = 0;
+	hold_busy(h, 0);
 }
 
 static void hold_flush(void)
@@ -216,6 +227,9 @@ void emit_hold_end(struct emit_hold *h)
 		return;
 	hold_flush();
 	t_hold = NULL;
+	atomic_signal_fence(memory_order_seq_cst);
+	if (h->len) /* a signal handler's, held before t_hold was cleared */
+		hold_write(h, NULL, 0);
 }
 
 static void write_dropped(void)

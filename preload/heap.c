@@ -110,24 +110,39 @@ static inline void brk_quiet(void)
 	if (G.sample_bytes && likely(!sample_take(size)))          \
 		return call
 
-/* Every call recorded, no stacks: the case the inline paths below serve
- * (one straight line, no errno save). Anything else, and every value that
- * does not fit a compact record, takes the general path. */
-static inline int hot_fast(void)
-{
-	return !t_guard && G.active && G.malloc_on && !G.sample_bytes && !G.stack_depth;
-}
-
 /* Every call recorded, with or without stacks: free's inline path (a free
  * record carries no stack) and malloc's path with stacks. */
 static inline int hot_all(void)
 {
-	return !t_guard && G.active && G.malloc_on && !G.sample_bytes;
+	return hot_on() && !G.sample_bytes;
+}
+
+/* Every call recorded, no stacks: the case malloc's inline path serves
+ * (one straight line, no errno save). Anything else, and every value that
+ * does not fit a compact record, takes the general path. */
+static inline int hot_fast(void)
+{
+	return hot_all() && !G.stack_depth;
 }
 
 static inline int caddr_fits(uint64_t a)
 {
 	return a && !(a & FSK_CADDR_FLAGS) && !(a >> (FSK_CM_ADDR_BITS + 4));
+}
+
+/* CMALLOC (or its tiny form) of malloc(size) = a; a and size fit it. */
+static inline void emit_cmalloc(uint64_t a, size_t size, int mm)
+{
+	emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
+		     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0), 0,
+		     emit_tiny_malloc(a, size, mm));
+}
+
+/* CFREE (or its tiny form) of free(a); a is 16-aligned. */
+static inline void emit_cfree(uint64_t a, int mm)
+{
+	emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
+		     emit_tiny_free(a, mm));
 }
 
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
@@ -143,9 +158,7 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 	int aligned = addr && !(addr & FSK_CADDR_FLAGS);
 	if (likely(aligned && !stack && fn == FSK_FN_MALLOC &&
 		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
-		emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
-			     addr >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
-			     0, emit_tiny_malloc(addr, size, mm));
+		emit_cmalloc(addr, size, mm);
 	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
 		emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
 			     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
@@ -190,8 +203,9 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 	return malloc_recorded(size);
 }
 
-/* Two inline paths: every call recorded (hot_fast), and the sampled pass,
- * which compiles to a few loads and a jump, with no frame. */
+/* Inline paths: every call recorded without stacks (hot_fast), with
+ * stacks (hot_all), and the sampled pass, which compiles to a few loads
+ * and a jump, with no frame. */
 FSK_EXPORT void *malloc(size_t size)
 {
 	if (likely(hot_fast())) {
@@ -199,10 +213,7 @@ FSK_EXPORT void *malloc(size_t size)
 		void *p = real.malloc(size);
 		uint64_t a = (uint64_t)(uintptr_t)p;
 		if (likely(caddr_fits(a) && !(size >> FSK_CM_SIZE_BITS))) {
-			int mm = chunk_mmapped(p);
-			emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
-				     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0),
-				     0, emit_tiny_malloc(a, size, mm));
+			emit_cmalloc(a, size, chunk_mmapped(p));
 			brk_check();
 			STRICT_LEAVE();
 			t_guard = 0;
@@ -252,9 +263,7 @@ static void rec_free(void *p, uint16_t fn)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(!(a & FSK_CADDR_FLAGS) && fn == FSK_FN_FREE)) {
-		int mm = chunk_mmapped(p);
-		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
-			     emit_tiny_free(a, mm));
+		emit_cfree(a, chunk_mmapped(p));
 		return;
 	}
 	struct fsk_rec *h = emit_reserve(FSK_REC_FREE, sizeof(struct fsk_rec) + sizeof(struct fsk_free),
@@ -294,17 +303,16 @@ static __attribute__((noinline)) void free_slow(void *p, int recorded)
 	HOT_END(err);
 }
 
-/* Every call recorded (stacks or not): a CFREE written before the block goes back (so
- * it sorts before another thread's malloc that gets the address). Under
- * sampling a block not recorded goes straight to glibc (free(NULL) too). */
+/* Every call recorded (stacks or not): a CFREE written before the block
+ * goes back (so it sorts before another thread's malloc that gets the
+ * address). Under sampling a block not recorded goes straight to glibc
+ * (free(NULL) too). */
 FSK_EXPORT void free(void *p)
 {
 	uint64_t a = (uint64_t)(uintptr_t)p;
 	if (likely(hot_all() && caddr_fits(a) && !resolve_is_boot(p))) {
 		HOT_BEGIN();
-		int mm = chunk_mmapped(p);
-		emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
-			     emit_tiny_free(a, mm));
+		emit_cfree(a, chunk_mmapped(p));
 		real.free(p);
 		brk_check();
 		STRICT_LEAVE();

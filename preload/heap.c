@@ -147,23 +147,31 @@ static inline __attribute__((always_inline)) void emit_cfree(uint64_t a, int mm)
 		     emit_tiny_free(a, mm));
 }
 
-/* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC. */
-static void rec_alloc(uint16_t fn, void *p, size_t size)
+/* Whether a CALLOC holds the call: an aligned address (not NULL), a
+ * 32-bit size and a 24-bit stack id. */
+static inline int calloc_fits(uint64_t addr, size_t size, uint32_t stack)
 {
-	if (G.sample_bytes && p && !sample_add(p)) {
-		brk_check();
-		return;
-	}
-	uint32_t stack = FSK_STACK(0);
+	return addr && !(addr & FSK_CADDR_FLAGS) && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX;
+}
+
+/* CALLOC of allocation function fn (size) = addr, with its stack. */
+static inline __attribute__((always_inline)) void emit_calloc(uint16_t fn, uint64_t addr, size_t size,
+								int mm, uint32_t stack)
+{
+	emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
+		     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
+}
+
+/* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC;
+ * stack already taken. */
+static __attribute__((noinline)) void rec_alloc_stack(uint16_t fn, void *p, size_t size, uint32_t stack)
+{
 	uint64_t addr = (uint64_t)(uintptr_t)p;
 	int mm = addr && chunk_mmapped(p);
-	int aligned = addr && !(addr & FSK_CADDR_FLAGS);
-	if (likely(aligned && !stack && fn == FSK_FN_MALLOC &&
-		   !(addr >> (FSK_CM_ADDR_BITS + 4)) && !(size >> FSK_CM_SIZE_BITS))) {
+	if (likely(caddr_fits(addr) && !stack && fn == FSK_FN_MALLOC && !(size >> FSK_CM_SIZE_BITS))) {
 		emit_cmalloc(addr, size, mm);
-	} else if (likely(aligned && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX)) {
-		emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
-			     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
+	} else if (likely(calloc_fits(addr, size, stack))) {
+		emit_calloc(fn, addr, size, mm, stack);
 	} else {
 		struct fsk_rec *h = emit_reserve(FSK_REC_ALLOC,
 						 sizeof(struct fsk_rec) + sizeof(struct fsk_alloc),
@@ -179,6 +187,15 @@ static void rec_alloc(uint16_t fn, void *p, size_t size)
 		}
 	}
 	brk_check();
+}
+
+static void rec_alloc(uint16_t fn, void *p, size_t size)
+{
+	if (G.sample_bytes && p && !sample_add(p)) {
+		brk_check();
+		return;
+	}
+	rec_alloc_stack(fn, p, size, FSK_STACK(0));
 }
 
 /* A recorded malloc through the general recorder, errno kept. */
@@ -226,8 +243,21 @@ FSK_EXPORT void *malloc(size_t size)
 		HOT_END(err);
 		return p;
 	}
-	if (likely(hot_all())) /* with stacks: no slow-path layer between */
-		return malloc_recorded(size);
+	if (likely(hot_all())) { /* with stacks: CALLOC written inline */
+		HOT_BEGIN();
+		void *p = real.malloc(size);
+		int err = errno;
+		uint64_t a = (uint64_t)(uintptr_t)p;
+		uint32_t stack = unwind_stack(0);
+		if (likely(calloc_fits(a, size, stack))) {
+			emit_calloc(FSK_FN_MALLOC, a, size, chunk_mmapped(p), stack);
+			brk_check();
+		} else {
+			rec_alloc_stack(FSK_FN_MALLOC, p, size, stack);
+		}
+		HOT_END(err);
+		return p;
+	}
 	int hot = G.sample_bytes && hot_on();
 	if (likely(hot) && likely(!sample_take(size)))
 		return real.malloc(size);

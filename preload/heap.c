@@ -261,6 +261,8 @@ FSK_EXPORT void *malloc(size_t size)
 	int hot = G.sample_bytes && hot_on();
 	if (likely(hot) && likely(!sample_take(size)))
 		return real.malloc(size);
+	if (!G.malloc_on && likely(real.malloc)) /* --no-malloc: a tail call */
+		return real.malloc(size);
 	return malloc_slow(size, hot);
 }
 
@@ -357,6 +359,8 @@ FSK_EXPORT void free(void *p)
 		if (likely(!recorded) && !resolve_is_boot(p))
 			return real.free(p);
 	}
+	if (!G.malloc_on && likely(real.free) && !resolve_is_boot(p)) /* --no-malloc */
+		return real.free(p);
 	free_slow(p, recorded);
 }
 

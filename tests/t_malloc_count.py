@@ -57,7 +57,27 @@ def main():
     fsk.require(fsk.prog("malloc_count"))
     for tag, options in (("", ()), ("events-only.", ("--stack-depth", "0"))):
         one_mode(tag, options)
+    no_malloc()
     fsk.finish()
+
+
+def no_malloc():
+    """--no-malloc: the hooks pass every call through (a tail call), so
+    the report holds no malloc-family call at all, the program's counts
+    and errno are those of an untraced run, and its threads and exit are
+    still traced."""
+    r = measure("no-malloc.run", ITERS, ("--no-malloc",))
+    if not r:
+        return
+    c, m = r
+    plain = fsk.run_plain([fsk.prog("malloc_count"), str(ITERS), str(THREADS)], timeout=120, cwd=fsk.tmpdir())
+    pc = fsk.at_dicts(plain.out, "counts")
+    check("no-malloc.counts-as-untraced", len(pc) == 1 and {k: num(v) for k, v in pc[0].items()} == c,
+          "traced %r, untraced %r" % (c, pc))
+    check("no-malloc.errno.kept", c["errno_changed"] == 0,
+          "errno changed after %d of %d iterations" % (c["errno_changed"], ITERS * THREADS))
+    check("no-malloc.no-calls", not m.get("calls") and not m.get("frees") and not m.get("bytes"),
+          "report malloc section %r" % m)
 
 
 def one_mode(tag, options):

@@ -58,6 +58,11 @@ static int32_t self_tid(void)
 	return t_tid;
 }
 
+int32_t emit_tid(void)
+{
+	return self_tid();
+}
+
 /* ---- the stream file ---- */
 
 int emit_fd_high(int fd)
@@ -602,9 +607,12 @@ static void key_destructor(void *v)
 	emit_thread_exit(v);
 }
 
-/* Called once by the constructor, single-threaded. */
+/* Called once by the constructor, single-threaded, after G.pid is set:
+ * a preloaded library's constructor runs on the main thread, whose tid
+ * is the pid (the START and EXIT paths then ask the kernel for neither). */
 void emit_init(void)
 {
+	t_tid = G.pid;
 	if (!s_key_ok)
 		s_key_ok = pthread_key_create(&s_key, key_destructor) == 0 ? 1 : -1;
 }

@@ -131,6 +131,8 @@ FSK_HIDDEN int sys_write2_all(int fd, const void *a, size_t alen, const void *b,
 
 /* ---- emit.c: streams and per-thread buffers ---- */
 FSK_HIDDEN void emit_init(void);
+/* The calling thread's tid, cached per thread (not in a vfork child). */
+FSK_HIDDEN int32_t emit_tid(void);
 /* Opens this image's stream and writes its header; 0 or -errno. */
 FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
 /* Reserves a record of `size` bytes (multiple of 8) in the calling thread's

@@ -36,6 +36,7 @@ static sighandler_t (*real_sysv_signal)(int, sighandler_t);
  * it). Updated with every signal blocked in the updating thread. */
 static struct {
 	_Atomic int on;
+	_Atomic int early; /* came while signals_init was taking it over */
 	struct sigaction user;
 } s_act[NSIG];
 
@@ -104,6 +105,13 @@ static void die_default(int sig)
 static void on_fatal(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
+	if (!atomic_load(&s_act[sig].on)) {
+		/* signals_init has installed us but not yet read what the
+		 * program had: it raises the signal again once it knows */
+		atomic_store(&s_act[sig].early, 1);
+		errno = saved;
+		return;
+	}
 	struct sigaction u = s_act[sig].user;
 	if (!user_catches(&u)) {
 		die_default(sig);
@@ -203,17 +211,31 @@ FSK_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 
 /* Called once per image from the constructor; fork children inherit the
  * handlers and this table, exec resets both. A handler set before we got
- * here (another library's constructor) is taken over like a later one. */
+ * here (another library's constructor) is taken over like a later one.
+ * One rt_sigaction per signal sets our action for the default and reads
+ * the one it replaces: after exec that is the default, or SIG_IGN
+ * inherited from the parent, which a second call puts back (as does a
+ * handler's flags and mask). A signal in between is held (s_act.early)
+ * and raised again once the program's action is known and ours, so it
+ * meets that action: ignored, the default (death), or the handler. */
 void signals_init(void)
 {
 	signals_resolve();
+	struct sigaction ours = { 0 };
+	ours.sa_sigaction = on_fatal;
+	sigfillset(&ours.sa_mask);
+	ours.sa_flags = SA_SIGINFO | SA_ONSTACK; /* kernel_set for the default */
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
 		int sig = fatal[i];
 		struct sigaction cur;
-		if (real_sigaction(sig, NULL, &cur) < 0)
+		if (real_sigaction(sig, &ours, &cur) < 0)
 			continue;
 		s_act[sig].user = cur;
-		if (kernel_set(sig, &cur) == 0)
+		if (cur.sa_handler != SIG_DFL && kernel_set(sig, &cur) < 0)
+			real_sigaction(sig, &cur, NULL); /* the program's, untouched */
+		else
 			atomic_store(&s_act[sig].on, 1);
+		if (atomic_exchange(&s_act[sig].early, 0))
+			syscall(SYS_tgkill, getpid(), sys_gettid(), sig);
 	}
 }

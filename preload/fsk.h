@@ -18,6 +18,15 @@
 
 #define FSK_HIDDEN __attribute__((visibility("hidden")))
 #define FSK_EXPORT __attribute__((visibility("default")))
+/* A big array of which the start and exit paths touch little or nothing:
+ * linked after .bss (ld puts .lbss there), so the small state every image
+ * touches shares a few pages instead of being spread between the arrays
+ * (a page fault is ~1.7 us; a traced /bin/true took 10 for .bss alone). */
+#define FSK_COLD __attribute__((section(".lbss.fsk_cold")))
+/* A variable every image reads before anything writes its page: in .data,
+ * whose page the loader has written already (in .bss the read would cost
+ * a fault to map the zero page, and the first write a second one). */
+#define FSK_EARLY __attribute__((section(".data")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 

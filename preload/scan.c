@@ -46,15 +46,16 @@ struct own_range {
 	_Atomic uint64_t start;
 	_Atomic uint64_t end;
 };
-static struct own_range s_own[OWN_MAX];
+static struct own_range s_own[OWN_MAX] FSK_COLD;
 static _Atomic uint32_t s_own_hw; /* slots in use are below this */
 
 static void own_put(uint64_t start, uint64_t end)
 {
 	for (uint32_t i = 0; i < OWN_MAX; i++) {
+		/* no load first: the first touch of the table is then a write,
+		 * one page fault instead of a read fault and a copy */
 		uint64_t zero = 0;
-		if (atomic_load(&s_own[i].start) ||
-		    !atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
+		if (!atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
 			continue;
 		atomic_store(&s_own[i].end, end);
 		uint32_t hw = atomic_load(&s_own_hw);

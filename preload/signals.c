@@ -26,6 +26,10 @@
 #include "fsk.h"
 
 static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
+/* s_act has room for the fatal signals only: every other is passed on */
+#define ACT_MAX (SIGSEGV + 1)
+_Static_assert(SIGBUS < ACT_MAX && SIGABRT < ACT_MAX && SIGFPE < ACT_MAX && SIGILL < ACT_MAX,
+	       "the fatal signals index s_act");
 
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
@@ -38,7 +42,7 @@ static struct {
 	_Atomic int on;
 	_Atomic int early; /* came while signals_init was taking it over */
 	struct sigaction user;
-} s_act[NSIG];
+} s_act[ACT_MAX];
 
 static int is_fatal(int sig)
 {
@@ -139,7 +143,7 @@ int signals_caught(int sig)
 FSK_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_sigaction(sig, act, old);
 	int saved = errno;
 	if (t_vfork_child) {
@@ -190,7 +194,7 @@ static sighandler_t signals_set(int sig, sighandler_t handler, int flags, int bl
 FSK_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_signal(sig, handler);
 	return signals_set(sig, handler, SA_RESTART, 1);
 }
@@ -204,7 +208,7 @@ FSK_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 FSK_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_sysv_signal(sig, handler);
 	return signals_set(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
 }

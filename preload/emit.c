@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,11 +67,9 @@ int32_t emit_tid(void)
 int emit_fd_high(int fd)
 {
 	static const int targets[] = { 1000, 500, 200, 100, 10 };
-	struct rlimit rl;
-	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	/* no getrlimit first: a target at or above RLIMIT_NOFILE fails with
+	 * EINVAL, a full table above it with EMFILE, and the next is tried */
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-		if ((rlim_t)targets[i] >= cur)
-			continue;
 		int nfd = fcntl(fd, F_DUPFD_CLOEXEC, targets[i]);
 		if (nfd >= 0) {
 			close(fd);

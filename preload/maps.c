@@ -12,7 +12,6 @@
 #include "fsk.h"
 #include "scan.h"
 
-
 /* Grows one of our arrays by doubling; 0 or -ENOMEM (old contents kept). */
 static int grow(void **p, size_t *cap, size_t need, size_t elem)
 {

@@ -22,7 +22,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,16 +57,19 @@ static int32_t self_tid(void)
 	return t_tid;
 }
 
+int32_t emit_tid(void)
+{
+	return self_tid();
+}
+
 /* ---- the stream file ---- */
 
 int emit_fd_high(int fd)
 {
 	static const int targets[] = { 1000, 500, 200, 100, 10 };
-	struct rlimit rl;
-	rlim_t cur = getrlimit(RLIMIT_NOFILE, &rl) == 0 ? rl.rlim_cur : 1024;
+	/* no getrlimit first: a target at or above RLIMIT_NOFILE fails with
+	 * EINVAL, a full table above it with EMFILE, and the next is tried */
 	for (size_t i = 0; i < sizeof(targets) / sizeof(targets[0]); i++) {
-		if ((rlim_t)targets[i] >= cur)
-			continue;
 		int nfd = fcntl(fd, F_DUPFD_CLOEXEC, targets[i]);
 		if (nfd >= 0) {
 			close(fd);
@@ -602,9 +604,12 @@ static void key_destructor(void *v)
 	emit_thread_exit(v);
 }
 
-/* Called once by the constructor, single-threaded. */
+/* Called once by the constructor, single-threaded, after G.pid is set:
+ * a preloaded library's constructor runs on the main thread, whose tid
+ * is the pid (the START and EXIT paths then ask the kernel for neither). */
 void emit_init(void)
 {
+	t_tid = G.pid;
 	if (!s_key_ok)
 		s_key_ok = pthread_key_create(&s_key, key_destructor) == 0 ? 1 : -1;
 }

@@ -36,7 +36,7 @@ struct sampler {
 };
 
 static struct sampler s_samp[MAX_SAMPLERS];
-static int s_state;           /* 0 not tried, 1 works, -1 unavailable or off */
+static int s_state FSK_EARLY; /* 0 not tried, 1 works, -1 unavailable or off */
 static uint64_t s_lost;       /* samples the kernel dropped (ring full) */
 static uint64_t s_lost_noted;
 

@@ -54,19 +54,18 @@ static void env_save(char **envp)
 }
 
 /* The trace directory must be absolute, a real directory (not a symlink)
- * and ours: we never write through a path someone else controls. */
+ * and ours: we never write through a path someone else controls. One
+ * lstat says all that (an open, fstat and close cost every image three
+ * system calls and a struct file). */
 static int dir_check(const char *dir)
 {
 	if (!dir || dir[0] != '/' || sys_strlen(dir) >= sizeof(G.dir) - 64)
 		return -EINVAL;
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	struct stat st;
-	int r = fstat(fd, &st);
-	close(fd);
-	if (r < 0)
+	if (lstat(dir, &st) < 0)
 		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR; /* a symlink too, even to a directory */
 	if (st.st_uid != geteuid() && st.st_uid != getuid())
 		return -EPERM;
 	sys_stpcpy(G.dir, dir, G.dir + sizeof(G.dir));

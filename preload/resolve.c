@@ -10,7 +10,7 @@
 
 struct fsk_real real;
 
-_Alignas(64) char resolve_boot_arena[RESOLVE_BOOT_SIZE];
+_Alignas(64) char resolve_boot_arena[RESOLVE_BOOT_SIZE] FSK_COLD;
 static atomic_size_t boot_used;
 
 void *resolve_boot_alloc(size_t size, size_t align)
@@ -35,7 +35,7 @@ void *resolve_boot_alloc(size_t size, size_t align)
  * first because dlsym needs them. */
 void resolve_all(void)
 {
-	static int done;
+	static int done FSK_EARLY;
 	if (done)
 		return;
 	done = 1;

@@ -46,15 +46,16 @@ struct own_range {
 	_Atomic uint64_t start;
 	_Atomic uint64_t end;
 };
-static struct own_range s_own[OWN_MAX];
+static struct own_range s_own[OWN_MAX] FSK_COLD;
 static _Atomic uint32_t s_own_hw; /* slots in use are below this */
 
 static void own_put(uint64_t start, uint64_t end)
 {
 	for (uint32_t i = 0; i < OWN_MAX; i++) {
+		/* no load first: the first touch of the table is then a write,
+		 * one page fault instead of a read fault and a copy */
 		uint64_t zero = 0;
-		if (atomic_load(&s_own[i].start) ||
-		    !atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
+		if (!atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
 			continue;
 		atomic_store(&s_own[i].end, end);
 		uint32_t hw = atomic_load(&s_own_hw);
@@ -134,6 +135,30 @@ void scan_unmap(void *p, size_t len)
 	scan_own_del(p);
 	syscall(SYS_munmap, p, len);
 }
+
+/*
+ * The buffers every scan needs, mapped together by the first scan (the
+ * START scan of every exec'd image): one mmap and two madvise instead of
+ * one mmap and one or two madvise per buffer, and two VMAs instead of six.
+ * The madvise flags stay what each buffer had on its own: all of it
+ * MADV_DONTDUMP (so no part merges with a mapping of the program's), the
+ * scratch part MADV_WIPEONFORK. Each part is registered as its own range,
+ * so a part that outgrows its place is unmapped alone (scan_unmap) and
+ * replaced by a mapping of its own, as before.
+ * Kept across fork: [maps entries][maps paths][first baseline]
+ * Scratch:          [maps io, then pagemap batch][scan output]
+ * The pagemap batch lives in the maps io buffer: maps_read is done with
+ * it before a scan reads any pagemap entry, which saves its page faults.
+ */
+#define ARENA_ENTS (256 * sizeof(struct maps_ent))
+#define ARENA_POOL 4096u
+#define ARENA_BASE (64u * 1024u)
+#define ARENA_OUT (64u * 1024u)
+#define ARENA_KEEP (ARENA_ENTS + ARENA_POOL + ARENA_BASE)
+#define ARENA_LEN (ARENA_KEEP + MAPS_IO_CAP + ARENA_OUT)
+_Static_assert(ARENA_ENTS % 4096 == 0 && MAPS_IO_CAP % 4096 == 0, "arena parts are whole pages");
+_Static_assert(PM_BATCH * 8 <= MAPS_IO_CAP, "the pagemap batch fits the maps io buffer");
+static char *s_arena_base; /* the arena's baseline part, until a baseline takes it */
 
 /* ---- the baseline ---- */
 
@@ -215,10 +240,16 @@ static int base_begin(struct baseline *b, const struct maps_buf *mb, int pfn_lik
 	} else {
 		scan_unmap(s_spare, s_spare_len); /* too small: the next one is kept */
 		s_spare = NULL;
-		b->mem = scan_map(len);
-		if (!b->mem)
-			return -ENOMEM;
-		b->len = len;
+		if (s_arena_base && len <= ARENA_BASE) {
+			b->mem = s_arena_base;
+			b->len = ARENA_BASE;
+			s_arena_base = NULL;
+		} else {
+			b->mem = scan_map(len);
+			if (!b->mem)
+				return -ENOMEM;
+			b->len = len;
+		}
 	}
 	b->ents = (void *)b->mem;
 	b->cap = ents;
@@ -376,6 +407,35 @@ int scan_fault_classify(uint64_t addr, uint16_t *kind)
 	if (!((be->present[idx / 64] >> (idx & 63)) & 1))
 		return FSK_FAULT_FIRST_TOUCH;
 	return FSK_FAULT_OTHER;
+}
+
+static char *arena_part(char *at, size_t len)
+{
+	own_put((uint64_t)(uintptr_t)at, (uint64_t)(uintptr_t)at + len);
+	return at;
+}
+
+/* At the first scan of an image (a fork child inherits the arena). */
+static int arena_init(void)
+{
+	long r = syscall(SYS_mmap, 0, ARENA_LEN, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (r < 0 && r > -4096)
+		return -ENOMEM;
+	char *a = (char *)r;
+	syscall(SYS_madvise, a, ARENA_LEN, MADV_DONTDUMP);
+	syscall(SYS_madvise, a + ARENA_KEEP, ARENA_LEN - ARENA_KEEP, MADV_WIPEONFORK);
+	s_mb.ents = (void *)arena_part(a, ARENA_ENTS);
+	s_mb.cap = 256;
+	s_mb.pool = arena_part(a + ARENA_ENTS, ARENA_POOL);
+	s_mb.pool_cap = ARENA_POOL;
+	s_arena_base = arena_part(a + ARENA_ENTS + ARENA_POOL, ARENA_BASE);
+	s_mb.io = arena_part(a + ARENA_KEEP, MAPS_IO_CAP);
+	s_mb.io_cap = MAPS_IO_CAP;
+	s_pm = (uint64_t *)(void *)s_mb.io;
+	s_out.p = arena_part(a + ARENA_KEEP + MAPS_IO_CAP, ARENA_OUT);
+	s_out.cap = ARENA_OUT;
+	return 0;
 }
 
 static int out_need(struct obuf *o, size_t more)
@@ -815,16 +875,6 @@ static int is_rebase(uint16_t trigger)
 	return trigger == FSK_SCAN_START || trigger == SCAN_PREFORK;
 }
 
-/* Whether frames are visible, from one page we know is present. */
-static int pfn_probe(int fd)
-{
-	volatile uint64_t here = 1;
-	uint64_t v = 0;
-	if (pagemap_read(fd, (uint64_t)(uintptr_t)&here / G.page_size, &v, 1) < 0)
-		return 0;
-	return (v & PM_PRESENT) && (v & PM_PFN_MASK);
-}
-
 static uint64_t signature(void)
 {
 	struct rusage ru;
@@ -847,7 +897,7 @@ static void do_scan(uint16_t trigger)
 	if (trigger == FSK_SCAN_EXIT)
 		faults_stop(s_exit_ends); /* nothing drains them after the exit scan */
 	uint64_t t0 = sys_now_ns();
-	if (!s_pm && !(s_pm = scan_map_scratch(PM_BATCH * 8)))
+	if (!s_pm && arena_init() < 0)
 		return;
 	if (maps_read(&s_mb) < 0)
 		return;
@@ -855,12 +905,13 @@ static void do_scan(uint16_t trigger)
 	int fd = pagemap_open();
 	if (fd < 0)
 		return;
-	if (s_pfn_visible < 0)
-		s_pfn_visible = pfn_probe(fd);
 	int rebase = is_rebase(trigger);
 	struct baseline nb;
 	__builtin_memset(&nb, 0, sizeof(nb));
-	if (rebase && base_begin(&nb, &s_mb, s_pfn_visible) < 0)
+	/* Whether frames are visible is learnt from the first scan's own
+	 * pages (its stack page is always present): until then the baseline
+	 * makes room for them (MAP_NORESERVE: room costs no memory). */
+	if (rebase && base_begin(&nb, &s_mb, s_pfn_visible != 0) < 0)
 		__builtin_memset(&nb, 0, sizeof(nb));
 
 	/* A prefork scan right after a wait also makes the WAIT scan the
@@ -915,6 +966,8 @@ static void do_scan(uint16_t trigger)
 	close(fd);
 	if (pfn_seen)
 		s_pfn_visible = 1;
+	else if (s_pfn_visible < 0)
+		s_pfn_visible = 0;
 	if (rebase) {
 		base_free(&s_base);
 		s_base = nb;
@@ -1040,7 +1093,7 @@ void scan_run(uint16_t trigger)
 	int saved = errno, guard = t_guard;
 	t_guard = 1;
 	int sync = trigger != FSK_SCAN_TIMER && trigger != FSK_SCAN_MMAP && trigger != FSK_SCAN_BRK;
-	if (lock_take(sys_gettid(), sync)) {
+	if (lock_take(emit_tid(), sync)) {
 		do_scan(trigger);
 		/* Triggers that came while we scanned; a rebase wins so no fork
 		 * baseline is lost, the rest fold into one scan. */

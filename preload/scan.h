@@ -31,7 +31,14 @@ struct maps_buf {
 	size_t io_cap;
 };
 
-/* Reads /proc/self/maps into mb (malformed lines are skipped). 0 or -errno. */
+/* maps_read's io buffer: one read() chunk plus one carried partial line
+ * (longer lines, paths, are cut). */
+#define MAPS_IO_CHUNK (64u * 1024u)
+#define MAPS_LINE_MAX (8u * 1024u)
+#define MAPS_IO_CAP (MAPS_IO_CHUNK + MAPS_LINE_MAX)
+
+/* Reads /proc/self/maps into mb (malformed lines are skipped); maps its
+ * own io buffer when mb has none. 0 or -errno. */
 int maps_read(struct maps_buf *mb);
 static inline const char *maps_path(const struct maps_buf *mb, const struct maps_ent *e)
 {

@@ -26,6 +26,10 @@
 #include "fsk.h"
 
 static const int fatal[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
+/* s_act has room for the fatal signals only: every other is passed on */
+#define ACT_MAX (SIGSEGV + 1)
+_Static_assert(SIGBUS < ACT_MAX && SIGABRT < ACT_MAX && SIGFPE < ACT_MAX && SIGILL < ACT_MAX,
+	       "the fatal signals index s_act");
 
 static int (*real_sigaction)(int, const struct sigaction *, struct sigaction *);
 static sighandler_t (*real_signal)(int, sighandler_t);
@@ -36,8 +40,9 @@ static sighandler_t (*real_sysv_signal)(int, sighandler_t);
  * it). Updated with every signal blocked in the updating thread. */
 static struct {
 	_Atomic int on;
+	_Atomic int early; /* came while signals_init was taking it over */
 	struct sigaction user;
-} s_act[NSIG];
+} s_act[ACT_MAX];
 
 static int is_fatal(int sig)
 {
@@ -104,6 +109,13 @@ static void die_default(int sig)
 static void on_fatal(int sig, siginfo_t *si, void *uc)
 {
 	int saved = errno;
+	if (!atomic_load(&s_act[sig].on)) {
+		/* signals_init has installed us but not yet read what the
+		 * program had: it raises the signal again once it knows */
+		atomic_store(&s_act[sig].early, 1);
+		errno = saved;
+		return;
+	}
 	struct sigaction u = s_act[sig].user;
 	if (!user_catches(&u)) {
 		die_default(sig);
@@ -131,7 +143,7 @@ int signals_caught(int sig)
 FSK_EXPORT int sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_sigaction(sig, act, old);
 	int saved = errno;
 	if (t_vfork_child) {
@@ -182,7 +194,7 @@ static sighandler_t signals_set(int sig, sighandler_t handler, int flags, int bl
 FSK_EXPORT sighandler_t signal(int sig, sighandler_t handler)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_signal(sig, handler);
 	return signals_set(sig, handler, SA_RESTART, 1);
 }
@@ -196,24 +208,38 @@ FSK_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler)
 FSK_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler)
 {
 	signals_resolve();
-	if (sig <= 0 || sig >= NSIG || !atomic_load(&s_act[sig].on))
+	if (sig <= 0 || sig >= ACT_MAX || !atomic_load(&s_act[sig].on))
 		return real_sysv_signal(sig, handler);
 	return signals_set(sig, handler, SA_RESETHAND | SA_NODEFER, 0);
 }
 
 /* Called once per image from the constructor; fork children inherit the
  * handlers and this table, exec resets both. A handler set before we got
- * here (another library's constructor) is taken over like a later one. */
+ * here (another library's constructor) is taken over like a later one.
+ * One rt_sigaction per signal sets our action for the default and reads
+ * the one it replaces: after exec that is the default, or SIG_IGN
+ * inherited from the parent, which a second call puts back (as does a
+ * handler's flags and mask). A signal in between is held (s_act.early)
+ * and raised again once the program's action is known and ours, so it
+ * meets that action: ignored, the default (death), or the handler. */
 void signals_init(void)
 {
 	signals_resolve();
+	struct sigaction ours = { 0 };
+	ours.sa_sigaction = on_fatal;
+	sigfillset(&ours.sa_mask);
+	ours.sa_flags = SA_SIGINFO | SA_ONSTACK; /* kernel_set for the default */
 	for (size_t i = 0; i < sizeof(fatal) / sizeof(fatal[0]); i++) {
 		int sig = fatal[i];
 		struct sigaction cur;
-		if (real_sigaction(sig, NULL, &cur) < 0)
+		if (real_sigaction(sig, &ours, &cur) < 0)
 			continue;
 		s_act[sig].user = cur;
-		if (kernel_set(sig, &cur) == 0)
+		if (cur.sa_handler != SIG_DFL && kernel_set(sig, &cur) < 0)
+			real_sigaction(sig, &cur, NULL); /* the program's, untouched */
+		else
 			atomic_store(&s_act[sig].on, 1);
+		if (atomic_exchange(&s_act[sig].early, 0))
+			syscall(SYS_tgkill, getpid(), sys_gettid(), sig);
 	}
 }

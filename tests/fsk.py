@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -170,6 +171,44 @@ def run_traced(argv, timeout=60, cwd=None, env=None, stdin_data=b"", wrap=(),
         extra["FORKSCOPE_LIB"] = lib
     cmd = list(wrap) + [fsk(), "run", "-o", trace] + list(options) + ["--"] + list(argv)
     return _run(cmd, timeout, cwd, extra, stdin_data, trace)
+
+
+REC_SCAN, REC_REGION, REC_SCAN_END = 17, 18, 19
+SCAN_PFN_VISIBLE = 1
+KINDS = [None, "text", "rodata", "data", "bss", "heap", "stack", "thread_stack", "anon",
+         "file", "lib", "shm", "vdso", "vvar", "forkscope"]
+
+
+def stream_scans(path):
+    """[(trigger, flags, cost_ns, [region dict])] of one raw stream file,
+    in order, read from its SCAN/REGION/SCAN_END records."""
+    b = open(path, "rb").read()
+    off = struct.unpack_from("<I", b, 12)[0]
+    out, cur = [], None
+    while off + 16 <= len(b):
+        typ, size = struct.unpack_from("<HH", b, off)
+        if typ & 0x8000:  # an 8-byte tiny malloc record
+            off += 8
+            continue
+        if size < 16 or off + size > len(b):
+            break
+        p = b[off + 16: off + size]
+        if typ == REC_SCAN:
+            _, trig, flags = struct.unpack_from("<IHH", p)
+            cur = [trig, flags, 0, []]
+        elif typ == REC_REGION and cur is not None:
+            v = struct.unpack_from("<QQQQIHHIIIIIIII", p)
+            plen = struct.unpack_from("<I", p, 72)[0]
+            cur[3].append(dict(start=v[0], end=v[1], kind=KINDS[v[5]] if v[5] < len(KINDS) else v[5],
+                               perms=v[6], resident=v[7], swapped=v[8], shared=v[9], unshared=v[10],
+                               first_touch=v[11], shared_at_fork=v[12], copied=v[14],
+                               path=p[76:76 + plen].decode("utf-8", "replace")))
+        elif typ == REC_SCAN_END and cur is not None:
+            cur[2] = struct.unpack_from("<Q", p, 8)[0]
+            out.append(tuple(cur))
+            cur = None
+        off += size
+    return out
 
 
 def load_report(trace, timeout=120):

@@ -7,49 +7,15 @@ none of them. tests/progs/scan_cost smaps: the child's EXIT scan must agree
 with the /proc/self/smaps it printed just before, within two pages.
 Runs as root and, via setpriv, as nobody."""
 import os
-import struct
 import sys
 
 sys.dont_write_bytecode = True
 import fsk  # noqa: E402
 from fsk import check, note, num  # noqa: E402
 
-REC_SCAN, REC_REGION, REC_SCAN_END = 17, 18, 19
-KINDS = [None, "text", "rodata", "data", "bss", "heap", "stack", "thread_stack", "anon",
-         "file", "lib", "shm", "vdso", "vvar", "forkscope"]
 EXPECT_KIND = {"data": "data", "bss": "bss", "heap": "heap", "anon": "anon", "big": "anon"}
-PFN_VISIBLE = 1
-
-
-def scans(path):
-    """[(trigger, flags, cost_ns, [region dict])] of one stream, in order."""
-    b = open(path, "rb").read()
-    off = struct.unpack_from("<I", b, 12)[0]
-    out, cur = [], None
-    while off + 16 <= len(b):
-        typ, size = struct.unpack_from("<HH", b, off)
-        if typ & 0x8000:  # an 8-byte tiny malloc record
-            off += 8
-            continue
-        if size < 16 or off + size > len(b):
-            break
-        p = b[off + 16: off + size]
-        if typ == REC_SCAN:
-            _, trig, flags = struct.unpack_from("<IHH", p)
-            cur = [trig, flags, 0, []]
-        elif typ == REC_REGION and cur is not None:
-            v = struct.unpack_from("<QQQQIHHIIIIIIII", p)
-            plen = struct.unpack_from("<I", p, 72)[0]
-            cur[3].append(dict(start=v[0], end=v[1], kind=KINDS[v[5]] if v[5] < len(KINDS) else v[5],
-                               perms=v[6], resident=v[7], swapped=v[8], shared=v[9], unshared=v[10],
-                               first_touch=v[11], shared_at_fork=v[12], copied=v[14],
-                               path=p[76:76 + plen].decode("utf-8", "replace")))
-        elif typ == REC_SCAN_END and cur is not None:
-            cur[2] = struct.unpack_from("<Q", p, 8)[0]
-            out.append(tuple(cur))
-            cur = None
-        off += size
-    return out
+PFN_VISIBLE = fsk.SCAN_PFN_VISIBLE
+scans = fsk.stream_scans
 
 
 def stream_of(trace, pid):

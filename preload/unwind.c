@@ -8,14 +8,20 @@
  * claimed by a CAS on its key, filled, then published by storing its id.
  * A reader that meets a claimed slot that is not published yet treats it
  * as a miss (a fork may have frozen it half filled in the child), at worst
- * interning the same stack twice. A fork child inherits the table and the
- * id counter; its stream is new, so every slot carries the generation of
- * the stream that has its STACK record and a child (new generation)
- * writes the record again the first time it uses an inherited id.
+ * interning the same stack twice. The thread that interns a stack writes
+ * its STACK record.
+ *
+ * A fork child inherits the table and the id counter, and the ids with
+ * them: its stream's header says where its own ids start (stack_base, see
+ * trace.h) and the viewer finds an inherited id in the parent's stream.
+ * So a child writes no record again and never writes to the table's
+ * pages just to use them (each such write would copy a page the parent
+ * still shares).
  *
  * MODULE records (path, build-id, load bias) for the viewer's symbolizer
- * go out with the first STACK of a stream, and again when a new stack
- * holds an address outside every known module after a dlopen.
+ * go out with the first STACK of a process (a fork child has its
+ * parent's), and again when a new stack holds an address outside every
+ * known module after a dlopen.
  */
 #define UNW_LOCAL_ONLY
 #include <elf.h>
@@ -37,7 +43,6 @@
 struct unwind_slot {
 	_Atomic uint64_t key;           /* hash of the addresses; 0 = free */
 	_Atomic uint32_t id;            /* 0 while being filled */
-	_Atomic uint32_t gen;           /* stream generation that has its STACK */
 	uint32_t off;                   /* into s_pool */
 	uint32_t depth;
 };
@@ -48,20 +53,21 @@ struct unwind_mod {
 	uint8_t build_id[20];
 	uint32_t build_id_len;
 	uint32_t path_off;              /* into s_paths */
-	_Atomic uint32_t gen;           /* stream generation that has its MODULE */
+	_Atomic uint32_t written;       /* its MODULE record is out (here or in
+					   an ancestor's stream) */
 };
 
 static struct unwind_slot *s_slots;
 static uint64_t *s_pool;
 static _Atomic uint32_t s_pool_used, s_slots_used, s_next_id = 1;
-static _Atomic uint32_t s_gen = 1;      /* bumped in every fork child */
+static uint32_t s_base;                 /* fork child: the first id of its own */
 static _Atomic int s_full_noted;
 
 static struct unwind_mod *s_mods;      /* UNWIND_MODS */
 static char *s_paths;                   /* UNWIND_PATHS bytes */
 static uint32_t s_paths_used;
 static _Atomic uint32_t s_nmods;
-static _Atomic uint64_t s_mods_done;    /* gen << 32 | nmods all written in gen */
+static _Atomic uint32_t s_mods_done;    /* the first s_mods_done modules are written */
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
 static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
@@ -154,7 +160,7 @@ static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	m->path_off = s_paths_used;
 	__builtin_memcpy(s_paths + s_paths_used, path, len + 1);
 	s_paths_used += len + 1;
-	atomic_store(&m->gen, 0);
+	atomic_store(&m->written, 0);
 	atomic_store(&s_nmods, n + 1);
 	return 0;
 }
@@ -200,17 +206,16 @@ static void unwind_put(void *rec, uint32_t size, int direct)
 	emit_commit();
 }
 
-/* Writes the MODULE records this stream has not had yet. */
-static void unwind_mods_emit(uint32_t gen, int direct)
+/* Writes the MODULE records not written yet. */
+static void unwind_mods_emit(int direct)
 {
 	uint32_t n = atomic_load(&s_nmods);
-	uint64_t done = (uint64_t)gen << 32 | n;
-	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == done)
+	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == n)
 		return; /* the common case: one load instead of a walk */
 	for (uint32_t i = 0; i < n; i++) {
 		struct unwind_mod *m = &s_mods[i];
-		uint32_t g = atomic_load(&m->gen);
-		if (g == gen || !atomic_compare_exchange_strong(&m->gen, &g, gen))
+		uint32_t w = 0;
+		if (atomic_load(&m->written) || !atomic_compare_exchange_strong(&m->written, &w, 1))
 			continue;
 		char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_module) + 4 + 4096 + 8];
 		struct fsk_rec *h = (void *)buf;
@@ -225,7 +230,7 @@ static void unwind_mods_emit(uint32_t gen, int direct)
 		md->build_id_len = m->build_id_len;
 		unwind_put(buf, (uint32_t)(p - buf), direct);
 	}
-	atomic_store_explicit(&s_mods_done, done, memory_order_relaxed);
+	atomic_store_explicit(&s_mods_done, n, memory_order_relaxed);
 }
 
 /* The table, libunwind's cache and the objects loaded so far, made by the
@@ -239,8 +244,7 @@ static _Atomic int s_state; /* 0 not made, 1 being made, 2 made, -1 off,
 
 static int unwind_make(void)
 {
-	/* registered as ours, so a fork child writing them (generations)
-	 * breaks no COW of the program's */
+	/* registered as ours: scans leave them out */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
 	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
 	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
@@ -334,7 +338,6 @@ static struct unwind_slot *unwind_intern(const uint64_t *ips, uint32_t n, int *f
 			s_pool[off + k2] = ips[k2];
 		s->off = off;
 		s->depth = n;
-		atomic_store_explicit(&s->gen, 0, memory_order_relaxed);
 		atomic_store_explicit(&s->id, atomic_fetch_add(&s_next_id, 1), memory_order_release);
 		*fresh = 1;
 		return s;
@@ -358,12 +361,10 @@ static void unwind_emit_stack(const struct unwind_slot *s, int direct)
 }
 
 /* The thread's last stack from unw_backtrace: a loop that allocates
- * repeats it, and one compare then stands for the hash, the probe and the
- * generation checks. The id is valid only in the generation (stream)
- * whose STACK record it had. */
+ * repeats it, and one compare then stands for the hash and the probe. */
 #define UNWIND_LAST 32
 static __thread uint64_t t_last_ips[UNWIND_LAST];
-static __thread uint32_t t_last_n, t_last_id, t_last_gen;
+static __thread uint32_t t_last_n, t_last_id;
 
 static int unwind_is_last(const uint64_t *ips, uint32_t n)
 {
@@ -375,9 +376,9 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n)
 	return 1;
 }
 
-/* ips[0..n) as an id: interned, with the STACK and MODULE records this
- * stream lacks written first. 0 when the table is full. */
-static uint32_t unwind_id(const uint64_t *ips, uint32_t n, uint32_t gen, int direct)
+/* ips[0..n) as an id: interned, with its STACK record (and MODULE records
+ * not written yet) written first when it is new. 0 when the table is full. */
+static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 {
 	int fresh;
 	struct unwind_slot *s = unwind_intern(ips, n, &fresh);
@@ -386,23 +387,21 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, uint32_t gen, int dir
 			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 		return 0;
 	}
-	if (fresh) {
-		/* A new stack: objects loaded since the last scan (dlopen)
-		 * join the module list before the viewer needs them. */
-		for (uint32_t i = 0; i < n; i++) {
-			if (unwind_known(ips[i]))
-				continue;
-			unsigned long long adds = 0;
-			dl_iterate_phdr(unwind_adds_cb, &adds);
-			if (adds != s_mods_adds)
-				unwind_mods_scan();
-			break;
-		}
+	if (!fresh)
+		return atomic_load(&s->id);
+	/* A new stack: objects loaded since the last scan (dlopen) join the
+	 * module list before the viewer needs them. */
+	for (uint32_t i = 0; i < n; i++) {
+		if (unwind_known(ips[i]))
+			continue;
+		unsigned long long adds = 0;
+		dl_iterate_phdr(unwind_adds_cb, &adds);
+		if (adds != s_mods_adds)
+			unwind_mods_scan();
+		break;
 	}
-	unwind_mods_emit(gen, direct);
-	uint32_t g = atomic_load(&s->gen);
-	if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
-		unwind_emit_stack(s, direct);
+	unwind_mods_emit(direct);
+	unwind_emit_stack(s, direct);
 	return atomic_load(&s->id);
 }
 
@@ -422,39 +421,29 @@ static uint32_t unwind_backtrace(uint64_t *ips, int depth)
 	return n;
 }
 
-/* The capture when the cache could not answer with an id. f: the
- * program's first frame (f->ip 0: unknown); n, cached: the stack when the
- * cache holds it without an id for this generation. */
-static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, const uint64_t *cached,
-				  uint32_t gen, int direct)
+/* The capture when the cache could not answer. f: the program's first
+ * frame (f->ip 0: unknown). */
+static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 {
 	int guard = t_guard;
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
 	uint32_t id = 0;
-	if (n) {
-		/* the stack the cache holds, in a new generation: intern it once */
-		id = unwind_id(cached, n, gen, direct);
-		unwind_cache_set_id(id, gen);
-		goto out;
-	}
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
-	n = unwind_backtrace(ips, depth);
+	uint32_t n = unwind_backtrace(ips, depth);
 	if (!n)
 		goto out;
-	int again = unwind_is_last(ips, n);
-	if (again && t_last_gen == gen)
+	if (unwind_is_last(ips, n))
 		id = t_last_id;
 	else
-		id = unwind_id(ips, n, gen, direct);
+		id = unwind_id(ips, n, direct);
 	if (id && n <= UNWIND_LAST) {
 		for (uint32_t i = 0; i < n; i++)
 			t_last_ips[i] = ips[i];
 		t_last_n = n;
 		t_last_id = id;
-		t_last_gen = gen;
 	}
-	unwind_cache_missed(f, ips, n, (uint32_t)depth, id, gen);
+	unwind_cache_missed(f, ips, n, (uint32_t)depth, id);
 out:
 	t_guard = guard;
 	return id;
@@ -476,12 +465,10 @@ uint32_t unwind_stack(int direct)
 			return 0;
 		}
 	}
-	uint32_t gen = atomic_load_explicit(&s_gen, memory_order_relaxed), n = 0;
 	struct unwind_frame f;
-	const uint64_t *cached = NULL;
-	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi, gen, &n, &cached);
-	if (!id || id == UINT32_MAX)
-		id = unwind_stack_slow(&f, id ? n : 0, cached, gen, direct);
+	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi);
+	if (!id)
+		id = unwind_stack_slow(&f, direct);
 	t_unwinding = 0;
 	return id;
 }
@@ -498,15 +485,22 @@ void unwind_prefork(void)
 	t_unwinding = 0;
 }
 
-/* In a fork child: a new stream, so a new generation; a scan another
- * thread of the parent was running is gone with that thread. */
+/* In a fork child, before its stream opens: the ids interned so far are
+ * the parent's, the child's own start at s_base; a scan another thread of
+ * the parent was running is gone with that thread. */
 void unwind_fork_child(void)
 {
 	/* A thread of the parent was starting libunwind when another forked:
 	 * its lock may be held for good here, so this child takes no stacks. */
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
-	atomic_fetch_add(&s_gen, 1);
-	atomic_store(&s_mods_lock, 0);
+	s_base = atomic_load(&s_next_id);
+	if (atomic_load(&s_mods_lock))
+		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();
+}
+
+uint32_t unwind_stack_base(void)
+{
+	return s_base;
 }

@@ -5,6 +5,8 @@
  * buffers independently, so a record may be read before the STACK it names:
  * resolving only after every stream's records are in makes order moot.
  * A stack is then one index across the whole trace (STACKS_NONE: none).
+ * A fork child's stream inherits the ids below its header's stack_base
+ * and the modules of its parent's stream (trace.h, "Stack ids").
  */
 #ifndef FORKSCOPE_STACKS_H
 #define FORKSCOPE_STACKS_H
@@ -39,7 +41,11 @@ struct stacks_stack {
 
 struct stacks_stream {
 	const struct reader_stream *s;
-	size_t *mods;                   /* indexes in stacks.mods, by base */
+	size_t parent;                  /* index of the stream it inherits
+	                                   from, or STACKS_NONE */
+	uint32_t base;                  /* ids below it are inherited */
+	size_t *mods;                   /* indexes in stacks.mods, by base; a
+	                                   child's own, then its parent's */
 	size_t nmods, cap;
 	struct table ids;               /* STACK id -> stack index + 1 */
 	struct table ips;               /* lone address -> stack index + 1 */
@@ -59,7 +65,8 @@ struct stacks {
 int stacks_build(struct stacks *st, const struct load *l);
 void stacks_free(struct stacks *st);
 
-/* The stack that record of stream s names by id, or STACKS_NONE. */
+/* The stack that record of stream s names by id (inherited ones
+ * included), or STACKS_NONE. */
 size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id);
 
 /* A one-frame stack of the address stored little-endian at ip_le (e.g. a

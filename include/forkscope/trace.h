@@ -92,6 +92,21 @@
  *   REALLOC   the new block is recorded (old_addr may be a block the
  *             trace never saw: nothing to remove then), or the call failed
  *             or freed (size 0) a recorded block.
+ *
+ * Stack ids (version 4). A STACK record defines an id for its stream and
+ * every id is defined once per process lineage, not once per stream: a
+ * fork child inherits its parent's ids. Its header's stack_base says which:
+ * an id the child uses that its own stream does not define, and that is
+ * below stack_base, is the one its parent's stream defines (the stream of
+ * pid ppid whose image forked it, the one running at parent_start_ns),
+ * resolved there by the same rule, up the chain of forks. Ids from
+ * stack_base up are the child's own, so ids the parent and the child
+ * intern after the fork may be equal and never mix. The parent's STACK
+ * record of an inherited id may come later in the parent's file than the
+ * fork (another thread's buffer). MODULE records are inherited the same
+ * way: the modules of a fork child are its own and its parent's (its own
+ * first where both name one base). An exec'd image inherits nothing
+ * (stack_base 0). A version 1-3 header ends before stack_base (80 bytes).
  */
 #ifndef FORKSCOPE_TRACE_H
 #define FORKSCOPE_TRACE_H
@@ -99,8 +114,9 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 3               /* 2: compact malloc records (22..26);
-                                       3: tiny malloc records (FSK_TINY) */
+#define FSK_VERSION 4               /* 2: compact malloc records (22..26);
+                                       3: tiny malloc records (FSK_TINY);
+                                       4: inherited stack ids (stack_base) */
 #define FSK_STREAM_SUFFIX ".fst"
 /* An empty file a process made ahead for its next fork child, which
  * renames it to its stream name: not a stream; `forkscope run` removes
@@ -137,7 +153,13 @@ struct fsk_header {
 	uint64_t parent_start_ns;  /* fork child: parent's fork timestamp; else 0 */
 	uint32_t stack_depth;      /* FORKSCOPE_STACK_DEPTH in effect */
 	uint32_t scan_ms;          /* FORKSCOPE_SCAN_MS in effect (0 = off) */
-};                                 /* 80 bytes */
+	/* version 4 (header_fixed 88; versions 1-3 end here, at 80 bytes) */
+	uint32_t stack_base;       /* fork child: stack ids below it that this
+	                              stream does not define are its parent's
+	                              (see "Stack ids" at the top); else 0 */
+	uint32_t pad;
+};                                 /* 88 bytes */
+#define FSK_HEADER_V3 80u          /* header_fixed of versions 1 to 3 */
 
 struct fsk_rec {
 	uint16_t type;             /* enum fsk_rec_type */
@@ -526,7 +548,7 @@ struct fsk_sample {                /* first record of a sampled stream */
 };
 
 /* The layout is the contract: any change here is a format version bump. */
-_Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
+_Static_assert(sizeof(struct fsk_header) == 88, "fsk_header");
 _Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
 _Static_assert(sizeof(struct fsk_alloc) == 24, "fsk_alloc");
 _Static_assert(sizeof(struct fsk_free) == 16, "fsk_free");

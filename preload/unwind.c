@@ -1,15 +1,21 @@
 /*
  * Call stacks: the thread's last repeated stack from unwind_cache.c when it
  * is still the stack, else captured with libunwind's unw_backtrace (its
- * fast path, with a per-thread cache); interned per process, written as a
- * STACK record the first time a stream uses one and as an id afterwards.
+ * fast path, with a per-thread cache); interned per process (and its fork
+ * children), written as a STACK record once and as an id afterwards.
  *
- * The intern table lives in our own mappings and is lock-free: a slot is
- * claimed by a CAS on its key, filled, then published by storing its id.
- * A reader that meets a claimed slot that is not published yet treats it
- * as a miss (a fork may have frozen it half filled in the child), at worst
- * interning the same stack twice. The thread that interns a stack writes
- * its STACK record.
+ * The intern table lives in our own mappings and is lock-free. A stack
+ * takes the next id, and its entry (where its addresses are in the pool)
+ * is the id's: both are dense, so they take pages as stacks come. The
+ * index to them is a series of open-addressing tables, each twice the
+ * size of the one before, the next one used once the last is 3/4 full;
+ * entries never move. A slot holds the hash's top half and the id, and
+ * one CAS both claims and publishes it after the entry is filled, so a
+ * reader never meets a half-made entry (nor a fork child one a parent's
+ * thread was making). A lookup probes every table in use, the newest
+ * first; two threads interning one new stack at once may give it two
+ * ids, which is harmless. The thread that interns a stack writes its
+ * STACK record.
  *
  * A fork child inherits the table and the id counter, and the ids with
  * them: its stream's header says where its own ids start (stack_base, see
@@ -33,16 +39,16 @@
 #include "fsk.h"
 #include "scan.h"
 
-#define UNWIND_SLOTS (1u << 17)         /* power of two */
-#define UNWIND_FILL (UNWIND_SLOTS / 4 * 3)
+#define UNWIND_SLOTS0 (1u << 10)        /* slots of the first index table */
+#define UNWIND_LEVELS 8                 /* tables of 2^10 .. 2^17 slots */
+#define UNWIND_INDEX (UNWIND_SLOTS0 * ((1u << UNWIND_LEVELS) - 1)) /* all slots */
+#define UNWIND_IDS (UNWIND_INDEX / 4 * 3) /* stacks at most */
 #define UNWIND_POOL (1u << 22)          /* return addresses, 32 MiB virtual */
 #define UNWIND_SKIP 8                   /* our own frames at most */
 #define UNWIND_MODS 512
 #define UNWIND_PATHS (64u * 1024u)
 
-struct unwind_slot {
-	_Atomic uint64_t key;           /* hash of the addresses; 0 = free */
-	_Atomic uint32_t id;            /* 0 while being filled */
+struct unwind_entry {                   /* of id i at s_entries[i - 1] */
 	uint32_t off;                   /* into s_pool */
 	uint32_t depth;
 };
@@ -57,9 +63,14 @@ struct unwind_mod {
 					   an ancestor's stream) */
 };
 
-static struct unwind_slot *s_slots;
+/* index table k: UNWIND_SLOTS0 << k slots at s_index + UNWIND_SLOTS0 *
+ * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free */
+static _Atomic uint64_t *s_index;
+static _Atomic uint32_t s_level;        /* the newest table in use */
+static _Atomic uint32_t s_level_taken[UNWIND_LEVELS]; /* slots claimed */
+static struct unwind_entry *s_entries;  /* UNWIND_IDS */
 static uint64_t *s_pool;
-static _Atomic uint32_t s_pool_used, s_slots_used, s_next_id = 1;
+static _Atomic uint32_t s_pool_used, s_ids_used; /* the last id given */
 static uint32_t s_base;                 /* fork child: the first id of its own */
 static _Atomic int s_full_noted;
 
@@ -246,12 +257,15 @@ static int unwind_make(void)
 {
 	/* registered as ours: scans leave them out */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
-	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
+	s_index = s_mods ? scan_map(UNWIND_INDEX * sizeof(*s_index)) : NULL;
+	s_entries = s_index ? scan_map(UNWIND_IDS * sizeof(*s_entries)) : NULL;
+	s_pool = s_entries ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
 	if (!s_pool) {
 		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-		scan_unmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
-		s_slots = NULL;
+		scan_unmap((void *)s_index, UNWIND_INDEX * sizeof(*s_index));
+		scan_unmap(s_entries, UNWIND_IDS * sizeof(*s_entries));
+		s_index = NULL;
+		s_entries = NULL;
 		s_mods = NULL;
 		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
 		return 0;
@@ -294,69 +308,101 @@ static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
 	return h ? h : 1;
 }
 
-static int unwind_same(const struct unwind_slot *s, const uint64_t *ips, uint32_t n)
+static int unwind_same(uint32_t id, const uint64_t *ips, uint32_t n)
 {
-	if (s->depth != n)
+	const struct unwind_entry *e = &s_entries[id - 1];
+	if (e->depth != n)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (s_pool[s->off + i] != ips[i])
+		if (s_pool[e->off + i] != ips[i])
 			return 0;
 	return 1;
 }
 
-/* The published slot holding ips, a new one, or NULL when the table or the
- * pool is full. *fresh = 1 when this call interned it. */
-static struct unwind_slot *unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+static _Atomic uint64_t *unwind_table(uint32_t k)
 {
-	uint64_t key = unwind_hash(ips, n);
-	*fresh = 0;
-	for (uint32_t i = (uint32_t)key & (UNWIND_SLOTS - 1), probes = 0; probes < UNWIND_SLOTS;
-	     i = (i + 1) & (UNWIND_SLOTS - 1), probes++) {
-		struct unwind_slot *s = &s_slots[i];
-		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
-		if (k == key) {
-			if (atomic_load_explicit(&s->id, memory_order_acquire) && unwind_same(s, ips, n))
-				return s;
-			continue;
-		}
-		if (k)
-			continue;
-		if (atomic_load_explicit(&s_slots_used, memory_order_relaxed) >= UNWIND_FILL)
-			return NULL;
-		uint64_t zero = 0;
-		if (!atomic_compare_exchange_strong(&s->key, &zero, key)) {
-			if (zero == key && atomic_load_explicit(&s->id, memory_order_acquire) &&
-			    unwind_same(s, ips, n))
-				return s;
-			continue;
-		}
-		atomic_fetch_add(&s_slots_used, 1);
-		uint32_t off = atomic_fetch_add(&s_pool_used, n);
-		if (off + n > UNWIND_POOL)
-			return NULL; /* the slot stays claimed and unpublished: a miss */
-		for (uint32_t k2 = 0; k2 < n; k2++)
-			s_pool[off + k2] = ips[k2];
-		s->off = off;
-		s->depth = n;
-		atomic_store_explicit(&s->id, atomic_fetch_add(&s_next_id, 1), memory_order_release);
-		*fresh = 1;
-		return s;
-	}
-	return NULL;
+	return s_index + UNWIND_SLOTS0 * ((1u << k) - 1);
 }
 
-static void unwind_emit_stack(const struct unwind_slot *s, int direct)
+/* The id of ips in index table k, or 0. */
+static uint32_t unwind_find(uint32_t k, uint64_t key, const uint64_t *ips, uint32_t n)
 {
+	_Atomic uint64_t *t = unwind_table(k);
+	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
+	for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+		uint64_t v = atomic_load_explicit(&t[i], memory_order_acquire);
+		if (!v)
+			return 0; /* a table is never full: the probe ends */
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+			return (uint32_t)v;
+	}
+}
+
+/* Puts id (filled) in index table k unless another thread put ips there
+ * first: id, that thread's id, or 0 when table k has no slot to spare. */
+static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const uint64_t *ips, uint32_t n)
+{
+	/* at most 3/4 of a table is ever claimed, so probes end */
+	if (atomic_fetch_add(&s_level_taken[k], 1) >= (UNWIND_SLOTS0 << k) / 4 * 3)
+		return 0;
+	_Atomic uint64_t *t = unwind_table(k);
+	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
+	uint64_t slot = key >> 32 << 32 | id;
+	for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+		uint64_t v = 0;
+		if (atomic_compare_exchange_strong_explicit(&t[i], &v, slot, memory_order_release,
+							    memory_order_acquire))
+			return id;
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+			return (uint32_t)v;
+	}
+}
+
+/* The id of ips, a new one, or 0 when the table or the pool is full.
+ * *fresh = 1 when this call interned it. */
+static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+{
+	uint64_t key = unwind_hash(ips, n);
+	uint32_t top = atomic_load_explicit(&s_level, memory_order_acquire), id;
+	*fresh = 0;
+	for (uint32_t k = top + 1; k-- > 0;)
+		if ((id = unwind_find(k, key, ips, n)))
+			return id;
+	id = atomic_fetch_add(&s_ids_used, 1) + 1;
+	uint32_t off = atomic_fetch_add(&s_pool_used, n);
+	if (id > UNWIND_IDS || off + n > UNWIND_POOL)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		s_pool[off + i] = ips[i];
+	s_entries[id - 1].off = off;
+	s_entries[id - 1].depth = n;
+	for (uint32_t k = top; k < UNWIND_LEVELS; k++) {
+		uint32_t got = unwind_index_add(k, key, id, ips, n);
+		if (got) {
+			*fresh = got == id;
+			return got;
+		}
+		/* table k is full: on to the next one */
+		uint32_t expect = k;
+		if (k + 1 < UNWIND_LEVELS)
+			atomic_compare_exchange_strong(&s_level, &expect, k + 1);
+	}
+	return 0;
+}
+
+static void unwind_emit_stack(uint32_t id, int direct)
+{
+	const struct unwind_entry *e = &s_entries[id - 1];
 	char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_stack) + 8 * FSK_STACK_MAX];
 	struct fsk_rec *h = (void *)buf;
 	struct fsk_stack *st = (void *)(h + 1);
 	uint64_t *ips = (void *)(st + 1);
-	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * s->depth);
+	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * e->depth);
 	fsk_rec_init(h, FSK_REC_STACK, size, sys_now_ns());
-	st->id = atomic_load(&s->id);
-	st->depth = s->depth;
-	for (uint32_t i = 0; i < s->depth; i++)
-		ips[i] = s_pool[s->off + i];
+	st->id = id;
+	st->depth = e->depth;
+	for (uint32_t i = 0; i < e->depth; i++)
+		ips[i] = s_pool[e->off + i];
 	unwind_put(buf, size, direct);
 }
 
@@ -381,14 +427,14 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n)
 static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 {
 	int fresh;
-	struct unwind_slot *s = unwind_intern(ips, n, &fresh);
-	if (!s) {
+	uint32_t id = unwind_intern(ips, n, &fresh);
+	if (!id) {
 		if (!atomic_exchange(&s_full_noted, 1))
 			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 		return 0;
 	}
 	if (!fresh)
-		return atomic_load(&s->id);
+		return id;
 	/* A new stack: objects loaded since the last scan (dlopen) join the
 	 * module list before the viewer needs them. */
 	for (uint32_t i = 0; i < n; i++) {
@@ -401,8 +447,8 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 		break;
 	}
 	unwind_mods_emit(direct);
-	unwind_emit_stack(s, direct);
-	return atomic_load(&s->id);
+	unwind_emit_stack(id, direct);
+	return id;
 }
 
 /* The stack from libunwind: our own frames (the top ones in our text)
@@ -494,7 +540,7 @@ void unwind_fork_child(void)
 	 * its lock may be held for good here, so this child takes no stacks. */
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
-	s_base = atomic_load(&s_next_id);
+	s_base = atomic_load(&s_ids_used) + 1;
 	if (atomic_load(&s_mods_lock))
 		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();

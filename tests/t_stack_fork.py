@@ -11,7 +11,12 @@ parent's stream defined below the child's stack_base (no STACK written
 again) and has no MODULE record (the child loads nothing), its own ids
 start at stack_base, and the parent and the child both intern ids from
 stack_base on after the fork (so equal ids of the two sides really meet).
+tests/progs/stack_many then has 4 threads intern the same 4096 new stacks
+at once (the intern table grows by tables as it fills), a fork child use
+them and intern 4096 stacks of its own while its parent does: every chain
+and its bytes must be exact in both processes.
 Run with the normal and the strict library."""
+import collections
 import os
 import struct
 import sys
@@ -67,13 +72,19 @@ def check_chains(tag, r, roles):
         fsk.check_chains("%s.%s" % (tag, role), want[pid], got.get(pid, {}), "leaf".__eq__, program_chain)
 
 
-def check_streams(tag, r, roles):
+def streams(trace):
+    """{pid: stream_info} of a trace whose processes run one image each."""
     info = {}
-    for name in os.listdir(r.trace):
+    for name in os.listdir(trace):
         if name.endswith(".fst"):
-            i = stream_info(os.path.join(r.trace, name))
+            i = stream_info(os.path.join(trace, name))
             info[i["pid"]] = i
-    for role, parent_role in (("child", "parent"), ("grandchild", "child")):
+    return info
+
+
+def check_streams(tag, r, roles, pairs=(("child", "parent"), ("grandchild", "child"))):
+    info = streams(r.trace)
+    for role, parent_role in pairs:
         c, p = info.get(roles[role]), info.get(roles[parent_role])
         if not check("%s.%s.stream" % (tag, role), c and p and c["version"] == 4,
                      "streams of pids %r" % sorted(info)):
@@ -106,10 +117,57 @@ def run(tag, lib=None):
     check_streams(tag, r, roles)
 
 
+def many_chains(kv):
+    """{chain: bytes} that stack_many says one process allocated."""
+    bits, threads = num(kv["bits"]), num(kv["threads"])
+    want = {}
+    for code in range(1 << bits):
+        path = ";".join("b" if code >> i & 1 else "a" for i in range(bits))
+        size = 16 + code % 61 * 8
+        want["thread_main;walk;%s;leaf" % path] = threads * size
+        want["main;%s;walk;%s;leaf" % (kv["roots"], path)] = size
+    return want
+
+
+def run_many(tag, lib=None):
+    """Thousands of stacks: the intern table grows past its first tables
+    while 4 threads intern the same new stacks at once, and a fork child
+    uses them and interns as many of its own."""
+    r = fsk.run_traced([fsk.prog("stack_many")], cwd=fsk.tmpdir(), timeout=300, lib=lib)
+    if not check(tag + ".ran", r.rc == 0 and not r.timed_out, r.describe()):
+        return
+    said = {num(kv["pid"]): kv for kv in fsk.at_dicts(r.out, "many")}
+    roles = {("parent" if kv["roots"] == "p_root" else "child"): pid for pid, kv in said.items()}
+    if not check(tag + ".roles", sorted(roles) == ["child", "parent"], repr(said)):
+        return
+    got = fsk.collapsed(r.trace)
+    if not check(tag + ".export", got is not None, "export failed"):
+        return
+    funcs = {"main", "thread_main", "p_root", "c_root", "walk", "a", "b", "leaf"}
+    for role, pid in sorted(roles.items()):
+        want = many_chains(said[pid])
+        have = collections.Counter()
+        for frames, n in got.get(pid, {}).items():
+            if frames[-1] == "leaf":
+                first = min(i for i, f in enumerate(frames) if f in funcs)
+                have[";".join(frames[first:])] += n
+        wrong = sorted(c for c in set(want) | set(have) if want.get(c) != have.get(c))
+        check("%s.%s.chains" % (tag, role), len(want) == 2 << 12 and not wrong,
+              "%d of %d chains differ, e.g. %r" %
+              (len(wrong), len(want), [(c, want.get(c), have.get(c)) for c in wrong[:2]]))
+    info = streams(r.trace)
+    p = info.get(roles["parent"], {"stacks": {}})
+    check(tag + ".parent.stacks", len(p["stacks"]) >= 2 << 12,
+          "%d STACK records in the parent's stream" % len(p["stacks"]))
+    check_streams(tag, r, roles, (("child", "parent"),))
+
+
 def main():
-    fsk.require(fsk.prog("stack_fork"))
+    fsk.require(fsk.prog("stack_fork"), fsk.prog("stack_many"))
     run("fork")
     run("strict", fsk.env("FSK_STRICT_LIB"))
+    run_many("many")
+    run_many("many-strict", fsk.env("FSK_STRICT_LIB"))
     fsk.finish()
 
 

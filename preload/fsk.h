@@ -241,9 +241,9 @@ FSK_HIDDEN void scan_own_point(const void *p);
 FSK_HIDDEN uint32_t unwind_stack(int direct);
 FSK_HIDDEN void unwind_prefork(void);
 FSK_HIDDEN void unwind_fork_child(void);
-/* The header's stack_base: in a fork child the first id not inherited,
- * else 0 (trace.h). */
-FSK_HIDDEN uint32_t unwind_stack_base(void);
+/* The header's stack_table: 1 in a fork child that shares its parent's
+ * stack table, else 0 (trace.h). */
+FSK_HIDDEN uint32_t unwind_stack_table(void);
 /* Set while libunwind runs for us: the memory it maps is ours, not the
  * program's (unwind_mmap registers it so scans leave it out). */
 FSK_HIDDEN extern __thread int t_unwinding;

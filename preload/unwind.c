@@ -1,8 +1,9 @@
 /*
  * Call stacks: the thread's last repeated stack from unwind_cache.c when it
  * is still the stack, else captured with libunwind's unw_backtrace (its
- * fast path, with a per-thread cache); interned per process (and its fork
- * children), written as a STACK record once and as an id afterwards.
+ * fast path, with a per-thread cache); interned per stack group (an image
+ * and the processes forked from it), written as a STACK record once and
+ * as an id afterwards.
  *
  * The intern table lives in our own mappings and is lock-free. A stack
  * takes the next id, and its entry (where its addresses are in the pool)
@@ -17,12 +18,12 @@
  * ids, which is harmless. The thread that interns a stack writes its
  * STACK record.
  *
- * A fork child inherits the table and the id counter, and the ids with
- * them: its stream's header says where its own ids start (stack_base, see
- * trace.h) and the viewer finds an inherited id in the parent's stream.
- * So a child writes no record again and never writes to the table's
- * pages just to use them (each such write would copy a page the parent
- * still shares).
+ * The table is shared memory: a fork child shares it with its parent (and
+ * its siblings), so a stack one of them interned is the others' too, and
+ * the viewer finds its STACK record in the stream of the process that
+ * interned it (stack_table in the header, see trace.h). A bash's children
+ * then intern the stacks of their common path between fork and exec once,
+ * not once each, and no write to the table ever copies a page.
  *
  * MODULE records (path, build-id, load bias) for the viewer's symbolizer
  * go out with the first STACK of a process (a fork child has its
@@ -31,10 +32,14 @@
  */
 #define UNW_LOCAL_ONLY
 #include <elf.h>
+#include <errno.h>
 #include <libunwind.h>
 #include <link.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fsk.h"
 #include "scan.h"
@@ -63,15 +68,23 @@ struct unwind_mod {
 					   an ancestor's stream) */
 };
 
-/* index table k: UNWIND_SLOTS0 << k slots at s_index + UNWIND_SLOTS0 *
- * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free */
+/* The counters of the shared table, in its first page. */
+struct unwind_shared {
+	_Atomic uint32_t level;         /* the newest index table in use */
+	_Atomic uint32_t level_taken[UNWIND_LEVELS]; /* slots claimed */
+	_Atomic uint32_t ids_used;      /* the last id given */
+	_Atomic uint32_t pool_used;
+};
+
+/* One shared mapping: the counters' page, the index, the entries, the
+ * pool. Index table k: UNWIND_SLOTS0 << k slots at s_index +
+ * UNWIND_SLOTS0 * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free. */
+#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + 4095) & ~4095ul)
+static struct unwind_shared *s_sh;
 static _Atomic uint64_t *s_index;
-static _Atomic uint32_t s_level;        /* the newest table in use */
-static _Atomic uint32_t s_level_taken[UNWIND_LEVELS]; /* slots claimed */
 static struct unwind_entry *s_entries;  /* UNWIND_IDS */
 static uint64_t *s_pool;
-static _Atomic uint32_t s_pool_used, s_ids_used; /* the last id given */
-static uint32_t s_base;                 /* fork child: the first id of its own */
+static uint32_t s_inherited;            /* a fork child sharing its parent's table */
 static _Atomic int s_full_noted;
 
 static struct unwind_mod *s_mods;      /* UNWIND_MODS */
@@ -255,21 +268,31 @@ static _Atomic int s_state; /* 0 not made, 1 being made, 2 made, -1 off,
 
 static int unwind_make(void)
 {
-	/* registered as ours: scans leave them out */
+	/* registered as ours: scans leave them out. The table is shared
+	 * with the fork children to come (see the top), with a private page
+	 * above it: a shared anonymous mapping shows as a file (/dev/zero),
+	 * and scans take an anonymous mapping right above a file's for its
+	 * bss, here ours. */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	s_index = s_mods ? scan_map(UNWIND_INDEX * sizeof(*s_index)) : NULL;
-	s_entries = s_index ? scan_map(UNWIND_IDS * sizeof(*s_entries)) : NULL;
-	s_pool = s_entries ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
-	if (!s_pool) {
+	long r = s_mods ? syscall(SYS_mmap, 0, UNWIND_MAP + 4096, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : -ENOMEM;
+	if (!(r < 0 && r > -4096) &&
+	    syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != r) {
+		syscall(SYS_munmap, r, UNWIND_MAP + 4096);
+		r = -ENOMEM;
+	}
+	if (r < 0 && r > -4096) {
 		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-		scan_unmap((void *)s_index, UNWIND_INDEX * sizeof(*s_index));
-		scan_unmap(s_entries, UNWIND_IDS * sizeof(*s_entries));
-		s_index = NULL;
-		s_entries = NULL;
 		s_mods = NULL;
 		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
 		return 0;
 	}
+	scan_own_add((void *)r, UNWIND_MAP + 4096);
+	s_sh = (void *)r;
+	s_index = (void *)(r + 4096);
+	s_entries = (void *)(s_index + UNWIND_INDEX);
+	s_pool = (void *)(s_entries + UNWIND_IDS);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	unwind_mods_scan();
@@ -343,7 +366,7 @@ static uint32_t unwind_find(uint32_t k, uint64_t key, const uint64_t *ips, uint3
 static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const uint64_t *ips, uint32_t n)
 {
 	/* at most 3/4 of a table is ever claimed, so probes end */
-	if (atomic_fetch_add(&s_level_taken[k], 1) >= (UNWIND_SLOTS0 << k) / 4 * 3)
+	if (atomic_fetch_add(&s_sh->level_taken[k], 1) >= (UNWIND_SLOTS0 << k) / 4 * 3)
 		return 0;
 	_Atomic uint64_t *t = unwind_table(k);
 	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
@@ -363,13 +386,13 @@ static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const ui
 static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
 {
 	uint64_t key = unwind_hash(ips, n);
-	uint32_t top = atomic_load_explicit(&s_level, memory_order_acquire), id;
+	uint32_t top = atomic_load_explicit(&s_sh->level, memory_order_acquire), id;
 	*fresh = 0;
 	for (uint32_t k = top + 1; k-- > 0;)
 		if ((id = unwind_find(k, key, ips, n)))
 			return id;
-	id = atomic_fetch_add(&s_ids_used, 1) + 1;
-	uint32_t off = atomic_fetch_add(&s_pool_used, n);
+	id = atomic_fetch_add(&s_sh->ids_used, 1) + 1;
+	uint32_t off = atomic_fetch_add(&s_sh->pool_used, n);
 	if (id > UNWIND_IDS || off + n > UNWIND_POOL)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
@@ -385,7 +408,7 @@ static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
 		/* table k is full: on to the next one */
 		uint32_t expect = k;
 		if (k + 1 < UNWIND_LEVELS)
-			atomic_compare_exchange_strong(&s_level, &expect, k + 1);
+			atomic_compare_exchange_strong(&s_sh->level, &expect, k + 1);
 	}
 	return 0;
 }
@@ -531,22 +554,22 @@ void unwind_prefork(void)
 	t_unwinding = 0;
 }
 
-/* In a fork child, before its stream opens: the ids interned so far are
- * the parent's, the child's own start at s_base; a scan another thread of
- * the parent was running is gone with that thread. */
+/* In a fork child, before its stream opens: it shares the table its
+ * parent made (if any); a scan another thread of the parent was running is
+ * gone with that thread. */
 void unwind_fork_child(void)
 {
 	/* A thread of the parent was starting libunwind when another forked:
 	 * its lock may be held for good here, so this child takes no stacks. */
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
-	s_base = atomic_load(&s_ids_used) + 1;
+	s_inherited = atomic_load(&s_state) == 2;
 	if (atomic_load(&s_mods_lock))
 		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();
 }
 
-uint32_t unwind_stack_base(void)
+uint32_t unwind_stack_table(void)
 {
-	return s_base;
+	return s_inherited;
 }

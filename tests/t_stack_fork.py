@@ -1,16 +1,17 @@
 """Stack ids across forks (include/forkscope/trace.h, "Stack ids"):
-tests/progs/stack_fork makes a parent, a child and a grandchild allocate
-from stacks their parent had before the fork (the same return addresses)
-and from new ones, a thread of each among them, and prints the bytes each
-chain allocated per process. `forkscope export --format collapsed` must
-give exactly those chains and bytes per process, nothing else ending in
-leaf.
+tests/progs/stack_fork makes a parent, a child, a grandchild and a second
+child allocate from stacks a relative had before (the same return
+addresses) and from new ones, a thread of each among them, and prints the
+bytes each chain allocated per process. `forkscope export --format
+collapsed` must give exactly those chains and bytes per process, nothing
+else ending in leaf.
 
-The streams themselves: a fork child's stream defines no stack its
-parent's stream defined below the child's stack_base (no STACK written
-again) and has no MODULE record (the child loads nothing), its own ids
-start at stack_base, and the parent and the child both intern ids from
-stack_base on after the fork (so equal ids of the two sides really meet).
+The streams themselves (one stack group): every child's header says it
+shares its parent's table; no id has a STACK record in two streams; a
+stream defines no stack that a relative's stream defined before it
+started (no STACK written again: the child's stacks from before its fork,
+the second child's pc from its sibling), and a child has no MODULE record
+(it loads nothing).
 tests/progs/stack_many then has 4 threads intern the same 4096 new stacks
 at once (the intern table grows by tables as it fills), a fork child use
 them and intern 4096 stacks of its own while its parent does: every chain
@@ -26,17 +27,18 @@ import fsk  # noqa: E402
 from fsk import check, num  # noqa: E402
 
 PROG_FUNCS = {"main", "step", "pa", "pp", "pc", "pd", "pg", "thread_main", "tl", "leaf"}
-NCHAINS = {"parent": 3, "child": 4, "grandchild": 4}  # what step() runs in each
+NCHAINS = {"parent": 3, "child": 4, "grandchild": 4, "second": 1}  # what step() runs in each
 STACK, MODULE, TINY = 13, 21, 0x8000
 
 
 def stream_info(path):
-    """{pid, ppid, base, stacks: {id: ips tuple}, modules: count} of a
-    stream, read with the layout of trace.h (version 4)."""
+    """{pid, ppid, start, table, stacks: {id: (ips tuple, ts)}, modules:
+    count} of a stream, read with the layout of trace.h (version 4)."""
     b = open(path, "rb").read()
     version, fixed, hdr_size, pid, ppid = struct.unpack_from("<HHIII", b, 8)
-    base = struct.unpack_from("<I", b, 80)[0] if version >= 4 and fixed >= 88 else 0
-    info = dict(pid=pid, ppid=ppid, base=base, version=version, stacks={}, modules=0)
+    start = struct.unpack_from("<Q", b, 32)[0]
+    table = struct.unpack_from("<I", b, 80)[0] if version >= 4 and fixed >= 88 else None
+    info = dict(pid=pid, ppid=ppid, start=start, table=table, version=version, stacks={}, modules=0)
     off = hdr_size
     while off + 8 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
@@ -46,8 +48,8 @@ def stream_info(path):
         if size < 16 or off + size > len(b):
             break
         if typ == STACK:
-            sid, depth = struct.unpack_from("<II", b, off + 16)
-            info["stacks"][sid] = struct.unpack_from("<%dQ" % depth, b, off + 24)
+            ts, sid, depth = struct.unpack_from("<QII", b, off + 8)
+            info["stacks"][sid] = (struct.unpack_from("<%dQ" % depth, b, off + 24), ts)
         elif typ == MODULE:
             info["modules"] += 1
         off += size
@@ -82,28 +84,30 @@ def streams(trace):
     return info
 
 
-def check_streams(tag, r, roles, pairs=(("child", "parent"), ("grandchild", "child"))):
+def check_streams(tag, r, roles, pairs):
+    """pairs: (role, relative): relative's stream, started earlier, has
+    stacks role's stream must not define again."""
     info = streams(r.trace)
-    for role, parent_role in pairs:
-        c, p = info.get(roles[role]), info.get(roles[parent_role])
-        if not check("%s.%s.stream" % (tag, role), c and p and c["version"] == 4,
-                     "streams of pids %r" % sorted(info)):
+    group = [i for i in info.values() if i["pid"] in roles.values()]
+    owners = collections.defaultdict(list)
+    for i in group:
+        for sid in i["stacks"]:
+            owners[sid].append(i["pid"])
+    twice = sorted(sid for sid, pids in owners.items() if len(pids) > 1)
+    check(tag + ".ids-once", len(group) == len(roles) and not twice,
+          "%d streams; ids with a STACK record in two streams: %r" % (len(group), twice[:8]))
+    for role, relative in pairs:
+        c, p = info.get(roles[role]), info.get(roles[relative])
+        if not check("%s.%s.stream" % (tag, role), c and p and c["version"] == 4 and c["table"] == 1,
+                     "streams of pids %r, this one %r" % (sorted(info), c and (c["version"], c["table"]))):
             continue
-        base = c["base"]
-        inherited = {ips for sid, ips in p["stacks"].items() if sid < base}
-        check("%s.%s.base" % (tag, role), base > 1 and len(inherited) > 0,
-              "stack_base %d, %d stacks below it in the parent's stream" % (base, len(inherited)))
-        again = [sid for sid, ips in c["stacks"].items() if ips in inherited]
-        check("%s.%s.no-stack-again" % (tag, role), not again,
-              "ids %r define stacks the parent's stream had" % again[:8])
-        check("%s.%s.own-ids" % (tag, role), c["stacks"] and min(c["stacks"]) >= base,
-              "ids %r, stack_base %d" % (sorted(c["stacks"])[:8], base))
+        before = {ips for ips, ts in p["stacks"].values() if ts < c["start"]}
+        again = [sid for sid, (ips, ts) in c["stacks"].items() if ips in before]
+        check("%s.%s.no-stack-again" % (tag, role), len(before) > 0 and not again,
+              "%d stacks of the %s's stream before it; ids %r define them again" %
+              (len(before), relative, again[:8]))
         check("%s.%s.no-module-again" % (tag, role), c["modules"] == 0,
               "%d MODULE records" % c["modules"])
-        both = {sid for sid in p["stacks"] if sid >= base} & set(c["stacks"])
-        check("%s.%s.ids-meet" % (tag, role), len(both) > 0,
-              "no id interned after the fork on both sides: parent %r, child %r" %
-              (sorted(s for s in p["stacks"] if s >= base)[:8], sorted(c["stacks"])[:8]))
 
 
 def run(tag, lib=None):
@@ -111,10 +115,10 @@ def run(tag, lib=None):
     if not check(tag + ".ran", r.rc == 0 and not r.timed_out, r.describe()):
         return
     roles = {d["role"]: num(d["pid"]) for d in fsk.at_dicts(r.out, "proc")}
-    if not check(tag + ".roles", sorted(roles) == ["child", "grandchild", "parent"], repr(roles)):
+    if not check(tag + ".roles", sorted(roles) == ["child", "grandchild", "parent", "second"], repr(roles)):
         return
     check_chains(tag, r, roles)
-    check_streams(tag, r, roles)
+    check_streams(tag, r, roles, (("child", "parent"), ("grandchild", "child"), ("second", "child")))
 
 
 def many_chains(kv):

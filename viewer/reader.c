@@ -284,7 +284,7 @@ static int reader_header(struct reader_stream *s)
 	if (!p)
 		return s->state == READER_CORRUPT ? -1 : 0;
 	fixed = h.header_fixed < sizeof(h) ? h.header_fixed : sizeof(h);
-	memset(&h, 0, sizeof(h)); /* an older header has no stack_base */
+	memset(&h, 0, sizeof(h)); /* an older header has no stack_table */
 	memcpy(&h, p, fixed);
 	if (h.pid != s->pid)
 		return reader_corrupt(s, 16, "header pid differs from the file name"), -1;

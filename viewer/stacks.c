@@ -19,6 +19,7 @@ static struct stacks_stream *stacks_stream(struct stacks *st, const struct reade
 	memset(&st->streams[st->nstreams], 0, sizeof(*st->streams));
 	st->streams[st->nstreams].s = s;
 	st->streams[st->nstreams].parent = STACKS_NONE;
+	st->streams[st->nstreams].group = STACKS_NONE;
 	return &st->streams[st->nstreams++];
 }
 
@@ -94,6 +95,7 @@ static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const s
 	st->v[st->n].exact = 0;
 	st->v[st->n].owned = 0;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
+	st->v[st->n].id = s.id;
 	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
 		return -ENOMEM;
 	st->n++;
@@ -183,8 +185,9 @@ static size_t stacks_parent_of(const struct stacks *st, const size_t *by_pid, si
 	return p->pid == h->ppid && p->start_ns < h->start_ns ? by_pid[lo - 1] : STACKS_NONE;
 }
 
-/* Links every fork child's stream to its parent's and gives it the
- * parent's modules after its own (trace.h, "Stack ids"). */
+/* Links every fork child's stream to its parent's, gives it the parent's
+ * modules after its own, and gathers the ids of each stack group
+ * (trace.h, "Stack ids"). */
 static int stacks_inherit(struct stacks *st, const struct load *l)
 {
 	size_t *by_pid, *by_start, n = 0;
@@ -209,20 +212,31 @@ static int stacks_inherit(struct stacks *st, const struct load *l)
 	for (size_t i = 0; i < n && !e; i++) {
 		struct stacks_stream *ss = &st->streams[by_start[i]];
 		const struct fsk_header *h = &ss->s->hdr;
-		if (h->stack_base <= 1 || !h->parent_start_ns)
+		if (!h->stack_table || !h->parent_start_ns)
 			continue;
 		ss->parent = stacks_parent_of(st, by_pid, n, h);
 		if (ss->parent == STACKS_NONE)
 			continue;
-		ss->base = h->stack_base;
-		/* the parent's list is complete: it started earlier */
-		const struct stacks_stream *ps = &st->streams[ss->parent];
+		/* the parent's list and group are complete: it started earlier */
+		struct stacks_stream *ps = &st->streams[ss->parent];
 		for (size_t k = 0; k < ps->nmods && !e; k++)
 			if (!stacks_module_has(st, ss, st->mods[ps->mods[k]].base, NULL))
 				e = stacks_module_link(st, ss, ps->mods[k]);
+		if (ps->group == STACKS_NONE)
+			ps->group = ss->parent;
+		ss->group = ps->group;
 	}
 	free(by_pid);
 	free(by_start);
+	/* an id has one STACK record in its group; should a damaged trace
+	 * have more, the first one read wins */
+	for (size_t i = 0; i < st->n && !e; i++) {
+		size_t g = st->streams[st->v[i].stream].group;
+		uint64_t v;
+		if (g != STACKS_NONE && st->v[i].id && !table_get(&st->streams[g].gids, st->v[i].id, &v) &&
+		    table_put(&st->streams[g].gids, st->v[i].id, i + 1, NULL) < 0)
+			e = -ENOMEM;
+	}
 	return e;
 }
 
@@ -262,6 +276,7 @@ void stacks_free(struct stacks *st)
 	for (size_t i = 0; i < st->nstreams; i++) {
 		free(st->streams[i].mods);
 		table_free(&st->streams[i].ids);
+		table_free(&st->streams[i].gids);
 		table_free(&st->streams[i].ips);
 	}
 	free(st->mods);
@@ -278,12 +293,11 @@ size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32
 
 	if (!id || !table_get(&st->by_stream, (uintptr_t)s, &v))
 		return STACKS_NONE;
-	for (ss = &st->streams[v - 1];; ss = &st->streams[ss->parent]) {
-		if (table_get(&ss->ids, id, &v))
-			return (size_t)v - 1;
-		if (id >= ss->base || ss->parent == STACKS_NONE)
-			return STACKS_NONE;
-	}
+	ss = &st->streams[v - 1];
+	if (table_get(&ss->ids, id, &v) ||
+	    (ss->group != STACKS_NONE && table_get(&st->streams[ss->group].gids, id, &v)))
+		return (size_t)v - 1;
+	return STACKS_NONE;
 }
 
 size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le)
@@ -311,6 +325,7 @@ size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsi
 	st->v[st->n].exact = 1;
 	st->v[st->n].owned = 1;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
+	st->v[st->n].id = 0;
 	return st->n++;
 }
 

@@ -1,10 +1,10 @@
 /*
  * stack_fork: call stacks across forks, for tests/t_stack_fork.py. A fork
- * child inherits the stack ids its parent interned (trace.h, "Stack
- * ids"); this program makes a parent, a child and a grandchild allocate
- * from stacks the process had before its fork and from new ones, so that
- * the parent and the child (and the child and the grandchild) intern new
- * stacks after a fork at the same time, with the same ids:
+ * child shares the stack ids of its parent and siblings (trace.h, "Stack
+ * ids"); this program makes a parent, a child, a grandchild and a second
+ * child allocate from stacks a relative had before and from new ones,
+ * the parent and the child (and the child and the grandchild) interning
+ * new stacks at the same time:
  *
  *   step 0  parent: pa; a thread tl (still running, its records possibly
  *           still in its buffer, at the fork)
@@ -13,6 +13,8 @@
  *   step 3  child: forks the grandchild
  *   step 4  child: pd           grandchild: pa, pc, pg, a thread tl
  *   step 5  each waits for its child and the thread it started
+ *   step 6  parent: forks the second child
+ *   step 7  second child: pc (its sibling's stack)   parent: waits for it
  *
  * Every allocation comes from the one call of step() in main, so a stack
  * a process had before its fork is the very same stack (the same return
@@ -32,10 +34,10 @@
 
 #define K 200                           /* blocks per chain and process */
 
-enum { PARENT, CHILD, GRAND };
+enum { PARENT, CHILD, GRAND, SECOND };
 
 static int g_role = PARENT;
-static const char *const g_names[] = { "parent", "child", "grandchild" };
+static const char *const g_names[] = { "parent", "child", "grandchild", "second" };
 
 static inline void use(void *p)
 {
@@ -96,16 +98,16 @@ __attribute__((noinline)) static void step(int i)
 	if ((i == 0 && r == PARENT) || (i == 2 && r == CHILD) || (i == 4 && r == GRAND))
 		if (pthread_create(&g_thread, NULL, thread_main, r == PARENT ? g_hold : NULL))
 			die("pthread_create");
-	if ((i == 1 && r == PARENT) || (i == 3 && r == CHILD)) {
+	if ((i == 1 && r == PARENT) || (i == 3 && r == CHILD) || (i == 6 && r == PARENT)) {
 		char c;
 		/* the parent's thread is done with the lock of expect() */
-		if (r == PARENT && read(g_ready[0], &c, 1) != 1)
+		if (i == 1 && read(g_ready[0], &c, 1) != 1)
 			die("read");
 		g_child = fork();
 		if (g_child < 0)
 			die("fork");
 		if (!g_child) {
-			g_role = r + 1;
+			g_role = r == CHILD ? GRAND : i == 1 ? CHILD : SECOND;
 			g_nexp = 0; /* what the parent allocated is the parent's */
 			g_child = 0;
 			at("proc", "role=%s pid=%d ppid=%d", g_names[g_role], (int)getpid(), (int)getppid());
@@ -117,17 +119,18 @@ __attribute__((noinline)) static void step(int i)
 		if (write(g_hold[1], "x", 1) != 1)
 			die("write");
 	}
-	if ((i == 2 && r == CHILD) || (i == 4 && r == GRAND))
+	if ((i == 2 && r == CHILD) || (i == 4 && r == GRAND) || (i == 7 && r == SECOND))
 		pc();
 	if (i == 4 && r == CHILD)
 		pd();
 	if (i == 4 && r == GRAND)
 		pg();
-	if (i == 5) {
+	if ((i == 5 && r != SECOND) || (i == 7 && r == PARENT)) {
 		int st;
 		if (g_child && waitpid(g_child, &st, 0) != g_child)
 			die("waitpid");
-		pthread_join(g_thread, NULL);
+		if (i == 5)
+			pthread_join(g_thread, NULL);
 	}
 }
 
@@ -136,7 +139,7 @@ int main(void)
 	if (pipe(g_hold) || pipe(g_ready))
 		die("pipe");
 	at("proc", "role=parent pid=%d ppid=%d", (int)getpid(), (int)getppid());
-	for (int i = 0; i < 6; i++)
+	for (int i = 0; i < 8; i++)
 		step(i);
 	expect_say();
 	return 0;

@@ -513,7 +513,7 @@ static void test_compact_corrupt(const char *dir)
 }
 
 /* Version 1 to 3 streams (no compact, no tiny records, a header without
- * stack_base) are still read; later ones not. */
+ * stack_table) are still read; later ones not. */
 static void test_versions(const char *dir)
 {
 	struct reader_stream s;
@@ -531,7 +531,7 @@ static void test_versions(const char *dir)
 	n = read_all(&s, dir, "19.0.fst", 1);
 	synth_check("version2_read", n == 4 && s.state == READER_EOF, "n %d state %d", n, s.state);
 	reader_stream_close(&s);
-	/* 3: the header ends before stack_base (80 bytes); the exe string
+	/* 3: the header ends before stack_table (80 bytes); the exe string
 	 * that follows is not read as one */
 	uint16_t fixed = FSK_HEADER_V3;
 	uint32_t hdr_size;
@@ -544,10 +544,10 @@ static void test_versions(const char *dir)
 	w.buf[8] = 3;
 	synth_save(dir, 19, 0, &w, -1);
 	n = read_all(&s, dir, "19.0.fst", 1);
-	synth_check("version3_read", n == 4 && s.state == READER_EOF && !s.hdr.stack_base &&
-		    !strcmp(s.exe, "/bin/sh"), "n %d state %d base %u", n, s.state, s.hdr.stack_base);
+	synth_check("version3_read", n == 4 && s.state == READER_EOF && !s.hdr.stack_table &&
+		    !strcmp(s.exe, "/bin/sh"), "n %d state %d table %u", n, s.state, s.hdr.stack_table);
 	reader_stream_close(&s);
-	/* 4 has stack_base: a header that ends before it is corrupt */
+	/* 4 has stack_table: a header that ends before it is corrupt */
 	w.buf[8] = 4;
 	synth_save(dir, 19, 0, &w, -1);
 	n = read_all(&s, dir, "19.0.fst", 1);

@@ -357,6 +357,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	h->parent_start_ns = parent_fork_ns;
 	h->stack_depth = (uint32_t)G.stack_depth;
 	h->scan_ms = (uint32_t)G.scan_ms;
+	h->stack_table = unwind_stack_table();
 	char *p = buf + sizeof(*h), *bend = buf + size;
 	p = emit_put_str(p, G.exe, bend);
 	for (uint32_t i = 0; i < argc; i++)

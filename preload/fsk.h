@@ -252,6 +252,9 @@ FSK_HIDDEN void scan_own_point(const void *p);
 FSK_HIDDEN uint32_t unwind_stack(int direct);
 FSK_HIDDEN void unwind_prefork(void);
 FSK_HIDDEN void unwind_fork_child(void);
+/* The header's stack_table: 1 in a fork child that shares its parent's
+ * stack table, else 0 (trace.h). */
+FSK_HIDDEN uint32_t unwind_stack_table(void);
 /* Set while libunwind runs for us: the memory it maps is ours, not the
  * program's (unwind_mmap registers it so scans leave it out). */
 FSK_HIDDEN extern __thread int t_unwinding;
@@ -262,12 +265,10 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 struct unwind_frame {
 	uint64_t ip, sp, bp;           /* a program frame: its ip, CFA of its callee, rbp */
 };
-FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi,
-				       uint32_t gen, uint32_t *n, const uint64_t **ips);
-FSK_HIDDEN void unwind_cache_set_id(uint32_t id, uint32_t gen);
+FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi);
 FSK_HIDDEN void unwind_cache_fork_child(void);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
-				    uint32_t depth, uint32_t id, uint32_t gen);
+				    uint32_t depth, uint32_t id);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 

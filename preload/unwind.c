@@ -1,43 +1,59 @@
 /*
  * Call stacks: the thread's last repeated stack from unwind_cache.c when it
  * is still the stack, else captured with libunwind's unw_backtrace (its
- * fast path, with a per-thread cache); interned per process, written as a
- * STACK record the first time a stream uses one and as an id afterwards.
+ * fast path, with a per-thread cache); interned per stack group (an image
+ * and the processes forked from it), written as a STACK record once and
+ * as an id afterwards.
  *
- * The intern table lives in our own mappings and is lock-free: a slot is
- * claimed by a CAS on its key, filled, then published by storing its id.
- * A reader that meets a claimed slot that is not published yet treats it
- * as a miss (a fork may have frozen it half filled in the child), at worst
- * interning the same stack twice. A fork child inherits the table and the
- * id counter; its stream is new, so every slot carries the generation of
- * the stream that has its STACK record and a child (new generation)
- * writes the record again the first time it uses an inherited id.
+ * The intern table lives in our own mappings and is lock-free. A stack
+ * takes the next id, and its entry (where its addresses are in the pool)
+ * is the id's: both are dense, so they take pages as stacks come. The
+ * index to them is a series of open-addressing tables, each twice the
+ * size of the one before, the next one used once the last is 3/4 full;
+ * entries never move. A slot holds the hash's top half and the id, and
+ * one CAS both claims and publishes it after the entry is filled, so a
+ * reader never meets a half-made entry (nor a fork child one a parent's
+ * thread was making). A lookup probes every table in use, the newest
+ * first; two threads interning one new stack at once may give it two
+ * ids, which is harmless. The thread that interns a stack writes its
+ * STACK record.
+ *
+ * The table is shared memory: a fork child shares it with its parent (and
+ * its siblings), so a stack one of them interned is the others' too, and
+ * the viewer finds its STACK record in the stream of the process that
+ * interned it (stack_table in the header, see trace.h). A bash's children
+ * then intern the stacks of their common path between fork and exec once,
+ * not once each, and no write to the table ever copies a page.
  *
  * MODULE records (path, build-id, load bias) for the viewer's symbolizer
- * go out with the first STACK of a stream, and again when a new stack
- * holds an address outside every known module after a dlopen.
+ * go out with the first STACK of a process (a fork child has its
+ * parent's), and again when a new stack holds an address outside every
+ * known module after a dlopen.
  */
 #define UNW_LOCAL_ONLY
 #include <elf.h>
+#include <errno.h>
 #include <libunwind.h>
 #include <link.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "fsk.h"
 #include "scan.h"
 
-#define UNWIND_SLOTS (1u << 17)         /* power of two */
-#define UNWIND_FILL (UNWIND_SLOTS / 4 * 3)
+#define UNWIND_SLOTS0 (1u << 10)        /* slots of the first index table */
+#define UNWIND_LEVELS 8                 /* tables of 2^10 .. 2^17 slots */
+#define UNWIND_INDEX (UNWIND_SLOTS0 * ((1u << UNWIND_LEVELS) - 1)) /* all slots */
+#define UNWIND_IDS (UNWIND_INDEX / 4 * 3) /* stacks at most */
 #define UNWIND_POOL (1u << 22)          /* return addresses, 32 MiB virtual */
 #define UNWIND_SKIP 8                   /* our own frames at most */
 #define UNWIND_MODS 512
 #define UNWIND_PATHS (64u * 1024u)
 
-struct unwind_slot {
-	_Atomic uint64_t key;           /* hash of the addresses; 0 = free */
-	_Atomic uint32_t id;            /* 0 while being filled */
-	_Atomic uint32_t gen;           /* stream generation that has its STACK */
+struct unwind_entry {                   /* of id i at s_entries[i - 1] */
 	uint32_t off;                   /* into s_pool */
 	uint32_t depth;
 };
@@ -48,20 +64,34 @@ struct unwind_mod {
 	uint8_t build_id[20];
 	uint32_t build_id_len;
 	uint32_t path_off;              /* into s_paths */
-	_Atomic uint32_t gen;           /* stream generation that has its MODULE */
+	_Atomic uint32_t written;       /* its MODULE record is out (here or in
+					   an ancestor's stream) */
 };
 
-static struct unwind_slot *s_slots;
+/* The counters of the shared table, in its first page. */
+struct unwind_shared {
+	_Atomic uint32_t level;         /* the newest index table in use */
+	_Atomic uint32_t level_taken[UNWIND_LEVELS]; /* slots claimed */
+	_Atomic uint32_t ids_used;      /* the last id given */
+	_Atomic uint32_t pool_used;
+};
+
+/* One shared mapping: the counters' page, the index, the entries, the
+ * pool. Index table k: UNWIND_SLOTS0 << k slots at s_index +
+ * UNWIND_SLOTS0 * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free. */
+#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + 4095) & ~4095ul)
+static struct unwind_shared *s_sh;
+static _Atomic uint64_t *s_index;
+static struct unwind_entry *s_entries;  /* UNWIND_IDS */
 static uint64_t *s_pool;
-static _Atomic uint32_t s_pool_used, s_slots_used, s_next_id = 1;
-static _Atomic uint32_t s_gen = 1;      /* bumped in every fork child */
+static uint32_t s_inherited;            /* a fork child sharing its parent's table */
 static _Atomic int s_full_noted;
 
 static struct unwind_mod *s_mods;      /* UNWIND_MODS */
 static char *s_paths;                   /* UNWIND_PATHS bytes */
 static uint32_t s_paths_used;
 static _Atomic uint32_t s_nmods;
-static _Atomic uint64_t s_mods_done;    /* gen << 32 | nmods all written in gen */
+static _Atomic uint32_t s_mods_done;    /* the first s_mods_done modules are written */
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
 static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
@@ -154,7 +184,7 @@ static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	m->path_off = s_paths_used;
 	__builtin_memcpy(s_paths + s_paths_used, path, len + 1);
 	s_paths_used += len + 1;
-	atomic_store(&m->gen, 0);
+	atomic_store(&m->written, 0);
 	atomic_store(&s_nmods, n + 1);
 	return 0;
 }
@@ -200,17 +230,16 @@ static void unwind_put(void *rec, uint32_t size, int direct)
 	emit_commit();
 }
 
-/* Writes the MODULE records this stream has not had yet. */
-static void unwind_mods_emit(uint32_t gen, int direct)
+/* Writes the MODULE records not written yet. */
+static void unwind_mods_emit(int direct)
 {
 	uint32_t n = atomic_load(&s_nmods);
-	uint64_t done = (uint64_t)gen << 32 | n;
-	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == done)
+	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == n)
 		return; /* the common case: one load instead of a walk */
 	for (uint32_t i = 0; i < n; i++) {
 		struct unwind_mod *m = &s_mods[i];
-		uint32_t g = atomic_load(&m->gen);
-		if (g == gen || !atomic_compare_exchange_strong(&m->gen, &g, gen))
+		uint32_t w = 0;
+		if (atomic_load(&m->written) || !atomic_compare_exchange_strong(&m->written, &w, 1))
 			continue;
 		char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_module) + 4 + 4096 + 8];
 		struct fsk_rec *h = (void *)buf;
@@ -225,7 +254,7 @@ static void unwind_mods_emit(uint32_t gen, int direct)
 		md->build_id_len = m->build_id_len;
 		unwind_put(buf, (uint32_t)(p - buf), direct);
 	}
-	atomic_store_explicit(&s_mods_done, done, memory_order_relaxed);
+	atomic_store_explicit(&s_mods_done, n, memory_order_relaxed);
 }
 
 /* The table, libunwind's cache and the objects loaded so far, made by the
@@ -239,19 +268,31 @@ static _Atomic int s_state; /* 0 not made, 1 being made, 2 made, -1 off,
 
 static int unwind_make(void)
 {
-	/* registered as ours, so a fork child writing them (generations)
-	 * breaks no COW of the program's */
+	/* registered as ours: scans leave them out. The table is shared
+	 * with the fork children to come (see the top), with a private page
+	 * above it: a shared anonymous mapping shows as a file (/dev/zero),
+	 * and scans take an anonymous mapping right above a file's for its
+	 * bss, here ours. */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	s_slots = s_mods ? scan_map(UNWIND_SLOTS * sizeof(struct unwind_slot)) : NULL;
-	s_pool = s_slots ? scan_map(UNWIND_POOL * sizeof(uint64_t)) : NULL;
-	if (!s_pool) {
+	long r = s_mods ? syscall(SYS_mmap, 0, UNWIND_MAP + 4096, PROT_READ | PROT_WRITE,
+				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : -ENOMEM;
+	if (!(r < 0 && r > -4096) &&
+	    syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
+		    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != r) {
+		syscall(SYS_munmap, r, UNWIND_MAP + 4096);
+		r = -ENOMEM;
+	}
+	if (r < 0 && r > -4096) {
 		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-		scan_unmap(s_slots, UNWIND_SLOTS * sizeof(struct unwind_slot));
-		s_slots = NULL;
 		s_mods = NULL;
 		emit_note(FSK_NOTE_WARN, "no memory for the stack table: call stacks are off");
 		return 0;
 	}
+	scan_own_add((void *)r, UNWIND_MAP + 4096);
+	s_sh = (void *)r;
+	s_index = (void *)(r + 4096);
+	s_entries = (void *)(s_index + UNWIND_INDEX);
+	s_pool = (void *)(s_entries + UNWIND_IDS);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	unwind_mods_scan();
@@ -290,80 +331,109 @@ static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
 	return h ? h : 1;
 }
 
-static int unwind_same(const struct unwind_slot *s, const uint64_t *ips, uint32_t n)
+static int unwind_same(uint32_t id, const uint64_t *ips, uint32_t n)
 {
-	if (s->depth != n)
+	const struct unwind_entry *e = &s_entries[id - 1];
+	if (e->depth != n)
 		return 0;
 	for (uint32_t i = 0; i < n; i++)
-		if (s_pool[s->off + i] != ips[i])
+		if (s_pool[e->off + i] != ips[i])
 			return 0;
 	return 1;
 }
 
-/* The published slot holding ips, a new one, or NULL when the table or the
- * pool is full. *fresh = 1 when this call interned it. */
-static struct unwind_slot *unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+static _Atomic uint64_t *unwind_table(uint32_t k)
 {
-	uint64_t key = unwind_hash(ips, n);
-	*fresh = 0;
-	for (uint32_t i = (uint32_t)key & (UNWIND_SLOTS - 1), probes = 0; probes < UNWIND_SLOTS;
-	     i = (i + 1) & (UNWIND_SLOTS - 1), probes++) {
-		struct unwind_slot *s = &s_slots[i];
-		uint64_t k = atomic_load_explicit(&s->key, memory_order_acquire);
-		if (k == key) {
-			if (atomic_load_explicit(&s->id, memory_order_acquire) && unwind_same(s, ips, n))
-				return s;
-			continue;
-		}
-		if (k)
-			continue;
-		if (atomic_load_explicit(&s_slots_used, memory_order_relaxed) >= UNWIND_FILL)
-			return NULL;
-		uint64_t zero = 0;
-		if (!atomic_compare_exchange_strong(&s->key, &zero, key)) {
-			if (zero == key && atomic_load_explicit(&s->id, memory_order_acquire) &&
-			    unwind_same(s, ips, n))
-				return s;
-			continue;
-		}
-		atomic_fetch_add(&s_slots_used, 1);
-		uint32_t off = atomic_fetch_add(&s_pool_used, n);
-		if (off + n > UNWIND_POOL)
-			return NULL; /* the slot stays claimed and unpublished: a miss */
-		for (uint32_t k2 = 0; k2 < n; k2++)
-			s_pool[off + k2] = ips[k2];
-		s->off = off;
-		s->depth = n;
-		atomic_store_explicit(&s->gen, 0, memory_order_relaxed);
-		atomic_store_explicit(&s->id, atomic_fetch_add(&s_next_id, 1), memory_order_release);
-		*fresh = 1;
-		return s;
-	}
-	return NULL;
+	return s_index + UNWIND_SLOTS0 * ((1u << k) - 1);
 }
 
-static void unwind_emit_stack(const struct unwind_slot *s, int direct)
+/* The id of ips in index table k, or 0. */
+static uint32_t unwind_find(uint32_t k, uint64_t key, const uint64_t *ips, uint32_t n)
 {
+	_Atomic uint64_t *t = unwind_table(k);
+	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
+	for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+		uint64_t v = atomic_load_explicit(&t[i], memory_order_acquire);
+		if (!v)
+			return 0; /* a table is never full: the probe ends */
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+			return (uint32_t)v;
+	}
+}
+
+/* Puts id (filled) in index table k unless another thread put ips there
+ * first: id, that thread's id, or 0 when table k has no slot to spare. */
+static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const uint64_t *ips, uint32_t n)
+{
+	/* at most 3/4 of a table is ever claimed, so probes end */
+	if (atomic_fetch_add(&s_sh->level_taken[k], 1) >= (UNWIND_SLOTS0 << k) / 4 * 3)
+		return 0;
+	_Atomic uint64_t *t = unwind_table(k);
+	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
+	uint64_t slot = key >> 32 << 32 | id;
+	for (uint32_t i = (uint32_t)key & mask;; i = (i + 1) & mask) {
+		uint64_t v = 0;
+		if (atomic_compare_exchange_strong_explicit(&t[i], &v, slot, memory_order_release,
+							    memory_order_acquire))
+			return id;
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+			return (uint32_t)v;
+	}
+}
+
+/* The id of ips, a new one, or 0 when the table or the pool is full.
+ * *fresh = 1 when this call interned it. */
+static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+{
+	uint64_t key = unwind_hash(ips, n);
+	uint32_t top = atomic_load_explicit(&s_sh->level, memory_order_acquire), id;
+	*fresh = 0;
+	for (uint32_t k = top + 1; k-- > 0;)
+		if ((id = unwind_find(k, key, ips, n)))
+			return id;
+	id = atomic_fetch_add(&s_sh->ids_used, 1) + 1;
+	uint32_t off = atomic_fetch_add(&s_sh->pool_used, n);
+	if (id > UNWIND_IDS || off + n > UNWIND_POOL)
+		return 0;
+	for (uint32_t i = 0; i < n; i++)
+		s_pool[off + i] = ips[i];
+	s_entries[id - 1].off = off;
+	s_entries[id - 1].depth = n;
+	for (uint32_t k = top; k < UNWIND_LEVELS; k++) {
+		uint32_t got = unwind_index_add(k, key, id, ips, n);
+		if (got) {
+			*fresh = got == id;
+			return got;
+		}
+		/* table k is full: on to the next one */
+		uint32_t expect = k;
+		if (k + 1 < UNWIND_LEVELS)
+			atomic_compare_exchange_strong(&s_sh->level, &expect, k + 1);
+	}
+	return 0;
+}
+
+static void unwind_emit_stack(uint32_t id, int direct)
+{
+	const struct unwind_entry *e = &s_entries[id - 1];
 	char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_stack) + 8 * FSK_STACK_MAX];
 	struct fsk_rec *h = (void *)buf;
 	struct fsk_stack *st = (void *)(h + 1);
 	uint64_t *ips = (void *)(st + 1);
-	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * s->depth);
+	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * e->depth);
 	fsk_rec_init(h, FSK_REC_STACK, size, sys_now_ns());
-	st->id = atomic_load(&s->id);
-	st->depth = s->depth;
-	for (uint32_t i = 0; i < s->depth; i++)
-		ips[i] = s_pool[s->off + i];
+	st->id = id;
+	st->depth = e->depth;
+	for (uint32_t i = 0; i < e->depth; i++)
+		ips[i] = s_pool[e->off + i];
 	unwind_put(buf, size, direct);
 }
 
 /* The thread's last stack from unw_backtrace: a loop that allocates
- * repeats it, and one compare then stands for the hash, the probe and the
- * generation checks. The id is valid only in the generation (stream)
- * whose STACK record it had. */
+ * repeats it, and one compare then stands for the hash and the probe. */
 #define UNWIND_LAST 32
 static __thread uint64_t t_last_ips[UNWIND_LAST];
-static __thread uint32_t t_last_n, t_last_id, t_last_gen;
+static __thread uint32_t t_last_n, t_last_id;
 
 static int unwind_is_last(const uint64_t *ips, uint32_t n)
 {
@@ -375,35 +445,33 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n)
 	return 1;
 }
 
-/* ips[0..n) as an id: interned, with the STACK and MODULE records this
- * stream lacks written first. 0 when the table is full. */
-static uint32_t unwind_id(const uint64_t *ips, uint32_t n, uint32_t gen, int direct)
+/* ips[0..n) as an id: interned, with its STACK record (and MODULE records
+ * not written yet) written first when it is new. 0 when the table is full. */
+static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 {
 	int fresh;
-	struct unwind_slot *s = unwind_intern(ips, n, &fresh);
-	if (!s) {
+	uint32_t id = unwind_intern(ips, n, &fresh);
+	if (!id) {
 		if (!atomic_exchange(&s_full_noted, 1))
 			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");
 		return 0;
 	}
-	if (fresh) {
-		/* A new stack: objects loaded since the last scan (dlopen)
-		 * join the module list before the viewer needs them. */
-		for (uint32_t i = 0; i < n; i++) {
-			if (unwind_known(ips[i]))
-				continue;
-			unsigned long long adds = 0;
-			dl_iterate_phdr(unwind_adds_cb, &adds);
-			if (adds != s_mods_adds)
-				unwind_mods_scan();
-			break;
-		}
+	if (!fresh)
+		return id;
+	/* A new stack: objects loaded since the last scan (dlopen) join the
+	 * module list before the viewer needs them. */
+	for (uint32_t i = 0; i < n; i++) {
+		if (unwind_known(ips[i]))
+			continue;
+		unsigned long long adds = 0;
+		dl_iterate_phdr(unwind_adds_cb, &adds);
+		if (adds != s_mods_adds)
+			unwind_mods_scan();
+		break;
 	}
-	unwind_mods_emit(gen, direct);
-	uint32_t g = atomic_load(&s->gen);
-	if (g != gen && atomic_compare_exchange_strong(&s->gen, &g, gen))
-		unwind_emit_stack(s, direct);
-	return atomic_load(&s->id);
+	unwind_mods_emit(direct);
+	unwind_emit_stack(id, direct);
+	return id;
 }
 
 /* The stack from libunwind: our own frames (the top ones in our text)
@@ -422,39 +490,29 @@ static uint32_t unwind_backtrace(uint64_t *ips, int depth)
 	return n;
 }
 
-/* The capture when the cache could not answer with an id. f: the
- * program's first frame (f->ip 0: unknown); n, cached: the stack when the
- * cache holds it without an id for this generation. */
-static uint32_t unwind_stack_slow(const struct unwind_frame *f, uint32_t n, const uint64_t *cached,
-				  uint32_t gen, int direct)
+/* The capture when the cache could not answer. f: the program's first
+ * frame (f->ip 0: unknown). */
+static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 {
 	int guard = t_guard;
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
 	uint32_t id = 0;
-	if (n) {
-		/* the stack the cache holds, in a new generation: intern it once */
-		id = unwind_id(cached, n, gen, direct);
-		unwind_cache_set_id(id, gen);
-		goto out;
-	}
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
-	n = unwind_backtrace(ips, depth);
+	uint32_t n = unwind_backtrace(ips, depth);
 	if (!n)
 		goto out;
-	int again = unwind_is_last(ips, n);
-	if (again && t_last_gen == gen)
+	if (unwind_is_last(ips, n))
 		id = t_last_id;
 	else
-		id = unwind_id(ips, n, gen, direct);
+		id = unwind_id(ips, n, direct);
 	if (id && n <= UNWIND_LAST) {
 		for (uint32_t i = 0; i < n; i++)
 			t_last_ips[i] = ips[i];
 		t_last_n = n;
 		t_last_id = id;
-		t_last_gen = gen;
 	}
-	unwind_cache_missed(f, ips, n, (uint32_t)depth, id, gen);
+	unwind_cache_missed(f, ips, n, (uint32_t)depth, id);
 out:
 	t_guard = guard;
 	return id;
@@ -476,12 +534,10 @@ uint32_t unwind_stack(int direct)
 			return 0;
 		}
 	}
-	uint32_t gen = atomic_load_explicit(&s_gen, memory_order_relaxed), n = 0;
 	struct unwind_frame f;
-	const uint64_t *cached = NULL;
-	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi, gen, &n, &cached);
-	if (!id || id == UINT32_MAX)
-		id = unwind_stack_slow(&f, id ? n : 0, cached, gen, direct);
+	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi);
+	if (!id)
+		id = unwind_stack_slow(&f, direct);
 	t_unwinding = 0;
 	return id;
 }
@@ -498,15 +554,22 @@ void unwind_prefork(void)
 	t_unwinding = 0;
 }
 
-/* In a fork child: a new stream, so a new generation; a scan another
- * thread of the parent was running is gone with that thread. */
+/* In a fork child, before its stream opens: it shares the table its
+ * parent made (if any); a scan another thread of the parent was running is
+ * gone with that thread. */
 void unwind_fork_child(void)
 {
 	/* A thread of the parent was starting libunwind when another forked:
 	 * its lock may be held for good here, so this child takes no stacks. */
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
-	atomic_fetch_add(&s_gen, 1);
-	atomic_store(&s_mods_lock, 0);
+	s_inherited = atomic_load(&s_state) == 2;
+	if (atomic_load(&s_mods_lock))
+		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();
+}
+
+uint32_t unwind_stack_table(void)
+{
+	return s_inherited;
 }

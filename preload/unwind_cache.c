@@ -24,11 +24,10 @@
  * at most a few percent for it.
  *
  * The cache is per thread (a block of a process-wide pool, taken when the
- * thread first learns; 40 bytes of TLS) and read only by its thread, with
+ * thread first learns; 48 bytes of TLS) and read only by its thread, with
  * t_unwinding set: a signal handler that interrupts a lookup
  * or a walk records no stack rather than seeing it half written. A fork
- * child keeps it: its stack is a copy, and the id is tied to the stream
- * generation, so the child writes the STACK record again.
+ * child keeps it: its stack is a copy, and it inherits the ids.
  */
 #define UNW_LOCAL_ONLY
 #include <errno.h>
@@ -60,7 +59,7 @@ struct cache_way {
 	int needbp0;                    /* its rbp must match too */
 	uint32_t n;                     /* frames; 0 = empty */
 	uint32_t nchk;
-	uint32_t id, gen;               /* its interned id in generation gen */
+	uint32_t id;                    /* its interned id */
 	uint64_t used;                  /* captures count at its last hit */
 	struct {
 		uint64_t addr, val;     /* a stack word and what it must hold */
@@ -79,7 +78,6 @@ struct unwind_cache {
 /* What stays in TLS: small, so threads with small stacks keep them. */
 struct cache_thread {
 	struct unwind_cache *c;         /* NULL until the thread first learns */
-	struct cache_way *last;         /* the way the last hit or learn used */
 	uint32_t recent[CACHE_RECENT];  /* ids of the latest missed stacks */
 	uint32_t recent_pos;
 	uint32_t claim_wait;            /* misses before trying the pool again */
@@ -98,12 +96,10 @@ static inline uint64_t peek(uint64_t addr)
 
 /* The program frame that called into us: the first return address on our
  * frame-pointer chain outside our text [lo, hi). When the cache holds the
- * stack from that frame up: its id in generation gen, or UINT32_MAX when
- * it has none there yet (*n, *ips: the stack); else 0. f is always set
- * (f->ip 0: the chain looked wrong, which it never should). */
+ * stack from that frame up: its id; else 0. f is always set (f->ip 0: the
+ * chain looked wrong, which it never should). */
 __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo,
-						       uint64_t hi, uint32_t gen, uint32_t *n,
-						       const uint64_t **ips)
+						       uint64_t hi)
 {
 	uint64_t *fp = __builtin_frame_address(0);
 	f->ip = 0;
@@ -135,18 +131,9 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 		if (diff)
 			continue; /* another way may hold the same frame 0 */
 		w->used = ++t->captures;
-		t->last = w;
-		*n = w->n;
-		*ips = w->ip;
-		return w->gen == gen && w->id ? w->id : UINT32_MAX;
+		return w->id;
 	}
 	return 0;
-}
-
-void unwind_cache_set_id(uint32_t id, uint32_t gen)
-{
-	t_cache.last->id = id;
-	t_cache.last->gen = gen;
 }
 
 static int cache_check(struct cache_way *c, uint64_t addr, uint64_t val)
@@ -299,11 +286,10 @@ void unwind_cache_fork_child(void)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 }
 
-/* After unw_backtrace gave ips[0..n), interned as id in generation gen,
- * for the frame f: learn that stack into the least recently used way when
+/* After unw_backtrace gave ips[0..n), interned as id, for the frame f: learn that stack into the least recently used way when
  * it was among the latest missed ones and the budget allows. */
 void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
-			 uint32_t depth, uint32_t id, uint32_t gen)
+			 uint32_t depth, uint32_t id)
 {
 	struct cache_thread *t = &t_cache;
 	t->captures++;
@@ -333,6 +319,5 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 		return;
 	w->n = n;
 	w->id = id;
-	w->gen = gen;
 	w->used = t->captures;
 }

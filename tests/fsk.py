@@ -15,6 +15,7 @@ Samples and test programs print machine-readable lines "@ KIND key=value ..."
 (see samples/sample.h); at_lines() parses them.
 """
 import atexit
+import collections
 import json
 import os
 import re
@@ -232,6 +233,52 @@ def load_report(trace, timeout=120):
     if err:
         note("report stderr: %s" % err[-300:])
     return doc, None
+
+
+def collapsed(trace):
+    """`forkscope export --format collapsed` of trace as {pid: Counter(tuple
+    of frames, root first -> bytes)}, or None when the export fails."""
+    p = subprocess.run([fsk(), "export", trace, "--format", "collapsed"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if p.returncode:
+        return None
+    out = collections.defaultdict(collections.Counter)
+    for line in p.stdout.decode("utf-8", "replace").splitlines():
+        head, n = line.rsplit(" ", 1)
+        m = re.match(r"\S+ \[(\d+)\];(.*)$", head)
+        if m:
+            out[int(m.group(1))][tuple(m.group(2).split(";"))] += int(n)
+    return out
+
+
+def expected_chains(out):
+    """{pid: {chain: bytes}} of a program's "@ expect pid= chain= bytes=" lines."""
+    want = collections.defaultdict(dict)
+    for d in at_dicts(out, "expect"):
+        want[num(d["pid"])][d["chain"]] = num(d["bytes"])
+    return want
+
+
+def check_chains(prefix, want, frames_bytes, is_alloc, chain_of):
+    """Checks one process's collapsed stacks that end in an allocating
+    function (is_alloc(name)) against want {chain: bytes}: each chain's
+    bytes, and no other chain. chain_of(frames) is the program's chain,
+    None for a stack the program never had."""
+    have, foreign = collections.Counter(), []
+    for frames, n in frames_bytes.items():
+        if not is_alloc(frames[-1]):
+            continue
+        chain = chain_of(frames)
+        if chain is None:
+            foreign.append(";".join(frames))
+        else:
+            have[chain] += n
+    for chain, n in sorted(want.items()):
+        check("%s.%s" % (prefix, chain), have.get(chain) == n,
+              "want %d bytes, got %r" % (n, have.get(chain)))
+    extra = sorted(set(have) - set(want))
+    check(prefix + ".no-other-stacks", not extra and not foreign,
+          "stacks the program never had: %r %r" % (extra[:4], foreign[:4]))
 
 
 def runner_pid(doc):

@@ -1,5 +1,5 @@
 """Compact malloc records and their clock, read from the raw stream with a
-decoder of its own (include/forkscope/trace.h, version 3), so the C reader
+decoder of its own (include/forkscope/trace.h, versions 2 to 4), so the C reader
 is not the only judge: tests/progs/malloc_clock mallocs in bursts between
 fork and waitpid and hands blocks to a second thread. Checks: every record
 of a thread is in time order in the file (TSC stamps next to clock_gettime
@@ -36,8 +36,8 @@ TINY, TINY_MALLOC = 0x8000, 0x4000
 def decode(path):
     """[(type, tid, ts, fields dict)] in file order; raises on damage."""
     b = open(path, "rb").read()
-    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] not in (2, 3):
-        raise ValueError("not a version 2 or 3 stream")
+    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] not in (2, 3, 4):
+        raise ValueError("not a version 2, 3 or 4 stream")
     off = struct.unpack_from("<I", b, 12)[0]
     cur, base, last, out = None, {}, {}, []
     while off + 8 <= len(b):

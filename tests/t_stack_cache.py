@@ -11,9 +11,6 @@ per process, and nothing else ending in one of its allocating functions. Run wit
 allocates aborts). A cache that checked only the top frame fails ab, rec,
 jump, threads and fork; one that checked return addresses but not the
 saved rbp fails vla."""
-import collections
-import re
-import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
@@ -24,21 +21,6 @@ PROG_FUNCS = {"main", "thread_main", "case_ab", "case_rec", "case_vla", "case_si
               "a", "b", "f", "rec", "rec_w", "leafv", "vr", "trap1", "trap2", "on_ill",
               "ja", "jb", "churn_main"}
 ALLOC_FUNCS = {"f", "rec", "rec_w", "leafv", "on_ill"}
-
-
-def collapsed(trace):
-    """{pid: Counter(tuple of frames, root first -> bytes)} or None."""
-    p = subprocess.run([fsk.fsk(), "export", trace, "--format", "collapsed"],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if p.returncode:
-        return None
-    out = collections.defaultdict(collections.Counter)
-    for line in p.stdout.decode("utf-8", "replace").splitlines():
-        head, n = line.rsplit(" ", 1)
-        m = re.match(r"\S+ \[(\d+)\];(.*)$", head)
-        if m:
-            out[int(m.group(1))][tuple(m.group(2).split(";"))] += int(n)
-    return out
 
 
 def program_chain(frames):
@@ -59,31 +41,15 @@ def program_chain(frames):
 def check_run(tag, r):
     if not check(tag + ".ran", r.rc == 0 and not r.timed_out, r.describe()):
         return None
-    got = collapsed(r.trace)
+    got = fsk.collapsed(r.trace)
     if not check(tag + ".export", got is not None, "export failed"):
         return None
-    want = collections.defaultdict(dict)
-    for d in fsk.at_dicts(r.out, "expect"):
-        want[num(d["pid"])][d["chain"]] = num(d["bytes"])
+    want = fsk.expected_chains(r.out)
     check(tag + ".two-processes", len(want) == 2 and set(want) <= set(got),
           "expected pids %r, trace pids %r" % (sorted(want), sorted(got)))
     for role, pid in zip(("parent", "child"), sorted(want, key=lambda p: len(want[p]), reverse=True)):
-        have = collections.Counter()
-        foreign = []
-        for frames, n in got.get(pid, {}).items():
-            if frames[-1] not in ALLOC_FUNCS:
-                continue
-            chain = program_chain(frames)
-            if chain is None:
-                foreign.append(";".join(frames))
-            else:
-                have[chain] += n
-        for chain, n in sorted(want[pid].items()):
-            check("%s.%s.%s" % (tag, role, chain), have.get(chain) == n,
-                  "want %d bytes, got %r" % (n, have.get(chain)))
-        extra = sorted(set(have) - set(want[pid]))
-        check("%s.%s.no-other-stacks" % (tag, role), not extra and not foreign,
-              "stacks the program never had: %r %r" % (extra[:4], foreign[:4]))
+        fsk.check_chains("%s.%s" % (tag, role), want[pid], got.get(pid, {}), ALLOC_FUNCS.__contains__,
+                         program_chain)
 
 
 def main():

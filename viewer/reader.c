@@ -262,7 +262,7 @@ static int reader_header(struct reader_stream *s)
 {
 	const unsigned char *p = reader_window(s, 0, 16);
 	struct fsk_header h;
-	uint32_t pos;
+	uint32_t pos, fixed;
 
 	if (!p)
 		return s->state == READER_CORRUPT ? -1 : 0;
@@ -275,7 +275,7 @@ static int reader_header(struct reader_stream *s)
 		s->err_off = 8;
 		return -1;
 	}
-	if (h.header_fixed < sizeof(h) || h.header_fixed % 8)
+	if (h.header_fixed < (h.version < 4 ? FSK_HEADER_V3 : sizeof(h)) || h.header_fixed % 8)
 		return reader_corrupt(s, 10, "impossible header size"), -1;
 	if (h.hdr_size % 8 || h.hdr_size < (uint64_t)h.header_fixed + 4 ||
 	    h.hdr_size > READER_HDR_MAX)
@@ -283,7 +283,9 @@ static int reader_header(struct reader_stream *s)
 	p = reader_window(s, 0, h.hdr_size);
 	if (!p)
 		return s->state == READER_CORRUPT ? -1 : 0;
-	memcpy(&h, p, sizeof(h));
+	fixed = h.header_fixed < sizeof(h) ? h.header_fixed : sizeof(h);
+	memset(&h, 0, sizeof(h)); /* an older header has no stack_table */
+	memcpy(&h, p, fixed);
 	if (h.pid != s->pid)
 		return reader_corrupt(s, 16, "header pid differs from the file name"), -1;
 	if (h.seq != s->seq)

@@ -18,7 +18,36 @@ static struct stacks_stream *stacks_stream(struct stacks *st, const struct reade
 		return NULL;
 	memset(&st->streams[st->nstreams], 0, sizeof(*st->streams));
 	st->streams[st->nstreams].s = s;
+	st->streams[st->nstreams].parent = STACKS_NONE;
+	st->streams[st->nstreams].group = STACKS_NONE;
 	return &st->streams[st->nstreams++];
+}
+
+/* Puts module mod in the stream's list, kept sorted by base. */
+static int stacks_module_link(struct stacks *st, struct stacks_stream *ss, size_t mod)
+{
+	size_t k;
+
+	if (vec_reserve(&ss->mods, &ss->cap, ss->nmods + 1, sizeof(*ss->mods)) < 0)
+		return -ENOMEM;
+	for (k = ss->nmods; k > 0 && st->mods[ss->mods[k - 1]].base > st->mods[mod].base; k--)
+		ss->mods[k] = ss->mods[k - 1];
+	ss->mods[k] = mod;
+	ss->nmods++;
+	return 0;
+}
+
+/* Does the stream's list have a module at base (with that path, unless
+ * path is NULL)? */
+static int stacks_module_has(const struct stacks *st, const struct stacks_stream *ss, uint64_t base,
+			     const char *path)
+{
+	for (size_t k = 0; k < ss->nmods; k++) {
+		const struct stacks_module *o = &st->mods[ss->mods[k]];
+		if (o->base == base && (!path || !strcmp(o->path, path)))
+			return 1;
+	}
+	return 0;
 }
 
 static int stacks_module_add(struct stacks *st, struct stacks_stream *ss, const struct model_event *ev)
@@ -26,20 +55,15 @@ static int stacks_module_add(struct stacks *st, struct stacks_stream *ss, const 
 	struct fsk_module m;
 	uint32_t pos = sizeof(m);
 	char *path = NULL;
-	size_t k;
 
 	memcpy(&m, ev->payload, sizeof(m));
 	if (reader_str(ev->payload, ev->len, &pos, &path) < 0)
 		return -ENOMEM;
-	for (k = 0; k < ss->nmods; k++) {
-		const struct stacks_module *o = &st->mods[ss->mods[k]];
-		if (o->base == m.base && !strcmp(o->path, path)) {
-			free(path); /* the same object again (a rescan) */
-			return 0;
-		}
+	if (stacks_module_has(st, ss, m.base, path)) {
+		free(path); /* the same object again (a rescan) */
+		return 0;
 	}
-	if (vec_reserve(&st->mods, &st->mcap, st->nmods + 1, sizeof(*st->mods)) < 0 ||
-	    vec_reserve(&ss->mods, &ss->cap, ss->nmods + 1, sizeof(*ss->mods)) < 0) {
+	if (vec_reserve(&st->mods, &st->mcap, st->nmods + 1, sizeof(*st->mods)) < 0) {
 		free(path);
 		return -ENOMEM;
 	}
@@ -49,11 +73,11 @@ static int stacks_module_add(struct stacks *st, struct stacks_stream *ss, const 
 	d->bias = m.bias;
 	d->build_id_len = m.build_id_len > 20 ? 20 : m.build_id_len;
 	memcpy(d->build_id, m.build_id, sizeof(d->build_id));
-	/* keep the stream's list sorted by base */
-	for (k = ss->nmods; k > 0 && st->mods[ss->mods[k - 1]].base > m.base; k--)
-		ss->mods[k] = ss->mods[k - 1];
-	ss->mods[k] = st->nmods++;
-	ss->nmods++;
+	if (stacks_module_link(st, ss, st->nmods) < 0) {
+		free(path);
+		return -ENOMEM;
+	}
+	st->nmods++;
 	return 0;
 }
 
@@ -71,6 +95,7 @@ static int stacks_stack_add(struct stacks *st, struct stacks_stream *ss, const s
 	st->v[st->n].exact = 0;
 	st->v[st->n].owned = 0;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
+	st->v[st->n].id = s.id;
 	if (table_put(&ss->ids, s.id, st->n + 1, NULL) < 0)
 		return -ENOMEM;
 	st->n++;
@@ -115,8 +140,110 @@ static int stacks_hide_self(struct stacks *st)
 	return 0;
 }
 
+static const struct stacks *stacks_sorting;
+
+/* Streams with a header by pid, then start time. */
+static int stacks_pid_cmp(const void *a, const void *b)
+{
+	const struct fsk_header *x = &stacks_sorting->streams[*(const size_t *)a].s->hdr;
+	const struct fsk_header *y = &stacks_sorting->streams[*(const size_t *)b].s->hdr;
+
+	if (x->pid != y->pid)
+		return x->pid < y->pid ? -1 : 1;
+	return x->start_ns < y->start_ns ? -1 : x->start_ns > y->start_ns;
+}
+
+/* By start time only: a parent starts before its children. */
+static int stacks_start_cmp(const void *a, const void *b)
+{
+	const struct fsk_header *x = &stacks_sorting->streams[*(const size_t *)a].s->hdr;
+	const struct fsk_header *y = &stacks_sorting->streams[*(const size_t *)b].s->hdr;
+
+	return x->start_ns < y->start_ns ? -1 : x->start_ns > y->start_ns;
+}
+
+/* The stream that forked the one of header h: pid h->ppid's image that was
+ * running at h->parent_start_ns, started before h (so links never loop);
+ * STACKS_NONE when the trace has none. by_pid: n indexes, stacks_pid_cmp
+ * order. */
+static size_t stacks_parent_of(const struct stacks *st, const size_t *by_pid, size_t n,
+			       const struct fsk_header *h)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) { /* the first stream after (ppid, parent_start_ns) */
+		size_t mid = (lo + hi) / 2;
+		const struct fsk_header *m = &st->streams[by_pid[mid]].s->hdr;
+		if (m->pid < h->ppid || (m->pid == h->ppid && m->start_ns <= h->parent_start_ns))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (!lo)
+		return STACKS_NONE;
+	const struct fsk_header *p = &st->streams[by_pid[lo - 1]].s->hdr;
+	return p->pid == h->ppid && p->start_ns < h->start_ns ? by_pid[lo - 1] : STACKS_NONE;
+}
+
+/* Links every fork child's stream to its parent's, gives it the parent's
+ * modules after its own, and gathers the ids of each stack group
+ * (trace.h, "Stack ids"). */
+static int stacks_inherit(struct stacks *st, const struct load *l)
+{
+	size_t *by_pid, *by_start, n = 0;
+	int e = 0;
+
+	for (size_t i = 0; i < l->dir.n; i++)
+		if (l->dir.streams[i]->hdr.version && !stacks_stream(st, l->dir.streams[i]))
+			return -ENOMEM;
+	by_pid = malloc((st->nstreams + 1) * sizeof(*by_pid));
+	by_start = malloc((st->nstreams + 1) * sizeof(*by_start));
+	if (!by_pid || !by_start) {
+		free(by_pid);
+		free(by_start);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < st->nstreams; i++)
+		if (st->streams[i].s->hdr.version)
+			by_pid[n] = by_start[n] = i, n++;
+	stacks_sorting = st;
+	qsort(by_pid, n, sizeof(*by_pid), stacks_pid_cmp);
+	qsort(by_start, n, sizeof(*by_start), stacks_start_cmp);
+	for (size_t i = 0; i < n && !e; i++) {
+		struct stacks_stream *ss = &st->streams[by_start[i]];
+		const struct fsk_header *h = &ss->s->hdr;
+		if (!h->stack_table || !h->parent_start_ns)
+			continue;
+		ss->parent = stacks_parent_of(st, by_pid, n, h);
+		if (ss->parent == STACKS_NONE)
+			continue;
+		/* the parent's list and group are complete: it started earlier */
+		struct stacks_stream *ps = &st->streams[ss->parent];
+		for (size_t k = 0; k < ps->nmods && !e; k++)
+			if (!stacks_module_has(st, ss, st->mods[ps->mods[k]].base, NULL))
+				e = stacks_module_link(st, ss, ps->mods[k]);
+		if (ps->group == STACKS_NONE)
+			ps->group = ss->parent;
+		ss->group = ps->group;
+	}
+	free(by_pid);
+	free(by_start);
+	/* an id has one STACK record in its group; should a damaged trace
+	 * have more, the first one read wins */
+	for (size_t i = 0; i < st->n && !e; i++) {
+		size_t g = st->streams[st->v[i].stream].group;
+		uint64_t v;
+		if (g != STACKS_NONE && st->v[i].id && !table_get(&st->streams[g].gids, st->v[i].id, &v) &&
+		    table_put(&st->streams[g].gids, st->v[i].id, i + 1, NULL) < 0)
+			e = -ENOMEM;
+	}
+	return e;
+}
+
 int stacks_build(struct stacks *st, const struct load *l)
 {
+	int e;
+
 	memset(st, 0, sizeof(*st));
 	for (size_t i = 0; i < l->nev; i++) {
 		const struct model_event *ev = &l->ev[i];
@@ -134,6 +261,8 @@ int stacks_build(struct stacks *st, const struct load *l)
 		if (e < 0)
 			return e;
 	}
+	if ((e = stacks_inherit(st, l)) < 0)
+		return e;
 	return stacks_hide_self(st);
 }
 
@@ -147,6 +276,7 @@ void stacks_free(struct stacks *st)
 	for (size_t i = 0; i < st->nstreams; i++) {
 		free(st->streams[i].mods);
 		table_free(&st->streams[i].ids);
+		table_free(&st->streams[i].gids);
 		table_free(&st->streams[i].ips);
 	}
 	free(st->mods);
@@ -158,12 +288,16 @@ void stacks_free(struct stacks *st)
 
 size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id)
 {
+	const struct stacks_stream *ss;
 	uint64_t v;
 
-	if (!id || !table_get(&st->by_stream, (uintptr_t)s, &v) ||
-	    !table_get(&st->streams[v - 1].ids, id, &v))
+	if (!id || !table_get(&st->by_stream, (uintptr_t)s, &v))
 		return STACKS_NONE;
-	return (size_t)v - 1;
+	ss = &st->streams[v - 1];
+	if (table_get(&ss->ids, id, &v) ||
+	    (ss->group != STACKS_NONE && table_get(&st->streams[ss->group].gids, id, &v)))
+		return (size_t)v - 1;
+	return STACKS_NONE;
 }
 
 size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsigned char *ip_le)
@@ -191,6 +325,7 @@ size_t stacks_of_ip(struct stacks *st, const struct reader_stream *s, const unsi
 	st->v[st->n].exact = 1;
 	st->v[st->n].owned = 1;
 	st->v[st->n].stream = (size_t)(ss - st->streams);
+	st->v[st->n].id = 0;
 	return st->n++;
 }
 

@@ -5,6 +5,9 @@
  * buffers independently, so a record may be read before the STACK it names:
  * resolving only after every stream's records are in makes order moot.
  * A stack is then one index across the whole trace (STACKS_NONE: none).
+ * Ids are shared by a stack group (a stream and the fork children that
+ * share its table, trace.h "Stack ids"), and a fork child's stream
+ * inherits the modules of its parent's.
  */
 #ifndef FORKSCOPE_STACKS_H
 #define FORKSCOPE_STACKS_H
@@ -35,13 +38,21 @@ struct stacks_stack {
 	int owned;                      /* ips is our own copy (exact ones, and
 	                                   stacks without forkscope's frames) */
 	size_t stream;                  /* index in stacks.streams */
+	uint32_t id;                    /* its STACK id, 0 for an exact one */
 };
 
 struct stacks_stream {
 	const struct reader_stream *s;
-	size_t *mods;                   /* indexes in stacks.mods, by base */
+	size_t parent;                  /* index of the stream it inherits
+	                                   from, or STACKS_NONE */
+	size_t group;                   /* index of its group's first stream
+	                                   (whose gids serve the group), or
+	                                   STACKS_NONE: it is alone */
+	size_t *mods;                   /* indexes in stacks.mods, by base; a
+	                                   child's own, then its parent's */
 	size_t nmods, cap;
 	struct table ids;               /* STACK id -> stack index + 1 */
+	struct table gids;              /* the same, of the whole group */
 	struct table ips;               /* lone address -> stack index + 1 */
 };
 
@@ -59,7 +70,8 @@ struct stacks {
 int stacks_build(struct stacks *st, const struct load *l);
 void stacks_free(struct stacks *st);
 
-/* The stack that record of stream s names by id, or STACKS_NONE. */
+/* The stack that record of stream s names by id (its group's
+ * included), or STACKS_NONE. */
 size_t stacks_get(const struct stacks *st, const struct reader_stream *s, uint32_t id);
 
 /* A one-frame stack of the address stored little-endian at ip_le (e.g. a

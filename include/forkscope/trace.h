@@ -92,6 +92,26 @@
  *   REALLOC   the new block is recorded (old_addr may be a block the
  *             trace never saw: nothing to remove then), or the call failed
  *             or freed (size 0) a recorded block.
+ *
+ * Stack ids (version 4). An id means one stack in a whole stack group,
+ * not just in one stream: a process image and the processes forked from
+ * it (and from those, but not images that exec started) share one table
+ * of stacks, and exactly one stream of the group has the STACK record of
+ * an id: the stream of the process that interned it, which may be the
+ * parent, a child or a sibling of a process that uses it. A stream whose
+ * header has stack_table 1 is in the group of its parent's stream (the
+ * stream of pid ppid whose image was running at parent_start_ns); with 0
+ * it starts a group. A reader resolves an id a stream uses in its group.
+ * The STACK record may come later than a record that uses the id, in the
+ * same or another file of the group (another thread's or process's buffer
+ * is written out later); should that process be killed before it writes
+ * the record out, the id stays unknown to the whole group (the records
+ * that use it show no stack; nothing else is misread). MODULE records
+ * are inherited along the same links: the modules of a fork child with
+ * stack_table 1 are its own and its parent's (its own first where both
+ * name one base); a STACK record is symbolized with the modules of the
+ * stream that has it. A version 1-3 header ends before stack_table (80
+ * bytes).
  */
 #ifndef FORKSCOPE_TRACE_H
 #define FORKSCOPE_TRACE_H
@@ -99,8 +119,10 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 3               /* 2: compact malloc records (22..26);
-                                       3: tiny malloc records (FSK_TINY) */
+#define FSK_VERSION 4               /* 2: compact malloc records (22..26);
+                                       3: tiny malloc records (FSK_TINY);
+                                       4: stack ids shared by a stack group
+                                       (stack_table) */
 #define FSK_STREAM_SUFFIX ".fst"
 /* An empty file a process made ahead for its next fork child, which
  * renames it to its stream name: not a stream; `forkscope run` removes
@@ -137,7 +159,13 @@ struct fsk_header {
 	uint64_t parent_start_ns;  /* fork child: parent's fork timestamp; else 0 */
 	uint32_t stack_depth;      /* FORKSCOPE_STACK_DEPTH in effect */
 	uint32_t scan_ms;          /* FORKSCOPE_SCAN_MS in effect (0 = off) */
-};                                 /* 80 bytes */
+	/* version 4 (header_fixed 88; versions 1-3 end here, at 80 bytes) */
+	uint32_t stack_table;      /* 1: a fork child whose stack ids are its
+	                              parent's (see "Stack ids" at the top);
+	                              else 0 */
+	uint32_t pad;
+};                                 /* 88 bytes */
+#define FSK_HEADER_V3 80u          /* header_fixed of versions 1 to 3 */
 
 struct fsk_rec {
 	uint16_t type;             /* enum fsk_rec_type */
@@ -526,7 +554,7 @@ struct fsk_sample {                /* first record of a sampled stream */
 };
 
 /* The layout is the contract: any change here is a format version bump. */
-_Static_assert(sizeof(struct fsk_header) == 80, "fsk_header");
+_Static_assert(sizeof(struct fsk_header) == 88, "fsk_header");
 _Static_assert(sizeof(struct fsk_rec) == 16, "fsk_rec");
 _Static_assert(sizeof(struct fsk_alloc) == 24, "fsk_alloc");
 _Static_assert(sizeof(struct fsk_free) == 16, "fsk_free");

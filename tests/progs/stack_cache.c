@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "../../samples/sample.h"
+#include "chains.h"
 
 #define K 300                           /* calls in a row from one stack */
 
@@ -45,40 +46,6 @@ static volatile int g_sink;
 static inline void use(void *p)
 {
 	__asm__ volatile("" : : "r"(p) : "memory");
-}
-
-/* ---- what each chain allocated, said at the end ---- */
-
-struct expect {
-	char chain[96];
-	long bytes;
-};
-static struct expect g_exp[64];
-static int g_nexp;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void expect(const char *chain, long bytes)
-{
-	pthread_mutex_lock(&g_lock);
-	int i = 0;
-	while (i < g_nexp && strcmp(g_exp[i].chain, chain))
-		i++;
-	if (i == g_nexp) {
-		if (g_nexp == 64)
-			die("expect table full");
-		snprintf(g_exp[i].chain, sizeof(g_exp[i].chain), "%s", chain);
-		g_exp[i].bytes = 0;
-		g_nexp++;
-	}
-	g_exp[i].bytes += bytes;
-	pthread_mutex_unlock(&g_lock);
-}
-
-static void expect_say(void)
-{
-	for (int i = 0; i < g_nexp; i++)
-		at("expect", "pid=%d chain=%s bytes=%ld", (int)getpid(), g_exp[i].chain, g_exp[i].bytes);
-	g_nexp = 0;
 }
 
 /* n blocks of size bytes from one call site, all freed */

@@ -4,6 +4,7 @@
  * a small mutation fuzz run under ASan/UBSan.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -511,8 +512,8 @@ static void test_compact_corrupt(const char *dir)
 		    "tiny free with size bits set");
 }
 
-/* Version 1 and 2 streams (no compact, no tiny records) are still read;
- * later ones not. */
+/* Version 1 to 3 streams (no compact, no tiny records, a header without
+ * stack_table) are still read; later ones not. */
 static void test_versions(const char *dir)
 {
 	struct reader_stream s;
@@ -529,6 +530,29 @@ static void test_versions(const char *dir)
 	synth_save(dir, 19, 0, &w, -1);
 	n = read_all(&s, dir, "19.0.fst", 1);
 	synth_check("version2_read", n == 4 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	reader_stream_close(&s);
+	/* 3: the header ends before stack_table (80 bytes); the exe string
+	 * that follows is not read as one */
+	uint16_t fixed = FSK_HEADER_V3;
+	uint32_t hdr_size;
+	memcpy(&hdr_size, w.buf + offsetof(struct fsk_header, hdr_size), 4);
+	memmove(w.buf + FSK_HEADER_V3, w.buf + sizeof(struct fsk_header), w.len - sizeof(struct fsk_header));
+	w.len -= sizeof(struct fsk_header) - FSK_HEADER_V3;
+	hdr_size -= sizeof(struct fsk_header) - FSK_HEADER_V3;
+	memcpy(w.buf + offsetof(struct fsk_header, header_fixed), &fixed, 2);
+	memcpy(w.buf + offsetof(struct fsk_header, hdr_size), &hdr_size, 4);
+	w.buf[8] = 3;
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_all(&s, dir, "19.0.fst", 1);
+	synth_check("version3_read", n == 4 && s.state == READER_EOF && !s.hdr.stack_table &&
+		    !strcmp(s.exe, "/bin/sh"), "n %d state %d table %u", n, s.state, s.hdr.stack_table);
+	reader_stream_close(&s);
+	/* 4 has stack_table: a header that ends before it is corrupt */
+	w.buf[8] = 4;
+	synth_save(dir, 19, 0, &w, -1);
+	n = read_all(&s, dir, "19.0.fst", 1);
+	synth_check("version4_short_header", n == 0 && s.state == READER_CORRUPT && s.err_off == 10,
+		    "n %d state %d off %" PRIu64, n, s.state, s.err_off);
 	reader_stream_close(&s);
 	w.buf[8] = FSK_VERSION + 1;
 	synth_save(dir, 19, 0, &w, -1);

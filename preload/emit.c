@@ -14,8 +14,9 @@
  * thread, built in the 16 bytes before it (already written, or the head
  * room TB_HEAD), so the compact malloc records in it need no tid. The
  * malloc hooks stamp their records with the buffer's clock: the TSC scaled
- * by a calibration against CLOCK_MONOTONIC (see clock_* below), or, while
- * one thread records, the stamp of its previous record (emit.h).
+ * by a calibration against CLOCK_MONOTONIC (see clock_* below), or, for a
+ * block of a heap window only its thread allocates in, the stamp of its
+ * previous record (emit.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -456,18 +457,39 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 }
 
 /* The pair takes the tick count after the clock read, so an estimate from
- * it is never ahead of the clock. */
+ * it is never ahead of the clock; it lags by the time between the two
+ * reads, which is also how far two threads' stamps can disagree. So the
+ * clock read is bracketed by counter reads, and taken again (a few times
+ * at most) when an interrupt or preemption came in between: the pair
+ * with the smallest bracket is kept. */
+#define CLOCK_PAIR_TRIES 4
+#define CLOCK_PAIR_TICKS 1000 /* ~0.3 us at 3 GHz */
+
 static __attribute__((noinline)) uint64_t clock_resync(struct tbuf *b)
 {
-	uint64_t ns = sys_now_ns();
-	b->ref_tsc = __rdtsc();
+	uint64_t ns = 0, tsc = 0, best = ~0ull;
+	for (int i = 0; i < CLOCK_PAIR_TRIES && best > CLOCK_PAIR_TICKS; i++) {
+		_mm_lfence();
+		uint64_t t1 = __rdtsc();
+		_mm_lfence();
+		uint64_t n = sys_now_ns();
+		_mm_lfence();
+		uint64_t t2 = __rdtsc();
+		if (t2 - t1 < best) {
+			best = t2 - t1;
+			ns = n;
+			tsc = t2;
+		}
+	}
+	b->ref_tsc = tsc;
 	b->ref_ns = ns;
-	clock_calibrate(b->ref_tsc, ns);
+	clock_calibrate(tsc, ns);
 	return ns;
 }
 
-/* Now, for a record of the buffer's thread; never before its last one. */
-static inline uint64_t clock_now(struct tbuf *b)
+/* Now, for a record of the buffer's thread; never before its last one.
+ * own: FSK_TS_CLOCK_OWN (emit_clock_after_read). */
+static inline uint64_t clock_now(struct tbuf *b, int own)
 {
 	uint64_t ns, mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (likely(mult)) {
@@ -483,70 +505,118 @@ static inline uint64_t clock_now(struct tbuf *b)
 		ns = b->last_ns;
 	b->last_ns = ns;
 	_mm_lfence(); /* (rare path) whatever counter read made ns is done */
-	emit_clock_after_read(b, 0, ns);
+	emit_clock_after_read(b, 0, own);
 	return ns;
 }
 
-#define CLOCK_OWNER_QUIET_NS 1000000ull /* an owner this quiet gives way */
-#define CLOCK_RETRY 256u                /* clock reads between looks */
-#define CLOCK_WHO 0xffffffffull         /* emit_clock: the owner's tid */
+/* Threads with a buffer: only those can be reusing a stamp. */
+static _Atomic int s_bufs;
 
-/* Has thread `owner` written no record stamped after ns - 1 ms (or is its
- * buffer gone)? Its last_ns is read while it may write it: a stale value
- * only makes it look quieter, and taking the clock is safe at any time. */
-static int clock_owner_quiet(uint32_t owner, uint64_t ns)
+static int others_record(void)
 {
-	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
-		struct tbuf *o = &slots[i];
-		if (atomic_load_explicit(&o->inuse, memory_order_relaxed) && (uint32_t)o->tid == owner)
-			return __atomic_load_n(&o->last_ns, __ATOMIC_RELAXED) + CLOCK_OWNER_QUIET_NS < ns;
-	}
-	return 1;
+	return atomic_load_explicit(&s_bufs, memory_order_relaxed) > (t_buf != NULL);
 }
 
-void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns)
+void emit_clock_claim(struct tbuf *b, uint64_t st, int own)
 {
-	uint64_t me = (uint32_t)b->tid;
-	int took;
-	for (;;) {
-		uint64_t owner = st & CLOCK_WHO, want = st;
-		took = owner != me && (!owner || clock_owner_quiet((uint32_t)owner, ns));
-		if (took)
-			want = (st & ~(CLOCK_WHO | EMIT_CLOCK_MULTI)) | me;
-		else if (owner != me)
-			want = st | EMIT_CLOCK_MULTI;
-		if (want == st || atomic_compare_exchange_weak(&emit_clock, &st, want)) {
-			st = want;
+	uint64_t seen = b->clock;
+	if (!own && !(st & EMIT_CLOCK_MULTI) && others_record())
+		st = atomic_fetch_or(&emit_clock, EMIT_CLOCK_MULTI) | EMIT_CLOCK_MULTI;
+	while (!(st & (EMIT_CLOCK_MULTI | EMIT_CLOCK_REUSING))) {
+		if (atomic_compare_exchange_weak(&emit_clock, &st, st | EMIT_CLOCK_REUSING)) {
+			st |= EMIT_CLOCK_REUSING;
+			/* the flusher's millisecond epochs bound how long
+			 * stamps get reused: wake it if it is not ticking */
+			if (!atomic_load_explicit(&emit_fast_ticks, memory_order_relaxed)) {
+				int err = errno;
+				init_flusher_kick();
+				errno = err;
+			}
 			break;
 		}
 	}
-	/* A new owner: the stamp in hand was read before the word changed, so
-	 * it is not reused; the next clock read (after the fence) is. */
-	if (took) {
-		_mm_lfence();
-		/* the flusher's millisecond epochs bound how long this
-		 * owner's stamps get reused: wake it if it is not ticking */
-		if (!atomic_load_explicit(&emit_fast_ticks, memory_order_relaxed)) {
-			int err = errno;
-			init_flusher_kick();
-			errno = err;
-		}
-	}
 	b->clock = st;
-	b->grant = !took && (st & (CLOCK_WHO | EMIT_CLOCK_MULTI)) == me ? EMIT_REUSE : 0;
-	b->reuse = b->grant;
-	b->retry = took ? 1 : CLOCK_RETRY;
+	b->grant = st & EMIT_CLOCK_MULTI ? 0 : EMIT_REUSE;
+	/* The stamp in hand was read before this look: reused only when the
+	 * word is the one the look before it saw. */
+	b->reuse = st == seen ? b->grant : 0;
 }
 
-/* Does one thread own the clock (emit.h), so that its records may be
- * reusing a stamp? The flusher then starts epochs more often. */
-int emit_clock_owned(void)
+void emit_clock_global(uint64_t ts)
+{
+	if (!others_record())
+		return;
+	/* the load's address depends on ts, so the bit is set after the
+	 * stamp was read (emit_clock_after_read) */
+	uintptr_t zero;
+	__asm__("and $0, %0" : "=r"(zero) : "0"(ts));
+	uint64_t st = atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
+					   memory_order_acquire);
+	if (!(st & EMIT_CLOCK_MULTI))
+		atomic_fetch_or(&emit_clock, EMIT_CLOCK_MULTI);
+}
+
+/* Heap windows and the one thread that allocates in each: an entry is
+ * gen << 48 | window << 24 | tid, tid WIN_SHARED once a second thread
+ * allocated there. A fork child starts a new generation: its one thread
+ * has none of the parent's tids, and older entries count as free slots
+ * (a lookup stops at one, an insertion takes the first). */
+#define WIN_SLOTS 1024
+#define WIN_SHARED 0xffffffull
+static _Atomic uint64_t s_win[WIN_SLOTS];
+static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
+
+static int win_lookup(uint64_t w, uint64_t tid, int claim)
+{
+	uint64_t gen = s_win_gen & 0xffff, key = gen << 48 | w << 24;
+	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 54);
+	for (int n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
+		uint64_t v = atomic_load_explicit(&s_win[i], memory_order_acquire);
+		if (v >> 48 == gen) {
+			if ((v & ~0xffffffull) != key)
+				continue;
+			uint64_t who = v & 0xffffff;
+			if (who == tid)
+				return 1;
+			if (claim && who != WIN_SHARED)
+				atomic_compare_exchange_strong(&s_win[i], &v, key | WIN_SHARED);
+			return 0;
+		}
+		if (!claim)
+			return 0; /* a free slot ends the probe: nobody allocated there */
+		if (atomic_compare_exchange_strong(&s_win[i], &v, key | tid))
+			return 1;
+		if (v >> 48 == gen && (v & ~0xffffffull) == key)
+			return (v & 0xffffff) == tid;
+		/* another window took the slot: probe on */
+	}
+	return 0;
+}
+
+int emit_clock_own(struct tbuf *b, uint64_t blk, int claim)
+{
+	if (blk == ~0ull || !blk || (uint32_t)b->tid >= WIN_SHARED)
+		return 0;
+	uint64_t w = blk >> EMIT_WIN_SHIFT;
+	if (w >> 24)
+		return 0; /* beyond the 24 bits of an entry (5-level paging) */
+	if (w == b->own_win2 || win_lookup(w, (uint32_t)b->tid, claim)) {
+		b->own_win2 = b->own_win;
+		b->own_win = w;
+		return 1;
+	}
+	return 0;
+}
+
+/* Might a thread be reusing a stamp (emit.h)? The flusher then starts
+ * epochs more often. */
+int emit_clock_reused(void)
 {
 	uint64_t st = atomic_load_explicit(&emit_clock, memory_order_relaxed);
-	return (st & CLOCK_WHO) && !(st & EMIT_CLOCK_MULTI);
+	return (st & EMIT_CLOCK_REUSING) && !(st & EMIT_CLOCK_MULTI);
 }
 
-/* A flusher tick: a new epoch with no owner (emit.h). */
+/* A flusher tick: a new epoch with neither bit (emit.h). */
 void emit_clock_tick(void)
 {
 	uint64_t st = atomic_load(&emit_clock);
@@ -639,10 +709,13 @@ static struct tbuf *tb_acquire(void)
 		b->last_cns = 0;
 		b->clock = ~0ull; /* no value of emit_clock: the first read claims */
 		b->reuse = 0;
+		b->grant = 0;
+		b->own_win = b->own_win2 = ~0ull;
 		b->ref_tsc = 0;
 		b->ref_ns = 0;
 		tb_empty(b);
 		t_buf = b;
+		atomic_fetch_add(&s_bufs, 1);
 		if (s_key_ok > 0)
 			pthread_setspecific(s_key, b);
 		init_flusher_ensure();
@@ -682,12 +755,16 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	struct tbuf *b = tb_room(size, &c);
 	if (!b)
 		return NULL;
-	if (ts == FSK_TS_CLOCK)
-		ts = clock_now(b);
-	else if (ts < b->last_ns)
-		ts = b->last_ns; /* a thread's records never go back in time */
-	else
-		b->last_ns = ts;
+	if (ts == FSK_TS_CLOCK || ts == FSK_TS_CLOCK_OWN) {
+		ts = clock_now(b, ts == FSK_TS_CLOCK_OWN);
+	} else {
+		if (type != FSK_REC_STACK && type != FSK_REC_MODULE && type != FSK_REC_NOTE)
+			emit_clock_global(ts); /* an mmap: not a block's order */
+		if (ts < b->last_ns)
+			ts = b->last_ns; /* a thread's records never go back in time */
+		else
+			b->last_ns = ts;
+	}
 	struct fsk_rec *r = (void *)(b->data + c);
 	r->type = type;
 	r->size = (uint16_t)size;
@@ -700,7 +777,7 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 /* The compact record of emit_compact() (emit.h) when its fast path cannot
  * write it: takes a buffer, makes room, resyncs the clock, and puts a CBASE
  * in front when the thread has none or its last one is more than 4 s old. */
-void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2)
+void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
 {
 	int err = errno;
 	uint32_t c, size = head >> 16;
@@ -709,7 +786,9 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2)
 		errno = err;
 		return;
 	}
-	uint64_t now = clock_now(b), dt = now - b->base_ns;
+	int own = blk >> EMIT_WIN_SHIFT == b->own_win ||
+		  emit_clock_own(b, blk, (head & 0xffff) != FSK_REC_CFREE);
+	uint64_t now = clock_now(b, own), dt = now - b->base_ns;
 	char *p = b->data + c;
 	if (!b->base_ns || dt > UINT32_MAX) {
 		struct fsk_rec *base = (void *)p;
@@ -787,6 +866,7 @@ static void tb_not_before(uint64_t ts)
 void emit_direct(void *rec, uint32_t size)
 {
 	struct fsk_rec *r = rec;
+	emit_clock_global(r->ts_ns);
 	tb_not_before(r->ts_ns);
 	r->tid = (uint32_t)self_tid();
 	if (!t_guard)
@@ -804,6 +884,8 @@ void emit_block(void *buf, size_t len)
 		if (r->size < sizeof(struct fsk_rec))
 			break;
 		r->tid = (uint32_t)tid;
+		if (!off)
+			emit_clock_global(r->ts_ns);
 		tb_not_before(r->ts_ns);
 		off += r->size;
 	}
@@ -825,6 +907,7 @@ void emit_thread_exit(void *v)
 	t_buf = NULL;
 	tb_unlock(b);
 	atomic_store(&b->inuse, 0);
+	atomic_fetch_sub(&s_bufs, 1);
 }
 
 void emit_note(uint32_t level, const char *text)
@@ -882,7 +965,9 @@ void emit_reset_child(void)
 	}
 	t_buf = NULL;
 	t_tid = 0;
-	atomic_store(&emit_clock, 0); /* one thread, no owner yet */
+	atomic_store(&emit_clock, 0); /* one thread, no reuse yet */
+	atomic_store(&s_bufs, 0);
+	s_win_gen = s_win_gen % 0xffff + 1; /* the parent's windows are none of this thread's */
 	atomic_store(&emit_fast_ticks, 0); /* no flusher yet */
 	if (s_fd >= 0)
 		close(s_fd);

@@ -38,8 +38,9 @@ struct tbuf {
 	uint32_t reuse;            /* records that may still take last_ns */
 	uint32_t grant;            /* reuse after a clock read while emit_clock
 	                              stays `clock`: EMIT_REUSE or 0 */
-	uint32_t retry;            /* grant 0: clock reads until emit_clock_claim
-	                              looks again (the owner may have gone quiet) */
+	uint64_t own_win;          /* a heap window only this thread allocates
+	                              in (EMIT_WIN_SHIFT), ~0 = none yet */
+	uint64_t own_win2;         /* the one before */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 /* The calling thread's buffer, NULL until its first record. */
@@ -51,63 +52,84 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
 /*
  * Reading the clock (rdtsc, ~13 ns) is half of a traced malloc, so a
  * compact record may take the stamp of its thread's previous record, up
- * to EMIT_REUSE times in a row, while its thread is the only one that
- * recorded since the flusher's last tick: that thread owns emit_clock
- * (tid in bits 0-31). Any other thread that reads the clock sets bit 32
- * (EMIT_CLOCK_MULTI) before its record and so before the call's effect
- * (the block it freed, the block it returned) is visible to anyone; the
- * owner sees it at its next record and reads the clock from then on. So a
- * reused stamp never sorts before a record of another thread that happened
- * before it. Each thread reads the clock before it looks at emit_clock
- * (emit_clock_after_read), so a stamp taken before a change of the word
- * is older than any stamp the change allows to be reused. Every flusher tick (50 ms,
- * and every millisecond while a thread owns the clock) starts a new epoch
- * (bits 33-63) with no owner: a thread then reads the
- * clock at its next record, and after a quiet spell no stale stamp is
- * reused. An owner that recorded nothing for a millisecond can lose the
- * clock to another thread (a program whose main thread waits for one
- * worker). A thread that becomes the owner reuses no stamp read before it
- * did: another thread may have read the clock later yet still believed
- * itself the owner. trace.h says what precision that leaves.
+ * to EMIT_REUSE times in a row, when both of these hold:
+ *  - its block lies in a heap window (64 MiB of address space, the size
+ *    and alignment of a glibc arena heap) in which no other thread of the
+ *    process has allocated: only this thread's own records can come
+ *    before it for that block;
+ *  - emit_clock is what the thread saw when it read the clock, and has no
+ *    EMIT_CLOCK_MULTI.
+ * Every other record (a block of another thread's window, a block glibc
+ * mmapped, a lifecycle, scan or mmap record, ...) sets EMIT_CLOCK_MULTI
+ * before its effect (the block it freed, the block it returned, the fork)
+ * is visible to anyone, when another thread has a buffer: a thread that
+ * then records sees the word changed and reads the clock from then on. So
+ * a reused stamp never sorts before a record of another thread that
+ * happened before it and concerns the same block, nor before any record
+ * of another thread other than a compact record of that thread's own
+ * window. Each thread reads the clock before it looks at emit_clock
+ * (emit_clock_after_read), and a stamp read before a look that found the
+ * word changed is never reused, so a reused stamp is never older than a
+ * change of the word it did not see. Every flusher tick (50 ms, and every
+ * millisecond while some thread reuses stamps: EMIT_CLOCK_REUSING) starts
+ * a new epoch (bits 33-63) with neither bit, which bounds how stale a
+ * reused stamp gets. trace.h says what precision that leaves.
  */
 #define EMIT_REUSE 63u
-#define EMIT_EPOCH_NS (1000ull * 1000) /* epochs while a thread owns the clock */
+#define EMIT_EPOCH_NS (1000ull * 1000) /* epochs while a thread reuses stamps */
+#define EMIT_CLOCK_REUSING 1ull
 #define EMIT_CLOCK_MULTI (1ull << 32)
 #define EMIT_CLOCK_EPOCH (1ull << 33)
+#define EMIT_WIN_SHIFT 26 /* 64 MiB: glibc's HEAP_MAX_SIZE on 64-bit */
 FSK_HIDDEN extern _Atomic uint64_t emit_clock;
 
-/* The clock was read for b's thread (ns) and emit_clock after it (st),
- * differing from b->clock or with b->retry run out: claims ownership,
- * takes it from an owner that went quiet, or marks a second thread; sets
- * b->clock, b->grant, b->reuse and b->retry. */
-FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, uint64_t ns);
+/* The clock was read for b's thread and emit_clock after it (st),
+ * differing from b->clock or for a record not `own`: sets EMIT_CLOCK_MULTI
+ * for the latter (emit_clock_global), b->clock, b->grant and b->reuse,
+ * and EMIT_CLOCK_REUSING when it grants. */
+FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, int own);
 
-/* The flusher: emit_clock_owned() says one thread owns the clock (and so
- * may reuse stamps); emit_clock_tick() starts a new epoch, which it does
- * every EMIT_EPOCH_NS while that lasts, so a reused stamp is stale by
- * about a millisecond at most unless the flusher itself is kept from
- * running, and by one flush interval (50 ms) at worst. */
-FSK_HIDDEN int emit_clock_owned(void);
+/* A record stamped ts (read before the call) that is not a compact one of
+ * the thread's own window, before its effect is visible: sets
+ * EMIT_CLOCK_MULTI when another thread has a buffer (so may be reusing a
+ * stamp). */
+FSK_HIDDEN void emit_clock_global(uint64_t ts);
+
+/* Is block address blk (~0: glibc mmapped it) in a heap window only b's
+ * thread allocates in? `claim`: an allocation, which takes a window no
+ * thread has yet. Caches the answer in b->own_win. Not: emit_clock_global. */
+FSK_HIDDEN int emit_clock_own(struct tbuf *b, uint64_t blk, int claim);
+
+/* The flusher: emit_clock_reused() says a thread may be reusing stamps;
+ * emit_clock_tick() starts a new epoch, which it does every EMIT_EPOCH_NS
+ * while that lasts, so a reused stamp is stale by about a millisecond at
+ * most unless the flusher itself is kept from running, and by one flush
+ * interval (50 ms) at worst. */
+FSK_HIDDEN int emit_clock_reused(void);
 /* Set by the flusher while it ticks every EMIT_EPOCH_NS; a thread that
- * takes the clock kicks it awake when it is not. */
+ * sets EMIT_CLOCK_REUSING kicks it awake when it is not. */
 FSK_HIDDEN extern _Atomic int emit_fast_ticks;
 FSK_HIDDEN void emit_clock_tick(void);
 
-/* After a clock read of b's thread: may the next records reuse it?
+/* After a clock read of b's thread for a record, `own` when it is a
+ * compact one of the thread's own window: may the next records reuse it?
  * `tsc` is the counter value read: the address of the load depends on it
  * (and with 0, which the CPU does not know to be 0), so the load cannot
- * run before rdtsc has, as lfence would ensure at ~9 ns a record. */
+ * run before rdtsc has, as lfence would ensure at ~9 ns a record; and a
+ * record not `own` sets EMIT_CLOCK_MULTI only after that load, so after
+ * its stamp was read (a tick between the two would otherwise clear the
+ * bit before the stamp existed). */
 static inline __attribute__((always_inline)) void emit_clock_after_read(struct tbuf *b,
-									 uint64_t tsc, uint64_t ns)
+									 uint64_t tsc, int own)
 {
 	uintptr_t zero;
 	__asm__("and $0, %0" : "=r"(zero) : "0"(tsc));
 	uint64_t st = atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
 					   memory_order_acquire);
-	if (likely(st == b->clock) && likely(b->grant || --b->retry))
+	if (likely(st == b->clock) && likely(own))
 		b->reuse = b->grant;
 	else
-		emit_clock_claim(b, st, ns);
+		emit_clock_claim(b, st, own);
 }
 
 /* The tiny record (trace.h) of malloc(size) = a or free(a), or 0 when
@@ -129,42 +151,45 @@ static inline uint64_t emit_tiny_free(uint64_t a, int mmapped)
 }
 
 /* Writes the compact record whose first word (type, size; dt filled in
- * here) is `head` when the fast path cannot; errno kept. */
-FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2);
+ * here) is `head`, of block blk, when the fast path cannot; errno kept. */
+FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk);
 
 /* Appends and commits a compact record of `size` bytes (16 or 24) whose
  * second word is w1 and third (24) w2; or, when the stamp is the one of
- * the thread's last compact record, the tiny record `tiny` if not 0.
- * Called with t_guard set. */
+ * the thread's last compact record, the tiny record `tiny` if not 0. blk:
+ * the block's address, ~0 when glibc mmapped it. Called with t_guard set. */
 static inline __attribute__((always_inline)) void emit_compact(uint16_t type, uint32_t size,
 							       uint64_t w1, uint64_t w2,
-							       uint64_t tiny)
+							       uint64_t tiny, uint64_t blk)
 {
 	struct tbuf *b = t_buf;
 	uint32_t head = type | size << 16;
 	if (unlikely(!b)) {
-		emit_compact_slow(head, w1, w2);
+		emit_compact_slow(head, w1, w2, blk);
 		return;
 	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
 	if (unlikely(c + size > TB_CAP)) {
-		emit_compact_slow(head, w1, w2);
+		emit_compact_slow(head, w1, w2, blk);
 		return;
 	}
 	uint64_t ns = b->last_ns;
-	if (likely(b->reuse) &&
+	int own = blk >> EMIT_WIN_SHIFT == b->own_win;
+	if (likely(b->reuse) && likely(own) &&
 	    likely(atomic_load_explicit(&emit_clock, memory_order_acquire) == b->clock)) {
 		b->reuse--;
 	} else {
+		if (!own)
+			own = emit_clock_own(b, blk, type != FSK_REC_CFREE);
 		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc;
 		if (unlikely(d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
-			emit_compact_slow(head, w1, w2);
+			emit_compact_slow(head, w1, w2, blk);
 			return;
 		}
 		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 		uint64_t now = b->ref_ns + ((d * mult) >> 32);
 		ns = now < ns ? ns : now; /* a thread's records never go back */
-		emit_clock_after_read(b, tsc, ns);
+		emit_clock_after_read(b, tsc, own);
 	}
 	uint64_t *r = (void *)(b->data + c);
 	if (tiny && ns == b->last_cns) {
@@ -175,7 +200,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	}
 	uint64_t dt = ns - b->base_ns;
 	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
-		emit_compact_slow(head, w1, w2);
+		emit_compact_slow(head, w1, w2, blk);
 		return;
 	}
 	b->last_ns = ns;

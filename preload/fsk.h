@@ -150,6 +150,9 @@ FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
  * a thread's records never go back in time. Must be followed by
  * emit_commit() with no hook call in between. */
 #define FSK_TS_CLOCK 0
+/* The same for a malloc-family record whose blocks all lie in heap windows
+ * only this thread allocates in (emit_clock_own). */
+#define FSK_TS_CLOCK_OWN 1
 FSK_HIDDEN void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts);
 /* Compact FREE/ALLOC records (trace.h): emit_compact() in emit.h. */
 FSK_HIDDEN void emit_commit(void);

@@ -137,14 +137,14 @@ static inline __attribute__((always_inline)) void emit_cmalloc(uint64_t a, size_
 {
 	emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
 		     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0), 0,
-		     emit_tiny_malloc(a, size, mm));
+		     emit_tiny_malloc(a, size, mm), mm ? ~0ull : a);
 }
 
 /* CFREE (or its tiny form) of free(a); a is 16-aligned. */
 static inline __attribute__((always_inline)) void emit_cfree(uint64_t a, int mm)
 {
 	emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
-		     emit_tiny_free(a, mm));
+		     emit_tiny_free(a, mm), mm ? ~0ull : a);
 }
 
 /* Whether a CALLOC holds the call: an aligned address (not NULL), a
@@ -159,7 +159,7 @@ static inline __attribute__((always_inline)) void emit_calloc(uint16_t fn, uint6
 								int mm, uint32_t stack)
 {
 	emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
-		     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0);
+		     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0, mm ? ~0ull : addr);
 }
 
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC;
@@ -364,11 +364,26 @@ FSK_EXPORT void free(void *p)
 	free_slow(p, recorded);
 }
 
+/* The stamp of a realloc's record: FSK_TS_CLOCK_OWN when both blocks lie
+ * in heap windows only this thread allocates in (emit.h). The old block is
+ * gone by now (glibc may have unmapped it): only its address is looked
+ * at, which is enough, since another thread's record of a block in our
+ * window always counts as foreign. A NULL block is no block. */
+static uint64_t ts_realloc(void *old, void *p)
+{
+	struct tbuf *t = t_buf;
+	if (!t || (old && !emit_clock_own(t, (uint64_t)(uintptr_t)old, 0)) ||
+	    (p && (chunk_mmapped(p) || !emit_clock_own(t, (uint64_t)(uintptr_t)p, 1))))
+		return FSK_TS_CLOCK;
+	return FSK_TS_CLOCK_OWN;
+}
+
 static void rec_realloc(uint16_t fn, void *old, void *p, size_t size)
 {
 	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_REALLOC,
-					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc), FSK_TS_CLOCK);
+					 sizeof(struct fsk_rec) + sizeof(struct fsk_realloc),
+					 ts_realloc(old, p));
 	if (h) {
 		struct fsk_realloc *r = (void *)(h + 1);
 		r->old_addr = (uint64_t)old;

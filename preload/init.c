@@ -95,7 +95,7 @@ static void *flusher_main(void *arg)
 			emit_clock_tick();
 			epoch = 0;
 		}
-		if (!epoch && emit_clock_owned())
+		if (!epoch && emit_clock_reused())
 			epoch = now + EMIT_EPOCH_NS;
 		atomic_store_explicit(&emit_fast_ticks, epoch != 0, memory_order_relaxed);
 		uint64_t until = epoch && epoch < next ? epoch : next;

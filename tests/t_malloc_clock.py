@@ -14,7 +14,11 @@ once (BACKS rounds after bursts whose records may reuse a stamp): each of
 those mallocs that got the block back (the program counts them) sorts
 after the other thread's free; and the same with a worker that mallocs
 after the main thread was quiet for 1.5 ms (it may take the clock). Run with stacks (CALLOC) and without
-(CMALLOC)."""
+(CMALLOC). Last, two threads allocate at once and then hand blocks to
+each other (malloc_clock pingpong): in time order every block of theirs
+is malloc'd while free and freed while live, also with one arena for both
+(MALLOC_ARENA_MAX=1); with an arena each, both reuse stamps while they
+keep to their own blocks."""
 import collections
 import glob
 import os
@@ -197,10 +201,110 @@ def run(tag, depth):
           "report calls=%r frees=%r, decoded allocs=%d frees=%d" % (m.get("calls"), m.get("frees"), allocs, frees))
 
 
+PP_ROUNDS = 3000
+NEAR_NS = 1000
+
+
+def pp_block(f):
+    return 8100 <= f.get("size", 0) < 8120 or 520 <= f.get("size", 0) < 540
+
+
+def run_pingpong(tag, depth, env=None, reuse=True):
+    """Two threads at once, on their own blocks, then handing blocks to
+    each other (tests/progs/malloc_clock.c): in time order no block is
+    malloc'd while live or freed while not, whichever thread made or
+    freed it; and with an arena each, both threads reuse stamps (tiny
+    records) in the first part."""
+    r = fsk.run_traced([fsk.prog("malloc_clock"), "pingpong", str(PP_ROUNDS)], timeout=180,
+                       cwd=fsk.tmpdir(), env=env, options=["--stack-depth", str(depth), "--scan-ms", "0"])
+    pp = fsk.at_dicts(r.out, "pingpong") if r.rc == 0 else []
+    if not check(tag + ".ran", len(pp) == 1, r.describe()):
+        return
+    streams = glob.glob(os.path.join(r.trace, "*.fst"))
+    recs, tiny = [], collections.Counter()
+    for path in streams:
+        try:
+            rs = decode(path)
+        except (ValueError, KeyError, struct.error) as e:
+            check(tag + ".decode", False, "%s: %s" % (os.path.basename(path), e))
+            return
+        if any(t == ALLOC and pp_block(f) for t, _, _, f in rs):
+            recs = rs
+            with open(path, "rb") as fh:
+                b = fh.read()
+            tiny = tiny_counts(b)
+    if not check(tag + ".decode", bool(recs), "no stream with the program's blocks among %d" % len(streams)):
+        return
+    workers = {tid for t, tid, _, f in recs if t == ALLOC and 8100 <= f["size"] < 8120}
+    # per block address, its records in time order (stable) must alternate
+    # malloc, free; two records of different threads closer than NEAR_NS
+    # may come in either order (trace.h: how far two threads' clocks can
+    # disagree), anything else out of order is a failure
+    seqs, made = collections.defaultdict(list), 0
+    for typ, tid, ts, f in sorted(recs, key=lambda x: x[2]):
+        if typ == ALLOC and pp_block(f):
+            made += 1
+            seqs[f["addr"]].append([ts, 1, tid])
+        elif typ == FREE and f["addr"] in seqs:
+            seqs[f["addr"]].append([ts, 0, tid])
+    bad, near, crossed = [], [], 0
+    for addr, q in seqs.items():
+        i = 0
+        while i < len(q):
+            if q[i][1] != (i % 2 == 0):
+                if (i + 1 < len(q) and q[i + 1][1] == (i % 2 == 0) and q[i][2] != q[i + 1][2]
+                        and q[i + 1][0] - q[i][0] <= NEAR_NS):
+                    near.append(q[i + 1][0] - q[i][0])
+                    q[i], q[i + 1] = q[i + 1], q[i]
+                else:
+                    bad.append((hex(addr), i, q[max(0, i - 1):i + 2]))
+                    break
+            if i % 2 == 0 and i > 0:
+                crossed += q[i][2] != q[i - 1][2]
+            i += 1
+        if len(q) % 2:
+            bad.append((hex(addr), "still live", q[-1:]))
+    want = 2 * PP_ROUNDS * (2 * PP_BURST + 1)
+    check(tag + ".block-order", not bad and made == want and len(near) <= made // 10000,
+          "%d blocks of %d made, %d out of order, first %r; %d closer than %d ns in the wrong "
+          "order (%r)" % (made, want, len(bad), bad[:2], len(near), NEAR_NS, sorted(near)[-3:]))
+    check(tag + ".crossed", len(workers) == 2 and int(pp[0]["crossed"]) > 0 and crossed > 0,
+          "%d workers; mallocs that got back a block the other thread freed: program %s, trace %d"
+          % (len(workers), pp[0]["crossed"], crossed))
+    if reuse:
+        got = [tiny.get(t, 0) for t in sorted(workers)]
+        check(tag + ".both-reuse", len(got) == 2 and min(got) >= PP_ROUNDS,
+              "tiny records (a reused stamp) of the two threads: %r" % got)
+
+
+def tiny_counts(b):
+    """Tiny records per thread in a raw stream."""
+    off, cur, n = struct.unpack_from("<I", b, 12)[0], None, collections.Counter()
+    while off + 8 <= len(b):
+        w = struct.unpack_from("<Q", b, off)[0]
+        if w & TINY:
+            n[cur] += 1
+            off += 8
+            continue
+        typ, size = struct.unpack_from("<HH", b, off)
+        if typ in (CTX, CBASE):
+            cur = struct.unpack_from("<I", b, off + 4)[0]
+        off += size
+    return n
+
+
+PP_BURST = 40
+
+
 def main():
     fsk.require(fsk.prog("malloc_clock"))
     run("events", 0)
     run("stacks", 16)
+    run_pingpong("pingpong.events", 0)
+    run_pingpong("pingpong.stacks", 16)
+    # one arena for both threads: every block is another thread's too, so
+    # neither may reuse a stamp, and the order must hold all the same
+    run_pingpong("pingpong.one-arena", 0, env={"MALLOC_ARENA_MAX": "1"}, reuse=False)
     fsk.finish()
 
 

@@ -9,10 +9,19 @@
  * back the block the other thread had just freed). Last, SPARSE mallocs of
  * 6000+k bytes (each freed at once) 3 ms apart on one thread, each printed
  * as "@ sparse k=K before=NS after=NS" with CLOCK_MONOTONIC read around
- * the call: a stamp a quiet thread reuses must stay close to its call. */
+ * the call: a stamp a quiet thread reuses must stay close to its call.
+ *
+ * `malloc_clock pingpong N` runs two threads at once instead: first each
+ * makes N bursts of PP_BURST malloc/free pairs of its own (8100+j bytes),
+ * then N rounds of a burst and a block of 520+k%20 bytes handed to the
+ * other thread through a queue; each frees what it is handed, and its next
+ * malloc of that size mostly gets the other's block back out of its
+ * tcache. Prints "@ pingpong rounds=N crossed=C" (C: mallocs that got a
+ * block this thread had just freed for the other). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,6 +151,80 @@ static int swapped_roles(void)
 	return (int)(long)ret;
 }
 
+#define PP_BURST 40
+#define PP_QUEUE 64
+
+static struct pp_queue {
+	pthread_mutex_t m;
+	char *slot[PP_QUEUE];
+	int n;
+} pp_q[2] = { { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0 }, { PTHREAD_MUTEX_INITIALIZER, { 0 }, 0 } };
+static pthread_barrier_t pp_start;
+static long pp_rounds;
+
+static int pp_push(struct pp_queue *q, char *p)
+{
+	pthread_mutex_lock(&q->m);
+	int ok = q->n < PP_QUEUE;
+	if (ok)
+		q->slot[q->n++] = p;
+	pthread_mutex_unlock(&q->m);
+	return ok;
+}
+
+static char *pp_pop(struct pp_queue *q)
+{
+	pthread_mutex_lock(&q->m);
+	char *p = q->n ? q->slot[--q->n] : NULL;
+	pthread_mutex_unlock(&q->m);
+	return p;
+}
+
+static void *pp_thread(void *arg)
+{
+	int me = (int)(long)arg;
+	long crossed = 0;
+	char *freed[8] = { 0 };
+	unsigned nf = 0;
+	pthread_barrier_wait(&pp_start);
+	for (long k = 0; k < pp_rounds; k++)
+		burst(8100, PP_BURST, 20);
+	pthread_barrier_wait(&pp_start);
+	for (long k = 0; k < pp_rounds; k++) {
+		burst(8100, PP_BURST, 20);
+		char *x = malloc(520 + (size_t)(k % 20)), *y;
+		x[0] = 1;
+		for (int i = 0; i < 8; i++)
+			crossed += x == freed[i];
+		if (!pp_push(&pp_q[!me], x))
+			free(x);
+		while ((y = pp_pop(&pp_q[me]))) {
+			freed[nf++ % 8] = y; /* compared as an address only */
+			free(y);
+		}
+	}
+	return (void *)crossed;
+}
+
+static int pingpong(long rounds)
+{
+	pthread_t th[2];
+	void *ret[2];
+	char *p;
+	pp_rounds = rounds;
+	pthread_barrier_init(&pp_start, NULL, 2);
+	for (long i = 0; i < 2; i++)
+		if (pthread_create(&th[i], NULL, pp_thread, (void *)i) != 0)
+			return 1;
+	for (int i = 0; i < 2; i++)
+		pthread_join(th[i], &ret[i]);
+	for (int i = 0; i < 2; i++)
+		while ((p = pp_pop(&pp_q[i])))
+			free(p);
+	printf("@ pingpong rounds=%ld crossed=%ld\n", rounds, (long)ret[0] + (long)ret[1]);
+	return 0;
+}
+
 static unsigned long long now_ns(void)
 {
 	struct timespec t;
@@ -171,6 +254,8 @@ static int sparse(void)
 
 int main(int argc, char **argv)
 {
+	if (argc > 2 && !strcmp(argv[1], "pingpong"))
+		return pingpong(atol(argv[2]));
 	int rounds = argc > 1 ? atoi(argv[1]) : 100;
 	int burst = argc > 2 ? atoi(argv[2]) : 500;
 	volatile char sink = 0;

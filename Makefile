@@ -24,17 +24,8 @@ VIEWER_SRC := $(wildcard viewer/*.c)
 VIEWER_CORE := $(filter-out viewer/main.c viewer/ui%.c,$(VIEWER_SRC))
 VIEWER_CFLAGS := $(BASE) -O2 $(shell pkg-config --cflags ncursesw libelf libdw 2>/dev/null)
 VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
-# C++ names are demangled with libstdc++'s __cxa_demangle, linked by its
-# soname: libstdc++6 is on every Debian system (apt needs it), so the viewer
-# stays a C program with no new package, build or run time (libiberty's
-# cplus_demangle would need libiberty-dev to build). Without it, frames
-# keep their mangled names.
-DEMANGLE := $(shell printf 'char *__cxa_demangle(const char *, char *, unsigned long *, int *);\nint main(void) { return !__cxa_demangle; }\n' | \
-	$(CC) -x c -o /dev/null - -l:libstdc++.so.6 2>/dev/null && echo 1)
-ifeq ($(DEMANGLE),1)
-VIEWER_CFLAGS += -DFSK_DEMANGLE
-VIEWER_LIBS += -l:libstdc++.so.6
-endif
+# C++ names are demangled by libstdc++'s __cxa_demangle, loaded by
+# viewer/symbols.c when a name needs it.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SAMPLES := $(patsubst samples/%.c,$(B)/samples/%,$(wildcard samples/*.c))

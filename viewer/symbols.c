@@ -1,6 +1,7 @@
 /* symbols: see symbols.h. */
 #include "symbols.h"
 
+#include <dlfcn.h>
 #include <dwarf.h>
 #include <elfutils/libdwfl.h>
 #include <errno.h>
@@ -22,11 +23,25 @@ struct symbols_file {
 	struct table names;             /* raw name pointer -> name shown */
 };
 
-#ifdef FSK_DEMANGLE
-/* libstdc++'s demangler (the Makefile defines FSK_DEMANGLE when it links);
- * declared here because <cxxabi.h> is C++ only. */
-char *__cxa_demangle(const char *mangled, char *buf, size_t *len, int *status);
-#endif
+/* libstdc++'s demangler, loaded the first time a C++ name needs it: most
+ * runs (`forkscope run`, a C program's report) never do, and loading
+ * libstdc++ at start cost every command ~0.45 ms. libstdc++6 is on every
+ * Debian system (apt needs it), so the viewer stays a C program with no
+ * new package; without it, frames keep their mangled names. */
+typedef char *demangle_fn(const char *mangled, char *buf, size_t *len, int *status);
+
+static demangle_fn *symbols_demangler(void)
+{
+	static demangle_fn *fn;
+	static int tried;
+	if (!tried) {
+		tried = 1;
+		void *h = dlopen("libstdc++.so.6", RTLD_NOW | RTLD_LOCAL);
+		if (h)
+			*(void **)&fn = dlsym(h, "__cxa_demangle");
+	}
+	return fn;
+}
 
 static char *symbols_debuginfo_path;
 
@@ -211,14 +226,12 @@ static const char *symbols_name(struct symbols_file *f, const char *raw)
 	if (table_get(&f->names, (uintptr_t)raw, &v))
 		return (const char *)(uintptr_t)v;
 	char *d = NULL;
-#ifdef FSK_DEMANGLE
+	demangle_fn *dm = symbols_demangler();
 	int status = -1;
-	d = __cxa_demangle(raw, NULL, NULL, &status);
-	if (status != 0) {
+	if (dm && (d = dm(raw, NULL, NULL, &status)) && status != 0) {
 		free(d);
 		d = NULL;
 	}
-#endif
 	if (table_put(&f->names, (uintptr_t)raw, (uintptr_t)(d ? d : raw), NULL) < 0) {
 		free(d);
 		return raw;

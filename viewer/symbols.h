@@ -5,7 +5,7 @@
  * debug files found by build-id under the standard debug directories;
  * DWARF line tables and inlined calls where debug info exists). C++ names
  * (symbols and the linkage names of inlined calls) are demangled once per
- * name where the build has a demangler (FSK_DEMANGLE). An object
+ * name where libstdc++ can be loaded (its __cxa_demangle). An object
  * whose build-id on disk differs from the one recorded is not used: its
  * frames stay module+offset and symbols_notes() says why.
  */

@@ -111,21 +111,27 @@ FSK_HIDDEN int emit_clock_reused(void);
 FSK_HIDDEN extern _Atomic int emit_fast_ticks;
 FSK_HIDDEN void emit_clock_tick(void);
 
-/* After a clock read of b's thread for a record, `own` when it is a
- * compact one of the thread's own window: may the next records reuse it?
- * `tsc` is the counter value read: the address of the load depends on it
- * (and with 0, which the CPU does not know to be 0), so the load cannot
- * run before rdtsc has, as lfence would ensure at ~9 ns a record; and a
- * record not `own` sets EMIT_CLOCK_MULTI only after that load, so after
- * its stamp was read (a tick between the two would otherwise clear the
- * bit before the stamp existed). */
+/* emit_clock, loaded once v (a counter or clock value just read) is
+ * known: the address of the load depends on v (and with 0, which the CPU
+ * does not know to be 0), so the load cannot run before the read has, as
+ * lfence would ensure at ~9 ns a record. */
+static inline __attribute__((always_inline)) uint64_t emit_clock_load_after(uint64_t v)
+{
+	uintptr_t zero;
+	__asm__("and $0, %0" : "=r"(zero) : "0"(v));
+	return atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
+				    memory_order_acquire);
+}
+
+/* After a clock read of b's thread (tsc: the counter value read) for a
+ * record, `own` when it is a compact one of the thread's own window: may
+ * the next records reuse it? A record not `own` sets EMIT_CLOCK_MULTI only
+ * after this load, so after its stamp was read (a tick between the two
+ * would otherwise clear the bit before the stamp existed). */
 static inline __attribute__((always_inline)) void emit_clock_after_read(struct tbuf *b,
 									 uint64_t tsc, int own)
 {
-	uintptr_t zero;
-	__asm__("and $0, %0" : "=r"(zero) : "0"(tsc));
-	uint64_t st = atomic_load_explicit((_Atomic uint64_t *)((char *)&emit_clock + zero),
-					   memory_order_acquire);
+	uint64_t st = emit_clock_load_after(tsc);
 	if (likely(st == b->clock) && likely(own))
 		b->reuse = b->grant;
 	else

@@ -63,7 +63,7 @@
  * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
  * the clock by well under 1 us and never leads it, and each thread's
  * records never go back in time. Two threads' pairs may lag by different
- * amounts (the time between the pair's two reads, kept under ~0.3 us), so
+ * amounts (the time between the pair's two reads, kept under ~0.4 us), so
  * two records of different threads less than about 1 us apart may sort
  * in either order, even about the same block. Lifecycle records (fork,
  * exec, exit, wait) read the clock. A compact record may also carry the

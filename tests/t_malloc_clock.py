@@ -213,8 +213,9 @@ def run_pingpong(tag, depth, env=None, reuse=True):
     """Two threads at once, on their own blocks, then handing blocks to
     each other (tests/progs/malloc_clock.c): in time order no block is
     malloc'd while live or freed while not, whichever thread made or
-    freed it; and with an arena each, both threads reuse stamps (tiny
-    records) in the first part."""
+    freed it (records of two threads less than NEAR_NS apart may swap,
+    rarely); and with an arena each, both threads reuse stamps (tiny
+    records) for most of the first part."""
     r = fsk.run_traced([fsk.prog("malloc_clock"), "pingpong", str(PP_ROUNDS)], timeout=180,
                        cwd=fsk.tmpdir(), env=env, options=["--stack-depth", str(depth), "--scan-ms", "0"])
     pp = fsk.at_dicts(r.out, "pingpong") if r.rc == 0 else []
@@ -249,21 +250,29 @@ def run_pingpong(tag, depth, env=None, reuse=True):
             seqs[f["addr"]].append([ts, 0, tid])
     bad, near, crossed = [], [], 0
     for addr, q in seqs.items():
-        i = 0
+        # take the records in time order, each time the next of the type
+        # due (malloc, free, malloc, ...): the first pending one, or else
+        # one of another thread at most NEAR_NS after it
+        i, last_free_tid = 0, None
         while i < len(q):
-            if q[i][1] != (i % 2 == 0):
-                if (i + 1 < len(q) and q[i + 1][1] == (i % 2 == 0) and q[i][2] != q[i + 1][2]
-                        and q[i + 1][0] - q[i][0] <= NEAR_NS):
-                    near.append(q[i + 1][0] - q[i][0])
-                    q[i], q[i + 1] = q[i + 1], q[i]
-                else:
+            due = i % 2 == 0
+            if q[i][1] != due:
+                j = next((k for k in range(i + 1, len(q)) if q[k][0] - q[i][0] <= NEAR_NS
+                          and q[k][1] == due and q[k][2] != q[i][2]), None)
+                if j is None:
                     bad.append((hex(addr), i, q[max(0, i - 1):i + 2]))
                     break
-            if i % 2 == 0 and i > 0:
-                crossed += q[i][2] != q[i - 1][2]
+                near.append(q[j][0] - q[i][0])
+                q.insert(i, q.pop(j))
+            ts, is_malloc, tid = q[i]
+            if is_malloc and last_free_tid is not None:
+                crossed += last_free_tid != tid
+            if not is_malloc:
+                last_free_tid = tid
             i += 1
-        if len(q) % 2:
-            bad.append((hex(addr), "still live", q[-1:]))
+        else:
+            if len(q) % 2:
+                bad.append((hex(addr), "still live", q[-1:]))
     want = 2 * PP_ROUNDS * (2 * PP_BURST + 1)
     check(tag + ".block-order", not bad and made == want and len(near) <= made // 10000,
           "%d blocks of %d made, %d out of order, first %r; %d closer than %d ns in the wrong "
@@ -273,8 +282,13 @@ def run_pingpong(tag, depth, env=None, reuse=True):
           % (len(workers), pp[0]["crossed"], crossed))
     if reuse:
         got = [tiny.get(t, 0) for t in sorted(workers)]
-        check(tag + ".both-reuse", len(got) == 2 and min(got) >= PP_ROUNDS,
-              "tiny records (a reused stamp) of the two threads: %r" % got)
+        # each thread's first part alone is 2 * PP_BURST records a round,
+        # 63 in 64 of them reusing a stamp; a scheme where one thread at a
+        # time may reuse leaves the other with a few thousand (the clamp
+        # after a clock resync also repeats a stamp now and then)
+        check(tag + ".both-reuse", len(got) == 2 and min(got) >= PP_BURST // 2 * PP_ROUNDS,
+              "tiny records (a reused stamp) of the two threads: %r, want %d each"
+              % (got, PP_BURST // 2 * PP_ROUNDS))
 
 
 def tiny_counts(b):

@@ -517,11 +517,21 @@ static int others_record(void)
 	return atomic_load_explicit(&s_bufs, memory_order_relaxed) > (t_buf != NULL);
 }
 
+/* A record that is not a compact one of its thread's own window, with
+ * emit_clock read (st) after its stamp: sets EMIT_CLOCK_MULTI when another
+ * thread may be reusing a stamp; returns the word as it is then. */
+static uint64_t clock_multi(uint64_t st)
+{
+	if (!(st & EMIT_CLOCK_MULTI) && others_record())
+		st = atomic_fetch_or(&emit_clock, EMIT_CLOCK_MULTI) | EMIT_CLOCK_MULTI;
+	return st;
+}
+
 void emit_clock_claim(struct tbuf *b, uint64_t st, int own)
 {
 	uint64_t seen = b->clock;
-	if (!own && !(st & EMIT_CLOCK_MULTI) && others_record())
-		st = atomic_fetch_or(&emit_clock, EMIT_CLOCK_MULTI) | EMIT_CLOCK_MULTI;
+	if (!own)
+		st = clock_multi(st);
 	while (!(st & (EMIT_CLOCK_MULTI | EMIT_CLOCK_REUSING))) {
 		if (atomic_compare_exchange_weak(&emit_clock, &st, st | EMIT_CLOCK_REUSING)) {
 			st |= EMIT_CLOCK_REUSING;
@@ -544,11 +554,7 @@ void emit_clock_claim(struct tbuf *b, uint64_t st, int own)
 
 void emit_clock_global(uint64_t ts)
 {
-	if (!others_record())
-		return;
-	/* the bit is set after the stamp was read (emit_clock_after_read) */
-	if (!(emit_clock_load_after(ts) & EMIT_CLOCK_MULTI))
-		atomic_fetch_or(&emit_clock, EMIT_CLOCK_MULTI);
+	clock_multi(emit_clock_load_after(ts));
 }
 
 /* Heap windows and the one thread that allocates in each: an entry is
@@ -563,7 +569,7 @@ static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
 
 static int win_lookup(uint64_t w, uint64_t tid, int claim)
 {
-	uint64_t gen = s_win_gen & 0xffff, key = gen << 48 | w << 24;
+	uint64_t gen = s_win_gen, key = gen << 48 | w << 24;
 	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 54);
 	for (int n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
 		uint64_t v = atomic_load_explicit(&s_win[i], memory_order_acquire);
@@ -755,8 +761,10 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	if (ts == FSK_TS_CLOCK || ts == FSK_TS_CLOCK_OWN) {
 		ts = clock_now(b, ts == FSK_TS_CLOCK_OWN);
 	} else {
-		if (type != FSK_REC_STACK && type != FSK_REC_MODULE && type != FSK_REC_NOTE)
-			emit_clock_global(ts); /* an mmap: not a block's order */
+		/* an event (an mmap) orders against other threads' reused
+		 * stamps; STACK and MODULE records define ids, no event */
+		if (type != FSK_REC_STACK && type != FSK_REC_MODULE)
+			emit_clock_global(ts);
 		if (ts < b->last_ns)
 			ts = b->last_ns; /* a thread's records never go back in time */
 		else

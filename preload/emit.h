@@ -97,7 +97,8 @@ FSK_HIDDEN void emit_clock_global(uint64_t ts);
 
 /* Is block address blk (~0: glibc mmapped it) in a heap window only b's
  * thread allocates in? `claim`: an allocation, which takes a window no
- * thread has yet. Caches the answer in b->own_win. Not: emit_clock_global. */
+ * thread has yet. Caches the answer in b->own_win; sets no bit of
+ * emit_clock (a record not own does that when it reads the clock). */
 FSK_HIDDEN int emit_clock_own(struct tbuf *b, uint64_t blk, int claim);
 
 /* The flusher: emit_clock_reused() says a thread may be reusing stamps;

@@ -49,9 +49,10 @@ def decode(path):
         if w & TINY:  # the time of the thread's last compact record
             addr = (w >> 16 & ((1 << 43) - 1)) << 4
             if w & TINY_MALLOC:
-                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=(w & 0x1fff) | (w >> 59) << 13, stack=0)))
+                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=(w & 0x1fff) | (w >> 59) << 13, stack=0,
+                                                        tiny=True)))
             else:
-                out.append((FREE, cur, last[cur], dict(addr=addr)))
+                out.append((FREE, cur, last[cur], dict(addr=addr, tiny=True)))
             off += 8
             continue
         typ, size = struct.unpack_from("<HH", b, off)
@@ -201,7 +202,7 @@ def run(tag, depth):
           "report calls=%r frees=%r, decoded allocs=%d frees=%d" % (m.get("calls"), m.get("frees"), allocs, frees))
 
 
-PP_ROUNDS = 3000
+PP_ROUNDS, PP_BURST = 3000, 40
 NEAR_NS = 1000
 
 
@@ -222,7 +223,7 @@ def run_pingpong(tag, depth, env=None, reuse=True):
     if not check(tag + ".ran", len(pp) == 1, r.describe()):
         return
     streams = glob.glob(os.path.join(r.trace, "*.fst"))
-    recs, tiny = [], collections.Counter()
+    recs = []
     for path in streams:
         try:
             rs = decode(path)
@@ -231,9 +232,7 @@ def run_pingpong(tag, depth, env=None, reuse=True):
             return
         if any(t == ALLOC and pp_block(f) for t, _, _, f in rs):
             recs = rs
-            with open(path, "rb") as fh:
-                b = fh.read()
-            tiny = tiny_counts(b)
+    tiny = collections.Counter(tid for _, tid, _, f in recs if f.get("tiny"))
     if not check(tag + ".decode", bool(recs), "no stream with the program's blocks among %d" % len(streams)):
         return
     workers = {tid for t, tid, _, f in recs if t == ALLOC and 8100 <= f["size"] < 8120}
@@ -289,25 +288,6 @@ def run_pingpong(tag, depth, env=None, reuse=True):
         check(tag + ".both-reuse", len(got) == 2 and min(got) >= PP_BURST // 2 * PP_ROUNDS,
               "tiny records (a reused stamp) of the two threads: %r, want %d each"
               % (got, PP_BURST // 2 * PP_ROUNDS))
-
-
-def tiny_counts(b):
-    """Tiny records per thread in a raw stream."""
-    off, cur, n = struct.unpack_from("<I", b, 12)[0], None, collections.Counter()
-    while off + 8 <= len(b):
-        w = struct.unpack_from("<Q", b, off)[0]
-        if w & TINY:
-            n[cur] += 1
-            off += 8
-            continue
-        typ, size = struct.unpack_from("<HH", b, off)
-        if typ in (CTX, CBASE):
-            cur = struct.unpack_from("<I", b, off + 4)[0]
-        off += size
-    return n
-
-
-PP_BURST = 40
 
 
 def main():

@@ -28,7 +28,11 @@ struct tbuf {
 	_Atomic int inuse;
 	int32_t tid;
 	uint64_t records;
-	char *data;
+	char *data;                /* the buffer records go to */
+	char *spare;               /* an empty second buffer, NULL = none yet */
+	char *full;                /* a full one left to the flusher, NULL = none */
+	uint32_t full_from, full_to; /* its part not written yet */
+	_Atomic uint64_t full_ns;  /* when the thread last filled a buffer */
 	/* owner only: */
 	uint64_t base_ns;          /* CBASE of the compact records, 0 = none yet */
 	uint64_t last_ns;          /* latest stamp: records never go back */

@@ -115,7 +115,10 @@ FSK_HIDDEN extern __thread int t_vfork_child;
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 FSK_HIDDEN void init_flusher_ensure(void);
 FSK_HIDDEN int init_flusher_running(void);
-/* Wakes the flusher before its tick (a fork took the spare stream file). */
+/* Whether the flusher's thread runs (init_flusher_running: was asked for). */
+FSK_HIDDEN int init_flusher_alive(void);
+/* Wakes the flusher before its tick (a fork took the spare stream file, a
+ * thread left it a full buffer). */
 FSK_HIDDEN void init_flusher_kick(void);
 
 /* ---- sys.c: syscalls, time, formatting without libc's allocating paths ---- */
@@ -160,9 +163,16 @@ FSK_HIDDEN void emit_commit(void);
  * records, then this one. Safe in a signal handler that interrupted a hook. */
 FSK_HIDDEN void emit_direct(void *rec, uint32_t size);
 /* Flushes every thread's buffer (exit, exec, the flusher thread). `wait`
- * spins for buffers being flushed by someone else; otherwise skips them. */
+ * 1 spins for buffers being flushed by someone else, 0 skips them, and
+ * EMIT_WAIT_SOME waits up to EMIT_WAIT_SOME_NS in all (a fatal signal's
+ * handler: the flusher may be writing the full buffer its thread left,
+ * and another thread that holds one may never let go). */
+#define EMIT_WAIT_SOME 2
+#define EMIT_WAIT_SOME_NS (20ull * 1000 * 1000)
 FSK_HIDDEN void emit_flush_all(int wait);
 FSK_HIDDEN void emit_flush_self(void);
+/* The flusher, when kicked: writes the full buffers threads left it. */
+FSK_HIDDEN void emit_write_full(void);
 /* A hook writing several records in a row (a fork, an exit) holds them
  * and writes them with one check of the fd and one write: what fits in
  * buf waits there, a record that does not goes out with it (writev).

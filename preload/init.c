@@ -81,10 +81,18 @@ void init_flusher_kick(void)
 		syscall(SYS_futex, &s_kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
+static _Atomic int s_flusher_alive; /* its thread runs (not merely asked for) */
+
+int init_flusher_alive(void)
+{
+	return atomic_load_explicit(&s_flusher_alive, memory_order_relaxed);
+}
+
 static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
+	atomic_store(&s_flusher_alive, 1);
 	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
 	uint64_t next = sys_now_ns() + FLUSH_NS, epoch = 0;
 	for (;;) {
@@ -102,8 +110,10 @@ static void *flusher_main(void *arg)
 		if (now < until) {
 			struct timespec ts = { 0, (long)(until - now) };
 			syscall(SYS_futex, &s_kick, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
-			if (atomic_exchange(&s_kick, 0))
+			if (atomic_exchange(&s_kick, 0)) {
+				emit_write_full();
 				spare_fill();
+			}
 			continue;
 		}
 		next = now + FLUSH_NS;
@@ -273,6 +283,7 @@ void init_child_after_fork(uint64_t fork_ns)
 	emit_reset_child();
 	unwind_fork_child();
 	atomic_store(&s_flusher_started, 0);
+	atomic_store(&s_flusher_alive, 0);
 	atomic_store(&s_kick, 0);
 	spare_fork_child(ppid);
 	int r = emit_open_stream(ppid, fork_ns);

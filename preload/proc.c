@@ -53,7 +53,7 @@ void proc_record_exit(int code, uint16_t how, int normal)
 	emit_direct(&r, sizeof(r));
 	if (normal)
 		scan_run_exit(how == FSK_EXIT__EXIT || how == FSK_EXIT__EXIT2 || how == FSK_EXIT_ABORT);
-	emit_flush_all(normal);
+	emit_flush_all(normal ? 1 : EMIT_WAIT_SOME);
 	emit_hold_end(&hold);
 }
 

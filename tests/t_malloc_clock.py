@@ -92,6 +92,21 @@ def decode(path):
     return out
 
 
+def stream_records(tag, trace, pid):
+    """decode() of process pid's one stream in trace, or None (checks
+    TAG.stream and TAG.decode say why)."""
+    streams = glob.glob(os.path.join(trace, "%d.*.fst" % pid))
+    if not check(tag + ".stream", len(streams) == 1, "%r" % streams):
+        return None
+    try:
+        recs = decode(streams[0])
+    except (ValueError, KeyError, struct.error) as e:
+        check(tag + ".decode", False, str(e))
+        return None
+    check(tag + ".decode", True)
+    return recs
+
+
 def run(tag, depth):
     r = fsk.run_traced([fsk.prog("malloc_clock"), str(ROUNDS), str(BURST)], timeout=180,
                        cwd=fsk.tmpdir(), options=["--stack-depth", str(depth), "--scan-ms", "0"])
@@ -103,15 +118,9 @@ def run(tag, depth):
     if not check(tag + ".report", doc is not None and len(roots) == 1, r.report_error or "%d roots" % len(roots)):
         return
     parent = roots[0]
-    streams = glob.glob(os.path.join(r.trace, "%d.*.fst" % parent["pid"]))
-    if not check(tag + ".stream", len(streams) == 1, "%r" % streams):
+    recs = stream_records(tag, r.trace, parent["pid"])
+    if recs is None:
         return
-    try:
-        recs = decode(streams[0])
-    except (ValueError, KeyError, struct.error) as e:
-        check(tag + ".decode", False, str(e))
-        return
-    check(tag + ".decode", True)
 
     last, back = {}, []
     for i, (typ, tid, ts, _) in enumerate(recs):

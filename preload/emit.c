@@ -3,7 +3,8 @@
  *
  * Each thread appends records to its own buffer without a lock; `committed`
  * is published with release order. A buffer is written out (one write() of
- * whole records) by its owner when full, by the flusher thread every 50 ms
+ * whole records) when full (by the flusher, tb_full, or its owner), by the
+ * flusher thread every 50 ms
  * (so a follower sees a quiet thread's records promptly), and by everyone's
  * exit/exec path. Writing out takes the buffer's lock (the holder's tid), so
  * the owner appending and another thread writing the committed part never

@@ -758,9 +758,10 @@ static struct tbuf *tb_acquire(void)
  * cache), so where a flusher runs and the thread's other buffer is free,
  * the full one is left to the flusher and the thread goes on in the
  * other. When the flusher has not written the last one yet, the thread
- * writes both itself, oldest first, and never waits for the flusher: a
- * thread's records reach the stream in order either way, so the compact
- * records of a block follow the CBASE they count from.
+ * writes both itself, oldest first (it waits for the flusher only while
+ * that is writing this thread's last one): a thread's records reach the
+ * stream in order either way, so compact records follow the CBASE they
+ * count from.
  */
 static _Atomic int s_full_kick; /* some thread left a full buffer */
 static int s_ncpu;               /* CPUs we may run on, 0 = not asked yet */
@@ -795,14 +796,15 @@ static int tb_handoff_pays(struct tbuf *self)
 
 static __attribute__((noinline)) void tb_full(struct tbuf *b)
 {
-	int alive = tb_handoff_pays(b);
+	int handoff = tb_handoff_pays(b);
 	tb_lock(b, self_tid());
-	if (alive && !b->full && !b->spare) {
+	if (handoff && !b->full && !b->spare) {
 		char *d = sys_mmap(TB_CAP); /* the slot keeps it for its next thread */
-		scan_own_add(d, TB_CAP);
+		if (d)
+			scan_own_add(d, TB_CAP);
 		b->spare = d;
 	}
-	if (alive && !b->full && b->spare) {
+	if (handoff && !b->full && b->spare) {
 		b->full = b->data;
 		b->full_from = b->flushed;
 		b->full_to = atomic_load_explicit(&b->committed, memory_order_relaxed);
@@ -1058,7 +1060,8 @@ void emit_end(uint32_t reason)
 		return;
 	hold_flush();
 	spare_drop();
-	/* in a fatal-signal handler another thread may hold a buffer: skip it */
+	/* in a fatal-signal handler another thread may hold a buffer: wait
+	 * for it a little (the flusher writing a full one lets go soon) */
 	emit_flush_all(reason != FSK_END_SIGNAL ? 1 : EMIT_WAIT_SOME);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);
 	for (int i = 0; i < TB_MAX && slots[i].data; i++)

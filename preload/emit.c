@@ -765,6 +765,7 @@ static struct tbuf *tb_acquire(void)
  */
 static _Atomic int s_full_kick; /* some thread left a full buffer */
 static int s_ncpu;               /* CPUs we may run on, 0 = not asked yet */
+static _Atomic int s_spare_bufs;  /* second buffers mapped (TB_SPARE_MAX) */
 
 #define TB_BUSY_NS (20ull * 1000 * 1000)
 
@@ -798,7 +799,9 @@ static __attribute__((noinline)) void tb_full(struct tbuf *b)
 {
 	int handoff = tb_handoff_pays(b);
 	tb_lock(b, self_tid());
-	if (handoff && !b->full && !b->spare) {
+	if (handoff && !b->full && !b->spare &&
+	    atomic_load(&s_spare_bufs) < (int)TB_SPARE_MAX &&
+	    atomic_fetch_add(&s_spare_bufs, 1) < (int)TB_SPARE_MAX) {
 		char *d = sys_mmap(TB_CAP); /* the slot keeps it for its next thread */
 		if (d)
 			scan_own_add(d, TB_CAP);

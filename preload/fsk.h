@@ -142,6 +142,7 @@ FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
 FSK_HIDDEN int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen);
 
 /* ---- emit.c: streams and per-thread buffers ---- */
+#define TB_SPARE_MAX 64u /* second buffers of busy threads (tb_full), process-wide */
 FSK_HIDDEN void emit_init(void);
 /* The calling thread's tid, cached per thread (not in a vfork child). */
 FSK_HIDDEN int32_t emit_tid(void);

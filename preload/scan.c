@@ -41,7 +41,7 @@
 
 /* ---- our own memory ---- */
 
-#define OWN_MAX 1280
+#define OWN_MAX (1280 + TB_SPARE_MAX) /* every thread buffer, its second ones, the rest */
 struct own_range {
 	_Atomic uint64_t start;
 	_Atomic uint64_t end;

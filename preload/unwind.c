@@ -483,12 +483,57 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 	return id;
 }
 
+/*
+ * unw_backtrace as if called by the program frame f: libunwind learns the
+ * rule of each return address the first time a thread meets it (a search
+ * of the unwind tables, with signals masked around its locks: ~15
+ * sigprocmask calls each), and every call site of a hook of ours is one,
+ * the child side of fork and exec, _exit's, a fork child's first malloc.
+ * A fork child learns them again each time, for its parent never runs
+ * those paths, nor does any exec'd image before its first stacks. So the
+ * stub below hides our frames: it points rbp at the frame record our hook
+ * built on entry (gcc's frame pointer: [caller's rbp, return address],
+ * just under the caller's stack pointer at the call) and says in its CFI
+ * that its caller's frame is found from rbp as a frame-pointer function's
+ * is. libunwind then steps from unw_backtrace to the stub (one return
+ * address, learnt once per image and inherited by fork children) and on
+ * to the program's frame with its registers as they were at the call.
+ */
+#if defined(__x86_64__)
+int fsk_backtrace_from(void **buf, int size, const void *record);
+__asm__(".text\n"
+	".globl fsk_backtrace_from\n"
+	".hidden fsk_backtrace_from\n"
+	".type fsk_backtrace_from,@function\n"
+	"fsk_backtrace_from:\n"
+	"	.cfi_startproc\n"
+	"	push %rbp\n"
+	"	.cfi_def_cfa_offset 16\n"
+	"	.cfi_offset %rbp, -16\n"
+	"	mov %rdx, %rbp\n"
+	"	.cfi_def_cfa_register %rbp\n"    /* CFA = record + 16: the caller's sp */
+	"	call unw_backtrace@PLT\n"
+	"	pop %rbp\n"
+	"	.cfi_def_cfa %rsp, 8\n"
+	"	.cfi_restore %rbp\n"
+	"	ret\n"
+	"	.cfi_endproc\n"
+	".size fsk_backtrace_from, .-fsk_backtrace_from\n");
+#endif
+
 /* The stack from libunwind: our own frames (the top ones in our text)
- * left out, at most depth frames into ips. */
-static uint32_t unwind_backtrace(uint64_t *ips, int depth)
+ * left out, at most depth frames into ips. f: the program frame that
+ * called our hook, when known (f->ip != 0). */
+static uint32_t unwind_backtrace(const struct unwind_frame *f, uint64_t *ips, int depth)
 {
 	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
-	int got = unw_backtrace(raw, depth + UNWIND_SKIP);
+	int got;
+#if defined(__x86_64__)
+	if (f->ip)
+		got = fsk_backtrace_from(raw, depth + UNWIND_SKIP, (const void *)(uintptr_t)(f->sp - 16));
+	else
+#endif
+		got = unw_backtrace(raw, depth + UNWIND_SKIP);
 	int skip = 0;
 	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
 	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
@@ -508,7 +553,7 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 	uint32_t id = 0;
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
-	uint32_t n = unwind_backtrace(ips, depth);
+	uint32_t n = unwind_backtrace(f, ips, depth);
 	if (!n)
 		goto out;
 	if (unwind_is_last(ips, n))

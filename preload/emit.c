@@ -768,24 +768,29 @@ static int s_ncpu;               /* CPUs we may run on, 0 = not asked yet */
 static _Atomic int s_spare_bufs;  /* second buffers mapped (TB_SPARE_MAX) */
 
 #define TB_BUSY_NS (20ull * 1000 * 1000)
+#define TB_HOT_NS (2ull * 1000 * 1000)
 
-/* A flusher runs and likely has a CPU of its own: fewer threads than
- * there are CPUs filled a buffer in the last TB_BUSY_NS (threads that
- * record little, or wait, leave theirs free). Otherwise it would take the
- * time of a recording thread and cost it more than the write it saved
- * (the buffer's cache lines move between CPUs twice): 2 threads on 2
- * CPUs went 2.32x -> 2.63x. */
+/* Whether leaving the buffer to the flusher pays: the thread fills
+ * buffers fast (its last one less than TB_HOT_NS ago), so the write is a
+ * good part of its time, and the flusher likely has a CPU of its own:
+ * fewer threads than there are CPUs filled a buffer in the last
+ * TB_BUSY_NS (threads that record little, or wait, leave theirs free).
+ * Otherwise the flusher takes the time of a recording thread, or of
+ * another process (a shell's children), and costs more than the write it
+ * saved (a wake-up, and the buffer's cache lines move between CPUs
+ * twice): 2 threads on 2 CPUs went 2.32x -> 2.63x, a bash loop of
+ * /bin/true 2.97x -> 3.07x. */
 static int tb_handoff_pays(struct tbuf *self)
 {
-	if (!init_flusher_alive())
+	uint64_t now = sys_now_ns();
+	uint64_t prev = atomic_exchange_explicit(&self->full_ns, now, memory_order_relaxed);
+	if (!prev || now - prev > TB_HOT_NS || !init_flusher_alive())
 		return 0;
 	if (!s_ncpu) {
 		cpu_set_t set;
 		int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 		s_ncpu = n > 0 ? n : 1;
 	}
-	uint64_t now = sys_now_ns();
-	atomic_store_explicit(&self->full_ns, now, memory_order_relaxed);
 	int busy = 0;
 	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
 		uint64_t t = atomic_load_explicit(&slots[i].full_ns, memory_order_relaxed);

@@ -279,11 +279,18 @@ static struct unwind_cache *cache_claim(void)
 
 /* In a fork child, on the thread that forked: its block is still its own
  * (the copy), under its new thread id; the blocks of the parent's other
- * threads are a dead thread's for the next claim. */
+ * threads are a dead thread's for the next claim. The parent's latest
+ * misses are forgotten: its fork's stack is among them, and the child's
+ * FORK record has the same one, which the child would then learn at once
+ * with unw_step (two sigprocmask calls a frame), every child, mostly to
+ * exit soon after. A child learns what it misses twice itself. */
 void unwind_cache_fork_child(void)
 {
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
+	for (uint32_t i = 0; i < CACHE_RECENT; i++)
+		t_cache.recent[i] = 0;
+	t_cache.recent_pos = 0;
 }
 
 /* After unw_backtrace gave ips[0..n), interned as id, for the frame f: learn that stack into the least recently used way when

@@ -772,7 +772,8 @@ static _Atomic int s_spare_bufs;  /* second buffers mapped (TB_SPARE_MAX) */
 
 /* Whether leaving the buffer to the flusher pays: the thread fills
  * buffers fast (its last one less than TB_HOT_NS ago), so the write is a
- * good part of its time, and the flusher likely has a CPU of its own:
+ * good part of its time, and the flusher likely has a CPU of its own: the
+ * system had one free when the flusher last looked (emit_load_check), and
  * fewer threads than there are CPUs filled a buffer in the last
  * TB_BUSY_NS (threads that record little, or wait, leave theirs free).
  * Otherwise the flusher takes the time of a recording thread, or of
@@ -780,17 +781,70 @@ static _Atomic int s_spare_bufs;  /* second buffers mapped (TB_SPARE_MAX) */
  * saved (a wake-up, and the buffer's cache lines move between CPUs
  * twice): 2 threads on 2 CPUs went 2.32x -> 2.63x, a bash loop of
  * /bin/true 2.97x -> 3.07x. */
-static int tb_handoff_pays(struct tbuf *self)
+static int ncpu(void)
 {
-	uint64_t now = sys_now_ns();
-	uint64_t prev = atomic_exchange_explicit(&self->full_ns, now, memory_order_relaxed);
-	if (!prev || now - prev > TB_HOT_NS || !init_flusher_alive())
-		return 0;
 	if (!s_ncpu) {
 		cpu_set_t set;
 		int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
 		s_ncpu = n > 0 ? n : 1;
 	}
+	return s_ncpu;
+}
+
+/* Whether the system leaves a CPU for the flusher: fewer tasks than CPUs
+ * were runnable when it last looked, itself not counted (the fourth field
+ * of /proc/loadavg, "running/total"). The threads of this process alone
+ * do not tell: the children of a prefork server each have one busy
+ * thread, and all the CPUs (with a busy loop on the other CPU, malloc_bench
+ * went 2.84x -> 3.58x). -1 until the flusher looked (the first thread to
+ * fill buffers fast asks it to), 1 when /proc cannot be read. */
+static _Atomic int s_cpu_free = -1;
+static _Atomic uint64_t s_fills; /* buffers filled, for emit_load_check */
+
+#define LOAD_CHECK_NS (10ull * 1000 * 1000)
+
+void emit_load_check(int now)
+{
+	static uint64_t seen, last_ns;
+	uint64_t fills = atomic_load_explicit(&s_fills, memory_order_relaxed);
+	uint64_t t = sys_now_ns();
+	if (!now && (fills - seen < 2 || (atomic_load(&s_cpu_free) >= 0 && t - last_ns < LOAD_CHECK_NS)))
+		return; /* no thread filled buffers since, or looked just now */
+	seen = fills;
+	last_ns = t;
+	atomic_store_explicit(&s_cpu_free, 1, memory_order_relaxed); /* unless told otherwise */
+	char buf[128];
+	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return;
+	buf[n] = 0;
+	const char *p = buf;
+	for (int field = 0; field < 3 && *p; p++)
+		field += *p == ' ';
+	long running = 0;
+	for (; *p >= '0' && *p <= '9'; p++)
+		running = running * 10 + (*p - '0');
+	if (*p == '/' && running > 0)
+		atomic_store_explicit(&s_cpu_free, running - 1 < ncpu(), memory_order_relaxed);
+}
+
+static int tb_handoff_pays(struct tbuf *self)
+{
+	uint64_t now = sys_now_ns();
+	uint64_t prev = atomic_exchange_explicit(&self->full_ns, now, memory_order_relaxed);
+	atomic_fetch_add_explicit(&s_fills, 1, memory_order_relaxed);
+	if (!prev || now - prev > TB_HOT_NS || !init_flusher_alive())
+		return 0;
+	int free = atomic_load_explicit(&s_cpu_free, memory_order_relaxed);
+	if (free < 0)
+		init_flusher_kick(); /* to look (emit_load_check) */
+	if (free <= 0)
+		return 0;
+	ncpu();
 	int busy = 0;
 	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
 		uint64_t t = atomic_load_explicit(&slots[i].full_ns, memory_order_relaxed);
@@ -1106,6 +1160,7 @@ void emit_reset_child(void)
 	atomic_store(&emit_clock, 0); /* one thread, no reuse yet */
 	atomic_store(&s_bufs, 0);
 	atomic_store(&s_full_kick, 0);
+	atomic_store(&s_cpu_free, -1); /* its flusher looks again */
 	s_win_gen = s_win_gen % 0xffff + 1; /* the parent's windows are none of this thread's */
 	atomic_store(&emit_fast_ticks, 0); /* no flusher yet */
 	if (s_fd >= 0)

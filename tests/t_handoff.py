@@ -9,8 +9,10 @@ has not written the last one yet, it writes both itself, oldest first.
 tests/progs/handoff runs THREADS threads of ITERS malloc/free pairs and
 then prints what the kernel counted each of its tasks writing (wchar).
 Cases: one busy thread on two CPUs (the flusher, named "forkscope",
-writes most of the stream), the same on one CPU and two busy threads on
-two CPUs (the recording threads write most of it themselves). In each:
+writes most of the stream), the same on one CPU, two busy threads on two
+CPUs, and one busy thread on two CPUs while another process keeps one of
+them busy (the recording threads write most of it themselves: the
+flusher would take a CPU the system does not have free). In each:
 the report counts every malloc and free, and the raw stream holds every
 thread's records in time order (the compact records of a buffer count
 from a CBASE that may sit in the buffer before it, so a buffer written
@@ -18,7 +20,9 @@ out of turn would show here)."""
 import glob
 import os
 import shutil
+import subprocess
 import sys
+import time
 
 sys.dont_write_bytecode = True
 import fsk  # noqa: E402
@@ -28,8 +32,21 @@ from t_malloc_clock import ALLOC, FREE, stream_records  # noqa: E402
 ITERS = 300000
 
 
-def case(tag, threads, cpus, flusher_writes):
+def case(tag, threads, cpus, flusher_writes, hog=None):
     wrap = ("taskset", "-c", ",".join(str(c) for c in cpus))
+    busy = None
+    if hog is not None:  # a busy loop of another process on that CPU
+        busy = subprocess.Popen(["taskset", "-c", str(hog), sys.executable, "-c", "while True: pass"])
+        time.sleep(0.3)
+    try:
+        run_case(tag, threads, wrap, flusher_writes)
+    finally:
+        if busy:
+            busy.kill()
+            busy.wait()
+
+
+def run_case(tag, threads, wrap, flusher_writes):
     r = fsk.run_traced([fsk.prog("handoff"), str(ITERS), str(threads)], timeout=180, cwd=fsk.tmpdir(),
                        wrap=wrap, options=["--stack-depth", "0", "--scan-ms", "0"])
     counts = fsk.at_dicts(r.out, "counts") if r.rc == 0 else []
@@ -83,6 +100,7 @@ def main():
     if len(cpus) >= 2:
         case("one-busy", 1, cpus[:2], True)
         case("two-busy", 2, cpus[:2], False)
+        case("one-busy-loaded", 1, cpus[:2], False, hog=cpus[1])
     else:
         fsk.note("one CPU only: the cases with two are left out")
     fsk.finish()

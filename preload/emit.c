@@ -770,17 +770,6 @@ static _Atomic int s_spare_bufs;  /* second buffers mapped (TB_SPARE_MAX) */
 #define TB_BUSY_NS (20ull * 1000 * 1000)
 #define TB_HOT_NS (2ull * 1000 * 1000)
 
-/* Whether leaving the buffer to the flusher pays: the thread fills
- * buffers fast (its last one less than TB_HOT_NS ago), so the write is a
- * good part of its time, and the flusher likely has a CPU of its own: the
- * system had one free when the flusher last looked (emit_load_check), and
- * fewer threads than there are CPUs filled a buffer in the last
- * TB_BUSY_NS (threads that record little, or wait, leave theirs free).
- * Otherwise the flusher takes the time of a recording thread, or of
- * another process (a shell's children), and costs more than the write it
- * saved (a wake-up, and the buffer's cache lines move between CPUs
- * twice): 2 threads on 2 CPUs went 2.32x -> 2.63x, a bash loop of
- * /bin/true 2.97x -> 3.07x. */
 static int ncpu(void)
 {
 	if (!s_ncpu) {
@@ -797,9 +786,11 @@ static int ncpu(void)
  * do not tell: the children of a prefork server each have one busy
  * thread, and all the CPUs (with a busy loop on the other CPU, malloc_bench
  * went 2.84x -> 3.58x). -1 until the flusher looked (the first thread to
- * fill buffers fast asks it to), 1 when /proc cannot be read. */
+ * fill buffers fast asks it to, until it can tell), 1 when /proc cannot
+ * be read. */
 static _Atomic int s_cpu_free = -1;
 static _Atomic uint64_t s_fills; /* buffers filled, for emit_load_check */
+static int s_busy_looks;         /* the flusher's: looks in a row that found no CPU free */
 
 #define LOAD_CHECK_NS (10ull * 1000 * 1000)
 
@@ -812,26 +803,45 @@ void emit_load_check(int now)
 		return; /* no thread filled buffers since, or looked just now */
 	seen = fills;
 	last_ns = t;
-	atomic_store_explicit(&s_cpu_free, 1, memory_order_relaxed); /* unless told otherwise */
 	char buf[128];
 	int fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = 0;
-	const char *p = buf;
-	for (int field = 0; field < 3 && *p; p++)
-		field += *p == ' ';
+	ssize_t n = fd >= 0 ? read(fd, buf, sizeof(buf) - 1) : -1;
+	if (fd >= 0)
+		close(fd);
 	long running = 0;
-	for (; *p >= '0' && *p <= '9'; p++)
-		running = running * 10 + (*p - '0');
-	if (*p == '/' && running > 0)
-		atomic_store_explicit(&s_cpu_free, running - 1 < ncpu(), memory_order_relaxed);
+	const char *p = buf;
+	if (n > 0) {
+		buf[n] = 0;
+		for (int field = 0; field < 3 && *p; p++)
+			field += *p == ' ';
+		for (; *p >= '0' && *p <= '9'; p++)
+			running = running * 10 + (*p - '0');
+	}
+	if (n <= 0 || *p != '/' || running <= 0) {
+		atomic_store_explicit(&s_cpu_free, 1, memory_order_relaxed); /* cannot tell */
+		return;
+	}
+	/* a kernel thread runnable for a moment is no load: busy only when
+	 * two looks in a row say so */
+	if (running - 1 < ncpu()) {
+		s_busy_looks = 0;
+		atomic_store_explicit(&s_cpu_free, 1, memory_order_relaxed);
+	} else if (++s_busy_looks >= 2) {
+		atomic_store_explicit(&s_cpu_free, 0, memory_order_relaxed);
+	}
 }
 
+/* Whether leaving the buffer to the flusher pays: the thread fills
+ * buffers fast (its last one less than TB_HOT_NS ago), so the write is a
+ * good part of its time, and the flusher likely has a CPU of its own: the
+ * system had one free when the flusher last looked (emit_load_check), and
+ * fewer threads than there are CPUs filled a buffer in the last
+ * TB_BUSY_NS (threads that record little, or wait, leave theirs free).
+ * Otherwise the flusher takes the time of a recording thread, or of
+ * another process, and costs more than the write it saved (a wake-up, and
+ * the buffer's cache lines move between CPUs twice): 2 threads on 2 CPUs
+ * went 2.32x -> 2.63x. A thread that fills one now and then (a shell)
+ * would wake the flusher for little. */
 static int tb_handoff_pays(struct tbuf *self)
 {
 	uint64_t now = sys_now_ns();
@@ -844,11 +854,10 @@ static int tb_handoff_pays(struct tbuf *self)
 		init_flusher_kick(); /* to look (emit_load_check) */
 	if (free <= 0)
 		return 0;
-	ncpu();
-	int busy = 0;
+	int cpus = ncpu(), busy = 0;
 	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
 		uint64_t t = atomic_load_explicit(&slots[i].full_ns, memory_order_relaxed);
-		if (t && (int64_t)(now - t) < (int64_t)TB_BUSY_NS && ++busy >= s_ncpu)
+		if (t && (int64_t)(now - t) < (int64_t)TB_BUSY_NS && ++busy >= cpus)
 			return 0;
 	}
 	return 1;
@@ -1161,6 +1170,7 @@ void emit_reset_child(void)
 	atomic_store(&s_bufs, 0);
 	atomic_store(&s_full_kick, 0);
 	atomic_store(&s_cpu_free, -1); /* its flusher looks again */
+	s_busy_looks = 0;
 	s_win_gen = s_win_gen % 0xffff + 1; /* the parent's windows are none of this thread's */
 	atomic_store(&emit_fast_ticks, 0); /* no flusher yet */
 	if (s_fd >= 0)

@@ -29,7 +29,7 @@ import fsk  # noqa: E402
 from fsk import check, num  # noqa: E402
 from t_malloc_clock import ALLOC, FREE, stream_records  # noqa: E402
 
-ITERS = 300000
+ITERS = 800000  # long enough that the flusher looks at the load several times
 
 
 def case(tag, threads, cpus, flusher_writes, hog=None):

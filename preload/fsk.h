@@ -282,6 +282,10 @@ FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), 
 struct unwind_frame {
 	uint64_t ip, sp, bp;           /* a program frame: its ip, CFA of its callee, rbp */
 };
+#if defined(__x86_64__)
+/* The vfork stub (proc.c), which builds no frame record. */
+FSK_HIDDEN extern const char fsk_vfork_lo[], fsk_vfork_hi[];
+#endif
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi);
 FSK_HIDDEN void unwind_cache_fork_child(void);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,

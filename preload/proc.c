@@ -229,7 +229,12 @@ FSK_HIDDEN long fsk_vfork_parent(long ret, int record)
 __asm__(".text\n"
 	".globl vfork\n"
 	".type vfork,@function\n"
+	".globl fsk_vfork_lo\n"
+	".hidden fsk_vfork_lo\n"
+	".globl fsk_vfork_hi\n"
+	".hidden fsk_vfork_hi\n"
 	"vfork:\n"
+	"fsk_vfork_lo:\n"
 	"	sub $8, %rsp\n"
 	"	call fsk_vfork_prepare\n"
 	"	add $8, %rsp\n"
@@ -251,6 +256,7 @@ __asm__(".text\n"
 	"	add $8, %rsp\n"
 	"	xor %eax, %eax\n"
 	"	ret\n"
+	"fsk_vfork_hi:\n"
 	".size vfork, .-vfork\n");
 #else
 /* Elsewhere a vfork child is traced as a fork child would be. */

@@ -37,7 +37,7 @@ def children_calls(path):
     out, cur, marked = {}, None, set()
     calls = []  # [pid, under unw_backtrace, under cache_walk], in file order
     for line in open(path, errors="replace"):
-        m = re.match(r"^(\d+) (\w+)\(", line)
+        m = re.match(r"^(\d+) +(\w+)\(", line)
         if m:
             pid, name = int(m.group(1)), m.group(2)
             out.setdefault(pid, [0, False])

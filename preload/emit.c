@@ -794,12 +794,12 @@ static int s_busy_looks;         /* the flusher's: looks in a row that found no 
 
 #define LOAD_CHECK_NS (10ull * 1000 * 1000)
 
-void emit_load_check(int now)
+void emit_load_check(void)
 {
 	static uint64_t seen, last_ns;
 	uint64_t fills = atomic_load_explicit(&s_fills, memory_order_relaxed);
 	uint64_t t = sys_now_ns();
-	if (!now && (fills - seen < 2 || (atomic_load(&s_cpu_free) >= 0 && t - last_ns < LOAD_CHECK_NS)))
+	if (fills - seen < 2 || (atomic_load(&s_cpu_free) >= 0 && t - last_ns < LOAD_CHECK_NS))
 		return; /* no thread filled buffers since, or looked just now */
 	seen = fills;
 	last_ns = t;
@@ -873,6 +873,8 @@ static __attribute__((noinline)) void tb_full(struct tbuf *b)
 		char *d = sys_mmap(TB_CAP); /* the slot keeps it for its next thread */
 		if (d)
 			scan_own_add(d, TB_CAP);
+		else
+			atomic_fetch_sub(&s_spare_bufs, 1);
 		b->spare = d;
 	}
 	if (handoff && !b->full && b->spare) {

@@ -175,8 +175,8 @@ FSK_HIDDEN void emit_flush_self(void);
 /* The flusher, when kicked: writes the full buffers threads left it. */
 FSK_HIDDEN void emit_write_full(void);
 /* The flusher, each tick and when kicked: whether the system leaves it a
- * CPU for that (looks when threads filled buffers since, or `now`). */
-FSK_HIDDEN void emit_load_check(int now);
+ * CPU for that (looks when threads filled buffers since it last did). */
+FSK_HIDDEN void emit_load_check(void);
 /* A hook writing several records in a row (a fork, an exit) holds them
  * and writes them with one check of the fd and one write: what fits in
  * buf waits there, a record that does not goes out with it (writev).

@@ -112,7 +112,7 @@ static void *flusher_main(void *arg)
 			syscall(SYS_futex, &s_kick, FUTEX_WAIT_PRIVATE, 0, &ts, NULL, 0);
 			if (atomic_exchange(&s_kick, 0)) {
 				emit_write_full();
-				emit_load_check(0);
+				emit_load_check();
 				spare_fill();
 			}
 			continue;
@@ -123,7 +123,7 @@ static void *flusher_main(void *arg)
 			if (G.sample_bytes && G.malloc_on)
 				heap_brk_poll();
 			emit_flush_all(0);
-			emit_load_check(0);
+			emit_load_check();
 			scan_tick();
 		}
 	}

@@ -2,10 +2,11 @@
 """Who writes a busy thread's full buffer out, and that nothing is lost or
 reordered either way.
 
-A thread whose buffer fills leaves it to the flusher thread and goes on
-in its second buffer, when the flusher has a CPU of its own (fewer
-threads than CPUs filled a buffer lately); otherwise, or when the flusher
-has not written the last one yet, it writes both itself, oldest first.
+A thread that fills buffers fast leaves a full one to the flusher thread
+and goes on in its second buffer, when the flusher has a CPU of its own
+(fewer threads than CPUs filled a buffer lately, and the system's
+runnable tasks leave one free); otherwise, or when the flusher has not
+written the last one yet, it writes both itself, oldest first.
 tests/progs/handoff runs THREADS threads of ITERS malloc/free pairs and
 then prints what the kernel counted each of its tasks writing (wchar).
 Cases: one busy thread on two CPUs (the flusher, named "forkscope",

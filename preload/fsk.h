@@ -22,6 +22,10 @@
  * linked after .bss (ld puts .lbss there), so the small state every image
  * touches shares a few pages instead of being spread between the arrays
  * (a page fault is ~1.7 us; a traced /bin/true took 10 for .bss alone). */
+/* A hook that only dispatches: no frame record (the library is built
+ * with frame pointers), so its tail calls are plain jumps and the callee's
+ * frame record holds the program's return address. */
+#define FSK_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
 #define FSK_COLD __attribute__((section(".lbss.fsk_cold")))
 /* A variable every image reads before anything writes its page: in .data,
  * whose page the loader has written already (in .bss the read would cost
@@ -85,8 +89,14 @@ static inline int resolve_is_boot(const void *p)
 }
 
 /* ---- state shared by the hooks (init.c) ---- */
+/* Which path the malloc and free hooks take, from one load: every call
+ * recorded without stacks, with stacks, sampled; or none (not tracing,
+ * --no-malloc). Set with `active`; the hooks still check t_guard. */
+enum { FSK_HOT_OFF, FSK_HOT_FAST, FSK_HOT_STACKS, FSK_HOT_SAMPLED };
+
 struct fsk_state {
 	int active;            /* tracing this image: streams open, config read */
+	int hot;               /* FSK_HOT_*: G.active, malloc_on, sample_bytes, stack_depth */
 	int malloc_on;         /* FORKSCOPE_MALLOC */
 	int env_restore;       /* FORKSCOPE_ENV_RESTORE */
 	int stack_depth;
@@ -321,10 +331,15 @@ static inline uint64_t sample_filter_index(uint64_t a)
 {
 	return ((a >> 4) * 0xc2b2ae3d27d4eb4full) >> (64 - SAMPLE_FILTER_BITS);
 }
-static inline int sample_remove(const void *p)
+/* Might p's block be recorded? 0: surely not. */
+static inline int sample_maybe(const void *p)
 {
 	uint64_t i = sample_filter_index((uint64_t)(uintptr_t)p);
-	if (likely(!__atomic_load_n(&sample_filter[i], __ATOMIC_RELAXED)))
+	return __atomic_load_n(&sample_filter[i], __ATOMIC_RELAXED) != 0;
+}
+static inline int sample_remove(const void *p)
+{
+	if (likely(!sample_maybe(p)))
 		return 0;
 	return sample_remove_slow(p);
 }

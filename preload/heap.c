@@ -222,48 +222,69 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 	return malloc_recorded(size);
 }
 
-/* Inline paths: every call recorded without stacks (hot_fast), with
- * stacks (hot_all), and the sampled pass, which compiles to a few loads
- * and a jump, with no frame. */
-FSK_EXPORT void *malloc(size_t size)
+/* Every call recorded, no stacks (FSK_HOT_FAST): one straight line, no
+ * errno save. Each recording path is a function of its own, entered by a
+ * jump from the dispatcher below, which makes no frame. */
+static __attribute__((noinline)) void *malloc_fast(size_t size)
 {
-	if (likely(hot_fast())) {
-		HOT_BEGIN();
-		void *p = real.malloc(size);
-		uint64_t a = (uint64_t)(uintptr_t)p;
-		if (likely(caddr_fits(a) && !(size >> FSK_CM_SIZE_BITS))) {
-			emit_cmalloc(a, size, chunk_mmapped(p));
-			brk_check();
-			STRICT_LEAVE();
-			t_guard = 0;
-			return p;
-		}
-		int err = errno;
-		rec_alloc(FSK_FN_MALLOC, p, size);
-		HOT_END(err);
+	if (unlikely(t_guard))
+		return malloc_slow(size, 0);
+	HOT_BEGIN();
+	void *p = real.malloc(size);
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (likely(caddr_fits(a) && !(size >> FSK_CM_SIZE_BITS))) {
+		emit_cmalloc(a, size, chunk_mmapped(p));
+		brk_check();
+		STRICT_LEAVE();
+		t_guard = 0;
 		return p;
 	}
-	if (likely(hot_all())) { /* with stacks: CALLOC written inline */
-		HOT_BEGIN();
-		void *p = real.malloc(size);
-		int err = errno;
-		uint64_t a = (uint64_t)(uintptr_t)p;
-		uint32_t stack = unwind_stack(0);
-		if (likely(calloc_fits(a, size, stack))) {
-			emit_calloc(FSK_FN_MALLOC, a, size, chunk_mmapped(p), stack);
-			brk_check();
-		} else {
-			rec_alloc_stack(FSK_FN_MALLOC, p, size, stack);
-		}
-		HOT_END(err);
-		return p;
+	int err = errno;
+	rec_alloc(FSK_FN_MALLOC, p, size);
+	HOT_END(err);
+	return p;
+}
+
+/* Every call recorded, with stacks (FSK_HOT_STACKS): CALLOC written
+ * inline. Its frame record is the one the stack capture starts from: the
+ * dispatcher jumps here, so the return address in it is the program's. */
+static __attribute__((noinline)) void *malloc_stacks(size_t size)
+{
+	if (unlikely(t_guard))
+		return malloc_slow(size, 0);
+	HOT_BEGIN();
+	void *p = real.malloc(size);
+	int err = errno;
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	uint32_t stack = unwind_stack(0);
+	if (likely(calloc_fits(a, size, stack))) {
+		emit_calloc(FSK_FN_MALLOC, a, size, chunk_mmapped(p), stack);
+		brk_check();
+	} else {
+		rec_alloc_stack(FSK_FN_MALLOC, p, size, stack);
 	}
-	int hot = G.sample_bytes && hot_on();
-	if (likely(hot) && likely(!sample_take(size)))
-		return real.malloc(size);
+	HOT_END(err);
+	return p;
+}
+
+/* A dispatcher with no frame of its own (FSK_FRAMELESS): one load says
+ * which path; the recording paths are tail calls, and the sampled pass (a
+ * call not chosen) is a few loads and a jump to glibc's malloc. */
+FSK_EXPORT FSK_FRAMELESS void *malloc(size_t size)
+{
+	int m = G.hot;
+	if (likely(m == FSK_HOT_FAST))
+		return malloc_fast(size);
+	if (likely(m == FSK_HOT_STACKS))
+		return malloc_stacks(size);
+	if (likely(m == FSK_HOT_SAMPLED) && likely(!t_guard)) {
+		if (likely(!sample_take(size)))
+			return real.malloc(size);
+		return malloc_slow(size, 1);
+	}
 	if (!G.malloc_on && likely(real.malloc)) /* --no-malloc: a tail call */
 		return real.malloc(size);
-	return malloc_slow(size, hot);
+	return malloc_slow(size, 0);
 }
 
 FSK_EXPORT void *calloc(size_t n, size_t size)
@@ -339,29 +360,49 @@ static __attribute__((noinline)) void free_slow(void *p, int recorded)
 
 /* Every call recorded (stacks or not): a CFREE written before the block
  * goes back (so it sorts before another thread's malloc that gets the
- * address). Under sampling a block not recorded goes straight to glibc
- * (free(NULL) too). */
-FSK_EXPORT void free(void *p)
+ * address). */
+static __attribute__((noinline)) void free_all(void *p, uint64_t a)
 {
-	uint64_t a = (uint64_t)(uintptr_t)p;
-	if (likely(hot_all() && caddr_fits(a) && !resolve_is_boot(p))) {
-		HOT_BEGIN();
-		emit_cfree(a, chunk_mmapped(p));
+	HOT_BEGIN();
+	emit_cfree(a, chunk_mmapped(p));
+	real.free(p);
+	brk_check();
+	STRICT_LEAVE();
+	t_guard = 0;
+}
+
+/* Under sampling, a block sampling may have recorded, and every call
+ * that records nothing: --no-malloc, a guarded call, no tracing. */
+static __attribute__((noinline)) void free_other(void *p)
+{
+	int recorded = 0;
+	if (G.sample_bytes && hot_on()) {
+		recorded = sample_remove(p);
+		if (!recorded && !resolve_is_boot(p)) {
+			real.free(p);
+			return;
+		}
+	}
+	if (!G.malloc_on && likely(real.free) && !resolve_is_boot(p)) { /* --no-malloc */
 		real.free(p);
-		brk_check();
-		STRICT_LEAVE();
-		t_guard = 0;
 		return;
 	}
-	int recorded = 0;
-	if (likely(G.sample_bytes && hot_on())) {
-		recorded = sample_remove(p);
-		if (likely(!recorded) && !resolve_is_boot(p))
-			return real.free(p);
-	}
-	if (!G.malloc_on && likely(real.free) && !resolve_is_boot(p)) /* --no-malloc */
-		return real.free(p);
 	free_slow(p, recorded);
+}
+
+/* A dispatcher with no frame, as malloc. Under sampling a block the
+ * filter says was not recorded goes straight to glibc (free(NULL) too). */
+FSK_EXPORT FSK_FRAMELESS void free(void *p)
+{
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	int m = G.hot;
+	if (likely(m == FSK_HOT_FAST || m == FSK_HOT_STACKS) && likely(!t_guard) &&
+	    likely(caddr_fits(a) && !resolve_is_boot(p)))
+		return free_all(p, a);
+	if (likely(m == FSK_HOT_SAMPLED) && likely(!t_guard) && likely(!sample_maybe(p)) &&
+	    !resolve_is_boot(p))
+		return real.free(p);
+	free_other(p);
 }
 
 /* The stamp of a realloc's record: FSK_TS_CLOCK_OWN when both blocks lie

@@ -246,6 +246,9 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	}
 	heap_init();
 	G.active = 1;
+	G.hot = !G.malloc_on ? FSK_HOT_OFF
+		: G.sample_bytes ? FSK_HOT_SAMPLED
+		: G.stack_depth ? FSK_HOT_STACKS : FSK_HOT_FAST;
 	signals_init();
 	scan_run(FSK_SCAN_START);
 	t_guard = 0;
@@ -292,6 +295,7 @@ void init_child_after_fork(uint64_t fork_ns)
 	if (r < 0) {
 		lost_say("cannot create a trace file in", G.dir, r);
 		G.active = 0;
+		G.hot = FSK_HOT_OFF;
 		return;
 	}
 }

@@ -1129,6 +1129,10 @@ int emit_ended(void)
 
 void emit_end(uint32_t reason)
 {
+	if (atomic_load(&s_ended))
+		return;
+	if (reason != FSK_END_SIGNAL)
+		unwind_check_report();
 	if (atomic_exchange(&s_ended, 1))
 		return;
 	hold_flush();

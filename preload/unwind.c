@@ -544,6 +544,45 @@ static uint32_t unwind_backtrace(const struct unwind_frame *f, uint64_t *ips, in
 	return n;
 }
 
+/* FORKSCOPE_UNWIND_CHECK=1: each walk by the rules is compared with
+ * unw_backtrace, whose stack is the one kept; the first difference and,
+ * at exit, the counts go out as NOTE records. */
+static _Atomic uint64_t s_checked, s_differed;
+
+static uint32_t unwind_check(const struct unwind_frame *f, uint64_t *ips, uint32_t n, int depth)
+{
+	uint64_t ref[FSK_STACK_MAX];
+	uint32_t m = unwind_backtrace(f, ref, depth);
+	int same = m == n;
+	for (uint32_t i = 0; same && i < n; i++)
+		same = ips[i] == ref[i];
+	atomic_fetch_add(&s_checked, 1);
+	if (!same && atomic_fetch_add(&s_differed, 1) == 0) {
+		char msg[160], *p = sys_stpcpy(msg, "unwind check: first difference: frames ", msg + sizeof(msg));
+		p = sys_utoa(p, n, msg + sizeof(msg));
+		p = sys_stpcpy(p, " by the rules, ", msg + sizeof(msg));
+		p = sys_utoa(p, m, msg + sizeof(msg));
+		sys_stpcpy(p, " by unw_backtrace", msg + sizeof(msg));
+		emit_note(FSK_NOTE_INFO, msg);
+	}
+	for (uint32_t i = 0; i < m; i++)
+		ips[i] = ref[i];
+	return m;
+}
+
+/* At the end of an image or process: what the check found. */
+void unwind_check_report(void)
+{
+	if (!G.unwind_check)
+		return;
+	char msg[96], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
+	p = sys_utoa(p, atomic_load(&s_checked), msg + sizeof(msg));
+	p = sys_stpcpy(p, " stacks compared, ", msg + sizeof(msg));
+	p = sys_utoa(p, atomic_load(&s_differed), msg + sizeof(msg));
+	sys_stpcpy(p, " differed", msg + sizeof(msg));
+	emit_note(FSK_NOTE_INFO, msg);
+}
+
 /* The capture when the cache could not answer. f: the program's first
  * frame (f->ip 0: unknown). */
 static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
@@ -553,7 +592,11 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 	uint32_t id = 0;
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
-	uint32_t n = unwind_backtrace(f, ips, depth);
+	uint32_t n = unwind_rules_walk(f, ips, (uint32_t)depth);
+	if (n && unlikely(G.unwind_check))
+		n = unwind_check(f, ips, n, depth);
+	if (!n)
+		n = unwind_backtrace(f, ips, depth);
 	if (!n)
 		goto out;
 	if (unwind_is_last(ips, n))
@@ -618,6 +661,8 @@ void unwind_fork_child(void)
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
 	s_inherited = atomic_load(&s_state) == 2;
+	atomic_store(&s_checked, 0);
+	atomic_store(&s_differed, 0);
 	if (atomic_load(&s_mods_lock))
 		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();

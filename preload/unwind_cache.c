@@ -45,6 +45,7 @@
 #define CACHE_FRAMES 32
 #define CACHE_CHECKS 48                 /* words read back per hit, at most */
 #define BPLOC_FRAME0 1u                 /* rbp still in frame 0's register */
+#define RULES_FRAMES 64                 /* deepest walk by the rules */
 
 /* What a walk learns of frame i: sp is the CFA of frame i - 1, bploc
  * where the rbp of frame i was read. */
@@ -70,9 +71,21 @@ struct cache_way {
  * block the first time it learns a stack, and a block whose thread is
  * gone (the kernel says so) goes to the next thread that needs one. No
  * thread-exit hook needed, and threads that never learn cost nothing. */
+/* The thread's last walk by the rules (unwind_rules_walk): the state of
+ * each frame and what its rule read, so that a later walk that reaches
+ * one of these frames in the same state takes the rest from here once
+ * the stack words they read still hold what they held. */
+struct rules_last {
+	uint32_t n;                     /* frames; 0 = none */
+	uint32_t ended;                 /* the stack ended at frame n - 1 */
+	uint64_t ip[RULES_FRAMES], sp[RULES_FRAMES], bp[RULES_FRAMES];
+	uint32_t bsave[RULES_FRAMES];   /* frame i saved its caller's rbp at CFA - bsave */
+};
+
 struct unwind_cache {
 	_Atomic pid_t owner;            /* thread id; 0 = free */
 	struct cache_way way[CACHE_WAYS];
+	struct rules_last last;
 };
 
 /* What stays in TLS: small, so threads with small stacks keep them. */
@@ -277,6 +290,7 @@ static struct unwind_cache *cache_claim(void)
 				c->way[i].n = 0;
 				c->way[i].used = 0;
 			}
+			c->last.n = 0;
 			return c;
 		}
 	}
@@ -333,4 +347,321 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 	w->n = n;
 	w->id = id;
 	w->used = t->captures;
+}
+
+/* ---- the rules of return addresses, and walks by them ---- */
+
+/*
+ * A stack that misses every way mostly differs from the thread's previous
+ * one only in its top few frames (cc1: 2 to 5 of 32), yet unw_backtrace
+ * walks all of them, one lookup in its trace cache each. Here each return
+ * address gets the rule of its frame once, from one unw_step taken in a
+ * cursor set to that frame's state: where the CFA is (rsp + off, or
+ * rbp + 16) and where the frame saved its caller's rbp (CFA - bsave, or
+ * not at all). The rules are a property of the code, so they live in one
+ * table for the process, and a fork child inherits them.
+ *
+ * A walk steps by the rules from the program's first frame, and at each
+ * frame looks whether the thread's last walk had a frame with the same ip,
+ * sp and rbp: the frames above it are then the same ones, provided the
+ * stack words the last walk read from there on (each return address at
+ * CFA - 8, each saved rbp) still hold the values it read, which it checks.
+ * So a walk reads a rule for each changed frame and one or two words for
+ * each unchanged one.
+ *
+ * Exactness rests on what unwind_cache_lookup's does: gcc and clang give
+ * every frame a CFA of rsp + c or rbp + 16 (or DRAP's *(rbp - 8), which
+ * makes a rule "not cacheable", as do signal frames and anything else
+ * odd). A rule seen to hold both ways is used only while both give the
+ * same CFA; when they differ the frame is looked at again and the rule
+ * keeps only what held both times. Anything not cacheable, and a table
+ * that is full, leave the stack to unw_backtrace. FORKSCOPE_UNWIND_CHECK=1
+ * compares every walk with unw_backtrace (tests/t_unwind_rules.py).
+ */
+#define RULE_BITS 14                    /* 16384 return addresses */
+#define RULE_PROBES 64
+#define RULE_BUSY (1ull << 63)          /* a slot being filled */
+#define RF_RSP (1ull << 48)             /* CFA = rsp + off held */
+#define RF_RBP (1ull << 49)             /* CFA = rbp + 16 held */
+#define RF_END (1ull << 50)             /* the outermost frame */
+#define RF_NO (1ull << 51)              /* not cacheable */
+#define RF_SEEN2 (1ull << 52)           /* looked at again once already */
+#define RULE_OFF(w) ((w) & 0xffffffffull)
+#define RULE_BSAVE(w) (((w) >> 32) & 0xffffull)
+
+struct rule {
+	_Atomic uint64_t ip;            /* 0 free, ip | RULE_BUSY while filled */
+	_Atomic uint64_t w;             /* RULE_OFF | RULE_BSAVE << 32 | RF_* */
+};
+
+static struct rule *_Atomic s_rules;
+
+static struct rule *rules_table(void)
+{
+	struct rule *t = atomic_load_explicit(&s_rules, memory_order_acquire);
+	if (likely(t))
+		return t;
+	size_t len = sizeof(struct rule) << RULE_BITS;
+	struct rule *m = scan_map(len), *none = NULL;
+	if (!m)
+		return NULL;
+	if (atomic_compare_exchange_strong(&s_rules, &none, m))
+		return m;
+	scan_unmap(m, len);
+	return none;
+}
+
+static inline uint64_t rule_home(uint64_t ip)
+{
+	return (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_BITS);
+}
+
+/* The rule of return address ip, 0 when none is known. */
+static inline uint64_t rule_get(const struct rule *t, uint64_t ip)
+{
+	uint64_t h = rule_home(ip);
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
+		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
+		if (k == ip)
+			return atomic_load_explicit(&r->w, memory_order_relaxed);
+		if (!k)
+			return 0;
+	}
+	return 0;
+}
+
+/* Sets the rule of ip; a full neighbourhood keeps it out (the walks that
+ * need it go to unw_backtrace). */
+static void rule_put(struct rule *t, uint64_t ip, uint64_t w)
+{
+	uint64_t h = rule_home(ip);
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
+		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
+		if (k == ip) {
+			atomic_store_explicit(&r->w, w, memory_order_relaxed);
+			return;
+		}
+		if ((k & ~RULE_BUSY) == ip)
+			return; /* another thread is filling it in */
+		if (k)
+			continue;
+		if (!atomic_compare_exchange_strong(&r->ip, &k, ip | RULE_BUSY)) {
+			if ((k & ~RULE_BUSY) == ip)
+				return;
+			continue;
+		}
+		atomic_store_explicit(&r->w, w, memory_order_relaxed);
+		atomic_store_explicit(&r->ip, ip, memory_order_release);
+		return;
+	}
+}
+
+/* One unw_step from a frame in state (ip, sp, bp): its rule, as seen this
+ * time. Only rsp and rbp take part in the rules accepted (as in
+ * cache_walk), so the other registers of the cursor do not matter. */
+static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, uint64_t bp)
+{
+	unw_context_t uc;
+	unw_cursor_t cur;
+	if (unw_getcontext(&uc) < 0)
+		return RF_NO;
+	uc.uc_mcontext.gregs[REG_RIP] = (greg_t)ip;
+	uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
+	uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
+	uint64_t ctx_bp = (uint64_t)(uintptr_t)&uc.uc_mcontext.gregs[REG_RBP];
+	if (unw_init_local(&cur, &uc) < 0)
+		return RF_NO;
+	int r = unw_step(&cur);
+	if (r == 0)
+		return RF_END;
+	unw_word_t nip, nsp, nbp;
+	unw_save_loc_t ra, bl;
+	if (r < 0 || unw_is_signal_frame(&cur) > 0 || unw_get_reg(&cur, UNW_REG_IP, &nip) < 0 ||
+	    unw_get_reg(&cur, UNW_REG_SP, &nsp) < 0 || unw_get_reg(&cur, UNW_X86_64_RBP, &nbp) < 0 ||
+	    unw_get_save_loc(&cur, UNW_X86_64_RIP, &ra) < 0 ||
+	    unw_get_save_loc(&cur, UNW_X86_64_RBP, &bl) < 0)
+		return RF_NO;
+	/* the return address at CFA - 8, the CFA above the frame */
+	if (ra.type != UNW_SLT_MEMORY || ra.u.addr != nsp - 8 || nsp <= sp || (nsp & 7) ||
+	    nsp - sp > 0xffffffffull || peek(nsp - 8) != nip)
+		return RF_NO;
+	uint64_t w = (nsp - sp) | RF_RSP | (nsp == bp + 16 ? RF_RBP : 0);
+	if (bl.type != UNW_SLT_MEMORY)
+		return RF_NO;
+	if (bl.u.addr == ctx_bp) {
+		if (nbp != bp)
+			return RF_NO; /* rbp untouched, as it must be then */
+		return w;
+	}
+	/* a pushed rbp lies in the frame; at rbp itself with no rbp + 16
+	 * CFA it is gcc's DRAP (the CFA read at rbp - 8) */
+	if (bl.u.addr < sp || bl.u.addr + 8 > nsp || (bl.u.addr == bp && nsp != bp + 16) ||
+	    nsp - bl.u.addr > 0xffffull || peek(bl.u.addr) != nbp)
+		return RF_NO;
+	return w | (nsp - bl.u.addr) << 32;
+}
+
+/* The rule of ip for a frame in state (sp, bp) and the CFA it gives; 0
+ * when the walk must stop (RF_NO, the table full), RF_END at the last
+ * frame. */
+static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp, uint64_t *cfa)
+{
+	uint64_t w = rule_get(t, ip);
+	if (unlikely(!w)) {
+		w = rule_learn(ip, sp, bp);
+		rule_put(t, ip, w);
+	}
+	for (;;) {
+		if (w & (RF_NO | RF_END))
+			return w & RF_NO ? 0 : w;
+		uint64_t a = sp + RULE_OFF(w), b = bp + 16;
+		if (!(w & RF_RBP)) {
+			*cfa = a;
+			return w;
+		}
+		if (!(w & RF_RSP) || a == b) {
+			*cfa = b;
+			return w;
+		}
+		/* the two ways disagree: look again, keep what held both times */
+		uint64_t v = rule_learn(ip, sp, bp);
+		uint64_t keep = RF_SEEN2 | (w & v & RF_RBP);
+		if ((w & v & RF_RSP) && RULE_OFF(w) == RULE_OFF(v))
+			keep |= RF_RSP | RULE_OFF(w);
+		if ((v & RF_NO) || (w & RF_SEEN2) || RULE_BSAVE(w) != RULE_BSAVE(v) ||
+		    !(keep & (RF_RSP | RF_RBP)))
+			keep = RF_NO;
+		else
+			keep |= RULE_BSAVE(w) << 32;
+		rule_put(t, ip, keep);
+		w = keep;
+	}
+}
+
+/* Whether the stack words the last walk read from frame j up still hold
+ * what they held: 0 when they do, else the lowest frame of the last walk
+ * a later join may still use (the frames up to the one whose state was
+ * read wrong are no longer the stack's). */
+static uint32_t rules_changed(const struct rules_last *l, uint32_t j)
+{
+	for (uint32_t i = l->n - 1; i-- > j;) {
+		uint64_t cfa = l->sp[i + 1];
+		if (peek(cfa - 8) != l->ip[i + 1] ||
+		    (l->bsave[i] && peek(cfa - l->bsave[i]) != l->bp[i + 1]))
+			return i + 2;
+	}
+	return 0;
+}
+
+/* The thread's block of the pool, claimed if it has none (NULL when the
+ * pool is full: tried again only now and then). */
+static struct unwind_cache *cache_block(struct cache_thread *t)
+{
+	if (likely(t->c))
+		return t->c;
+	if (t->claim_wait) {
+		t->claim_wait--;
+		return NULL;
+	}
+	t->c = cache_claim();
+	if (!t->c)
+		t->claim_wait = 64;
+	return t->c;
+}
+
+/* The stack from program frame f by the rules: at most depth frames into
+ * ips; 0 when libunwind must do it. The walk is kept as the thread's last
+ * in place: frames above a join point move at most once (not at all when
+ * the changed part has as many frames as before). */
+uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth)
+{
+	struct rule *t = rules_table();
+	struct unwind_cache *c = cache_block(&t_cache);
+	if (!t || !c || !f->ip || depth > RULES_FRAMES)
+		return 0;
+	struct rules_last *l = &c->last;
+	uint64_t ip = f->ip, sp = f->sp, bp = f->bp;
+	/* the frames before the join point, and all of them when none */
+	uint64_t wip[RULES_FRAMES], wsp[RULES_FRAMES], wbp[RULES_FRAMES];
+	uint32_t wbs[RULES_FRAMES];
+	uint32_t n = 0, j = 0, from = 0, k = 0;
+	int joined = 0, ended = 0;
+	while (n < depth) {
+		if (!joined) {
+			while (j < l->n && l->sp[j] < sp)
+				j++;
+			if (j < l->n && j >= from && l->sp[j] == sp && l->ip[j] == ip && l->bp[j] == bp &&
+			    !(from = rules_changed(l, j))) {
+				/* the rest as the last walk had it: l[j..] becomes
+				 * l[n..], under the n new frames */
+				uint32_t keep = l->n - j < depth - n ? l->n - j : depth - n;
+				if (j != n) {
+					__builtin_memmove(&l->ip[n], &l->ip[j], keep * sizeof(l->ip[0]));
+					__builtin_memmove(&l->sp[n], &l->sp[j], keep * sizeof(l->sp[0]));
+					__builtin_memmove(&l->bp[n], &l->bp[j], keep * sizeof(l->bp[0]));
+					__builtin_memmove(&l->bsave[n], &l->bsave[j], keep * sizeof(l->bsave[0]));
+				}
+				ended = keep == l->n - j && l->ended;
+				joined = 1;
+				k = n;
+				n += keep;
+				if (n == depth || ended)
+					break;
+				/* go on from its last frame */
+				n--;
+				ip = l->ip[n];
+				sp = l->sp[n];
+				bp = l->bp[n];
+			}
+		}
+		uint64_t cfa = 0, w = rule_apply(t, ip, sp, bp, &cfa);
+		if (!w) {
+			l->n = 0; /* may have moved */
+			return 0;
+		}
+		uint32_t bs = (uint32_t)RULE_BSAVE(w);
+		if (joined) {
+			l->ip[n] = ip;
+			l->sp[n] = sp;
+			l->bp[n] = bp;
+			l->bsave[n] = bs;
+		} else {
+			wip[n] = ip;
+			wsp[n] = sp;
+			wbp[n] = bp;
+			wbs[n] = bs;
+		}
+		n++;
+		if (w & RF_END) {
+			ended = 1;
+			break;
+		}
+		if (cfa <= sp || (cfa & 7) || cfa - sp > (64ull << 20)) {
+			l->n = 0;
+			return 0;
+		}
+		uint64_t ret = peek(cfa - 8);
+		if (!ret) {
+			l->n = 0;
+			return 0; /* let libunwind say where such a stack ends */
+		}
+		bp = bs ? peek(cfa - bs) : bp;
+		ip = ret;
+		sp = cfa;
+	}
+	if (!joined)
+		k = n;
+	for (uint32_t i = 0; i < k; i++) {
+		l->ip[i] = wip[i];
+		l->sp[i] = wsp[i];
+		l->bp[i] = wbp[i];
+		l->bsave[i] = wbs[i];
+	}
+	l->n = n;
+	l->ended = (uint32_t)ended;
+	for (uint32_t i = 0; i < n; i++)
+		ips[i] = l->ip[i];
+	return n;
 }

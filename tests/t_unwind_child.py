@@ -4,19 +4,22 @@ stacks without libunwind searching an unwind table.
 
 libunwind learns the rule of each return address the first time a thread
 meets it: a search of the unwind tables, with signals masked around its
-locks (rt_sigprocmask calls whose backtrace goes through libunwind). A
-fork child inherits what its parent learnt. Our own frames are left out
-of what libunwind steps through (the capture starts at the program's
-frame), so the call sites of our hooks, which the parent never runs on
-the child's side (fork's child branch, a child's first malloc), cost no
-search. tests/progs/unwind_child forks each round, parent and child then
-allocate through the same frames, and the child marks the end of that
-part with getppid before it _exits. Under `strace -f -k`, from the second
-round on, no child may make an rt_sigprocmask call under unw_backtrace
-before its marker (our stack cache learning a stack the child repeats
-steps with unw_step, which masks signals too: not counted); the first
-child, whose frames the parent had not unwound yet, shows what such a
-call looks like (it must make some, or the check could not fail)."""
+locks (rt_sigprocmask calls whose backtrace goes through libunwind). Our
+walk by the rules (preload/unwind_cache.c) asks libunwind for the rule of
+each return address once per process, and unw_backtrace is what is left
+when it cannot walk. A fork child inherits both what its parent learnt.
+Our own frames are left out of what libunwind steps through (the capture
+starts at the program's frame), so the call sites of our hooks, which the
+parent never runs on the child's side (fork's child branch, a child's
+first malloc), cost no search. tests/progs/unwind_child forks each round,
+parent and child then allocate through the same frames, and the child
+marks the end of that part with getppid before it _exits. Under
+`strace -f -k`, from the second round on, no child may make an
+rt_sigprocmask call under unw_backtrace or under rule_learn before its
+marker (our stack cache learning a stack the child repeats steps with
+unw_step, which masks signals too: not counted); the first child, whose
+frames the parent had not unwound yet, shows what such a call looks like
+(it must make some, or the check could not fail)."""
 import os
 import re
 import shutil
@@ -30,10 +33,11 @@ ROUNDS = 4
 
 
 def children_calls(path):
-    """{pid: [unw_backtrace's sigprocmask calls before its getppid, saw
-    getppid]} for every pid of the strace -f -k output at path, in order of
-    first appearance. Those of our stack cache learning a stack a child
-    repeats (unw_step, cache_walk) are not counted: they are no search."""
+    """{pid: [sigprocmask calls under unw_backtrace or rule_learn before
+    its getppid, saw getppid]} for every pid of the strace -f -k output at
+    path, in order of first appearance. Those of our stack cache learning a
+    stack a child repeats (unw_step, cache_walk) are not counted: they are
+    no search."""
     out, cur, marked = {}, None, set()
     calls = []  # [pid, under unw_backtrace, under cache_walk], in file order
     for line in open(path, errors="replace"):
@@ -50,7 +54,7 @@ def children_calls(path):
                 calls.append([pid, False, False])
             continue
         if cur is not None and line.startswith(" > "):
-            calls[-1][1] |= "(unw_backtrace+" in line
+            calls[-1][1] |= "(unw_backtrace+" in line or "(rule_learn+" in line
             calls[-1][2] |= "(cache_walk" in line
     for pid, trace, walk in calls:
         out[pid][0] += trace and not walk
@@ -83,11 +87,13 @@ def main():
         fsk.finish()
         return
     first, later = kids[0][1][0], [v[0] for _, v in kids[1:]]
-    fsk.note("unw_backtrace rt_sigprocmask calls before the marker, child by child: %r" % ([first] + later,))
+    fsk.note("libunwind rt_sigprocmask calls before the marker, child by child: %r" % ([first] + later,))
     check("first-child-searches", first > 0,
-          "the first child made no unw_backtrace rt_sigprocmask call before its marker: the check below could not fail")
+          "the first child made no rt_sigprocmask call under unw_backtrace or rule_learn before its "
+          "marker: the check below could not fail")
     check("later-children-none", all(n == 0 for n in later),
-          "children of later rounds made %r unw_backtrace rt_sigprocmask calls before their marker" % later)
+          "children of later rounds made %r rt_sigprocmask calls under unw_backtrace or rule_learn "
+          "before their marker" % later)
     fsk.finish()
 
 

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 struct expect {
-	char chain[96];
+	char chain[256];
 	long bytes;
 };
 static struct expect g_exp[64];

@@ -27,6 +27,7 @@ import sys
 sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
 import fsk  # noqa: E402
 from fsk import check  # noqa: E402
+from cgen import gen_c  # noqa: E402
 
 PROG_FUNCS = {"main", "thread_main", "case_realign", "case_drap", "case_shift", "case_deep",
               "pad", "realigned", "drap_pad", "drap_fn", "shift_run", "s_a", "s_b", "down", "leaf"}
@@ -86,18 +87,6 @@ def check_case(tag, argv, least, cwd=None, timeout=120):
           "want a process with at least %d stacks compared: %r" % (least, found))
     bad = [(f, c, d, firsts) for f, c, d, firsts in found if d or firsts]
     check(tag + ".none-differed", not bad, "walks that differ from unw_backtrace: %r" % bad)
-
-
-def gen_c(path, funcs):
-    with open(path, "w") as f:
-        for i in range(funcs):
-            f.write("static int f%d(int x) {\n  int a[8];\n  for (int i = 0; i < 8; i++) a[i] = x * %d + i;\n"
-                    "  if (x > %d) return a[x & 7] ^ f%d(x - 1);\n  return a[3] + %d;\n}\n" %
-                    (i, i + 3, i, max(i - 1, 0), i))
-        f.write("int main(void) { int s = 0;\n")
-        for i in range(funcs):
-            f.write("  s += f%d(%d);\n" % (i, i % 5))
-        f.write("  return s; }\n")
 
 
 def main():

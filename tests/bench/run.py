@@ -22,6 +22,9 @@ BENCH = os.path.join(B, "bench")
 REPS = int(os.environ.get("BENCH_REPS", "5"))
 ONLY = sys.argv[1:]
 tmp = tempfile.mkdtemp(prefix="fsk-bench-")
+sys.path.insert(0, os.path.join(TOP, "tests"))
+sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
+from cgen import gen_c  # noqa: E402
 
 
 def fsk_cmd(extra, lib=None):
@@ -52,24 +55,10 @@ if shutil.which("strace"):
     CONFIGS.append(("strace -f", strace))
 
 
-def gen_c(path, lines):
-    with open(path, "w") as f:
-        f.write("#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n")
-        n = lines // 10
-        for i in range(n):
-            f.write("static int f%d(int x) {\n  int a[8];\n  for (int i = 0; i < 8; i++) a[i] = x * %d + i;\n"
-                    "  if (x > %d) return a[x & 7] ^ f%d(x - 1);\n  return a[3] + %d;\n}\n" %
-                    (i, i + 3, i, max(i - 1, 0), i))
-        f.write("int main(void) { int s = 0;\n")
-        for i in range(n):
-            f.write("  s += f%d(%d);\n" % (i, i % 5))
-        f.write('  printf("%d\\n", s); return 0; }\n')
-
-
 def workloads():
     py = shutil.which("python3")
     src = os.path.join(tmp, "big.c")
-    gen_c(src, 2000)
+    gen_c(src, 200)  # 200 functions, 1405 lines (the row keeps its first name)
     mk = os.path.join(tmp, "mkproj")  # a copy: the build never writes into the checkout
     if os.path.isdir(os.path.join(TOP, "tests", "data", "mkproj")):
         shutil.copytree(os.path.join(TOP, "tests", "data", "mkproj"), mk)

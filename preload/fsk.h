@@ -299,11 +299,11 @@ FSK_HIDDEN extern const char fsk_vfork_lo[], fsk_vfork_hi[];
 #endif
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi);
 FSK_HIDDEN void unwind_cache_fork_child(void);
+/* FORKSCOPE_UNWIND_CHECK: a NOTE with what the comparison found. */
+FSK_HIDDEN void unwind_check_report(void);
 /* The stack from program frame f by the learnt rules of its return
  * addresses, reusing the thread's last walk: n frames, or 0 when
  * unw_backtrace must give it. */
-/* FORKSCOPE_UNWIND_CHECK: a NOTE with what the comparison found. */
-FSK_HIDDEN void unwind_check_report(void);
 FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id);

@@ -374,7 +374,9 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * makes a rule "not cacheable", as do signal frames and anything else
  * odd). A rule seen to hold both ways is used only while both give the
  * same CFA; when they differ the frame is looked at again and the rule
- * keeps only what held both times. Anything not cacheable, and a table
+ * keeps only what held both times. A frame with no unwind information
+ * (libunwind then guesses from rbp, reading each word only after checking
+ * it is mapped), anything else not cacheable, and a table
  * that is full, leave the stack to unw_backtrace. FORKSCOPE_UNWIND_CHECK=1
  * compares every walk with unw_backtrace (tests/t_unwind_rules.py).
  */
@@ -471,7 +473,13 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
 	uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
 	uint64_t ctx_bp = (uint64_t)(uintptr_t)&uc.uc_mcontext.gregs[REG_RBP];
-	if (unw_init_local(&cur, &uc) < 0)
+	unw_proc_info_t pi;
+	/* no unwind table entry (libunwind then makes up a one-byte one):
+	 * it guesses from rbp, checking each word it reads; a walk that went
+	 * on from such a guess would not */
+	if (unw_init_local(&cur, &uc) < 0 || unw_get_proc_info(&cur, &pi) < 0 ||
+	    (pi.format != UNW_INFO_FORMAT_TABLE && pi.format != UNW_INFO_FORMAT_REMOTE_TABLE) ||
+	    !pi.unwind_info_size)
 		return RF_NO;
 	int r = unw_step(&cur);
 	if (r == 0)

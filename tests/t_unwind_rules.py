@@ -6,7 +6,8 @@ tests/progs/unwind_rules allocates from stacks made to trip such a walk:
 a frame that realigns its stack (its rsp + c rule holds once, then not),
 DRAP frames, a leaf under 1 to 4 frames of two functions in turn (walks
 that join the last one at another position), stacks cut at 32 frames
-from a recursion 40 to 43 deep, and two threads at once. It prints the
+from a recursion 40 to 43 deep, two threads at once, and a frame with no
+unwind information (never learnt: unw_backtrace takes such stacks). It prints the
 bytes each chain of its own functions allocated; `forkscope export
 --format collapsed` must give exactly those chains and bytes (with the
 normal and the strict library).
@@ -30,7 +31,8 @@ from fsk import check  # noqa: E402
 from cgen import gen_c  # noqa: E402
 
 PROG_FUNCS = {"main", "thread_main", "case_realign", "case_drap", "case_shift", "case_deep",
-              "pad", "realigned", "drap_pad", "drap_fn", "shift_run", "s_a", "s_b", "down", "leaf"}
+              "pad", "realigned", "drap_pad", "drap_fn", "shift_run", "s_a", "s_b", "down", "leaf",
+              "case_nocfi", "nocfi_under", "nocfi_call"}
 CHECK_ENV = {"FORKSCOPE_UNWIND_CHECK": "1"}
 NOTE = re.compile(rb"unwind check: (\d+) stacks compared, (\d+) differed")
 FIRST = re.compile(rb"unwind check: first difference: [ -~]*")

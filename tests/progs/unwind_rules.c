@@ -16,6 +16,10 @@
  *   deep     a leaf 40 to 43 frames deep: stacks cut at 32 frames that
  *            join the last walk near their end
  *   threads  two threads doing shift at once
+ *   nocfi    leaf called through an assembler function with a frame
+ *            pointer but no unwind information: libunwind finds its
+ *            caller from rbp; such frames are not learnt (the walk leaves
+ *            the stack to unw_backtrace)
  *
  * Built -O1 like every test program. It prints, per process, the bytes
  * each call chain of its own functions allocated (chains.h):
@@ -177,6 +181,43 @@ static void case_deep(void)
 	expect(chain, (long)K * 4 * 48);
 }
 
+/* ---- nocfi ---- */
+
+/* nocfi_call(fn, n): fn(n) from a frame that has no CFI */
+void nocfi_call(void (*fn)(size_t), size_t n);
+__asm__(".text\n"
+	".globl nocfi_call\n"
+	".type nocfi_call,@function\n"
+	"nocfi_call:\n"
+	"	push %rbp\n"
+	"	mov %rsp, %rbp\n"
+	"	mov %rdi, %rax\n"
+	"	mov %rsi, %rdi\n"
+	"	call *%rax\n"
+	"	pop %rbp\n"
+	"	ret\n"
+	".size nocfi_call, .-nocfi_call\n");
+
+static __attribute__((noinline)) void nocfi_under(int d)
+{
+	volatile char room[8];
+	room[0] = (char)d;
+	if (d > 0)
+		nocfi_under(d - 1);
+	else
+		nocfi_call(leaf, 56);
+	__asm__ volatile("" : : "r"(room) : "memory");
+}
+
+static void case_nocfi(void)
+{
+	for (int i = 0; i < K; i++)
+		nocfi_under(i & 1);
+	/* libunwind finds nocfi_call's caller from its rbp, as it keeps one */
+	expect("main;case_nocfi;nocfi_under;nocfi_call;leaf", (long)(K / 2) * 56);
+	expect("main;case_nocfi;nocfi_under;nocfi_under;nocfi_call;leaf", (long)(K / 2) * 56);
+}
+
 /* ---- threads ---- */
 
 static void *thread_main(void *arg)
@@ -203,6 +244,7 @@ int main(void)
 	case_shift();
 	case_deep();
 	case_threads();
+	case_nocfi();
 	expect_say();
 	return 0;
 }

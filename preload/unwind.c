@@ -77,9 +77,10 @@ struct unwind_shared {
 };
 
 /* One shared mapping: the counters' page, the index, the entries, the
- * pool. Index table k: UNWIND_SLOTS0 << k slots at s_index +
+ * pool, the rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k slots at s_index +
  * UNWIND_SLOTS0 * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free. */
-#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + 4095) & ~4095ul)
+#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + \
+		     FSK_RULES_BYTES + 4095) & ~4095ul)
 static struct unwind_shared *s_sh;
 static _Atomic uint64_t *s_index;
 static struct unwind_entry *s_entries;  /* UNWIND_IDS */
@@ -293,6 +294,7 @@ static int unwind_make(void)
 	s_index = (void *)(r + 4096);
 	s_entries = (void *)(s_index + UNWIND_INDEX);
 	s_pool = (void *)(s_entries + UNWIND_IDS);
+	unwind_rules_attach(s_pool + UNWIND_POOL);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	unwind_mods_scan();

@@ -359,7 +359,8 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * cursor set to that frame's state: where the CFA is (rsp + off, or
  * rbp + 16) and where the frame saved its caller's rbp (CFA - bsave, or
  * not at all). The rules are a property of the code, so they live in one
- * table for the process, and a fork child inherits them.
+ * table for the stack group (a process image and its fork children), in
+ * shared memory, each keyed by its return address and the code before it.
  *
  * A walk steps by the rules from the program's first frame, and at each
  * frame looks whether the thread's last walk had a frame with the same ip,
@@ -393,24 +394,35 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 
 struct rule {
 	_Atomic uint64_t ip;            /* 0 free, ip | RULE_BUSY while filled */
+	uint64_t code;                  /* the code word at ip - 1, see rule_code */
 	_Atomic uint64_t w;             /* RULE_OFF | RULE_BSAVE << 32 | RF_* */
+	uint64_t pad;
 };
 
-static struct rule *_Atomic s_rules;
+/* The table is in the stack table's shared mapping (unwind.c): a fork
+ * child's rules are its parent's and its siblings' too, and learning one
+ * copies no page. */
+static struct rule *s_rules;
+_Static_assert(sizeof(struct rule) << RULE_BITS == FSK_RULES_BYTES, "rules table size");
+
+void unwind_rules_attach(void *mem)
+{
+	s_rules = mem;
+}
 
 static struct rule *rules_table(void)
 {
-	struct rule *t = atomic_load_explicit(&s_rules, memory_order_acquire);
-	if (likely(t))
-		return t;
-	size_t len = sizeof(struct rule) << RULE_BITS;
-	struct rule *m = scan_map(len), *none = NULL;
-	if (!m)
-		return NULL;
-	if (atomic_compare_exchange_strong(&s_rules, &none, m))
-		return m;
-	scan_unmap(m, len);
-	return none;
+	return s_rules;
+}
+
+/* The aligned word holding the last byte of the call before return
+ * address ip, which is mapped since the call ran from there. A rule is
+ * the rule of (ip, code): a library loaded where another was (dlclose,
+ * dlopen; or in another process of the group) has other code there, so
+ * it gets a rule of its own and never the other's. */
+static inline uint64_t rule_code(uint64_t ip)
+{
+	return peek((ip - 1) & ~7ull);
 }
 
 static inline uint64_t rule_home(uint64_t ip)
@@ -418,14 +430,14 @@ static inline uint64_t rule_home(uint64_t ip)
 	return (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_BITS);
 }
 
-/* The rule of return address ip, 0 when none is known. */
-static inline uint64_t rule_get(const struct rule *t, uint64_t ip)
+/* The rule of return address ip with `code` there, 0 when none is known. */
+static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
 {
 	uint64_t h = rule_home(ip);
 	for (uint32_t i = 0; i < RULE_PROBES; i++) {
 		const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
 		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
-		if (k == ip)
+		if (k == ip && r->code == code)
 			return atomic_load_explicit(&r->w, memory_order_relaxed);
 		if (!k)
 			return 0;
@@ -433,27 +445,24 @@ static inline uint64_t rule_get(const struct rule *t, uint64_t ip)
 	return 0;
 }
 
-/* Sets the rule of ip; a full neighbourhood keeps it out (the walks that
- * need it go to unw_backtrace). */
-static void rule_put(struct rule *t, uint64_t ip, uint64_t w)
+/* Sets the rule of (ip, code); a full neighbourhood keeps it out (the
+ * walks that need it go to unw_backtrace). An entry's ip and code never
+ * change once it is published, its rule only as a whole word. */
+static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t w)
 {
 	uint64_t h = rule_home(ip);
 	for (uint32_t i = 0; i < RULE_PROBES; i++) {
 		struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
 		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
-		if (k == ip) {
+		if (k == ip && r->code == code) {
 			atomic_store_explicit(&r->w, w, memory_order_relaxed);
 			return;
 		}
-		if ((k & ~RULE_BUSY) == ip)
-			return; /* another thread is filling it in */
 		if (k)
+			continue; /* another's, or one being filled in */
+		if (!atomic_compare_exchange_strong(&r->ip, &k, ip | RULE_BUSY))
 			continue;
-		if (!atomic_compare_exchange_strong(&r->ip, &k, ip | RULE_BUSY)) {
-			if ((k & ~RULE_BUSY) == ip)
-				return;
-			continue;
-		}
+		r->code = code;
 		atomic_store_explicit(&r->w, w, memory_order_relaxed);
 		atomic_store_explicit(&r->ip, ip, memory_order_release);
 		return;
@@ -473,13 +482,7 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	uc.uc_mcontext.gregs[REG_RSP] = (greg_t)sp;
 	uc.uc_mcontext.gregs[REG_RBP] = (greg_t)bp;
 	uint64_t ctx_bp = (uint64_t)(uintptr_t)&uc.uc_mcontext.gregs[REG_RBP];
-	unw_proc_info_t pi;
-	/* no unwind table entry (libunwind then makes up a one-byte one):
-	 * it guesses from rbp, checking each word it reads; a walk that went
-	 * on from such a guess would not */
-	if (unw_init_local(&cur, &uc) < 0 || unw_get_proc_info(&cur, &pi) < 0 ||
-	    (pi.format != UNW_INFO_FORMAT_TABLE && pi.format != UNW_INFO_FORMAT_REMOTE_TABLE) ||
-	    !pi.unwind_info_size)
+	if (unw_init_local(&cur, &uc) < 0)
 		return RF_NO;
 	int r = unw_step(&cur);
 	if (r == 0)
@@ -496,6 +499,19 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	    nsp - sp > 0xffffffffull || peek(nsp - 8) != nip)
 		return RF_NO;
 	uint64_t w = (nsp - sp) | RF_RSP | (nsp == bp + 16 ? RF_RBP : 0);
+	/* Where ip has no unwind table entry, libunwind guesses the caller
+	 * from rbp (CFA rbp + 16), checking each word it reads; a walk that
+	 * went on from such a guess would not. A frame that looks like that
+	 * must have an entry (libunwind makes up a one-byte one when there is
+	 * none). Asked only then: the question is a second search of the
+	 * tables, and most code keeps no frame pointer. */
+	if (w & RF_RBP) {
+		unw_proc_info_t pi;
+		if (unw_init_local(&cur, &uc) < 0 || unw_get_proc_info(&cur, &pi) < 0 ||
+		    (pi.format != UNW_INFO_FORMAT_TABLE && pi.format != UNW_INFO_FORMAT_REMOTE_TABLE) ||
+		    !pi.unwind_info_size)
+			return RF_NO;
+	}
 	if (bl.type != UNW_SLT_MEMORY)
 		return RF_NO;
 	if (bl.u.addr == ctx_bp) {
@@ -516,10 +532,11 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
  * frame. */
 static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp, uint64_t *cfa)
 {
-	uint64_t w = rule_get(t, ip);
+	uint64_t code = rule_code(ip);
+	uint64_t w = rule_get(t, ip, code);
 	if (unlikely(!w)) {
 		w = rule_learn(ip, sp, bp);
-		rule_put(t, ip, w);
+		rule_put(t, ip, code, w);
 	}
 	for (;;) {
 		if (w & (RF_NO | RF_END))
@@ -543,7 +560,7 @@ static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp
 			keep = RF_NO;
 		else
 			keep |= RULE_BSAVE(w) << 32;
-		rule_put(t, ip, keep);
+		rule_put(t, ip, code, keep);
 		w = keep;
 	}
 }

@@ -1,25 +1,29 @@
 #!/usr/bin/env python3
-"""A fork child whose program frames its parent already unwound takes its
-stacks without libunwind searching an unwind table.
+"""A fork child whose program frames its parent or an earlier sibling
+already unwound takes its stacks without libunwind searching an unwind
+table.
 
 libunwind learns the rule of each return address the first time a thread
 meets it: a search of the unwind tables, with signals masked around its
 locks (rt_sigprocmask calls whose backtrace goes through libunwind). Our
 walk by the rules (preload/unwind_cache.c) asks libunwind for the rule of
-each return address once per process, and unw_backtrace is what is left
-when it cannot walk. A fork child inherits both what its parent learnt.
-Our own frames are left out of what libunwind steps through (the capture
-starts at the program's frame), so the call sites of our hooks, which the
-parent never runs on the child's side (fork's child branch, a child's
-first malloc), cost no search. tests/progs/unwind_child forks each round,
-parent and child then allocate through the same frames, and the child
-marks the end of that part with getppid before it _exits. Under
-`strace -f -k`, from the second round on, no child may make an
-rt_sigprocmask call under unw_backtrace or under rule_learn before its
+each return address once per stack group: the table is shared memory, so
+what a child learns its parent and its later siblings know. unw_backtrace
+is what is left when the rules cannot walk, and a fork child inherits what
+its parent's libunwind learnt. Our own frames are left out of what
+libunwind steps through (the capture starts at the program's frame), so
+the call sites of our hooks, which the parent never runs on the child's
+side (fork's child branch, a child's first malloc), cost no search.
+tests/progs/unwind_child forks each round, parent and child then allocate
+through the same frames, the child also through a function only children
+call, and the child marks the end of that part with getppid before it
+_exits. Under `strace -f -k`, from the second round on, no child may make
+an rt_sigprocmask call under unw_backtrace or under rule_learn before its
 marker (our stack cache learning a stack the child repeats steps with
 unw_step, which masks signals too: not counted); the first child, whose
-frames the parent had not unwound yet, shows what such a call looks like
-(it must make some, or the check could not fail)."""
+frames nobody had unwound yet, shows what such a call looks like (it must
+make some, or the check could not fail). With a rules table of its own in
+each process, every child learnt child_only's frames again."""
 import os
 import re
 import shutil

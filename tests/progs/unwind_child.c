@@ -3,10 +3,12 @@
  *
  * Usage: unwind_child ROUNDS
  * Each round forks; then parent and child both call churn() from the same
- * place (malloc and free through grab(), same return addresses), and the
- * child calls getppid() as a marker and _exits. From the second round on,
- * every program frame of the child's stacks before the marker (its FORK
- * record's, its mallocs') is one the parent unwound in an earlier round.
+ * place (malloc and free through grab(), same return addresses), the child
+ * also allocates through child_only(), which the parent never calls, and
+ * the child calls getppid() as a marker and _exits. From the second round
+ * on, every program frame of the child's stacks before the marker (its
+ * FORK record's, its mallocs') is one the parent unwound in an earlier
+ * round, or one the first child unwound.
  */
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -28,6 +30,13 @@ static __attribute__((noinline)) void churn(void)
 		free(grab(64 + (size_t)i * 16));
 }
 
+static __attribute__((noinline)) void child_only(void)
+{
+	for (int i = 0; i < 8; i++)
+		free(grab(32 + (size_t)i * 8));
+	__asm__ volatile("" ::: "memory");
+}
+
 static __attribute__((noinline)) pid_t spawn(void)
 {
 	return fork();
@@ -42,6 +51,7 @@ int main(int argc, char **argv)
 			return 1;
 		churn();
 		if (pid == 0) {
+			child_only();
 			syscall(SYS_getppid); /* the marker */
 			_exit(0);
 		}

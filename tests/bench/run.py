@@ -7,7 +7,8 @@ Prints median ratio (min-max) per configuration, then trace bytes per
 event, the scan cost per GiB resident and the per-image start cost. No
 number here is asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
-events only. BENCH_OLD_LIB=path/to/libforkscope.so adds both
+events only, "fsk --sample-bytes" about one malloc-family call per
+512 KiB allocated (with stacks). BENCH_OLD_LIB=path/to/libforkscope.so adds both
 configurations with that library (before/after comparisons).
 Arguments run only the workloads and extra rows whose name contains one of
 them ("bash", "make", "start" for the per-image start cost, "scan cost").
@@ -44,6 +45,7 @@ def strace(cmd, n):
 
 
 CONFIGS = [("forkscope", fsk_cmd([])), ("fsk --stack-depth 0", fsk_cmd(["--stack-depth", "0"])),
+           ("fsk --sample-bytes", fsk_cmd(["--sample-bytes", "524288"])),
            ("fsk --no-malloc", fsk_cmd(["--no-malloc"]))]
 OLD = os.environ.get("BENCH_OLD_LIB")
 if OLD:

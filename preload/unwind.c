@@ -1,9 +1,10 @@
 /*
  * Call stacks: the thread's last repeated stack from unwind_cache.c when it
- * is still the stack, else captured with libunwind's unw_backtrace (its
- * fast path, with a per-thread cache); interned per stack group (an image
- * and the processes forked from it), written as a STACK record once and
- * as an id afterwards.
+ * is still the stack, else walked there by the learnt rules of its return
+ * addresses, else captured with libunwind's unw_backtrace (its fast path,
+ * with a per-thread cache); interned per stack group (an image and the
+ * processes forked from it), written as a STACK record once and as an id
+ * afterwards.
  *
  * The intern table lives in our own mappings and is lock-free. A stack
  * takes the next id, and its entry (where its addresses are in the pool)

@@ -23,6 +23,10 @@
  * 8 + captures / 4096 times, so a program whose stacks never settle pays
  * at most a few percent for it.
  *
+ * A stack no way holds is walked by the learnt rules of its return
+ * addresses, reusing the thread's last walk (the second half of this
+ * file); unw_backtrace is left for what the rules cannot walk.
+ *
  * The cache is per thread (a block of a process-wide pool, taken when the
  * thread first learns; 48 bytes of TLS) and read only by its thread, with
  * t_unwinding set: a signal handler that interrupts a lookup
@@ -370,16 +374,16 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * So a walk reads a rule for each changed frame and one or two words for
  * each unchanged one.
  *
- * Exactness rests on what unwind_cache_lookup's does: gcc and clang give
- * every frame a CFA of rsp + c or rbp + 16 (or DRAP's *(rbp - 8), which
- * makes a rule "not cacheable", as do signal frames and anything else
- * odd). A rule seen to hold both ways is used only while both give the
- * same CFA; when they differ the frame is looked at again and the rule
- * keeps only what held both times. A frame with no unwind information
- * (libunwind then guesses from rbp, reading each word only after checking
- * it is mapped), anything else not cacheable, and a table
- * that is full, leave the stack to unw_backtrace. FORKSCOPE_UNWIND_CHECK=1
- * compares every walk with unw_backtrace (tests/t_unwind_rules.py).
+ * Exactness rests on what the ways' rests on: gcc and clang give every
+ * frame a CFA of rsp + c or rbp + 16 (or DRAP's *(rbp - 8), which makes a
+ * rule "not cacheable", as do signal frames and anything else odd). A rule
+ * seen to hold both ways is used only while both give the same CFA; when
+ * they differ the frame is looked at again and the rule keeps only what
+ * held both times. A frame with no unwind information (libunwind then
+ * guesses from rbp, reading each word only after checking it is mapped),
+ * anything else not cacheable, and a full table leave the stack to
+ * unw_backtrace. FORKSCOPE_UNWIND_CHECK=1 compares every walk with
+ * unw_backtrace (tests/t_unwind_rules.py).
  */
 #define RULE_BITS 14                    /* 16384 return addresses */
 #define RULE_PROBES 64

@@ -305,7 +305,7 @@ FSK_HIDDEN void unwind_check_report(void);
  * addresses, reusing the thread's last walk: n frames, or 0 when
  * unw_backtrace must give it. */
 /* The shared memory of the rules table (unwind.c makes it). */
-#define FSK_RULES_BYTES (32ul << 14)
+#define FSK_RULES_BYTES (16ul << 14)
 FSK_HIDDEN void unwind_rules_attach(void *mem);
 FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,

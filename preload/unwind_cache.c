@@ -386,26 +386,34 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * unw_backtrace (tests/t_unwind_rules.py).
  */
 #define RULE_BITS 14                    /* 16384 return addresses */
+#define RULE_PAGE_BITS 8                /* 256 entries of 16 bytes a page */
 #define RULE_PROBES 64
-#define RULE_BUSY (1ull << 63)          /* a slot being filled */
-#define RF_RSP (1ull << 48)             /* CFA = rsp + off held */
-#define RF_RBP (1ull << 49)             /* CFA = rbp + 16 held */
-#define RF_END (1ull << 50)             /* the outermost frame */
-#define RF_NO (1ull << 51)              /* not cacheable */
-#define RF_SEEN2 (1ull << 52)           /* looked at again once already */
-#define RULE_OFF(w) ((w) & 0xffffffffull)
-#define RULE_BSAVE(w) (((w) >> 32) & 0xffffull)
+#define RULE_BUSY 1ull                  /* a slot being filled */
+#define RULE_IP_BITS 47                 /* user addresses */
+/* A rule: RULE_OFF, RULE_BSAVE / 8 and RF_* in the low 42 bits. */
+#define RULE_OFF_MAX 0xffffffull
+#define RULE_OFF(w) ((w) & RULE_OFF_MAX)
+#define RULE_BSAVE_MASK (0x1fffull << 24)
+#define RULE_BSAVE(w) ((((w) >> 24) & 0x1fffull) * 8)
+#define RF_RSP (1ull << 37)             /* CFA = rsp + off held */
+#define RF_RBP (1ull << 38)             /* CFA = rbp + 16 held */
+#define RF_END (1ull << 39)             /* the outermost frame */
+#define RF_NO (1ull << 40)              /* not cacheable */
+#define RF_SEEN2 (1ull << 41)           /* looked at again once already */
+#define RULE_BITS_MASK ((1ull << 42) - 1)
 
+/* An entry: the return address with 17 bits of a hash of the code word
+ * before it, and the rule with 22 more. */
 struct rule {
-	_Atomic uint64_t ip;            /* 0 free, ip | RULE_BUSY while filled */
-	uint64_t code;                  /* the code word at ip - 1, see rule_code */
-	_Atomic uint64_t w;             /* RULE_OFF | RULE_BSAVE << 32 | RF_* */
-	uint64_t pad;
+	_Atomic uint64_t key;           /* ip | hash >> 47 << 47; 0 free, RULE_BUSY while filled */
+	_Atomic uint64_t w;             /* rule | (hash & 0x3fffff) << 42 */
 };
 
 /* The table is in the stack table's shared mapping (unwind.c): a fork
  * child's rules are its parent's and its siblings' too, and learning one
- * copies no page. */
+ * copies no page. Each 64 KiB of code has its rules in one page of the
+ * table (and the next when that is full), so a small program's rules take
+ * a few pages, not all of them. */
 static struct rule *s_rules;
 _Static_assert(sizeof(struct rule) << RULE_BITS == FSK_RULES_BYTES, "rules table size");
 
@@ -419,56 +427,63 @@ static struct rule *rules_table(void)
 	return s_rules;
 }
 
-/* The aligned word holding the last byte of the call before return
- * address ip, which is mapped since the call ran from there. A rule is
- * the rule of (ip, code): a library loaded where another was (dlclose,
- * dlopen; or in another process of the group) has other code there, so
- * it gets a rule of its own and never the other's. */
+/* A hash of the aligned word holding the last byte of the call before
+ * return address ip, which is mapped since the call ran from there. A
+ * rule is the rule of (ip, code): a library loaded where another was
+ * (dlclose and dlopen, or in another process of the group) has other
+ * code there, so it gets a rule of its own and never the other's (39
+ * bits of the hash must match). */
 static inline uint64_t rule_code(uint64_t ip)
 {
-	return peek((ip - 1) & ~7ull);
+	uint64_t x = peek((ip - 1) & ~7ull) * 0x9e3779b97f4a7c15ull;
+	return x ^ x >> 29;
 }
 
 static inline uint64_t rule_home(uint64_t ip)
 {
-	return (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_BITS);
+	uint64_t page = ((ip >> 16) * 0xc2b2ae3d27d4eb4full) >> (64 - (RULE_BITS - RULE_PAGE_BITS));
+	return page << RULE_PAGE_BITS | (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_PAGE_BITS);
 }
 
-/* The rule of return address ip with `code` there, 0 when none is known. */
+/* The rule of return address ip with code hash `code`, 0 when none is
+ * known. */
 static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
 {
-	uint64_t h = rule_home(ip);
+	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS, h = rule_home(ip);
 	for (uint32_t i = 0; i < RULE_PROBES; i++) {
 		const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
-		if (k == ip && r->code == code)
-			return atomic_load_explicit(&r->w, memory_order_relaxed);
-		if (!k)
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key) {
+			uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
+			if (w >> 42 == (code & 0x3fffff))
+				return w & RULE_BITS_MASK;
+		} else if (!k) {
 			return 0;
+		}
 	}
 	return 0;
 }
 
 /* Sets the rule of (ip, code); a full neighbourhood keeps it out (the
- * walks that need it go to unw_backtrace). An entry's ip and code never
- * change once it is published, its rule only as a whole word. */
-static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t w)
+ * walks that need it go to unw_backtrace). An entry's key never changes
+ * once published, its rule only as a whole word. */
+static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 {
-	uint64_t h = rule_home(ip);
+	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS, h = rule_home(ip);
+	uint64_t w = rule | (code & 0x3fffff) << 42;
 	for (uint32_t i = 0; i < RULE_PROBES; i++) {
 		struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->ip, memory_order_acquire);
-		if (k == ip && r->code == code) {
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key && atomic_load_explicit(&r->w, memory_order_relaxed) >> 42 == w >> 42) {
 			atomic_store_explicit(&r->w, w, memory_order_relaxed);
 			return;
 		}
 		if (k)
 			continue; /* another's, or one being filled in */
-		if (!atomic_compare_exchange_strong(&r->ip, &k, ip | RULE_BUSY))
+		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
 			continue;
-		r->code = code;
 		atomic_store_explicit(&r->w, w, memory_order_relaxed);
-		atomic_store_explicit(&r->ip, ip, memory_order_release);
+		atomic_store_explicit(&r->key, key, memory_order_release);
 		return;
 	}
 }
@@ -500,7 +515,7 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 		return RF_NO;
 	/* the return address at CFA - 8, the CFA above the frame */
 	if (ra.type != UNW_SLT_MEMORY || ra.u.addr != nsp - 8 || nsp <= sp || (nsp & 7) ||
-	    nsp - sp > 0xffffffffull || peek(nsp - 8) != nip)
+	    nsp - sp > RULE_OFF_MAX || peek(nsp - 8) != nip)
 		return RF_NO;
 	uint64_t w = (nsp - sp) | RF_RSP | (nsp == bp + 16 ? RF_RBP : 0);
 	/* Where ip has no unwind table entry, libunwind guesses the caller
@@ -526,9 +541,9 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	/* a pushed rbp lies in the frame; at rbp itself with no rbp + 16
 	 * CFA it is gcc's DRAP (the CFA read at rbp - 8) */
 	if (bl.u.addr < sp || bl.u.addr + 8 > nsp || (bl.u.addr == bp && nsp != bp + 16) ||
-	    nsp - bl.u.addr > 0xffffull || peek(bl.u.addr) != nbp)
+	    ((nsp - bl.u.addr) & 7) || nsp - bl.u.addr > 0x1fff * 8 || peek(bl.u.addr) != nbp)
 		return RF_NO;
-	return w | (nsp - bl.u.addr) << 32;
+	return w | (nsp - bl.u.addr) / 8 << 24;
 }
 
 /* The rule of ip for a frame in state (sp, bp) and the CFA it gives; 0
@@ -536,6 +551,8 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
  * frame. */
 static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp, uint64_t *cfa)
 {
+	if (unlikely(ip >> RULE_IP_BITS || ip < 4096))
+		return 0; /* no room in a key (and no code there) */
 	uint64_t code = rule_code(ip);
 	uint64_t w = rule_get(t, ip, code);
 	if (unlikely(!w)) {
@@ -563,7 +580,7 @@ static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp
 		    !(keep & (RF_RSP | RF_RBP)))
 			keep = RF_NO;
 		else
-			keep |= RULE_BSAVE(w) << 32;
+			keep |= w & RULE_BSAVE_MASK;
 		rule_put(t, ip, code, keep);
 		w = keep;
 	}

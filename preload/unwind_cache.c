@@ -412,7 +412,7 @@ struct rule {
 /* The table is in the stack table's shared mapping (unwind.c): a fork
  * child's rules are its parent's and its siblings' too, and learning one
  * copies no page. Each 64 KiB of code has its rules in one page of the
- * table (and the next when that is full), so a small program's rules take
+ * table while there is room (rule_home), so a small program's rules take
  * a few pages, not all of them. */
 static struct rule *s_rules;
 _Static_assert(sizeof(struct rule) << RULE_BITS == FSK_RULES_BYTES, "rules table size");
@@ -439,52 +439,66 @@ static inline uint64_t rule_code(uint64_t ip)
 	return x ^ x >> 29;
 }
 
-static inline uint64_t rule_home(uint64_t ip)
+/* Where the rules of ip are looked for: first near the other rules of its
+ * 64 KiB of code, in the first half of the table (home 0), then, when
+ * those RULE_PROBES slots are all taken, anywhere in the second half
+ * (home 1: dense code, such as cc1's, fills pages of the first). */
+static inline uint64_t rule_home(uint64_t ip, int which)
 {
-	uint64_t page = ((ip >> 16) * 0xc2b2ae3d27d4eb4full) >> (64 - (RULE_BITS - RULE_PAGE_BITS));
+	const unsigned half = RULE_BITS - 1;
+	if (which)
+		return 1u << half | (ip * 0xd6e8feb86659fd93ull) >> (64 - half);
+	uint64_t page = ((ip >> 16) * 0xc2b2ae3d27d4eb4full) >> (64 - (half - RULE_PAGE_BITS));
 	return page << RULE_PAGE_BITS | (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_PAGE_BITS);
 }
 
 /* The rule of return address ip with code hash `code`, 0 when none is
- * known. */
+ * known. Slots are never freed, so a free slot ends the search. */
 static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
 {
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS, h = rule_home(ip);
-	for (uint32_t i = 0; i < RULE_PROBES; i++) {
-		const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-		if (k == key) {
-			uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
-			if (w >> 42 == (code & 0x3fffff))
-				return w & RULE_BITS_MASK;
-		} else if (!k) {
-			return 0;
+	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
+	for (int which = 0; which < 2; which++) {
+		uint64_t h = rule_home(ip, which);
+		for (uint32_t i = 0; i < RULE_PROBES; i++) {
+			const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
+			uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+			if (k == key) {
+				uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
+				if (w >> 42 == (code & 0x3fffff))
+					return w & RULE_BITS_MASK;
+			} else if (!k) {
+				return 0;
+			}
 		}
 	}
 	return 0;
 }
 
-/* Sets the rule of (ip, code); a full neighbourhood keeps it out (the
- * walks that need it go to unw_backtrace). An entry's key never changes
- * once published, its rule only as a whole word. */
+/* Sets the rule of (ip, code); full neighbourhoods keep it out (the walks
+ * that need it go to unw_backtrace). An entry's key never changes once
+ * published, its rule only as a whole word. */
 static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 {
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS, h = rule_home(ip);
+	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
 	uint64_t w = rule | (code & 0x3fffff) << 42;
-	for (uint32_t i = 0; i < RULE_PROBES; i++) {
-		struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-		if (k == key && atomic_load_explicit(&r->w, memory_order_relaxed) >> 42 == w >> 42) {
+	for (int which = 0; which < 2; which++) {
+		uint64_t h = rule_home(ip, which);
+		for (uint32_t i = 0; i < RULE_PROBES; i++) {
+			struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
+			uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+			if (k == key &&
+			    atomic_load_explicit(&r->w, memory_order_relaxed) >> 42 == w >> 42) {
+				atomic_store_explicit(&r->w, w, memory_order_relaxed);
+				return;
+			}
+			if (k)
+				continue; /* another's, or one being filled in */
+			if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
+				continue;
 			atomic_store_explicit(&r->w, w, memory_order_relaxed);
+			atomic_store_explicit(&r->key, key, memory_order_release);
 			return;
 		}
-		if (k)
-			continue; /* another's, or one being filled in */
-		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
-			continue;
-		atomic_store_explicit(&r->w, w, memory_order_relaxed);
-		atomic_store_explicit(&r->key, key, memory_order_release);
-		return;
 	}
 }
 

@@ -502,6 +502,16 @@ static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 	}
 }
 
+/* Whether the frame of context uc has an unwind table entry (cur is
+ * reused). */
+static int rule_has_entry(unw_cursor_t *cur, unw_context_t *uc)
+{
+	unw_proc_info_t pi;
+	return unw_init_local(cur, uc) >= 0 && unw_get_proc_info(cur, &pi) >= 0 &&
+	       (pi.format == UNW_INFO_FORMAT_TABLE || pi.format == UNW_INFO_FORMAT_REMOTE_TABLE) &&
+	       pi.unwind_info_size;
+}
+
 /* One unw_step from a frame in state (ip, sp, bp): its rule, as seen this
  * time. Only rsp and rbp take part in the rules accepted (as in
  * cache_walk), so the other registers of the cursor do not matter. */
@@ -518,8 +528,8 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	if (unw_init_local(&cur, &uc) < 0)
 		return RF_NO;
 	int r = unw_step(&cur);
-	if (r == 0)
-		return RF_END;
+	if (r == 0) /* the outermost frame, unless libunwind guessed (below) */
+		return rule_has_entry(&cur, &uc) ? RF_END : RF_NO;
 	unw_word_t nip, nsp, nbp;
 	unw_save_loc_t ra, bl;
 	if (r < 0 || unw_is_signal_frame(&cur) > 0 || unw_get_reg(&cur, UNW_REG_IP, &nip) < 0 ||
@@ -533,18 +543,14 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 		return RF_NO;
 	uint64_t w = (nsp - sp) | RF_RSP | (nsp == bp + 16 ? RF_RBP : 0);
 	/* Where ip has no unwind table entry, libunwind guesses the caller
-	 * from rbp (CFA rbp + 16), checking each word it reads; a walk that
-	 * went on from such a guess would not. A frame that looks like that
-	 * must have an entry (libunwind makes up a one-byte one when there is
-	 * none). Asked only then: the question is a second search of the
-	 * tables, and most code keeps no frame pointer. */
-	if (w & RF_RBP) {
-		unw_proc_info_t pi;
-		if (unw_init_local(&cur, &uc) < 0 || unw_get_proc_info(&cur, &pi) < 0 ||
-		    (pi.format != UNW_INFO_FORMAT_TABLE && pi.format != UNW_INFO_FORMAT_REMOTE_TABLE) ||
-		    !pi.unwind_info_size)
-			return RF_NO;
-	}
+	 * from rbp (CFA rbp + 16, or the end at rbp 0), checking each word it
+	 * reads; a walk that went on from such a guess would not. A frame
+	 * that looks like that must have an entry (libunwind makes up a
+	 * one-byte one when there is none). Asked only then: the question is
+	 * a second search of the tables, and most code keeps no frame
+	 * pointer. */
+	if ((w & RF_RBP) && !rule_has_entry(&cur, &uc))
+		return RF_NO;
 	if (bl.type != UNW_SLT_MEMORY)
 		return RF_NO;
 	if (bl.u.addr == ctx_bp) {

@@ -25,7 +25,11 @@
 /* A hook that only dispatches: no frame record (the library is built
  * with frame pointers), so its tail calls are plain jumps and the callee's
  * frame record holds the program's return address. */
+#if defined(__clang__)
+#define FSK_FRAMELESS /* clang has no such attribute: a frame, then the jump */
+#else
 #define FSK_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
+#endif
 #define FSK_COLD __attribute__((section(".lbss.fsk_cold")))
 /* A variable every image reads before anything writes its page: in .data,
  * whose page the loader has written already (in .bss the read would cost

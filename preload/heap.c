@@ -110,21 +110,6 @@ static inline void brk_quiet(void)
 	if (G.sample_bytes && likely(!sample_take(size)))          \
 		return call
 
-/* Every call recorded, with or without stacks: free's inline path (a free
- * record carries no stack) and malloc's path with stacks. */
-static inline int hot_all(void)
-{
-	return hot_on() && !G.sample_bytes;
-}
-
-/* Every call recorded, no stacks: the case malloc's inline path serves
- * (one straight line, no errno save). Anything else, and every value that
- * does not fit a compact record, takes the general path. */
-static inline int hot_fast(void)
-{
-	return hot_all() && !G.stack_depth;
-}
-
 static inline int caddr_fits(uint64_t a)
 {
 	return a && !(a & FSK_CADDR_FLAGS) && !(a >> (FSK_CM_ADDR_BITS + 4));

@@ -22,6 +22,11 @@
  * linked after .bss (ld puts .lbss there), so the small state every image
  * touches shares a few pages instead of being spread between the arrays
  * (a page fault is ~1.7 us; a traced /bin/true took 10 for .bss alone). */
+#define FSK_COLD __attribute__((section(".lbss.fsk_cold")))
+/* A variable every image reads before anything writes its page: in .data,
+ * whose page the loader has written already (in .bss the read would cost
+ * a fault to map the zero page, and the first write a second one). */
+#define FSK_EARLY __attribute__((section(".data")))
 /* A hook that only dispatches: no frame record (the library is built
  * with frame pointers), so its tail calls are plain jumps and the callee's
  * frame record holds the program's return address. */
@@ -30,11 +35,6 @@
 #else
 #define FSK_FRAMELESS __attribute__((optimize("omit-frame-pointer")))
 #endif
-#define FSK_COLD __attribute__((section(".lbss.fsk_cold")))
-/* A variable every image reads before anything writes its page: in .data,
- * whose page the loader has written already (in .bss the read would cost
- * a fault to map the zero page, and the first write a second one). */
-#define FSK_EARLY __attribute__((section(".data")))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -305,12 +305,12 @@ FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uin
 FSK_HIDDEN void unwind_cache_fork_child(void);
 /* FORKSCOPE_UNWIND_CHECK: a NOTE with what the comparison found. */
 FSK_HIDDEN void unwind_check_report(void);
-/* The stack from program frame f by the learnt rules of its return
- * addresses, reusing the thread's last walk: n frames, or 0 when
- * unw_backtrace must give it. */
 /* The shared memory of the rules table (unwind.c makes it). */
 #define FSK_RULES_BYTES (16ul << 14)
 FSK_HIDDEN void unwind_rules_attach(void *mem);
+/* The stack from program frame f by the learnt rules of its return
+ * addresses, reusing the thread's last walk: n frames, or 0 when
+ * unw_backtrace must give it. */
 FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id);

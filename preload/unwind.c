@@ -78,8 +78,9 @@ struct unwind_shared {
 };
 
 /* One shared mapping: the counters' page, the index, the entries, the
- * pool, the rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k slots at s_index +
- * UNWIND_SLOTS0 * (2^k - 1); a slot is hash >> 32 << 32 | id, 0 when free. */
+ * pool, the rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k
+ * slots at s_index + UNWIND_SLOTS0 * (2^k - 1); a slot is
+ * hash >> 32 << 32 | id, 0 when free. */
 #define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + \
 		     FSK_RULES_BYTES + 4095) & ~4095ul)
 static struct unwind_shared *s_sh;

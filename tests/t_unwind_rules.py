@@ -31,8 +31,8 @@ from fsk import check  # noqa: E402
 from cgen import gen_c  # noqa: E402
 
 PROG_FUNCS = {"main", "thread_main", "case_realign", "case_drap", "case_shift", "case_deep",
-              "pad", "realigned", "drap_pad", "drap_fn", "shift_run", "s_a", "s_b", "down", "leaf",
-              "case_nocfi", "nocfi_under", "nocfi_call"}
+              "pad", "realigned", "drap_fn", "shift_run", "s_a", "s_b", "down", "leaf",
+              "case_nocfi", "nocfi_fn", "nocfi_call"}
 CHECK_ENV = {"FORKSCOPE_UNWIND_CHECK": "1"}
 NOTE = re.compile(rb"unwind check: (\d+) stacks compared, (\d+) differed")
 FIRST = re.compile(rb"unwind check: first difference: [ -~]*")

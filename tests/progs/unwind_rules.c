@@ -56,15 +56,15 @@ static __attribute__((noinline)) void realigned(int n)
 	__asm__ volatile("" ::: "memory");
 }
 
-/* d frames of 16 more bytes each above realigned(): its entry sp moves */
-static __attribute__((noinline)) void pad(int d, int n)
+/* d frames of 16 more bytes each above fn(n): its entry sp moves */
+static __attribute__((noinline)) void pad(int d, void (*fn)(int), int n)
 {
 	volatile char room[8];
 	room[0] = (char)d;
 	if (d > 0)
-		pad(d - 1, n);
+		pad(d - 1, fn, n);
 	else
-		realigned(n);
+		fn(n);
 	__asm__ volatile("" : : "r"(room) : "memory");
 }
 
@@ -72,7 +72,7 @@ static void case_realign(void)
 {
 	for (int i = 0; i < K; i++)
 		for (int d = 0; d < 4; d++)
-			pad(d, i);
+			pad(d, realigned, i);
 	for (int d = 0; d < 4; d++) {
 		char chain[256] = "main;case_realign";
 		for (int k = 0; k <= d; k++)
@@ -95,23 +95,12 @@ static __attribute__((noinline)) void drap_fn(int n)
 	__asm__ volatile("" ::: "memory");
 }
 
-static __attribute__((noinline)) void drap_pad(int d, int n)
-{
-	volatile char room[8];
-	room[0] = (char)d;
-	if (d > 0)
-		drap_pad(d - 1, n);
-	else
-		drap_fn(n);
-	__asm__ volatile("" : : "r"(room) : "memory");
-}
-
 static void case_drap(void)
 {
 	for (int i = 0; i < K; i++)
-		drap_pad(i & 1, 1 + i % 40);
-	expect("main;case_drap;drap_pad;drap_fn;leaf", (long)(K / 2) * 24);
-	expect("main;case_drap;drap_pad;drap_pad;drap_fn;leaf", (long)(K / 2) * 24);
+		pad(i & 1, drap_fn, 1 + i % 40);
+	expect("main;case_drap;pad;drap_fn;leaf", (long)(K / 2) * 24);
+	expect("main;case_drap;pad;pad;drap_fn;leaf", (long)(K / 2) * 24);
 }
 
 /* ---- shift ---- */
@@ -198,24 +187,19 @@ __asm__(".text\n"
 	"	ret\n"
 	".size nocfi_call, .-nocfi_call\n");
 
-static __attribute__((noinline)) void nocfi_under(int d)
+static __attribute__((noinline)) void nocfi_fn(int n)
 {
-	volatile char room[8];
-	room[0] = (char)d;
-	if (d > 0)
-		nocfi_under(d - 1);
-	else
-		nocfi_call(leaf, 56);
-	__asm__ volatile("" : : "r"(room) : "memory");
+	nocfi_call(leaf, (size_t)n);
+	__asm__ volatile("" ::: "memory");
 }
 
 static void case_nocfi(void)
 {
 	for (int i = 0; i < K; i++)
-		nocfi_under(i & 1);
+		pad(i & 1, nocfi_fn, 56);
 	/* libunwind finds nocfi_call's caller from its rbp, as it keeps one */
-	expect("main;case_nocfi;nocfi_under;nocfi_call;leaf", (long)(K / 2) * 56);
-	expect("main;case_nocfi;nocfi_under;nocfi_under;nocfi_call;leaf", (long)(K / 2) * 56);
+	expect("main;case_nocfi;pad;nocfi_fn;nocfi_call;leaf", (long)(K / 2) * 56);
+	expect("main;case_nocfi;pad;pad;nocfi_fn;nocfi_call;leaf", (long)(K / 2) * 56);
 }
 
 /* ---- threads ---- */

@@ -17,7 +17,12 @@ PC       = $(shell pkg-config --cflags --libs $(1) 2>/dev/null)
 PRELOAD_SRC := $(wildcard preload/*.c)
 PRELOAD_CFLAGS := $(BASE) -O2 -fPIC -fvisibility=hidden -ftls-model=initial-exec \
 	-fno-omit-frame-pointer -fno-stack-protector
-PRELOAD_LIBS := -ldl -lpthread $(call PC,libunwind)
+# libunwind is built from Debian's source into a static archive linked into
+# the library (preload/libunwind.sh says why); where it cannot be, the
+# system's libunwind.so is used.
+UNW := $(B)/unwind
+UNW_FLAGS = $$(sh preload/libunwind.sh --flags $(UNW))
+PRELOAD_LIBS = -ldl -lpthread -Wl,--wrap=dl_iterate_phdr $(UNW_FLAGS)
 
 # The viewer: the model and front ends; only ui*.c may include curses.
 VIEWER_SRC := $(wildcard viewer/*.c)
@@ -40,14 +45,21 @@ BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c
 .PHONY: all deps demo test check bench install clean samples asan stress fuzz
 all: $(B)/libforkscope.so $(B)/forkscope samples
 
-$(B)/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map
+$(B)/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map $(UNW)/stamp
 	@mkdir -p $(B)
 	$(CC) $(PRELOAD_CFLAGS) -shared -Wl,--version-script=preload/forkscope.map \
 		-Wl,-z,now -o $@ $(PRELOAD_SRC) $(PRELOAD_LIBS)
 
+# Made once (and again when the script changes); a failed build leaves the
+# stamp too, so the library falls back to libunwind.so instead of failing.
+$(UNW)/stamp: preload/libunwind.sh
+	@rm -rf $(UNW)/lib $(UNW)/include
+	@sh preload/libunwind.sh $(UNW) || true
+	@touch $@
+
 # The same library built so that re-entering the malloc hook aborts: the
 # tests use it to catch a hook that allocates.
-$(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map
+$(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/forkscope/trace.h preload/forkscope.map $(UNW)/stamp
 	@mkdir -p $(B)/strict
 	$(CC) $(PRELOAD_CFLAGS) -DFSK_STRICT -shared -Wl,--version-script=preload/forkscope.map \
 		-Wl,-z,now -o $@ $(PRELOAD_SRC) $(PRELOAD_LIBS)

@@ -106,7 +106,8 @@ struct fsk_state {
 	int stack_depth;
 	int scan_ms;
 	int faults_on;         /* FORKSCOPE_FAULTS: perf page-fault sampling */
-	int unwind_check;      /* FORKSCOPE_UNWIND_CHECK: compare walks with libunwind */
+	int unwind_check;      /* FORKSCOPE_UNWIND_CHECK: 1 compare walks with libunwind,
+				 * 2 only count its table searches */
 	uint64_t sample_bytes; /* FORKSCOPE_SAMPLE_BYTES: malloc sampling mean, 0 = off */
 	uint64_t sample_seed;  /* FORKSCOPE_SAMPLE_SEED: 0 = random */
 	pid_t pid;
@@ -290,6 +291,9 @@ FSK_HIDDEN uint32_t unwind_stack_table(void);
 /* Set while libunwind runs for us: the memory it maps is ours, not the
  * program's (unwind_mmap registers it so scans leave it out). */
 FSK_HIDDEN extern __thread int t_unwinding;
+/* Set while the stack cache learns a stack with unw_step (unwind_cache.c):
+ * libunwind's table searches then count apart (FORKSCOPE_UNWIND_CHECK). */
+FSK_HIDDEN extern __thread int t_cache_walking;
 FSK_HIDDEN void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr,
 			     size_t len, int prot, int flags, int fd, off_t off);
 /* ---- unwind_cache.c: the thread's last repeated stack, checked without

@@ -192,6 +192,26 @@ static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	return 0;
 }
 
+/* dl_iterate_phdr with another callback than ours is libunwind searching
+ * the unwind tables for a return address it has not met: the costly part
+ * of learning a rule. The library is linked with
+ * -Wl,--wrap=dl_iterate_phdr, so the calls of the libunwind archive linked
+ * into it come here and are counted for FORKSCOPE_UNWIND_CHECK (those of a
+ * system libunwind.so do not: FSK_LIBUNWIND_STATIC is then unset). */
+static _Atomic uint64_t s_searches, s_searches_cache;
+__thread int t_cache_walking;
+static int unwind_adds_cb(struct dl_phdr_info *info, size_t size, void *arg);
+int __real_dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
+FSK_HIDDEN int __wrap_dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg);
+
+int __wrap_dl_iterate_phdr(int (*cb)(struct dl_phdr_info *, size_t, void *), void *arg)
+{
+	if (cb != unwind_mod_cb && cb != unwind_adds_cb)
+		atomic_fetch_add_explicit(t_cache_walking ? &s_searches_cache : &s_searches, 1,
+					  memory_order_relaxed);
+	return __real_dl_iterate_phdr(cb, arg);
+}
+
 /* Rescans the loaded objects unless another thread is doing it. */
 static void unwind_mods_scan(void)
 {
@@ -490,8 +510,9 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 /*
  * unw_backtrace as if called by the program frame f: libunwind learns the
  * rule of each return address the first time a thread meets it (a search
- * of the unwind tables, with signals masked around its locks: ~15
- * sigprocmask calls each), and every call site of a hook of ours is one,
+ * of the unwind tables; a system libunwind.so also masks signals around
+ * its locks, ~15 sigprocmask calls each), and every call site of a hook
+ * of ours is one,
  * the child side of fork and exec, _exit's, a fork child's first malloc.
  * A fork child learns them again each time, for its parent never runs
  * those paths, nor does any exec'd image before its first stacks. So the
@@ -550,7 +571,8 @@ static uint32_t unwind_backtrace(const struct unwind_frame *f, uint64_t *ips, in
 
 /* FORKSCOPE_UNWIND_CHECK=1: each walk by the rules is compared with
  * unw_backtrace, whose stack is the one kept; the first difference and,
- * at exit, the counts go out as NOTE records. */
+ * at exit, the counts go out as NOTE records. =2: no comparing, only the
+ * count of libunwind's table searches at exit. */
 static _Atomic uint64_t s_checked, s_differed;
 
 static uint32_t unwind_check(const struct unwind_frame *f, uint64_t *ips, uint32_t n, int depth)
@@ -579,11 +601,19 @@ void unwind_check_report(void)
 {
 	if (!G.unwind_check)
 		return;
-	char msg[96], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
+	char msg[160], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_checked), msg + sizeof(msg));
 	p = sys_stpcpy(p, " stacks compared, ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_differed), msg + sizeof(msg));
-	sys_stpcpy(p, " differed", msg + sizeof(msg));
+	p = sys_stpcpy(p, " differed, ", msg + sizeof(msg));
+#ifdef FSK_LIBUNWIND_STATIC
+	p = sys_utoa(p, atomic_load(&s_searches), msg + sizeof(msg));
+	p = sys_stpcpy(p, " unwind-table searches (+", msg + sizeof(msg));
+	p = sys_utoa(p, atomic_load(&s_searches_cache), msg + sizeof(msg));
+	sys_stpcpy(p, " by the stack cache)", msg + sizeof(msg));
+#else
+	sys_stpcpy(p, "unwind-table searches not counted (libunwind.so)", msg + sizeof(msg));
+#endif
 	emit_note(FSK_NOTE_INFO, msg);
 }
 
@@ -597,7 +627,7 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t ips[FSK_STACK_MAX];
 	uint32_t n = unwind_rules_walk(f, ips, (uint32_t)depth);
-	if (n && unlikely(G.unwind_check))
+	if (n && unlikely(G.unwind_check == 1))
 		n = unwind_check(f, ips, n, depth);
 	if (!n)
 		n = unwind_backtrace(f, ips, depth);
@@ -667,6 +697,8 @@ void unwind_fork_child(void)
 	s_inherited = atomic_load(&s_state) == 2;
 	atomic_store(&s_checked, 0);
 	atomic_store(&s_differed, 0);
+	atomic_store(&s_searches, 0);
+	atomic_store(&s_searches_cache, 0);
 	if (atomic_load(&s_mods_lock))
 		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();

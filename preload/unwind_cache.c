@@ -3,7 +3,8 @@
  * stacks again and again, and this answers them without libunwind.
  *
  * unw_step here costs about half a microsecond a frame (its register-state
- * cache misses and each step masks signals twice), unw_backtrace about
+ * cache misses; a system libunwind.so also masks signals twice a step:
+ * preload/libunwind.sh), unw_backtrace about
  * 50-70 ns a stack; neither tells what changed since the last call. Each
  * of a thread's CACHE_WAYS ways holds, for one stack learnt once with
  * unw_step, its ips and the stack words that prove it. A capture takes the
@@ -306,7 +307,7 @@ static struct unwind_cache *cache_claim(void)
  * threads are a dead thread's for the next claim. The parent's latest
  * misses are forgotten: its fork's stack is among them, and the child's
  * FORK record has the same one, which the child would then learn at once
- * with unw_step (two sigprocmask calls a frame), every child, mostly to
+ * with unw_step (a table search for each frame it has not met), every child, mostly to
  * exit soon after. A child learns what it misses twice itself. */
 void unwind_cache_fork_child(void)
 {
@@ -346,7 +347,10 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 			w = v;
 	t->learnt++;
 	w->n = 0;
-	if (!cache_walk(w, f, ips, n, depth))
+	t_cache_walking = 1;
+	int ok = cache_walk(w, f, ips, n, depth);
+	t_cache_walking = 0;
+	if (!ok)
 		return;
 	w->n = n;
 	w->id = id;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what forkscope needs from Debian's packages, once. As root it runs
 # apt-get itself; otherwise it prints the exact command to run.
-pkgs="gcc make pkg-config libc6-dev libunwind-dev libelf-dev libdw-dev libncurses-dev
+pkgs="gcc make pkg-config libc6-dev libunwind-dev libelf-dev libdw-dev libncurses-dev curl
 python3 tmux strace procps clang libclang-rt-14-dev valgrind g++ perl git"
 missing=""
 for p in $pkgs; do

@@ -8,8 +8,10 @@
  * the child calls getppid() as a marker and _exits. From the second round
  * on, every program frame of the child's stacks before the marker (its
  * FORK record's, its mallocs') is one the parent unwound in an earlier
- * round, or one the first child unwound.
+ * round, or one the first child unwound. The parent prints each child's
+ * pid ("@ child round=R pid=P", with write: no stdio buffer to allocate).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -55,6 +57,10 @@ int main(int argc, char **argv)
 			syscall(SYS_getppid); /* the marker */
 			_exit(0);
 		}
+		char line[64];
+		int len = snprintf(line, sizeof(line), "@ child round=%d pid=%d\n", r, (int)pid);
+		if (write(1, line, (size_t)len) != len)
+			return 1;
 		int st;
 		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;

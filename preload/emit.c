@@ -33,6 +33,10 @@
 
 static struct tbuf slots[TB_MAX];
 __thread struct tbuf *t_buf;
+/* The thread's buffer while a young fork child writes through (init.c):
+ * t_buf stays NULL, so every record takes the slow path, which writes it
+ * out at once (tb_through). */
+static __thread struct tbuf *t_through;
 _Atomic uint64_t emit_clock;
 _Atomic int emit_fast_ticks;
 static __thread int32_t t_tid;
@@ -741,11 +745,13 @@ static struct tbuf *tb_acquire(void)
 		b->ref_tsc = 0;
 		b->ref_ns = 0;
 		tb_empty(b);
-		t_buf = b;
 		atomic_fetch_add(&s_bufs, 1);
 		if (s_key_ok > 0)
 			pthread_setspecific(s_key, b);
-		init_flusher_ensure();
+		if (init_flusher_ensure())
+			t_through = b;
+		else
+			t_buf = b;
 		faults_thread_start();
 		return b;
 	}
@@ -918,7 +924,7 @@ static inline struct tbuf *tb_room(uint32_t size, uint32_t *at)
 {
 	struct tbuf *b = t_buf;
 	if (unlikely(!b)) {
-		b = tb_acquire();
+		b = t_through ? t_through : tb_acquire();
 		if (!b) {
 			drop(1, size, 0);
 			return NULL;
@@ -931,6 +937,23 @@ static inline struct tbuf *tb_room(uint32_t size, uint32_t *at)
 	}
 	*at = c;
 	return b;
+}
+
+/* After a record in write-through mode: out it goes, or, once the child is
+ * old enough (or the flusher runs), the thread buffers from now on. */
+static void tb_through(struct tbuf *b)
+{
+	if (!init_flusher_ensure()) {
+		t_through = NULL;
+		t_buf = b;
+		return;
+	}
+	int32_t tid = self_tid();
+	if (atomic_load(&b->lock) == tid)
+		return; /* a handler interrupted our own write-out: the next one */
+	tb_lock(b, tid);
+	tb_write(b);
+	tb_unlock(b);
 }
 
 void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
@@ -991,12 +1014,24 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
 	b->last_cns = now;
 	b->records++;
 	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
+	if (unlikely(b == t_through))
+		tb_through(b);
 	errno = err;
 }
 
 void emit_commit(void)
 {
 	struct tbuf *b = t_buf;
+	if (unlikely(!b)) {
+		b = t_through;
+		uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
+		b->records++;
+		atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
+		int err = errno;
+		tb_through(b);
+		errno = err;
+		return;
+	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
 	b->records++;
 	atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
@@ -1093,7 +1128,7 @@ void emit_block(void *buf, size_t len)
 void emit_thread_exit(void *v)
 {
 	struct tbuf *b = v;
-	if (!b || b != t_buf)
+	if (!b || (b != t_buf && b != t_through))
 		return;
 	int32_t tid = self_tid();
 	tb_lock(b, tid);
@@ -1102,6 +1137,7 @@ void emit_thread_exit(void *v)
 	b->records = 0;
 	tb_empty(b);
 	t_buf = NULL;
+	t_through = NULL;
 	atomic_store_explicit(&b->full_ns, 0, memory_order_relaxed);
 	tb_unlock(b);
 	atomic_store(&b->inuse, 0);
@@ -1171,6 +1207,7 @@ void emit_reset_child(void)
 		atomic_store(&b->inuse, 0);
 	}
 	t_buf = NULL;
+	t_through = NULL;
 	t_tid = 0;
 	atomic_store(&emit_clock, 0); /* one thread, no reuse yet */
 	atomic_store(&s_bufs, 0);

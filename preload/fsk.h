@@ -129,7 +129,9 @@ FSK_HIDDEN extern __thread int t_guard;
 FSK_HIDDEN extern __thread int t_vfork_child;
 
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
-FSK_HIDDEN void init_flusher_ensure(void);
+/* Starts the flusher unless it runs; returns 1, starting nothing, in a
+ * fork child still young enough to write its records through (emit.c). */
+FSK_HIDDEN int init_flusher_ensure(void);
 FSK_HIDDEN int init_flusher_running(void);
 /* Whether the flusher's thread runs (init_flusher_running: was asked for). */
 FSK_HIDDEN int init_flusher_alive(void);

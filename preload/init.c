@@ -255,13 +255,37 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	t_guard = 0;
 }
 
-/* Starts the flusher the first time a thread buffers a record: a process
+/*
+ * Starts the flusher the first time a thread buffers a record: a process
  * that only forks, execs or exits writes everything through and never
- * pays for a thread (fork-heavy trees have thousands of those). */
-void init_flusher_ensure(void)
+ * pays for a thread (fork-heavy trees have thousands of those).
+ *
+ * A fork child younger than CHILD_YOUNG_NS (from the end of our part of
+ * its fork) gets none yet: most children of
+ * a shell or make exec within a few hundred microseconds, mostly after a
+ * few mallocs, and a thread would cost them its creation, a second thread
+ * in the mm at the exec (which must kill it and wait for it to die) and
+ * the TLB shootdowns of a two-threaded mm (a bash loop of /bin/true: 0.74
+ * -> 0.63 s without a flusher in the children). Until then its records go
+ * out as they come, one write() each (emit.c), so none waits unseen; the
+ * first record after that age, or after CHILD_YOUNG_RECS of them, starts
+ * the flusher and buffering.
+ */
+#define CHILD_YOUNG_NS (2000ull * 1000)
+#define CHILD_YOUNG_RECS 64
+static uint64_t s_child_born;  /* fork time in a fork child, else 0 */
+static _Atomic uint32_t s_child_recs;
+
+int init_flusher_ensure(void)
 {
-	if (G.active && !t_vfork_child && !atomic_exchange(&s_flusher_started, 1))
+	if (!G.active || t_vfork_child || atomic_load(&s_flusher_started))
+		return 0;
+	if (s_child_born && sys_now_ns() - s_child_born < CHILD_YOUNG_NS &&
+	    atomic_fetch_add(&s_child_recs, 1) < CHILD_YOUNG_RECS)
+		return 1;
+	if (!atomic_exchange(&s_flusher_started, 1))
 		flusher_start();
+	return 0;
 }
 
 /* Whether this process has a flusher (scan.c leaves WAIT scans to it). */
@@ -284,6 +308,8 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
+	s_child_born = sys_now_ns(); /* its youth starts after our own set-up */
+	atomic_store(&s_child_recs, 0);
 	sample_fork_child();
 	scan_reset_child();
 	emit_reset_child();

@@ -70,23 +70,9 @@ static void say(const char *who)
 		_exit(3);
 }
 
-static void reap(pid_t pid)
+static __attribute__((noreturn)) void child(int who)
 {
-	int st;
-	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
-		exit(1);
-}
-
-int main(void)
-{
-	for (int i = 0; i < 50; i++)
-		free(keep(100 + (size_t)i));
-
-	clock_gettime(CLOCK_MONOTONIC, &t_fork);
-	pid_t a = fork();
-	if (a < 0)
-		return 1;
-	if (a == 0) {
+	if (who == 0) {
 		for (size_t s = 1001; s <= 1005; s++)
 			keep(s);
 		say("A");
@@ -95,34 +81,36 @@ int main(void)
 			_exit(2);
 		keep(1006);
 		say("A2");
-		_exit(0);
-	}
-	reap(a);
-
-	clock_gettime(CLOCK_MONOTONIC, &t_fork);
-	pid_t b = fork();
-	if (b < 0)
-		return 1;
-	if (b == 0) {
+	} else if (who == 1) {
 		for (int i = 0; i < 300; i++)
 			free(keep(2000 + (size_t)i));
 		say("B");
-		_exit(0);
-	}
-	reap(b);
-
-	clock_gettime(CLOCK_MONOTONIC, &t_fork);
-	pid_t c = fork();
-	if (c < 0)
-		return 1;
-	if (c == 0) {
+	} else {
 		for (size_t s = 3001; s <= 3003; s++)
 			keep(s);
 		say("C");
 		execl("/bin/true", "true", (char *)NULL);
 		_exit(4);
 	}
-	reap(c);
+	_exit(0);
+}
+
+int main(void)
+{
+	for (int i = 0; i < 50; i++)
+		free(keep(100 + (size_t)i));
+
+	for (int who = 0; who < 3; who++) {
+		clock_gettime(CLOCK_MONOTONIC, &t_fork);
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0)
+			child(who);
+		int st;
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+			return 1;
+	}
 	if (write(1, "@ done\n", 7) != 7)
 		return 1;
 	return 0;

@@ -151,6 +151,10 @@ static void flusher_start(void)
 	if (stack) {
 		scan_own_add(stack, guard + len);
 		syscall(SYS_mprotect, stack, guard, PROT_NONE);
+		/* a fork child has no flusher (its own comes with a stack of
+		 * its own): the fork copies none of this one's page tables,
+		 * and the flusher's next frames take no copy-on-write fault */
+		syscall(SYS_madvise, stack, guard + len, MADV_WIPEONFORK);
 		pthread_attr_setstack(&attr, stack + guard, len);
 	} else {
 		pthread_attr_setstacksize(&attr, len);

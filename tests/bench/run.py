@@ -57,8 +57,23 @@ if shutil.which("strace"):
     CONFIGS.append(("strace -f", strace))
 
 
-def workloads():
+def real_python():
+    """The python3 interpreter itself: where python3 on PATH is a wrapper
+    (pyenv's shim is a bash script that runs a dozen programs first), the
+    python row would time the wrapper."""
     py = shutil.which("python3")
+    if not py:
+        return None
+    try:
+        out = subprocess.run([py, "-c", "import sys; print(sys.executable)"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, timeout=30).stdout.decode().strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return py
+    return out if out and os.access(out, os.X_OK) else py
+
+
+def workloads():
+    py = real_python()
     src = os.path.join(tmp, "big.c")
     gen_c(src, 200)  # 200 functions, 1405 lines (the row keeps its first name)
     mk = os.path.join(tmp, "mkproj")  # a copy: the build never writes into the checkout
@@ -180,7 +195,7 @@ def peak_rss(traced_env):
     progs = [("/bin/true", ["/bin/true"]),
              ("malloc_bench 1M", [os.path.join(BENCH, "malloc_bench"), "1000000", "1", "0"]),
              ("malloc_bench 1M, 2 threads", [os.path.join(BENCH, "malloc_bench"), "1000000", "2", "0"])]
-    py = shutil.which("python3")
+    py = real_python()
     if py:
         progs.append(("python3 dict/list loop", [py, "-c", "d={}\nfor i in range(300000):\n d[i]=[i]*3"]))
     cells = []

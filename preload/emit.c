@@ -721,7 +721,7 @@ void emit_init(void)
  * child starts empty: emit_reset_child), so a fork child gets it empty
  * (MADV_WIPEONFORK): the fork copies none of its page tables, and the
  * parent's next records into it take no copy-on-write fault while the
- * child lives (a bash loop: ~5 such faults a fork). */
+ * child lives (a bash loop: ~3 such faults a fork). */
 static char *tb_map(void)
 {
 	char *d = sys_mmap(TB_CAP);

@@ -268,20 +268,20 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
  * that only forks, execs or exits writes everything through and never
  * pays for a thread (fork-heavy trees have thousands of those).
  *
- * A fork child younger than CHILD_YOUNG_NS (from the end of our part of
- * its fork) gets none yet: most children of
- * a shell or make exec within a few hundred microseconds, mostly after a
- * few mallocs, and a thread would cost them its creation, a second thread
- * in the mm at the exec (which must kill it and wait for it to die) and
- * the TLB shootdowns of a two-threaded mm (a bash loop of /bin/true: 0.74
- * -> 0.63 s without a flusher in the children). Until then its records go
- * out as they come, one write() each (emit.c), so none waits unseen; the
- * first record after that age, or after CHILD_YOUNG_RECS of them, starts
- * the flusher and buffering.
+ * A fork child younger than CHILD_YOUNG_NS (counted from the end of our
+ * part of its fork) gets none yet: most children of a shell exec within a
+ * few hundred microseconds, mostly after a few mallocs, and a thread would
+ * cost them its creation, a second thread in the mm at the exec (which
+ * must kill it and wait for it to die) and the TLB shootdowns of a
+ * two-threaded mm (a bash loop of /bin/true: 0.74 -> 0.63 s without a
+ * flusher in the children). Until then its records go out as they come,
+ * one write() each (emit.c), so none waits unseen; the first record after
+ * that age, or after CHILD_YOUNG_RECS of them, starts the flusher and
+ * buffering.
  */
 #define CHILD_YOUNG_NS (2000ull * 1000)
 #define CHILD_YOUNG_RECS 64
-static uint64_t s_child_born;  /* fork time in a fork child, else 0 */
+static uint64_t s_child_born;  /* a fork child: when its youth began; else 0 */
 static _Atomic uint32_t s_child_recs;
 
 int init_flusher_ensure(void)

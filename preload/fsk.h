@@ -293,6 +293,14 @@ FSK_HIDDEN uint32_t unwind_stack_table(void);
 /* Set while libunwind runs for us: the memory it maps is ours, not the
  * program's (unwind_mmap registers it so scans leave it out). */
 FSK_HIDDEN extern __thread int t_unwinding;
+/* libunwind's locks (its global cache's, its memory pool's) are not
+ * fork-safe: a child forked while another thread held one would wait for
+ * it forever at its next step. Every call into libunwind is counted in
+ * unwind.c while it runs (unw_enter/unw_leave); a fork child that
+ * inherits a count above 0 never enters libunwind and takes only the
+ * stacks it can walk from what is already known. */
+FSK_HIDDEN int unw_enter(void);  /* 0: do not enter */
+FSK_HIDDEN void unw_leave(void);
 /* Set while the stack cache learns a stack with unw_step (unwind_cache.c):
  * libunwind's table searches then count apart (FORKSCOPE_UNWIND_CHECK). */
 FSK_HIDDEN extern __thread int t_cache_walking;

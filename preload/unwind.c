@@ -318,7 +318,10 @@ static int unwind_make(void)
 	s_pool = (void *)(s_entries + UNWIND_IDS);
 	unwind_rules_attach(s_pool + UNWIND_POOL);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
-	unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	if (unw_enter()) {
+		unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+		unw_leave();
+	}
 	unwind_mods_scan();
 	return 1;
 }
@@ -546,6 +549,36 @@ __asm__(".text\n"
 	".size fsk_backtrace_from, .-fsk_backtrace_from\n");
 #endif
 
+static _Atomic int s_inside;  /* threads inside a call into libunwind */
+static int s_unw_off;         /* 1: never enter libunwind here; 2: and the note is out */
+
+static void unwind_off_note(void);
+
+int unw_enter(void)
+{
+	if (s_unw_off) {
+		unwind_off_note();
+		return 0;
+	}
+	atomic_fetch_add(&s_inside, 1); /* visible before any lock it takes */
+	return 1;
+}
+
+void unw_leave(void)
+{
+	atomic_fetch_sub(&s_inside, 1);
+}
+
+static void unwind_off_note(void)
+{
+	if (s_unw_off != 1)
+		return;
+	s_unw_off = 2;
+	emit_note(FSK_NOTE_WARN, "forked while another thread was inside libunwind, whose locks "
+		  "stay taken in the child: this process does not call libunwind, and a call "
+		  "stack it cannot walk by the rules already learnt is left out");
+}
+
 /* The stack from libunwind: our own frames (the top ones in our text)
  * left out, at most depth frames into ips. f: the program frame that
  * called our hook, when known (f->ip != 0). */
@@ -553,12 +586,15 @@ static uint32_t unwind_backtrace(const struct unwind_frame *f, uint64_t *ips, in
 {
 	void *raw[FSK_STACK_MAX + UNWIND_SKIP];
 	int got;
+	if (!unw_enter())
+		return 0;
 #if defined(__x86_64__)
 	if (f->ip)
 		got = fsk_backtrace_from(raw, depth + UNWIND_SKIP, (const void *)(uintptr_t)(f->sp - 16));
 	else
 #endif
 		got = unw_backtrace(raw, depth + UNWIND_SKIP);
+	unw_leave();
 	int skip = 0;
 	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
 	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
@@ -577,6 +613,8 @@ static _Atomic uint64_t s_checked, s_differed;
 
 static uint32_t unwind_check(const struct unwind_frame *f, uint64_t *ips, uint32_t n, int depth)
 {
+	if (s_unw_off)
+		return n; /* nothing to compare with */
 	uint64_t ref[FSK_STACK_MAX];
 	uint32_t m = unwind_backtrace(f, ref, depth);
 	int same = m == n;
@@ -695,6 +733,11 @@ void unwind_fork_child(void)
 	int making = 1;
 	atomic_compare_exchange_strong(&s_state, &making, -2);
 	s_inherited = atomic_load(&s_state) == 2;
+	/* another thread of the parent was inside libunwind at the fork: it
+	 * may have held a lock of libunwind's, taken for good here */
+	if (atomic_load(&s_inside) > 0 && !s_unw_off)
+		s_unw_off = 1;
+	atomic_store(&s_inside, 0);
 	atomic_store(&s_checked, 0);
 	atomic_store(&s_differed, 0);
 	atomic_store(&s_searches, 0);

@@ -345,11 +345,14 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 	for (struct cache_way *v = c->way; v < c->way + CACHE_WAYS; v++)
 		if (v->used < w->used)
 			w = v;
+	if (!unw_enter())
+		return;
 	t->learnt++;
 	w->n = 0;
 	t_cache_walking = 1;
 	int ok = cache_walk(w, f, ips, n, depth);
 	t_cache_walking = 0;
+	unw_leave();
 	if (!ok)
 		return;
 	w->n = n;
@@ -519,7 +522,7 @@ static int rule_has_entry(unw_cursor_t *cur, unw_context_t *uc)
 /* One unw_step from a frame in state (ip, sp, bp): its rule, as seen this
  * time. Only rsp and rbp take part in the rules accepted (as in
  * cache_walk), so the other registers of the cursor do not matter. */
-static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, uint64_t bp)
+static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, uint64_t bp)
 {
 	unw_context_t uc;
 	unw_cursor_t cur;
@@ -570,6 +573,17 @@ static __attribute__((noinline)) uint64_t rule_learn(uint64_t ip, uint64_t sp, u
 	return w | (nsp - bl.u.addr) / 8 << 24;
 }
 
+/* rule_step inside unw_enter/unw_leave; 0 (nothing learnt, nothing to
+ * keep) where this process must not enter libunwind. */
+static uint64_t rule_learn(uint64_t ip, uint64_t sp, uint64_t bp)
+{
+	if (!unw_enter())
+		return 0;
+	uint64_t w = rule_step(ip, sp, bp);
+	unw_leave();
+	return w;
+}
+
 /* The rule of ip for a frame in state (sp, bp) and the CFA it gives; 0
  * when the walk must stop (RF_NO, the table full), RF_END at the last
  * frame. */
@@ -581,6 +595,8 @@ static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp
 	uint64_t w = rule_get(t, ip, code);
 	if (unlikely(!w)) {
 		w = rule_learn(ip, sp, bp);
+		if (!w)
+			return 0;
 		rule_put(t, ip, code, w);
 	}
 	for (;;) {
@@ -597,6 +613,8 @@ static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp
 		}
 		/* the two ways disagree: look again, keep what held both times */
 		uint64_t v = rule_learn(ip, sp, bp);
+		if (!v)
+			return 0;
 		uint64_t keep = RF_SEEN2 | (w & v & RF_RBP);
 		if ((w & v & RF_RSP) && RULE_OFF(w) == RULE_OFF(v))
 			keep |= RF_RSP | RULE_OFF(w);

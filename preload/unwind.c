@@ -515,8 +515,8 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
  * rule of each return address the first time a thread meets it (a search
  * of the unwind tables; a system libunwind.so also masks signals around
  * its locks, ~15 sigprocmask calls each), and every call site of a hook
- * of ours is one,
- * the child side of fork and exec, _exit's, a fork child's first malloc.
+ * of ours is one: the child side of fork and exec, _exit's, a fork
+ * child's first malloc.
  * A fork child learns them again each time, for its parent never runs
  * those paths, nor does any exec'd image before its first stacks. So the
  * stub below hides our frames: it points rbp at the frame record our hook

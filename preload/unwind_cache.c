@@ -307,8 +307,9 @@ static struct unwind_cache *cache_claim(void)
  * threads are a dead thread's for the next claim. The parent's latest
  * misses are forgotten: its fork's stack is among them, and the child's
  * FORK record has the same one, which the child would then learn at once
- * with unw_step (a table search for each frame it has not met), every child, mostly to
- * exit soon after. A child learns what it misses twice itself. */
+ * with unw_step (a table search for each frame it has not met), every
+ * child, mostly to exit soon after. A child learns what it misses twice
+ * itself. */
 void unwind_cache_fork_child(void)
 {
 	if (t_cache.c)

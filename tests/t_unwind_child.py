@@ -28,8 +28,8 @@ its own in each process, every child learnt child_only's frames again.
 Where the library was linked with the system's libunwind.so (no network
 to build the archive), the searches are seen as that build makes them:
 under `strace -f -k`, rt_sigprocmask calls (Debian's libunwind masks
-signals around its locks) under unw_backtrace or rule_learn, before the
-child's marker (a getppid)."""
+signals around its locks) under unw_backtrace or rule_step (the one step
+that learns a rule), before the child's marker (a getppid)."""
 import glob
 import os
 import re
@@ -64,7 +64,7 @@ def counted(r):
 
 
 def children_calls(path):
-    """{pid: [sigprocmask calls under unw_backtrace or rule_learn before
+    """{pid: [sigprocmask calls under unw_backtrace or rule_step before
     its getppid, saw getppid]} for every pid of the strace -f -k output at
     path, in order of first appearance. Those of our stack cache learning a
     stack a child repeats (unw_step, cache_walk) are not counted: they are
@@ -85,7 +85,7 @@ def children_calls(path):
                 calls.append([pid, False, False])
             continue
         if cur is not None and line.startswith(" > "):
-            calls[-1][1] |= "(unw_backtrace+" in line or "(rule_learn+" in line
+            calls[-1][1] |= "(unw_backtrace+" in line or "(rule_step+" in line
             calls[-1][2] |= "(cache_walk" in line
     for pid, trace, walk in calls:
         out[pid][0] += trace and not walk
@@ -139,7 +139,7 @@ def by_strace():
                  % (len(kids), ROUNDS, kids)):
         return
     judge(kids[0][1][0], [v[0] for _, v in kids[1:]],
-          "rt_sigprocmask calls under unw_backtrace or rule_learn before the marker")
+          "rt_sigprocmask calls under unw_backtrace or rule_step before the marker")
 
 
 def main():

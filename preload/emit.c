@@ -953,6 +953,18 @@ static inline struct tbuf *tb_room(uint32_t size, uint32_t *at)
 	return b;
 }
 
+/* Writes out the calling thread's own buffer b, unless we interrupted our
+ * own write-out of it (a signal handler): then the next one takes it. */
+static void tb_write_own(struct tbuf *b)
+{
+	int32_t tid = self_tid();
+	if (atomic_load(&b->lock) == tid)
+		return;
+	tb_lock(b, tid);
+	tb_write(b);
+	tb_unlock(b);
+}
+
 /* After a record in write-through mode: out it goes, or, once the child is
  * old enough (or the flusher runs), the thread buffers from now on. */
 static void tb_through(struct tbuf *b)
@@ -962,12 +974,7 @@ static void tb_through(struct tbuf *b)
 		t_buf = b;
 		return;
 	}
-	int32_t tid = self_tid();
-	if (atomic_load(&b->lock) == tid)
-		return; /* a handler interrupted our own write-out: the next one */
-	tb_lock(b, tid);
-	tb_write(b);
-	tb_unlock(b);
+	tb_write_own(b);
 }
 
 void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
@@ -1036,32 +1043,22 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
 void emit_commit(void)
 {
 	struct tbuf *b = t_buf;
-	if (unlikely(!b)) {
-		b = t_through;
-		uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-		b->records++;
-		atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
-		int err = errno;
-		tb_through(b);
-		errno = err;
-		return;
-	}
+	if (unlikely(!b))
+		b = t_through; /* never both set */
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
 	b->records++;
 	atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
+	if (unlikely(b == t_through)) {
+		int err = errno;
+		tb_through(b);
+		errno = err;
+	}
 }
 
 void emit_flush_self(void)
 {
-	struct tbuf *b = t_buf;
-	if (!b)
-		return;
-	int32_t tid = self_tid();
-	if (atomic_load(&b->lock) == tid)
-		return; /* we interrupted our own write-out (signal handler) */
-	tb_lock(b, tid);
-	tb_write(b);
-	tb_unlock(b);
+	if (t_buf)
+		tb_write_own(t_buf);
 }
 
 /* The lock, waiting for its holder until `deadline` at most. */

@@ -128,9 +128,10 @@ static void export_chrome_proc(struct export_chrome *c, const struct model *m,
 		fputs("}}", c->f);
 	}
 	if (p->has_zombie && p->zombie_ns) {
-		export_ev(c, "X", "zombie", p->pid, end);
+		uint64_t dead = p->dead_ns > end ? p->dead_ns : end;
+		export_ev(c, "X", "zombie", p->pid, dead);
 		fputs(", \"cat\": \"zombie\", \"dur\": ", c->f);
-		export_ts(c->f, end + p->zombie_ns, end);
+		export_ts(c->f, dead + p->zombie_ns, dead);
 		fputs("}", c->f);
 	}
 }

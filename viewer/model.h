@@ -174,6 +174,7 @@ struct model_proc {
 	int exit_core;
 	const char *exit_source;/* "wait", "exit_record" or NULL */
 	int has_zombie;
+	uint64_t dead_ns;       /* when it stopped running: zombie from here */
 	uint64_t zombie_ns;
 	int orphaned;
 	uint64_t dropped;

@@ -142,8 +142,16 @@ static void model_derive_end(struct model_proc *p)
 		p->has_end = 1;
 		p->end_ns = im->last_ns;
 	}
+	/* A process is a zombie from its death, not from its EXIT record:
+	 * after that come atexit handlers, the exit scan and the last flush
+	 * of its stream (a fork child's ~0.2 ms were counted as zombie time).
+	 * A stream that ended cleanly ends at the death; a cut one tells
+	 * nothing later than its last record. */
+	p->dead_ns = p->end_ns;
+	if (p->exit_rec && im->stream && im->state == MODEL_SS_CLEAN && im->last_ns > p->dead_ns)
+		p->dead_ns = im->last_ns;
 	p->has_zombie = p->reaped && p->has_end;
-	p->zombie_ns = p->has_zombie && p->reap_ts > p->end_ns ? p->reap_ts - p->end_ns : 0;
+	p->zombie_ns = p->has_zombie && p->reap_ts > p->dead_ns ? p->reap_ts - p->dead_ns : 0;
 }
 
 /* Parent links must point to an earlier process so that hostile ppids

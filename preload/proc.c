@@ -97,7 +97,7 @@ FSK_EXPORT void abort(void)
 
 /* Stamped with the time just before the fork: the child may run, and even
  * end, before the parent gets here, and a reader must see the fork first. */
-static void record_fork(uint16_t kind, pid_t pid, int err, uint64_t ts)
+static void record_fork(uint16_t kind, pid_t pid, int err, uint64_t ts, uint32_t stack)
 {
 	struct {
 		struct fsk_rec h;
@@ -108,7 +108,7 @@ static void record_fork(uint16_t kind, pid_t pid, int err, uint64_t ts)
 	r.f.err = pid < 0 ? err : 0;
 	r.f.kind = kind;
 	r.f.side = FSK_SIDE_PARENT;
-	r.f.stack = FSK_STACK(1);
+	r.f.stack = stack;
 	emit_direct(&r, sizeof(r));
 }
 
@@ -142,6 +142,12 @@ FSK_EXPORT pid_t fork(void)
 	if (!init_flusher_running() && nproc_roomy())
 		init_flusher_ensure();
 	unwind_prefork();
+	/* Both sides record the same call, so its stack is taken once, here:
+	 * the child takes none (its unwinding read the shared tables again
+	 * into page tables fork did not copy, and copied pages of the stack
+	 * cache: ~7 page faults a child). Interned before the fork, the id's
+	 * STACK record is in the parent's stream, where the child's resolve. */
+	uint32_t stack = FSK_STACK(1);
 	scan_prefork();
 	spare_claim();
 	uint64_t t0 = sys_now_ns();
@@ -160,7 +166,7 @@ FSK_EXPORT pid_t fork(void)
 			r.f.child_pid = (uint32_t)G.pid;
 			r.f.kind = FSK_FORK;
 			r.f.side = FSK_SIDE_CHILD;
-			r.f.stack = FSK_STACK(1);
+			r.f.stack = stack;
 			emit_direct(&r, sizeof(r));
 			faults_after_fork(1);
 			scan_fork_emit(FSK_SCAN_FORK_CHILD);
@@ -174,7 +180,7 @@ FSK_EXPORT pid_t fork(void)
 	t_guard = guard;
 	struct emit_hold hold;
 	emit_hold_begin(&hold);
-	record_fork(FSK_FORK, pid, err, t0);
+	record_fork(FSK_FORK, pid, err, t0, stack);
 	if (pid > 0) {
 		faults_after_fork(0);
 		scan_fork_emit(FSK_SCAN_FORK_PARENT);
@@ -213,13 +219,13 @@ FSK_HIDDEN long fsk_vfork_parent(long ret, int record)
 	t_vfork_child = 0;
 	if (ret < 0 && ret > -4096) {
 		if (record)
-			record_fork(FSK_VFORK, -1, (int)-ret, t_vfork_ts);
+			record_fork(FSK_VFORK, -1, (int)-ret, t_vfork_ts, FSK_STACK(1));
 		errno = (int)-ret;
 		return -1;
 	}
 	if (record) {
 		int saved = errno;
-		record_fork(FSK_VFORK, (pid_t)ret, 0, t_vfork_ts);
+		record_fork(FSK_VFORK, (pid_t)ret, 0, t_vfork_ts, FSK_STACK(1));
 		errno = saved;
 	}
 	return ret;

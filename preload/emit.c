@@ -289,6 +289,8 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	int fd = -1;
 	uint32_t seq;
 	int spare = 1; /* a fork child first tries the spare its parent made */
+	struct stat st;
+	int have_st = 0;
 	for (seq = 0; seq < 100000; seq++) {
 		char *p = sys_stpcpy(s_path, G.dir, end);
 		p = sys_stpcpy(p, "/", end);
@@ -297,9 +299,11 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		p = sys_utoa(p, seq, end);
 		sys_stpcpy(p, FSK_STREAM_SUFFIX, end);
 		if (spare) {
-			fd = spare_take(s_path);
-			if (fd >= 0)
+			fd = spare_take(s_path, &st);
+			if (fd >= 0) {
+				have_st = 1;
 				break;
+			}
 			if (fd == -EEXIST)
 				continue;
 			spare = 0;
@@ -313,8 +317,7 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 		spare_forget();
 		return -e;
 	}
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
+	if (!have_st && fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;

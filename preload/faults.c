@@ -86,7 +86,7 @@ static void *ring_open(pid_t tid, size_t *len, size_t pages)
 		errno = err;
 		return NULL;
 	}
-	scan_own_add((void *)r, *len);
+	scan_own_add_nodump((void *)r, *len);
 	return (void *)r;
 }
 

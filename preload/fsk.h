@@ -225,7 +225,8 @@ FSK_HIDDEN void spare_drop(void);
 FSK_HIDDEN void spare_claim(void);
 FSK_HIDDEN void spare_after_fork(pid_t child);
 FSK_HIDDEN void spare_fork_child(uint32_t ppid);
-FSK_HIDDEN int spare_take(const char *path);
+struct stat;
+FSK_HIDDEN int spare_take(const char *path, struct stat *st);
 FSK_HIDDEN void spare_forget(void);
 
 static inline void fsk_rec_init(struct fsk_rec *r, uint16_t type, uint32_t size, uint64_t ts)
@@ -275,6 +276,7 @@ FSK_HIDDEN void faults_drain(void);
 FSK_HIDDEN void faults_stop(int keep_rings);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);
+FSK_HIDDEN void scan_own_add_nodump(void *p, size_t len);
 FSK_HIDDEN void scan_own_point(const void *p);
 
 /* ---- unwind.c: call stacks (libunwind), interned per process ---- */

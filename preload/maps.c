@@ -141,7 +141,7 @@ static int parse_line(struct maps_buf *mb, const char *s, const char *end)
 	return 0;
 }
 
-int maps_read(struct maps_buf *mb)
+int maps_read(struct maps_buf *mb, int fd)
 {
 	mb->n = 0;
 	mb->pool_len = 0;
@@ -151,20 +151,19 @@ int maps_read(struct maps_buf *mb)
 			return -ENOMEM;
 		mb->io_cap = MAPS_IO_CAP;
 	}
-	int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
+	off_t at = 0;     /* pread: a kept fd is read again from its start */
 	size_t have = 0;  /* bytes of an unfinished line at the start of io */
 	int skipping = 0; /* inside an over-long line: drop to its newline */
 	int err = 0;
 	for (;;) {
-		ssize_t r = read(fd, mb->io + have, MAPS_IO_CHUNK);
+		ssize_t r = pread(fd, mb->io + have, MAPS_IO_CHUNK, at);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
 			err = -errno;
 			break;
 		}
+		at += r;
 		size_t len = have + (size_t)r;
 		char *p = mb->io, *end = mb->io + len;
 		for (;;) {
@@ -196,6 +195,5 @@ int maps_read(struct maps_buf *mb)
 			__builtin_memmove(mb->io, p, have);
 		}
 	}
-	close(fd);
 	return err;
 }

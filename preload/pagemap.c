@@ -28,12 +28,6 @@ struct fsk_pm_scan_arg {
 #define FSK_PAGE_IS_SWAPPED (1ull << 4)
 #define FSK_PAGE_IS_PFNZERO (1ull << 5)
 
-int pagemap_open(void)
-{
-	int fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
 int pagemap_runs(int fd, uint64_t start, uint64_t end, struct pagemap_run *out, int max,
 		 uint64_t *next)
 {

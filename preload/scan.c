@@ -21,7 +21,9 @@
 #include <errno.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -74,6 +76,14 @@ void scan_own_add(void *p, size_t len)
 		return;
 	syscall(SYS_madvise, p, len, MADV_DONTDUMP);
 	own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+}
+
+/* A mapping the kernel already keeps out of core dumps (a perf ring:
+ * perf_mmap sets VM_DONTDUMP): registered without the madvise call. */
+void scan_own_add_nodump(void *p, size_t len)
+{
+	if (p && len)
+		own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
 }
 
 /* A mapping we did not map ourselves but use (the flusher's stack): the
@@ -339,6 +349,58 @@ static _Atomic uint32_t s_dirty;    /* MMAP/BRK changes since the last scan */
 static _Atomic uint64_t s_events;   /* hook-side changes, for the signature */
 static uint32_t s_scan_id;
 static uint64_t s_last_ns, s_last_sig;
+
+/*
+ * /proc/self/maps and /proc/self/pagemap stay open between the scans of a
+ * process: opening and closing the two cost a scan ~20 us, a fifth of a
+ * small process's fork path (open is a path walk through /proc and an mm
+ * lookup, each ~8 us here). They are kept high and close-on-exec, like the
+ * stream. Before each use fstat says the number still holds the file we
+ * opened: a program that closed it, or put a file of its own on the
+ * number, gets ours forgotten (never closed: the number is the program's
+ * then) and the file opened again. A scan that is the image's last (exit,
+ * exec) keeps nothing: moving the fds high would cost it two calls more.
+ * Both fds name the mm of the process that opened them, so a fork child
+ * closes the ones it inherited (scan_reset_child): its scans need its own,
+ * and a child that drops privileges must not keep a way into its
+ * parent's memory map (pagemap opened by root even shows frame numbers).
+ */
+struct kept_fd {
+	int fd;                     /* -1: none */
+	uint64_t dev, ino;
+};
+static struct kept_fd s_kmaps = { -1, 0, 0 }, s_kpm = { -1, 0, 0 };
+
+/* An fd of path for this scan: the kept one, or a new one, kept when
+ * `keep`. The caller closes it only when it is not k->fd. -errno. */
+static int kept_open(struct kept_fd *k, const char *path, int keep)
+{
+	struct stat st;
+	if (k->fd >= 0) {
+		if (fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+			return k->fd;
+		k->fd = -1;
+	}
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (keep && fstat(fd, &st) == 0) {
+		int hi = emit_fd_high(fd);
+		if (hi >= 100) { /* too low a limit for a high number: not kept */
+			k->fd = hi;
+			k->dev = st.st_dev;
+			k->ino = st.st_ino;
+		}
+		return hi;
+	}
+	return fd;
+}
+
+static void kept_close(const struct kept_fd *k, int fd)
+{
+	if (fd >= 0 && fd != k->fd)
+		close(fd);
+}
 static int s_forked;                /* this image forked or was forked */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
@@ -899,10 +961,16 @@ static void do_scan(uint16_t trigger)
 	uint64_t t0 = sys_now_ns();
 	if (!s_pm && arena_init() < 0)
 		return;
-	if (maps_read(&s_mb) < 0)
+	int keep = trigger != FSK_SCAN_EXIT && trigger != FSK_SCAN_EXEC;
+	int mfd = kept_open(&s_kmaps, "/proc/self/maps", keep);
+	if (mfd < 0)
+		return;
+	int err = maps_read(&s_mb, mfd);
+	kept_close(&s_kmaps, mfd);
+	if (err < 0)
 		return;
 	classify(&s_mb);
-	int fd = pagemap_open();
+	int fd = kept_open(&s_kpm, "/proc/self/pagemap", keep);
 	if (fd < 0)
 		return;
 	int rebase = is_rebase(trigger);
@@ -921,7 +989,7 @@ static void do_scan(uint16_t trigger)
 	uint32_t id = ++s_scan_id;
 	s_out_forked = 0;
 	if (out_begin(&s_out, t0) < 0) {
-		close(fd);
+		kept_close(&s_kpm, fd);
 		base_free(&nb);
 		return;
 	}
@@ -963,7 +1031,7 @@ static void do_scan(uint16_t trigger)
 		out_region(&s_out, &s_mb, e, &c, t0);
 		regions++;
 	}
-	close(fd);
+	kept_close(&s_kpm, fd);
 	if (pfn_seen)
 		s_pfn_visible = 1;
 	else if (s_pfn_visible < 0)
@@ -1204,6 +1272,12 @@ void scan_prefork(void)
  * flusher, which did not come along) may have held the lock. */
 void scan_reset_child(void)
 {
+	/* the parent's maps and pagemap: its mm, not ours */
+	if (s_kmaps.fd >= 0)
+		close(s_kmaps.fd);
+	if (s_kpm.fd >= 0)
+		close(s_kpm.fd);
+	s_kmaps.fd = s_kpm.fd = -1;
 	s_out_forked = 0;
 	atomic_store(&s_lock, 0);
 	atomic_store(&s_pending, 0);

@@ -37,9 +37,10 @@ struct maps_buf {
 #define MAPS_LINE_MAX (8u * 1024u)
 #define MAPS_IO_CAP (MAPS_IO_CHUNK + MAPS_LINE_MAX)
 
-/* Reads /proc/self/maps into mb (malformed lines are skipped); maps its
- * own io buffer when mb has none. 0 or -errno. */
-int maps_read(struct maps_buf *mb);
+/* Reads /proc/self/maps, open as fd, from its start into mb (malformed
+ * lines are skipped); maps its own io buffer when mb has none. 0 or
+ * -errno. */
+int maps_read(struct maps_buf *mb, int fd);
 static inline const char *maps_path(const struct maps_buf *mb, const struct maps_ent *e)
 {
 	return mb->pool + e->path_off;
@@ -58,9 +59,6 @@ struct pagemap_run {
 	uint32_t present, swapped, zero;
 };
 
-/* Opens /proc/self/pagemap of the calling process's mm (an fd opened
- * before a fork keeps naming the parent's mm). -errno on failure. */
-int pagemap_open(void);
 /* Finds the runs of present or swapped pages in [start, end) with the
  * PAGEMAP_SCAN ioctl: fills at most max runs, sets *next to where the
  * walk stopped. Returns the number of runs, or -errno (-ENOTTY: the

@@ -165,11 +165,11 @@ void spare_fork_child(uint32_t ppid)
 
 /*
  * In the fork child, from emit_open_stream: renames its spare to path and
- * opens it. Returns the fd, -EEXIST when path is taken (the caller tries
+ * opens it. Returns the fd (its fstat in *st), -EEXIST when path is taken (the caller tries
  * the next name), or another -errno when there is no usable spare (the
  * caller creates the file).
  */
-int spare_take(const char *path)
+int spare_take(const char *path, struct stat *st)
 {
 	if (!s_taken[0])
 		return -ENOENT;
@@ -184,9 +184,8 @@ int spare_take(const char *path)
 	/* the directory is ours (0700), but a file is used only if it is the
 	 * empty regular file we made */
 	int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0 &&
-	    st.st_nlink == 1 && st.st_uid == geteuid())
+	if (fd >= 0 && fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_size == 0 &&
+	    st->st_nlink == 1 && st->st_uid == geteuid())
 		return fd;
 	if (fd >= 0)
 		close(fd);

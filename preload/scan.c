@@ -401,6 +401,16 @@ static void kept_close(const struct kept_fd *k, int fd)
 	if (fd >= 0 && fd != k->fd)
 		close(fd);
 }
+
+/* Closes k's fd if the number still holds our file (the program may have
+ * put one of its own there since: that one stays), and forgets it. */
+static void kept_drop(struct kept_fd *k)
+{
+	struct stat st;
+	if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+		close(k->fd);
+	k->fd = -1;
+}
 static int s_forked;                /* this image forked or was forked */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
@@ -1273,11 +1283,8 @@ void scan_prefork(void)
 void scan_reset_child(void)
 {
 	/* the parent's maps and pagemap: its mm, not ours */
-	if (s_kmaps.fd >= 0)
-		close(s_kmaps.fd);
-	if (s_kpm.fd >= 0)
-		close(s_kpm.fd);
-	s_kmaps.fd = s_kpm.fd = -1;
+	kept_drop(&s_kmaps);
+	kept_drop(&s_kpm);
 	s_out_forked = 0;
 	atomic_store(&s_lock, 0);
 	atomic_store(&s_pending, 0);

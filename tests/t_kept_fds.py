@@ -7,7 +7,8 @@ an image's START then later scans) keeps /proc/self/maps and
 kept_open): opening them cost each scan ~20 us. That must stay invisible
 to the program and safe. tests/progs/kept_fds forks three children:
 - none of them may hold an fd naming its parent's maps or pagemap (they
-  name the parent's mm; a child that drops privileges must not keep them);
+  name the parent's mm; a child that drops privileges must not keep them),
+  and none may close a file the program put on such a number;
 - after the first child the parent finds its kept fds (both at 100 or
   above), puts files of its own on those numbers with dup2 and forks
   again: the prefork scan must open its own again, and the program's files
@@ -43,6 +44,7 @@ def main():
           "the parent's kept maps/pagemap fds: %r" % kept)
     kids = fsk.at_dicts(r.out, "child")
     check("children-hold-no-parent-fd", len(kids) == 3 and all(num(k["parent_fds"]) == 0 for k in kids), kids)
+    check("children-keep-program-fds", len(kids) == 3 and all(num(k["own_ok"]) == 1 for k in kids), kids)
     check("program-fds-untouched", "@ tamper ok=1" in r.out, r.out)
     doc = r.report()
     if not check("report", doc is not None, r.report_error):

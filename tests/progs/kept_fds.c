@@ -4,9 +4,10 @@
  *
  * Usage: kept_fds DIR
  * Forks three children; each lists its fds and prints
- *   "@ child n=N parent_fds=K"
+ *   "@ child n=N parent_fds=K own_ok=O"
  * K: fds that name its parent's maps or pagemap (/proc/PPID/...), which
- * a child must not hold. After the first child the parent finds the fds
+ * a child must not hold; O: 1 when the files the parent put on the kept
+ * numbers (below) are still there in the child. After the first child the parent finds the fds
  * naming its own maps and pagemap and prints "@ kept maps=M pagemap=P"
  * (-1: none, as untraced), then puts files of its own (DIR/a, DIR/b,
  * holding "AAAA" and "BBBB") on those numbers with dup2 and forks the
@@ -47,13 +48,18 @@ static int fd_naming(int pid, const char *name)
 	return found;
 }
 
+static int s_m = -1, s_p = -1; /* the numbers the parent's own files took */
+
+static int still_own(int fd, const char *text);
+
 static void child(int n)
 {
 	int pp = getppid();
 	int k = (fd_naming(pp, "maps") >= 0) + (fd_naming(pp, "pagemap") >= 0);
 	char *p = malloc(5000); /* a record, and a page the child writes */
 	p[0] = 1;
-	printf("@ child n=%d parent_fds=%d\n", n, k);
+	int own = (s_m < 0 || still_own(s_m, "AAAA")) && (s_p < 0 || still_own(s_p, "BBBB"));
+	printf("@ child n=%d parent_fds=%d own_ok=%d\n", n, k, own);
 	fflush(stdout);
 	free(p);
 	_exit(0);
@@ -100,7 +106,10 @@ int main(int argc, char **argv)
 		return 1;
 	if (p >= 0 && dup2(b, p) != p)
 		return 1;
+	s_m = m;
+	s_p = p;
 	fork_one(2);
+	s_m = s_p = -1;
 	int ok = (m < 0 || still_own(m, "AAAA")) && (p < 0 || still_own(p, "BBBB")) && still_own(a, "AAAA") &&
 		 still_own(b, "BBBB");
 	printf("@ tamper ok=%d\n", ok);

@@ -16,23 +16,33 @@ to the program and safe. tests/progs/kept_fds forks three children:
 - then it closes every fd from 3 up (close_range) and forks the third.
 Each of the three prefork scans must list the parent's heap with the
 100000 bytes it wrote resident, the program prints what it prints
-untraced (but for its "@ kept" line), and every stream is clean."""
+untraced (but for its "@ kept" line), and every stream is clean. As root
+and as nobody."""
 import os
 import sys
 
 sys.dont_write_bytecode = True
 import fsk  # noqa: E402
-from fsk import check, num  # noqa: E402
+from fsk import num  # noqa: E402
 
 SCAN_FORK_PARENT = 2
 
 
 def main():
-    d = os.path.join(fsk.tmpdir(), "kept")
+    for tag, wrap in fsk.user_runs():
+        case(tag, wrap)
+
+
+def case(tag, wrap):
+    d = os.path.join(fsk.tmpdir(), "kept-" + tag)
     os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o777)
     argv = [fsk.prog("kept_fds"), d]
-    plain = fsk.run_plain(argv)
-    r = fsk.run_traced(argv)
+    plain = fsk.run_plain(argv, wrap=wrap)
+    r = fsk.run_traced(argv, wrap=wrap)
+
+    def check(name, ok, why=""):
+        return fsk.check(tag + "." + name, ok, why)
     check("ran", r.rc == 0 == plain.rc and not r.timed_out, r.describe() + " / plain " + plain.describe())
 
     def rest(out):

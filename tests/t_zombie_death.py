@@ -11,7 +11,9 @@ at once, then B, which _exits at once while its parent sleeps 300 ms
 before waiting. A's zombie time must stay far below its 300 ms in atexit
 (it is the kernel's exit and the parent's wakeup), B's must be at least
 its parent's 300 ms sleep (less 50 ms for clocks), and the Chrome export
-must draw each zombie slice from the end of the process's stream."""
+must draw each zombie slice from the end of the process's stream. The
+report's dead_ns says when each died, and the text report says A spent
+its last 300 ms "in exit handlers" (B, which _exits, did not)."""
 import json
 import subprocess
 import sys
@@ -44,6 +46,17 @@ def main():
           "A's zombie time %r ns: its 300 ms in an atexit handler counted as zombie time" % za)
     check("B.zombie-counted", isinstance(zb, int) and zb >= 250 * MS,
           "B's zombie time %r ns, expected >= 250 ms (its parent slept 300 ms before waiting)" % zb)
+    # ran ends at the exit call; the 300 ms after it, in A's atexit
+    # handler, are its death's delay, said as such
+    check("A.dead-after-handlers", isinstance(a.get("dead_ns"), int) and isinstance(a.get("end_ns"), int) and
+          a["dead_ns"] - a["end_ns"] >= 250 * MS, (a.get("end_ns"), a.get("dead_ns")))
+    check("B.dead-at-exit", isinstance(b.get("dead_ns"), int) and isinstance(b.get("end_ns"), int) and
+          b["dead_ns"] - b["end_ns"] < 50 * MS, (b.get("end_ns"), b.get("dead_ns")))
+    text = subprocess.run([fsk.fsk(), "report", r.trace], stdout=subprocess.PIPE).stdout.decode("utf-8", "replace")
+    line_a = [x for x in text.splitlines() if ("%d " % kids["A"]) in x and "exited" in x]
+    check("A.text-says-exit-handlers", len(line_a) == 1 and "in exit handlers" in line_a[0], line_a)
+    line_b = [x for x in text.splitlines() if ("%d " % kids["B"]) in x and "exited" in x]
+    check("B.text-no-handlers", len(line_b) == 1 and "exit handlers" not in line_b[0], line_b)
     check("streams-clean", a.get("stream_state") == "clean" and b.get("stream_state") == "clean",
           (a.get("stream_state"), b.get("stream_state")))
     # the Chrome export: zombie slices as long as the report says, starting

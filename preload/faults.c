@@ -210,6 +210,16 @@ static void ring_copy(void *dst, const char *data, uint64_t size, uint64_t off, 
 	__builtin_memcpy((char *)dst + first, data, len - first);
 }
 
+/* Our own object, text to bss: a fault whose instruction is in it is the
+ * tracer's (hidden, so they are this object's and not the program's). */
+extern const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern const char _end[] __attribute__((visibility("hidden")));
+
+static uint16_t tracer_flag(uint64_t ip)
+{
+	return ip >= (uint64_t)(uintptr_t)__ehdr_start && ip < (uint64_t)(uintptr_t)_end ? FSK_FAULT_TRACER : 0;
+}
+
 /*
  * Reads every ring; the caller holds the scan lock, so the baseline is
  * stable. COW and first-touch faults become FAULT records (written as
@@ -242,7 +252,8 @@ void faults_drain(void)
 				uint16_t kind = 0;
 				int cls = scan_fault_classify(s->addr, &kind);
 				if (cls == FSK_FAULT_COW || cls == FSK_FAULT_FIRST_TOUCH)
-					emit_fault(buf, &used, sizeof(buf), s, (uint16_t)cls, kind);
+					emit_fault(buf, &used, sizeof(buf), s,
+						   (uint16_t)cls | tracer_flag(s->ip), kind);
 			} else if (eh.type == PERF_RECORD_LOST) {
 				uint64_t lost[3] = { 0 }; /* id, lost */
 				size_t n = eh.size - sizeof(eh) < sizeof(lost) ? eh.size - sizeof(eh) : sizeof(lost);

@@ -19,7 +19,9 @@ the COW sites of the prefork sample.
 - the report's process-tree section: subtree sums, orphans, untraced
   processes and cut streams against the JSON of the same trace.
 - sites.cow of prefork: each worker's top COW site is worker() with as
-  many pages as it wrote; the parent's cow_children sums them.
+  many pages as it wrote; the parent's cow_children sums them; no site is
+  in forkscope's own code (its faults are counted apart, as many as the
+  process's cow_fault_samples_tracer).
 (Perfetto's trace_processor is not installed offline, so the trace-event
 structure is checked here instead.)
 """
@@ -200,6 +202,20 @@ def prefork_cow(r, doc):
         check("prefork.cow-site.%d" % pid, top.get("pages") == wrote and top.get("kind") == "anon"
               and fr[0].get("function") == "worker" and fr[0].get("file", "").endswith("prefork.c"),
               "top %r, wrote %d" % (top, wrote))
+    # forkscope's own COW faults (its frames on the stack, its TLS) are no
+    # sites of the program's: counted apart, and no site names its code
+    lib = os.path.realpath(os.environ["FORKSCOPE_LIB"])
+    ours = []
+    for q in [parent] + [procs[fsk.num(w["pid"])] for w in workers]:
+        sites = q["sites"]["cow"] + (q["sites"].get("cow_children") or {}).get("sites", [])
+        ours += [(q["pid"], fr.get("function")) for st in sites for fr in st.get("frames") or []
+                 if fr.get("module") and os.path.realpath(fr["module"]) == lib]
+    check("prefork.no-tracer-sites", not ours, ours[:6])
+    counts = [q["sites"].get("cow_tracer_pages") for q in [parent] + [procs[fsk.num(w["pid"])] for w in workers]]
+    check("prefork.tracer-pages-counted", all(isinstance(c, int) and c >= 0 for c in counts) and
+          isinstance((parent["sites"].get("cow_children") or {}).get("tracer_pages"), int) and
+          all(q["cow"]["cow_fault_samples_tracer"] == q["sites"]["cow_tracer_pages"]
+              for q in [parent] + [procs[fsk.num(w["pid"])] for w in workers]), counts)
     cc = parent["sites"].get("cow_children") or {}
     top = (cc.get("sites") or [{}])[0]
     fr = top.get("frames") or [{}]

@@ -271,9 +271,11 @@ void describe_event(const struct model_event *ev, char *buf, size_t n)
 	case FSK_REC_FAULT: {
 		struct fsk_fault f;
 		describe_get(ev, &f, sizeof(f));
-		snprintf(buf, n, "%s fault at 0x%" PRIx64 " (%s) ip 0x%" PRIx64,
-			 f.cls == FSK_FAULT_COW ? "COW" : f.cls == FSK_FAULT_FIRST_TOUCH ? "first-touch"
-			 : "page", f.addr, model_region_kind_name(f.kind), f.ip);
+		unsigned cls = f.cls & FSK_FAULT_CLASS_MASK;
+		snprintf(buf, n, "%s fault at 0x%" PRIx64 " (%s) ip 0x%" PRIx64 "%s",
+			 cls == FSK_FAULT_COW ? "COW" : cls == FSK_FAULT_FIRST_TOUCH ? "first-touch"
+			 : "page", f.addr, model_region_kind_name(f.kind), f.ip,
+			 (f.cls & FSK_FAULT_TRACER) ? ", forkscope's own code" : "");
 		return;
 	}
 	case FSK_REC_DROPPED: {

@@ -34,17 +34,24 @@ static void export_folded_name(FILE *f, const struct symbols_frame *fr)
 	fputs(buf, f);
 }
 
-static void export_folded_line(FILE *f, struct report_sites *rs, const struct model_proc *p,
-			       size_t stack, const char *leaf, uint64_t n)
+/* "command [pid]", the root frame of each of the process's lines */
+static void export_folded_proc(FILE *f, const struct model_proc *p)
 {
 	const struct model_image *im = model_image_last(p);
 	const char *cmd = im->argv && im->argv[0] ? im->argv[0] : im->exe;
 	const char *b = strrchr(cmd, '/');
-	struct symbols_frame fr[SYMBOLS_INLINE_MAX];
 
 	for (b = b ? b + 1 : cmd; *b; b++)
 		putc(*b == ';' || *b == '\n' || *b == '\r' ? '_' : *b, f);
 	fprintf(f, " [%" PRIu32 "]", p->pid);
+}
+
+static void export_folded_line(FILE *f, struct report_sites *rs, const struct model_proc *p,
+			       size_t stack, const char *leaf, uint64_t n)
+{
+	struct symbols_frame fr[SYMBOLS_INLINE_MAX];
+
+	export_folded_proc(f, p);
 	if (stack == STACKS_NONE) {
 		fputs(";[no stack]", f);
 	} else {
@@ -79,6 +86,10 @@ int export_collapsed(FILE *f, const struct load *l, int cow)
 				export_folded_line(f, &rs, m->procs[i], p->cow[k].stack,
 						   model_region_kind_name(p->cow[k].kind),
 						   p->cow[k].pages);
+			if (p->tracer_cow) { /* a branch of its own, not the program's */
+				export_folded_proc(f, m->procs[i]);
+				fprintf(f, ";[forkscope's own code] %" PRIu64 "\n", p->tracer_cow);
+			}
 			continue;
 		}
 		for (size_t k = 0; k < p->nalloc; k++)

@@ -483,8 +483,10 @@ static void model_misc_rec(struct model_proc *p, struct model_image *im,
 		struct fsk_fault f;
 		memcpy(&f, ev->payload, sizeof(f));
 		p->faults++;
-		if (f.cls == FSK_FAULT_COW)
+		if ((f.cls & FSK_FAULT_CLASS_MASK) == FSK_FAULT_COW) {
 			p->cow_fault_samples++;
+			p->cow_fault_samples_tracer += (f.cls & FSK_FAULT_TRACER) != 0;
+		}
 		break;
 	}
 	}

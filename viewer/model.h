@@ -153,6 +153,7 @@ struct model_proc {
 	struct fsk_wait reap;   /* the WAIT that reaped it */
 	uint64_t waits, wait_polls, stopped, continued;
 	uint64_t forks, spawns, threads, exec_fails, faults, cow_fault_samples;
+	uint64_t cow_fault_samples_tracer; /* of those, taken by forkscope's own code */
 	uint64_t fork_fails; /* FORK records of a failed fork; fork_err the last errno */
 	int32_t fork_err;
 	uint64_t brk_moves, maps;

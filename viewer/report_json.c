@@ -231,8 +231,9 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 	fprintf(f, "], \"region_events_dropped\": %" PRIu64, p->revs_dropped);
 	fprintf(f, ",\n   \"cow\": {\"shared_at_fork_pages\": %" PRIu64
 		", \"unshared_pages\": %" PRIu64 ", \"cow_faults\": %" PRIu64
-		", \"cow_fault_samples\": %" PRIu64 "},\n   ",
-		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples);
+		", \"cow_fault_samples\": %" PRIu64 ", \"cow_fault_samples_tracer\": %" PRIu64 "},\n   ",
+		p->shared_at_fork_pages, p->unshared_pages, p->cow_faults, p->cow_fault_samples,
+		p->cow_fault_samples_tracer);
 	report_sites_json(f, rs, p->index);
 	putc('}', f);
 }

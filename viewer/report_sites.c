@@ -128,12 +128,13 @@ void report_sites_json(FILE *f, struct report_sites *rs, size_t proc)
 	}
 	fputs("], \"cow\": ", f);
 	report_sites_json_cow(f, rs, p ? p->cow : NULL, p ? p->ncow : 0);
+	fprintf(f, ", \"cow_tracer_pages\": %" PRIu64, p ? p->tracer_cow : 0);
 	if (p) {
 		size_t nc, kids;
 		struct sites_cow *cc = sites_cow_children(&rs->sites, proc, &nc, &kids);
 		fprintf(f, ", \"cow_children\": {\"children\": %zu, \"sites\": ", kids);
 		report_sites_json_cow(f, rs, cc, nc);
-		putc('}', f);
+		fprintf(f, ", \"tracer_pages\": %" PRIu64 "}", sites_tracer_cow_children(&rs->sites, proc));
 		free(cc);
 	}
 	putc('}', f);
@@ -187,9 +188,9 @@ static void report_sites_list(FILE *f, struct report_sites *rs, const struct sit
 }
 
 static void report_sites_cow_text(FILE *f, struct report_sites *rs, const char *what,
-				  const struct sites_cow *v, size_t n)
+				  const struct sites_cow *v, size_t n, uint64_t tracer)
 {
-	if (n)
+	if (n || tracer)
 		fprintf(f, "  COW faults by site%s:\n", what);
 	for (size_t k = 0; k < n && k < REPORT_SITES_TEXT_MAX; k++) {
 		fprintf(f, "    %" PRIu64 " page%s of %s: ", v[k].pages, v[k].pages == 1 ? "" : "s",
@@ -198,6 +199,9 @@ static void report_sites_cow_text(FILE *f, struct report_sites *rs, const char *
 	}
 	if (n > REPORT_SITES_TEXT_MAX)
 		fprintf(f, "    ... and %zu more (--json lists them)\n", n - REPORT_SITES_TEXT_MAX);
+	if (tracer)
+		fprintf(f, "    (%" PRIu64 " page%s copied by forkscope's own code, not the program's)\n",
+			tracer, tracer == 1 ? "" : "s");
 }
 
 void report_sites_text(FILE *f, struct report_sites *rs, const struct model *m)
@@ -213,16 +217,17 @@ void report_sites_text(FILE *f, struct report_sites *rs, const struct model *m)
 		const struct sites_proc *p = &rs->sites.p[i];
 		size_t nc, kids;
 		struct sites_cow *cc = sites_cow_children(&rs->sites, i, &nc, &kids);
-		if (!p->nalloc && !p->nleaks && !p->nmmap && !p->ncow && !nc) {
+		uint64_t tk = sites_tracer_cow_children(&rs->sites, i);
+		if (!p->nalloc && !p->nleaks && !p->nmmap && !p->ncow && !nc && !p->tracer_cow && !tk) {
 			free(cc);
 			continue;
 		}
 		fprintf(f, "process %" PRIu32 ":\n", m->procs[i]->pid);
-		report_sites_cow_text(f, rs, "", p->cow, p->ncow);
+		report_sites_cow_text(f, rs, "", p->cow, p->ncow, p->tracer_cow);
 		if (kids > 1) {
 			char what[64];
 			snprintf(what, sizeof(what), ", summed over %zu children", kids);
-			report_sites_cow_text(f, rs, what, cc, nc);
+			report_sites_cow_text(f, rs, what, cc, nc, tk);
 		}
 		free(cc);
 		report_sites_bytes(b, sizeof(b), p->peak_bytes);

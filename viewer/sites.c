@@ -207,8 +207,14 @@ static int sites_cow_add(struct sites *s, struct sites_proc *p, const struct mod
 	uint64_t key, i;
 
 	memcpy(&f, ev->payload, sizeof(f));
-	if (f.cls != FSK_FAULT_COW)
+	if ((f.cls & FSK_FAULT_CLASS_MASK) != FSK_FAULT_COW)
 		return 0;
+	if (f.cls & FSK_FAULT_TRACER) {
+		/* the tracer's stack frames and records, not a site of the
+		 * program's: counted apart */
+		p->tracer_cow++;
+		return 0;
+	}
 	stack = f.stack ? stacks_get(&s->st, ev->stream, f.stack)
 			: stacks_of_ip(&s->st, ev->stream, ev->payload + offsetof(struct fsk_fault, ip));
 	key = (stack == STACKS_NONE ? 0 : (uint64_t)stack + 1) << 16 | f.kind;
@@ -279,6 +285,16 @@ struct sites_cow *sites_cow_children(const struct sites *s, size_t parent, size_
 	if (*n)
 		qsort(v, *n, sizeof(*v), sites_cow_cmp);
 	return v;
+}
+
+uint64_t sites_tracer_cow_children(const struct sites *s, size_t parent)
+{
+	const struct model_proc *mp = s->m->procs[parent];
+	uint64_t n = 0;
+
+	for (size_t c = 0; c < mp->nchildren; c++)
+		n += s->p[mp->children[c]].tracer_cow;
+	return n;
 }
 
 static int sites_event(struct sites *s, const struct model_event *ev, const struct sites_watch *w)

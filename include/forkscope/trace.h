@@ -491,6 +491,13 @@ struct fsk_scan_end {
 };
 
 enum fsk_fault_class { FSK_FAULT_COW = 1, FSK_FAULT_FIRST_TOUCH, FSK_FAULT_OTHER };
+/* Or'ed into fsk_fault.cls: the faulting instruction is the tracer's own
+ * (libforkscope.so, with the libunwind built into it): the program did not
+ * make that access. Its pages still count in the scans (they were copied
+ * or touched), but a reader that names the program's COW sites leaves it
+ * out. The class is cls & FSK_FAULT_CLASS_MASK. */
+#define FSK_FAULT_TRACER 0x100u
+#define FSK_FAULT_CLASS_MASK 0xffu
 
 struct fsk_fault {                 /* a sampled user page fault */
 	uint64_t addr;

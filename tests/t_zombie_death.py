@@ -12,8 +12,9 @@ before waiting. A's zombie time must stay far below its 300 ms in atexit
 (it is the kernel's exit and the parent's wakeup), B's must be at least
 its parent's 300 ms sleep (less 50 ms for clocks), and the Chrome export
 must draw each zombie slice from the end of the process's stream. The
-report's dead_ns says when each died, and the text report says A spent
-its last 300 ms "in exit handlers" (B, which _exits, did not)."""
+report's dead_ns says when each died, exit_handlers_ns what A's handler
+took (B, which _exits, has none: 0), and the text report says A spent its
+last 300 ms "in exit handlers"."""
 import json
 import subprocess
 import sys
@@ -52,6 +53,9 @@ def main():
           a["dead_ns"] - a["end_ns"] >= 250 * MS, (a.get("end_ns"), a.get("dead_ns")))
     check("B.dead-at-exit", isinstance(b.get("dead_ns"), int) and isinstance(b.get("end_ns"), int) and
           b["dead_ns"] - b["end_ns"] < 50 * MS, (b.get("end_ns"), b.get("dead_ns")))
+    check("A.handlers-300ms", isinstance(a.get("exit_handlers_ns"), int) and a["exit_handlers_ns"] >= 250 * MS,
+          a.get("exit_handlers_ns"))
+    check("B.no-handlers", b.get("exit_handlers_ns") == 0, b.get("exit_handlers_ns"))
     text = subprocess.run([fsk.fsk(), "report", r.trace], stdout=subprocess.PIPE).stdout.decode("utf-8", "replace")
     line_a = [x for x in text.splitlines() if ("%d " % kids["A"]) in x and "exited" in x]
     check("A.text-says-exit-handlers", len(line_a) == 1 and "in exit handlers" in line_a[0], line_a)

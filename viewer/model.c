@@ -398,6 +398,8 @@ static int model_scan_rec(struct model_proc *p, const struct model_event *ev)
 		memcpy(&se, ev->payload, sizeof(se));
 		if (!p->pending_open || se.id != p->pending.id)
 			return 0;
+		if (p->pending.trigger == FSK_SCAN_EXIT)
+			p->exit_scan_end_ns = p->pending.ts_ns + se.cost_ns;
 		/* The first scan of an image is where its story starts: only
 		 * later scans have changes. */
 		if (p->cur.n)

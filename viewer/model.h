@@ -152,6 +152,7 @@ struct model_proc {
 	uint64_t reap_ts;
 	struct fsk_wait reap;   /* the WAIT that reaped it */
 	uint64_t waits, wait_polls, stopped, continued;
+	uint64_t exit_scan_end_ns; /* when its exit scan ended, 0 = none */
 	uint64_t forks, spawns, threads, exec_fails, faults, cow_fault_samples;
 	uint64_t cow_fault_samples_tracer; /* of those, taken by forkscope's own code */
 	uint64_t fork_fails; /* FORK records of a failed fork; fork_err the last errno */
@@ -176,6 +177,9 @@ struct model_proc {
 	const char *exit_source;/* "wait", "exit_record" or NULL */
 	int has_zombie;
 	uint64_t dead_ns;       /* when it stopped running: zombie from here */
+	uint64_t handlers_ns;   /* of the time from exit() to dead_ns, what the
+	                           program's exit handlers took (not our exit
+	                           scan); 0 after _exit, _Exit, abort, a signal */
 	uint64_t zombie_ns;
 	int orphaned;
 	uint64_t dropped;

@@ -150,6 +150,13 @@ static void model_derive_end(struct model_proc *p)
 	p->dead_ns = p->end_ns;
 	if (p->exit_rec && im->stream && im->state == MODEL_SS_CLEAN && im->last_ns > p->dead_ns)
 		p->dead_ns = im->last_ns;
+	/* after exit() (or main's return) our exit scan ran first, then the
+	 * program's atexit handlers, destructors and stdio */
+	p->handlers_ns = 0;
+	if (p->exit_rec && (p->exit_how == FSK_EXIT_EXIT || p->exit_how == FSK_EXIT_MAIN)) {
+		uint64_t from = p->exit_scan_end_ns > p->end_ns ? p->exit_scan_end_ns : p->end_ns;
+		p->handlers_ns = p->dead_ns > from ? p->dead_ns - from : 0;
+	}
 	p->has_zombie = p->reaped && p->has_end;
 	p->zombie_ns = p->has_zombie && p->reap_ts > p->dead_ns ? p->reap_ts - p->dead_ns : 0;
 }

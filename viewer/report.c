@@ -121,10 +121,10 @@ static void report_line(FILE *f, const struct model *m, const struct model_proc 
 	if (p->has_end && p->end_ns >= p->start_ns) {
 		report_dur(b, sizeof(b), p->end_ns - p->start_ns);
 		fprintf(f, ", ran %s", b);
-		/* exit() returned to atexit handlers, destructors and stdio
-		 * for long enough to matter (our own exit scan takes < 1 ms) */
-		if (p->dead_ns >= p->end_ns + 1000000) {
-			report_dur(b, sizeof(b), p->dead_ns - p->end_ns);
+		/* exit() went on to atexit handlers, destructors and stdio
+		 * for long enough to matter */
+		if (p->handlers_ns >= 1000000) {
+			report_dur(b, sizeof(b), p->handlers_ns);
 			fprintf(f, ", then %s in exit handlers", b);
 		}
 	}

@@ -189,6 +189,8 @@ static void report_json_proc(FILE *f, const struct model *m, const struct model_
 	report_json_opt(f, p->has_end, p->end_ns);
 	fputs(", \"dead_ns\": ", f);
 	report_json_opt(f, p->has_end, p->dead_ns);
+	fputs(", \"exit_handlers_ns\": ", f);
+	report_json_opt(f, p->has_end, p->handlers_ns);
 	fprintf(f, ", \"last_seen_ns\": %" PRIu64, last->stream ? last->last_ns : p->start_ns);
 	fputs(",\n   \"exit\": ", f);
 	report_json_exit(f, p);

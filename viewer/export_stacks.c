@@ -86,9 +86,10 @@ int export_collapsed(FILE *f, const struct load *l, int cow)
 				export_folded_line(f, &rs, m->procs[i], p->cow[k].stack,
 						   model_region_kind_name(p->cow[k].kind),
 						   p->cow[k].pages);
-			if (p->tracer_cow) { /* a branch of its own, not the program's */
+			uint64_t tracer = m->procs[i]->cow_fault_samples_tracer;
+			if (tracer) { /* a branch of its own, not the program's */
 				export_folded_proc(f, m->procs[i]);
-				fprintf(f, ";[forkscope's own code] %" PRIu64 "\n", p->tracer_cow);
+				fprintf(f, ";[forkscope's own code] %" PRIu64 "\n", tracer);
 			}
 			continue;
 		}

@@ -128,7 +128,6 @@ void report_sites_json(FILE *f, struct report_sites *rs, size_t proc)
 	}
 	fputs("], \"cow\": ", f);
 	report_sites_json_cow(f, rs, p ? p->cow : NULL, p ? p->ncow : 0);
-	fprintf(f, ", \"cow_tracer_pages\": %" PRIu64, p ? p->tracer_cow : 0);
 	if (p) {
 		size_t nc, kids;
 		struct sites_cow *cc = sites_cow_children(&rs->sites, proc, &nc, &kids);
@@ -217,13 +216,14 @@ void report_sites_text(FILE *f, struct report_sites *rs, const struct model *m)
 		const struct sites_proc *p = &rs->sites.p[i];
 		size_t nc, kids;
 		struct sites_cow *cc = sites_cow_children(&rs->sites, i, &nc, &kids);
+		uint64_t tp = m->procs[i]->cow_fault_samples_tracer;
 		uint64_t tk = sites_tracer_cow_children(&rs->sites, i);
-		if (!p->nalloc && !p->nleaks && !p->nmmap && !p->ncow && !nc && !p->tracer_cow && !tk) {
+		if (!p->nalloc && !p->nleaks && !p->nmmap && !p->ncow && !nc && !tp && !tk) {
 			free(cc);
 			continue;
 		}
 		fprintf(f, "process %" PRIu32 ":\n", m->procs[i]->pid);
-		report_sites_cow_text(f, rs, "", p->cow, p->ncow, p->tracer_cow);
+		report_sites_cow_text(f, rs, "", p->cow, p->ncow, tp);
 		if (kids > 1) {
 			char what[64];
 			snprintf(what, sizeof(what), ", summed over %zu children", kids);

@@ -209,12 +209,8 @@ static int sites_cow_add(struct sites *s, struct sites_proc *p, const struct mod
 	memcpy(&f, ev->payload, sizeof(f));
 	if ((f.cls & FSK_FAULT_CLASS_MASK) != FSK_FAULT_COW)
 		return 0;
-	if (f.cls & FSK_FAULT_TRACER) {
-		/* the tracer's stack frames and records, not a site of the
-		 * program's: counted apart */
-		p->tracer_cow++;
-		return 0;
-	}
+	if (f.cls & FSK_FAULT_TRACER)
+		return 0; /* the tracer's own frames and data: no site of the program's */
 	stack = f.stack ? stacks_get(&s->st, ev->stream, f.stack)
 			: stacks_of_ip(&s->st, ev->stream, ev->payload + offsetof(struct fsk_fault, ip));
 	key = (stack == STACKS_NONE ? 0 : (uint64_t)stack + 1) << 16 | f.kind;
@@ -293,7 +289,7 @@ uint64_t sites_tracer_cow_children(const struct sites *s, size_t parent)
 	uint64_t n = 0;
 
 	for (size_t c = 0; c < mp->nchildren; c++)
-		n += s->p[mp->children[c]].tracer_cow;
+		n += s->m->procs[mp->children[c]]->cow_fault_samples_tracer;
 	return n;
 }
 

@@ -57,7 +57,6 @@ struct sites_proc {
 	struct table cidx;      /* (stack + 1) << 16 | kind -> cow index + 1 */
 	struct sites_cow *cow;  /* most pages first once built */
 	size_t ncow, ccap;
-	uint64_t tracer_cow;    /* COW faults of forkscope's own code: no site */
 };
 
 struct sites {
@@ -91,7 +90,8 @@ struct sites_leak *sites_live_by_stack(const struct sites_proc *p, size_t *n);
  * workers run the same code). Most pages first; malloc'd, *n entries,
  * NULL when there are none or on ENOMEM. *nkids: children that had any. */
 struct sites_cow *sites_cow_children(const struct sites *s, size_t parent, size_t *n, size_t *nkids);
-/* COW faults forkscope's own code took in the children of parent. */
+/* COW faults forkscope's own code took in the children of parent (no
+ * sites: model_proc.cow_fault_samples_tracer counts them). */
 uint64_t sites_tracer_cow_children(const struct sites *s, size_t parent);
 
 #endif /* FORKSCOPE_SITES_H */

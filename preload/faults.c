@@ -229,7 +229,10 @@ void faults_drain(void)
 {
 	if (s_state <= 0)
 		return;
-	char buf[4096];
+	/* not on the stack: 4 KiB below the program's frame is a page of its
+	 * stack that only we would write, copied after every fork (the
+	 * scan lock, which the caller holds, makes one buffer enough) */
+	static char buf[4096];
 	size_t used = 0;
 	for (int i = 0; i < MAX_SAMPLERS; i++) {
 		if (atomic_load(&s_samp[i].tid) <= 0)

@@ -253,12 +253,13 @@ static void unwind_put(void *rec, uint32_t size, int direct)
 	emit_commit();
 }
 
-/* Writes the MODULE records not written yet. */
-static void unwind_mods_emit(int direct)
+/* Writes the MODULE records not written yet. Not inlined, like
+ * unwind_emit_stack: their record buffers (4 KiB here) would otherwise be
+ * in the frame of every stack capture that misses the cache, below the
+ * program's own frames: a page of its stack that a fork child or its
+ * parent copies only because we wrote it. */
+static __attribute__((noinline)) void unwind_mods_emit_new(int direct, uint32_t n)
 {
-	uint32_t n = atomic_load(&s_nmods);
-	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == n)
-		return; /* the common case: one load instead of a walk */
 	for (uint32_t i = 0; i < n; i++) {
 		struct unwind_mod *m = &s_mods[i];
 		uint32_t w = 0;
@@ -278,6 +279,14 @@ static void unwind_mods_emit(int direct)
 		unwind_put(buf, (uint32_t)(p - buf), direct);
 	}
 	atomic_store_explicit(&s_mods_done, n, memory_order_relaxed);
+}
+
+static inline void unwind_mods_emit(int direct)
+{
+	uint32_t n = atomic_load(&s_nmods);
+	if (atomic_load_explicit(&s_mods_done, memory_order_relaxed) == n)
+		return; /* the common case: one load instead of a walk */
+	unwind_mods_emit_new(direct, n);
 }
 
 /* The table, libunwind's cache and the objects loaded so far, made by the
@@ -449,7 +458,7 @@ static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
 	return 0;
 }
 
-static void unwind_emit_stack(uint32_t id, int direct)
+static __attribute__((noinline)) void unwind_emit_stack(uint32_t id, int direct)
 {
 	const struct unwind_entry *e = &s_entries[id - 1];
 	char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_stack) + 8 * FSK_STACK_MAX];

@@ -67,6 +67,14 @@ static void own_put(uint64_t start, uint64_t end)
 	}
 }
 
+/* A mapping the kernel already keeps out of core dumps (a perf ring:
+ * perf_mmap sets VM_DONTDUMP): registered without the madvise call. */
+void scan_own_add_nodump(void *p, size_t len)
+{
+	if (p && len)
+		own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+}
+
 /* Our memory must never count as the program's: every buffer we map is
  * registered here. MADV_DONTDUMP also keeps the kernel from merging it
  * with a neighbouring mapping of the program's. */
@@ -75,15 +83,7 @@ void scan_own_add(void *p, size_t len)
 	if (!p || !len)
 		return;
 	syscall(SYS_madvise, p, len, MADV_DONTDUMP);
-	own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
-}
-
-/* A mapping the kernel already keeps out of core dumps (a perf ring:
- * perf_mmap sets VM_DONTDUMP): registered without the madvise call. */
-void scan_own_add_nodump(void *p, size_t len)
-{
-	if (p && len)
-		own_put((uint64_t)(uintptr_t)p, (uint64_t)(uintptr_t)p + len);
+	scan_own_add_nodump(p, len);
 }
 
 /* A mapping we did not map ourselves but use (the flusher's stack): the
@@ -411,6 +411,7 @@ static void kept_drop(struct kept_fd *k)
 		close(k->fd);
 	k->fd = -1;
 }
+
 static int s_forked;                /* this image forked or was forked */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */

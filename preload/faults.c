@@ -217,7 +217,8 @@ extern const char _end[] __attribute__((visibility("hidden")));
 
 static uint16_t tracer_flag(uint64_t ip)
 {
-	return ip >= (uint64_t)(uintptr_t)__ehdr_start && ip < (uint64_t)(uintptr_t)_end ? FSK_FAULT_TRACER : 0;
+	uint64_t lo = (uint64_t)(uintptr_t)__ehdr_start, hi = (uint64_t)(uintptr_t)_end;
+	return ip >= lo && ip < hi ? FSK_FAULT_TRACER : 0;
 }
 
 /*

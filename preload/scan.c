@@ -842,7 +842,9 @@ static int acct_region(struct acct *a, int fd)
 	 * region costs less as one pread than as an ioctl plus a pread per
 	 * run of present pages (most regions of most processes are small). */
 	if (!s_no_pmscan && (end - start) / ps > PMSCAN_MIN_PAGES) {
-		static struct pagemap_run runs[64]; /* scan lock held; off the stack as faults_drain's buffer */
+		/* static (the scan lock is held), like faults_drain's
+		 * buffer: off the program's stack */
+		static struct pagemap_run runs[64];
 		uint64_t at = start;
 		while (at < end) {
 			uint64_t next = end;

@@ -165,9 +165,9 @@ void spare_fork_child(uint32_t ppid)
 
 /*
  * In the fork child, from emit_open_stream: renames its spare to path and
- * opens it. Returns the fd (its fstat in *st), -EEXIST when path is taken (the caller tries
- * the next name), or another -errno when there is no usable spare (the
- * caller creates the file).
+ * opens it. Returns the fd (its fstat in *st), -EEXIST when path is taken
+ * (the caller tries the next name), or another -errno when there is no
+ * usable spare (the caller creates the file).
  */
 int spare_take(const char *path, struct stat *st)
 {

@@ -8,7 +8,10 @@ kept_open): opening them cost each scan ~20 us. That must stay invisible
 to the program and safe. tests/progs/kept_fds forks three children:
 - none of them may hold an fd naming its parent's maps or pagemap (they
   name the parent's mm; a child that drops privileges must not keep them),
-  and none may close a file the program put on such a number;
+  and none may close a file the program put on such a number (the
+  parent's prefork scan notices the swap before the fork, so in this
+  program the child's own check before its close is never the one that
+  saves the file: this guards the two together);
 - after the first child the parent finds its kept fds (both at 100 or
   above), puts files of its own on those numbers with dup2 and forks
   again: the prefork scan must open its own again, and the program's files

@@ -180,12 +180,11 @@ KINDS = [None, "text", "rodata", "data", "bss", "heap", "stack", "thread_stack",
          "file", "lib", "shm", "vdso", "vvar", "forkscope"]
 
 
-def stream_scans(path):
-    """[(trigger, flags, cost_ns, [region dict])] of one raw stream file,
-    in order, read from its SCAN/REGION/SCAN_END records."""
+def stream_records(path):
+    """(type, payload) of each record of one raw stream file, in order;
+    tiny malloc records are left out."""
     b = open(path, "rb").read()
     off = struct.unpack_from("<I", b, 12)[0]
-    out, cur = [], None
     while off + 16 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
         if typ & 0x8000:  # an 8-byte tiny malloc record
@@ -193,7 +192,15 @@ def stream_scans(path):
             continue
         if size < 16 or off + size > len(b):
             break
-        p = b[off + 16: off + size]
+        yield typ, b[off + 16: off + size]
+        off += size
+
+
+def stream_scans(path):
+    """[(trigger, flags, cost_ns, [region dict])] of one raw stream file,
+    in order, read from its SCAN/REGION/SCAN_END records."""
+    out, cur = [], None
+    for typ, p in stream_records(path):
         if typ == REC_SCAN:
             _, trig, flags = struct.unpack_from("<IHH", p)
             cur = [trig, flags, 0, []]
@@ -208,7 +215,6 @@ def stream_scans(path):
             cur[2] = struct.unpack_from("<Q", p, 8)[0]
             out.append(tuple(cur))
             cur = None
-        off += size
     return out
 
 

@@ -40,6 +40,7 @@
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "fsk.h"
@@ -107,6 +108,20 @@ void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr,
 	if (r != MAP_FAILED && fd < 0)
 		scan_own_add(r, len);
 	return r;
+}
+
+/* libunwind's test of whether it may read the word at addr, in place of
+ * its write of a byte from there into a pipe of its own (patched in by
+ * preload/libunwind.sh): a read of that byte from our own memory through
+ * the kernel, which says EFAULT where a load would fault. 1 readable, -1
+ * not (also where a seccomp filter forbids the call: a frame libunwind
+ * then does not guess is better than a fault in the program). */
+FSK_HIDDEN int fsk_unw_readable(void *addr);
+int fsk_unw_readable(void *addr)
+{
+	char c;
+	struct iovec local = { &c, 1 }, remote = { addr, 1 };
+	return syscall(SYS_process_vm_readv, (long)getpid(), &local, 1L, &remote, 1L, 0L) == 1 ? 1 : -1;
 }
 
 /* ---- modules ---- */

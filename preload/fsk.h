@@ -120,6 +120,7 @@ struct fsk_state {
 	char env_saved[4096];
 	int env_saved_len;
 	char preload_path[512];/* our own path as given in LD_PRELOAD */
+	char rules_path[64];   /* FORKSCOPE_RULES: the trace's unwind rules, or "" */
 };
 FSK_HIDDEN extern struct fsk_state G;
 
@@ -324,6 +325,7 @@ FSK_HIDDEN void unwind_check_report(void);
 /* The shared memory of the rules table (unwind.c makes it). */
 #define FSK_RULES_BYTES (16ul << 14)
 FSK_HIDDEN void unwind_rules_attach(void *mem);
+FSK_HIDDEN uint64_t unwind_mod_key(uint64_t ip, uint64_t *off);
 /* The stack from program frame f by the learnt rules of its return
  * addresses, reusing the thread's last walk: n frames, or 0 when
  * unw_backtrace must give it. */

@@ -228,6 +228,9 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	self_path();
 	env_save(envp);
 	emit_init();
+	const char *rules = getenv("FORKSCOPE_RULES");
+	if (rules && !sys_strncmp(rules, "/proc/", 6) && sys_strlen(rules) < sizeof(G.rules_path))
+		sys_stpcpy(G.rules_path, rules, G.rules_path + sizeof(G.rules_path));
 	const char *dir = getenv("FORKSCOPE_DIR");
 	int r = dir_check(dir);
 	if (r < 0) {

@@ -66,6 +66,7 @@ struct unwind_mod {
 	uint8_t build_id[20];
 	uint32_t build_id_len;
 	uint32_t path_off;              /* into s_paths */
+	uint64_t key;                   /* a hash of the build-id, 0 without one */
 	_Atomic uint32_t written;       /* its MODULE record is out (here or in
 					   an ancestor's stream) */
 };
@@ -199,6 +200,13 @@ static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	m->bias = info->dlpi_addr;
 	m->build_id_len = 0;
 	unwind_build_id(info, m);
+	m->key = 0;
+	if (m->build_id_len >= 8) {
+		uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
+		for (uint32_t i = 0; i < m->build_id_len; i++)
+			h = (h ^ m->build_id[i]) * 0x100000001b3ull;
+		m->key = h | 1;
+	}
 	m->path_off = s_paths_used;
 	__builtin_memcpy(s_paths + s_paths_used, path, len + 1);
 	s_paths_used += len + 1;
@@ -243,6 +251,20 @@ static int unwind_known(uint64_t ip)
 	for (uint32_t i = 0; i < n; i++)
 		if (ip >= s_mods[i].lo && ip < s_mods[i].hi)
 			return 1;
+	return 0;
+}
+
+/* The module of ip for the trace's rules (unwind_cache.c): its build-id's
+ * hash, and ip's address in its ELF file's terms in *off; 0 when ip is
+ * in no module known, or one without a build-id. */
+uint64_t unwind_mod_key(uint64_t ip, uint64_t *off)
+{
+	uint32_t n = atomic_load(&s_nmods);
+	for (uint32_t i = 0; i < n; i++)
+		if (ip >= s_mods[i].lo && ip < s_mods[i].hi) {
+			*off = ip - s_mods[i].bias;
+			return s_mods[i].key;
+		}
 	return 0;
 }
 

@@ -36,8 +36,13 @@
  */
 #define UNW_LOCAL_ONLY
 #include <errno.h>
+#include <fcntl.h>
 #include <libunwind.h>
+#include <linux/magic.h>
 #include <stdatomic.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -574,6 +579,116 @@ static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, ui
 	return w | (nsp - bl.u.addr) / 8 << 24;
 }
 
+/*
+ * The trace's rules: a table in a memfd of `forkscope run` (trace.h,
+ * FSK_RULES_FILE_BYTES, every page allocated), mapped shared by every
+ * process of the trace that learns a rule, so that what one image learnt
+ * is every later image's of the same object. Each of make's compilers
+ * (cc1, as, the gcc driver) learnt its several thousand rules afresh,
+ * about a microsecond each, most of its stacks' cost in a build. A rule
+ * here is keyed by its object's build-id (a hash of it) and the return
+ * address in the object's own terms, so a library loaded elsewhere finds
+ * it; 22 bits of the code word before the return address are checked
+ * too, as in the stack group's table (rule_code). Only rules that walk
+ * (or end a stack) go here: a frame found not cacheable is left to each
+ * group to find again. An object with no build-id has its rules in its
+ * group only. Nothing is shared without the file (the library preloaded
+ * without the runner, a runner gone, /proc/RUNNER/fd not ours to open), or
+ * with one that is not ours, not tmpfs, of another size or not wholly
+ * allocated: a write through the mapping that needed a page the file
+ * system cannot give would be a SIGBUS in the program.
+ */
+#define XRULE_BITS 16
+_Static_assert(16ul << XRULE_BITS == FSK_RULES_FILE_BYTES, "trace rules file size");
+static struct rule *s_xrules;
+static _Atomic int s_xstate;            /* 0 not tried, 1 being mapped, 2 mapped, -1 none */
+
+static struct rule *xrules(void)
+{
+	int st = atomic_load_explicit(&s_xstate, memory_order_acquire);
+	if (likely(st == 2))
+		return s_xrules;
+	int expect = 0;
+	if (st != 0 || !atomic_compare_exchange_strong(&s_xstate, &expect, 1))
+		return NULL; /* none, or another thread is mapping it: not awaited */
+	long r = -1;
+	int fd = G.rules_path[0] ? open(G.rules_path, O_RDWR | O_CLOEXEC) : -1;
+	struct stat sb;
+	struct statfs fs;
+	if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+	    (uint64_t)sb.st_size == FSK_RULES_FILE_BYTES &&
+	    (uint64_t)sb.st_blocks * 512 >= FSK_RULES_FILE_BYTES && fstatfs(fd, &fs) == 0 &&
+	    fs.f_type == TMPFS_MAGIC) {
+		r = syscall(SYS_mmap, 0, FSK_RULES_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		if (r < 0 && r > -4096)
+			r = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r != -1) {
+		scan_own_add((void *)r, FSK_RULES_FILE_BYTES);
+		s_xrules = (struct rule *)r;
+	}
+	atomic_store_explicit(&s_xstate, r != -1 ? 2 : -1, memory_order_release);
+	return s_xrules;
+}
+
+/* The key of ip in the trace's table and its home slot; 0 when ip has no
+ * place there. As in the group's table (rule_home), the rules of 64 KiB of
+ * an object's code start in one page of the table: a small program
+ * touches a few pages of it, not all 256. */
+static inline uint64_t xrule_key(uint64_t ip, uint64_t *home)
+{
+	uint64_t off, mod = unwind_mod_key(ip, &off);
+	if (!mod)
+		return 0;
+	uint64_t k = (mod ^ off * 0x9e3779b97f4a7c15ull) * 0xc2b2ae3d27d4eb4full;
+	k ^= k >> 31;
+	uint64_t page = ((mod ^ off >> 16) * 0xd6e8feb86659fd93ull) >> (64 - (XRULE_BITS - RULE_PAGE_BITS));
+	*home = page << RULE_PAGE_BITS | k >> (64 - RULE_PAGE_BITS);
+	return k > RULE_BUSY ? k : k + 2;
+}
+
+static uint64_t xrule_get(uint64_t ip, uint64_t code)
+{
+	uint64_t home, key = xrule_key(ip, &home);
+	struct rule *t = key ? xrules() : NULL;
+	if (!t)
+		return 0;
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		const struct rule *r = &t[(home + i) & ((1u << XRULE_BITS) - 1)];
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key) {
+			uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
+			return w >> 42 == (code & 0x3fffff) ? w & RULE_BITS_MASK : 0;
+		}
+		if (!k)
+			return 0;
+	}
+	return 0;
+}
+
+static void xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
+{
+	uint64_t home, key = xrule_key(ip, &home);
+	struct rule *t = key && !(rule & RF_NO) ? xrules() : NULL;
+	if (!t)
+		return;
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		struct rule *r = &t[(home + i) & ((1u << XRULE_BITS) - 1)];
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key)
+			return; /* another process's, as good */
+		if (k)
+			continue;
+		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
+			continue;
+		atomic_store_explicit(&r->w, rule | (code & 0x3fffff) << 42, memory_order_relaxed);
+		atomic_store_explicit(&r->key, key, memory_order_release);
+		return;
+	}
+}
+
 /* rule_step inside unw_enter/unw_leave; 0 (nothing learnt, nothing to
  * keep) where this process must not enter libunwind. */
 static uint64_t rule_learn(uint64_t ip, uint64_t sp, uint64_t bp)
@@ -595,9 +710,13 @@ static uint64_t rule_apply(struct rule *t, uint64_t ip, uint64_t sp, uint64_t bp
 	uint64_t code = rule_code(ip);
 	uint64_t w = rule_get(t, ip, code);
 	if (unlikely(!w)) {
-		w = rule_learn(ip, sp, bp);
-		if (!w)
-			return 0;
+		w = xrule_get(ip, code);
+		if (!w) {
+			w = rule_learn(ip, sp, bp);
+			if (!w)
+				return 0;
+			xrule_put(ip, code, w);
+		}
 		rule_put(t, ip, code, w);
 	}
 	for (;;) {

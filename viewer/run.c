@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -109,6 +110,22 @@ static int run_empty(const char *dir)
 			empty = 0;
 	closedir(d);
 	return empty;
+}
+
+/* The empty table of unwind rules the traced processes share (trace.h,
+ * FSK_RULES_FILE_BYTES): a memfd, every page allocated, so that a write
+ * through a process's mapping never needs one (that would be a SIGBUS in
+ * the program), and gone with the runner and the last mapping. Without
+ * it each image learns its rules alone, so a failure is not an error. */
+static int run_rules_make(void)
+{
+	int fd = memfd_create("forkscope-rules", MFD_CLOEXEC);
+
+	if (fd >= 0 && posix_fallocate(fd, 0, FSK_RULES_FILE_BYTES) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
 }
 
 /* Creates (or checks) the trace directory; returns its absolute path. */
@@ -325,7 +342,8 @@ static void run_forward(int sig)
 }
 
 /* In the child: the tracer's environment, then CMD; never returns. */
-static void run_exec(const struct run_opts *o, const char *dir, const char *lib, char **cmd)
+static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
+		     char **cmd)
 {
 	const char *old = getenv("LD_PRELOAD");
 	char num[32], *pre;
@@ -351,6 +369,12 @@ static void run_exec(const struct run_opts *o, const char *dir, const char *lib,
 	if (o->sample_bytes) {
 		snprintf(num, sizeof(num), "%lu", o->sample_bytes);
 		setenv("FORKSCOPE_SAMPLE_BYTES", num, 1);
+	}
+	if (rules_fd >= 0) {
+		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)getppid(), rules_fd);
+		setenv("FORKSCOPE_RULES", num, 1);
+	} else {
+		unsetenv("FORKSCOPE_RULES");
 	}
 	execvp(cmd[0], cmd);
 	fprintf(stderr, "forkscope: %s: %s\n", cmd[0],
@@ -471,6 +495,7 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 
 	memset(j, 0, sizeof(*j));
 	j->fd = -1;
+	j->rules_fd = -1;
 	r = run_parse(argc, argv, &j->o, usage);
 	if (r >= 0)
 		return r;
@@ -496,6 +521,7 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 	}
 	run_lost_dir = j->dir;
 	run_lost_clear();
+	j->rules_fd = run_rules_make();
 	j->fd = run_stream_open(j->dir, &j->o, argv - 1);
 	if (j->fd == -1 || prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {
 		if (j->fd != -1)
@@ -519,7 +545,7 @@ int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 	if (pid == 0) {
 		if (child)
 			child(arg);
-		run_exec(&j->o, j->dir, j->lib, j->cmd);
+		run_exec(&j->o, j->dir, j->lib, j->rules_fd, j->cmd);
 	}
 	if (pid < 0) {
 		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
@@ -553,6 +579,9 @@ void run_job_free(struct run_job *j)
 {
 	if (j->fd >= 0)
 		close(j->fd);
+	if (j->rules_fd >= 0)
+		close(j->rules_fd);
+	j->rules_fd = -1;
 	free(j->lib);
 	free(j->dir);
 	j->fd = -1;

@@ -20,6 +20,7 @@ struct run_job {
 	char *dir;              /* absolute trace directory */
 	char *lib;
 	int fd;                 /* the runner stream */
+	int rules_fd;           /* the shared unwind rules (a memfd), or -1 */
 	pid_t pid;              /* CMD */
 };
 

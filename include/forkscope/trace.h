@@ -136,6 +136,12 @@
  * renames it to its stream name: not a stream; `forkscope run` removes
  * those a killed process left. */
 #define FSK_SPARE_PREFIX ".spare."
+/* The unwind rules every process of a trace learns for the others
+ * (preload/unwind_cache.c): a memfd of `forkscope run`, every page
+ * allocated, which a traced process opens as FORKSCOPE_RULES says
+ * ("/proc/RUNNERPID/fd/N"). Not part of the trace; it ends with the
+ * runner. */
+#define FSK_RULES_FILE_BYTES (16ul << 16)
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
 /* header.flags */

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""The unwind rules shared by every process of a trace
+(preload/unwind_cache.c, xrules: a memfd of `forkscope run` that each
+process opens as /proc/RUNNER/fd/N, FORKSCOPE_RULES).
+
+A rule that one image learnt (a search of the unwind tables, about a
+microsecond) is every later image's of the same object, found by the
+object's build-id and the return address in the object's own terms, so
+at another load address too. Checked here:
+- two compilers in a row (sh -c "gcc ...; gcc ..."): the second cc1
+  searches the unwind tables at most a fifth as often as the first, which
+  searches thousands of times (the library before made both search alike),
+  and both objects are byte for byte the untraced ones;
+- with FORKSCOPE_UNWIND_CHECK=1, every stack walked by the rules (shared
+  ones among them) in both compilers and in three runs in a row of
+  tests/progs/unwind_rules (frames that trip a walk by rules) is exactly
+  unw_backtrace's;
+- each of those three runs gets exactly its own chains and bytes in the
+  collapsed export;
+- the scans list the mapped table as forkscope's own region (its pages
+  never counted as the program's);
+- the command gets FORKSCOPE_RULES, and not the runner's fd.
+(The table is not in the trace directory, which may be on a full file
+system: a write through a shared mapping of a file whose page the file
+system cannot give is a SIGBUS; t_faults.py's full-fs case runs a program
+with stacks there.)
+"""
+import glob
+import os
+import re
+import shutil
+import sys
+
+sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
+import fsk  # noqa: E402
+from fsk import check  # noqa: E402
+from cgen import gen_c  # noqa: E402
+from t_unwind_rules import notes, program_chain  # noqa: E402
+
+SEARCHES = re.compile(rb"unwind check: \d+ stacks compared, \d+ differed, (\d+) unwind-table searches")
+
+
+def streams(trace):
+    return sorted(glob.glob(os.path.join(trace, "*.fst")))
+
+
+def cc1_searches(trace):
+    """[searches] of the cc1 streams, in the order they started."""
+    out = []
+    for path in streams(trace):
+        data = open(path, "rb").read()
+        m = SEARCHES.search(data)
+        if b"/cc1" in data[:4096] and m:
+            out.append((os.path.getmtime(path), int(m.group(1))))
+    return [n for _, n in sorted(out)]
+
+
+def table_regions(trace):
+    """(kind, path) of every scanned region that maps the rules table."""
+    return {(g["kind"], g["path"]) for path in streams(trace)
+            for s in fsk.stream_scans(path) for g in s[3] if g["path"].startswith("/memfd:forkscope-rules")}
+
+
+def gcc_case(cc):
+    d = fsk.tmpdir()
+    srcs = []
+    for name, funcs in (("rules_a", 60), ("rules_b", 80)):
+        srcs.append(os.path.join(d, name + ".c"))
+        gen_c(srcs[-1], funcs)
+    script = "; ".join("%s -O2 -c %s -o %s" % (cc, s, s[:-2] + "%s.o") for s in srcs)
+    plain = fsk.run_plain(["sh", "-c", script % ("plain", "plain")], timeout=300)
+    check("gcc.untraced", plain.rc == 0, plain.describe())
+    r = fsk.run_traced(["sh", "-c", script % ("t2", "t2")], timeout=300,
+                       env={"FORKSCOPE_UNWIND_CHECK": "2"}, options=["-q"])
+    if not check("gcc.ran", r.rc == 0 and not r.timed_out, r.describe()):
+        return
+    same = all(open(s[:-2] + "plain.o", "rb").read() == open(s[:-2] + "t2.o", "rb").read() for s in srcs)
+    check("gcc.same-objects", same, "traced objects differ from untraced ones")
+    n = cc1_searches(r.trace)
+    fsk.note("cc1 unwind-table searches, in order: %r" % n)
+    check("gcc.two-cc1", len(n) == 2, n)
+    if len(n) == 2:
+        check("gcc.first-learns", n[0] >= 1000, n)
+        check("gcc.second-shares", n[1] * 5 <= n[0], n)
+    check("gcc.table-is-ours", table_regions(r.trace) and
+          {k for k, _ in table_regions(r.trace)} == {"forkscope"}, table_regions(r.trace))
+    c = fsk.run_traced(["sh", "-c", script % ("t1", "t1")], timeout=300,
+                       env={"FORKSCOPE_UNWIND_CHECK": "1"}, options=["-q"])
+    if not check("gcc.check-ran", c.rc == 0 and not c.timed_out, c.describe()):
+        return
+    found = [x for x in notes(c.trace) if x[1] >= 1000]
+    check("gcc.check-compared", len(found) >= 2, notes(c.trace))
+    check("gcc.none-differed", not [x for x in notes(c.trace) if x[2] or x[3]], notes(c.trace))
+
+
+def rules_case():
+    p = fsk.prog("unwind_rules")
+    script = "%s; %s; %s" % (p, p, p)
+    r = fsk.run_traced(["sh", "-c", script], timeout=120, cwd=fsk.tmpdir(), options=["-q"])
+    if not check("rules.ran", r.rc == 0 and not r.timed_out, r.describe()):
+        return
+    want = fsk.expected_chains(r.out)
+    got = fsk.collapsed(r.trace)
+    if check("rules.three-processes", len(want) == 3 and got is not None and set(want) <= set(got),
+             (sorted(want), sorted(got or {}))):
+        for i, pid in enumerate(sorted(want)):
+            fsk.check_chains("rules.run%d" % (i + 1), want[pid], got.get(pid, {}), "leaf".__eq__,
+                             program_chain)
+    c = fsk.run_traced(["sh", "-c", script], timeout=120, cwd=fsk.tmpdir(),
+                       env={"FORKSCOPE_UNWIND_CHECK": "1"}, options=["-q"])
+    if not check("rules.check-ran", c.rc == 0 and not c.timed_out, c.describe()):
+        return
+    found = [x for x in notes(c.trace) if x[1] >= 1000]
+    check("rules.check-compared", len(found) == 3, notes(c.trace))
+    check("rules.none-differed", not [x for x in notes(c.trace) if x[2] or x[3]], notes(c.trace))
+
+
+def env_case():
+    r = fsk.run_traced(["sh", "-c", 'echo "rules=$FORKSCOPE_RULES"; for f in /proc/$$/fd/*; do readlink $f; done; true'],
+                       options=["-q"])
+    if not check("env.ran", r.rc == 0, r.describe()):
+        return
+    lines = r.out.split()
+    m = re.match(r"rules=/proc/(\d+)/fd/(\d+)$", lines[0] if lines else "")
+    check("env.rules-path", m is not None, r.out)
+    # the runner's memfd is close-on-exec: not the command's
+    check("env.not-inherited", "forkscope-rules" not in r.out.replace(lines[0], ""), r.out)
+
+
+def main():
+    fsk.require(fsk.prog("unwind_rules"))
+    env_case()
+    rules_case()
+    cc = shutil.which("gcc")
+    if cc:
+        gcc_case(cc)
+    else:
+        fsk.note("gcc not installed: its case is left out")
+    fsk.finish()
+
+
+if __name__ == "__main__":
+    main()

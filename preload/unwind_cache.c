@@ -594,9 +594,11 @@ static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, ui
  * group to find again. An object with no build-id has its rules in its
  * group only. Nothing is shared without the file (the library preloaded
  * without the runner, a runner gone, /proc/RUNNER/fd not ours to open), or
- * with one that is not ours, not tmpfs, of another size or not wholly
- * allocated: a write through the mapping that needed a page the file
- * system cannot give would be a SIGBUS in the program.
+ * with one that is not ours, not tmpfs, of another size, not wholly
+ * allocated (a write through the mapping that needed a page the file
+ * system cannot give would be a SIGBUS in the program) or without the
+ * runner's magic in its first slot (which no rule takes: its key is
+ * another's).
  */
 #define XRULE_BITS 16
 _Static_assert(16ul << XRULE_BITS == FSK_RULES_FILE_BYTES, "trace rules file size");
@@ -622,6 +624,10 @@ static struct rule *xrules(void)
 		r = syscall(SYS_mmap, 0, FSK_RULES_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 		if (r < 0 && r > -4096)
 			r = -1;
+		else if (*(const volatile uint64_t *)r != FSK_RULES_MAGIC) {
+			syscall(SYS_munmap, r, FSK_RULES_FILE_BYTES);
+			r = -1;
+		}
 	}
 	if (fd >= 0)
 		close(fd);

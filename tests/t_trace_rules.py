@@ -19,7 +19,10 @@ at another load address too. Checked here:
   collapsed export;
 - the scans list the mapped table as forkscope's own region (its pages
   never counted as the program's);
-- the command gets FORKSCOPE_RULES, and not the runner's fd.
+- the command gets FORKSCOPE_RULES, and not the runner's fd;
+- preloaded by hand with FORKSCOPE_RULES naming a file of the test's, the
+  library writes rules there only when the runner's magic is in its first
+  slot.
 (The table is not in the trace directory, which may be on a full file
 system: a write through a shared mapping of a file whose page the file
 system cannot give is a SIGBUS; t_faults.py's full-fs case runs a program
@@ -29,6 +32,8 @@ import glob
 import os
 import re
 import shutil
+import struct
+import subprocess
 import sys
 
 sys.dont_write_bytecode = True  # keep tests/ free of __pycache__
@@ -127,9 +132,43 @@ def env_case():
     check("env.not-inherited", "forkscope-rules" not in r.out.replace(lines[0], ""), r.out)
 
 
+def by_hand_case():
+    """The library preloaded by hand, FORKSCOPE_RULES naming a file of this
+    test's (1 MiB on tmpfs, every page allocated): with the runner's magic
+    in its first slot, the program's rules go in; without it (a pid seen
+    from another pid namespace could name anyone's file), nothing is
+    written there. The program runs as untraced either way."""
+    magic = struct.pack("<Q", 0x73656c7572736b66)
+    plain = fsk.run_plain([fsk.prog("unwind_rules")])
+    for tag, head in (("magic", magic), ("foreign", b"")):
+        fd = os.memfd_create("t-rules")
+        try:
+            os.posix_fallocate(fd, 0, 1 << 20)
+            os.pwrite(fd, head, 0)
+            d = fsk.fresh_dir("byhand")
+            os.makedirs(d, exist_ok=True)
+            env = dict(os.environ, LD_PRELOAD=fsk.env("FORKSCOPE_LIB"), FORKSCOPE_DIR=d,
+                       FORKSCOPE_RULES="/proc/%d/fd/%d" % (os.getpid(), fd))
+            r = subprocess.run([fsk.prog("unwind_rules")], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, timeout=120)
+            def chains(out):
+                return sorted(re.sub(r"pid=\d+ ", "", line) for line in out.splitlines())
+            check("byhand.%s.ran" % tag, r.returncode == 0 and chains(r.stdout.decode()) == chains(plain.out),
+                  (r.returncode, r.stderr[-300:]))
+            body = os.pread(fd, 1 << 20, 0)[16:]
+            used = sum(1 for i in range(0, len(body), 16) if body[i:i + 8] != bytes(8))
+            if head:
+                check("byhand.magic.rules-in", used >= 20, "%d slots used" % used)
+            else:
+                check("byhand.foreign.untouched", used == 0, "%d slots written" % used)
+        finally:
+            os.close(fd)
+
+
 def main():
     fsk.require(fsk.prog("unwind_rules"))
     env_case()
+    by_hand_case()
     rules_case()
     cc = shutil.which("gcc")
     if cc:

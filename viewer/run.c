@@ -120,8 +120,10 @@ static int run_empty(const char *dir)
 static int run_rules_make(void)
 {
 	int fd = memfd_create("forkscope-rules", MFD_CLOEXEC);
+	uint64_t magic = FSK_RULES_MAGIC;
 
-	if (fd >= 0 && posix_fallocate(fd, 0, FSK_RULES_FILE_BYTES) != 0) {
+	if (fd >= 0 && (posix_fallocate(fd, 0, FSK_RULES_FILE_BYTES) != 0 ||
+			pwrite(fd, &magic, sizeof(magic), 0) != (ssize_t)sizeof(magic))) {
 		close(fd);
 		fd = -1;
 	}

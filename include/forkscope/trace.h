@@ -139,9 +139,11 @@
 /* The unwind rules every process of a trace learns for the others
  * (preload/unwind_cache.c): a memfd of `forkscope run`, every page
  * allocated, which a traced process opens as FORKSCOPE_RULES says
- * ("/proc/RUNNERPID/fd/N"). Not part of the trace; it ends with the
- * runner. */
+ * ("/proc/RUNNERPID/fd/N"; FSK_RULES_MAGIC in its first slot, so that a
+ * pid seen from another pid namespace cannot lead to another file). Not
+ * part of the trace; it ends with the runner. */
 #define FSK_RULES_FILE_BYTES (16ul << 16)
+#define FSK_RULES_MAGIC 0x73656c7572736b66ull /* its first 8 bytes: "fskrules" */
 #define FSK_REC_MAX 65528u        /* largest rec.size */
 
 /* header.flags */

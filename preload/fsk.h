@@ -329,7 +329,7 @@ FSK_HIDDEN uint64_t unwind_mod_key(uint64_t ip, uint64_t *off);
 /* The stack from program frame f by the learnt rules of its return
  * addresses, reusing the thread's last walk: n frames, or 0 when
  * unw_backtrace must give it. */
-FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth);
+FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id);
 /* The hot path's only cost when stacks are off: one branch. */

@@ -709,12 +709,19 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 	t_guard = 1; /* libunwind's own mmap and malloc calls are not the program's */
 	uint32_t id = 0;
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
-	uint64_t ips[FSK_STACK_MAX];
-	uint32_t n = unwind_rules_walk(f, ips, (uint32_t)depth);
-	if (n && unlikely(G.unwind_check == 1))
-		n = unwind_check(f, ips, n, depth);
-	if (!n)
-		n = unwind_backtrace(f, ips, depth);
+	uint64_t buf[FSK_STACK_MAX];
+	const uint64_t *ips = buf;
+	uint32_t n = unwind_rules_walk(f, &ips, (uint32_t)depth);
+	if (n && unlikely(G.unwind_check == 1)) {
+		for (uint32_t i = 0; i < n; i++)
+			buf[i] = ips[i];
+		ips = buf;
+		n = unwind_check(f, buf, n, depth);
+	}
+	if (!n) {
+		ips = buf;
+		n = unwind_backtrace(f, buf, depth);
+	}
 	if (!n)
 		goto out;
 	if (unwind_is_last(ips, n))

@@ -785,11 +785,12 @@ static struct unwind_cache *cache_block(struct cache_thread *t)
 	return t->c;
 }
 
-/* The stack from program frame f by the rules: at most depth frames into
- * ips; 0 when libunwind must do it. The walk is kept as the thread's last
+/* The stack from program frame f by the rules: at most depth frames, at
+ * *ips (the walk's own array, good until the thread's next walk: not
+ * copied); 0 when libunwind must do it. The walk is kept as the thread's last
  * in place: frames above a join point move at most once (not at all when
  * the changed part has as many frames as before). */
-uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t depth)
+uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth)
 {
 	struct rule *t = rules_table();
 	struct unwind_cache *c = cache_block(&t_cache);
@@ -875,7 +876,6 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, uint64_t *ips, uint32_t
 	}
 	l->n = n;
 	l->ended = (uint32_t)ended;
-	for (uint32_t i = 0; i < n; i++)
-		ips[i] = l->ip[i];
+	*ips = l->ip;
 	return n;
 }

@@ -465,54 +465,71 @@ static inline uint64_t rule_home(uint64_t ip, int which)
 	return page << RULE_PAGE_BITS | (ip * 0x9e3779b97f4a7c15ull) >> (64 - RULE_PAGE_BITS);
 }
 
-/* The rule of return address ip with code hash `code`, 0 when none is
- * known. Slots are never freed, so a free slot ends the search. */
-static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
+/* The rule under key among the RULE_PROBES slots of table t (mask: its
+ * slots - 1) from slot h whose check bits match `code`, else 0; *stop set
+ * when a free slot ended the search (slots are never freed, so the rule
+ * is nowhere further). */
+static inline __attribute__((always_inline)) uint64_t probe_get(const struct rule *t, uint32_t mask,
+								 uint64_t h, uint64_t key, uint64_t code,
+								 int *stop)
 {
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
-	for (int which = 0; which < 2; which++) {
-		uint64_t h = rule_home(ip, which);
-		for (uint32_t i = 0; i < RULE_PROBES; i++) {
-			const struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-			uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-			if (k == key) {
-				uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
-				if (w >> 42 == (code & 0x3fffff))
-					return w & RULE_BITS_MASK;
-			} else if (!k) {
-				return 0;
-			}
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		const struct rule *r = &t[(h + i) & mask];
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key) {
+			uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
+			if (w >> 42 == (code & 0x3fffff))
+				return w & RULE_BITS_MASK;
+		} else if (!k) {
+			*stop = 1;
+			return 0;
 		}
 	}
 	return 0;
 }
 
+/* Sets the rule under key (w with its check bits) among the RULE_PROBES
+ * slots of t from h; 0 when they are all another's. An entry's key never
+ * changes once published, its rule only as a whole word. */
+static inline int probe_put(struct rule *t, uint32_t mask, uint64_t h, uint64_t key, uint64_t w)
+{
+	for (uint32_t i = 0; i < RULE_PROBES; i++) {
+		struct rule *r = &t[(h + i) & mask];
+		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
+		if (k == key && atomic_load_explicit(&r->w, memory_order_relaxed) >> 42 == w >> 42) {
+			atomic_store_explicit(&r->w, w, memory_order_relaxed);
+			return 1;
+		}
+		if (k)
+			continue; /* another's, or one being filled in */
+		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
+			continue;
+		atomic_store_explicit(&r->w, w, memory_order_relaxed);
+		atomic_store_explicit(&r->key, key, memory_order_release);
+		return 1;
+	}
+	return 0;
+}
+
+/* The rule of return address ip with code hash `code`, 0 when none is
+ * known. */
+static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
+{
+	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
+	int stop = 0;
+	uint64_t w = probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 0), key, code, &stop);
+	return w || stop ? w : probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 1), key, code, &stop);
+}
+
 /* Sets the rule of (ip, code); full neighbourhoods keep it out (the walks
- * that need it go to unw_backtrace). An entry's key never changes once
- * published, its rule only as a whole word. */
+ * that need it go to unw_backtrace). */
 static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 {
 	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
 	uint64_t w = rule | (code & 0x3fffff) << 42;
-	for (int which = 0; which < 2; which++) {
-		uint64_t h = rule_home(ip, which);
-		for (uint32_t i = 0; i < RULE_PROBES; i++) {
-			struct rule *r = &t[(h + i) & ((1u << RULE_BITS) - 1)];
-			uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-			if (k == key &&
-			    atomic_load_explicit(&r->w, memory_order_relaxed) >> 42 == w >> 42) {
-				atomic_store_explicit(&r->w, w, memory_order_relaxed);
-				return;
-			}
-			if (k)
-				continue; /* another's, or one being filled in */
-			if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
-				continue;
-			atomic_store_explicit(&r->w, w, memory_order_relaxed);
-			atomic_store_explicit(&r->key, key, memory_order_release);
+	for (int which = 0; which < 2; which++)
+		if (probe_put(t, (1u << RULE_BITS) - 1, rule_home(ip, which), key, w))
 			return;
-		}
-	}
 }
 
 /* Whether the frame of context uc has an unwind table entry (cur is
@@ -659,40 +676,16 @@ static uint64_t xrule_get(uint64_t ip, uint64_t code)
 {
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key ? xrules() : NULL;
-	if (!t)
-		return 0;
-	for (uint32_t i = 0; i < RULE_PROBES; i++) {
-		const struct rule *r = &t[(home + i) & ((1u << XRULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-		if (k == key) {
-			uint64_t w = atomic_load_explicit(&r->w, memory_order_relaxed);
-			return w >> 42 == (code & 0x3fffff) ? w & RULE_BITS_MASK : 0;
-		}
-		if (!k)
-			return 0;
-	}
-	return 0;
+	int stop = 0;
+	return t ? probe_get(t, (1u << XRULE_BITS) - 1, home, key, code, &stop) : 0;
 }
 
 static void xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
 {
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key && !(rule & RF_NO) ? xrules() : NULL;
-	if (!t)
-		return;
-	for (uint32_t i = 0; i < RULE_PROBES; i++) {
-		struct rule *r = &t[(home + i) & ((1u << XRULE_BITS) - 1)];
-		uint64_t k = atomic_load_explicit(&r->key, memory_order_acquire);
-		if (k == key)
-			return; /* another process's, as good */
-		if (k)
-			continue;
-		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
-			continue;
-		atomic_store_explicit(&r->w, rule | (code & 0x3fffff) << 42, memory_order_relaxed);
-		atomic_store_explicit(&r->key, key, memory_order_release);
-		return;
-	}
+	if (t)
+		probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | (code & 0x3fffff) << 42);
 }
 
 /* rule_step inside unw_enter/unw_leave; 0 (nothing learnt, nothing to

@@ -315,7 +315,7 @@ struct unwind_frame {
 	uint64_t ip, sp, bp;           /* a program frame: its ip, CFA of its callee, rbp */
 };
 #if defined(__x86_64__)
-/* The vfork stub (proc.c), which builds no frame record. */
+/* The vfork stub's child call (proc.c), which builds no frame record. */
 FSK_HIDDEN extern const char fsk_vfork_lo[], fsk_vfork_hi[];
 #endif
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi);

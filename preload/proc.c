@@ -285,6 +285,13 @@ FSK_HIDDEN long fsk_vfork_parent(long ret, int record)
 }
 
 #if defined(__x86_64__)
+/* The parent's calls build a frame record ([caller's rbp, return
+ * address], as gcc's frame pointer does), so a stack taken in them finds
+ * the program's frame from our own chain and is walked by the rules; the
+ * CFI tells libunwind the same. Between the pop and the push the return
+ * address lives in rdx: the child runs on this stack and may overwrite
+ * its slot. The child's call makes no record: its range
+ * (fsk_vfork_lo..hi) is where a frame-pointer walk must stop. */
 __asm__(".text\n"
 	".globl vfork\n"
 	".type vfork,@function\n"
@@ -293,29 +300,48 @@ __asm__(".text\n"
 	".globl fsk_vfork_hi\n"
 	".hidden fsk_vfork_hi\n"
 	"vfork:\n"
-	"fsk_vfork_lo:\n"
-	"	sub $8, %rsp\n"
+	"	.cfi_startproc\n"
+	"	push %rbp\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	.cfi_offset %rbp, -16\n"
+	"	mov %rsp, %rbp\n"
 	"	call fsk_vfork_prepare\n"
-	"	add $8, %rsp\n"
+	"	pop %rbp\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbp\n"
 	"	mov %eax, %r8d\n"
 	"	pop %rdx\n"            /* return address: kept in a register */
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_register %rip, %rdx\n"
 	"	mov $58, %eax\n"        /* SYS_vfork */
 	"	syscall\n"
 	"	push %rdx\n"
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	.cfi_offset %rip, -8\n"
 	"	test %rax, %rax\n"
 	"	jz 1f\n"
-	"	mov %rax, %rdi\n"       /* parent: record, set errno */
+	"	push %rbp\n"           /* parent: record, set errno */
+	"	.cfi_adjust_cfa_offset 8\n"
+	"	.cfi_offset %rbp, -16\n"
+	"	mov %rsp, %rbp\n"
+	"	mov %rax, %rdi\n"
 	"	mov %r8d, %esi\n"
-	"	sub $8, %rsp\n"
 	"	call fsk_vfork_parent\n"
-	"	add $8, %rsp\n"
+	"	pop %rbp\n"
+	"	.cfi_adjust_cfa_offset -8\n"
+	"	.cfi_restore %rbp\n"
 	"	ret\n"
-	"1:	sub $8, %rsp\n"         /* child */
+	"1:\n"
+	"fsk_vfork_lo:\n"
+	"	sub $8, %rsp\n"         /* child */
+	"	.cfi_adjust_cfa_offset 8\n"
 	"	call fsk_vfork_child\n"
 	"	add $8, %rsp\n"
+	"	.cfi_adjust_cfa_offset -8\n"
 	"	xor %eax, %eax\n"
 	"	ret\n"
 	"fsk_vfork_hi:\n"
+	"	.cfi_endproc\n"
 	".size vfork, .-vfork\n");
 #else
 /* Elsewhere a vfork child is traced as a fork child would be. */

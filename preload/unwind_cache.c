@@ -131,8 +131,8 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 	for (int i = 0;; i++) {
 		uint64_t ret = fp[1];
 #if defined(__x86_64__)
-		/* the vfork stub keeps no frame: the rbp above it is the
-		 * program's, which may be anything */
+		/* the vfork stub's child call keeps no frame: the rbp
+		 * above it is the program's, which may be anything */
 		if (ret >= (uint64_t)(uintptr_t)fsk_vfork_lo && ret < (uint64_t)(uintptr_t)fsk_vfork_hi)
 			return 0;
 #endif

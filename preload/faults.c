@@ -1,13 +1,14 @@
 /*
  * Precise COW attribution: a perf page-fault sampler per thread
  * (PERF_COUNT_SW_PAGE_FAULTS, every fault, user space only, IP + TIME +
- * ADDR: the thread is the sampler's own), opened from the first fork on. Only the ring buffer is
- * kept: the fd is closed once the buffer is mapped (the mapping holds the
- * event), so a program that closes every fd does not notice us and cannot
- * stop us. The buffers are drained under the scan lock (scan.c), on the
- * flusher's tick and at every scan, and each fault is classified against
- * the fork baseline: a fault on a page shared at the baseline is a COW
- * break this process took; on a page absent then, a first touch.
+ * ADDR: the thread is the sampler's own), opened from the first fork on.
+ * Only the ring buffer is kept: the fd is closed once the buffer is
+ * mapped (the mapping holds the event), so a program that closes every fd
+ * does not notice us and cannot stop us. The buffers are drained under
+ * the scan lock (scan.c), on the flusher's tick and at every scan, and
+ * each fault is classified against the fork baseline: a fault on a page
+ * shared at the baseline is a COW break this process took; on a page
+ * absent then, a first touch.
  */
 #include <errno.h>
 #include <linux/perf_event.h>

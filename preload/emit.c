@@ -58,6 +58,18 @@ static pthread_key_t s_key;
 static int s_key_ok;
 static _Atomic int s_reopen_lock;
 
+/* The header goes out with the stream's first records (the START scan of
+ * an exec'd image, the FORK records of a fork child): one write instead of
+ * two, and an image's header names the executable the START scan found in
+ * the maps (scan.c), where /proc/self/exe would cost a readlink through
+ * /proc. What it says of the start is taken when the file is created. */
+enum { HDR_DONE, HDR_PENDING, HDR_WRITING };
+static _Atomic int s_hdr;
+static uint32_t s_hdr_ppid, s_hdr_seq;
+static uint64_t s_hdr_fork_ns, s_hdr_start_ns, s_hdr_rt_ns;
+static int hdr_write(const char *a, size_t alen, const char *b, size_t blen);
+static int hdr_claim(void);
+
 static int32_t self_tid(void)
 {
 	if (unlikely(!t_tid))
@@ -160,6 +172,10 @@ static void stream_write2(const char *a, size_t alen, const char *b, size_t blen
 {
 	if (!alen && !blen)
 		return;
+	if (unlikely(atomic_load_explicit(&s_hdr, memory_order_acquire) != HDR_DONE) && hdr_claim()) {
+		hdr_write(a, alen, b, blen);
+		return;
+	}
 	if (atomic_load(&s_dead) || stream_check() < 0) {
 		drop(count_records(a, alen) + count_records(b, blen), alen + blen, 0);
 		return;
@@ -325,7 +341,38 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	s_dev = st.st_dev;
 	s_ino = st.st_ino;
 	s_fd = emit_fd_high(fd);
+	struct timespec rt;
+	clock_gettime(CLOCK_REALTIME, &rt);
+	s_hdr_start_ns = sys_now_ns();
+	s_hdr_rt_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
+	s_hdr_ppid = ppid;
+	s_hdr_seq = seq;
+	s_hdr_fork_ns = parent_fork_ns;
+	atomic_store(&s_dead, 0);
+	atomic_store(&s_ended, 0);
+	atomic_store_explicit(&s_hdr, HDR_PENDING, memory_order_release);
+	return 0;
+}
 
+/* Takes the header's writing; 0 when it is written (or being written by
+ * another thread, which is waited for: nothing may land before it). */
+static int hdr_claim(void)
+{
+	int expect = HDR_PENDING;
+	if (atomic_compare_exchange_strong(&s_hdr, &expect, HDR_WRITING))
+		return 1;
+	for (int i = 0; i < 100000 && atomic_load(&s_hdr) == HDR_WRITING; i++)
+		sched_yield();
+	return 0;
+}
+
+/* The header, then a and b, in one write: under the claim (hdr_claim).
+ * A stream whose header could not be written is only noise for a reader:
+ * it is removed and the stream is dead. 0 or -errno. */
+static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
+{
+	if (!G.exe[0])
+		init_exe_path();
 	/* Header: fixed part, exe, argv; argv is cut to keep it under 64 KiB. */
 	uint32_t size = sizeof(struct fsk_header) + fsk_str_size(G.exe);
 	uint32_t argc = 0, flags = 0;
@@ -345,56 +392,63 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	 * mmap, a page fault and an munmap */
 	char small[2048] __attribute__((aligned(8)));
 	char *buf = size + extra <= sizeof(small) ? small : sys_mmap(size + extra);
-	if (!buf)
-		return -ENOMEM;
-	__builtin_memset(buf, 0, size + extra);
-	struct fsk_header *h = (void *)buf;
-	struct timespec rt;
-	clock_gettime(CLOCK_REALTIME, &rt);
-	__builtin_memcpy(h->magic, FSK_MAGIC, 8);
-	h->version = FSK_VERSION;
-	h->header_fixed = sizeof(*h);
-	h->hdr_size = size;
-	h->pid = (uint32_t)G.pid;
-	h->ppid = ppid;
-	h->seq = seq;
-	h->page_size = G.page_size;
-	h->start_ns = sys_now_ns();
-	h->start_realtime_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
-	h->clock_id = CLOCK_MONOTONIC;
-	h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0) | (extra ? FSK_HF_SAMPLED : 0);
-	h->uid = (uint32_t)getuid();
-	h->argc = argc;
-	h->parent_start_ns = parent_fork_ns;
-	h->stack_depth = (uint32_t)G.stack_depth;
-	h->scan_ms = (uint32_t)G.scan_ms;
-	h->stack_table = unwind_stack_table();
-	char *p = buf + sizeof(*h), *bend = buf + size;
-	p = emit_put_str(p, G.exe, bend);
-	for (uint32_t i = 0; i < argc; i++)
-		p = emit_put_str(p, G.argv[i], bend);
-	if (extra) {
-		struct fsk_rec *sr = (void *)(buf + size);
-		fsk_rec_init(sr, FSK_REC_SAMPLE, extra, h->start_ns);
-		sr->tid = (uint32_t)G.pid;
-		struct fsk_sample *sp = (void *)(sr + 1);
-		sp->mean_bytes = G.sample_bytes;
-		sp->seed = G.sample_seed;
+	int r = -ENOMEM;
+	if (buf) {
+		__builtin_memset(buf, 0, size + extra);
+		struct fsk_header *h = (void *)buf;
+		__builtin_memcpy(h->magic, FSK_MAGIC, 8);
+		h->version = FSK_VERSION;
+		h->header_fixed = sizeof(*h);
+		h->hdr_size = size;
+		h->pid = (uint32_t)G.pid;
+		h->ppid = s_hdr_ppid;
+		h->seq = s_hdr_seq;
+		h->page_size = G.page_size;
+		h->start_ns = s_hdr_start_ns;
+		h->start_realtime_ns = s_hdr_rt_ns;
+		h->clock_id = CLOCK_MONOTONIC;
+		h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0) | (extra ? FSK_HF_SAMPLED : 0);
+		h->uid = (uint32_t)getuid();
+		h->argc = argc;
+		h->parent_start_ns = s_hdr_fork_ns;
+		h->stack_depth = (uint32_t)G.stack_depth;
+		h->scan_ms = (uint32_t)G.scan_ms;
+		h->stack_table = unwind_stack_table();
+		char *p = buf + sizeof(*h), *bend = buf + size;
+		p = emit_put_str(p, G.exe, bend);
+		for (uint32_t i = 0; i < argc; i++)
+			p = emit_put_str(p, G.argv[i], bend);
+		if (extra) {
+			struct fsk_rec *sr = (void *)(buf + size);
+			fsk_rec_init(sr, FSK_REC_SAMPLE, extra, h->start_ns);
+			sr->tid = (uint32_t)G.pid;
+			struct fsk_sample *sp = (void *)(sr + 1);
+			sp->mean_bytes = G.sample_bytes;
+			sp->seed = G.sample_seed;
+		}
+		struct iovec v[3] = { { buf, size + extra }, { (void *)a, alen }, { (void *)b, blen } };
+		r = sys_writev_all(s_fd, v, 3);
+		if (buf != small)
+			sys_munmap(buf, size + extra);
 	}
-	int r = sys_write_all(s_fd, buf, size + extra);
-	if (buf != small)
-		sys_munmap(buf, size + extra);
-	if (r < 0) { /* a stream without its header is only noise for a reader */
+	if (r < 0) {
+		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
 		unlink(s_path);
+		stream_fail("cannot write trace file", r);
 		close(s_fd);
 		s_fd = -1;
-		return r;
-	}
-	atomic_store(&s_dead, 0);
-	atomic_store(&s_ended, 0);
-	if (extra)
+	} else if (extra) {
 		atomic_fetch_add(&s_direct_records, 1);
-	return 0;
+	}
+	atomic_store_explicit(&s_hdr, HDR_DONE, memory_order_release);
+	return r;
+}
+
+int emit_header_flush(void)
+{
+	if (atomic_load(&s_hdr) != HDR_DONE && hdr_claim())
+		return hdr_write(NULL, 0, NULL, 0);
+	return atomic_load(&s_dead) ? -EIO : 0;
 }
 
 /* ---- the malloc clock ----

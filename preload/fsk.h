@@ -159,6 +159,8 @@ FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));
 FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);
 /* a then b, whole (one writev when both are there); 0 or -errno */
 FSK_HIDDEN int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen);
+struct iovec;
+FSK_HIDDEN int sys_writev_all(int fd, struct iovec *v, int n);
 
 /* ---- emit.c: streams and per-thread buffers ---- */
 #define TB_SPARE_MAX 64u /* second buffers of busy threads (tb_full), process-wide */
@@ -167,6 +169,11 @@ FSK_HIDDEN void emit_init(void);
 FSK_HIDDEN int32_t emit_tid(void);
 /* Opens this image's stream and writes its header; 0 or -errno. */
 FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns);
+/* Writes the header now if no record took it out yet: 0, or < 0 when the
+ * stream could not be written (it was removed and said so). */
+FSK_HIDDEN int emit_header_flush(void);
+/* G.exe from /proc/self/exe, when the START scan did not find it. */
+FSK_HIDDEN void init_exe_path(void);
 /* Reserves a record of `size` bytes (multiple of 8) in the calling thread's
  * buffer, header filled; NULL when it cannot (record counted as dropped).
  * ts FSK_TS_CLOCK stamps it with the buffer's cheap clock (malloc family);

@@ -169,10 +169,16 @@ static void flusher_start(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-static void self_path(void)
+/* The START scan names the executable from the maps (scan.c); this is
+ * for when it could not, before the header is written. */
+void init_exe_path(void)
 {
 	ssize_t n = readlink("/proc/self/exe", G.exe, sizeof(G.exe) - 1);
 	G.exe[n > 0 ? n : 0] = 0;
+}
+
+static void self_path(void)
+{
 	Dl_info info;
 	if (dladdr((void *)self_path, &info) && info.dli_fname)
 		sys_stpcpy(G.preload_path, info.dli_fname, G.preload_path + sizeof(G.preload_path));
@@ -263,6 +269,10 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		: G.stack_depth ? FSK_HOT_STACKS : FSK_HOT_FAST;
 	signals_init();
 	scan_run(FSK_SCAN_START);
+	if (emit_header_flush() < 0) { /* said, and the stream removed */
+		G.active = 0;
+		G.hot = FSK_HOT_OFF;
+	}
 	t_guard = 0;
 }
 

@@ -141,6 +141,27 @@ static int parse_line(struct maps_buf *mb, const char *s, const char *end)
 	return 0;
 }
 
+/* The kernel lists the gate area ([vsyscall] on x86-64, above every
+ * user address) after the last VMA: a read that ends with its line has
+ * reached the end of the file, and the read that would return 0 (a system
+ * call and a walk of the list to its end) is saved, every scan. */
+static int ends_with_gate(const char *start, const char *end)
+{
+#if defined(__x86_64__)
+	static const char gate[] = "ffffffffff600000-";
+	if (end - start < (long)sizeof(gate) || end[-1] != '\n')
+		return 0;
+	const char *l = end - 1;
+	while (l > start && l[-1] != '\n')
+		l--;
+	return end - l > (long)sizeof(gate) && sys_strncmp(l, gate, sizeof(gate) - 1) == 0;
+#else
+	(void)start;
+	(void)end;
+	return 0;
+#endif
+}
+
 int maps_read(struct maps_buf *mb, int fd)
 {
 	mb->n = 0;
@@ -181,6 +202,8 @@ int maps_read(struct maps_buf *mb, int fd)
 		if (err)
 			break;
 		have = (size_t)(end - p);
+		if (r > 0 && !have && !skipping && ends_with_gate(mb->io, end))
+			break;
 		if (r == 0) {
 			if (have && !skipping)
 				parse_line(mb, p, end); /* last line without newline */

@@ -22,12 +22,14 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fsk.h"
+
 #include "scan.h"
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
@@ -623,8 +625,31 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 	return FSK_RK_ANON;
 }
 
+/* The executable's path, from the mapping that holds its program headers
+ * (AT_PHDR): the file /proc/self/exe names, without a readlink through
+ * /proc at every image's start. Not where the dynamic linker is the
+ * program (run by hand: no AT_BASE), whose AT_PHDR may be the program it
+ * loaded; init_exe_path reads the link then. */
+static void exe_from_maps(const struct maps_buf *mb)
+{
+	uint64_t ph = getauxval(AT_PHDR);
+	if (!ph || !getauxval(AT_BASE))
+		return;
+	for (size_t i = 0; i < mb->n; i++) {
+		const struct maps_ent *e = &mb->ents[i];
+		if (e->start <= ph && ph < e->end) {
+			const char *path = maps_path(mb, e);
+			if (e->inode && path[0] == '/')
+				sys_stpcpy(G.exe, path, G.exe + sizeof(G.exe));
+			return;
+		}
+	}
+}
+
 static void classify(struct maps_buf *mb)
 {
+	if (!G.exe[0])
+		exe_from_maps(mb);
 	if (!s_self_known)
 		self_find(mb);
 	for (size_t i = 0; i < mb->n; i++)
@@ -1066,7 +1091,10 @@ static void do_scan(uint16_t trigger)
 	else
 		s_out_forked = fork_keep();
 	s_last_ns = sys_now_ns();
-	s_last_sig = signature();
+	/* the flusher's "anything changed?" (scan_tick); an image that ends
+	 * or execs has no next tick (a failed exec gets one extra scan) */
+	if (!(trigger == FSK_SCAN_EXIT && s_exit_ends) && trigger != FSK_SCAN_EXEC)
+		s_last_sig = signature();
 	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
 		s_forked = 1;
 }

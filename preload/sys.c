@@ -78,10 +78,20 @@ int sys_write_all(int fd, const void *buf, size_t len)
 
 int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen)
 {
-	const char *pa = a, *pb = b;
-	while (alen || blen) {
-		struct iovec v[2] = { { (void *)pa, alen }, { (void *)pb, blen } };
-		ssize_t w = alen ? writev(fd, v, 2) : write(fd, pb, blen);
+	struct iovec v[2] = { { (void *)a, alen }, { (void *)b, blen } };
+	return alen ? sys_writev_all(fd, v, 2) : sys_writev_all(fd, v + 1, 1);
+}
+
+/* All of v[0..n) (n <= 8), in as few calls as the kernel allows; v is
+ * used up. 0 or -errno. */
+int sys_writev_all(int fd, struct iovec *v, int n)
+{
+	while (n > 0 && !v->iov_len) {
+		v++;
+		n--;
+	}
+	while (n > 0) {
+		ssize_t w = n > 1 ? writev(fd, v, n) : write(fd, v->iov_base, v->iov_len);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -89,11 +99,16 @@ int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t ble
 		}
 		if (w == 0)
 			return -EIO;
-		size_t n = (size_t)w, da = n < alen ? n : alen;
-		pa += da;
-		alen -= da;
-		pb += n - da;
-		blen -= n - da;
+		size_t left = (size_t)w;
+		while (n > 0 && (left >= v->iov_len)) {
+			left -= v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + left;
+			v->iov_len -= left;
+		}
 	}
 	return 0;
 }

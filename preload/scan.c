@@ -750,7 +750,10 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 		uint64_t s = e->start / ps, t = e->end / ps;
 		if (!e->perms)
 			continue; /* not read: a guard or reservation, whatever its size */
-		if (e->kind == FSK_RK_VVAR || t - s > PMSCAN_MIN_PAGES || s - hi > PM_GAP_MAX ||
+		/* [vvar] reads as a hole (a PFN mapping), so the window runs on
+		 * across it to the dynamic linker after [vdso]; the gate area
+		 * above user space ([vsyscall]) is no part of pagemap */
+		if (e->start >> 63 || t - s > PMSCAN_MIN_PAGES || s - hi > PM_GAP_MAX ||
 		    t - lo > PM_BATCH)
 			break;
 		hi = t;

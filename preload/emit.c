@@ -58,14 +58,17 @@ static pthread_key_t s_key;
 static int s_key_ok;
 static _Atomic int s_reopen_lock;
 
-/* The header goes out with the stream's first records (the START scan of
- * an exec'd image, the FORK records of a fork child): one write instead of
- * two, and an image's header names the executable the START scan found in
- * the maps (scan.c), where /proc/self/exe would cost a readlink through
- * /proc. What it says of the start is taken when the file is created. */
+/* The stream file is made by its first write, which puts the header
+ * before the first records (the START scan of an exec'd image, the FORK
+ * records of a fork child): one write instead of two, no empty or
+ * header-only file meanwhile, and an image's header names the executable
+ * the START scan found in the maps (scan.c), where /proc/self/exe would
+ * cost a readlink through /proc. What the header says of the start is
+ * taken by emit_open_stream, before the scan. */
 enum { HDR_DONE, HDR_PENDING, HDR_WRITING };
 static _Atomic int s_hdr;
 static uint32_t s_hdr_ppid, s_hdr_seq;
+static const char *s_hdr_fail; /* what to say when the file cannot be made */
 static uint64_t s_hdr_fork_ns, s_hdr_start_ns, s_hdr_rt_ns;
 static int hdr_write(const char *a, size_t alen, const char *b, size_t blen);
 static int hdr_claim(void);
@@ -299,12 +302,14 @@ char *emit_put_str(char *p, const char *s, const char *end)
 	return p;
 }
 
-int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
+/* Creates the stream file (a fork child first tries the spare its parent
+ * made) and puts it on a high fd. 0 or -errno. */
+static int stream_create(void)
 {
 	char *end = s_path + sizeof(s_path);
 	int fd = -1;
 	uint32_t seq;
-	int spare = 1; /* a fork child first tries the spare its parent made */
+	int spare = 1;
 	struct stat st;
 	int have_st = 0;
 	for (seq = 0; seq < 100000; seq++) {
@@ -340,14 +345,21 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns)
 	}
 	s_dev = st.st_dev;
 	s_ino = st.st_ino;
+	s_hdr_seq = seq;
 	s_fd = emit_fd_high(fd);
+	return 0;
+}
+
+int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg)
+{
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
 	s_hdr_start_ns = sys_now_ns();
 	s_hdr_rt_ns = (uint64_t)rt.tv_sec * 1000000000ull + (uint64_t)rt.tv_nsec;
 	s_hdr_ppid = ppid;
-	s_hdr_seq = seq;
 	s_hdr_fork_ns = parent_fork_ns;
+	s_hdr_fail = fail_msg;
+	s_fd = -1;
 	atomic_store(&s_dead, 0);
 	atomic_store(&s_ended, 0);
 	atomic_store_explicit(&s_hdr, HDR_PENDING, memory_order_release);
@@ -371,6 +383,14 @@ static int hdr_claim(void)
  * it is removed and the stream is dead. 0 or -errno. */
 static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 {
+	int r = stream_create();
+	if (r < 0) {
+		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
+		atomic_store(&s_dead, 1);
+		lost_say(s_hdr_fail, G.dir, r);
+		atomic_store_explicit(&s_hdr, HDR_DONE, memory_order_release);
+		return r;
+	}
 	if (!G.exe[0])
 		init_exe_path();
 	/* Header: fixed part, exe, argv; argv is cut to keep it under 64 KiB. */
@@ -392,7 +412,7 @@ static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 	 * mmap, a page fault and an munmap */
 	char small[2048] __attribute__((aligned(8)));
 	char *buf = size + extra <= sizeof(small) ? small : sys_mmap(size + extra);
-	int r = -ENOMEM;
+	r = -ENOMEM;
 	if (buf) {
 		__builtin_memset(buf, 0, size + extra);
 		struct fsk_header *h = (void *)buf;
@@ -431,12 +451,13 @@ static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 		if (buf != small)
 			sys_munmap(buf, size + extra);
 	}
-	if (r < 0) {
+	if (r < 0) { /* a stream without its header is only noise for a reader */
 		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
 		unlink(s_path);
-		stream_fail("cannot write trace file", r);
 		close(s_fd);
 		s_fd = -1;
+		atomic_store(&s_dead, 1);
+		lost_say(s_hdr_fail, G.dir, r);
 	} else if (extra) {
 		atomic_fetch_add(&s_direct_records, 1);
 	}

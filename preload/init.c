@@ -256,12 +256,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		t_guard = 0;
 		return;
 	}
-	r = emit_open_stream((uint32_t)getppid(), 0);
-	if (r < 0) {
-		lost_say("not tracing: cannot create a trace file in", G.dir, r);
-		t_guard = 0;
-		return;
-	}
+	emit_open_stream((uint32_t)getppid(), 0, "not tracing: cannot create a trace file in");
 	heap_init();
 	G.active = 1;
 	G.hot = !G.malloc_on ? FSK_HOT_OFF
@@ -269,7 +264,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		: G.stack_depth ? FSK_HOT_STACKS : FSK_HOT_FAST;
 	signals_init();
 	scan_run(FSK_SCAN_START);
-	if (emit_header_flush() < 0) { /* said, and the stream removed */
+	if (emit_header_flush() < 0) { /* said; no file left */
 		G.active = 0;
 		G.hot = FSK_HOT_OFF;
 	}
@@ -339,13 +334,7 @@ void init_child_after_fork(uint64_t fork_ns)
 	atomic_store(&s_flusher_alive, 0);
 	atomic_store(&s_kick, 0);
 	spare_fork_child(ppid);
-	int r = emit_open_stream(ppid, fork_ns);
-	if (r < 0) {
-		lost_say("cannot create a trace file in", G.dir, r);
-		G.active = 0;
-		G.hot = FSK_HOT_OFF;
-		return;
-	}
+	emit_open_stream(ppid, fork_ns, "cannot create a trace file in");
 }
 
 static int (*s_main)(int, char **, char **);

@@ -350,7 +350,7 @@ static int stream_create(void)
 	return 0;
 }
 
-int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg)
+void emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg)
 {
 	struct timespec rt;
 	clock_gettime(CLOCK_REALTIME, &rt);
@@ -363,7 +363,6 @@ int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_ms
 	atomic_store(&s_dead, 0);
 	atomic_store(&s_ended, 0);
 	atomic_store_explicit(&s_hdr, HDR_PENDING, memory_order_release);
-	return 0;
 }
 
 /* Takes the header's writing; 0 when it is written (or being written by

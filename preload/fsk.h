@@ -170,7 +170,7 @@ FSK_HIDDEN int32_t emit_tid(void);
 /* Opens this image's stream and writes its header; 0 or -errno. */
 /* Sets up this process's stream; the file is made, with its header, by
  * the first write (emit.c). fail_msg: what lost_say says if it cannot be. */
-FSK_HIDDEN int emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg);
+FSK_HIDDEN void emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg);
 /* Makes the stream file now if no record did yet: 0, or < 0 when it could
  * not be made or written (said, and nothing left behind). */
 FSK_HIDDEN int emit_header_flush(void);

@@ -29,7 +29,6 @@
 #include <unistd.h>
 
 #include "fsk.h"
-
 #include "scan.h"
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */

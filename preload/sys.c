@@ -79,11 +79,11 @@ int sys_write_all(int fd, const void *buf, size_t len)
 int sys_write2_all(int fd, const void *a, size_t alen, const void *b, size_t blen)
 {
 	struct iovec v[2] = { { (void *)a, alen }, { (void *)b, blen } };
-	return alen ? sys_writev_all(fd, v, 2) : sys_writev_all(fd, v + 1, 1);
+	return sys_writev_all(fd, v, 2);
 }
 
-/* All of v[0..n) (n <= 8), in as few calls as the kernel allows; v is
- * used up. 0 or -errno. */
+/* All of v[0..n), empty pieces skipped, in as few calls as the kernel
+ * allows; v is used up. 0 or -errno. */
 int sys_writev_all(int fd, struct iovec *v, int n)
 {
 	while (n > 0 && !v->iov_len) {
@@ -100,7 +100,7 @@ int sys_writev_all(int fd, struct iovec *v, int n)
 		if (w == 0)
 			return -EIO;
 		size_t left = (size_t)w;
-		while (n > 0 && (left >= v->iov_len)) {
+		while (n > 0 && left >= v->iov_len) {
 			left -= v->iov_len;
 			v++;
 			n--;

@@ -377,6 +377,18 @@ static int hdr_claim(void)
 	return 0;
 }
 
+/* The stream could not be made or its header written: said once, its
+ * records dropped, and this image (or fork child) runs on untraced. */
+static void hdr_failed(const char *a, size_t alen, const char *b, size_t blen, int err)
+{
+	drop(count_records(a, alen) + count_records(b, blen), alen + blen, -err);
+	atomic_store(&s_dead, 1);
+	lost_say(s_hdr_fail, G.dir, err);
+	G.active = 0;
+	G.hot = FSK_HOT_OFF;
+	atomic_store_explicit(&s_hdr, HDR_DONE, memory_order_release);
+}
+
 /* The header, then a and b, in one write: under the claim (hdr_claim).
  * A stream whose header could not be written is only noise for a reader:
  * it is removed and the stream is dead. 0 or -errno. */
@@ -384,10 +396,7 @@ static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 {
 	int r = stream_create();
 	if (r < 0) {
-		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
-		atomic_store(&s_dead, 1);
-		lost_say(s_hdr_fail, G.dir, r);
-		atomic_store_explicit(&s_hdr, HDR_DONE, memory_order_release);
+		hdr_failed(a, alen, b, blen, r);
 		return r;
 	}
 	if (!G.exe[0])
@@ -451,24 +460,22 @@ static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 			sys_munmap(buf, size + extra);
 	}
 	if (r < 0) { /* a stream without its header is only noise for a reader */
-		drop(count_records(a, alen) + count_records(b, blen), alen + blen, -r);
 		unlink(s_path);
 		close(s_fd);
 		s_fd = -1;
-		atomic_store(&s_dead, 1);
-		lost_say(s_hdr_fail, G.dir, r);
-	} else if (extra) {
-		atomic_fetch_add(&s_direct_records, 1);
+		hdr_failed(a, alen, b, blen, r);
+		return r;
 	}
+	if (extra)
+		atomic_fetch_add(&s_direct_records, 1);
 	atomic_store_explicit(&s_hdr, HDR_DONE, memory_order_release);
-	return r;
+	return 0;
 }
 
-int emit_header_flush(void)
+void emit_header_flush(void)
 {
 	if (atomic_load(&s_hdr) != HDR_DONE && hdr_claim())
-		return hdr_write(NULL, 0, NULL, 0);
-	return atomic_load(&s_dead) ? -EIO : 0;
+		hdr_write(NULL, 0, NULL, 0);
 }
 
 /* ---- the malloc clock ----

@@ -171,9 +171,9 @@ FSK_HIDDEN int32_t emit_tid(void);
 /* Sets up this process's stream; the file is made, with its header, by
  * the first write (emit.c). fail_msg: what lost_say says if it cannot be. */
 FSK_HIDDEN void emit_open_stream(uint32_t ppid, uint64_t parent_fork_ns, const char *fail_msg);
-/* Makes the stream file now if no record did yet: 0, or < 0 when it could
- * not be made or written (said, and nothing left behind). */
-FSK_HIDDEN int emit_header_flush(void);
+/* Makes the stream file now if no record did yet; where it cannot be made
+ * or written, that is said, nothing is left behind and G.active is 0. */
+FSK_HIDDEN void emit_header_flush(void);
 /* G.exe from /proc/self/exe, when the START scan did not find it. */
 FSK_HIDDEN void init_exe_path(void);
 /* Reserves a record of `size` bytes (multiple of 8) in the calling thread's

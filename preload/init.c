@@ -264,10 +264,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 		: G.stack_depth ? FSK_HOT_STACKS : FSK_HOT_FAST;
 	signals_init();
 	scan_run(FSK_SCAN_START);
-	if (emit_header_flush() < 0) { /* said; no file left */
-		G.active = 0;
-		G.hot = FSK_HOT_OFF;
-	}
+	emit_header_flush(); /* with the START scan's records, if it had any */
 	t_guard = 0;
 }
 

@@ -221,10 +221,7 @@ FSK_EXPORT pid_t fork(void)
 			faults_after_fork(1);
 			scan_fork_emit(FSK_SCAN_FORK_CHILD);
 			emit_hold_end(&hold); /* with the stream's header */
-			if (emit_header_flush() < 0) {
-				G.active = 0;
-				G.hot = FSK_HOT_OFF;
-			}
+			emit_header_flush();
 		}
 		t_guard = guard;
 		errno = saved;

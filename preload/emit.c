@@ -605,7 +605,8 @@ static _Atomic int s_bufs;
 
 static int others_record(void)
 {
-	return atomic_load_explicit(&s_bufs, memory_order_relaxed) > (t_buf != NULL);
+	/* t_through: a young thread's buffer (written through) counts too */
+	return atomic_load_explicit(&s_bufs, memory_order_relaxed) > (t_buf || t_through);
 }
 
 /* A record that is not a compact one of its thread's own window, with
@@ -1124,6 +1125,10 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
 	errno = err;
 }
 
+/* A record written through goes out at its commit, except a STACK or
+ * MODULE record: those define ids for the event record that follows in
+ * the same call (the first stack of an image brings a MODULE record for
+ * each object loaded), and go out with it, in one write. */
 void emit_commit(void)
 {
 	struct tbuf *b = t_buf;
@@ -1133,6 +1138,9 @@ void emit_commit(void)
 	b->records++;
 	atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
 	if (unlikely(b == t_through)) {
+		uint16_t type = ((const struct fsk_rec *)(b->data + c))->type;
+		if (type == FSK_REC_STACK || type == FSK_REC_MODULE)
+			return;
 		int err = errno;
 		tb_through(b);
 		errno = err;
@@ -1141,8 +1149,9 @@ void emit_commit(void)
 
 void emit_flush_self(void)
 {
-	if (t_buf)
-		tb_write_own(t_buf);
+	struct tbuf *b = t_buf ? t_buf : t_through; /* the latter: deferred definitions */
+	if (b)
+		tb_write_own(b);
 }
 
 /* The lock, waiting for its holder until `deadline` at most. */

@@ -100,6 +100,9 @@ static void *flusher_main(void *arg)
 	atomic_store(&s_flusher_alive, 1);
 	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
 	uint64_t next = sys_now_ns() + FLUSH_NS, epoch = 0;
+	/* a first epoch: a bit set before there was a flusher to clear it
+	 * would keep every thread from reusing stamps until the next tick */
+	emit_clock_tick();
 	for (;;) {
 		uint64_t now = sys_now_ns();
 		/* a thread reusing clock reads: a new epoch each millisecond
@@ -213,6 +216,21 @@ static int parent_preloaded(void)
 	return 0;
 }
 
+/* A process's youth (init_flusher_ensure) */
+#define YOUNG_NS (2000ull * 1000)
+#define YOUNG_FORK_RECS 64
+#define YOUNG_IMAGE_RECS 16
+static uint64_t s_young_since;  /* when this process's youth began; 0 when never young */
+static uint32_t s_young_quota;
+static _Atomic uint32_t s_young_recs;
+
+static void young_start(uint32_t quota)
+{
+	s_young_since = sys_now_ns();
+	s_young_quota = quota;
+	atomic_store(&s_young_recs, 0);
+}
+
 __attribute__((constructor)) static void init_main(int argc, char **argv, char **envp)
 {
 	t_guard = 1;
@@ -265,6 +283,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	signals_init();
 	scan_run(FSK_SCAN_START);
 	emit_header_flush(); /* with the START scan's records, if it had any */
+	young_start(YOUNG_IMAGE_RECS);
 	t_guard = 0;
 }
 
@@ -273,28 +292,31 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
  * that only forks, execs or exits writes everything through and never
  * pays for a thread (fork-heavy trees have thousands of those).
  *
- * A fork child younger than CHILD_YOUNG_NS (counted from the end of our
- * part of its fork) gets none yet: most children of a shell exec within a
- * few hundred microseconds, mostly after a few mallocs, and a thread would
- * cost them its creation, a second thread in the mm at the exec (which
- * must kill it and wait for it to die) and the TLB shootdowns of a
- * two-threaded mm (a bash loop of /bin/true: 0.74 -> 0.63 s without a
- * flusher in the children). Until then its records go out as they come,
- * one write() each (emit.c), so none waits unseen; the first record after
- * that age, or after CHILD_YOUNG_RECS of them, starts the flusher and
- * buffering.
+ * A young process gets none yet either: one younger than YOUNG_NS
+ * (counted from the end of our part of its fork, or of the constructor in
+ * an exec'd image) writes its records as they come, one write() each
+ * (emit.c), so none waits unseen; the first record after that age, or
+ * after its quota of records, starts the flusher and buffering.
+ *  - A fork child: most children of a shell exec within a few hundred
+ *    microseconds, mostly after a few mallocs, and a thread would cost
+ *    them its creation, a second thread in the mm at the exec (which must
+ *    kill it and wait for it to die) and the TLB shootdowns of a
+ *    two-threaded mm (a bash loop of /bin/true: 0.74 -> 0.63 s without a
+ *    flusher in the children). Quota: YOUNG_FORK_RECS.
+ *  - An exec'd image: most programs of a build or a script allocate a
+ *    little and end within a few milliseconds (sh -c, as, true with a
+ *    locale), and the thread cost such an image ~80 us of its start (a
+ *    program making 2 mallocs: +511 -> +429 us; with its first call
+ *    stacks, whose records the young write together: +737 -> +566 us).
+ *    A program that allocates a lot needs the flusher soon anyway, so its
+ *    quota, YOUNG_IMAGE_RECS, only bounds the writes it makes first.
  */
-#define CHILD_YOUNG_NS (2000ull * 1000)
-#define CHILD_YOUNG_RECS 64
-static uint64_t s_child_born;  /* a fork child: when its youth began; else 0 */
-static _Atomic uint32_t s_child_recs;
-
 int init_flusher_ensure(void)
 {
 	if (!G.active || t_vfork_child || atomic_load(&s_flusher_started))
 		return 0;
-	if (s_child_born && sys_now_ns() - s_child_born < CHILD_YOUNG_NS &&
-	    atomic_fetch_add(&s_child_recs, 1) < CHILD_YOUNG_RECS)
+	if (s_young_since && sys_now_ns() - s_young_since < YOUNG_NS &&
+	    atomic_fetch_add(&s_young_recs, 1) < s_young_quota)
 		return 1;
 	if (!atomic_exchange(&s_flusher_started, 1))
 		flusher_start();
@@ -321,8 +343,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
-	s_child_born = sys_now_ns(); /* its youth starts after our own set-up */
-	atomic_store(&s_child_recs, 0);
+	young_start(YOUNG_FORK_RECS); /* its youth starts after our own set-up */
 	sample_fork_child();
 	scan_reset_child();
 	emit_reset_child();

@@ -182,8 +182,9 @@ FSK_EXPORT pid_t fork(void)
 	emit_flush_self();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
-	/* A process that forks gets the flusher (it already has one if it
-	 * malloc'd): the WAIT scan after each child then waits for the next
+	/* A process that forks gets the flusher once it is not young any
+	 * more (init.c; it already has one if it recorded since): the WAIT
+	 * scan after each child then waits for the next
 	 * fork's prefork scan or a flusher tick instead of running on the
 	 * wait path, as with malloc tracing on (--no-malloc: fork_bench 4.5x
 	 * -> 3.9x). Not under a low RLIMIT_NPROC, where its task could be the

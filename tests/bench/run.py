@@ -209,15 +209,18 @@ def peak_rss(traced_env):
 
 
 def start_cost():
-    """Per-image start cost: loops of 200 execs of /bin/true with the library
-    vs without (and with BENCH_OLD_LIB), alternating; medians over the
-    rounds of the per-exec difference, in wall time and in the children's
-    user+sys CPU time (less noisy on a shared machine)."""
-    def loop(e):
+    """Per-image start cost: loops of 200 execs of /bin/true (which
+    allocates nothing) and of start_alloc (3 allocations, with their call
+    stacks) with the library vs without (and with BENCH_OLD_LIB),
+    alternating; medians over the rounds of the per-exec difference, in
+    wall time and in the children's user+sys CPU time (less noisy on a
+    shared machine). The library is preloaded without the runner here, so
+    each image learns its call stacks' unwind rules itself."""
+    def loop(prog, e):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         for _ in range(200):
-            subprocess.run(["/bin/true"], env=e)
+            subprocess.run([prog], env=e)
         wall = (time.perf_counter() - t) / 200
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         return wall, (r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime) / 200
@@ -235,19 +238,28 @@ def start_cost():
         for k in range(200):
             os.close(os.open(os.path.join(d, "%d.fst" % k), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         return (time.perf_counter() - t) / 200
+    progs = [("/bin/true", "exec of /bin/true")]
+    alloc = os.path.join(BENCH, "start_alloc")
+    if os.access(alloc, os.X_OK):
+        progs.append((alloc, "exec of a program making 3 allocations"))
     rounds = max(REPS, 3)
-    plain, traced, create = [], [[] for _ in libs], []
+    plain = [[] for _ in progs]
+    traced = [[[] for _ in libs] for _ in progs]
+    create = []
     for r in range(rounds):
-        plain.append(loop(os.environ))
-        for i, e in enumerate(envs):
-            traced[i].append(loop(e))
+        for k, (prog, _) in enumerate(progs):
+            plain[k].append(loop(prog, os.environ))
+            for i, e in enumerate(envs):
+                traced[k][i].append(loop(prog, e))
         create.append(creates(r))
-    a = statistics.median(w for w, _ in plain)
-    for (tag, _), t in zip(libs, traced):
-        b = statistics.median(w for w, _ in t)
-        cpu = statistics.median(c - p[1] for (_, c), p in zip(t, plain))
-        print("%sper-image start cost (exec of /bin/true): %.0f us traced vs %.0f us untraced: +%.0f us"
-              " (CPU user+sys +%.0f us), %d rounds" % (tag, b * 1e6, a * 1e6, (b - a) * 1e6, cpu * 1e6, rounds))
+    for k, (_, what) in enumerate(progs):
+        a = statistics.median(w for w, _ in plain[k])
+        for (tag, _), t in zip(libs, traced[k]):
+            b = statistics.median(w for w, _ in t)
+            cpu = statistics.median(c - p[1] for (_, c), p in zip(t, plain[k]))
+            print("%sper-image start cost (%s): %.0f us traced vs %.0f us untraced: +%.0f us"
+                  " (CPU user+sys +%.0f us), %d rounds" % (tag, what, b * 1e6, a * 1e6, (b - a) * 1e6,
+                                                          cpu * 1e6, rounds))
     print("  of which creating the stream file: %.0f us (a plain create of a file in the same file system)"
           % (statistics.median(create) * 1e6))
 

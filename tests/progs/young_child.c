@@ -1,7 +1,7 @@
 /*
- * young_child: fork children while they are young (preload/init.c,
- * CHILD_YOUNG_NS and CHILD_YOUNG_RECS): no flusher thread yet, each record
- * written as it comes.
+ * young_child: processes while they are young (preload/init.c, YOUNG_NS,
+ * YOUNG_FORK_RECS and YOUNG_IMAGE_RECS): no flusher thread yet, each
+ * record written as it comes.
  *
  * Usage: young_child
  * The parent allocates (it has a flusher from then on), then forks:
@@ -16,6 +16,15 @@
  *     child writes through), prints "@ young who=B tasks=N", _exits.
  *  C: allocates 3 blocks, prints "@ young who=C tasks=N" and execs
  *     /bin/true.
+ * Then it forks children that exec this program again ("young_child image
+ * WHO"), whose new images are young as they start; their T counts from
+ * the image's own constructor, which runs right after the preloaded
+ * library's, where youth starts (the fork and the exec before it take
+ * about 1.5 ms traced here, most of a youth):
+ *  D: as A, with blocks of 1101..1106 bytes and lines D and D2 (a second
+ *     line on stdin lets it go on), then returns from main.
+ *  E: as B, with 300 blocks of 2100.. bytes, line E.
+ *  F: allocates 3 blocks of 3101..3103 bytes, prints line F, returns.
  * The parent waits for each in turn and prints "@ done".
  */
 #include <dirent.h>
@@ -26,7 +35,13 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct timespec t_fork; /* taken right before each fork */
+static struct timespec t_fork; /* taken right before each fork, or as an image starts */
+
+/* A new image's start, for its T. */
+__attribute__((constructor)) static void image_start(void)
+{
+	clock_gettime(CLOCK_MONOTONIC, &t_fork);
+}
 
 static long since_fork_us(void)
 {
@@ -70,33 +85,50 @@ static void say(const char *who)
 		_exit(3);
 }
 
-static __attribute__((noreturn)) void child(int who)
+/* What a process does (kind 0: as A and D, 1: as B and E, 2: as C and
+ * F), with blocks of base + 1.. bytes (B, E: base + 0..), printing line
+ * `who`: 0, or the status to end with. */
+static __attribute__((noinline)) int act(int kind, char who, size_t base)
 {
-	if (who == 0) {
-		for (size_t s = 1001; s <= 1005; s++)
+	char name[3] = { who, 0, 0 };
+	if (kind == 0) {
+		for (size_t s = base + 1; s <= base + 5; s++)
 			keep(s);
-		say("A");
+		say(name);
 		char buf[16];
 		if (read(0, buf, sizeof(buf)) <= 0)
-			_exit(2);
-		keep(1006);
-		say("A2");
-	} else if (who == 1) {
+			return 2;
+		keep(base + 6);
+		name[1] = '2';
+		say(name);
+	} else if (kind == 1) {
 		for (int i = 0; i < 300; i++)
-			free(keep(2000 + (size_t)i));
-		say("B");
+			free(keep(base + (size_t)i));
+		say(name);
 	} else {
-		for (size_t s = 3001; s <= 3003; s++)
+		for (size_t s = base + 1; s <= base + 3; s++)
 			keep(s);
-		say("C");
-		execl("/bin/true", "true", (char *)NULL);
-		_exit(4);
+		say(name);
 	}
-	_exit(0);
+	return 0;
 }
 
-int main(void)
+static __attribute__((noreturn)) void child(int who)
 {
+	int r = act(who, (char)('A' + who), 1000 * (size_t)(who + 1));
+	if (who == 2 && !r) {
+		execl("/bin/true", "true", (char *)NULL);
+		r = 4;
+	}
+	_exit(r);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 3 && !strcmp(argv[1], "image") && argv[2][0] >= 'D' && argv[2][0] <= 'F') {
+		int kind = argv[2][0] - 'D';
+		return act(kind, argv[2][0], 1000 * (size_t)(kind + 1) + 100);
+	}
 	for (int i = 0; i < 50; i++)
 		free(keep(100 + (size_t)i));
 
@@ -107,6 +139,19 @@ int main(void)
 			return 1;
 		if (pid == 0)
 			child(who);
+		int st;
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+			return 1;
+	}
+	for (int who = 0; who < 3; who++) {
+		char w[2] = { (char)('D' + who), 0 };
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0) {
+			execl("/proc/self/exe", "young_child", "image", w, (char *)NULL);
+			_exit(5);
+		}
 		int st;
 		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;

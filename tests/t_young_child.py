@@ -75,7 +75,9 @@ def look_and_go(p, out, trace, who, line):
 
 
 def attempt(prog):
-    """One run; (checks to make, or None to run again)."""
+    """One run: each line the program printed (None from the first that did
+    not come), the live reports and thread counts taken while A and D
+    blocked, and how it ended."""
     trace = fsk.fresh_dir("young_child")
     p = subprocess.Popen([fsk.fsk(), "run", "-q", "-o", trace, "--", prog], stdin=subprocess.PIPE,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -128,10 +130,9 @@ def young_checks(who, r):
 def main():
     prog = fsk.prog("young_child")
     fsk.require(prog)
-    runs, ages, quick = [], [], {}
+    ages, quick = [], {}
     for _ in range(6):
         r = attempt(prog)
-        runs.append(r)
         if any(r.get(w) is None for w in "ACDF"):
             break
         ages.append(tuple(num(r[w]["age_us"]) for w in "ACDF"))

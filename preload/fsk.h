@@ -120,6 +120,8 @@ struct fsk_state {
 	char env_saved[4096];
 	int env_saved_len;
 	char preload_path[512];/* our own path as given in LD_PRELOAD */
+	uint64_t self_lo, self_hi; /* our library's loaded extent (0, 0: unknown) */
+	uint64_t ldso_lo, ldso_hi; /* the dynamic linker's */
 	char rules_path[64];   /* FORKSCOPE_RULES: the trace's unwind rules, or "" */
 };
 FSK_HIDDEN extern struct fsk_state G;
@@ -327,6 +329,38 @@ struct unwind_frame {
 /* The vfork stub's child call (proc.c), which builds no frame record. */
 FSK_HIDDEN extern const char fsk_vfork_lo[], fsk_vfork_hi[];
 #endif
+/* The program frame that called into us: the first return address on our
+ * frame-pointer chain (the preload is built with frame pointers) outside
+ * our own extent [lo, hi), with the CFA of its callee and its rbp. f->ip 0
+ * when that is unknown: no extent, a chain that looks wrong (which it
+ * never should), or the vfork stub's child call, which keeps no frame (the
+ * rbp above it is the program's, which may be anything). Inlined: the
+ * chain starts at the caller's own frame. */
+static inline __attribute__((always_inline)) void fsk_program_frame(struct unwind_frame *f,
+								    uint64_t lo, uint64_t hi)
+{
+	uint64_t *fp = __builtin_frame_address(0);
+	f->ip = 0;
+	if (!lo || lo >= hi)
+		return;
+	for (int i = 0;; i++) {
+		uint64_t ret = fp[1];
+#if defined(__x86_64__)
+		if (ret >= (uint64_t)(uintptr_t)fsk_vfork_lo && ret < (uint64_t)(uintptr_t)fsk_vfork_hi)
+			return;
+#endif
+		if (ret < lo || ret >= hi) {
+			f->ip = ret;
+			f->sp = (uint64_t)(uintptr_t)(fp + 2);
+			f->bp = fp[0];
+			return;
+		}
+		uint64_t *up = (uint64_t *)(uintptr_t)fp[0];
+		if (i == 16 || up <= fp || ((uintptr_t)up & 7))
+			return;
+		fp = up;
+	}
+}
 FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uint64_t hi);
 FSK_HIDDEN void unwind_cache_fork_child(void);
 /* FORKSCOPE_UNWIND_CHECK: a NOTE with what the comparison found. */

@@ -3,6 +3,8 @@
  * stream, the flusher thread, main's return, and the fork child's restart.
  */
 #include <dlfcn.h>
+#include <elf.h>
+#include <link.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -180,14 +182,37 @@ void init_exe_path(void)
 	G.exe[n > 0 ? n : 0] = 0;
 }
 
-static void self_path(void)
+/* The loaded extent [*lo, *hi) of the object holding addr (its PT_LOAD
+ * segments, from its program headers, which its first mapping holds), and
+ * its path into path when given. Left alone when dladdr cannot tell. */
+static void obj_extent(const void *addr, uint64_t *lo, uint64_t *hi, char *path, size_t size)
 {
 	Dl_info info;
-	if (dladdr((void *)self_path, &info) && info.dli_fname)
-		sys_stpcpy(G.preload_path, info.dli_fname, G.preload_path + sizeof(G.preload_path));
+	if (!dladdr(addr, &info) || !info.dli_fbase)
+		return;
+	if (path && info.dli_fname)
+		sys_stpcpy(path, info.dli_fname, path + size);
+	const ElfW(Ehdr) *eh = info.dli_fbase;
+	const ElfW(Phdr) *ph = (const void *)((const char *)eh + eh->e_phoff);
+	uint64_t vlo = UINT64_MAX, vhi = 0;
+	for (int i = 0; i < eh->e_phnum; i++) {
+		if (ph[i].p_type != PT_LOAD)
+			continue;
+		if (ph[i].p_vaddr < vlo)
+			vlo = ph[i].p_vaddr;
+		if (ph[i].p_vaddr + ph[i].p_memsz > vhi)
+			vhi = ph[i].p_vaddr + ph[i].p_memsz;
+	}
+	if (vlo >= vhi)
+		return;
+	/* dli_fbase is where the first segment's page was mapped */
+	uint64_t bias = (uint64_t)(uintptr_t)info.dli_fbase - (vlo & ~(uint64_t)(G.page_size - 1));
+	*lo = bias + vlo;
+	*hi = bias + vhi;
 }
 
 FSK_HIDDEN void heap_init(void);
+extern void *__tls_get_addr(void *); /* the dynamic linker's, to find it */
 
 /* Whether the parent's environment already preloaded this library: then
  * the parent said "not tracing" itself, and a shell loop's thousand
@@ -249,7 +274,8 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	G.sample_seed = (uint64_t)env_int("FORKSCOPE_SAMPLE_SEED", 0, 0, 1 << 30);
 	if (G.sample_bytes && sample_init() < 0)
 		G.malloc_on = 0; /* recording every call would mislead as much */
-	self_path();
+	obj_extent((void *)obj_extent, &G.self_lo, &G.self_hi, G.preload_path, sizeof(G.preload_path));
+	obj_extent((void *)__tls_get_addr, &G.ldso_lo, &G.ldso_hi, NULL, 0);
 	env_save(envp);
 	emit_init();
 	const char *rules = getenv("FORKSCOPE_RULES");
@@ -287,6 +313,20 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	t_guard = 0;
 }
 
+/* Whether the hook we are in was called by the dynamic linker, or by
+ * what we cannot tell. ld.so calls malloc and free holding locks that
+ * pthread_create takes: libc's stack cache lock, held while a joined
+ * thread's TLS is freed (__nptl_free_stacks -> _dl_deallocate_tls), and
+ * its own while it grows a thread's TLS. A flusher started from there
+ * would wait for that lock for ever (t_malloc_count hung so: its main
+ * thread, joining its workers, ended the image's youth inside that free). */
+static int called_by_ldso(void)
+{
+	struct unwind_frame f;
+	fsk_program_frame(&f, G.self_lo, G.self_hi);
+	return !f.ip || (f.ip >= G.ldso_lo && f.ip < G.ldso_hi);
+}
+
 /*
  * Starts the flusher the first time a thread buffers a record: a process
  * that only forks, execs or exits writes everything through and never
@@ -318,6 +358,8 @@ int init_flusher_ensure(void)
 	if (s_young_since && sys_now_ns() - s_young_since < YOUNG_NS &&
 	    atomic_fetch_add(&s_young_recs, 1) < s_young_quota)
 		return 1;
+	if (called_by_ldso())
+		return 1; /* written through until a call from elsewhere */
 	if (!atomic_exchange(&s_flusher_started, 1))
 		flusher_start();
 	return 0;

@@ -99,7 +99,6 @@ static _Atomic uint32_t s_nmods;
 static _Atomic uint32_t s_mods_done;    /* the first s_mods_done modules are written */
 static _Atomic int s_mods_lock;
 static unsigned long long s_mods_adds;  /* dlpi_adds at the last scan */
-static uint64_t s_self_lo, s_self_hi;   /* our own text: frames to skip */
 __thread int t_unwinding;
 
 void *unwind_mmap(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr, size_t len, int prot,
@@ -186,10 +185,6 @@ static int unwind_mod_cb(struct dl_phdr_info *info, size_t size, void *arg)
 	uint32_t n = atomic_load(&s_nmods);
 	if (lo >= hi || n >= UNWIND_MODS || unwind_has_mod(lo))
 		return 0;
-	if ((uint64_t)(uintptr_t)unwind_mod_cb >= lo && (uint64_t)(uintptr_t)unwind_mod_cb < hi) {
-		s_self_lo = lo;
-		s_self_hi = hi;
-	}
 	const char *path = info->dlpi_name && info->dlpi_name[0] ? info->dlpi_name : G.exe;
 	uint32_t len = (uint32_t)sys_strlen(path);
 	if (s_paths_used + len + 1 > UNWIND_PATHS)
@@ -642,8 +637,8 @@ static uint32_t unwind_backtrace(const struct unwind_frame *f, uint64_t *ips, in
 		got = unw_backtrace(raw, depth + UNWIND_SKIP);
 	unw_leave();
 	int skip = 0;
-	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= s_self_lo &&
-	       (uint64_t)(uintptr_t)raw[skip] < s_self_hi)
+	while (skip < got && (uint64_t)(uintptr_t)raw[skip] >= G.self_lo &&
+	       (uint64_t)(uintptr_t)raw[skip] < G.self_hi)
 		skip++;
 	uint32_t n = 0;
 	for (int i = skip; i < got && n < (uint32_t)depth; i++)
@@ -757,7 +752,7 @@ uint32_t unwind_stack(int direct)
 		}
 	}
 	struct unwind_frame f;
-	uint32_t id = unwind_cache_lookup(&f, s_self_lo, s_self_hi);
+	uint32_t id = unwind_cache_lookup(&f, G.self_lo, G.self_hi);
 	if (!id)
 		id = unwind_stack_slow(&f, direct);
 	t_unwinding = 0;

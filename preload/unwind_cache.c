@@ -124,29 +124,9 @@ static inline uint64_t peek(uint64_t addr)
 __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo,
 						       uint64_t hi)
 {
-	uint64_t *fp = __builtin_frame_address(0);
-	f->ip = 0;
-	if (!lo || lo >= hi)
+	fsk_program_frame(f, lo, hi);
+	if (!f->ip)
 		return 0;
-	for (int i = 0;; i++) {
-		uint64_t ret = fp[1];
-#if defined(__x86_64__)
-		/* the vfork stub's child call keeps no frame: the rbp
-		 * above it is the program's, which may be anything */
-		if (ret >= (uint64_t)(uintptr_t)fsk_vfork_lo && ret < (uint64_t)(uintptr_t)fsk_vfork_hi)
-			return 0;
-#endif
-		if (ret < lo || ret >= hi) {
-			f->ip = ret;
-			f->sp = (uint64_t)(uintptr_t)(fp + 2);
-			f->bp = fp[0];
-			break;
-		}
-		uint64_t *up = (uint64_t *)(uintptr_t)fp[0];
-		if (i == 16 || up <= fp || ((uintptr_t)up & 7))
-			return 0;
-		fp = up;
-	}
 	struct cache_thread *t = &t_cache;
 	struct unwind_cache *c = t->c;
 	if (!c)

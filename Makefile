@@ -79,7 +79,7 @@ $(B)/samples/%: samples/%.c samples/sample.h
 	@mkdir -p $(B)/samples
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread
 
-$(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h tests/progs/chains.h
+$(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h tests/progs/chains.h tests/progs/nocfi.h
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl $(PROG_LDFLAGS)
 

@@ -107,7 +107,8 @@ struct fsk_state {
 	int scan_ms;
 	int faults_on;         /* FORKSCOPE_FAULTS: perf page-fault sampling */
 	int unwind_check;      /* FORKSCOPE_UNWIND_CHECK: 1 compare walks with libunwind,
-				 * 2 only count its table searches */
+				 * 2 only count its table searches, 3 compare the
+				 * rules read from the unwind tables with its steps */
 	uint64_t sample_bytes; /* FORKSCOPE_SAMPLE_BYTES: malloc sampling mean, 0 = off */
 	uint64_t sample_seed;  /* FORKSCOPE_SAMPLE_SEED: 0 = random */
 	pid_t pid;
@@ -365,10 +366,32 @@ FSK_HIDDEN uint32_t unwind_cache_lookup(struct unwind_frame *f, uint64_t lo, uin
 FSK_HIDDEN void unwind_cache_fork_child(void);
 /* FORKSCOPE_UNWIND_CHECK: a NOTE with what the comparison found. */
 FSK_HIDDEN void unwind_check_report(void);
+/* FORKSCOPE_UNWIND_CHECK: the rules this process learnt, and how many of
+ * them libunwind's step gave, as text into [p, end); returns its end. */
+FSK_HIDDEN char *unwind_learnt_report(char *p, const char *end);
+/* FORKSCOPE_UNWIND_CHECK=3: what comparing the rules read from the
+ * unwind tables with libunwind's found, as text into [p, end). */
+FSK_HIDDEN void unwind_cfi_report(char *p, const char *end);
+/* ---- cfi.c: a frame's rule from its object's .eh_frame ---- */
+struct cfi_row {
+	int end;                /* the return address is undefined: the outermost frame */
+	int cfa_rbp;            /* CFA = rbp + cfa_off, else rsp + cfa_off */
+	int64_t cfa_off;
+	int rbp_saved;          /* the caller's rbp is at CFA + rbp_off, else still in rbp */
+	int64_t rbp_off;
+};
+/* The row of the unwind table for return address ip (its call's, at
+ * ip - 1): 1 when the object's .eh_frame_hdr and FDE give one this
+ * reader follows, else 0. No allocation, no lock, no system call. */
+FSK_HIDDEN int cfi_row(uint64_t ip, struct cfi_row *row);
 /* The shared memory of the rules table (unwind.c makes it). */
 #define FSK_RULES_BYTES (16ul << 14)
 FSK_HIDDEN void unwind_rules_attach(void *mem);
 FSK_HIDDEN uint64_t unwind_mod_key(uint64_t ip, uint64_t *off);
+/* The extent [lo, hi) of the loaded object holding ip as a scan of the
+ * objects found it (again when one was loaded since): 1, or 0 when none
+ * holds it. */
+FSK_HIDDEN int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi);
 /* The stack from program frame f by the learnt rules of its return
  * addresses, reusing the thread's last walk: n frames, or 0 when
  * unw_backtrace must give it. */

@@ -263,6 +263,27 @@ uint64_t unwind_mod_key(uint64_t ip, uint64_t *off)
 	return 0;
 }
 
+/* An object loaded since the last scan (dlopen: python's extension
+ * modules) is found by scanning again, when dl_iterate_phdr says one was
+ * added. */
+int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		uint32_t n = atomic_load(&s_nmods);
+		for (uint32_t i = 0; i < n; i++)
+			if (ip >= s_mods[i].lo && ip < s_mods[i].hi) {
+				*lo = s_mods[i].lo;
+				*hi = s_mods[i].hi;
+				return 1;
+			}
+		unsigned long long adds = 0;
+		if (pass || (dl_iterate_phdr(unwind_adds_cb, &adds), adds == s_mods_adds))
+			break;
+		unwind_mods_scan();
+	}
+	return 0;
+}
+
 /* One callback to learn whether anything was loaded since the last scan. */
 static int unwind_adds_cb(struct dl_phdr_info *info, size_t size, void *arg)
 {
@@ -359,10 +380,6 @@ static int unwind_make(void)
 	s_pool = (void *)(s_entries + UNWIND_IDS);
 	unwind_rules_attach(s_pool + UNWIND_POOL);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
-	if (unw_enter()) {
-		unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-		unw_leave();
-	}
 	unwind_mods_scan();
 	return 1;
 }
@@ -592,9 +609,14 @@ __asm__(".text\n"
 
 static _Atomic int s_inside;  /* threads inside a call into libunwind */
 static int s_unw_off;         /* 1: never enter libunwind here; 2: and the note is out */
+static _Atomic int s_unw_set; /* its caching policy is set (and it is set up) */
 
 static void unwind_off_note(void);
 
+/* The first call into libunwind sets it up (~30 us: most images whose
+ * rules the unwind tables give never need it) with a per-thread cache,
+ * which takes no lock and masks no signal; a thread that comes in
+ * while another sets it up may use the global one meanwhile. */
 int unw_enter(void)
 {
 	if (s_unw_off) {
@@ -602,6 +624,9 @@ int unw_enter(void)
 		return 0;
 	}
 	atomic_fetch_add(&s_inside, 1); /* visible before any lock it takes */
+	if (unlikely(!atomic_load_explicit(&s_unw_set, memory_order_relaxed)) &&
+	    !atomic_exchange(&s_unw_set, 1))
+		unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
 	return 1;
 }
 
@@ -680,11 +705,13 @@ void unwind_check_report(void)
 {
 	if (!G.unwind_check)
 		return;
-	char msg[160], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
+	char msg[224], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_checked), msg + sizeof(msg));
 	p = sys_stpcpy(p, " stacks compared, ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_differed), msg + sizeof(msg));
 	p = sys_stpcpy(p, " differed, ", msg + sizeof(msg));
+	p = unwind_learnt_report(p, msg + sizeof(msg));
+	p = sys_stpcpy(p, ", ", msg + sizeof(msg));
 #ifdef FSK_LIBUNWIND_STATIC
 	p = sys_utoa(p, atomic_load(&s_searches), msg + sizeof(msg));
 	p = sys_stpcpy(p, " unwind-table searches (+", msg + sizeof(msg));
@@ -694,6 +721,11 @@ void unwind_check_report(void)
 	sys_stpcpy(p, "unwind-table searches not counted (libunwind.so)", msg + sizeof(msg));
 #endif
 	emit_note(FSK_NOTE_INFO, msg);
+	if (G.unwind_check == 3) {
+		char cfi[256];
+		unwind_cfi_report(cfi, cfi + sizeof(cfi));
+		emit_note(FSK_NOTE_INFO, cfi);
+	}
 }
 
 /* The capture when the cache could not answer. f: the program's first

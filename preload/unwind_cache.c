@@ -110,6 +110,13 @@ struct cache_thread {
 #define CACHE_POOL 64                   /* blocks: threads caching at once */
 
 static struct unwind_cache *_Atomic s_pool;
+/* Rules learnt (FORKSCOPE_UNWIND_CHECK's NOTE): all, and those libunwind
+ * gave (rule_learn) */
+static _Atomic uint64_t s_learnt, s_learnt_unw;
+/* FORKSCOPE_UNWIND_CHECK=3 (rule_compare) */
+static _Atomic uint64_t s_cfi_checked, s_cfi_differed, s_cfi_left;
+static uint64_t s_cfi_first[5];         /* ip, table's rule, rule_step's, the step's
+					 * result and CFA - sp */
 static __thread struct cache_thread t_cache;
 
 static inline uint64_t peek(uint64_t addr)
@@ -181,6 +188,17 @@ static int cache_frame(struct cache_way *c, const struct cache_walk *w, uint32_t
 	return cache_check(c, cfa - 8, c->ip[i + 1]) && (!saved || cache_check(c, loc, w->bp[i + 1]));
 }
 
+/* A way's frame 0 is f: what a walk learning it starts from. */
+static void cache_start(struct cache_way *c, struct cache_walk *w, const struct unwind_frame *f)
+{
+	c->ip[0] = f->ip;
+	c->sp0 = w->sp[0] = f->sp;
+	c->bp0 = w->bp[0] = f->bp;
+	c->needbp0 = 1;
+	w->bploc[0] = BPLOC_FRAME0;
+	c->nchk = 0;
+}
+
 /* Walks the stack from f with unw_step, recording what
  * unwind_cache_lookup checks. The walk must give exactly ips[0..n) (what
  * unw_backtrace gave), ending there because the stack ends (n < depth) or
@@ -202,12 +220,7 @@ static int cache_walk(struct cache_way *c, const struct unwind_frame *f, const u
 	uint64_t ctx_bp = (uint64_t)(uintptr_t)&uc.uc_mcontext.gregs[REG_RBP];
 	if (unw_init_local(&cur, &uc) < 0)
 		return 0;
-	c->ip[0] = f->ip;
-	c->sp0 = w.sp[0] = f->sp;
-	c->bp0 = w.bp[0] = f->bp;
-	c->needbp0 = 1;
-	w.bploc[0] = BPLOC_FRAME0;
-	c->nchk = 0;
+	cache_start(c, &w, f);
 	for (uint32_t i = 0;; i++) {
 		if (c->ip[i] != ips[i])
 			return 0;
@@ -233,6 +246,30 @@ static int cache_walk(struct cache_way *c, const struct unwind_frame *f, const u
 		if (!cache_frame(c, &w, i))
 			return 0;
 	}
+}
+
+/* What cache_walk learns, from the thread's last walk by the rules when
+ * that walk gave this very stack (its frames' states are what unw_step
+ * would find: tests/t_unwind_rules.py), so without libunwind. */
+static int cache_from_rules(struct cache_way *c, const struct rules_last *l, const struct unwind_frame *f,
+			    uint32_t n, uint32_t depth)
+{
+	struct cache_walk w;
+	if (!n || n > CACHE_FRAMES || (n < depth && !l->ended) || l->ip[0] != f->ip ||
+	    l->sp[0] != f->sp || l->bp[0] != f->bp)
+		return 0;
+	cache_start(c, &w, f);
+	for (uint32_t i = 0; i + 1 < n; i++) {
+		c->ip[i + 1] = l->ip[i + 1];
+		w.sp[i + 1] = l->sp[i + 1];
+		w.bp[i + 1] = l->bp[i + 1];
+		/* where frame i + 1's rbp was read: where frame i saved it,
+		 * else where frame i's own was */
+		w.bploc[i + 1] = l->bsave[i] ? l->sp[i + 1] - l->bsave[i] : w.bploc[i];
+		if (!cache_frame(c, &w, i))
+			return 0;
+	}
+	return 1;
 }
 
 /* Was id among the latest missed stacks? Remembers it. */
@@ -297,6 +334,11 @@ static struct unwind_cache *cache_claim(void)
  * itself. */
 void unwind_cache_fork_child(void)
 {
+	atomic_store(&s_cfi_checked, 0);
+	atomic_store(&s_cfi_differed, 0);
+	atomic_store(&s_cfi_left, 0);
+	atomic_store(&s_learnt, 0);
+	atomic_store(&s_learnt_unw, 0);
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
@@ -331,14 +373,21 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 	for (struct cache_way *v = c->way; v < c->way + CACHE_WAYS; v++)
 		if (v->used < w->used)
 			w = v;
-	if (!unw_enter())
-		return;
-	t->learnt++;
-	w->n = 0;
-	t_cache_walking = 1;
-	int ok = cache_walk(w, f, ips, n, depth);
-	t_cache_walking = 0;
-	unw_leave();
+	int ok;
+	if (ips == c->last.ip && n == c->last.n) {
+		t->learnt++;
+		w->n = 0;
+		ok = cache_from_rules(w, &c->last, f, n, depth);
+	} else {
+		if (!unw_enter())
+			return;
+		t->learnt++;
+		w->n = 0;
+		t_cache_walking = 1;
+		ok = cache_walk(w, f, ips, n, depth);
+		t_cache_walking = 0;
+		unw_leave();
+	}
 	if (!ok)
 		return;
 	w->n = n;
@@ -525,10 +574,22 @@ static int rule_has_entry(unw_cursor_t *cur, unw_context_t *uc)
 /* One unw_step from a frame in state (ip, sp, bp): its rule, as seen this
  * time. Only rsp and rbp take part in the rules accepted (as in
  * cache_walk), so the other registers of the cursor do not matter. */
-static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, uint64_t bp)
+/* What one unw_step from a frame found (rule_step), for the comparison
+ * with the unwind tables' rule (FORKSCOPE_UNWIND_CHECK=3). */
+struct rule_obs {
+	int r;                          /* unw_step's result; -1 also when it could not run */
+	unw_word_t nsp;                 /* the CFA */
+	int bl_mem;                     /* the caller's rbp was found in memory */
+	uint64_t bl_addr;               /* there (the frame's own rbp: ctx_bp) */
+	uint64_t ctx_bp;
+};
+
+static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, uint64_t bp,
+						    struct rule_obs *o)
 {
 	unw_context_t uc;
 	unw_cursor_t cur;
+	o->r = -1;
 	if (unw_getcontext(&uc) < 0)
 		return RF_NO;
 	uc.uc_mcontext.gregs[REG_RIP] = (greg_t)ip;
@@ -538,6 +599,7 @@ static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, ui
 	if (unw_init_local(&cur, &uc) < 0)
 		return RF_NO;
 	int r = unw_step(&cur);
+	o->r = r;
 	if (r == 0) /* the outermost frame, unless libunwind guessed (below) */
 		return rule_has_entry(&cur, &uc) ? RF_END : RF_NO;
 	unw_word_t nip, nsp, nbp;
@@ -545,8 +607,16 @@ static __attribute__((noinline)) uint64_t rule_step(uint64_t ip, uint64_t sp, ui
 	if (r < 0 || unw_is_signal_frame(&cur) > 0 || unw_get_reg(&cur, UNW_REG_IP, &nip) < 0 ||
 	    unw_get_reg(&cur, UNW_REG_SP, &nsp) < 0 || unw_get_reg(&cur, UNW_X86_64_RBP, &nbp) < 0 ||
 	    unw_get_save_loc(&cur, UNW_X86_64_RIP, &ra) < 0 ||
-	    unw_get_save_loc(&cur, UNW_X86_64_RBP, &bl) < 0)
+	    unw_get_save_loc(&cur, UNW_X86_64_RBP, &bl) < 0) {
+		o->r = -1;
 		return RF_NO;
+	}
+	o->nsp = nsp;
+	o->bl_mem = bl.type == UNW_SLT_MEMORY;
+	o->bl_addr = bl.u.addr;
+	o->ctx_bp = ctx_bp;
+	if (ra.type != UNW_SLT_MEMORY || ra.u.addr != nsp - 8)
+		o->r = -1;
 	/* the return address at CFA - 8, the CFA above the frame */
 	if (ra.type != UNW_SLT_MEMORY || ra.u.addr != nsp - 8 || nsp <= sp || (nsp & 7) ||
 	    nsp - sp > RULE_OFF_MAX || peek(nsp - 8) != nip)
@@ -668,14 +738,128 @@ static void xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
 		probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | (code & 0x3fffff) << 42);
 }
 
-/* rule_step inside unw_enter/unw_leave; 0 (nothing learnt, nothing to
- * keep) where this process must not enter libunwind. */
+/* The rule of return address ip for a frame in state (sp, bp) as its
+ * object's unwind table says it (cfi.c), held to what rule_step would
+ * accept; 0 when the table says something else or nothing, for
+ * libunwind to decide. Exact where rule_step can only observe: CFA =
+ * rbp + 16 is RF_RBP alone, never the rsp + c that held this once. */
+static uint64_t rule_cfi(uint64_t ip, uint64_t sp, uint64_t bp)
+{
+	struct cfi_row r;
+	if (!cfi_row(ip, &r))
+		return 0;
+	if (r.end)
+		return RF_END;
+	uint64_t w, cfa;
+	if (r.cfa_rbp) {
+		if (r.cfa_off != 16)
+			return 0;
+		w = RF_RBP;
+		cfa = bp + 16;
+	} else {
+		if (r.cfa_off < 8 || (r.cfa_off & 7) || (uint64_t)r.cfa_off > RULE_OFF_MAX)
+			return 0;
+		w = (uint64_t)r.cfa_off | RF_RSP;
+		cfa = sp + (uint64_t)r.cfa_off;
+	}
+	if (cfa <= sp || (cfa & 7) || cfa - sp > RULE_OFF_MAX)
+		return 0;
+	if (r.rbp_saved) {
+		/* in the frame, below its CFA */
+		if (r.rbp_off > -8 || (r.rbp_off & 7) || r.rbp_off < -0x1fff * 8 ||
+		    cfa - (uint64_t)-r.rbp_off < sp)
+			return 0;
+		w |= (uint64_t)-r.rbp_off / 8 << 24;
+	}
+	return w;
+}
+
+static uint64_t rule_cfa(uint64_t w, uint64_t sp, uint64_t bp)
+{
+	return w & RF_RSP ? sp + RULE_OFF(w) : bp + 16;
+}
+
+/* FORKSCOPE_UNWIND_CHECK=3: each rule read from a table is compared with
+ * what one unw_step finds for the same frame (its CFA, where the caller's
+ * rbp is, or that the stack ends), counted for the exit NOTE
+ * (unwind_check_report). Against what the step itself found, not against rule_step's verdict:
+ * that also judges by the registers' values at hand (a frame whose rbp
+ * happens to equal its CFA - 16 or its rbp's save slot looks like
+ * another kind), which the table's rule does not need to. */
+static void rule_compare(uint64_t ip, uint64_t sp, uint64_t bp, uint64_t w, uint64_t v,
+			 const struct rule_obs *o)
+{
+	int same;
+	if (w & RF_END) {
+		same = o->r == 0;
+	} else {
+		uint64_t cfa = rule_cfa(w, sp, bp), bs = RULE_BSAVE(w);
+		same = o->r > 0 && o->nsp == cfa && o->bl_mem &&
+		       o->bl_addr == (bs ? cfa - bs : o->ctx_bp);
+	}
+	atomic_fetch_add(&s_cfi_checked, 1);
+	if (!same && atomic_fetch_add(&s_cfi_differed, 1) == 0) {
+		s_cfi_first[0] = ip;
+		s_cfi_first[1] = w;
+		s_cfi_first[2] = v;
+		s_cfi_first[3] = (uint64_t)(int64_t)o->r;
+		s_cfi_first[4] = o->r > 0 ? o->nsp - sp : 0;
+	}
+}
+
+char *unwind_learnt_report(char *p, const char *end)
+{
+	p = sys_utoa(p, atomic_load(&s_learnt), end);
+	p = sys_stpcpy(p, " rules learnt (", end);
+	p = sys_utoa(p, atomic_load(&s_learnt_unw), end);
+	return sys_stpcpy(p, " of them by libunwind's step)", end);
+}
+
+void unwind_cfi_report(char *p, const char *end)
+{
+	p = sys_stpcpy(p, "unwind check: ", end);
+	p = sys_utoa(p, atomic_load(&s_cfi_checked), end);
+	p = sys_stpcpy(p, " rules from the unwind tables compared with libunwind's step, ", end);
+	p = sys_utoa(p, atomic_load(&s_cfi_differed), end);
+	p = sys_stpcpy(p, " differed, ", end);
+	p = sys_utoa(p, atomic_load(&s_cfi_left), end);
+	p = sys_stpcpy(p, " left to libunwind", end);
+	if (atomic_load(&s_cfi_differed)) {
+		p = sys_stpcpy(p, " (first: ip ", end);
+		p = sys_utoa(p, s_cfi_first[0], end);
+		p = sys_stpcpy(p, ", rule ", end);
+		p = sys_utoa(p, s_cfi_first[1], end);
+		p = sys_stpcpy(p, " against ", end);
+		p = sys_utoa(p, s_cfi_first[2], end);
+		p = sys_stpcpy(p, ", step ", end);
+		p = sys_utoa(p, s_cfi_first[3], end);
+		p = sys_stpcpy(p, " CFA sp+", end);
+		p = sys_utoa(p, s_cfi_first[4], end);
+		sys_stpcpy(p, ")", end);
+	}
+}
+
+/* The rule of a frame: from its unwind table, else from one unw_step
+ * (inside unw_enter/unw_leave); 0 (nothing learnt, nothing to keep)
+ * where neither gives one and this process must not enter libunwind. */
 static uint64_t rule_learn(uint64_t ip, uint64_t sp, uint64_t bp)
 {
+	uint64_t w = rule_cfi(ip, sp, bp);
+	atomic_fetch_add_explicit(&s_learnt, 1, memory_order_relaxed);
+	if (w && likely(G.unwind_check != 3))
+		return w;
 	if (!unw_enter())
-		return 0;
-	uint64_t w = rule_step(ip, sp, bp);
+		return w;
+	struct rule_obs o;
+	uint64_t v = rule_step(ip, sp, bp, &o);
 	unw_leave();
+	if (!w) {
+		atomic_fetch_add_explicit(&s_learnt_unw, 1, memory_order_relaxed);
+		if (G.unwind_check == 3)
+			atomic_fetch_add(&s_cfi_left, 1);
+		return v;
+	}
+	rule_compare(ip, sp, bp, w, v, &o);
 	return w;
 }
 

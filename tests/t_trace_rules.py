@@ -3,14 +3,16 @@
 (preload/unwind_cache.c, xrules: a memfd of `forkscope run` that each
 process opens as /proc/RUNNER/fd/N, FORKSCOPE_RULES).
 
-A rule that one image learnt (a search of the unwind tables, about a
-microsecond) is every later image's of the same object, found by the
-object's build-id and the return address in the object's own terms, so
-at another load address too. Checked here:
+A rule that one image learnt (a search of the object's unwind table and
+a run of its CFA program, one to two microseconds cold) is every later
+image's of the same object, found by the object's build-id and the
+return address in the object's own terms, so at another load address
+too. Checked here:
 - two compilers in a row (sh -c "gcc ...; gcc ..."): the second cc1
-  searches the unwind tables at most a fifth as often as the first, which
-  searches thousands of times (the library before made both search alike),
-  and both objects are byte for byte the untraced ones;
+  learns at most a fifth as many rules as the first, which learns
+  thousands (FORKSCOPE_UNWIND_CHECK=2 counts them; the library before
+  made both learn alike), and both objects are byte for byte the
+  untraced ones;
 - with FORKSCOPE_UNWIND_CHECK=1, every stack walked by the rules (shared
   ones among them) in both compilers and in three runs in a row of
   tests/progs/unwind_rules (frames that trip a walk by rules) is exactly
@@ -42,19 +44,19 @@ from fsk import check  # noqa: E402
 from cgen import gen_c  # noqa: E402
 from t_unwind_rules import notes, program_chain  # noqa: E402
 
-SEARCHES = re.compile(rb"unwind check: \d+ stacks compared, \d+ differed, (\d+) unwind-table searches")
+LEARNT = re.compile(rb"unwind check: \d+ stacks compared, \d+ differed, (\d+) rules learnt")
 
 
 def streams(trace):
     return sorted(glob.glob(os.path.join(trace, "*.fst")))
 
 
-def cc1_searches(trace):
-    """[searches] of the cc1 streams, in the order they started."""
+def cc1_learnt(trace):
+    """[rules learnt] of the cc1 streams, in the order they started."""
     out = []
     for path in streams(trace):
         data = open(path, "rb").read()
-        m = SEARCHES.search(data)
+        m = LEARNT.search(data)
         if b"/cc1" in data[:4096] and m:
             out.append((os.path.getmtime(path), int(m.group(1))))
     return [n for _, n in sorted(out)]
@@ -81,8 +83,8 @@ def gcc_case(cc):
         return
     same = all(open(s[:-2] + "plain.o", "rb").read() == open(s[:-2] + "t2.o", "rb").read() for s in srcs)
     check("gcc.same-objects", same, "traced objects differ from untraced ones")
-    n = cc1_searches(r.trace)
-    fsk.note("cc1 unwind-table searches, in order: %r" % n)
+    n = cc1_learnt(r.trace)
+    fsk.note("cc1 rules learnt, in order: %r" % n)
     check("gcc.two-cc1", len(n) == 2, n)
     if len(n) == 2:
         check("gcc.first-learns", n[0] >= 1000, n)

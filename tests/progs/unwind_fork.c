@@ -4,11 +4,13 @@
  * Usage: unwind_fork N
  * Two threads allocate, without pause, from ever different call stacks
  * (two functions calling each other to depths 1..40 in a changing
- * pattern), so their stacks keep missing the stack cache and our capture
- * keeps calling libunwind. The main thread forks N times; each child
- * allocates from stacks of its own and _exits. The parent gives each child
- * 2 s, kills one that has not ended (it waits on a lock taken for good)
- * and prints "@ forks n=N hung=H".
+ * pattern), every other one under a frame with no unwind information (an
+ * assembler function, as in unwind_rules): a walk by the rules cannot
+ * pass it, so our capture keeps calling libunwind (unw_backtrace). The
+ * main thread forks N times; each child allocates from stacks of its own,
+ * under that frame too, and _exits. The parent gives each child 2 s,
+ * kills one that has not ended (it waits on a lock taken for good) and
+ * prints "@ forks n=N hung=H".
  */
 #include <pthread.h>
 #include <signal.h>
@@ -17,6 +19,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "nocfi.h"
 
 static volatile int stop;
 
@@ -41,11 +45,22 @@ static __attribute__((noinline)) void *gb(int d)
 	return p;
 }
 
+
+static __attribute__((noinline)) void grab_free(size_t d)
+{
+	free(gb((int)d));
+	__asm__ volatile("" ::: "memory");
+}
+
 static void *churn(void *arg)
 {
 	(void)arg;
-	for (unsigned i = 0; !stop; i++)
-		free(ga(1 + (int)(i % 40)));
+	for (unsigned i = 0; !stop; i++) {
+		if (i & 1)
+			nocfi_call(grab_free, 1 + i % 20);
+		else
+			free(ga(1 + (int)(i % 40)));
+	}
 	return NULL;
 }
 
@@ -78,6 +93,8 @@ int main(int argc, char **argv)
 		if (pid == 0) {
 			for (int j = 0; j < 20; j++)
 				free(gb(1 + (j * 3) % 40));
+			for (int j = 0; j < 4; j++)
+				nocfi_call(grab_free, 2 + (size_t)j);
 			_exit(0);
 		}
 		int st = reap(pid);

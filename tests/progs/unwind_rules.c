@@ -33,6 +33,7 @@
 
 #include "../../samples/sample.h"
 #include "chains.h"
+#include "nocfi.h"
 
 #define K 200                           /* calls per shape */
 
@@ -172,20 +173,6 @@ static void case_deep(void)
 
 /* ---- nocfi ---- */
 
-/* nocfi_call(fn, n): fn(n) from a frame that has no CFI */
-void nocfi_call(void (*fn)(size_t), size_t n);
-__asm__(".text\n"
-	".globl nocfi_call\n"
-	".type nocfi_call,@function\n"
-	"nocfi_call:\n"
-	"	push %rbp\n"
-	"	mov %rsp, %rbp\n"
-	"	mov %rdi, %rax\n"
-	"	mov %rsi, %rdi\n"
-	"	call *%rax\n"
-	"	pop %rbp\n"
-	"	ret\n"
-	".size nocfi_call, .-nocfi_call\n");
 
 static __attribute__((noinline)) void nocfi_fn(int n)
 {

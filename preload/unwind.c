@@ -609,14 +609,17 @@ __asm__(".text\n"
 
 static _Atomic int s_inside;  /* threads inside a call into libunwind */
 static int s_unw_off;         /* 1: never enter libunwind here; 2: and the note is out */
-static _Atomic int s_unw_set; /* its caching policy is set (and it is set up) */
+static _Atomic int s_unw_set; /* its caching policy: 0 not set, 1 being set, 2 set */
 
 static void unwind_off_note(void);
 
-/* The first call into libunwind sets it up (~30 us: most images whose
- * rules the unwind tables give never need it) with a per-thread cache,
- * which takes no lock and masks no signal; a thread that comes in
- * while another sets it up may use the global one meanwhile. */
+/* The first call into libunwind sets it up (~30 us: most images, whose
+ * rules the unwind tables give, never need it) with a per-thread cache,
+ * which takes no lock and masks no signal. A thread that comes in
+ * meanwhile waits: libunwind reads the policy apart when it takes and
+ * when it drops its global cache's lock, so a step under the global one
+ * across the switch would leave that lock taken. A fork child of a
+ * thread setting it never enters libunwind (s_inside). */
 int unw_enter(void)
 {
 	if (s_unw_off) {
@@ -624,9 +627,15 @@ int unw_enter(void)
 		return 0;
 	}
 	atomic_fetch_add(&s_inside, 1); /* visible before any lock it takes */
-	if (unlikely(!atomic_load_explicit(&s_unw_set, memory_order_relaxed)) &&
-	    !atomic_exchange(&s_unw_set, 1))
-		unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+	int st = atomic_load_explicit(&s_unw_set, memory_order_acquire);
+	if (unlikely(st != 2)) {
+		if (st == 0 && atomic_compare_exchange_strong(&s_unw_set, &st, 1)) {
+			unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+			atomic_store_explicit(&s_unw_set, 2, memory_order_release);
+		}
+		while (atomic_load_explicit(&s_unw_set, memory_order_acquire) != 2)
+			sched_yield();
+	}
 	return 1;
 }
 

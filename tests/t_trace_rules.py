@@ -51,13 +51,27 @@ def streams(trace):
     return sorted(glob.glob(os.path.join(trace, "*.fst")))
 
 
+def stream_exe(data):
+    """The program of a stream's image, from its header (trace.h: the
+    fixed part, then the exe as a length and its bytes)."""
+    if len(data) < 16:
+        return b""
+    fixed = struct.unpack_from("<H", data, 10)[0]
+    if fixed + 4 > len(data):
+        return b""
+    n = struct.unpack_from("<I", data, fixed)[0]
+    return data[fixed + 4:fixed + 4 + n]
+
+
 def cc1_learnt(trace):
-    """[rules learnt] of the cc1 streams, in the order they started."""
+    """[rules learnt] of the cc1 images' streams, in the order they
+    started (not the gcc driver's fork child that execs cc1, whose stream
+    names it too)."""
     out = []
     for path in streams(trace):
         data = open(path, "rb").read()
         m = LEARNT.search(data)
-        if b"/cc1" in data[:4096] and m:
+        if stream_exe(data).endswith(b"/cc1") and m:
             out.append((os.path.getmtime(path), int(m.group(1))))
     return [n for _, n in sorted(out)]
 

@@ -136,6 +136,9 @@ FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 /* Starts the flusher unless it runs; returns 1, starting nothing, in a
  * fork child still young enough to write its records through (emit.c). */
 FSK_HIDDEN int init_flusher_ensure(void);
+/* Set while a memory-mapping hook records: an allocator's lock may be
+ * held, so the flusher is not started from there (init.c). */
+FSK_HIDDEN extern __thread int t_map_hook;
 FSK_HIDDEN int init_flusher_running(void);
 /* Whether the flusher's thread runs (init_flusher_running: was asked for). */
 FSK_HIDDEN int init_flusher_alive(void);

@@ -579,7 +579,9 @@ FSK_EXPORT int brk(void *addr)
 	int err = errno;
 	if (r == 0 && __curbrk != old) {
 		atomic_store(&s_last_brk, __curbrk);
+		t_map_hook = 1; /* an allocator's own break: its lock may be held */
 		brk_record(old, __curbrk, FSK_BRK_CALL, 1);
+		t_map_hook = 0;
 	}
 	t_guard = 0;
 	errno = err;
@@ -597,7 +599,9 @@ FSK_EXPORT void *sbrk(intptr_t incr)
 	int err = errno;
 	if (old != (void *)-1) {
 		atomic_store(&s_last_brk, __curbrk);
+		t_map_hook = 1;
 		brk_record(old, __curbrk, FSK_BRK_SBRK, 1);
+		t_map_hook = 0;
 	}
 	t_guard = 0;
 	errno = err;

@@ -313,6 +313,14 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	t_guard = 0;
 }
 
+/* Set while a memory-mapping hook (mmap family, brk, sbrk) records. An
+ * allocator may call those holding its own lock: rustc's jemalloc maps a
+ * new arena's memory holding its arenas lock, and a flusher started from
+ * there called jemalloc's calloc for its TLS (pthread_create) and waited
+ * on that lock for ever (rustc hung in 1 run of 4). Such records are
+ * written through; a later call from elsewhere starts the flusher. */
+__thread int t_map_hook;
+
 /* Whether the hook we are in was called by the dynamic linker, or by
  * what we cannot tell. ld.so calls malloc and free holding locks that
  * pthread_create takes: libc's stack cache lock, held while a joined
@@ -358,7 +366,7 @@ int init_flusher_ensure(void)
 	if (s_young_since && sys_now_ns() - s_young_since < YOUNG_NS &&
 	    atomic_fetch_add(&s_young_recs, 1) < s_young_quota)
 		return 1;
-	if (called_by_ldso())
+	if (t_map_hook || called_by_ldso())
 		return 1; /* written through until a call from elsewhere */
 	if (!atomic_exchange(&s_flusher_started, 1))
 		flusher_start();

@@ -16,16 +16,23 @@ static int map_on(void)
 	return G.active && !t_guard && !t_vfork_child;
 }
 
+/* Records with t_map_hook set: an allocator other than glibc's (jemalloc
+ * linked into rustc, tcmalloc, mimalloc) maps and unmaps through these
+ * hooks holding its own lock, which starting the flusher would take again
+ * (init_flusher_ensure). */
 static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, const void *result, int prot,
 		    int flags, int fd, int err)
 {
 	if (op <= FSK_MAP_MREMAP && !err)
 		scan_mark(FSK_SCAN_MMAP);
+	t_map_hook = 1;
 	uint32_t stack = FSK_STACK(0);
 	struct fsk_rec *h = emit_reserve(FSK_REC_MAP, sizeof(struct fsk_rec) + sizeof(struct fsk_map),
 					 sys_now_ns());
-	if (!h)
+	if (!h) {
+		t_map_hook = 0;
 		return;
+	}
 	struct fsk_map *m = (void *)(h + 1);
 	m->addr = (uint64_t)addr;
 	m->len = len;
@@ -39,6 +46,7 @@ static void rec_map(uint16_t op, const void *addr, size_t len, uint64_t arg, con
 	m->op = op;
 	m->pad = 0;
 	emit_commit();
+	t_map_hook = 0;
 }
 
 static void *mmap_common(void *(*fn)(void *, size_t, int, int, int, off_t), void *addr, size_t len,

@@ -98,6 +98,12 @@ $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 $(B)/progs/stacks: $(B)/progs/libstacks_lib.so
 
+# A malloc that is not glibc's, preloaded after ours (tests/t_other_malloc.py).
+$(B)/progs/libother_malloc.so: tests/progs/lib/other_malloc.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
+TESTPROGS += $(B)/progs/libother_malloc.so
+
 # tests/progs/sigchain links this library, initialized before every other
 # (forkscope's too), so it finds a SIGILL handler already installed.
 $(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c

@@ -435,7 +435,8 @@ static int hdr_write(const char *a, size_t alen, const char *b, size_t blen)
 		h->start_ns = s_hdr_start_ns;
 		h->start_realtime_ns = s_hdr_rt_ns;
 		h->clock_id = CLOCK_MONOTONIC;
-		h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0) | (extra ? FSK_HF_SAMPLED : 0);
+		h->flags = flags | (G.malloc_on ? FSK_HF_MALLOC : 0) | (extra ? FSK_HF_SAMPLED : 0) |
+			   (G.malloc_on && !real.malloc_is_glibc ? FSK_HF_MALLOC_OTHER : 0);
 		h->uid = (uint32_t)getuid();
 		h->argc = argc;
 		h->parent_start_ns = s_hdr_fork_ns;

@@ -78,6 +78,11 @@ struct fsk_real {
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
 			       void (*)(void), void (*)(void), void (*)(void), void *);
+	/* malloc is glibc's: only then is the word before a block its chunk
+	 * header (heap.c reads the MMAPPED bit there). Another allocator
+	 * preloaded after us (jemalloc, tcmalloc) may start a block right
+	 * after an unmapped page. */
+	int malloc_is_glibc;
 };
 FSK_HIDDEN extern struct fsk_real real;
 /* Resolves every real_* pointer once; re-entrant calls made by dlsym itself

@@ -35,9 +35,12 @@ static __thread int t_in_record;
 #define STRICT_LEAVE() ((void)0)
 #endif
 
+/* glibc's IS_MMAPPED bit, in the chunk header before the block; never
+ * read under another malloc, whose block may follow an unmapped page
+ * (python3 under jemalloc died of that read at its first thread). */
 static inline int chunk_mmapped(const void *p)
 {
-	return p && (((const size_t *)p)[-1] & 2);
+	return p && real.malloc_is_glibc && (((const size_t *)p)[-1] & 2);
 }
 
 /* `stack_ok` 0: the caller is not the thread that moved the break. */

@@ -4,6 +4,7 @@
  * from a static arena that is never freed (free() recognizes its pointers).
  */
 #include <dlfcn.h>
+#include <gnu/libc-version.h>
 #include <stdatomic.h>
 
 #include "fsk.h"
@@ -74,4 +75,7 @@ void resolve_all(void)
 	R(wait4, "wait4");
 	R(waitid, "waitid");
 	R(libc_start_main, "__libc_start_main");
+	Dl_info a, b;
+	real.malloc_is_glibc = real.malloc && dladdr((void *)real.malloc, &a) &&
+			       dladdr((void *)gnu_get_libc_version, &b) && a.dli_fbase == b.dli_fbase;
 }

@@ -2,7 +2,8 @@
 # Installs what forkscope needs from Debian's packages, once. As root it runs
 # apt-get itself; otherwise it prints the exact command to run.
 pkgs="gcc make pkg-config libc6-dev libunwind-dev libelf-dev libdw-dev libncurses-dev curl
-python3 tmux strace procps clang libclang-rt-14-dev valgrind g++ perl git"
+python3 tmux strace procps clang libclang-rt-14-dev valgrind g++ perl git libjemalloc2
+libtcmalloc-minimal4"
 missing=""
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"

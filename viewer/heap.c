@@ -89,10 +89,13 @@ void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags)
 		h->w_bytes += (double)heap_weight(h->sample_bytes, size, &c);
 		h->bytes = (uint64_t)llround(h->w_bytes);
 	}
-	if (flags & FSK_AF_MMAPPED)
-		h->mmap_served += h->sample_bytes ? (uint64_t)llround(c) : 1;
+	uint64_t n = h->sample_bytes ? (uint64_t)llround(c) : 1;
+	if (h->other_malloc)
+		h->other_served += n;
+	else if (flags & FSK_AF_MMAPPED)
+		h->mmap_served += n;
 	else
-		h->brk_served += h->sample_bytes ? (uint64_t)llround(c) : 1;
+		h->brk_served += n;
 	heap_insert(h, addr, size);
 }
 

@@ -19,6 +19,10 @@ struct heap {
 	uint64_t bytes;         /* requested by calls */
 	uint64_t mmap_served;   /* calls glibc served with its own mmap */
 	uint64_t brk_served;    /* calls served from the brk heap/arenas */
+	uint64_t other_served;  /* calls another malloc than glibc's served (which
+				 * from its own mmap is not known) */
+	int other_malloc;       /* the current image's malloc is not glibc's
+				 * (FSK_HF_MALLOC_OTHER) */
 	uint64_t unknown_frees; /* frees of blocks the trace never saw allocated */
 	uint64_t inherited_blocks, inherited_bytes; /* live in the parent at fork */
 	uint64_t live_bytes;

@@ -223,6 +223,7 @@ static int model_open(struct model *m, struct reader_stream *s)
 	}
 	if (h->flags & FSK_HF_MALLOC)
 		p->malloc_traced = 1;
+	p->heap.other_malloc = !!(h->flags & FSK_HF_MALLOC_OTHER);
 	return table_put(&m->streams, (uintptr_t)s, p->index + 1, NULL) < 0 ? -ENOMEM : 0;
 }
 

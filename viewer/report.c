@@ -172,15 +172,15 @@ static void report_tree(FILE *f, const struct model *m)
 static void report_malloc(FILE *f, const struct model *m)
 {
 	uint64_t calls = 0, frees = 0, bytes = 0, leak = 0, blocks = 0, mm = 0, failed = 0;
-	uint64_t sampled = 0;
-	char b1[32], b2[32];
+	uint64_t sampled = 0, other = 0;
+	char b1[32], b2[32], b3[80] = "";
 	int any = 0;
 
 	for (size_t i = 0; i < m->n; i++) {
 		const struct heap *h = &m->procs[i]->heap;
 		any |= m->procs[i]->malloc_traced;
 		calls += h->calls, frees += h->frees, bytes += h->bytes;
-		mm += h->mmap_served, failed += h->failed;
+		mm += h->mmap_served, failed += h->failed, other += h->other_served;
 		if (h->sample_bytes > sampled)
 			sampled = h->sample_bytes;
 		leak += h->ended ? h->exit_bytes : h->live_bytes;
@@ -194,9 +194,11 @@ static void report_malloc(FILE *f, const struct model *m)
 	report_bytes(b2, sizeof(b2), leak);
 	if (sampled)
 		fprintf(f, "malloc: sampled 1/%" PRIu64 " bytes: totals are estimates\n", sampled);
-	fprintf(f, "malloc: %" PRIu64 " calls (%" PRIu64 " served by mmap, %" PRIu64
+	if (other)
+		snprintf(b3, sizeof(b3), ", %" PRIu64 " by a malloc other than glibc's", other);
+	fprintf(f, "malloc: %" PRIu64 " calls (%" PRIu64 " served by mmap%s, %" PRIu64
 		" failed), %" PRIu64 " frees, %s requested; %s in %" PRIu64
-		" blocks live at exit\n", calls, mm, failed, frees, b1, b2, blocks);
+		" blocks live at exit\n", calls, mm, b3, failed, frees, b1, b2, blocks);
 }
 
 /* Per process, from its latest scan: region kinds x page counts, so a

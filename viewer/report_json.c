@@ -158,7 +158,7 @@ static void report_json_malloc(FILE *f, const struct model_proc *p)
 		", \"peak_live_bytes\": %" PRIu64 ", \"live_at_exit_bytes\": %" PRIu64
 		", \"live_at_exit_blocks\": %" PRIu64 ", \"traced\": %s"
 		", \"reallocs\": %" PRIu64 ", \"failed\": %" PRIu64
-		", \"mmap_served\": %" PRIu64 ", \"brk_served\": %" PRIu64
+		", \"mmap_served\": %" PRIu64 ", \"brk_served\": %" PRIu64 ", \"other_served\": %" PRIu64
 		", \"unknown_frees\": %" PRIu64 ", \"inherited_blocks\": %" PRIu64
 		", \"inherited_bytes\": %" PRIu64 ", \"sample_bytes\": %" PRIu64
 		", \"estimated\": %s}",
@@ -166,7 +166,7 @@ static void report_json_malloc(FILE *f, const struct model_proc *p)
 		h->ended ? h->exit_bytes : h->live_bytes,
 		h->ended ? h->exit_blocks : (uint64_t)h->live.n,
 		p->malloc_traced ? "true" : "false", h->reallocs, h->failed,
-		h->mmap_served, h->brk_served, h->unknown_frees,
+		h->mmap_served, h->brk_served, h->other_served, h->unknown_frees,
 		h->inherited_blocks, h->inherited_bytes, h->sample_bytes,
 		h->sample_bytes ? "true" : "false");
 }

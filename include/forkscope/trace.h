@@ -156,6 +156,11 @@
                                      the WAITs of the subreaper (orphans, CMD) */
 #define FSK_HF_SAMPLED      0x20u /* malloc family sampled: a SAMPLE record
                                      follows the header (see the top) */
+#define FSK_HF_MALLOC_OTHER 0x40u /* the malloc under the hooks is not glibc's
+                                     (jemalloc, tcmalloc preloaded after ours):
+                                     FSK_AF_MMAPPED is never set, and no
+                                     record says whether a block came from
+                                     the heap or from its own mmap */
 
 struct fsk_header {
 	char magic[8];             /* FSK_MAGIC */

@@ -333,6 +333,22 @@ static void test_sampled(const char *dir)
 	load_free(&l);
 }
 
+/* Under another malloc than glibc's (FSK_HF_MALLOC_OTHER) no record says
+ * heap or mmap: every call counts as served by that malloc. */
+static void test_heap_other(void)
+{
+	struct heap h;
+	memset(&h, 0, sizeof(h));
+	h.other_malloc = 1;
+	heap_alloc(&h, 0x1000, 10, 0);
+	heap_alloc(&h, 0x2000, 20, FSK_AF_MMAPPED);
+	heap_free(&h, 0x1000);
+	synth_check("malloc_other_served", h.calls == 2 && h.other_served == 2 && !h.mmap_served &&
+		    !h.brk_served && h.live_bytes == 20, "other %" PRIu64 " mmap %" PRIu64 " brk %" PRIu64,
+		    h.other_served, h.mmap_served, h.brk_served);
+	heap_free_all(&h);
+}
+
 int main(void)
 {
 	char *dir = synth_dir(), sub[600];
@@ -346,6 +362,7 @@ int main(void)
 	test_tree(&l.model);
 	test_walk();
 	test_heap(&l.model);
+	test_heap_other();
 	test_json(&l, dir);
 	load_free(&l);
 	snprintf(sub, sizeof(sub), "%s/regions", dir);

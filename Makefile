@@ -98,6 +98,9 @@ $(B)/progs/libstacks_lib.so: tests/progs/lib/stacks_lib.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 $(B)/progs/stacks: $(B)/progs/libstacks_lib.so
 
+# Built with gcc's ASan, whose runtime is a library of its own (t_asan_prog.py).
+$(B)/progs/asan_prog: PROG_LDFLAGS := -fsanitize=address
+
 # A malloc that is not glibc's, preloaded after ours (tests/t_other_malloc.py).
 $(B)/progs/libother_malloc.so: tests/progs/lib/other_malloc.c
 	@mkdir -p $(B)/progs

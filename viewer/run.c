@@ -343,6 +343,29 @@ static void run_forward(int sig)
 		kill(run_child, sig);
 }
 
+/* gcc's ASan runtime (libasan.so, which an ASan-built program loads)
+ * refuses to run unless it is the first library loaded, and a preloaded
+ * one always comes before it: such a program exits 1 at once, traced.
+ * Its check is turned off for the traced tree unless the user set it;
+ * ASan then works as untraced, our hooks calling its malloc as the real
+ * one (another malloc than glibc's, as the report says). */
+static void run_asan_options(void)
+{
+	const char *old = getenv("ASAN_OPTIONS");
+	const char *opt = "verify_asan_link_order=0";
+	if (old && strstr(old, "verify_asan_link_order"))
+		return;
+	if (!old || !*old) {
+		setenv("ASAN_OPTIONS", opt, 1);
+		return;
+	}
+	char *both = malloc(strlen(old) + strlen(opt) + 2);
+	if (both) {
+		sprintf(both, "%s:%s", old, opt);
+		setenv("ASAN_OPTIONS", both, 1);
+	}
+}
+
 /* In the child: the tracer's environment, then CMD; never returns. */
 static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
 		     char **cmd)
@@ -372,6 +395,7 @@ static void run_exec(const struct run_opts *o, const char *dir, const char *lib,
 		snprintf(num, sizeof(num), "%lu", o->sample_bytes);
 		setenv("FORKSCOPE_SAMPLE_BYTES", num, 1);
 	}
+	run_asan_options();
 	if (rules_fd >= 0) {
 		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)getppid(), rules_fd);
 		setenv("FORKSCOPE_RULES", num, 1);

@@ -78,6 +78,19 @@ struct fsk_real {
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
 			       void (*)(void), void (*)(void), void (*)(void), void *);
+	int (*setuid)(uid_t);
+	int (*setgid)(gid_t);
+	int (*seteuid)(uid_t);
+	int (*setegid)(gid_t);
+	int (*setreuid)(uid_t, uid_t);
+	int (*setregid)(gid_t, gid_t);
+	int (*setresuid)(uid_t, uid_t, uid_t);
+	int (*setresgid)(gid_t, gid_t, gid_t);
+	int (*setgroups)(size_t, const gid_t *);
+	int (*capset)(void *, void *);
+	int (*unshare)(int);
+	int (*setns)(int, int);
+	int (*prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
 	/* malloc is glibc's: only then is the word before a block its chunk
 	 * header (heap.c reads the MMAPPED bit there). Another allocator
 	 * preloaded after us (jemalloc, tcmalloc) may start a block right
@@ -141,6 +154,11 @@ FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
 /* Starts the flusher unless it runs; returns 1, starting nothing, in a
  * fork child still young enough to write its records through (emit.c). */
 FSK_HIDDEN int init_flusher_ensure(void);
+/* The flusher ends before a change of credentials or namespaces that a
+ * second thread would break (init.c): 1 when one was paused, for
+ * init_flusher_resume after the call. */
+FSK_HIDDEN int init_flusher_pause(void);
+FSK_HIDDEN void init_flusher_resume(int paused);
 /* Set while a memory-mapping hook records: an allocator's lock may be
  * held, so the flusher is not started from there (init.c). */
 FSK_HIDDEN extern __thread int t_map_hook;

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -91,10 +92,16 @@ int init_flusher_alive(void)
 	return atomic_load_explicit(&s_flusher_alive, memory_order_relaxed);
 }
 
+static _Atomic int s_flusher_stop;     /* the flusher is asked to end (init_flusher_pause) */
+static _Atomic pid_t s_flusher_tid;
+static _Atomic int s_flusher_created;  /* pthread_create made it */
+static char *s_flusher_stack;          /* its stack mapping, kept for the next one */
+
 static void *flusher_main(void *arg)
 {
 	(void)arg;
 	t_guard = 1; /* nothing this thread does is the program's */
+	atomic_store(&s_flusher_tid, sys_gettid());
 	/* named by itself: pthread_setname_np from the creating thread
 	 * writes /proc/self/task/TID/comm, an open, a write and a close on
 	 * the program's thread (~50 us in a young process) */
@@ -106,6 +113,8 @@ static void *flusher_main(void *arg)
 	 * would keep every thread from reusing stamps until the next tick */
 	emit_clock_tick();
 	for (;;) {
+		if (atomic_load_explicit(&s_flusher_stop, memory_order_acquire))
+			break;
 		uint64_t now = sys_now_ns();
 		/* a thread reusing clock reads: a new epoch each millisecond
 		 * bounds how stale its stamps get (emit.h) */
@@ -137,6 +146,8 @@ static void *flusher_main(void *arg)
 			scan_tick();
 		}
 	}
+	emit_flush_all(0); /* nothing waits for a tick that will not come */
+	atomic_store(&s_flusher_alive, 0);
 	return NULL;
 }
 
@@ -157,19 +168,24 @@ static void flusher_start(void)
 	/* A stack of ours before the thread exists, so a scan in between does
 	 * not count it as the program's memory; lowest page a guard. */
 	size_t guard = G.page_size, len = 64 * 1024;
-	char *stack = sys_mmap(guard + len);
-	if (stack) {
+	char *stack = s_flusher_stack; /* a paused one's (its thread is gone) */
+	if (!stack && (stack = sys_mmap(guard + len))) {
 		scan_own_add(stack, guard + len);
 		syscall(SYS_mprotect, stack, guard, PROT_NONE);
 		/* a fork child has no flusher (its own comes with a stack of
 		 * its own): the fork copies none of this one's page tables,
 		 * and the flusher's next frames take no copy-on-write fault */
 		syscall(SYS_madvise, stack, guard + len, MADV_WIPEONFORK);
+		s_flusher_stack = stack;
+	}
+	if (stack) {
 		pthread_attr_setstack(&attr, stack + guard, len);
 	} else {
 		pthread_attr_setstacksize(&attr, len);
 	}
-	pthread_create(&th, &attr, flusher_main, NULL);
+	atomic_store(&s_flusher_created, 1); /* before, for init_flusher_pause */
+	if (pthread_create(&th, &attr, flusher_main, NULL) != 0)
+		atomic_store(&s_flusher_created, 0);
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
@@ -373,6 +389,59 @@ int init_flusher_ensure(void)
 	return 0;
 }
 
+/*
+ * The program is about to change its credentials, capabilities or
+ * namespaces: the flusher must not be there. glibc makes every thread of
+ * the process take a setuid-family change (a signal to each), and aborts
+ * the process when one thread's result differs from another's; our
+ * flusher has neither the capabilities nor the keep-caps flag that the
+ * program's thread set for itself (both are per thread), so setpriv
+ * --reuid --regid died of SIGABRT under forkscope. unshare and setns of a
+ * user namespace refuse a process with more than one thread. So the
+ * flusher ends (it writes out what is buffered first) and is gone from
+ * the kernel before the call; a later record starts a new one, which
+ * inherits the new credentials. Returns whether one was paused: the
+ * caller passes that to init_flusher_resume after the call.
+ */
+int init_flusher_pause(void)
+{
+	if (!G.active || t_vfork_child || !atomic_load(&s_flusher_started) ||
+	    atomic_exchange(&s_flusher_stop, 1))
+		return 0; /* none, or another thread is pausing it */
+	int e = errno;
+	pid_t tid;
+	while (!(tid = atomic_load(&s_flusher_tid))) {
+		if (!atomic_load(&s_flusher_created)) {
+			atomic_store(&s_flusher_stop, 0);
+			errno = e;
+			return 0; /* pthread_create failed: there is none */
+		}
+		sched_yield(); /* being created, or not run yet */
+	}
+	init_flusher_kick();
+	/* gone from the kernel, not merely returned */
+	while (syscall(SYS_tgkill, (pid_t)G.pid, tid, 0) == 0 || errno != ESRCH) {
+		struct timespec ts = { 0, 20 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	atomic_store(&s_flusher_tid, 0);
+	atomic_store(&s_flusher_created, 0);
+	atomic_store(&s_kick, 0);
+	errno = e;
+	return 1;
+}
+
+/* After the call init_flusher_pause was for: the next record may start a
+ * flusher again (until then s_flusher_started kept other threads from
+ * starting one in the middle). */
+void init_flusher_resume(int paused)
+{
+	if (!paused)
+		return;
+	atomic_store(&s_flusher_stop, 0);
+	atomic_store(&s_flusher_started, 0);
+}
+
 /* Whether this process has a flusher (scan.c leaves WAIT scans to it). */
 int init_flusher_running(void)
 {
@@ -399,6 +468,9 @@ void init_child_after_fork(uint64_t fork_ns)
 	emit_reset_child();
 	unwind_fork_child();
 	atomic_store(&s_flusher_started, 0);
+	atomic_store(&s_flusher_tid, 0);
+	atomic_store(&s_flusher_created, 0);
+	atomic_store(&s_flusher_stop, 0);
 	atomic_store(&s_flusher_alive, 0);
 	atomic_store(&s_kick, 0);
 	spare_fork_child(ppid);

@@ -75,6 +75,19 @@ void resolve_all(void)
 	R(wait4, "wait4");
 	R(waitid, "waitid");
 	R(libc_start_main, "__libc_start_main");
+	R(setuid, "setuid");
+	R(setgid, "setgid");
+	R(seteuid, "seteuid");
+	R(setegid, "setegid");
+	R(setreuid, "setreuid");
+	R(setregid, "setregid");
+	R(setresuid, "setresuid");
+	R(setresgid, "setresgid");
+	R(setgroups, "setgroups");
+	R(capset, "capset");
+	R(unshare, "unshare");
+	R(setns, "setns");
+	R(prctl, "prctl");
 	Dl_info a, b;
 	real.malloc_is_glibc = real.malloc && dladdr((void *)real.malloc, &a) &&
 			       dladdr((void *)gnu_get_libc_version, &b) && a.dli_fbase == b.dli_fbase;

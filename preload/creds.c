@@ -11,25 +11,26 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 
 #include "fsk.h"
 
-#define CRED_HOOK(ret, name, params, args)            \
-	FSK_EXPORT ret name params                    \
-	{                                             \
-		if (unlikely(!real.name))             \
-			resolve_all();                \
-		if (!real.name) {                     \
-			errno = ENOSYS;               \
-			return -1;                    \
-		}                                     \
-		int paused_ = init_flusher_pause();   \
-		ret ret_ = real.name args;            \
-		int err_ = errno;                     \
-		init_flusher_resume(paused_);         \
-		errno = err_;                         \
-		return ret_;                          \
+#define CRED_HOOK(ret, name, params, args)                                      \
+	FSK_EXPORT ret name params                                              \
+	{                                                                       \
+		static void *_Atomic real_;                                     \
+		ret(*fn_) params = (ret(*) params)resolve_late(&real_, #name); \
+		if (!fn_) {                                                     \
+			errno = ENOSYS;                                         \
+			return -1;                                              \
+		}                                                               \
+		int paused_ = init_flusher_pause();                             \
+		ret ret_ = fn_ args;                                            \
+		int err_ = errno;                                               \
+		init_flusher_resume(paused_);                                   \
+		errno = err_;                                                   \
+		return ret_;                                                    \
 	}
 
 CRED_HOOK(int, setuid, (uid_t u), (u))
@@ -54,9 +55,11 @@ FSK_EXPORT int prctl(int option, ...)
 	unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
 	unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
 	va_end(ap);
-	if (unlikely(!real.prctl))
-		resolve_all();
-	if (!real.prctl) {
+	static void *_Atomic real_prctl;
+	int (*fn)(int, unsigned long, unsigned long, unsigned long, unsigned long) =
+		(int (*)(int, unsigned long, unsigned long, unsigned long, unsigned long))resolve_late(
+			&real_prctl, "prctl");
+	if (!fn) {
 		errno = ENOSYS;
 		return -1;
 	}
@@ -64,7 +67,7 @@ FSK_EXPORT int prctl(int option, ...)
 	if (!t_guard && (option == PR_SET_KEEPCAPS || option == PR_SET_SECUREBITS ||
 			 option == PR_CAPBSET_DROP || option == PR_CAP_AMBIENT))
 		paused = init_flusher_pause();
-	int r = real.prctl(option, a2, a3, a4, a5);
+	int r = fn(option, a2, a3, a4, a5);
 	int e = errno;
 	init_flusher_resume(paused);
 	errno = e;

@@ -78,19 +78,6 @@ struct fsk_real {
 	int (*waitid)(idtype_t, id_t, siginfo_t *, int);
 	int (*libc_start_main)(int (*)(int, char **, char **), int, char **,
 			       void (*)(void), void (*)(void), void (*)(void), void *);
-	int (*setuid)(uid_t);
-	int (*setgid)(gid_t);
-	int (*seteuid)(uid_t);
-	int (*setegid)(gid_t);
-	int (*setreuid)(uid_t, uid_t);
-	int (*setregid)(gid_t, gid_t);
-	int (*setresuid)(uid_t, uid_t, uid_t);
-	int (*setresgid)(gid_t, gid_t, gid_t);
-	int (*setgroups)(size_t, const gid_t *);
-	int (*capset)(void *, void *);
-	int (*unshare)(int);
-	int (*setns)(int, int);
-	int (*prctl)(int, unsigned long, unsigned long, unsigned long, unsigned long);
 	/* malloc is glibc's: only then is the word before a block its chunk
 	 * header (heap.c reads the MMAPPED bit there). Another allocator
 	 * preloaded after us (jemalloc, tcmalloc) may start a block right
@@ -102,6 +89,9 @@ FSK_HIDDEN extern struct fsk_real real;
  * are served from a static arena (resolve_is_boot tells those apart). */
 FSK_HIDDEN void resolve_all(void);
 FSK_HIDDEN void *resolve_boot_alloc(size_t size, size_t align);
+/* A rarely called hook's real function, looked up at its first call into
+ * *slot (resolve.c says which hooks may). NULL when there is none. */
+FSK_HIDDEN void *resolve_late(void *_Atomic *slot, const char *name);
 #define RESOLVE_BOOT_SIZE (64 * 1024)
 FSK_HIDDEN extern char resolve_boot_arena[RESOLVE_BOOT_SIZE];
 /* Inline: every traced free() asks. */

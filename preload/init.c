@@ -105,7 +105,7 @@ static void *flusher_main(void *arg)
 	/* named by itself: pthread_setname_np from the creating thread
 	 * writes /proc/self/task/TID/comm, an open, a write and a close on
 	 * the program's thread (~50 us in a young process) */
-	prctl(PR_SET_NAME, "forkscope", 0, 0, 0);
+	syscall(SYS_prctl, PR_SET_NAME, "forkscope", 0, 0, 0); /* not through our hook */
 	atomic_store(&s_flusher_alive, 1);
 	scan_own_point(&arg); /* the stack, if pthread had to allocate it */
 	uint64_t next = sys_now_ns() + FLUSH_NS, epoch = 0;

@@ -31,6 +31,41 @@ void *resolve_boot_alloc(size_t size, size_t align)
 
 #define R(field, name) real.field = (__typeof__(real.field))dlsym(RTLD_NEXT, name)
 
+/* The real one of a rarely called function, looked up at its first call
+ * instead of by every image's constructor (a dlsym costs ~2 us there).
+ * Only for hooks the dynamic linker, an allocator and a signal handler
+ * never call (preload/creds.c): dlsym may take the loader's lock and
+ * allocate, which passes through our hooks here (t_guard). */
+void *resolve_late(void *_Atomic *slot, const char *name)
+{
+	void *f = atomic_load_explicit(slot, memory_order_acquire);
+	if (f)
+		return f;
+	resolve_all();
+	int guard = t_guard;
+	t_guard = 1;
+	f = dlsym(RTLD_NEXT, name);
+	t_guard = guard;
+	atomic_store_explicit(slot, f, memory_order_release);
+	return f;
+}
+
+#pragma weak _dl_find_object
+
+/* Whether a and b are in one loaded object: _dl_find_object (glibc 2.35)
+ * is a lookup; dladdr also scans the object's symbol table for the name
+ * (libc's: ~15 us each, in every image's constructor). */
+static int same_object(void *a, void *b)
+{
+	if (_dl_find_object) {
+		struct dl_find_object fa, fb;
+		return _dl_find_object(a, &fa) == 0 && _dl_find_object(b, &fb) == 0 &&
+		       fa.dlfo_link_map == fb.dlfo_link_map;
+	}
+	Dl_info ia, ib;
+	return dladdr(a, &ia) && dladdr(b, &ib) && ia.dli_fbase == ib.dli_fbase;
+}
+
 /* Called from the constructor, or from the first hook that runs before it
  * (another library's constructor). Idempotent; the malloc pointers go
  * first because dlsym needs them. */
@@ -75,20 +110,6 @@ void resolve_all(void)
 	R(wait4, "wait4");
 	R(waitid, "waitid");
 	R(libc_start_main, "__libc_start_main");
-	R(setuid, "setuid");
-	R(setgid, "setgid");
-	R(seteuid, "seteuid");
-	R(setegid, "setegid");
-	R(setreuid, "setreuid");
-	R(setregid, "setregid");
-	R(setresuid, "setresuid");
-	R(setresgid, "setresgid");
-	R(setgroups, "setgroups");
-	R(capset, "capset");
-	R(unshare, "unshare");
-	R(setns, "setns");
-	R(prctl, "prctl");
-	Dl_info a, b;
-	real.malloc_is_glibc = real.malloc && dladdr((void *)real.malloc, &a) &&
-			       dladdr((void *)gnu_get_libc_version, &b) && a.dli_fbase == b.dli_fbase;
+
+	real.malloc_is_glibc = real.malloc && same_object((void *)real.malloc, (void *)gnu_get_libc_version);
 }

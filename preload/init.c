@@ -419,11 +419,21 @@ int init_flusher_pause(void)
 		sched_yield(); /* being created, or not run yet */
 	}
 	init_flusher_kick();
-	/* gone from the kernel, not merely returned */
-	while (syscall(SYS_tgkill, (pid_t)G.pid, tid, 0) == 0 || errno != ESRCH) {
+	/* gone from the kernel, not merely returned; at most ~2 s (a write of
+	 * its to a stalled file system), and not at all where tgkill itself
+	 * is refused (a seccomp filter): a thread that may still be there
+	 * leaves its stack to it, the next flusher maps another */
+	int waits = 0;
+	while (syscall(SYS_tgkill, (pid_t)G.pid, tid, 0) == 0) {
+		if (++waits > 100000) {
+			s_flusher_stack = NULL;
+			break;
+		}
 		struct timespec ts = { 0, 20 * 1000 };
 		nanosleep(&ts, NULL);
 	}
+	if (errno != ESRCH)
+		s_flusher_stack = NULL;
 	atomic_store(&s_flusher_tid, 0);
 	atomic_store(&s_flusher_created, 0);
 	atomic_store(&s_kick, 0);

@@ -32,7 +32,7 @@ void *resolve_boot_alloc(size_t size, size_t align)
 #define R(field, name) real.field = (__typeof__(real.field))dlsym(RTLD_NEXT, name)
 
 /* The real one of a rarely called function, looked up at its first call
- * instead of by every image's constructor (a dlsym costs ~2 us there).
+ * instead of by every image's constructor (most never call it).
  * Only for hooks the dynamic linker, an allocator and a signal handler
  * never call (preload/creds.c): dlsym may take the loader's lock and
  * allocate, which passes through our hooks here (t_guard). */

@@ -6,8 +6,9 @@
  * cache misses; a system libunwind.so also masks signals twice a step:
  * preload/libunwind.sh), unw_backtrace about
  * 50-70 ns a stack; neither tells what changed since the last call. Each
- * of a thread's CACHE_WAYS ways holds, for one stack learnt once with
- * unw_step, its ips and the stack words that prove it. A capture takes the
+ * of a thread's CACHE_WAYS ways holds, for one stack learnt once (from the
+ * walk by the rules that gave it, else with unw_step), its ips and the
+ * stack words that prove it. A capture takes the
  * program's first frame (ip, sp, rbp) from our own frame-pointer chain
  * (the preload is built with frame pointers); for a way whose frame 0 it
  * is, it reads back what an unwinder would read: each return address at
@@ -401,10 +402,11 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * A stack that misses every way mostly differs from the thread's previous
  * one only in its top few frames (cc1: 2 to 5 of 32), yet unw_backtrace
  * walks all of them, one lookup in its trace cache each. Here each return
- * address gets the rule of its frame once, from one unw_step taken in a
- * cursor set to that frame's state: where the CFA is (rsp + off, or
- * rbp + 16) and where the frame saved its caller's rbp (CFA - bsave, or
- * not at all). The rules are a property of the code, so they live in one
+ * address gets the rule of its frame once: where the CFA is (rsp + off,
+ * or rbp + 16) and where the frame saved its caller's rbp (CFA - bsave, or
+ * not at all), read from the object's unwind table (cfi.c), or where that
+ * says something the reader does not follow, from one unw_step taken in a
+ * cursor set to that frame's state. The rules are a property of the code, so they live in one
  * table for the stack group (a process image and its fork children), in
  * shared memory, each keyed by its return address and the code before it.
  *
@@ -419,9 +421,10 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * Exactness rests on what the ways' rests on: gcc and clang give every
  * frame a CFA of rsp + c or rbp + 16 (or DRAP's *(rbp - 8), which makes a
  * rule "not cacheable", as do signal frames and anything else odd). A rule
- * seen to hold both ways is used only while both give the same CFA; when
- * they differ the frame is looked at again and the rule keeps only what
- * held both times. A frame with no unwind information (libunwind then
+ * from a step that was seen to hold both ways (a table's is exact) is used
+ * only while both give the same CFA; when they differ the frame is looked
+ * at again and the rule keeps only what held both times. A frame with no
+ * unwind information (libunwind then
  * guesses from rbp, reading each word only after checking it is mapped),
  * anything else not cacheable, and a full table leave the stack to
  * unw_backtrace. FORKSCOPE_UNWIND_CHECK=1 compares every walk with

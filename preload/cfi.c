@@ -248,8 +248,8 @@ static inline __attribute__((always_inline)) int cfi_sleb_at(const uint8_t **pp,
 	return 1;
 }
 
-static inline __attribute__((always_inline)) void cfi_set(struct cfi_state *s, uint64_t reg, int kind,
-							  int64_t off)
+static inline __attribute__((always_inline)) void cfi_set(struct cfi_state *s, uint64_t reg,
+							  int kind, int64_t off)
 {
 	if (reg == CFI_RBP) {
 		s->rbp.kind = kind;

@@ -252,8 +252,8 @@ static int cache_walk(struct cache_way *c, const struct unwind_frame *f, const u
 /* What cache_walk learns, from the thread's last walk by the rules when
  * that walk gave this very stack (its frames' states are what unw_step
  * would find: tests/t_unwind_rules.py), so without libunwind. */
-static int cache_from_rules(struct cache_way *c, const struct rules_last *l, const struct unwind_frame *f,
-			    uint32_t n, uint32_t depth)
+static int cache_from_rules(struct cache_way *c, const struct rules_last *l,
+			    const struct unwind_frame *f, uint32_t n, uint32_t depth)
 {
 	struct cache_walk w;
 	if (!n || n > CACHE_FRAMES || (n < depth && !l->ended) || l->ip[0] != f->ip ||
@@ -406,9 +406,10 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
  * or rbp + 16) and where the frame saved its caller's rbp (CFA - bsave, or
  * not at all), read from the object's unwind table (cfi.c), or where that
  * says something the reader does not follow, from one unw_step taken in a
- * cursor set to that frame's state. The rules are a property of the code, so they live in one
- * table for the stack group (a process image and its fork children), in
- * shared memory, each keyed by its return address and the code before it.
+ * cursor set to that frame's state. The rules are a property of the
+ * code, so they live in one table for the stack group (a process image
+ * and its fork children), in shared memory, each keyed by its return
+ * address and the code before it.
  *
  * A walk steps by the rules from the program's first frame, and at each
  * frame looks whether the thread's last walk had a frame with the same ip,

@@ -287,6 +287,20 @@ def check_chains(prefix, want, frames_bytes, is_alloc, chain_of):
           "stacks the program never had: %r %r" % (extra[:4], foreign[:4]))
 
 
+def report_procs(tag, r):
+    """The processes of run r's report (checked as tag.report), or None."""
+    doc = r.report()
+    if not check(tag + ".report", doc is not None, r.report_error):
+        return None
+    return processes(doc)
+
+
+def check_clean(name, procs):
+    """Every process's stream ended with its END record."""
+    return check(name, all(q["stream_state"] == "clean" for q in procs),
+                 [(q["pid"], q["stream_state"]) for q in procs if q["stream_state"] != "clean"])
+
+
 def runner_pid(doc):
     r = doc.get("runner")
     return r.get("pid") if isinstance(r, dict) else None

@@ -38,10 +38,9 @@ def main():
             if not check(tag + ".ran", r.rc == 0 and not r.timed_out and len(got) == 1, r.describe()):
                 continue
             chunks = fsk.num(got[0]["chunks"])
-            doc = r.report()
-            if not check(tag + ".report", doc is not None, r.report_error):
+            procs = fsk.report_procs(tag, r)
+            if procs is None:
                 continue
-            procs = fsk.processes(doc)
             worker = procs[-1] if procs else None
             # run() maps at least 3 chunks itself (3 MiB); a fork child's
             # count includes what its parent mapped before the fork
@@ -49,8 +48,7 @@ def main():
             check(tag + ".recorded", worker is not None and worker["exit"] == {"kind": "exited", "code": 0}
                   and chunks >= worker["maps"] >= 3 and mapped and worker["dropped"] == 0,
                   worker and (worker["exit"], worker["maps"], chunks, len(mapped), worker["dropped"]))
-            check(tag + ".clean", all(q["stream_state"] == "clean" for q in procs),
-                  [(q["pid"], q["stream_state"]) for q in procs])
+            fsk.check_clean(tag + ".clean", procs)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,9 @@ def main():
             if not check(tag + ".ran", r.rc == 0 and not r.timed_out and
                          "@ joined threads=%d" % THREADS in r.out, r.describe()):
                 continue
-            doc = r.report()
-            if not check(tag + ".report", doc is not None, r.report_error):
+            procs = fsk.report_procs(tag, r)
+            if procs is None:
                 continue
-            procs = fsk.processes(doc)
             worker = procs[-1] if procs else None
             # each thread's TLS vector is a calloc of the dynamic linker's;
             # the frees are those made under the stack cache's lock
@@ -42,8 +41,7 @@ def main():
             check(tag + ".recorded", worker is not None and worker["exit"] == {"kind": "exited", "code": 0}
                   and m.get("calls", 0) >= THREADS and m.get("frees", 0) >= 1 and worker["dropped"] == 0,
                   worker and (worker["exit"], m, worker["dropped"]))
-            check(tag + ".clean", all(q["stream_state"] == "clean" for q in procs),
-                  [(q["pid"], q["stream_state"]) for q in procs])
+            fsk.check_clean(tag + ".clean", procs)
 
 
 if __name__ == "__main__":

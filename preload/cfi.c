@@ -63,35 +63,60 @@ static uint64_t cfi_bytes(struct cfi_cur *c, unsigned n)
 	return v;
 }
 
-static uint64_t cfi_uleb(struct cfi_cur *c)
+/* ULEB128 / SLEB128 at *pp, inlined into the CFA program's loop: most
+ * are one byte. 0 past end or past 64 bits. */
+static inline __attribute__((always_inline)) int cfi_uleb_at(const uint8_t **pp, const uint8_t *end,
+							     uint64_t *out)
 {
-	uint64_t v = 0;
-	for (unsigned shift = 0; shift < 64; shift += 7) {
-		uint64_t b = cfi_bytes(c, 1);
+	const uint8_t *p = *pp;
+	if (unlikely(p >= end))
+		return 0;
+	uint64_t b = *p++, v = b & 0x7f;
+	for (unsigned shift = 7; b & 0x80; shift += 7) {
+		if (unlikely(p >= end || shift >= 64))
+			return 0;
+		b = *p++;
 		v |= (b & 0x7f) << shift;
-		if (!(b & 0x80))
-			return v;
 	}
-	c->bad = 1;
-	return 0;
+	*pp = p;
+	*out = v;
+	return 1;
 }
 
-static int64_t cfi_sleb(struct cfi_cur *c)
+static inline __attribute__((always_inline)) int cfi_sleb_at(const uint8_t **pp, const uint8_t *end,
+							     int64_t *out)
 {
-	uint64_t v = 0, b;
+	const uint8_t *p = *pp;
+	uint64_t b, v = 0;
 	unsigned shift = 0;
 	do {
-		if (shift >= 64) {
-			c->bad = 1;
+		if (unlikely(p >= end || shift >= 64))
 			return 0;
-		}
-		b = cfi_bytes(c, 1);
+		b = *p++;
 		v |= (b & 0x7f) << shift;
 		shift += 7;
 	} while (b & 0x80);
 	if (shift < 64 && (b & 0x40))
 		v |= ~0ull << shift;
-	return (int64_t)v;
+	*pp = p;
+	*out = (int64_t)v;
+	return 1;
+}
+
+static uint64_t cfi_uleb(struct cfi_cur *c)
+{
+	uint64_t v = 0;
+	if (c->bad || !cfi_uleb_at(&c->p, c->end, &v))
+		c->bad = 1;
+	return v;
+}
+
+static int64_t cfi_sleb(struct cfi_cur *c)
+{
+	int64_t v = 0;
+	if (c->bad || !cfi_sleb_at(&c->p, c->end, &v))
+		c->bad = 1;
+	return v;
 }
 
 /* A DW_EH_PE_* encoded pointer: the value formats and the pc-relative
@@ -205,46 +230,6 @@ static int cfi_cie_read(const uint8_t *p, const uint8_t *lo, const uint8_t *hi, 
 	}
 	ci->ops = c.p;
 	ci->ops_end = c.end;
-	return 1;
-}
-
-/* ULEB128 / SLEB128 at *pp, inlined into the loop below: most are one
- * byte. 0 past end or past 64 bits. */
-static inline __attribute__((always_inline)) int cfi_uleb_at(const uint8_t **pp, const uint8_t *end,
-							     uint64_t *out)
-{
-	const uint8_t *p = *pp;
-	if (unlikely(p >= end))
-		return 0;
-	uint64_t b = *p++, v = b & 0x7f;
-	for (unsigned shift = 7; b & 0x80; shift += 7) {
-		if (unlikely(p >= end || shift >= 64))
-			return 0;
-		b = *p++;
-		v |= (b & 0x7f) << shift;
-	}
-	*pp = p;
-	*out = v;
-	return 1;
-}
-
-static inline __attribute__((always_inline)) int cfi_sleb_at(const uint8_t **pp, const uint8_t *end,
-							     int64_t *out)
-{
-	const uint8_t *p = *pp;
-	uint64_t b, v = 0;
-	unsigned shift = 0;
-	do {
-		if (unlikely(p >= end || shift >= 64))
-			return 0;
-		b = *p++;
-		v |= (b & 0x7f) << shift;
-		shift += 7;
-	} while (b & 0x80);
-	if (shift < 64 && (b & 0x40))
-		v |= ~0ull << shift;
-	*pp = p;
-	*out = (int64_t)v;
 	return 1;
 }
 

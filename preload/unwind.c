@@ -240,13 +240,30 @@ static void unwind_mods_scan(void)
 	atomic_store(&s_mods_lock, 0);
 }
 
-static int unwind_known(uint64_t ip)
+/* The module holding ip as the last scan found it, or NULL. */
+static const struct unwind_mod *unwind_mod_of(uint64_t ip)
 {
 	uint32_t n = atomic_load(&s_nmods);
 	for (uint32_t i = 0; i < n; i++)
 		if (ip >= s_mods[i].lo && ip < s_mods[i].hi)
-			return 1;
-	return 0;
+			return &s_mods[i];
+	return NULL;
+}
+
+/* The same, after scanning again when none holds ip and dl_iterate_phdr
+ * says an object was loaded since the last scan (dlopen: python's
+ * extension modules). */
+static const struct unwind_mod *unwind_mod_find(uint64_t ip)
+{
+	const struct unwind_mod *m = unwind_mod_of(ip);
+	if (m)
+		return m;
+	unsigned long long adds = 0;
+	dl_iterate_phdr(unwind_adds_cb, &adds);
+	if (adds == s_mods_adds)
+		return NULL;
+	unwind_mods_scan();
+	return unwind_mod_of(ip);
 }
 
 /* The module of ip for the trace's rules (unwind_cache.c): its build-id's
@@ -254,34 +271,21 @@ static int unwind_known(uint64_t ip)
  * in no module known, or one without a build-id. */
 uint64_t unwind_mod_key(uint64_t ip, uint64_t *off)
 {
-	uint32_t n = atomic_load(&s_nmods);
-	for (uint32_t i = 0; i < n; i++)
-		if (ip >= s_mods[i].lo && ip < s_mods[i].hi) {
-			*off = ip - s_mods[i].bias;
-			return s_mods[i].key;
-		}
-	return 0;
+	const struct unwind_mod *m = unwind_mod_of(ip);
+	if (!m)
+		return 0;
+	*off = ip - m->bias;
+	return m->key;
 }
 
-/* An object loaded since the last scan (dlopen: python's extension
- * modules) is found by scanning again, when dl_iterate_phdr says one was
- * added. */
 int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi)
 {
-	for (int pass = 0; pass < 2; pass++) {
-		uint32_t n = atomic_load(&s_nmods);
-		for (uint32_t i = 0; i < n; i++)
-			if (ip >= s_mods[i].lo && ip < s_mods[i].hi) {
-				*lo = s_mods[i].lo;
-				*hi = s_mods[i].hi;
-				return 1;
-			}
-		unsigned long long adds = 0;
-		if (pass || (dl_iterate_phdr(unwind_adds_cb, &adds), adds == s_mods_adds))
-			break;
-		unwind_mods_scan();
-	}
-	return 0;
+	const struct unwind_mod *m = unwind_mod_find(ip);
+	if (!m)
+		return 0;
+	*lo = m->lo;
+	*hi = m->hi;
+	return 1;
 }
 
 /* One callback to learn whether anything was loaded since the last scan. */
@@ -554,15 +558,11 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 		return id;
 	/* A new stack: objects loaded since the last scan (dlopen) join the
 	 * module list before the viewer needs them. */
-	for (uint32_t i = 0; i < n; i++) {
-		if (unwind_known(ips[i]))
-			continue;
-		unsigned long long adds = 0;
-		dl_iterate_phdr(unwind_adds_cb, &adds);
-		if (adds != s_mods_adds)
-			unwind_mods_scan();
-		break;
-	}
+	for (uint32_t i = 0; i < n; i++)
+		if (!unwind_mod_of(ips[i])) {
+			unwind_mod_find(ips[i]);
+			break;
+		}
 	unwind_mods_emit(direct);
 	unwind_emit_stack(id, direct);
 	return id;

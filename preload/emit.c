@@ -115,17 +115,19 @@ static void drop(uint64_t records, uint64_t bytes, int err)
 static uint64_t count_records(const char *p, size_t len)
 {
 	uint64_t n = 0;
-	for (size_t off = 0; off + 8 <= len;) {
-		const struct fsk_rec *r = (const void *)(p + off);
-		if (r->type & FSK_TINY) {
-			off += 8;
-			n++;
+	for (size_t off = 0; off + 4 <= len;) {
+		uint16_t type, size;
+		__builtin_memcpy(&type, p + off, 2);
+		__builtin_memcpy(&size, p + off + 2, 2);
+		if (type & FSK_TINY) {
+			n += type != FSK_MPAD || size;
+			off += type & FSK_MICRO ? 4 : 8;
 			continue;
 		}
-		if (off + sizeof(struct fsk_rec) > len || r->size < sizeof(struct fsk_rec))
+		if (off + sizeof(struct fsk_rec) > len || size < sizeof(struct fsk_rec))
 			break;
-		off += r->size;
-		n += r->type != FSK_REC_CTX && r->type != FSK_REC_CBASE;
+		off += size;
+		n += type != FSK_REC_CTX && type != FSK_REC_CBASE;
 	}
 	return n;
 }
@@ -752,10 +754,12 @@ static void tb_write_part(struct tbuf *b, char *data, uint32_t from, uint32_t to
 {
 	if (to <= from)
 		return;
-	struct fsk_rec *ctx = (void *)(data + from - TB_HEAD);
-	fsk_rec_init(ctx, FSK_REC_CTX, sizeof(*ctx), 0);
-	ctx->tid = (uint32_t)b->tid;
-	stream_write((char *)ctx, to - from + TB_HEAD);
+	struct fsk_rec ctx;
+	fsk_rec_init(&ctx, FSK_REC_CTX, sizeof(ctx), 0);
+	ctx.tid = (uint32_t)b->tid;
+	/* from is a multiple of 4 only after a micro record */
+	__builtin_memcpy(data + from - TB_HEAD, &ctx, sizeof(ctx));
+	stream_write(data + from - TB_HEAD, to - from + TB_HEAD);
 }
 
 /* The full buffer left to the flusher, if any, then becomes the spare.
@@ -1031,9 +1035,15 @@ static inline struct tbuf *tb_room(uint32_t size, uint32_t *at)
 		}
 	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-	if (unlikely(c + size > TB_CAP)) {
+	if (unlikely(c + size + 4 > TB_CAP)) {
 		tb_full(b);
 		c = TB_HEAD;
+	}
+	if (c & 4) {
+		/* after a micro record: an MPAD keeps the next one 8-aligned,
+		 * committed with it (emit_commit) or now (compact records) */
+		*(uint32_t *)(b->data + c) = FSK_MPAD;
+		c += 4;
 	}
 	*at = c;
 	return b;
@@ -1086,14 +1096,16 @@ void *emit_reserve(uint16_t type, uint32_t size, uint64_t ts)
 	r->size = (uint16_t)size;
 	r->tid = (uint32_t)b->tid;
 	r->ts_ns = ts;
-	b->pending = size;
+	/* with the MPAD tb_room put before it, if any */
+	b->pending = size + c - atomic_load_explicit(&b->committed, memory_order_relaxed);
 	return r;
 }
 
 /* The compact record of emit_compact() (emit.h) when its fast path cannot
  * write it: takes a buffer, makes room, resyncs the clock, and puts a CBASE
  * in front when the thread has none or its last one is more than 4 s old. */
-void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
+void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk, uint64_t a, int ev,
+		       uint32_t stack)
 {
 	int err = errno;
 	uint32_t c, size = head >> 16;
@@ -1119,6 +1131,9 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk)
 	if (size > 16)
 		r[2] = w2;
 	b->last_cns = now;
+	b->last_caddr = a;
+	if (ev != EMIT_C_FREE)
+		b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
 	b->records++;
 	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
 	if (unlikely(b == t_through))
@@ -1139,7 +1154,10 @@ void emit_commit(void)
 	b->records++;
 	atomic_store_explicit(&b->committed, c + b->pending, memory_order_release);
 	if (unlikely(b == t_through)) {
-		uint16_t type = ((const struct fsk_rec *)(b->data + c))->type;
+		const char *q = b->data + c;
+		if (*(const uint32_t *)q == FSK_MPAD)
+			q += 4;
+		uint16_t type = ((const struct fsk_rec *)q)->type;
 		if (type == FSK_REC_STACK || type == FSK_REC_MODULE)
 			return;
 		int err = errno;

@@ -38,6 +38,8 @@ struct tbuf {
 	uint64_t last_ns;          /* latest stamp: records never go back */
 	uint64_t ref_tsc, ref_ns;  /* last resynchronisation of the clock */
 	uint64_t last_cns;         /* stamp of the last compact record, 0 = none */
+	uint64_t last_caddr;       /* its block's address (trace.h, version 5) */
+	uint32_t last_cstack;      /* stack id of the last compact allocation */
 	uint64_t clock;            /* emit_clock when the clock was last read */
 	uint32_t reuse;            /* records that may still take last_ns */
 	uint32_t grant;            /* reuse after a clock read while emit_clock
@@ -143,45 +145,75 @@ static inline __attribute__((always_inline)) void emit_clock_after_read(struct t
 		emit_clock_claim(b, st, own);
 }
 
-/* The tiny record (trace.h) of malloc(size) = a or free(a), or 0 when
- * the values do not fit one. */
-static inline uint64_t emit_tiny_malloc(uint64_t a, uint64_t size, int mmapped)
-{
-	if ((a >> (FSK_TINY_ADDR_BITS + 4)) | (size >> FSK_TINY_SIZE_BITS) | (a & 15))
-		return 0;
-	return FSK_TINY | FSK_TINY_MALLOC | (mmapped ? FSK_TINY_MMAPPED : 0) |
-	       (size & ((1u << FSK_TINY_SIZE_LOW) - 1)) | (a >> 4) << 16 |
-	       (size >> FSK_TINY_SIZE_LOW) << FSK_TINY_SIZE_SHIFT;
-}
+/* What a compact record stands for (emit_compact): a free, a malloc
+ * without a stack, or an allocation of any function with its stack. */
+enum { EMIT_C_FREE, EMIT_C_MALLOC, EMIT_C_ALLOC };
 
-static inline uint64_t emit_tiny_free(uint64_t a, int mmapped)
+/* Whether signed d fits n bits. */
+#define EMIT_FITS(d, n) ((uint64_t)((d) + (1ll << ((n) - 1))) < (1ull << (n)))
+
+/* The version 5 tiny or micro record (trace.h) of the event, as its word
+ * and its length (4 or 8) in *n; 0 when none holds it. d: the block's
+ * address minus the thread's previous compact record's, >> 4. */
+static inline __attribute__((always_inline)) uint64_t emit_small(const struct tbuf *b, int ev, uint64_t a,
+								  int64_t d, uint64_t size, uint32_t stack,
+								  uint32_t fn, int mm, uint32_t *n)
 {
-	if ((a >> (FSK_TINY_ADDR_BITS + 4)) | (a & 15))
+	*n = 4;
+	if (ev == EMIT_C_FREE) {
+		if (likely(!mm) && likely(EMIT_FITS(d, FSK_M_FREE_BITS)))
+			return FSK_TINY | FSK_MICRO | ((uint64_t)d & 0xfff) | ((uint64_t)d >> 12 & 0xffff) << 16;
+		*n = 8;
+		return a >> (FSK_TINY_ADDR_BITS + 4) ? 0 : FSK_TINY | (mm ? FSK_T5_MMAPPED : 0) | (a >> 4) << 16;
+	}
+	int same = ev == EMIT_C_MALLOC || (fn == FSK_FN_MALLOC && stack == b->last_cstack);
+	if (same && !mm && size >> FSK_M_SIZE_BITS == 0 && EMIT_FITS(d, FSK_M_DELTA_BITS))
+		return FSK_TINY | FSK_MICRO | (ev == EMIT_C_MALLOC ? FSK_TK_MALLOC : FSK_TK_ALLOC) << 12 |
+		       size | ((uint64_t)d & 1) << 11 | ((uint64_t)d >> 1 & 0xffff) << 16;
+	*n = 8;
+	if (ev == EMIT_C_MALLOC)
+		return (a >> (FSK_TINY_ADDR_BITS + 4)) | (size >> FSK_T5_SIZE_BITS) ? 0 :
+		       FSK_TINY | FSK_TK_MALLOC << 12 | (mm ? FSK_T5_MMAPPED : 0) |
+		       (size & ((1u << FSK_T5_SIZE_LOW) - 1)) | (a >> 4) << 16 |
+		       (size >> FSK_T5_SIZE_LOW) << FSK_TINY_SIZE_SHIFT;
+	if (mm || size >> FSK_T5_ASIZE_BITS || stack >> FSK_T5_STACK_BITS ||
+	    !EMIT_FITS(d, FSK_T5_DELTA_BITS))
 		return 0;
-	return FSK_TINY | (mmapped ? FSK_TINY_MMAPPED : 0) | (a >> 4) << 16;
+	return FSK_TINY | FSK_TK_ALLOC << 12 | size | ((uint64_t)d & 0xffffff) << 16 |
+	       (uint64_t)stack << 40 | (uint64_t)fn << 60;
 }
 
 /* Writes the compact record whose first word (type, size; dt filled in
- * here) is `head`, of block blk, when the fast path cannot; errno kept. */
-FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk);
+ * here) is `head`, of block blk, when the fast path cannot; errno kept.
+ * a, ev, stack: as emit_compact's. */
+FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk,
+				  uint64_t a, int ev, uint32_t stack);
+
+/* A 4-byte-aligned store of word w of n bytes (records other than
+ * micro ones start at multiples of 4 only where a micro one came). */
+typedef uint64_t emit_u64a4 __attribute__((aligned(4), may_alias));
+typedef uint32_t emit_u32a4 __attribute__((aligned(4), may_alias));
 
 /* Appends and commits a compact record of `size` bytes (16 or 24) whose
  * second word is w1 and third (24) w2; or, when the stamp is the one of
- * the thread's last compact record, the tiny record `tiny` if not 0. blk:
- * the block's address, ~0 when glibc mmapped it. Called with t_guard set. */
+ * the thread's last compact record, the tiny or micro record (emit_small)
+ * of event ev (block address a, 16-aligned; size, stack id and fn of an
+ * allocation; mm: glibc mmapped the block) where one holds it. blk: the
+ * block's address, ~0 when glibc mmapped it. Called with t_guard set. */
 static inline __attribute__((always_inline)) void emit_compact(uint16_t type, uint32_t size,
-							       uint64_t w1, uint64_t w2,
-							       uint64_t tiny, uint64_t blk)
+							       uint64_t w1, uint64_t w2, uint64_t blk,
+							       int ev, uint64_t a, uint64_t asize,
+							       uint32_t stack, uint32_t fn, int mm)
 {
 	struct tbuf *b = t_buf;
 	uint32_t head = type | size << 16;
 	if (unlikely(!b)) {
-		emit_compact_slow(head, w1, w2, blk);
+		emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 		return;
 	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-	if (unlikely(c + size > TB_CAP)) {
-		emit_compact_slow(head, w1, w2, blk);
+	if (unlikely(c + size + 4 > TB_CAP)) {
+		emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 		return;
 	}
 	uint64_t ns = b->last_ns;
@@ -194,7 +226,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 			own = emit_clock_own(b, blk, type != FSK_REC_CFREE);
 		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc;
 		if (unlikely(d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
-			emit_compact_slow(head, w1, w2, blk);
+			emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 			return;
 		}
 		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
@@ -202,24 +234,43 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		ns = now < ns ? ns : now; /* a thread's records never go back */
 		emit_clock_after_read(b, tsc, own);
 	}
-	uint64_t *r = (void *)(b->data + c);
-	if (tiny && ns == b->last_cns) {
-		r[0] = tiny;
-		b->records++;
-		atomic_store_explicit(&b->committed, c + 8, memory_order_release);
-		return;
+	char *r = b->data + c;
+	if (ns == b->last_cns) {
+		uint32_t n;
+		uint64_t w = emit_small(b, ev, a, (int64_t)(a - b->last_caddr) >> 4, asize, stack, fn, mm, &n);
+		if (likely(w)) {
+			if (n == 4)
+				*(emit_u32a4 *)r = (uint32_t)w;
+			else
+				*(emit_u64a4 *)r = w;
+			b->last_caddr = a;
+			if (ev != EMIT_C_FREE)
+				b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
+			b->records++;
+			atomic_store_explicit(&b->committed, c + n, memory_order_release);
+			return;
+		}
 	}
 	uint64_t dt = ns - b->base_ns;
 	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
-		emit_compact_slow(head, w1, w2, blk);
+		emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 		return;
+	}
+	if (c & 4) { /* the full forms stay 8-aligned in the buffer */
+		*(emit_u32a4 *)r = FSK_MPAD;
+		r += 4;
+		c += 4;
 	}
 	b->last_ns = ns;
 	b->last_cns = ns;
-	r[0] = head | dt << 32;
-	r[1] = w1;
+	b->last_caddr = a;
+	if (ev != EMIT_C_FREE)
+		b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
+	uint64_t *q = (uint64_t *)r;
+	q[0] = head | dt << 32;
+	q[1] = w1;
 	if (size > 16)
-		r[2] = w2;
+		q[2] = w2;
 	b->records++;
 	atomic_store_explicit(&b->committed, c + size, memory_order_release);
 }

@@ -118,21 +118,21 @@ static inline int caddr_fits(uint64_t a)
 	return a && !(a & FSK_CADDR_FLAGS) && !(a >> (FSK_CM_ADDR_BITS + 4));
 }
 
-/* CMALLOC (or its tiny form) of malloc(size) = a; a and size fit it.
+/* CMALLOC (or a tiny or micro form) of malloc(size) = a; a and size fit it.
  * Always inlined: as a call, its prologue and epilogue were a sixth of a
  * traced malloc_bench (events only: 0.233 s CPU against 0.192 inlined). */
 static inline __attribute__((always_inline)) void emit_cmalloc(uint64_t a, size_t size, int mm)
 {
 	emit_compact(FSK_REC_CMALLOC, sizeof(struct fsk_cmalloc),
 		     a >> 4 | (uint64_t)size << FSK_CM_ADDR_BITS | (mm ? FSK_CM_MMAPPED : 0), 0,
-		     emit_tiny_malloc(a, size, mm), mm ? ~0ull : a);
+		     mm ? ~0ull : a, EMIT_C_MALLOC, a, size, 0, FSK_FN_MALLOC, mm);
 }
 
-/* CFREE (or its tiny form) of free(a); a is 16-aligned. */
+/* CFREE (or a tiny or micro form) of free(a); a is 16-aligned. */
 static inline __attribute__((always_inline)) void emit_cfree(uint64_t a, int mm)
 {
 	emit_compact(FSK_REC_CFREE, sizeof(struct fsk_cfree), a | (mm ? FSK_AF_MMAPPED : 0), 0,
-		     emit_tiny_free(a, mm), mm ? ~0ull : a);
+		     mm ? ~0ull : a, EMIT_C_FREE, a, 0, 0, 0, mm);
 }
 
 /* Whether a CALLOC holds the call: an aligned address (not NULL), a
@@ -142,12 +142,14 @@ static inline int calloc_fits(uint64_t addr, size_t size, uint32_t stack)
 	return addr && !(addr & FSK_CADDR_FLAGS) && size <= UINT32_MAX && stack <= FSK_CSTACK_MAX;
 }
 
-/* CALLOC of allocation function fn (size) = addr, with its stack. */
+/* CALLOC (or a tiny or micro form) of allocation function fn (size) =
+ * addr, with its stack. */
 static inline __attribute__((always_inline)) void emit_calloc(uint16_t fn, uint64_t addr, size_t size,
 								int mm, uint32_t stack)
 {
 	emit_compact(FSK_REC_CALLOC, sizeof(struct fsk_calloc), addr | (mm ? FSK_AF_MMAPPED : 0),
-		     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, 0, mm ? ~0ull : addr);
+		     (uint32_t)size | (uint64_t)(stack | (uint32_t)fn << 24) << 32, mm ? ~0ull : addr,
+		     EMIT_C_ALLOC, addr, size, stack, fn, mm);
 }
 
 /* The smallest record that holds the call: CMALLOC, CALLOC, else ALLOC;

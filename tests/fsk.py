@@ -180,15 +180,61 @@ KINDS = [None, "text", "rodata", "data", "bss", "heap", "stack", "thread_stack",
          "file", "lib", "shm", "vdso", "vvar", "forkscope"]
 
 
+TINY, MICRO = 0x8000, 0x4000
+
+
+def tiny_len(typ, version):
+    """Bytes of the tiny or micro record (trace.h) whose type field is typ;
+    0 when it is neither."""
+    if not typ & TINY or version < 3:
+        return 0
+    return 4 if version >= 5 and typ & MICRO else 8
+
+
+def _sext(v, n):
+    v &= (1 << n) - 1
+    return v - (1 << n) if v >> (n - 1) else v
+
+
+def tiny_event(w, n, version, last_addr, last_stack):
+    """What the tiny or micro record w (its n bytes as a little-endian
+    number) of a stream of `version` stands for, as trace.h gives it:
+    ("malloc" or "free", addr, size, stack, fn, mmapped), or None for an
+    MPAD. last_addr and last_stack: the thread's previous compact
+    record's address and its previous compact allocation's stack id."""
+    if version < 5:
+        addr = (w >> 16 & ((1 << 43) - 1)) << 4
+        if w & 0x4000:
+            return "malloc", addr, (w & 0x1fff) | (w >> 59) << 13, 0, 1, bool(w & 0x2000)
+        return "free", addr, 0, 0, 10, bool(w & 0x2000)
+    kind = w >> 12 & 3
+    if n == 4:
+        if kind == 3:
+            return None
+        if kind == 0:
+            return "free", last_addr + 16 * _sext((w & 0xfff) | (w >> 16) << 12, 28), 0, 0, 10, False
+        d = _sext((w >> 11 & 1) | (w >> 16) << 1, 17)
+        return "malloc", last_addr + 16 * d, w & 0x7ff, last_stack if kind == 2 else 0, 1, False
+    if kind == 2:
+        return ("malloc", last_addr + 16 * _sext(w >> 16, 24), w & 0xfff, w >> 40 & 0xfffff, w >> 60,
+                False)
+    addr = (w >> 16 & ((1 << 43) - 1)) << 4
+    if kind == 0:
+        return "free", addr, 0, 0, 10, bool(w & 0x800)
+    return "malloc", addr, (w & 0x7ff) | (w >> 59) << 11, 0, 1, bool(w & 0x800)
+
+
 def stream_records(path):
     """(type, payload) of each record of one raw stream file, in order;
-    tiny malloc records are left out."""
+    tiny and micro malloc records are left out."""
     b = open(path, "rb").read()
+    version = struct.unpack_from("<H", b, 8)[0]
     off = struct.unpack_from("<I", b, 12)[0]
-    while off + 16 <= len(b):
+    while off + 4 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
-        if typ & 0x8000:  # an 8-byte tiny malloc record
-            off += 8
+        n = tiny_len(typ, version)
+        if n:
+            off += n
             continue
         if size < 16 or off + size > len(b):
             break

@@ -1,5 +1,5 @@
 """Compact malloc records and their clock, read from the raw stream with a
-decoder of its own (include/forkscope/trace.h, versions 2 to 4), so the C reader
+decoder of its own (include/forkscope/trace.h, versions 2 to 5), so the C reader
 is not the only judge: tests/progs/malloc_clock mallocs in bursts between
 fork and waitpid and hands blocks to a second thread. Checks: every record
 of a thread is in time order in the file (TSC stamps next to clock_gettime
@@ -34,26 +34,34 @@ BACKS, BACK_BURST, BACK_SIZE = 300, 20, 5000
 TAKES, TAKE_BURST, TAKE_SIZE = 40, 300, 5001
 ALLOC, FREE, REALLOC, FORK, WAIT, STACK, FAULT, MODULE = 1, 2, 3, 6, 11, 13, 20, 21
 CTX, CBASE, CFREE, CALLOC, CMALLOC = 22, 23, 24, 25, 26
-TINY, TINY_MALLOC = 0x8000, 0x4000
 
 
 def decode(path):
     """[(type, tid, ts, fields dict)] in file order; raises on damage."""
     b = open(path, "rb").read()
-    if b[:8] != b"FSKTRACE" or struct.unpack_from("<H", b, 8)[0] not in (2, 3, 4):
-        raise ValueError("not a version 2, 3 or 4 stream")
+    version = struct.unpack_from("<H", b, 8)[0]
+    if b[:8] != b"FSKTRACE" or version not in (2, 3, 4, 5):
+        raise ValueError("not a version 2 to 5 stream")
     off = struct.unpack_from("<I", b, 12)[0]
-    cur, base, last, out = None, {}, {}, []
-    while off + 8 <= len(b):
-        w = struct.unpack_from("<Q", b, off)[0]
-        if w & TINY:  # the time of the thread's last compact record
-            addr = (w >> 16 & ((1 << 43) - 1)) << 4
-            if w & TINY_MALLOC:
-                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=(w & 0x1fff) | (w >> 59) << 13, stack=0,
-                                                        tiny=True)))
+    # per thread: its last compact record's time and address, and its
+    # last compact allocation's stack id
+    cur, base, last, addr_of, stack_of, out = None, {}, {}, {}, {}, []
+    while off + 4 <= len(b):
+        typ = struct.unpack_from("<H", b, off)[0]
+        n = fsk.tiny_len(typ, version)
+        if n:  # the time of the thread's last compact record
+            w = int.from_bytes(b[off:off + n], "little")
+            ev = fsk.tiny_event(w, n, version, addr_of.get(cur, 0), stack_of.get(cur, 0))
+            off += n
+            if ev is None:
+                continue
+            kind, addr, size_, stack, _, _ = ev
+            addr_of[cur] = addr
+            if kind == "malloc":
+                stack_of[cur] = stack
+                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=size_, stack=stack, tiny=True)))
             else:
                 out.append((FREE, cur, last[cur], dict(addr=addr, tiny=True)))
-            off += 8
             continue
         typ, size = struct.unpack_from("<HH", b, off)
         if size < 16 or size % 8 or off + size > len(b):
@@ -75,6 +83,9 @@ def decode(path):
             else:
                 size_, sf = struct.unpack_from("<II", b, off + 16)
                 out.append((ALLOC, cur, ts, dict(addr=w & ~15, size=size_, stack=sf & 0xffffff)))
+            addr_of[cur] = out[-1][3]["addr"]
+            if typ != CFREE:
+                stack_of[cur] = out[-1][3]["stack"]
         else:
             tid, ts = struct.unpack_from("<IQ", b, off + 4)
             f = {}

@@ -28,22 +28,22 @@ from fsk import check, num  # noqa: E402
 
 PROG_FUNCS = {"main", "step", "pa", "pp", "pc", "pd", "pg", "thread_main", "tl", "leaf"}
 NCHAINS = {"parent": 3, "child": 4, "grandchild": 4, "second": 1}  # what step() runs in each
-STACK, MODULE, TINY = 13, 21, 0x8000
+STACK, MODULE = 13, 21
 
 
 def stream_info(path):
     """{pid, ppid, start, table, stacks: {id: (ips tuple, ts)}, modules:
-    count} of a stream, read with the layout of trace.h (version 4)."""
+    count} of a stream, read with the layout of trace.h (version 4 or 5)."""
     b = open(path, "rb").read()
     version, fixed, hdr_size, pid, ppid = struct.unpack_from("<HHIII", b, 8)
     start = struct.unpack_from("<Q", b, 32)[0]
     table = struct.unpack_from("<I", b, 80)[0] if version >= 4 and fixed >= 88 else None
     info = dict(pid=pid, ppid=ppid, start=start, table=table, version=version, stacks={}, modules=0)
     off = hdr_size
-    while off + 8 <= len(b):
+    while off + 4 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
-        if typ & TINY:
-            off += 8
+        if fsk.tiny_len(typ, version):
+            off += fsk.tiny_len(typ, version)
             continue
         if size < 16 or off + size > len(b):
             break
@@ -98,7 +98,7 @@ def check_streams(tag, r, roles, pairs):
           "%d streams; ids with a STACK record in two streams: %r" % (len(group), twice[:8]))
     for role, relative in pairs:
         c, p = info.get(roles[role]), info.get(roles[relative])
-        if not check("%s.%s.stream" % (tag, role), c and p and c["version"] == 4 and c["table"] == 1,
+        if not check("%s.%s.stream" % (tag, role), c and p and c["version"] >= 4 and c["table"] == 1,
                      "streams of pids %r, this one %r" % (sorted(info), c and (c["version"], c["table"]))):
             continue
         before = {ips for ips, ts in p["stacks"].values() if ts < c["start"]}

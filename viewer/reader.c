@@ -99,6 +99,8 @@ void reader_stream_close(struct reader_stream *s)
 	free(s->exe);
 	table_free(&s->bases);
 	table_free(&s->lasts);
+	table_free(&s->laddrs);
+	table_free(&s->lstacks);
 	reader_strv_free(s->argv);
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -342,14 +344,20 @@ static int reader_check_body(const struct reader_rec *r)
  * -1 on error. */
 static int reader_switch(struct reader_stream *s, uint32_t tid)
 {
+	uint64_t key = (uint64_t)s->cur_tid + 1, v;
 	if (s->cur_set && s->cur_tid != tid && s->cur_has_last &&
-	    table_put(&s->lasts, (uint64_t)s->cur_tid + 1, s->cur_last, NULL) < 0) {
+	    (table_put(&s->lasts, key, s->cur_last, NULL) < 0 ||
+	     table_put(&s->laddrs, key, s->cur_addr, NULL) < 0 ||
+	     table_put(&s->lstacks, key, s->cur_stack, NULL) < 0)) {
 		reader_corrupt(s, s->off, "out of memory");
 		return -1;
 	}
 	int k = !s->cur_set || s->cur_tid != tid;
 	if (k) {
-		s->cur_has_last = table_get(&s->lasts, (uint64_t)tid + 1, &s->cur_last);
+		key = (uint64_t)tid + 1;
+		s->cur_has_last = table_get(&s->lasts, key, &s->cur_last);
+		s->cur_addr = table_get(&s->laddrs, key, &v) ? v : 0;
+		s->cur_stack = table_get(&s->lstacks, key, &v) ? (uint32_t)v : 0;
 		s->nctx++;
 	}
 	s->cur_tid = tid;
@@ -357,20 +365,39 @@ static int reader_switch(struct reader_stream *s, uint32_t tid)
 	return k;
 }
 
-/* The tiny record (trace.h) p at s->off: r becomes the FREE or ALLOC it stands
- * for at the time of the thread's last compact record. 1 or -1. */
-static int reader_tiny(struct reader_stream *s, struct reader_rec *r, const unsigned char *p)
+/* r becomes the FREE (fn FSK_FN_FREE) or ALLOC of fn that a compact,
+ * tiny or micro record of the current thread stands for, at ts; the
+ * thread's compact context follows it. */
+static void reader_expand(struct reader_stream *s, struct reader_rec *r, uint16_t fn,
+			  uint64_t addr, uint64_t size, uint32_t stack, uint16_t flags, uint64_t ts)
 {
-	uint64_t w, addr, size;
+	memset(s->cpay, 0, sizeof(s->cpay));
+	if (fn == FSK_FN_FREE) {
+		struct fsk_free f = { .addr = addr, .fn = FSK_FN_FREE, .flags = flags };
+		memcpy(s->cpay, &f, sizeof(f));
+		r->type = FSK_REC_FREE;
+		r->len = sizeof(f);
+	} else {
+		struct fsk_alloc a = { .addr = addr, .size = size, .stack = stack, .fn = fn,
+				       .flags = flags };
+		memcpy(s->cpay, &a, sizeof(a));
+		r->type = FSK_REC_ALLOC;
+		r->len = sizeof(a);
+		s->cur_stack = stack;
+	}
+	r->tid = s->cur_tid;
+	r->payload = s->cpay;
+	r->ts_ns = ts;
+	s->cur_last = ts;
+	s->cur_addr = addr;
+	s->cur_has_last = 1;
+}
+
+/* A tiny or micro record needs a current thread that had a compact record. */
+static int reader_tiny_context(struct reader_stream *s)
+{
 	char what[80];
 
-	memcpy(&w, p, 8);
-	addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
-	size = (w & ((1u << FSK_TINY_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_TINY_SIZE_LOW;
-	if (!(w & FSK_TINY_MALLOC) && size) {
-		reader_corrupt(s, s->off, "tiny free with size bits set");
-		return -1;
-	}
 	if (!s->cur_set) {
 		reader_corrupt(s, s->off, "compact record before any CTX/CBASE");
 		return -1;
@@ -381,23 +408,100 @@ static int reader_tiny(struct reader_stream *s, struct reader_rec *r, const unsi
 		reader_corrupt(s, s->off, what);
 		return -1;
 	}
-	memset(s->cpay, 0, sizeof(s->cpay));
-	if (w & FSK_TINY_MALLOC) {
-		struct fsk_alloc a = { .addr = addr, .size = size, .fn = FSK_FN_MALLOC,
-				       .flags = w & FSK_TINY_MMAPPED ? FSK_AF_MMAPPED : 0 };
-		memcpy(s->cpay, &a, sizeof(a));
-		r->type = FSK_REC_ALLOC;
-		r->len = sizeof(a);
-	} else {
-		struct fsk_free f = { .addr = addr, .fn = FSK_FN_FREE,
-				      .flags = w & FSK_TINY_MMAPPED ? FSK_AF_MMAPPED : 0 };
-		memcpy(s->cpay, &f, sizeof(f));
-		r->type = FSK_REC_FREE;
-		r->len = sizeof(f);
+	return 0;
+}
+
+/* The version 3-4 tiny record (trace.h) p at s->off: r becomes the FREE or
+ * ALLOC it stands for at the time of the thread's last compact record. 1
+ * or -1. */
+static int reader_tiny(struct reader_stream *s, struct reader_rec *r, const unsigned char *p)
+{
+	uint64_t w, addr, size;
+
+	memcpy(&w, p, 8);
+	addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
+	size = (w & ((1u << FSK_TINY_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_TINY_SIZE_LOW;
+	if (!(w & FSK_TINY_MALLOC) && size) {
+		reader_corrupt(s, s->off, "tiny free with size bits set");
+		return -1;
 	}
-	r->tid = s->cur_tid;
-	r->payload = s->cpay;
-	r->ts_ns = s->cur_last;
+	if (reader_tiny_context(s) < 0)
+		return -1;
+	reader_expand(s, r, w & FSK_TINY_MALLOC ? FSK_FN_MALLOC : FSK_FN_FREE, addr, size, 0,
+		      w & FSK_TINY_MMAPPED ? FSK_AF_MMAPPED : 0, s->cur_last);
+	return 1;
+}
+
+/* The n low bits of v as a signed number. */
+static int64_t sext(uint64_t v, unsigned n)
+{
+	return (int64_t)(v << (64 - n)) >> (64 - n);
+}
+
+/* An allocation function a CALLOC or TALLOC may name. */
+static int compact_fn_ok(uint64_t fn)
+{
+	return fn >= FSK_FN_MALLOC && fn < FSK_FN_FREE && fn != FSK_FN_REALLOC &&
+	       fn != FSK_FN_REALLOCARRAY;
+}
+
+/* The version 5 tiny (n 8) or micro (n 4) record p at s->off (trace.h): 1
+ * when r is now the FREE or ALLOC it stands for, 0 for an MPAD, -1 on
+ * corruption. */
+static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const unsigned char *p,
+			uint32_t n)
+{
+	uint64_t w = 0, addr, size = 0;
+	uint32_t stack = 0;
+	uint16_t fn = FSK_FN_MALLOC;
+	int64_t d;
+	char what[80];
+
+	memcpy(&w, p, n);
+	unsigned kind = FSK_TKIND(w);
+	if (kind == FSK_TK_PAD) {
+		if (n == 4 && w == FSK_MPAD)
+			return 0;
+		reader_corrupt(s, s->off, n == 4 ? "micro pad with bits set" : "tiny record of kind 3");
+		return -1;
+	}
+	if (n == 8 && kind == FSK_TK_FREE && (w & ((1u << FSK_T5_SIZE_LOW) - 1) || w >> FSK_TINY_SIZE_SHIFT)) {
+		reader_corrupt(s, s->off, "tiny free with size bits set");
+		return -1;
+	}
+	if (reader_tiny_context(s) < 0)
+		return -1;
+	if (n == 8 && kind != FSK_TK_ALLOC) {
+		addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
+		size = (w & ((1u << FSK_T5_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_T5_SIZE_LOW;
+		reader_expand(s, r, kind == FSK_TK_FREE ? FSK_FN_FREE : FSK_FN_MALLOC, addr, size, 0,
+			      w & FSK_T5_MMAPPED ? FSK_AF_MMAPPED : 0, s->cur_last);
+		return 1;
+	}
+	if (n == 8) { /* TALLOC */
+		size = w & ((1u << FSK_T5_ASIZE_BITS) - 1);
+		d = sext(w >> 16, FSK_T5_DELTA_BITS);
+		stack = (uint32_t)(w >> 40 & ((1u << FSK_T5_STACK_BITS) - 1));
+		fn = (uint16_t)(w >> 60);
+		if (!compact_fn_ok(fn)) {
+			snprintf(what, sizeof(what), "tiny alloc with function %u", fn);
+			reader_corrupt(s, s->off, what);
+			return -1;
+		}
+	} else if (kind == FSK_TK_FREE) {
+		d = sext((w & 0xfff) | (w >> 16) << 12, FSK_M_FREE_BITS);
+		fn = FSK_FN_FREE;
+	} else {
+		size = w & ((1u << FSK_M_SIZE_BITS) - 1);
+		d = sext((w >> 11 & 1) | (w >> 16) << 1, FSK_M_DELTA_BITS);
+		stack = kind == FSK_TK_ALLOC ? s->cur_stack : 0;
+	}
+	addr = s->cur_addr + (uint64_t)d * 16;
+	if (!addr || addr >> (FSK_TINY_ADDR_BITS + 4)) {
+		reader_corrupt(s, s->off, "tiny record's address delta out of range");
+		return -1;
+	}
+	reader_expand(s, r, fn, addr, size, stack, 0, s->cur_last);
 	return 1;
 }
 
@@ -457,44 +561,25 @@ static int reader_compact(struct reader_stream *s, struct reader_rec *r)
 		reader_corrupt(s, s->off, "compact record with unknown address flags");
 		return -1;
 	}
-	r->tid = s->cur_tid;
-	r->payload = s->cpay;
-	memset(s->cpay, 0, sizeof(s->cpay));
+	uint16_t flags = (uint16_t)(addr & FSK_AF_MMAPPED), fn = FSK_FN_MALLOC;
+	uint32_t stack = 0;
+	addr &= ~FSK_CADDR_FLAGS;
 	if (r->type == FSK_REC_CFREE) {
-		struct fsk_free f = { .addr = addr & ~FSK_CADDR_FLAGS, .fn = FSK_FN_FREE,
-				      .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
-		memcpy(s->cpay, &f, sizeof(f));
-		r->type = FSK_REC_FREE;
-		r->len = sizeof(f);
-	} else if (r->type == FSK_REC_CMALLOC) {
-		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS, .size = csize,
-				       .fn = FSK_FN_MALLOC,
-				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
-		memcpy(s->cpay, &a, sizeof(a));
-		r->type = FSK_REC_ALLOC;
-		r->len = sizeof(a);
-	} else {
-		struct fsk_alloc a = { .addr = addr & ~FSK_CADDR_FLAGS,
-				       .flags = (uint16_t)(addr & FSK_AF_MMAPPED) };
+		fn = FSK_FN_FREE;
+	} else if (r->type == FSK_REC_CALLOC) {
 		uint32_t sf, sz;
 		memcpy(&sz, p + offsetof(struct fsk_calloc, size), 4);
 		memcpy(&sf, p + offsetof(struct fsk_calloc, stack_fn), 4);
-		a.size = sz;
-		a.stack = sf & FSK_CSTACK_MAX;
-		a.fn = (uint16_t)(sf >> 24);
-		if (a.fn < FSK_FN_MALLOC || a.fn >= FSK_FN_FREE || a.fn == FSK_FN_REALLOC ||
-		    a.fn == FSK_FN_REALLOCARRAY) {
-			snprintf(what, sizeof(what), "compact alloc with function %u", a.fn);
+		csize = sz;
+		stack = sf & FSK_CSTACK_MAX;
+		fn = (uint16_t)(sf >> 24);
+		if (!compact_fn_ok(fn)) {
+			snprintf(what, sizeof(what), "compact alloc with function %u", fn);
 			reader_corrupt(s, s->off, what);
 			return -1;
 		}
-		memcpy(s->cpay, &a, sizeof(a));
-		r->type = FSK_REC_ALLOC;
-		r->len = sizeof(a);
 	}
-	r->ts_ns = s->cur_base + c.dt_ns;
-	s->cur_last = r->ts_ns;
-	s->cur_has_last = 1;
+	reader_expand(s, r, fn, addr, csize, stack, flags, s->cur_base + c.dt_ns);
 	return 1;
 }
 
@@ -509,21 +594,30 @@ int reader_next(struct reader_stream *s, struct reader_rec *r)
 			return e;
 	}
 again:
+	s->rec_addr = s->cur_addr;
+	s->rec_stack = s->cur_stack;
 	if (s->state == READER_CORRUPT)
 		return -1;
 	if (s->state != READER_RECORDS)
 		return 0;
-	p = reader_window(s, s->off, 8);
+	p = reader_window(s, s->off, 4);
 	if (!p)
 		return s->state == READER_CORRUPT ? -1 : 0;
 	memcpy(&h.type, p, sizeof(h.type));
 	if ((h.type & FSK_TINY) && s->hdr.version >= 3) {
+		uint32_t n = s->hdr.version >= 5 && (h.type & FSK_MICRO) ? 4 : 8;
+		p = reader_window(s, s->off, n);
+		if (!p)
+			return s->state == READER_CORRUPT ? -1 : 0;
 		r->type = h.type;
-		r->size = 8;
+		r->size = (uint16_t)n;
 		r->off = s->off;
-		if (reader_tiny(s, r, p) < 0)
+		int k = s->hdr.version >= 5 ? reader_tiny5(s, r, p, n) : reader_tiny(s, r, p);
+		if (k < 0)
 			return -1;
-		s->off += 8;
+		s->off += n;
+		if (!k)
+			goto again;
 		s->nrecs++;
 		return 1;
 	}
@@ -606,6 +700,8 @@ void reader_mark_get(const struct reader_stream *s, uint64_t off, struct reader_
 	m->has_base = (uint8_t)s->cur_has_base;
 	m->last = s->cur_last;
 	m->has_last = (uint8_t)s->cur_has_last;
+	m->addr = s->rec_addr; /* what the record at off decodes with */
+	m->stack = s->rec_stack;
 }
 
 void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s,
@@ -626,6 +722,8 @@ void reader_stream_resume(struct reader_stream *c, const struct reader_stream *s
 	c->cur_has_base = m->has_base;
 	c->cur_last = m->last;
 	c->cur_has_last = m->has_last;
+	c->cur_addr = m->addr;
+	c->cur_stack = m->stack;
 	c->resumed = 1;
 	c->window = READER_BUF_RESUMED;
 }
@@ -635,6 +733,8 @@ void reader_resume_end(struct reader_stream *c)
 	reader_release(c);
 	table_free(&c->bases);
 	table_free(&c->lasts);
+	table_free(&c->laddrs);
+	table_free(&c->lstacks);
 	memset(c, 0, sizeof(*c));
 	c->fd = -1;
 }

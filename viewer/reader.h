@@ -63,6 +63,14 @@ struct reader_stream {
 	int cur_has_last;
 	uint64_t cur_last;
 	struct table lasts;     /* tid + 1 -> its last compact record's time */
+	/* version 5: the address of the current thread's last compact record
+	 * and the stack id of its last compact allocation; other threads'
+	 * in laddrs and lstacks, as lasts */
+	uint64_t cur_addr;
+	uint32_t cur_stack;
+	struct table laddrs, lstacks;
+	uint64_t rec_addr;      /* cur_addr and cur_stack before the record */
+	uint32_t rec_stack;     /* reader_next last returned (a mark's) */
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
 	uint64_t sample_bytes;  /* SAMPLE record (first record): mean N, else 0 */
 	uint64_t nctx;          /* CTX records (and CBASE records that change
@@ -83,6 +91,8 @@ struct reader_mark {
 	uint64_t off;
 	uint64_t base;
 	uint64_t last;
+	uint64_t addr;
+	uint32_t stack;
 	uint32_t tid;
 	uint8_t set, has_base, has_last;
 };

@@ -59,6 +59,40 @@
  * thread in this stream; one with no such record before it is corruption.
  * A writer uses them when a stamp repeats (see below) and the values fit.
  *
+ * Version 5 changes the tiny records and adds 4-byte micro ones, all told
+ * apart by the type field's top bits: bit 15 FSK_TINY, bit 14 FSK_MICRO
+ * (a 4-byte record, else an 8-byte one), bits 12-13 the kind. Each stands
+ * for a FREE or ALLOC (of fn, stack id and size given) at the time of the
+ * current thread's previous compact record, as the tiny records of
+ * version 3. Some give their address as a delta: the block's address
+ * minus the address of that thread's previous compact record (CFREE,
+ * CALLOC, CMALLOC, tiny or micro; mmapped or not), in units of 16 bytes,
+ * two's complement. MSMALLOC takes the stack id of that thread's previous
+ * compact allocation record (CALLOC, CMALLOC, tiny or micro; CMALLOC,
+ * TMALLOC and MMALLOC have stack id 0). Records other than micro ones
+ * stay 8-byte multiples but may start at any multiple of 4: a writer may
+ * put an MPAD before one so that its buffer keeps them 8-aligned.
+ *   8-byte (bit 14 clear), w the little-endian uint64:
+ *     kind 0 TFREE   free(address); bits 16-58 address >> 4, bit 11
+ *                    FSK_AF_MMAPPED, all other bits 0
+ *     kind 1 TMALLOC malloc(size) = address, stack id 0; bits 16-58
+ *                    address >> 4, bit 11 FSK_AF_MMAPPED, size bits 0-10
+ *                    and (bits 59-63) << 11, so size < 64 KiB
+ *     kind 2 TALLOC  allocation of fn (bits 60-63, not 0), stack id
+ *                    (bits 40-59), size (bits 0-11, < 4 KiB), address as
+ *                    the delta of bits 16-39 (24 bits), not mmapped
+ *     kind 3         corruption
+ *   4-byte (bit 14 set), u the little-endian uint32:
+ *     kind 0 MFREE   free(address), not mmapped; address as the delta of
+ *                    bits 0-11 and (bits 16-31) << 12 (28 bits)
+ *     kind 1 MMALLOC malloc(size) = address, stack id 0, not mmapped;
+ *                    size bits 0-10 (< 2 KiB), address as the delta of
+ *                    bit 11 and (bits 16-31) << 1 (17 bits)
+ *     kind 2 MSMALLOC the same, with the previous allocation's stack id
+ *     kind 3 MPAD    no event: u is exactly 0xf000
+ * A version 3-4 tiny record is the 8-byte word above (bits 13-14 its
+ * FSK_TINY_* flags, size bits 0-12, 18 bits of size).
+ *
  * Malloc-family records may be stamped from the CPU's invariant TSC scaled
  * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
  * the clock by well under 1 us and never leads it, and each thread's
@@ -127,10 +161,11 @@
 #include <stdint.h>
 
 #define FSK_MAGIC "FSKTRACE"      /* 8 bytes, no NUL in the file */
-#define FSK_VERSION 4               /* 2: compact malloc records (22..26);
+#define FSK_VERSION 5               /* 2: compact malloc records (22..26);
                                        3: tiny malloc records (FSK_TINY);
                                        4: stack ids shared by a stack group
-                                       (stack_table) */
+                                       (stack_table); 5: tiny records with
+                                       kinds, micro records (FSK_MICRO) */
 #define FSK_STREAM_SUFFIX ".fst"
 /* An empty file a process made ahead for its next fork child, which
  * renames it to its stream name: not a stream; `forkscope run` removes
@@ -561,7 +596,7 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 	uint64_t word;             /* address < 2^48, size < 2^19, see above */
 };
 
-/* A tiny record is one little-endian uint64 w (see the top):
+/* A version 3-4 tiny record is one little-endian uint64 w (see the top):
  *   bit 15       FSK_TINY (bit 15 of the type field)
  *   bit 14       FSK_TINY_MALLOC: TMALLOC, else TFREE
  *   bit 13       FSK_AF_MMAPPED
@@ -575,6 +610,21 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 #define FSK_TINY_SIZE_LOW 13
 #define FSK_TINY_SIZE_BITS 18
 #define FSK_TINY_SIZE_SHIFT 59      /* where the high size bits start */
+
+/* Version 5 tiny and micro records (see the top). */
+#define FSK_MICRO 0x4000u
+#define FSK_TKIND(type) ((type) >> 12 & 3u)
+enum fsk_tkind { FSK_TK_FREE, FSK_TK_MALLOC, FSK_TK_ALLOC, FSK_TK_PAD };
+#define FSK_T5_MMAPPED 0x800u        /* TFREE, TMALLOC */
+#define FSK_T5_SIZE_LOW 11           /* TMALLOC: size bits 0-10 ... */
+#define FSK_T5_SIZE_BITS 16          /* ... and 59-63 */
+#define FSK_T5_DELTA_BITS 24         /* TALLOC: bits 16-39 */
+#define FSK_T5_STACK_BITS 20         /* TALLOC: bits 40-59 */
+#define FSK_T5_ASIZE_BITS 12         /* TALLOC: bits 0-11 */
+#define FSK_M_FREE_BITS 28           /* MFREE's delta */
+#define FSK_M_SIZE_BITS 11           /* MMALLOC, MSMALLOC: size ... */
+#define FSK_M_DELTA_BITS 17          /* ... and delta */
+#define FSK_MPAD 0xf000u
 
 struct fsk_sample {                /* first record of a sampled stream */
 	uint64_t mean_bytes;       /* N: mean bytes between recorded calls */

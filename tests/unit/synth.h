@@ -172,6 +172,49 @@ static inline void synth_tiny_free(struct writer *w, uint64_t addr, int mmapped)
 	writer_put(w, &v, 8);
 }
 
+/* Version 5 tiny and micro records (trace.h), laid out here from the bit
+ * table; d: address delta in units of 16 bytes. */
+static inline void synth_t5_free(struct writer *w, uint64_t addr, int mmapped)
+{
+	uint64_t v = 0x8000 | (mmapped ? 0x800 : 0) | (addr >> 4) << 16;
+	writer_put(w, &v, 8);
+}
+
+static inline void synth_t5_malloc(struct writer *w, uint64_t addr, uint32_t size, int mmapped)
+{
+	uint64_t v = 0x8000 | 1 << 12 | (mmapped ? 0x800 : 0) | (size & 0x7ff) | (addr >> 4) << 16 |
+		     (uint64_t)(size >> 11) << 59;
+	writer_put(w, &v, 8);
+}
+
+static inline void synth_t5_alloc(struct writer *w, int64_t d, uint32_t size, uint32_t stack,
+				  uint16_t fn)
+{
+	uint64_t v = 0x8000 | 2 << 12 | size | ((uint64_t)d & 0xffffff) << 16 | (uint64_t)stack << 40 |
+		     (uint64_t)fn << 60;
+	writer_put(w, &v, 8);
+}
+
+static inline void synth_m_free(struct writer *w, int64_t d)
+{
+	uint32_t u = 0xc000 | ((uint32_t)d & 0xfff) | ((uint32_t)((uint64_t)d >> 12) & 0xffff) << 16;
+	writer_put(w, &u, 4);
+}
+
+/* MMALLOC, or MSMALLOC (the previous allocation's stack) when same_stack */
+static inline void synth_m_malloc(struct writer *w, int64_t d, uint32_t size, int same_stack)
+{
+	uint32_t u = 0xc000 | (same_stack ? 2 : 1) << 12 | size | ((uint32_t)d & 1) << 11 |
+		     ((uint32_t)((uint64_t)d >> 1) & 0xffff) << 16;
+	writer_put(w, &u, 4);
+}
+
+static inline void synth_m_pad(struct writer *w)
+{
+	uint32_t u = 0xf000;
+	writer_put(w, &u, 4);
+}
+
 /* Writes bytes [0, n) of w (all when n is -1) as dir/<pid>.<seq>.fst. */
 static inline void synth_save(const char *dir, uint32_t pid, uint32_t seq, const struct writer *w,
 		       long n)

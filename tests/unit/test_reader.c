@@ -399,6 +399,7 @@ static void test_tiny(const char *dir)
 	synth_ctx(&w, FSK_REC_CTX, 8, 0);
 	off[2] = w.len;
 	synth_tiny_free(&w, 0x7f0000001230ull, 1);
+	w.buf[8] = 4; /* this layout of tiny records is version 3 and 4's */
 	synth_save(dir, 19, 0, &w, -1);
 	n = read_recs(&s, dir, 19, r, a, f);
 	synth_check("tiny_count", n == 6 && s.state == READER_EOF, "n %d state %d", n, s.state);
@@ -448,8 +449,123 @@ static void test_tiny(const char *dir)
 }
 
 /* One damaged compact stream: `what` is the expected message prefix. */
-static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx_type,
-			const void *rec, size_t len, const char *what)
+/* Version 5 tiny and micro records: each kind, the limits of its fields,
+ * addresses and stacks carried per thread across a switch and into a
+ * resumed copy, an MPAD, and a cut inside a micro record. */
+static void test_tiny5(const char *dir)
+{
+	struct reader_stream s, c;
+	struct reader_rec r[16], rc;
+	struct reader_mark m;
+	struct fsk_alloc a[16], ac;
+	struct fsk_free f[16];
+	struct writer w;
+	size_t off[4];
+	int n = 0;
+
+	writer_init(&w);
+	synth_header(&w, 21, 1, 0, 1000, 0, FSK_HF_MALLOC, "/x", argv_sh);
+	synth_ctx(&w, FSK_REC_CBASE, 7, 5000);
+	synth_cmalloc(&w, 10, 0x1000, 32, 0);         /* 0 */
+	synth_m_malloc(&w, 4, 100, 0);                  /* 1: 0x1040 */
+	synth_m_free(&w, -4);                           /* 2: 0x1000 */
+	synth_m_pad(&w);
+	synth_calloc(&w, 20, 0x2000, 48, 77, FSK_FN_MALLOC); /* 3 */
+	off[0] = w.len;
+	synth_m_malloc(&w, 0xffff, 2047, 1);            /* 4: 0x101ff0, stack 77 */
+	synth_t5_alloc(&w, -0x100, 4095, 0xfffff, FSK_FN_CALLOC); /* 5: 0x100ff0 */
+	synth_ctx(&w, FSK_REC_CBASE, 8, 6000);
+	synth_cfree(&w, 3, 0x7f0000001230ull | FSK_AF_MMAPPED); /* 6 */
+	synth_ctx(&w, FSK_REC_CTX, 7, 0);
+	off[1] = w.len;
+	synth_m_malloc(&w, -0x10000, 1, 1);             /* 7: 0xff0, stack 0xfffff */
+	synth_ctx(&w, FSK_REC_CTX, 8, 0);
+	synth_t5_free(&w, 0x7f0000001230ull, 1);       /* 8 */
+	synth_t5_malloc(&w, 0x7ffffffffff0ull, 65535, 1); /* 9 */
+	off[2] = w.len;
+	synth_m_free(&w, -(1ll << 27));                 /* 10: 0x7fff7ffffff0 */
+	synth_m_malloc(&w, 0, 5, 1);                    /* 11: stack 0 (TMALLOC's) */
+	off[3] = w.len;
+	synth_m_free(&w, 0);                            /* 12 */
+	synth_save(dir, 21, 0, &w, -1);
+	reader_stream_open(&s, dir, "21.0.fst");
+	while (n < 16 && reader_next(&s, &r[n]) > 0) {
+		reader_payload(&r[n], &a[n], sizeof(a[n]));
+		reader_payload(&r[n], &f[n], sizeof(f[n]));
+		n++;
+	}
+	reader_finish(&s);
+	synth_check("t5_count", n == 13 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	if (n != 13)
+		goto out;
+	synth_check("t5_mmalloc", r[1].type == FSK_REC_ALLOC && r[1].tid == 7 && r[1].ts_ns == 5010 &&
+		    r[1].size == 4 && a[1].addr == 0x1040 && a[1].size == 100 && a[1].stack == 0 &&
+		    a[1].fn == FSK_FN_MALLOC && a[1].flags == 0,
+		    "ts %llu size %u addr %llx size %llu", (unsigned long long)r[1].ts_ns, r[1].size,
+		    (unsigned long long)a[1].addr, (unsigned long long)a[1].size);
+	synth_check("t5_mfree", r[2].type == FSK_REC_FREE && r[2].ts_ns == 5010 &&
+		    f[2].addr == 0x1000 && f[2].fn == FSK_FN_FREE, "addr %llx",
+		    (unsigned long long)f[2].addr);
+	synth_check("t5_mpad", r[3].type == FSK_REC_ALLOC && a[3].addr == 0x2000 && a[3].stack == 77,
+		    "type %u addr %llx", r[3].type, (unsigned long long)a[3].addr);
+	synth_check("t5_msmalloc", r[4].off == off[0] && r[4].ts_ns == 5020 &&
+		    a[4].addr == 0x101ff0 && a[4].size == 2047 && a[4].stack == 77 &&
+		    a[4].fn == FSK_FN_MALLOC, "addr %llx size %llu stack %u",
+		    (unsigned long long)a[4].addr, (unsigned long long)a[4].size, a[4].stack);
+	synth_check("t5_talloc", r[5].size == 8 && a[5].addr == 0x100ff0 && a[5].size == 4095 &&
+		    a[5].stack == 0xfffff && a[5].fn == FSK_FN_CALLOC && a[5].flags == 0,
+		    "addr %llx size %llu stack %u fn %u", (unsigned long long)a[5].addr,
+		    (unsigned long long)a[5].size, a[5].stack, a[5].fn);
+	synth_check("t5_after_switch", r[7].off == off[1] && r[7].tid == 7 && r[7].ts_ns == 5020 &&
+		    a[7].addr == 0xff0 && a[7].size == 1 && a[7].stack == 0xfffff,
+		    "tid %u ts %llu addr %llx stack %u", r[7].tid, (unsigned long long)r[7].ts_ns,
+		    (unsigned long long)a[7].addr, a[7].stack);
+	synth_check("t5_tfree", r[8].type == FSK_REC_FREE && r[8].tid == 8 && r[8].ts_ns == 6003 &&
+		    f[8].addr == 0x7f0000001230ull && f[8].flags == FSK_AF_MMAPPED,
+		    "ts %llu addr %llx", (unsigned long long)r[8].ts_ns, (unsigned long long)f[8].addr);
+	synth_check("t5_tmalloc", a[9].addr == 0x7ffffffffff0ull && a[9].size == 65535 &&
+		    a[9].flags == FSK_AF_MMAPPED && a[9].stack == 0, "addr %llx size %llu",
+		    (unsigned long long)a[9].addr, (unsigned long long)a[9].size);
+	synth_check("t5_mfree_min", f[10].addr == 0x7fff7ffffff0ull && r[10].off == off[2],
+		    "addr %llx", (unsigned long long)f[10].addr);
+	synth_check("t5_stack_of_tmalloc", a[11].addr == 0x7fff7ffffff0ull && a[11].stack == 0,
+		    "addr %llx stack %u", (unsigned long long)a[11].addr, a[11].stack);
+	reader_stream_close(&s);
+
+	/* a mark taken at thread 7's second MSMALLOC, read again from there */
+	reader_stream_open(&s, dir, "21.0.fst");
+	for (n = 0; n < 8 && reader_next(&s, &r[0]) > 0; n++)
+		;
+	reader_mark_get(&s, r[0].off, &m);
+	reader_stream_resume(&c, &s, &m);
+	n = reader_next(&c, &rc);
+	memset(&ac, 0, sizeof(ac));
+	if (n == 1)
+		reader_payload(&rc, &ac, sizeof(ac));
+	synth_check("t5_resume", n == 1 && rc.off == off[1] && rc.tid == 7 && ac.addr == 0xff0 &&
+		    ac.stack == 0xfffff, "n %d off %llu addr %llx stack %u", n,
+		    (unsigned long long)rc.off, (unsigned long long)ac.addr, ac.stack);
+	reader_resume_end(&c);
+	reader_stream_close(&s);
+
+	/* cut inside the last micro record */
+	synth_save(dir, 21, 0, &w, (long)(off[3] + 2));
+	reader_stream_open(&s, dir, "21.0.fst");
+	for (n = 0; n < 16 && reader_next(&s, &r[0]) > 0; n++)
+		;
+	reader_finish(&s);
+	synth_check("t5_cut", n == 12 && s.state == READER_CUT && s.err_off == off[3],
+		    "n %d state %d off %llu", n, s.state, (unsigned long long)s.err_off);
+	reader_stream_close(&s);
+out:
+	writer_free(&w);
+}
+
+/* A stream with records rec (len bytes) after an EXIT and, if ctx, a CTX
+ * or CBASE of thread 9 must stop with `what` at the record `at` bytes into
+ * rec (at > 0: after one compact record, which is read). */
+static void compact_bad_at(const char *dir, const char *name, int ctx, uint16_t ctx_type,
+			   const void *rec, size_t len, size_t at, const char *what)
 {
 	struct reader_stream s;
 	struct reader_rec r[10];
@@ -471,11 +587,17 @@ static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx
 	synth_save(dir, 18, 0, &w, -1);
 	n = read_recs(&s, dir, 18, r, a, f);
 	reader_message(&s, msg, sizeof(msg));
-	snprintf(want, sizeof(want), "%s: %s/18.0.fst: offset %zu", what, dir, off);
-	synth_check(name, n == 1 && s.state == READER_CORRUPT && !strcmp(msg, want),
+	snprintf(want, sizeof(want), "%s: %s/18.0.fst: offset %zu", what, dir, off + at);
+	synth_check(name, n == 1 + (at > 0) && s.state == READER_CORRUPT && !strcmp(msg, want),
 		    "n %d '%s', want '%s'", n, msg, want);
 	reader_stream_close(&s);
 	writer_free(&w);
+}
+
+static void compact_bad(const char *dir, const char *name, int ctx, uint16_t ctx_type,
+			const void *rec, size_t len, const char *what)
+{
+	compact_bad_at(dir, name, ctx, ctx_type, rec, len, 0, what);
 }
 
 static void test_compact_corrupt(const char *dir)
@@ -510,6 +632,25 @@ static void test_compact_corrupt(const char *dir)
 		    "tiny record of tid 9 before its first compact record");
 	compact_bad(dir, "tiny_free_sized", 1, FSK_REC_CBASE, &tiny_sized, 8,
 		    "tiny free with size bits set");
+	/* version 5: after a compact record of thread 9 at 0x3000 */
+	struct {
+		struct fsk_cfree f;
+		uint64_t tiny;
+	} t5 = { .f = { .h = { FSK_REC_CFREE, sizeof(t5.f), 1 }, .addr = 0x3000 } };
+	t5.tiny = 0xf000 | 1 << 16;
+	compact_bad_at(dir, "t5_pad_bits", 1, FSK_REC_CBASE, &t5, sizeof(t5.f) + 4,
+		    16, "micro pad with bits set");
+	t5.tiny = 0xb000;
+	compact_bad_at(dir, "t5_kind3", 1, FSK_REC_CBASE, &t5, sizeof(t5), 16, "tiny record of kind 3");
+	t5.tiny = 0xa000 | 0x10;
+	compact_bad_at(dir, "t5_talloc_fn", 1, FSK_REC_CBASE, &t5, sizeof(t5),
+		    16, "tiny alloc with function 0");
+	t5.tiny = 0xc000 | (uint32_t)(-0x300 & 0xfff) | (0xffffu << 16);
+	compact_bad_at(dir, "t5_delta_zero", 1, FSK_REC_CBASE, &t5, sizeof(t5.f) + 4,
+		    16, "tiny record's address delta out of range");
+	t5.tiny = 0xc000 | 1u << 16;
+	compact_bad(dir, "t5_micro_first", 1, FSK_REC_CBASE, &t5.tiny, 4,
+		    "tiny record of tid 9 before its first compact record");
 }
 
 /* Version 1 to 3 streams (no compact, no tiny records, a header without
@@ -664,6 +805,7 @@ int main(void)
 	test_compact(dir);
 	test_compact_corrupt(dir);
 	test_tiny(dir);
+	test_tiny5(dir);
 	test_versions(dir);
 	test_table();
 	test_fuzz(dir);

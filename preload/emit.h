@@ -251,6 +251,25 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 			return;
 		}
 	}
+	/* a stamp of its own, close after the last: TLATER */
+	uint64_t tdt = ns - b->last_cns;
+	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
+	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
+	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 &&
+				   (ev == EMIT_C_MALLOC || (fn == FSK_FN_MALLOC && stack == b->last_cstack))))) {
+		uint64_t w = FSK_TINY | FSK_TK_LATER << 12 | tdt << 16 | (uint64_t)d << FSK_TL_DELTA_SHIFT;
+		if (ev != EMIT_C_FREE)
+			w |= FSK_TL_MALLOC | asize | (ev == EMIT_C_ALLOC ? FSK_TL_SAME_STACK : 0);
+		*(emit_u64a4 *)r = w;
+		b->last_ns = ns;
+		b->last_cns = ns;
+		b->last_caddr = a;
+		if (ev != EMIT_C_FREE)
+			b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
+		b->records++;
+		atomic_store_explicit(&b->committed, c + 8, memory_order_release);
+		return;
+	}
 	uint64_t dt = ns - b->base_ns;
 	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
 		emit_compact_slow(head, w1, w2, blk, a, ev, stack);

@@ -199,29 +199,35 @@ def _sext(v, n):
 def tiny_event(w, n, version, last_addr, last_stack):
     """What the tiny or micro record w (its n bytes as a little-endian
     number) of a stream of `version` stands for, as trace.h gives it:
-    ("malloc" or "free", addr, size, stack, fn, mmapped), or None for an
-    MPAD. last_addr and last_stack: the thread's previous compact
-    record's address and its previous compact allocation's stack id."""
+    ("malloc" or "free", addr, size, stack, fn, mmapped, dt), or None for
+    an MPAD. last_addr and last_stack: the thread's previous compact
+    record's address and its previous compact allocation's stack id; dt:
+    its time after that record's (TLATER), else 0."""
     if version < 5:
         addr = (w >> 16 & ((1 << 43) - 1)) << 4
         if w & 0x4000:
-            return "malloc", addr, (w & 0x1fff) | (w >> 59) << 13, 0, 1, bool(w & 0x2000)
-        return "free", addr, 0, 0, 10, bool(w & 0x2000)
+            return "malloc", addr, (w & 0x1fff) | (w >> 59) << 13, 0, 1, bool(w & 0x2000), 0
+        return "free", addr, 0, 0, 10, bool(w & 0x2000), 0
     kind = w >> 12 & 3
     if n == 4:
         if kind == 3:
             return None
         if kind == 0:
-            return "free", last_addr + 16 * _sext((w & 0xfff) | (w >> 16) << 12, 28), 0, 0, 10, False
+            return "free", last_addr + 16 * _sext((w & 0xfff) | (w >> 16) << 12, 28), 0, 0, 10, False, 0
         d = _sext((w >> 11 & 1) | (w >> 16) << 1, 17)
-        return "malloc", last_addr + 16 * d, w & 0x7ff, last_stack if kind == 2 else 0, 1, False
+        return "malloc", last_addr + 16 * d, w & 0x7ff, last_stack if kind == 2 else 0, 1, False, 0
     if kind == 2:
         return ("malloc", last_addr + 16 * _sext(w >> 16, 24), w & 0xfff, w >> 40 & 0xfffff, w >> 60,
-                False)
+                False, 0)
+    if kind == 3:  # TLATER
+        addr, dt = last_addr + 16 * _sext(w >> 36, 28), w >> 16 & ((1 << 19) - 1)
+        if w & 0x800:
+            return "malloc", addr, w & 0x7ff, last_stack if w >> 35 & 1 else 0, 1, False, dt
+        return "free", addr, 0, 0, 10, False, dt
     addr = (w >> 16 & ((1 << 43) - 1)) << 4
     if kind == 0:
-        return "free", addr, 0, 0, 10, bool(w & 0x800)
-    return "malloc", addr, (w & 0x7ff) | (w >> 59) << 11, 0, 1, bool(w & 0x800)
+        return "free", addr, 0, 0, 10, bool(w & 0x800), 0
+    return "malloc", addr, (w & 0x7ff) | (w >> 59) << 11, 0, 1, bool(w & 0x800), 0
 
 
 def stream_records(path):

@@ -55,13 +55,15 @@ def decode(path):
             off += n
             if ev is None:
                 continue
-            kind, addr, size_, stack, _, _ = ev
+            kind, addr, size_, stack, _, _, dt = ev
             addr_of[cur] = addr
+            last[cur] += dt
+            reused = not (version >= 5 and n == 8 and w >> 12 & 3 == 3)  # not a TLATER
             if kind == "malloc":
                 stack_of[cur] = stack
-                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=size_, stack=stack, tiny=True)))
+                out.append((ALLOC, cur, last[cur], dict(addr=addr, size=size_, stack=stack, tiny=reused)))
             else:
-                out.append((FREE, cur, last[cur], dict(addr=addr, tiny=True)))
+                out.append((FREE, cur, last[cur], dict(addr=addr, tiny=reused)))
             continue
         typ, size = struct.unpack_from("<HH", b, off)
         if size < 16 or size % 8 or off + size > len(b):

@@ -459,18 +459,36 @@ static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const uns
 
 	memcpy(&w, p, n);
 	unsigned kind = FSK_TKIND(w);
-	if (kind == FSK_TK_PAD) {
-		if (n == 4 && w == FSK_MPAD)
+	if (n == 4 && kind == FSK_TK_PAD) {
+		if (w == FSK_MPAD)
 			return 0;
-		reader_corrupt(s, s->off, n == 4 ? "micro pad with bits set" : "tiny record of kind 3");
+		reader_corrupt(s, s->off, "micro pad with bits set");
 		return -1;
 	}
-	if (n == 8 && kind == FSK_TK_FREE && (w & ((1u << FSK_T5_SIZE_LOW) - 1) || w >> FSK_TINY_SIZE_SHIFT)) {
+	if (n == 8 && ((kind == FSK_TK_FREE &&
+			(w & ((1u << FSK_T5_SIZE_LOW) - 1) || w >> FSK_TINY_SIZE_SHIFT)) ||
+		       (kind == FSK_TK_LATER && !(w & FSK_TL_MALLOC) &&
+			(w & ((1u << FSK_T5_SIZE_LOW) - 1) || w & FSK_TL_SAME_STACK)))) {
 		reader_corrupt(s, s->off, "tiny free with size bits set");
 		return -1;
 	}
 	if (reader_tiny_context(s) < 0)
 		return -1;
+	if (n == 8 && kind == FSK_TK_LATER) {
+		uint64_t ts = s->cur_last + (w >> 16 & ((1u << FSK_TL_DT_BITS) - 1));
+		d = sext(w >> FSK_TL_DELTA_SHIFT, 64 - FSK_TL_DELTA_SHIFT);
+		addr = s->cur_addr + (uint64_t)d * 16;
+		if (!addr || addr >> (FSK_TINY_ADDR_BITS + 4)) {
+			reader_corrupt(s, s->off, "tiny record's address delta out of range");
+			return -1;
+		}
+		if (w & FSK_TL_MALLOC)
+			reader_expand(s, r, FSK_FN_MALLOC, addr, w & ((1u << FSK_T5_SIZE_LOW) - 1),
+				      w & FSK_TL_SAME_STACK ? s->cur_stack : 0, 0, ts);
+		else
+			reader_expand(s, r, FSK_FN_FREE, addr, 0, 0, 0, ts);
+		return 1;
+	}
 	if (n == 8 && kind != FSK_TK_ALLOC) {
 		addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
 		size = (w & ((1u << FSK_T5_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_T5_SIZE_LOW;
@@ -594,6 +612,8 @@ int reader_next(struct reader_stream *s, struct reader_rec *r)
 			return e;
 	}
 again:
+	s->rec_last = s->cur_last;
+	s->rec_has_last = s->cur_has_last;
 	s->rec_addr = s->cur_addr;
 	s->rec_stack = s->cur_stack;
 	if (s->state == READER_CORRUPT)
@@ -698,9 +718,10 @@ void reader_mark_get(const struct reader_stream *s, uint64_t off, struct reader_
 	m->tid = s->cur_tid;
 	m->set = (uint8_t)s->cur_set;
 	m->has_base = (uint8_t)s->cur_has_base;
-	m->last = s->cur_last;
-	m->has_last = (uint8_t)s->cur_has_last;
-	m->addr = s->rec_addr; /* what the record at off decodes with */
+	/* what the record at off decodes with (TLATER and micro records) */
+	m->last = s->rec_last;
+	m->has_last = (uint8_t)s->rec_has_last;
+	m->addr = s->rec_addr;
 	m->stack = s->rec_stack;
 }
 

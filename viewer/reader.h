@@ -69,8 +69,11 @@ struct reader_stream {
 	uint64_t cur_addr;
 	uint32_t cur_stack;
 	struct table laddrs, lstacks;
-	uint64_t rec_addr;      /* cur_addr and cur_stack before the record */
-	uint32_t rec_stack;     /* reader_next last returned (a mark's) */
+	/* cur_last, cur_has_last, cur_addr and cur_stack before the record
+	 * reader_next last returned: what a mark of it keeps */
+	uint64_t rec_last, rec_addr;
+	uint32_t rec_stack;
+	int rec_has_last;
 	unsigned char cpay[sizeof(struct fsk_alloc)]; /* an expanded payload */
 	uint64_t sample_bytes;  /* SAMPLE record (first record): mean N, else 0 */
 	uint64_t nctx;          /* CTX records (and CBASE records that change

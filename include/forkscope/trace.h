@@ -64,7 +64,7 @@
  * (a 4-byte record, else an 8-byte one), bits 12-13 the kind. Each stands
  * for a FREE or ALLOC (of fn, stack id and size given) at the time of the
  * current thread's previous compact record, as the tiny records of
- * version 3. Some give their address as a delta: the block's address
+ * version 3 (TLATER: a given time after it). Some give their address as a delta: the block's address
  * minus the address of that thread's previous compact record (CFREE,
  * CALLOC, CMALLOC, tiny or micro; mmapped or not), in units of 16 bytes,
  * two's complement. MSMALLOC takes the stack id of that thread's previous
@@ -81,7 +81,13 @@
  *     kind 2 TALLOC  allocation of fn (bits 60-63, not 0), stack id
  *                    (bits 40-59), size (bits 0-11, < 4 KiB), address as
  *                    the delta of bits 16-39 (24 bits), not mmapped
- *     kind 3         corruption
+ *     kind 3 TLATER  a free or a malloc dt ns (bits 16-34) after the
+ *                    thread's previous compact record, not mmapped, its
+ *                    address as the delta of bits 36-63 (28 bits); bit 11
+ *                    set: malloc of size bits 0-10 (< 2 KiB), with stack
+ *                    id 0, or the previous allocation's when bit 35 is
+ *                    set; clear: free, bits 0-10 and 35 are 0. TLATER is
+ *                    also a compact record: the next ones take its time.
  *   4-byte (bit 14 set), u the little-endian uint32:
  *     kind 0 MFREE   free(address), not mmapped; address as the delta of
  *                    bits 0-11 and (bits 16-31) << 12 (28 bits)
@@ -614,7 +620,12 @@ struct fsk_cmalloc {               /* malloc(size) = address, stack id 0 */
 /* Version 5 tiny and micro records (see the top). */
 #define FSK_MICRO 0x4000u
 #define FSK_TKIND(type) ((type) >> 12 & 3u)
-enum fsk_tkind { FSK_TK_FREE, FSK_TK_MALLOC, FSK_TK_ALLOC, FSK_TK_PAD };
+enum fsk_tkind { FSK_TK_FREE, FSK_TK_MALLOC, FSK_TK_ALLOC, FSK_TK_PAD,
+		 FSK_TK_LATER = FSK_TK_PAD /* an 8-byte record's kind 3 */ };
+#define FSK_TL_MALLOC 0x800u          /* TLATER: bit 11 */
+#define FSK_TL_DT_BITS 19             /* bits 16-34 */
+#define FSK_TL_SAME_STACK (1ull << 35)
+#define FSK_TL_DELTA_SHIFT 36         /* 28 bits */
 #define FSK_T5_MMAPPED 0x800u        /* TFREE, TMALLOC */
 #define FSK_T5_SIZE_LOW 11           /* TMALLOC: size bits 0-10 ... */
 #define FSK_T5_SIZE_BITS 16          /* ... and 59-63 */

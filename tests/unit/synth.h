@@ -195,6 +195,16 @@ static inline void synth_t5_alloc(struct writer *w, int64_t d, uint32_t size, ui
 	writer_put(w, &v, 8);
 }
 
+/* TLATER: malloc (size, same_stack) or free (size -1), dt ns later */
+static inline void synth_t5_later(struct writer *w, int64_t d, uint32_t dt, int32_t size,
+				  int same_stack)
+{
+	uint64_t v = 0x8000 | 3 << 12 | (uint64_t)dt << 16 | (uint64_t)d << 36;
+	if (size >= 0)
+		v |= 0x800 | (uint32_t)size | (same_stack ? 1ull << 35 : 0);
+	writer_put(w, &v, 8);
+}
+
 static inline void synth_m_free(struct writer *w, int64_t d)
 {
 	uint32_t u = 0xc000 | ((uint32_t)d & 0xfff) | ((uint32_t)((uint64_t)d >> 12) & 0xffff) << 16;

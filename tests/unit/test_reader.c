@@ -485,8 +485,11 @@ static void test_tiny5(const char *dir)
 	off[2] = w.len;
 	synth_m_free(&w, -(1ll << 27));                 /* 10: 0x7fff7ffffff0 */
 	synth_m_malloc(&w, 0, 5, 1);                    /* 11: stack 0 (TMALLOC's) */
+	synth_ctx(&w, FSK_REC_CTX, 7, 0);
+	synth_t5_later(&w, 0x10, (1u << 19) - 1, 2047, 1); /* 12: 0x10f0, stack 0xfffff */
+	synth_t5_later(&w, (1ll << 27) - 1, 7, -1, 0);   /* 13: 0x800010e0 */
 	off[3] = w.len;
-	synth_m_free(&w, 0);                            /* 12 */
+	synth_m_free(&w, 0);                            /* 14 */
 	synth_save(dir, 21, 0, &w, -1);
 	reader_stream_open(&s, dir, "21.0.fst");
 	while (n < 16 && reader_next(&s, &r[n]) > 0) {
@@ -495,8 +498,8 @@ static void test_tiny5(const char *dir)
 		n++;
 	}
 	reader_finish(&s);
-	synth_check("t5_count", n == 13 && s.state == READER_EOF, "n %d state %d", n, s.state);
-	if (n != 13)
+	synth_check("t5_count", n == 15 && s.state == READER_EOF, "n %d state %d", n, s.state);
+	if (n != 15)
 		goto out;
 	synth_check("t5_mmalloc", r[1].type == FSK_REC_ALLOC && r[1].tid == 7 && r[1].ts_ns == 5010 &&
 		    r[1].size == 4 && a[1].addr == 0x1040 && a[1].size == 100 && a[1].stack == 0 &&
@@ -530,6 +533,16 @@ static void test_tiny5(const char *dir)
 		    "addr %llx", (unsigned long long)f[10].addr);
 	synth_check("t5_stack_of_tmalloc", a[11].addr == 0x7fff7ffffff0ull && a[11].stack == 0,
 		    "addr %llx stack %u", (unsigned long long)a[11].addr, a[11].stack);
+	synth_check("t5_later_malloc", r[12].type == FSK_REC_ALLOC && r[12].tid == 7 &&
+		    r[12].size == 8 && r[12].ts_ns == 5020 + (1u << 19) - 1 && a[12].addr == 0x10f0 &&
+		    a[12].size == 2047 && a[12].stack == 0xfffff && a[12].fn == FSK_FN_MALLOC,
+		    "ts %llu addr %llx size %llu stack %u", (unsigned long long)r[12].ts_ns,
+		    (unsigned long long)a[12].addr, (unsigned long long)a[12].size, a[12].stack);
+	synth_check("t5_later_free", r[13].type == FSK_REC_FREE && r[13].ts_ns == r[12].ts_ns + 7 &&
+		    f[13].addr == 0x800010e0ull && r[14].ts_ns == r[13].ts_ns &&
+		    f[14].addr == 0x800010e0ull, "ts %llu addr %llx / ts %llu addr %llx",
+		    (unsigned long long)r[13].ts_ns, (unsigned long long)f[13].addr,
+		    (unsigned long long)r[14].ts_ns, (unsigned long long)f[14].addr);
 	reader_stream_close(&s);
 
 	/* a mark taken at thread 7's second MSMALLOC, read again from there */
@@ -548,13 +561,29 @@ static void test_tiny5(const char *dir)
 	reader_resume_end(&c);
 	reader_stream_close(&s);
 
+	/* and one at the TLATER malloc: its time counts from before it */
+	reader_stream_open(&s, dir, "21.0.fst");
+	for (n = 0; n < 13 && reader_next(&s, &r[0]) > 0; n++)
+		;
+	reader_mark_get(&s, r[0].off, &m);
+	reader_stream_resume(&c, &s, &m);
+	n = reader_next(&c, &rc);
+	memset(&ac, 0, sizeof(ac));
+	if (n == 1)
+		reader_payload(&rc, &ac, sizeof(ac));
+	synth_check("t5_resume_later", n == 1 && rc.ts_ns == 5020 + (1u << 19) - 1 &&
+		    ac.addr == 0x10f0 && ac.stack == 0xfffff, "n %d ts %llu addr %llx stack %u", n,
+		    (unsigned long long)rc.ts_ns, (unsigned long long)ac.addr, ac.stack);
+	reader_resume_end(&c);
+	reader_stream_close(&s);
+
 	/* cut inside the last micro record */
 	synth_save(dir, 21, 0, &w, (long)(off[3] + 2));
 	reader_stream_open(&s, dir, "21.0.fst");
 	for (n = 0; n < 16 && reader_next(&s, &r[0]) > 0; n++)
 		;
 	reader_finish(&s);
-	synth_check("t5_cut", n == 12 && s.state == READER_CUT && s.err_off == off[3],
+	synth_check("t5_cut", n == 14 && s.state == READER_CUT && s.err_off == off[3],
 		    "n %d state %d off %llu", n, s.state, (unsigned long long)s.err_off);
 	reader_stream_close(&s);
 out:
@@ -640,8 +669,9 @@ static void test_compact_corrupt(const char *dir)
 	t5.tiny = 0xf000 | 1 << 16;
 	compact_bad_at(dir, "t5_pad_bits", 1, FSK_REC_CBASE, &t5, sizeof(t5.f) + 4,
 		    16, "micro pad with bits set");
-	t5.tiny = 0xb000;
-	compact_bad_at(dir, "t5_kind3", 1, FSK_REC_CBASE, &t5, sizeof(t5), 16, "tiny record of kind 3");
+	t5.tiny = 0xb000 | 1ull << 35;
+	compact_bad_at(dir, "t5_later_free_bits", 1, FSK_REC_CBASE, &t5, sizeof(t5), 16,
+		       "tiny free with size bits set");
 	t5.tiny = 0xa000 | 0x10;
 	compact_bad_at(dir, "t5_talloc_fn", 1, FSK_REC_CBASE, &t5, sizeof(t5),
 		    16, "tiny alloc with function 0");

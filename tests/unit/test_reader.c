@@ -449,14 +449,37 @@ static void test_tiny(const char *dir)
 }
 
 /* One damaged compact stream: `what` is the expected message prefix. */
+/* Reads `skip` records of dir/name, then the last of them again from its
+ * mark in a resumed copy, into *rc and *ac: what reader_next returned. */
+static int resume_at(const char *dir, const char *name, int skip, struct reader_rec *rc,
+		     struct fsk_alloc *ac)
+{
+	struct reader_stream s, c;
+	struct reader_rec r;
+	struct reader_mark m;
+	int n;
+
+	reader_stream_open(&s, dir, name);
+	for (n = 0; n < skip && reader_next(&s, &r) > 0; n++)
+		;
+	reader_mark_get(&s, r.off, &m);
+	reader_stream_resume(&c, &s, &m);
+	n = reader_next(&c, rc);
+	memset(ac, 0, sizeof(*ac));
+	if (n == 1)
+		reader_payload(rc, ac, sizeof(*ac));
+	reader_resume_end(&c);
+	reader_stream_close(&s);
+	return n;
+}
+
 /* Version 5 tiny and micro records: each kind, the limits of its fields,
  * addresses and stacks carried per thread across a switch and into a
  * resumed copy, an MPAD, and a cut inside a micro record. */
 static void test_tiny5(const char *dir)
 {
-	struct reader_stream s, c;
+	struct reader_stream s;
 	struct reader_rec r[16], rc;
-	struct reader_mark m;
 	struct fsk_alloc a[16], ac;
 	struct fsk_free f[16];
 	struct writer w;
@@ -545,37 +568,16 @@ static void test_tiny5(const char *dir)
 		    (unsigned long long)r[14].ts_ns, (unsigned long long)f[14].addr);
 	reader_stream_close(&s);
 
-	/* a mark taken at thread 7's second MSMALLOC, read again from there */
-	reader_stream_open(&s, dir, "21.0.fst");
-	for (n = 0; n < 8 && reader_next(&s, &r[0]) > 0; n++)
-		;
-	reader_mark_get(&s, r[0].off, &m);
-	reader_stream_resume(&c, &s, &m);
-	n = reader_next(&c, &rc);
-	memset(&ac, 0, sizeof(ac));
-	if (n == 1)
-		reader_payload(&rc, &ac, sizeof(ac));
+	/* a mark taken at thread 7's second MSMALLOC, read again from there;
+	 * and one at the TLATER malloc, whose time counts from before it */
+	n = resume_at(dir, "21.0.fst", 8, &rc, &ac);
 	synth_check("t5_resume", n == 1 && rc.off == off[1] && rc.tid == 7 && ac.addr == 0xff0 &&
 		    ac.stack == 0xfffff, "n %d off %llu addr %llx stack %u", n,
 		    (unsigned long long)rc.off, (unsigned long long)ac.addr, ac.stack);
-	reader_resume_end(&c);
-	reader_stream_close(&s);
-
-	/* and one at the TLATER malloc: its time counts from before it */
-	reader_stream_open(&s, dir, "21.0.fst");
-	for (n = 0; n < 13 && reader_next(&s, &r[0]) > 0; n++)
-		;
-	reader_mark_get(&s, r[0].off, &m);
-	reader_stream_resume(&c, &s, &m);
-	n = reader_next(&c, &rc);
-	memset(&ac, 0, sizeof(ac));
-	if (n == 1)
-		reader_payload(&rc, &ac, sizeof(ac));
+	n = resume_at(dir, "21.0.fst", 13, &rc, &ac);
 	synth_check("t5_resume_later", n == 1 && rc.ts_ns == 5020 + (1u << 19) - 1 &&
 		    ac.addr == 0x10f0 && ac.stack == 0xfffff, "n %d ts %llu addr %llx stack %u", n,
 		    (unsigned long long)rc.ts_ns, (unsigned long long)ac.addr, ac.stack);
-	reader_resume_end(&c);
-	reader_stream_close(&s);
 
 	/* cut inside the last micro record */
 	synth_save(dir, 21, 0, &w, (long)(off[3] + 2));

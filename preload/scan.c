@@ -40,6 +40,7 @@
  * look like, but so does any guarded buffer: only mappings of a plausible
  * thread stack size count (glibc's default is RLIMIT_STACK, 8 MiB). */
 #define THREAD_STACK_MIN (1ull << 20)
+#define ARENA_HEAP_ALIGN (64ull << 20) /* glibc's HEAP_MAX_SIZE on 64-bit */
 #define SCAN_PREFORK 0 /* baseline only, nothing written */
 
 /* ---- our own memory ---- */
@@ -606,8 +607,12 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 		return FSK_RK_FILE;
 	}
 	/* Anonymous. Right after an object's file mappings (a real file, not
-	 * an anon inode such as our perf rings) it is that object's bss; below it a PROT_NONE guard marks a thread stack (glibc maps the
-	 * guard at the low end; its malloc arenas keep PROT_NONE above). */
+	 * an anon inode such as our perf rings) it is that object's bss; below
+	 * it a PROT_NONE guard marks a thread stack (glibc maps the guard at
+	 * the low end). Not a malloc arena's heap: it keeps its PROT_NONE
+	 * above, but starts 64 MiB-aligned, often right above another arena's
+	 * PROT_NONE rest, which is no guard either: a guard is no bigger than
+	 * its stack. */
 	if (adjacent && prev->inode && maps_path(mb, prev)[0] == '/' && (e->perms & FSK_P_WRITE)) {
 		switch (prev->kind) {
 		case FSK_RK_TEXT: case FSK_RK_RODATA: case FSK_RK_DATA:
@@ -619,7 +624,8 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 	if ((e->start <= sp && sp < e->end) ||
 	    (adjacent && !prev->perms && !prev->inode && (e->perms & FSK_P_WRITE) &&
-	     e->end - e->start >= THREAD_STACK_MIN))
+	     e->end - e->start >= THREAD_STACK_MIN && (e->start & (ARENA_HEAP_ALIGN - 1)) &&
+	     prev->end - prev->start <= e->end - e->start))
 		return FSK_RK_THREAD_STACK;
 	return FSK_RK_ANON;
 }

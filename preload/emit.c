@@ -1131,11 +1131,7 @@ void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint64_t blk, ui
 	if (size > 16)
 		r[2] = w2;
 	b->last_cns = now;
-	b->last_caddr = a;
-	if (ev != EMIT_C_FREE)
-		b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
-	b->records++;
-	atomic_store_explicit(&b->committed, (uint32_t)(p + size - b->data), memory_order_release);
+	emit_compact_done(b, (uint32_t)(p + size - b->data), a, ev, stack);
 	if (unlikely(b == t_through))
 		tb_through(b);
 	errno = err;

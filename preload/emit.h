@@ -152,6 +152,26 @@ enum { EMIT_C_FREE, EMIT_C_MALLOC, EMIT_C_ALLOC };
 /* Whether signed d fits n bits. */
 #define EMIT_FITS(d, n) ((uint64_t)((d) + (1ll << ((n) - 1))) < (1ull << (n)))
 
+/* Whether a malloc record may name its stack as "the thread's previous
+ * allocation's" (MSMALLOC, TLATER): always for one without a stack. */
+static inline __attribute__((always_inline)) int emit_same_stack(const struct tbuf *b, int ev,
+								 uint32_t stack, uint32_t fn)
+{
+	return ev == EMIT_C_MALLOC || (fn == FSK_FN_MALLOC && stack == b->last_cstack);
+}
+
+/* After a compact, tiny or micro record of event ev (block a) that ends
+ * at `end`: what the next ones count from, and the commit. */
+static inline __attribute__((always_inline)) void emit_compact_done(struct tbuf *b, uint32_t end,
+								   uint64_t a, int ev, uint32_t stack)
+{
+	b->last_caddr = a;
+	if (ev != EMIT_C_FREE)
+		b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
+	b->records++;
+	atomic_store_explicit(&b->committed, end, memory_order_release);
+}
+
 /* The version 5 tiny or micro record (trace.h) of the event, as its word
  * and its length (4 or 8) in *n; 0 when none holds it. d: the block's
  * address minus the thread's previous compact record's, >> 4. */
@@ -166,8 +186,8 @@ static inline __attribute__((always_inline)) uint64_t emit_small(const struct tb
 		*n = 8;
 		return a >> (FSK_TINY_ADDR_BITS + 4) ? 0 : FSK_TINY | (mm ? FSK_T5_MMAPPED : 0) | (a >> 4) << 16;
 	}
-	int same = ev == EMIT_C_MALLOC || (fn == FSK_FN_MALLOC && stack == b->last_cstack);
-	if (same && !mm && size >> FSK_M_SIZE_BITS == 0 && EMIT_FITS(d, FSK_M_DELTA_BITS))
+	if (emit_same_stack(b, ev, stack, fn) && !mm && size >> FSK_M_SIZE_BITS == 0 &&
+	    EMIT_FITS(d, FSK_M_DELTA_BITS))
 		return FSK_TINY | FSK_MICRO | (ev == EMIT_C_MALLOC ? FSK_TK_MALLOC : FSK_TK_ALLOC) << 12 |
 		       size | ((uint64_t)d & 1) << 11 | ((uint64_t)d >> 1 & 0xffff) << 16;
 	*n = 8;
@@ -243,11 +263,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 				*(emit_u32a4 *)r = (uint32_t)w;
 			else
 				*(emit_u64a4 *)r = w;
-			b->last_caddr = a;
-			if (ev != EMIT_C_FREE)
-				b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
-			b->records++;
-			atomic_store_explicit(&b->committed, c + n, memory_order_release);
+			emit_compact_done(b, c + n, a, ev, stack);
 			return;
 		}
 	}
@@ -255,19 +271,14 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	uint64_t tdt = ns - b->last_cns;
 	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
 	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
-	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 &&
-				   (ev == EMIT_C_MALLOC || (fn == FSK_FN_MALLOC && stack == b->last_cstack))))) {
+	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 && emit_same_stack(b, ev, stack, fn)))) {
 		uint64_t w = FSK_TINY | FSK_TK_LATER << 12 | tdt << 16 | (uint64_t)d << FSK_TL_DELTA_SHIFT;
 		if (ev != EMIT_C_FREE)
 			w |= FSK_TL_MALLOC | asize | (ev == EMIT_C_ALLOC ? FSK_TL_SAME_STACK : 0);
 		*(emit_u64a4 *)r = w;
 		b->last_ns = ns;
 		b->last_cns = ns;
-		b->last_caddr = a;
-		if (ev != EMIT_C_FREE)
-			b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
-		b->records++;
-		atomic_store_explicit(&b->committed, c + 8, memory_order_release);
+		emit_compact_done(b, c + 8, a, ev, stack);
 		return;
 	}
 	uint64_t dt = ns - b->base_ns;
@@ -282,16 +293,12 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	}
 	b->last_ns = ns;
 	b->last_cns = ns;
-	b->last_caddr = a;
-	if (ev != EMIT_C_FREE)
-		b->last_cstack = ev == EMIT_C_MALLOC ? 0 : stack;
 	uint64_t *q = (uint64_t *)r;
 	q[0] = head | dt << 32;
 	q[1] = w1;
 	if (size > 16)
 		q[2] = w2;
-	b->records++;
-	atomic_store_explicit(&b->committed, c + size, memory_order_release);
+	emit_compact_done(b, c + size, a, ev, stack);
 }
 
 #endif

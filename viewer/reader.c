@@ -368,10 +368,13 @@ static int reader_switch(struct reader_stream *s, uint32_t tid)
 /* r becomes the FREE (fn FSK_FN_FREE) or ALLOC of fn that a compact,
  * tiny or micro record of the current thread stands for, at ts; the
  * thread's compact context follows it. */
-static void reader_expand(struct reader_stream *s, struct reader_rec *r, uint16_t fn,
-			  uint64_t addr, uint64_t size, uint32_t stack, uint16_t flags, uint64_t ts)
+static inline __attribute__((always_inline)) void reader_expand(struct reader_stream *s,
+								 struct reader_rec *r, uint16_t fn,
+								 uint64_t addr, uint64_t size,
+								 uint32_t stack, uint16_t flags,
+								 uint64_t ts)
 {
-	memset(s->cpay, 0, sizeof(s->cpay));
+	/* both payloads have no padding: every byte of len is set */
 	if (fn == FSK_FN_FREE) {
 		struct fsk_free f = { .addr = addr, .fn = FSK_FN_FREE, .flags = flags };
 		memcpy(s->cpay, &f, sizeof(f));
@@ -451,13 +454,19 @@ static int compact_fn_ok(uint64_t fn)
 static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const unsigned char *p,
 			uint32_t n)
 {
-	uint64_t w = 0, addr, size = 0;
+	uint64_t w, addr, size = 0;
 	uint32_t stack = 0;
 	uint16_t fn = FSK_FN_MALLOC;
 	int64_t d;
 	char what[80];
 
-	memcpy(&w, p, n);
+	if (n == 4) { /* two fixed-size copies: one of n bytes cost a store-forwarding stall */
+		uint32_t u;
+		memcpy(&u, p, 4);
+		w = u;
+	} else {
+		memcpy(&w, p, 8);
+	}
 	unsigned kind = FSK_TKIND(w);
 	if (n == 4 && kind == FSK_TK_PAD) {
 		if (w == FSK_MPAD)

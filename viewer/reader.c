@@ -435,6 +435,11 @@ static int reader_tiny(struct reader_stream *s, struct reader_rec *r, const unsi
 	return 1;
 }
 
+/* An address a delta may give: user space, below 2^56 even with 5-level
+ * page tables (a CALLOC holds any address, and the next record's delta
+ * counts from it). */
+#define DELTA_ADDR_BITS 56
+
 /* The n low bits of v as a signed number. */
 static int64_t sext(uint64_t v, unsigned n)
 {
@@ -487,7 +492,7 @@ static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const uns
 		uint64_t ts = s->cur_last + (w >> 16 & ((1u << FSK_TL_DT_BITS) - 1));
 		d = sext(w >> FSK_TL_DELTA_SHIFT, 64 - FSK_TL_DELTA_SHIFT);
 		addr = s->cur_addr + (uint64_t)d * 16;
-		if (!addr || addr >> (FSK_TINY_ADDR_BITS + 4)) {
+		if (!addr || addr >> DELTA_ADDR_BITS) {
 			reader_corrupt(s, s->off, "tiny record's address delta out of range");
 			return -1;
 		}
@@ -524,7 +529,7 @@ static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const uns
 		stack = kind == FSK_TK_ALLOC ? s->cur_stack : 0;
 	}
 	addr = s->cur_addr + (uint64_t)d * 16;
-	if (!addr || addr >> (FSK_TINY_ADDR_BITS + 4)) {
+	if (!addr || addr >> DELTA_ADDR_BITS) {
 		reader_corrupt(s, s->off, "tiny record's address delta out of range");
 		return -1;
 	}

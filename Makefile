@@ -107,6 +107,14 @@ $(B)/progs/libother_malloc.so: tests/progs/lib/other_malloc.c
 	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
 TESTPROGS += $(B)/progs/libother_malloc.so
 
+# tests/progs/ctor_alloc links this library, whose constructor allocates
+# before forkscope's runs (tests/t_preinit.py).
+$(B)/progs/libctor_alloc.so: tests/progs/lib/ctor_alloc.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -fPIC -shared -o $@ $<
+$(B)/progs/ctor_alloc: tests/progs/ctor_alloc.c $(B)/progs/libctor_alloc.so
+	$(CC) $(BASE) -O1 -o $@ $< -L$(B)/progs -lctor_alloc -Wl,-rpath,'$$ORIGIN'
+
 # tests/progs/sigchain links this library, initialized before every other
 # (forkscope's too), so it finds a SIGILL handler already installed.
 $(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c

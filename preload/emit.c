@@ -112,6 +112,11 @@ static void drop(uint64_t records, uint64_t bytes, int err)
 		atomic_store(&s_drop_err, err);
 }
 
+void emit_dropped(uint64_t records, uint64_t bytes)
+{
+	drop(records, bytes, 0);
+}
+
 static uint64_t count_records(const char *p, size_t len)
 {
 	uint64_t n = 0;

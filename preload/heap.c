@@ -85,6 +85,129 @@ static inline int hot_on(void)
 	return !t_guard && G.active && G.malloc_on;
 }
 
+/*
+ * Calls before our constructor. A preloaded library's constructor runs
+ * after those of the libraries the program needs, and theirs allocate:
+ * LLVM's thousands of option objects (clang showed 2 241 frees of blocks
+ * it never saw allocated). Those calls are kept here as full records with
+ * the time they happened and no stack, and the constructor writes them
+ * out ahead of its START scan. What does not fit is counted dropped. Not
+ * under sampling (its weights start with the constructor) nor --no-malloc.
+ */
+#define PRE_BYTES (512u << 10)
+static char s_pre_buf[PRE_BYTES] __attribute__((aligned(8)));
+static _Atomic uint32_t s_pre_len;   /* reserved (may run past the end) */
+static _Atomic uint64_t s_pre_lost;  /* records that did not fit */
+static _Atomic int s_pre_state;      /* 0 not decided, 1 keeping, -1 not (any more) */
+#define PRE_DONE() (atomic_load_explicit(&s_pre_state, memory_order_relaxed) < 0)
+
+static __attribute__((noinline)) int pre_decide(void)
+{
+	if (!__environ)
+		return 0; /* libc has not set it up yet: asked again later */
+	const char *dir = getenv("FORKSCOPE_DIR"), *m = getenv("FORKSCOPE_MALLOC");
+	const char *sb = getenv("FORKSCOPE_SAMPLE_BYTES");
+	int st = dir && dir[0] == '/' && !(m && m[0] == '0') && !(sb && sb[0] && sb[0] != '0') ? 1 : -1;
+	int expect = 0;
+	atomic_compare_exchange_strong(&s_pre_state, &expect, st);
+	return atomic_load(&s_pre_state) > 0;
+}
+
+/* Whether this call (not recorded the usual way) is one to keep. */
+static inline int pre_on(void)
+{
+	int st = atomic_load_explicit(&s_pre_state, memory_order_relaxed);
+	if (likely(st < 0) || t_guard)
+		return 0;
+	return st > 0 || pre_decide();
+}
+
+static void *pre_reserve(uint16_t type, uint32_t payload)
+{
+	uint32_t size = (uint32_t)sizeof(struct fsk_rec) + payload;
+	uint32_t at = atomic_fetch_add(&s_pre_len, size);
+	if (at + size > PRE_BYTES) {
+		atomic_fetch_add(&s_pre_lost, 1);
+		return NULL;
+	}
+	struct fsk_rec *r = (void *)(s_pre_buf + at);
+	r->size = (uint16_t)size;
+	r->tid = (uint32_t)emit_tid();
+	r->ts_ns = sys_now_ns();
+	__atomic_store_n(&r->type, type, __ATOMIC_RELEASE); /* last: the record is whole */
+	return r + 1;
+}
+
+/* The block is the caller's to use only after this returns: its record
+ * is in place before another thread's free of it could be. */
+static void pre_alloc(uint16_t fn, void *p, size_t size)
+{
+	int err = errno;
+	struct fsk_alloc *a = pre_reserve(FSK_REC_ALLOC, sizeof(*a));
+	if (a) {
+		a->addr = (uint64_t)(uintptr_t)p;
+		a->size = size;
+		a->stack = 0;
+		a->fn = fn;
+		a->flags = !p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+	}
+	errno = err;
+}
+
+static void pre_free(void *p)
+{
+	int err = errno;
+	struct fsk_free *f = p ? pre_reserve(FSK_REC_FREE, sizeof(*f)) : NULL;
+	if (f) {
+		f->addr = (uint64_t)(uintptr_t)p;
+		f->stack = 0;
+		f->fn = FSK_FN_FREE;
+		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+	}
+	errno = err;
+}
+
+static void pre_realloc(uint16_t fn, void *old, void *p, size_t size)
+{
+	int err = errno;
+	struct fsk_realloc *r = pre_reserve(FSK_REC_REALLOC, sizeof(*r));
+	if (r) {
+		r->old_addr = (uint64_t)(uintptr_t)old;
+		r->new_addr = (uint64_t)(uintptr_t)p;
+		r->size = size;
+		r->stack = 0;
+		r->fn = fn;
+		r->flags = (uint16_t)((!p && size) ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
+	}
+	errno = err;
+}
+
+/* The constructor, first: no more calls are kept. */
+void heap_pre_close(void)
+{
+	atomic_store(&s_pre_state, -1);
+}
+
+/* The constructor, its stream open: the kept calls go out; those that did
+ * not fit are counted dropped (a DROPPED record says so). */
+void heap_pre_flush(void)
+{
+	uint32_t end = atomic_load(&s_pre_len), at = 0;
+	if (end > PRE_BYTES)
+		end = PRE_BYTES;
+	while (at + sizeof(struct fsk_rec) <= end) {
+		struct fsk_rec *r = (void *)(s_pre_buf + at);
+		if (!__atomic_load_n(&r->type, __ATOMIC_ACQUIRE) || at + r->size > end)
+			break; /* a record another thread was still writing: lost */
+		at += r->size;
+	}
+	if (at)
+		emit_block(s_pre_buf, at);
+	uint64_t lost = atomic_load(&s_pre_lost);
+	if (lost)
+		emit_dropped(lost, lost * (sizeof(struct fsk_rec) + sizeof(struct fsk_alloc)));
+}
+
 #define HOT_BEGIN()            \
 	t_guard = 1;           \
 	STRICT_ENTER()
@@ -207,8 +330,14 @@ static __attribute__((noinline)) void *malloc_slow(size_t size, int chosen)
 		if (!real.malloc)
 			return resolve_boot_alloc(size, 16);
 	}
-	if (!chosen && !hot_on())
+	if (!chosen && !hot_on()) {
+		if (unlikely(!G.active) && pre_on()) {
+			void *p = real.malloc(size);
+			pre_alloc(FSK_FN_MALLOC, p, size);
+			return p;
+		}
 		return real.malloc(size);
+	}
 	return malloc_recorded(size);
 }
 
@@ -272,7 +401,7 @@ FSK_EXPORT FSK_FRAMELESS void *malloc(size_t size)
 			return real.malloc(size);
 		return malloc_slow(size, 1);
 	}
-	if (!G.malloc_on && likely(real.malloc)) /* --no-malloc: a tail call */
+	if (!G.malloc_on && likely(real.malloc) && likely(PRE_DONE())) /* --no-malloc: a tail call */
 		return real.malloc(size);
 	return malloc_slow(size, 0);
 }
@@ -288,8 +417,14 @@ FSK_EXPORT void *calloc(size_t n, size_t size)
 			return resolve_boot_alloc(total, 16);
 		}
 	}
-	if (!hot_on())
+	if (!hot_on()) {
+		if (unlikely(!G.active) && pre_on()) {
+			void *p = real.calloc(n, size);
+			pre_alloc(FSK_FN_CALLOC, p, __builtin_mul_overflow(n, size, &n) ? (size_t)-1 : n);
+			return p;
+		}
 		return real.calloc(n, size);
+	}
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total))
 		total = (size_t)-1;
@@ -336,6 +471,8 @@ static __attribute__((noinline)) void free_slow(void *p, int recorded)
 				return;
 		}
 		if (!hot_on()) {
+			if (unlikely(!G.active) && pre_on())
+				pre_free(p); /* before the block can be another's */
 			real.free(p);
 			return;
 		}
@@ -373,7 +510,7 @@ static __attribute__((noinline)) void free_other(void *p)
 			return;
 		}
 	}
-	if (!G.malloc_on && likely(real.free) && !resolve_is_boot(p)) { /* --no-malloc */
+	if (!G.malloc_on && likely(real.free) && likely(PRE_DONE()) && !resolve_is_boot(p)) { /* --no-malloc */
 		real.free(p);
 		return;
 	}
@@ -473,8 +610,14 @@ FSK_EXPORT void *realloc(void *old, size_t size)
 		if (!real.realloc || resolve_is_boot(old))
 			return boot_realloc(old, size);
 	}
-	if (!hot_on())
+	if (!hot_on()) {
+		if (unlikely(!G.active) && pre_on()) {
+			void *p = real.realloc(old, size);
+			pre_realloc(FSK_FN_REALLOC, old, p, size);
+			return p;
+		}
 		return real.realloc(old, size);
+	}
 	if (G.sample_bytes) {
 		int was = old && sample_remove(old), take = sample_take(size);
 		t_guard = 1;
@@ -504,8 +647,15 @@ FSK_EXPORT void *reallocarray(void *old, size_t n, size_t size)
 			return boot_realloc(old, total);
 		}
 	}
-	if (!hot_on())
+	if (!hot_on()) {
+		if (unlikely(!G.active) && pre_on()) {
+			void *p = real.reallocarray(old, n, size);
+			pre_realloc(FSK_FN_REALLOCARRAY, old, p,
+				    __builtin_mul_overflow(n, size, &total) ? (size_t)-1 : total);
+			return p;
+		}
 		return real.reallocarray(old, n, size);
+	}
 	if (__builtin_mul_overflow(n, size, &total))
 		total = (size_t)-1;
 	if (G.sample_bytes) {
@@ -533,8 +683,12 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			return *out ? 0 : ENOMEM;
 		}
 	}
-	if (!hot_on())
-		return real.posix_memalign(out, align, size);
+	if (!hot_on()) {
+		int r = real.posix_memalign(out, align, size);
+		if (unlikely(!G.active) && pre_on())
+			pre_alloc(FSK_FN_POSIX_MEMALIGN, r == 0 ? *out : NULL, size);
+		return r;
+	}
 	SAMPLE_PASS(size, real.posix_memalign(out, align, size));
 	HOT_BEGIN();
 	int saved = errno;
@@ -552,8 +706,12 @@ FSK_EXPORT int posix_memalign(void **out, size_t align, size_t size)
 			if (!real.name)                               \
 				return boot_expr;                     \
 		}                                                     \
-		if (!hot_on())                                        \
-			return real.name args;                        \
+		if (!hot_on()) {                                      \
+			void *p = real.name args;                     \
+			if (unlikely(!G.active) && pre_on())          \
+				pre_alloc(fn_id, p, size_expr);       \
+			return p;                                     \
+		}                                                     \
 		SAMPLE_PASS(size_expr, real.name args);               \
 		HOT_BEGIN();                                          \
 		void *p = real.name args;                             \

@@ -275,6 +275,7 @@ static void young_start(uint32_t quota)
 __attribute__((constructor)) static void init_main(int argc, char **argv, char **envp)
 {
 	t_guard = 1;
+	heap_pre_close();
 	resolve_all();
 	G.pid = getpid();
 	G.page_size = (uint32_t)getpagesize();
@@ -318,6 +319,7 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	}
 	emit_open_stream((uint32_t)getppid(), 0, "not tracing: cannot create a trace file in");
 	heap_init();
+	heap_pre_flush(); /* the calls of constructors that ran before this one */
 	G.active = 1;
 	G.hot = !G.malloc_on ? FSK_HOT_OFF
 		: G.sample_bytes ? FSK_HOT_SAMPLED

@@ -1317,6 +1317,22 @@ void emit_end(uint32_t reason)
 	stream_write2(NULL, 0, (const char *)&r, sizeof(r));
 }
 
+/* Tracing of this image stops for good, the process going on: a NOTE
+ * says why, what is buffered goes out with an END that says where, and
+ * nothing more is recorded or written (no system call of ours either:
+ * a seccomp filter may refuse one by killing the process). The caller
+ * has ended the flusher. */
+void emit_stop(const char *why)
+{
+	if (!G.active || t_vfork_child || atomic_load(&s_ended))
+		return;
+	emit_note(FSK_NOTE_WARN, why);
+	emit_end(FSK_END_STOPPED);
+	G.active = 0;
+	G.hot = FSK_HOT_OFF;
+	atomic_store(&s_dead, 1);
+}
+
 void emit_reset_child(void)
 {
 	for (int i = 0; i < TB_MAX && slots[i].data; i++) {

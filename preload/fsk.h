@@ -276,6 +276,8 @@ static inline uint32_t fsk_str_size(const char *s)
 /* Writes several whole records with one write() (a scan), so no other
  * thread's records land between them. tid is filled in each record. */
 FSK_HIDDEN void emit_block(void *buf, size_t len);
+/* Tracing of this image stops for good (why: the NOTE's text). */
+FSK_HIDDEN void emit_stop(const char *why);
 /* Records lost before they reached a buffer: said by a DROPPED record. */
 FSK_HIDDEN void emit_dropped(uint64_t records, uint64_t bytes);
 /* heap.c: malloc calls before our constructor (kept, then written out). */

@@ -206,7 +206,8 @@ static void describe_life(const struct model_event *ev, char *buf, size_t n)
 		struct fsk_end e;
 		describe_get(ev, &e, sizeof(e));
 		snprintf(buf, n, "stream ends (%s)", e.reason == FSK_END_EXEC ? "exec"
-			 : e.reason == FSK_END_SIGNAL ? "signal" : "exit");
+			 : e.reason == FSK_END_SIGNAL ? "signal"
+			 : e.reason == FSK_END_STOPPED ? "tracing stopped" : "exit");
 		break;
 	}
 	case FSK_REC_THREAD: {

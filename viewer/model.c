@@ -90,7 +90,7 @@ static int model_proc_over(const struct model_proc *p)
 	const struct model_image *im = model_image_last(p);
 
 	return p->reaped || p->exit_rec ||
-	       (im->end_seen && im->end_reason != FSK_END_EXEC);
+	       (im->end_seen && im->end_reason != FSK_END_EXEC && im->end_reason != FSK_END_STOPPED);
 }
 
 /* Appends an image with copies of exe and argv; NULL on ENOMEM. */

@@ -46,6 +46,8 @@ enum model_stream_state {
 	MODEL_SS_CUT,           /* ended without END (killed, crashed) */
 	MODEL_SS_CORRUPT,       /* the reader stopped at damage */
 	MODEL_SS_UNTRACED,      /* no stream at all */
+	MODEL_SS_STOPPED,       /* tracing stopped, the process went on
+	                           (END FSK_END_STOPPED: a seccomp filter) */
 };
 
 const char *model_stream_state_name(enum model_stream_state s);

@@ -17,6 +17,7 @@ const char *model_stream_state_name(enum model_stream_state s)
 		[MODEL_SS_RUNNING] = "running", [MODEL_SS_CLEAN] = "clean",
 		[MODEL_SS_EXEC] = "exec", [MODEL_SS_CUT] = "cut",
 		[MODEL_SS_CORRUPT] = "corrupt", [MODEL_SS_UNTRACED] = "untraced",
+		[MODEL_SS_STOPPED] = "stopped",
 	};
 	return (unsigned)s < sizeof(n) / sizeof(n[0]) ? n[s] : "unknown";
 }
@@ -56,7 +57,7 @@ static enum model_stream_state model_derive_state(const struct model *m,
 	if (im->exec_pending || (im->end_seen && im->end_reason == FSK_END_EXEC))
 		return MODEL_SS_EXEC;
 	if (im->end_seen)
-		return MODEL_SS_CLEAN;
+		return im->end_reason == FSK_END_STOPPED ? MODEL_SS_STOPPED : MODEL_SS_CLEAN;
 	if (!last)
 		return MODEL_SS_EXEC; /* replaced by a later image of the pid */
 	if (m->finished || (!m->partial && (im->stream->state == READER_CUT ||

@@ -112,7 +112,8 @@ static void report_tree_limits(FILE *f, const struct model *m)
 		int untraced = report_tree_untraced(p);
 		size_t cut = 0;
 		for (size_t k = 0; k < p->nimages; k++)
-			cut += p->images[k].state == MODEL_SS_CUT || p->images[k].state == MODEL_SS_CORRUPT;
+			cut += p->images[k].state == MODEL_SS_CUT || p->images[k].state == MODEL_SS_CORRUPT ||
+			       p->images[k].state == MODEL_SS_STOPPED;
 		if (!untraced && !cut)
 			continue;
 		if (!head)
@@ -128,6 +129,12 @@ static void report_tree_limits(FILE *f, const struct model *m)
 			escape_text(f, p->untraced_reason ? p->untraced_reason
 				    : im->untraced_reason ? im->untraced_reason : "no stream");
 			fputs("); what it and its descendants did is not recorded\n", f);
+		} else if (im->state == MODEL_SS_STOPPED) {
+			uint64_t last = report_tree_last(p);
+			report_dur(t, sizeof(t), last > p->start_ns ? last - p->start_ns : 0);
+			fprintf(f, ": tracing stopped %s after it started, when it installed a seccomp "
+				"filter (which could refuse forkscope's system calls); nothing after "
+				"that is recorded\n", t);
 		} else {
 			uint64_t last = report_tree_last(p);
 			report_dur(t, sizeof(t), last > p->start_ns ? last - p->start_ns : 0);

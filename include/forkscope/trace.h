@@ -470,6 +470,9 @@ enum fsk_end_reason {
 	FSK_END_EXEC = 2,          /* reserved, not written: a stream whose
 	                              last record is EXEC ended in an exec */
 	FSK_END_SIGNAL = 3,        /* fatal signal */
+	FSK_END_STOPPED = 4,       /* tracing stopped, the process went on (a
+	                              NOTE before it says why): nothing of it
+	                              after this time is in the stream */
 };
 
 struct fsk_end {

@@ -96,7 +96,7 @@ static inline int hot_on(void)
  */
 #define PRE_BYTES (512u << 10)
 static char s_pre_buf[PRE_BYTES] __attribute__((aligned(8)));
-static _Atomic uint32_t s_pre_len;   /* reserved (may run past the end) */
+static _Atomic uint64_t s_pre_len;   /* reserved (may run past the end) */
 static _Atomic uint64_t s_pre_lost;  /* records that did not fit */
 static _Atomic int s_pre_state;      /* 0 not decided, 1 keeping, -1 not (any more) */
 #define PRE_DONE() (atomic_load_explicit(&s_pre_state, memory_order_relaxed) < 0)
@@ -122,10 +122,12 @@ static inline int pre_on(void)
 	return st > 0 || pre_decide();
 }
 
-static void *pre_reserve(uint16_t type, uint32_t payload)
+/* A record of `payload` bytes after its header, its type still 0: the
+ * caller fills the payload, then pre_commit. NULL when it does not fit. */
+static struct fsk_rec *pre_reserve(uint32_t payload)
 {
 	uint32_t size = (uint32_t)sizeof(struct fsk_rec) + payload;
-	uint32_t at = atomic_fetch_add(&s_pre_len, size);
+	uint64_t at = atomic_fetch_add(&s_pre_len, size);
 	if (at + size > PRE_BYTES) {
 		atomic_fetch_add(&s_pre_lost, 1);
 		return NULL;
@@ -134,8 +136,13 @@ static void *pre_reserve(uint16_t type, uint32_t payload)
 	r->size = (uint16_t)size;
 	r->tid = (uint32_t)emit_tid();
 	r->ts_ns = sys_now_ns();
-	__atomic_store_n(&r->type, type, __ATOMIC_RELEASE); /* last: the record is whole */
-	return r + 1;
+	return r;
+}
+
+/* The type last: heap_pre_flush takes a record with one as whole. */
+static void pre_commit(struct fsk_rec *r, uint16_t type)
+{
+	__atomic_store_n(&r->type, type, __ATOMIC_RELEASE);
 }
 
 /* The block is the caller's to use only after this returns: its record
@@ -143,13 +150,15 @@ static void *pre_reserve(uint16_t type, uint32_t payload)
 static void pre_alloc(uint16_t fn, void *p, size_t size)
 {
 	int err = errno;
-	struct fsk_alloc *a = pre_reserve(FSK_REC_ALLOC, sizeof(*a));
-	if (a) {
+	struct fsk_rec *h = pre_reserve(sizeof(struct fsk_alloc));
+	if (h) {
+		struct fsk_alloc *a = (void *)(h + 1);
 		a->addr = (uint64_t)(uintptr_t)p;
 		a->size = size;
 		a->stack = 0;
 		a->fn = fn;
 		a->flags = !p ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+		pre_commit(h, FSK_REC_ALLOC);
 	}
 	errno = err;
 }
@@ -157,12 +166,14 @@ static void pre_alloc(uint16_t fn, void *p, size_t size)
 static void pre_free(void *p)
 {
 	int err = errno;
-	struct fsk_free *f = p ? pre_reserve(FSK_REC_FREE, sizeof(*f)) : NULL;
-	if (f) {
+	struct fsk_rec *h = p ? pre_reserve(sizeof(struct fsk_free)) : NULL;
+	if (h) {
+		struct fsk_free *f = (void *)(h + 1);
 		f->addr = (uint64_t)(uintptr_t)p;
 		f->stack = 0;
 		f->fn = FSK_FN_FREE;
 		f->flags = chunk_mmapped(p) ? FSK_AF_MMAPPED : 0;
+		pre_commit(h, FSK_REC_FREE);
 	}
 	errno = err;
 }
@@ -170,14 +181,16 @@ static void pre_free(void *p)
 static void pre_realloc(uint16_t fn, void *old, void *p, size_t size)
 {
 	int err = errno;
-	struct fsk_realloc *r = pre_reserve(FSK_REC_REALLOC, sizeof(*r));
-	if (r) {
+	struct fsk_rec *h = pre_reserve(sizeof(struct fsk_realloc));
+	if (h) {
+		struct fsk_realloc *r = (void *)(h + 1);
 		r->old_addr = (uint64_t)(uintptr_t)old;
 		r->new_addr = (uint64_t)(uintptr_t)p;
 		r->size = size;
 		r->stack = 0;
 		r->fn = fn;
 		r->flags = (uint16_t)((!p && size) ? FSK_AF_FAILED : chunk_mmapped(p) ? FSK_AF_MMAPPED : 0);
+		pre_commit(h, FSK_REC_REALLOC);
 	}
 	errno = err;
 }
@@ -192,9 +205,8 @@ void heap_pre_close(void)
  * not fit are counted dropped (a DROPPED record says so). */
 void heap_pre_flush(void)
 {
-	uint32_t end = atomic_load(&s_pre_len), at = 0;
-	if (end > PRE_BYTES)
-		end = PRE_BYTES;
+	uint64_t n = atomic_load(&s_pre_len);
+	uint32_t end = n > PRE_BYTES ? PRE_BYTES : (uint32_t)n, at = 0;
 	while (at + sizeof(struct fsk_rec) <= end) {
 		struct fsk_rec *r = (void *)(s_pre_buf + at);
 		if (!__atomic_load_n(&r->type, __ATOMIC_ACQUIRE) || at + r->size > end)

@@ -26,6 +26,9 @@ def main():
     fsk.require(prog)
     for how in ("prctl", "syscall"):
         plain = fsk.run_plain([prog, how])
+        if plain.rc == 2 and "seccomp:" in plain.err:
+            # a container whose own filter refuses seccomp itself
+            fsk.skip("seccomp filters cannot be installed here: " + plain.err.strip()[-200:])
         if not check(how + ".untraced", plain.rc == 0 and "preload_ours=0" in plain.out, plain.describe()):
             continue
         for depth in ("32", "0"):

@@ -255,9 +255,10 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		emit_clock_after_read(b, tsc, own);
 	}
 	char *r = b->data + c;
+	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
 	if (ns == b->last_cns) {
 		uint32_t n;
-		uint64_t w = emit_small(b, ev, a, (int64_t)(a - b->last_caddr) >> 4, asize, stack, fn, mm, &n);
+		uint64_t w = emit_small(b, ev, a, d, asize, stack, fn, mm, &n);
 		if (likely(w)) {
 			if (n == 4)
 				*(emit_u32a4 *)r = (uint32_t)w;
@@ -269,7 +270,6 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	}
 	/* a stamp of its own, close after the last: TLATER */
 	uint64_t tdt = ns - b->last_cns;
-	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
 	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
 	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 && emit_same_stack(b, ev, stack, fn)))) {
 		uint64_t w = FSK_TINY | FSK_TK_LATER << 12 | tdt << 16 | (uint64_t)d << FSK_TL_DELTA_SHIFT;

@@ -488,29 +488,24 @@ static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const uns
 	}
 	if (reader_tiny_context(s) < 0)
 		return -1;
-	if (n == 8 && kind == FSK_TK_LATER) {
-		uint64_t ts = s->cur_last + (w >> 16 & ((1u << FSK_TL_DT_BITS) - 1));
-		d = sext(w >> FSK_TL_DELTA_SHIFT, 64 - FSK_TL_DELTA_SHIFT);
-		addr = s->cur_addr + (uint64_t)d * 16;
-		if (!addr || addr >> DELTA_ADDR_BITS) {
-			reader_corrupt(s, s->off, "tiny record's address delta out of range");
-			return -1;
-		}
-		if (w & FSK_TL_MALLOC)
-			reader_expand(s, r, FSK_FN_MALLOC, addr, w & ((1u << FSK_T5_SIZE_LOW) - 1),
-				      w & FSK_TL_SAME_STACK ? s->cur_stack : 0, 0, ts);
-		else
-			reader_expand(s, r, FSK_FN_FREE, addr, 0, 0, 0, ts);
-		return 1;
-	}
-	if (n == 8 && kind != FSK_TK_ALLOC) {
+	if (n == 8 && (kind == FSK_TK_FREE || kind == FSK_TK_MALLOC)) {
 		addr = (w >> 16 & ((1ull << FSK_TINY_ADDR_BITS) - 1)) << 4;
 		size = (w & ((1u << FSK_T5_SIZE_LOW) - 1)) | (w >> FSK_TINY_SIZE_SHIFT) << FSK_T5_SIZE_LOW;
 		reader_expand(s, r, kind == FSK_TK_FREE ? FSK_FN_FREE : FSK_FN_MALLOC, addr, size, 0,
 			      w & FSK_T5_MMAPPED ? FSK_AF_MMAPPED : 0, s->cur_last);
 		return 1;
 	}
-	if (n == 8) { /* TALLOC */
+	uint64_t ts = s->cur_last;
+	if (n == 8 && kind == FSK_TK_LATER) {
+		ts += w >> 16 & ((1u << FSK_TL_DT_BITS) - 1);
+		d = sext(w >> FSK_TL_DELTA_SHIFT, 64 - FSK_TL_DELTA_SHIFT);
+		if (w & FSK_TL_MALLOC) {
+			size = w & ((1u << FSK_T5_SIZE_LOW) - 1);
+			stack = w & FSK_TL_SAME_STACK ? s->cur_stack : 0;
+		} else {
+			fn = FSK_FN_FREE;
+		}
+	} else if (n == 8) { /* TALLOC */
 		size = w & ((1u << FSK_T5_ASIZE_BITS) - 1);
 		d = sext(w >> 16, FSK_T5_DELTA_BITS);
 		stack = (uint32_t)(w >> 40 & ((1u << FSK_T5_STACK_BITS) - 1));
@@ -533,7 +528,7 @@ static int reader_tiny5(struct reader_stream *s, struct reader_rec *r, const uns
 		reader_corrupt(s, s->off, "tiny record's address delta out of range");
 		return -1;
 	}
-	reader_expand(s, r, fn, addr, size, stack, 0, s->cur_last);
+	reader_expand(s, r, fn, addr, size, stack, 0, ts);
 	return 1;
 }
 

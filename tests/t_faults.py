@@ -314,6 +314,39 @@ def case_viewer_killed():
         subprocess.run(tm + ["kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def case_killed_mid_write():
+    """A stream whose last record is half written, in a process killed
+    by SIGKILL (what the kernel leaves when the signal comes during a
+    write) and, for contrast, in one that exited."""
+    for tag, script, kind in (("killed-mid-write", "x=$(seq 1 100); kill -KILL $$", "signaled"),
+                              ("exited-mid-write", "x=$(seq 1 100); exit 0", "exited")):
+        r = fsk.run_traced(["bash", "-c", script], timeout=60, options=("-q",))
+        doc = r.report()
+        roots = fsk.roots(doc) if doc else []
+        if not check(tag + ".traced", len(roots) == 1, r.describe()):
+            continue
+        path = os.path.join(r.trace, "%d.0.fst" % roots[0]["pid"])
+        size = os.path.getsize(path)
+        os.truncate(path, size - 2)  # inside the last record, whatever its size
+        doc, why = fsk.load_report(r.trace)
+        procs = [p for p in fsk.processes(doc or {}) if p["pid"] == roots[0]["pid"]]
+        if not check(tag + ".read", len(procs) == 1, why):
+            continue
+        p = procs[0]
+        check(tag + ".exit-from-wait", (p.get("exit") or {}).get("kind") == kind, p.get("exit"))
+        check(tag + ".stream-cut", [i.get("stream_state") for i in p.get("images") or []] == ["cut"],
+              p.get("images"))
+        probs = doc.get("problems") or []
+        if kind == "signaled":
+            check(tag + ".not-a-problem", not probs, probs)
+        else:
+            check(tag + ".a-problem", len(probs) == 1 and not probs[0]["fatal"]
+                  and "cut short" in probs[0]["message"] and path in probs[0]["message"], probs)
+        rc, text = report_text(r.trace)
+        check(tag + ".text-says-cut", rc == 0 and "without an END record" in text
+              and ("cut short" in text) == (kind == "exited"), "rc=%s %r" % (rc, text[-500:]))
+
+
 def main():
     fsk.require(fsk.prog("hostile"))
     if not fsk.tool("bash"):
@@ -327,6 +360,7 @@ def main():
     case_fd_closed()
     case_runner_killed()
     case_viewer_killed()
+    case_killed_mid_write()
     fsk.finish()
 
 

@@ -33,6 +33,7 @@ static void load_msg(struct load *l, int fatal, const char *fmt, ...)
 		return;
 	l->msgs[l->nmsgs].text = strdup(buf);
 	l->msgs[l->nmsgs].fatal = fatal;
+	l->msgs[l->nmsgs].cut = NULL;
 	if (l->msgs[l->nmsgs].text)
 		l->nmsgs++;
 }
@@ -179,6 +180,8 @@ static int load_stream(struct load *l, struct reader_stream *s, int finished)
 		char buf[900];
 		reader_message(s, buf, sizeof(buf));
 		load_msg(l, s->state == READER_CORRUPT || s->hdr.hdr_size == 0, "%s", buf);
+		if (s->state == READER_CUT && s->hdr.hdr_size && l->nmsgs)
+			l->msgs[l->nmsgs - 1].cut = s;
 	}
 	return 0;
 }
@@ -219,6 +222,22 @@ int load_replay(const struct load *l, int (*fn)(void *ctx, const struct model_ev
 			break;
 	merge_end(&it);
 	return e;
+}
+
+int load_msg_shown(const struct load *l, size_t i)
+{
+	const struct model *m = &l->model;
+	const struct reader_stream *s = l->msgs[i].cut;
+
+	if (!s)
+		return 1;
+	for (size_t k = 0; k < m->n; k++) {
+		const struct model_proc *p = m->procs[k];
+		const struct model_image *im = p->nimages ? &p->images[p->nimages - 1] : NULL;
+		if (im && im->stream == s)
+			return !(p->exit_kind == MODEL_EXIT_SIGNALED && im->state == MODEL_SS_CUT);
+	}
+	return 1;
 }
 
 uint64_t load_first_ns(const struct load *l)

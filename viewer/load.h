@@ -20,6 +20,7 @@ struct load_chunk;
 struct load_msg {
 	char *text;             /* without the "forkscope: " prefix */
 	int fatal;              /* corrupt, truncated header, no trace */
+	const struct reader_stream *cut; /* a stream cut inside a record */
 };
 
 struct load {
@@ -66,6 +67,13 @@ int load_dir(struct load *l, const char *dir);
  * it. 0, -EIO when a file changed since it was read, or -ENOMEM. */
 int load_replay(const struct load *l, int (*fn)(void *ctx, const struct model_event *ev),
 		void *ctx);
+
+/* Whether message i is for the front end to print: not a stream cut
+ * inside a record that the model explains, the last image of a process
+ * a signal killed (the kernel ends a write at a page boundary when a
+ * fatal signal is pending: a killed process's last write can stop inside
+ * a record). Such a stream is "cut" in the model, which says so. */
+int load_msg_shown(const struct load *l, size_t i);
 
 /* The first event's sort key, 0 without events. */
 uint64_t load_first_ns(const struct load *l);

@@ -367,6 +367,8 @@ void report_space(FILE *f, const struct load *l)
 void report_messages(FILE *f, const struct load *l)
 {
 	for (size_t i = 0; i < l->nmsgs; i++) {
+		if (!load_msg_shown(l, i))
+			continue;
 		fputs("forkscope: ", f);
 		escape_text(f, l->msgs[i].text);
 		fputs("\n", f);

@@ -257,8 +257,10 @@ void report_json(FILE *f, const struct load *l, const char *dir)
 	else
 		fputs("null", f);
 	fputs(", \"problems\": [", f);
-	for (size_t i = 0; i < l->nmsgs; i++) {
-		fputs(i ? ", " : "", f);
+	for (size_t i = 0, n = 0; i < l->nmsgs; i++) {
+		if (!load_msg_shown(l, i))
+			continue;
+		fputs(n++ ? ", " : "", f);
 		fputs("{\"message\": ", f);
 		escape_json(f, l->msgs[i].text);
 		fprintf(f, ", \"fatal\": %s}", l->msgs[i].fatal ? "true" : "false");

@@ -185,6 +185,12 @@ def test_exit_codes():
         got = rows.get(pid)
         fsk.check("exit_codes.%s" % kv.get("case"), got and got[0] == "reaped" and got[1].startswith(want),
                   "pid %d: want %r, row %r" % (pid, want, got))
+        if got and kv.get("sig") == "9":
+            # killed before it could end its stream: its lifetime is only
+            # bounded, by its reaping
+            life = got[1][12:].split()
+            fsk.check("exit_codes.%s.lifetime-bounded" % kv.get("case"),
+                      life and re.match(r"^<=\d", life[0]), "row %r" % (got,))
     # 80x24 and back: every pid still on screen, no line past the width.
     small = scr.resize(80, 24)
     lines = small.splitlines()

@@ -145,8 +145,16 @@ static void ui_tree_line(struct ui *u, const struct ui_rect *r, int y, const str
 	ui_tree_exit(p, ex, sizeof(ex));
 	report_dur(life, sizeof(life), p->has_end && p->end_ns >= p->start_ns ? p->end_ns - p->start_ns
 		   : now > p->start_ns ? now - p->start_ns : 0);
-	if (!p->has_end && strcmp(state, "running") && strcmp(state, "orphaned"))
-		snprintf(life, sizeof(life), "?");
+	if (!p->has_end && strcmp(state, "running") && strcmp(state, "orphaned")) {
+		/* its stream stopped or was cut: it died by the time it was reaped */
+		char d[24];
+		if (p->reaped && p->reap_ts >= p->start_ns) {
+			report_dur(d, sizeof(d), p->reap_ts - p->start_ns);
+			snprintf(life, sizeof(life), "<=%s", d);
+		} else {
+			snprintf(life, sizeof(life), "?");
+		}
+	}
 	if (sel)
 		attron(ui_attr(u, UI_SEL));
 	mvhline(y, r->x, ' ', r->w);

@@ -68,6 +68,7 @@ static void seccomp_stop(void)
 	init_flusher_pause(); /* never resumed: nothing is recorded any more */
 	emit_stop("tracing stopped: the program installs a seccomp filter, which may refuse "
 		  "forkscope's system calls; nothing of it after this is recorded");
+	G.seccomp_stopped = 1; /* and execs from here leave us out (proc.c) */
 	size_t plen = sys_strlen(G.preload_path);
 	for (char **env = environ; plen && env && *env; env++) {
 		if (sys_strncmp(*env, "LD_PRELOAD=", 11))

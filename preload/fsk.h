@@ -108,6 +108,7 @@ enum { FSK_HOT_OFF, FSK_HOT_FAST, FSK_HOT_STACKS, FSK_HOT_SAMPLED };
 
 struct fsk_state {
 	int active;            /* tracing this image: streams open, config read */
+	int seccomp_stopped;   /* tracing stopped for a seccomp filter (creds.c) */
 	int hot;               /* FSK_HOT_*: G.active, malloc_on, sample_bytes, stack_depth */
 	int malloc_on;         /* FORKSCOPE_MALLOC */
 	int env_restore;       /* FORKSCOPE_ENV_RESTORE */

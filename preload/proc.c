@@ -530,6 +530,81 @@ static void record_exec_fail(uint16_t fn, int err)
 
 enum { VIA_EXECVE, VIA_EXECVPE, VIA_FEXECVE };
 
+/*
+ * After tracing stopped for a seccomp filter (creds.c), an environment
+ * the program built itself may still name our library in LD_PRELOAD
+ * (environ was fixed then, in place): the image it execs would load it
+ * under the filter, and a refused system call of its constructor can kill
+ * it. Such an environment is passed on without our library, as a copy on
+ * the caller's stack: no system call (the filter may refuse any), and no
+ * write to the program's strings (they may be read-only). As given when
+ * no LD_PRELOAD entry names us, or when it is too big for the room here.
+ */
+#define UNPRELOAD_ENV 1024
+#define UNPRELOAD_VAL 4096
+
+struct unpreload {
+	char *env[UNPRELOAD_ENV];
+	char val[UNPRELOAD_VAL];
+};
+
+static int names_us(const char *e, size_t plen)
+{
+	if (sys_strncmp(e, "LD_PRELOAD=", 11))
+		return 0;
+	for (const char *c = e + 11; *c; c++)
+		if (!sys_strncmp(c, G.preload_path, plen))
+			return 1;
+	return 0;
+}
+
+static char *const *env_unpreload(char *const envp[], struct unpreload *u)
+{
+	size_t plen = sys_strlen(G.preload_path), n = 0, used = 0;
+	int hit = 0;
+	if (!envp || !plen)
+		return envp;
+	for (; envp[n]; n++)
+		hit |= names_us(envp[n], plen);
+	if (!hit || n >= UNPRELOAD_ENV)
+		return envp;
+	for (size_t i = 0; i <= n; i++) {
+		u->env[i] = envp[i];
+		if (i == n || !names_us(envp[i], plen))
+			continue;
+		size_t len = sys_strlen(envp[i]);
+		if (used + len + 1 > UNPRELOAD_VAL)
+			return envp;
+		char *d = u->val + used;
+		for (size_t k = 0; k <= len; k++)
+			d[k] = envp[i][k];
+		for (char *c = d + 11; *c; c++)
+			if (!sys_strncmp(c, G.preload_path, plen))
+				for (size_t k = 0; k < plen; k++)
+					c[k] = ' '; /* a separator: the list goes on without it */
+		u->env[i] = d;
+		used += len + 1;
+	}
+	return u->env;
+}
+
+static int exec_via(int via, const char *path, int fd, char *const argv[], char *const env[])
+{
+	if (via == VIA_EXECVE)
+		return real.execve(path, argv, env);
+	if (via == VIA_EXECVPE)
+		return real.execvpe(path, argv, env);
+	return real.fexecve(fd, argv, env);
+}
+
+/* Its room on the stack only on this path. */
+static __attribute__((noinline)) int exec_unpreloaded(int via, const char *path, int fd,
+						      char *const argv[], char *const envp[])
+{
+	struct unpreload u;
+	return exec_via(via, path, fd, argv, env_unpreload(envp, &u));
+}
+
 static int exec_common(uint16_t fn, int via, const char *path, int fd, char *const argv[],
 		       char *const envp[])
 {
@@ -557,13 +632,8 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 		scan_run(FSK_SCAN_EXEC);
 		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags, sys_now_ns());
 	}
-	int r;
-	if (via == VIA_EXECVE)
-		r = real.execve(path, argv, env);
-	else if (via == VIA_EXECVPE)
-		r = real.execvpe(path, argv, env);
-	else
-		r = real.fexecve(fd, argv, env);
+	int r = unlikely(G.seccomp_stopped) ? exec_unpreloaded(via, path, fd, argv, env)
+					    : exec_via(via, path, fd, argv, env);
 	int err = errno;
 	if (rec)
 		record_exec_fail(fn, err);
@@ -647,6 +717,22 @@ FSK_EXPORT int execle(const char *path, const char *arg, ...)
 	return exec_common(FSK_EXEC_EXECLE, VIA_EXECVE, path, -1, argv, envp);
 }
 
+static int spawn_via(uint16_t fn, pid_t *child, const char *path, const posix_spawn_file_actions_t *fa,
+		     const posix_spawnattr_t *attr, char *const argv[], char *const env[])
+{
+	return fn == FSK_SPAWN_POSIX_SPAWN ? real.posix_spawn(child, path, fa, attr, argv, env)
+					   : real.posix_spawnp(child, path, fa, attr, argv, env);
+}
+
+static __attribute__((noinline)) int spawn_unpreloaded(uint16_t fn, pid_t *child, const char *path,
+						       const posix_spawn_file_actions_t *fa,
+						       const posix_spawnattr_t *attr, char *const argv[],
+						       char *const envp[])
+{
+	struct unpreload u;
+	return spawn_via(fn, child, path, fa, attr, argv, env_unpreload(envp, &u));
+}
+
 static int spawn_common(uint16_t fn, pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
 			const posix_spawnattr_t *attr, char *const argv[], char *const envp[])
 {
@@ -662,8 +748,8 @@ static int spawn_common(uint16_t fn, pid_t *pid, const char *path, const posix_s
 	pid_t child = 0;
 	int saved = errno;
 	uint64_t t0 = sys_now_ns();
-	int r = fn == FSK_SPAWN_POSIX_SPAWN ? real.posix_spawn(&child, path, fa, attr, argv, env)
-					    : real.posix_spawnp(&child, path, fa, attr, argv, env);
+	int r = unlikely(G.seccomp_stopped) ? spawn_unpreloaded(fn, &child, path, fa, attr, argv, env)
+					    : spawn_via(fn, &child, path, fa, attr, argv, env);
 	if (pid)
 		*pid = child;
 	if (rec) {

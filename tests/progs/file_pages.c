@@ -1,0 +1,98 @@
+/* Resident pages of private file mappings, counted by the program itself
+ * from /proc/self/pagemap next to the scans forkscope makes.
+ * Usage: file_pages FILE (FILE: at least 4 MiB, read here, never written).
+ * It maps FILE twice, read-only and writable (both private), reads a
+ * quarter of each (the writable one's first page it writes too: a COW
+ * copy), forks; the child reads another quarter of each and ends with
+ * _exit, the parent waits and exits. Each side, right before its end,
+ * prints for each mapping
+ *   @ file_pages pid=P map=ro|rw start=0x.. resident=N since_fork=M
+ * N: its present pages then; M: those not present at the fork (the
+ * child's fork scan is its parent's, taken just before it). forkscope's
+ * exit scan must count the same (tests/t_file_pages.py). */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PAGES 1024
+
+static long ps;
+
+/* Opened each time: an fd opened before the fork reads the parent's. */
+static void present(const char *m, unsigned char *out)
+{
+	uint64_t e[PAGES];
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0 || pread(pm, e, sizeof(e), (off_t)((uintptr_t)m / (uintptr_t)ps * 8)) != (ssize_t)sizeof(e)) {
+		perror("pagemap");
+		exit(2);
+	}
+	close(pm);
+	for (int i = 0; i < PAGES; i++)
+		out[i] = (unsigned char)(e[i] >> 63);
+}
+
+static void touch(const char *m, int from, int to)
+{
+	volatile char sum = 0;
+	for (int i = from; i < to; i += 3)
+		sum += m[(long)i * ps];
+	(void)sum;
+}
+
+static void report(const char *name, const char *m, const unsigned char *at_fork)
+{
+	unsigned char now[PAGES];
+	int res = 0, since = 0;
+	present(m, now);
+	for (int i = 0; i < PAGES; i++) {
+		res += now[i];
+		since += now[i] && !at_fork[i];
+	}
+	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d\n", (int)getpid(), name,
+	       (void *)m, res, since);
+}
+
+int main(int argc, char **argv)
+{
+	ps = sysconf(_SC_PAGESIZE);
+	int fd = argc > 1 ? open(argv[1], O_RDONLY) : -1;
+	if (fd < 0) {
+		perror("open");
+		return 2;
+	}
+	char *ro = mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, fd, 0);
+	char *rw = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	if (ro == MAP_FAILED || rw == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
+	touch(ro, 0, PAGES / 4);
+	touch(rw, 0, PAGES / 4);
+	rw[0] = 1; /* its first page becomes anonymous */
+	unsigned char ro_fork[PAGES], rw_fork[PAGES];
+	present(ro, ro_fork);
+	present(rw, rw_fork);
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid < 0)
+		return 2;
+	if (pid == 0) {
+		touch(ro, PAGES / 2, 3 * PAGES / 4);
+		touch(rw, PAGES / 2, 3 * PAGES / 4);
+		report("ro", ro, ro_fork);
+		report("rw", rw, rw_fork);
+		fflush(stdout);
+		_exit(0);
+	}
+	int st;
+	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+		return 1;
+	report("ro", ro, ro_fork);
+	report("rw", rw, rw_fork);
+	return 0;
+}

@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""Resident pages of private file mappings, checked against the program's
+own count (tests/progs/file_pages).
+
+A read-only private file mapping holds the file's pages only, so the
+scans count it from PAGEMAP_SCAN's runs of present pages without reading
+each page's pagemap entry; a writable one is read page by page. The
+program maps a 4 MiB file both ways, reads a quarter of each (and writes
+the writable one's first page), forks; the child reads another quarter
+of each. Each side prints, right before it ends, the present pages of
+each mapping and those not present at the fork, read from
+/proc/self/pagemap itself. In the report, each process's region at that
+address must have as many resident pages and as many first touched
+(against the fork's baseline: the child's fork scan is the prefork scan
+of its parent). As root and as nobody."""
+import os
+import sys
+
+sys.dont_write_bytecode = True
+import fsk  # noqa: E402
+from fsk import check, num  # noqa: E402
+
+
+def run(tag, wrap, data):
+    r = fsk.run_traced([fsk.prog("file_pages"), data], timeout=120, wrap=wrap)
+    if not check(tag + ".ran", r.rc == 0, r.describe()):
+        return
+    doc = r.report()
+    if not check(tag + ".report", doc is not None, r.report_error):
+        return
+    want = fsk.at_dicts(r.out, "file_pages")
+    check(tag + ".printed", len(want) == 4, r.out)
+    procs = fsk.by_pid(doc)
+    for kv in want:
+        pid = int(kv["pid"])
+        side = "child" if pid != fsk.roots(doc)[0]["pid"] else "parent"
+        name = "%s.%s.%s" % (tag, side, kv["map"])
+        regs = [g for g in (procs.get(pid) or {}).get("regions") or [] if num(g["start"]) == num(kv["start"])]
+        if not check(name + ".region", len(regs) == 1, "pid %d has no region at %s" % (pid, kv["start"])):
+            continue
+        g = regs[0]
+        check(name + ".resident", g["resident_pages"] == int(kv["resident"]),
+              "report %d, the program %s" % (g["resident_pages"], kv["resident"]))
+        check(name + ".first-touched", g["first_touch_pages"] == int(kv["since_fork"]),
+              "report %d, the program %s" % (g["first_touch_pages"], kv["since_fork"]))
+        if kv["map"] == "rw" and side == "parent":
+            # the written page: anonymous, shared with the child until it ended
+            check(name + ".one-anonymous", g.get("shared_pages", 0) <= 1, g)
+
+
+def main():
+    fsk.require(fsk.prog("file_pages"))
+    d = fsk.fresh_dir("file_pages")
+    os.mkdir(d)
+    os.chmod(d, 0o755)
+    data = os.path.join(d, "data")
+    with open(data, "wb") as f:
+        f.write(os.urandom(4 << 20))
+    os.chmod(data, 0o644)
+    for tag, wrap in fsk.user_runs():
+        run(tag, wrap, data)
+    fsk.finish()
+
+
+if __name__ == "__main__":
+    main()

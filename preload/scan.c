@@ -33,8 +33,8 @@
 
 #define PM_BATCH 8192u                   /* pagemap entries per pread */
 #define PMSCAN_MIN_PAGES 2048u           /* regions above 8 MiB use PAGEMAP_SCAN */
-#define PM_GAP_MAX 64u
-#define FILE_RO_MIN_PAGES 64u            /* read-only file regions counted by runs above this */                   /* unmapped pages one pread may read across */
+#define PM_GAP_MAX 64u                   /* unmapped pages one pread may read across */
+#define RUNS_ONLY_MIN_PAGES 64u          /* counted_by_runs: regions above this */
 #define BASE_MAX_BYTES (512ull << 20)    /* bitmaps + PFNs of one baseline */
 #define LOCK_WAIT_NS (2000ull * 1000 * 1000)
 /* A guard page below an anonymous mapping is what glibc's thread stacks
@@ -740,22 +740,24 @@ static void pm_ahead(int fd, uint64_t lo, uint64_t first, uint64_t hi)
 }
 
 /*
- * A private file mapping nobody can write (text, rodata, a read-only
- * data file) holds the file's pages: none is a COW copy to count, and
- * while it stays read-only none can become one. PAGEMAP_SCAN's runs of
- * present pages then say everything counted of it (resident, first
- * touched) without reading each page's pagemap entry, which costs the
- * kernel a look at the page's struct page (its mapcount): a cache miss a
- * page, ~0.1 us. A compiler's 13 MiB of text took ~0.3 ms of each of its
- * exit scans so. An anonymous page there (an mprotect'd write before) is
- * counted as resident but not as shared after a fork; it cannot be COW
- * broken while the region stays read-only. Small regions are read with
- * their neighbours, as before: one ioctl would cost more.
+ * Regions whose pages can only be counted, never be COW copies: shared
+ * mappings (files, shared memory: what a page holds is the object's),
+ * and private file mappings nobody can write (text, rodata: the file's
+ * pages, and while read-only none can become a copy). PAGEMAP_SCAN's
+ * runs of present pages then say everything counted of them (resident,
+ * first touched) without reading each page's pagemap entry, which costs
+ * the kernel a look at the page's struct page (its mapcount): a cache
+ * miss a page, ~0.1 us. A compiler's 13 MiB of text took ~0.3 ms of each
+ * of its exit scans so, and a prefork server's shared memory every scan.
+ * An anonymous page in a read-only private mapping (an mprotect'd write
+ * before) is counted as resident but not as shared after a fork; it
+ * cannot be COW broken while the mapping stays read-only. Small regions
+ * are read with their neighbours, as before: one ioctl would cost more.
  */
-static int file_ro(const struct maps_ent *e)
+static int counted_by_runs(const struct maps_ent *e)
 {
-	return e->inode && !(e->perms & (FSK_P_WRITE | FSK_P_SHARED)) &&
-	       (e->end - e->start) / G.page_size > FILE_RO_MIN_PAGES;
+	return ((e->perms & FSK_P_SHARED) || (e->inode && !(e->perms & FSK_P_WRITE))) &&
+	       (e->end - e->start) / G.page_size > RUNS_ONLY_MIN_PAGES;
 }
 
 /* A pread per small piece would cost more in system calls than in
@@ -768,14 +770,14 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 {
 	uint64_t ps = G.page_size, lo = mb->ents[i].start / ps, hi = mb->ents[i].end / ps;
 	uint64_t first = hi;
-	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi) || (!s_no_pmscan && file_ro(&mb->ents[i])))
+	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi) || (!s_no_pmscan && counted_by_runs(&mb->ents[i])))
 		return;
 	for (size_t j = i + 1; j < mb->n; j++) {
 		const struct maps_ent *e = &mb->ents[j];
 		uint64_t s = e->start / ps, t = e->end / ps;
 		if (!e->perms)
 			continue; /* not read: a guard or reservation, whatever its size */
-		if (!s_no_pmscan && file_ro(e))
+		if (!s_no_pmscan && counted_by_runs(e))
 			break; /* counted by its runs alone */
 		/* [vvar] reads as a hole (a PFN mapping), so the window runs on
 		 * across it to the dynamic linker after [vdso]; the gate area
@@ -888,8 +890,8 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 	return 0;
 }
 
-/* Pages [vpn, vpn + n) of a file_ro region, all present: what
- * acct_pages counts of a file's page. */
+/* Pages [vpn, vpn + n) of a counted_by_runs region, all present: what
+ * acct_pages counts of such a page. */
 static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 {
 	uint64_t ps = G.page_size;
@@ -920,7 +922,7 @@ static int acct_region(struct acct *a, int fd)
 	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
 	 * region costs less as one pread than as an ioctl plus a pread per
 	 * run of present pages (most regions of most processes are small). */
-	int ro = !s_no_pmscan && file_ro(a->e);
+	int ro = !s_no_pmscan && counted_by_runs(a->e);
 	if (!s_no_pmscan && (ro || (end - start) / ps > PMSCAN_MIN_PAGES)) {
 		/* static (the scan lock is held), like faults_drain's
 		 * buffer: off the program's stack */
@@ -942,7 +944,10 @@ static int acct_region(struct acct *a, int fd)
 					continue;
 				}
 				if (ro) {
-					acct_present(a, runs[i].start / ps, (runs[i].end - runs[i].start) / ps);
+					/* the zero page (a private /dev/zero): not resident, as in acct_pages */
+					if (!runs[i].zero)
+						acct_present(a, runs[i].start / ps,
+							     (runs[i].end - runs[i].start) / ps);
 					continue;
 				}
 				pm_window_runs(fd, runs, i, n);

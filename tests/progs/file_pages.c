@@ -1,19 +1,22 @@
 /* Resident pages of private file mappings, counted by the program itself
  * from /proc/self/pagemap next to the scans forkscope makes.
  * Usage: file_pages FILE (FILE: at least 4 MiB, read here, never written).
- * It maps FILE twice, read-only and writable (both private), reads a
- * quarter of each (the writable one's first page it writes too: a COW
- * copy), forks; the child reads another quarter of each and ends with
- * _exit, the parent waits and exits. Each side, right before its end,
- * prints for each mapping
- *   @ file_pages pid=P map=ro|rw start=0x.. resident=N since_fork=M
+ * It maps FILE three times, private read-only and writable and shared
+ * read-only, and shared anonymous memory and /dev/zero (private,
+ * read-only); it reads a quarter of each (the writable one's first page it
+ * writes too: a COW copy; the shared memory it writes), forks; the child
+ * touches another quarter of each and ends with _exit, the parent waits
+ * and exits. Each side, right before its end, prints for each mapping
+ *   @ file_pages pid=P map=ro|rw|sh|shanon|zero start=0x.. resident=N since_fork=M
  * N: its present pages then; M: those not present at the fork (the
- * child's fork scan is its parent's, taken just before it). forkscope's
- * exit scan must count the same (tests/t_file_pages.py). */
+ * child's fork scan is its parent's, taken just before it); for the
+ * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
+ * forkscope's exit scan must count the same (tests/t_file_pages.py). */
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -57,6 +60,31 @@ static void report(const char *name, const char *m, const unsigned char *at_fork
 	       (void *)m, res, since);
 }
 
+/* The zero page (read faults of a private /dev/zero mapping) is in no
+ * count: resident by /proc/self/smaps's Rss, which leaves it out. */
+static void report_smaps(const char *name, const char *m)
+{
+	char line[512], head[64];
+	long rss = -1;
+	int in = 0;
+	FILE *f = fopen("/proc/self/smaps", "r");
+	snprintf(head, sizeof(head), "%lx-", (unsigned long)(uintptr_t)m);
+	while (f && fgets(line, sizeof(line), f)) {
+		/* a mapping's line starts with its address (lower-case hex), a
+		 * field's with its name ("Rss:") */
+		if ((line[0] >= '0' && line[0] <= '9') || (line[0] >= 'a' && line[0] <= 'f'))
+			in = !strncmp(line, head, strlen(head));
+		if (in && !strncmp(line, "Rss:", 4)) {
+			rss = strtol(line + 4, NULL, 10);
+			break;
+		}
+	}
+	if (f)
+		fclose(f);
+	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0\n", (int)getpid(), name,
+	       (void *)m, rss < 0 ? -1 : rss * 1024 / ps);
+}
+
 int main(int argc, char **argv)
 {
 	ps = sysconf(_SC_PAGESIZE);
@@ -67,16 +95,30 @@ int main(int argc, char **argv)
 	}
 	char *ro = mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, fd, 0);
 	char *rw = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	if (ro == MAP_FAILED || rw == MAP_FAILED) {
+	char *sh = mmap(NULL, PAGES * ps, PROT_READ, MAP_SHARED, fd, 0);
+	char *shanon = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (sh == MAP_FAILED || shanon == MAP_FAILED) {
+		perror("mmap");
+		return 2;
+	}
+	int zfd = open("/dev/zero", O_RDONLY);
+	char *zero = zfd < 0 ? MAP_FAILED : mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, zfd, 0);
+	if (ro == MAP_FAILED || rw == MAP_FAILED || zero == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
 	touch(ro, 0, PAGES / 4);
 	touch(rw, 0, PAGES / 4);
+	touch(zero, 0, PAGES / 4);
+	touch(sh, 0, PAGES / 4);
+	for (int i = 0; i < PAGES / 4; i++)
+		shanon[(long)i * ps] = 1;
 	rw[0] = 1; /* its first page becomes anonymous */
-	unsigned char ro_fork[PAGES], rw_fork[PAGES];
+	unsigned char ro_fork[PAGES], rw_fork[PAGES], sh_fork[PAGES], shanon_fork[PAGES];
 	present(ro, ro_fork);
 	present(rw, rw_fork);
+	present(sh, sh_fork);
+	present(shanon, shanon_fork);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)
@@ -86,6 +128,13 @@ int main(int argc, char **argv)
 		touch(rw, PAGES / 2, 3 * PAGES / 4);
 		report("ro", ro, ro_fork);
 		report("rw", rw, rw_fork);
+		touch(sh, PAGES / 2, 3 * PAGES / 4);
+		for (int i = PAGES / 2; i < 3 * PAGES / 4; i++)
+			shanon[(long)i * ps] = 2;
+		report("sh", sh, sh_fork);
+		report("shanon", shanon, shanon_fork);
+		touch(zero, PAGES / 2, 3 * PAGES / 4);
+		report_smaps("zero", zero);
 		fflush(stdout);
 		_exit(0);
 	}
@@ -94,5 +143,8 @@ int main(int argc, char **argv)
 		return 1;
 	report("ro", ro, ro_fork);
 	report("rw", rw, rw_fork);
+	report("sh", sh, sh_fork);
+	report("shanon", shanon, shanon_fork);
+	report_smaps("zero", zero);
 	return 0;
 }

@@ -13,7 +13,9 @@ each mapping and those not present at the fork, read from
 shared anonymous memory are counted by runs too (first touches are not
 counted in shared mappings: they have no baseline). A read-only private
 /dev/zero mapping it reads holds the zero page only, resident in no count (its smaps Rss,
-which the program prints, says 0). In the report, each process's region at that
+which the program prints, says 0). And once more without the fork: a
+process that never forked has no relative to share a page with, and all
+its regions are counted by runs, private anonymous memory too. In the report, each process's region at that
 address must have as many resident pages and as many first touched
 (against the fork's baseline: the child's fork scan is the prefork scan
 of its parent). As root and as nobody."""
@@ -25,19 +27,19 @@ import fsk  # noqa: E402
 from fsk import check, num  # noqa: E402
 
 
-def run(tag, wrap, data):
-    r = fsk.run_traced([fsk.prog("file_pages"), data], timeout=120, wrap=wrap)
+def run(tag, wrap, data, nofork=False):
+    r = fsk.run_traced([fsk.prog("file_pages"), data] + (["nofork"] if nofork else []), timeout=120, wrap=wrap)
     if not check(tag + ".ran", r.rc == 0, r.describe()):
         return
     doc = r.report()
     if not check(tag + ".report", doc is not None, r.report_error):
         return
     want = fsk.at_dicts(r.out, "file_pages")
-    check(tag + ".printed", len(want) == 10 and all(int(kv["resident"]) >= 0 for kv in want), r.out)
+    check(tag + ".printed", len(want) == (6 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
         pid = int(kv["pid"])
-        side = "child" if pid != fsk.roots(doc)[0]["pid"] else "parent"
+        side = "child" if pid != fsk.roots(doc)[0]["pid"] else "parent" if not nofork else "alone"
         name = "%s.%s.%s" % (tag, side, kv["map"])
         regs = [g for g in (procs.get(pid) or {}).get("regions") or [] if num(g["start"]) == num(kv["start"])]
         if not check(name + ".region", len(regs) == 1, "pid %d has no region at %s" % (pid, kv["start"])):
@@ -66,6 +68,7 @@ def main():
     os.chmod(data, 0o644)
     for tag, wrap in fsk.user_runs():
         run(tag, wrap, data)
+        run(tag + ".nofork", wrap, data, nofork=True)
     fsk.finish()
 
 

@@ -1,16 +1,19 @@
 /* Resident pages of private file mappings, counted by the program itself
  * from /proc/self/pagemap next to the scans forkscope makes.
- * Usage: file_pages FILE (FILE: at least 4 MiB, read here, never written).
- * It maps FILE three times, private read-only and writable and shared
- * read-only, and shared anonymous memory and /dev/zero (private,
- * read-only); it reads a quarter of each (the writable one's first page it
- * writes too: a COW copy; the shared memory it writes), forks; the child
- * touches another quarter of each and ends with _exit, the parent waits
- * and exits. Each side, right before its end, prints for each mapping
- *   @ file_pages pid=P map=ro|rw|sh|shanon|zero start=0x.. resident=N since_fork=M
+ * Usage: file_pages FILE [nofork] (FILE: at least 4 MiB, read here, never
+ * written). It maps FILE three times, private read-only and writable and
+ * shared read-only, and private and shared anonymous memory and /dev/zero
+ * (private, read-only); it reads a quarter of each (the writable one's
+ * first page it writes too: a COW copy; the anonymous memory it writes),
+ * forks; the child touches another quarter of each and ends with _exit,
+ * the parent waits and exits. Each side, right before its end, prints for
+ * each mapping
+ *   @ file_pages pid=P map=ro|rw|anon|sh|shanon|zero start=0x.. resident=N since_fork=M
  * N: its present pages then; M: those not present at the fork (the
  * child's fork scan is its parent's, taken just before it); for the
  * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
+ * With "nofork" it prints right after the first quarter and exits: M is
+ * then N (none of the mappings was there at its start).
  * forkscope's exit scan must count the same (tests/t_file_pages.py). */
 #include <fcntl.h>
 #include <stdint.h>
@@ -95,9 +98,11 @@ int main(int argc, char **argv)
 	}
 	char *ro = mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, fd, 0);
 	char *rw = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+	int nofork = argc > 2 && !strcmp(argv[2], "nofork");
+	char *anon = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	char *sh = mmap(NULL, PAGES * ps, PROT_READ, MAP_SHARED, fd, 0);
 	char *shanon = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (sh == MAP_FAILED || shanon == MAP_FAILED) {
+	if (anon == MAP_FAILED || sh == MAP_FAILED || shanon == MAP_FAILED) {
 		perror("mmap");
 		return 2;
 	}
@@ -111,12 +116,25 @@ int main(int argc, char **argv)
 	touch(rw, 0, PAGES / 4);
 	touch(zero, 0, PAGES / 4);
 	touch(sh, 0, PAGES / 4);
-	for (int i = 0; i < PAGES / 4; i++)
+	for (int i = 0; i < PAGES / 4; i++) {
 		shanon[(long)i * ps] = 1;
-	rw[0] = 1; /* its first page becomes anonymous */
-	unsigned char ro_fork[PAGES], rw_fork[PAGES], sh_fork[PAGES], shanon_fork[PAGES];
+		anon[(long)i * ps] = 1;
+	}
+	rw[0] = 1;
+	if (nofork) { /* none of them was there at the start */
+		unsigned char none[PAGES] = { 0 };
+		report("ro", ro, none);
+		report("rw", rw, none);
+		report("anon", anon, none);
+		report("sh", sh, none);
+		report("shanon", shanon, none);
+		report_smaps("zero", zero);
+		return 0;
+	} /* its first page becomes anonymous */
+	unsigned char ro_fork[PAGES], rw_fork[PAGES], sh_fork[PAGES], shanon_fork[PAGES], anon_fork[PAGES];
 	present(ro, ro_fork);
 	present(rw, rw_fork);
+	present(anon, anon_fork);
 	present(sh, sh_fork);
 	present(shanon, shanon_fork);
 	fflush(stdout);
@@ -129,8 +147,11 @@ int main(int argc, char **argv)
 		report("ro", ro, ro_fork);
 		report("rw", rw, rw_fork);
 		touch(sh, PAGES / 2, 3 * PAGES / 4);
-		for (int i = PAGES / 2; i < 3 * PAGES / 4; i++)
+		for (int i = PAGES / 2; i < 3 * PAGES / 4; i++) {
 			shanon[(long)i * ps] = 2;
+			anon[(long)i * ps] = 2;
+		}
+		report("anon", anon, anon_fork);
 		report("sh", sh, sh_fork);
 		report("shanon", shanon, shanon_fork);
 		touch(zero, PAGES / 2, 3 * PAGES / 4);
@@ -143,6 +164,7 @@ int main(int argc, char **argv)
 		return 1;
 	report("ro", ro, ro_fork);
 	report("rw", rw, rw_fork);
+	report("anon", anon, anon_fork);
 	report("sh", sh, sh_fork);
 	report("shanon", shanon, shanon_fork);
 	report_smaps("zero", zero);

@@ -88,85 +88,76 @@ static void report_smaps(const char *name, const char *m)
 	       (void *)m, rss < 0 ? -1 : rss * 1024 / ps);
 }
 
+enum { RO, RW, ANON, SH, SHANON, ZERO, NMAPS };
+static const char *const names[NMAPS] = { "ro", "rw", "anon", "sh", "shanon", "zero" };
+
+/* Reads every third page of [from, to) of each mapping, or writes every
+ * page of it, of anonymous memory. */
+static void touch_all(char *const *m, int from, int to)
+{
+	for (int k = 0; k < NMAPS; k++)
+		if (k == ANON || k == SHANON)
+			for (int i = from; i < to; i++)
+				m[k][(long)i * ps] = 1;
+		else
+			touch(m[k], from, to);
+}
+
+static void report_all(char *const *m, unsigned char (*at_fork)[PAGES])
+{
+	for (int k = 0; k < NMAPS; k++)
+		if (k == ZERO)
+			report_smaps(names[k], m[k]);
+		else
+			report(names[k], m[k], at_fork[k]);
+	fflush(stdout);
+}
+
 int main(int argc, char **argv)
 {
 	ps = sysconf(_SC_PAGESIZE);
 	int fd = argc > 1 ? open(argv[1], O_RDONLY) : -1;
-	if (fd < 0) {
+	int zfd = open("/dev/zero", O_RDONLY);
+	int nofork = argc > 2 && !strcmp(argv[2], "nofork");
+	if (fd < 0 || zfd < 0) {
 		perror("open");
 		return 2;
 	}
-	char *ro = mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, fd, 0);
-	char *rw = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
-	int nofork = argc > 2 && !strcmp(argv[2], "nofork");
-	char *anon = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *sh = mmap(NULL, PAGES * ps, PROT_READ, MAP_SHARED, fd, 0);
-	char *shanon = mmap(NULL, PAGES * ps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (anon == MAP_FAILED || sh == MAP_FAILED || shanon == MAP_FAILED) {
-		perror("mmap");
-		return 2;
-	}
-	int zfd = open("/dev/zero", O_RDONLY);
-	char *zero = zfd < 0 ? MAP_FAILED : mmap(NULL, PAGES * ps, PROT_READ, MAP_PRIVATE, zfd, 0);
-	if (ro == MAP_FAILED || rw == MAP_FAILED || zero == MAP_FAILED) {
-		perror("mmap");
-		return 2;
-	}
-	touch(ro, 0, PAGES / 4);
-	touch(rw, 0, PAGES / 4);
-	touch(zero, 0, PAGES / 4);
-	touch(sh, 0, PAGES / 4);
-	for (int i = 0; i < PAGES / 4; i++) {
-		shanon[(long)i * ps] = 1;
-		anon[(long)i * ps] = 1;
-	}
-	rw[0] = 1;
-	if (nofork) { /* none of them was there at the start */
-		unsigned char none[PAGES] = { 0 };
-		report("ro", ro, none);
-		report("rw", rw, none);
-		report("anon", anon, none);
-		report("sh", sh, none);
-		report("shanon", shanon, none);
-		report_smaps("zero", zero);
+	size_t len = PAGES * (size_t)ps;
+	char *m[NMAPS] = {
+		[RO] = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0),
+		[RW] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0),
+		[ANON] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+		[SH] = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0),
+		[SHANON] = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0),
+		[ZERO] = mmap(NULL, len, PROT_READ, MAP_PRIVATE, zfd, 0),
+	};
+	for (int k = 0; k < NMAPS; k++)
+		if (m[k] == MAP_FAILED) {
+			perror("mmap");
+			return 2;
+		}
+	static unsigned char at_fork[NMAPS][PAGES]; /* none was there at the start */
+	touch_all(m, 0, PAGES / 4);
+	m[RW][0] = 1; /* its first page becomes anonymous */
+	if (nofork) {
+		report_all(m, at_fork);
 		return 0;
-	} /* its first page becomes anonymous */
-	unsigned char ro_fork[PAGES], rw_fork[PAGES], sh_fork[PAGES], shanon_fork[PAGES], anon_fork[PAGES];
-	present(ro, ro_fork);
-	present(rw, rw_fork);
-	present(anon, anon_fork);
-	present(sh, sh_fork);
-	present(shanon, shanon_fork);
+	}
+	for (int k = 0; k < NMAPS; k++)
+		present(m[k], at_fork[k]);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)
 		return 2;
 	if (pid == 0) {
-		touch(ro, PAGES / 2, 3 * PAGES / 4);
-		touch(rw, PAGES / 2, 3 * PAGES / 4);
-		report("ro", ro, ro_fork);
-		report("rw", rw, rw_fork);
-		touch(sh, PAGES / 2, 3 * PAGES / 4);
-		for (int i = PAGES / 2; i < 3 * PAGES / 4; i++) {
-			shanon[(long)i * ps] = 2;
-			anon[(long)i * ps] = 2;
-		}
-		report("anon", anon, anon_fork);
-		report("sh", sh, sh_fork);
-		report("shanon", shanon, shanon_fork);
-		touch(zero, PAGES / 2, 3 * PAGES / 4);
-		report_smaps("zero", zero);
-		fflush(stdout);
+		touch_all(m, PAGES / 2, 3 * PAGES / 4);
+		report_all(m, at_fork);
 		_exit(0);
 	}
 	int st;
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		return 1;
-	report("ro", ro, ro_fork);
-	report("rw", rw, rw_fork);
-	report("anon", anon, anon_fork);
-	report("sh", sh, sh_fork);
-	report("shanon", shanon, shanon_fork);
-	report_smaps("zero", zero);
+	report_all(m, at_fork);
 	return 0;
 }

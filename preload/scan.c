@@ -417,6 +417,10 @@ static void kept_drop(struct kept_fd *k)
 
 static int s_forked;                /* this image forked or was forked */
 static _Atomic int s_related;       /* likewise, set before the fork itself */
+/* A page of ours written once, at the first scan, and never again: a fork
+ * that did not go through our hook (daemon(), a raw clone) leaves it
+ * shared with the child, which tells the scans this image has a relative. */
+static _Alignas(4096) char s_canary[4096];
 static uint64_t s_last_cost;        /* the last scan's, ns */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
@@ -758,7 +762,7 @@ static void pm_ahead(int fd, uint64_t lo, uint64_t first, uint64_t hi)
  * are read with their neighbours, as before: one ioctl would cost more.
  *
  * And every region, in an image that has no relative to share a page
- * with: no fork since its exec, on either side (s_related). Its private
+ * with: no fork since its exec, on either side (related()). Its private
  * pages are all its own (a compiler, a script, a long job's big heap:
  * 1.5 GiB of python's took 25 ms a scan page by page), except the zero
  * page (a run of its own) and pages KSM merged (counted as not shared
@@ -766,6 +770,23 @@ static void pm_ahead(int fd, uint64_t lo, uint64_t first, uint64_t hi)
  * page again, for the COW accounting.
  */
 static int s_runs_any; /* this scan counts every region by runs (do_scan) */
+
+/* Whether the image may share private pages with a relative: a fork
+ * seen by our hook, or the canary page shared. */
+static int related(int fd)
+{
+	uint64_t v;
+	if (atomic_load(&s_related))
+		return 1;
+	if (!s_canary[0]) {
+		s_canary[0] = 1; /* the first scan: nobody forked before our constructor */
+		return 0;
+	}
+	if (pagemap_read(fd, (uint64_t)(uintptr_t)s_canary / G.page_size, &v, 1) < 0 ||
+	    ((v & PM_PRESENT) && !(v & PM_FILE) && !(v & PM_EXCLUSIVE)))
+		atomic_store(&s_related, 1);
+	return atomic_load(&s_related);
+}
 
 static int counted_by_runs(const struct maps_ent *e)
 {
@@ -845,6 +866,13 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			}
 			if (zero)
 				continue; /* the shared zero page: not resident (smaps agrees) */
+			/* In a process with no relative (s_runs_any), a private page
+			 * neither a file's nor exclusive can only be the zero page
+			 * (read before written: bss, a fresh heap) or one KSM merged:
+			 * pagemap cannot tell the zero page from a page shared after
+			 * a fork, and a relative's scans still count it as shared. */
+			if (s_runs_any && priv && !(v & (PM_FILE | PM_EXCLUSIVE)))
+				continue;
 			a->read_any = 1;
 			uint64_t pfn = v & PM_PFN_MASK;
 			if (pfn)
@@ -1113,7 +1141,7 @@ static void do_scan(uint16_t trigger)
 	int pfn_seen = 0, read_any = 0;
 	uint32_t regions = 0;
 	s_win_n = 0;
-	s_runs_any = !atomic_load(&s_related) && trigger != SCAN_PREFORK && !dual;
+	s_runs_any = trigger != SCAN_PREFORK && !dual && !related(fd);
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)

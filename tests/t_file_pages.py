@@ -35,7 +35,7 @@ def run(tag, wrap, data, nofork=False):
     if not check(tag + ".report", doc is not None, r.report_error):
         return
     want = fsk.at_dicts(r.out, "file_pages")
-    check(tag + ".printed", len(want) == (6 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
+    check(tag + ".printed", len(want) == (7 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
         pid = int(kv["pid"])
@@ -52,9 +52,30 @@ def run(tag, wrap, data, nofork=False):
         first = 0 if kv["map"].startswith("sh") else int(kv["since_fork"])
         check(name + ".first-touched", g["first_touch_pages"] == first,
               "report %d, expected %d" % (g["first_touch_pages"], first))
+        if kv["map"] == "small":
+            # read only: the zero page, which pagemap shows as a page shared
+            # after a fork would be; a process with no relative has none
+            check(name + ".not-shared", g["shared_pages"] == 0, g)
         if kv["map"] == "rw" and side == "parent":
             # the written page: anonymous, shared with the child until it ended
             check(name + ".one-anonymous", g.get("shared_pages", 0) <= 1, g)
+
+
+def raw_fork(tag, wrap, data):
+    """A fork our hook does not see (a raw system call): the parent's scans
+    while the child lives must still see the pages it shares with it."""
+    r = fsk.run_traced([fsk.prog("file_pages"), data, "rawfork"], timeout=120, wrap=wrap)
+    if not check(tag + ".ran", r.rc == 0, r.describe()):
+        return
+    kv = (fsk.at_dicts(r.out, "file_pages") or [{}])[0]
+    shared = int(kv.get("shared_with_raw_child", 0))
+    if not check(tag + ".program-saw-sharing", shared > 200, r.out):
+        return
+    path = os.path.join(r.trace, "%s.0.fst" % kv["pid"])
+    seen = [reg["shared"] for _, _, _, regs in fsk.stream_scans(path) for reg in regs
+            if reg["start"] == num(kv["start"])]
+    check(tag + ".scan-saw-sharing", any(n >= shared for n in seen),
+          "the anonymous region's shared pages in each scan %r, the program counted %d" % (seen, shared))
 
 
 def main():
@@ -69,6 +90,7 @@ def main():
     for tag, wrap in fsk.user_runs():
         run(tag, wrap, data)
         run(tag + ".nofork", wrap, data, nofork=True)
+        raw_fork(tag + ".rawfork", wrap, data)
     fsk.finish()
 
 

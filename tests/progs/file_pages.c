@@ -13,7 +13,11 @@
  * child's fork scan is its parent's, taken just before it); for the
  * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
  * With "nofork" it prints right after the first quarter and exits: M is
- * then N (none of the mappings was there at its start).
+ * then N (none of the mappings was there at its start), and it also reads
+ * a small anonymous mapping (map=small: the zero page, by smaps's Rss).
+ * With "rawfork" it
+ * forks by a raw system call instead (raw_fork) and prints
+ *   @ file_pages pid=P map=anon start=0x.. shared_with_raw_child=N
  * forkscope's exit scan must count the same (tests/t_file_pages.py). */
 #include <fcntl.h>
 #include <stdint.h>
@@ -21,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -113,12 +119,54 @@ static void report_all(char *const *m, unsigned char (*at_fork)[PAGES])
 	fflush(stdout);
 }
 
+/* A fork our hook does not see (a raw system call, as daemon() makes
+ * one inside glibc): the child keeps the anonymous pages shared for a
+ * second; meanwhile the parent, past forkscope's youth, maps a region
+ * (which its flusher's next tick scans for) and counts the pages it
+ * shares, as pagemap says. */
+static void *volatile sink; /* or the compiler drops a malloc freed at once */
+
+static int raw_fork(char *anon)
+{
+	struct timespec young = { 0, 10 * 1000 * 1000 }, tick = { 0, 600 * 1000 * 1000 };
+	nanosleep(&young, NULL);
+	sink = malloc(100); /* the flusher starts */
+	free(sink);
+	fflush(stdout);
+	long pid = syscall(SYS_fork);
+	if (pid < 0)
+		return 2;
+	if (pid == 0) {
+		struct timespec life = { 1, 0 };
+		nanosleep(&life, NULL);
+		syscall(SYS_exit_group, 0);
+	}
+	char *more = mmap(NULL, 16 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (more == MAP_FAILED)
+		return 2;
+	more[0] = 1;
+	nanosleep(&tick, NULL);
+	uint64_t e[PAGES];
+	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (pm < 0 || pread(pm, e, sizeof(e), (off_t)((uintptr_t)anon / (uintptr_t)ps * 8)) != (ssize_t)sizeof(e))
+		return 2;
+	int shared = 0;
+	for (int i = 0; i < PAGES; i++)
+		shared += (e[i] >> 63) && !(e[i] >> 56 & 1);
+	int st;
+	waitpid((pid_t)pid, &st, 0);
+	printf("@ file_pages pid=%d map=anon start=%p shared_with_raw_child=%d\n", (int)getpid(), (void *)anon,
+	       shared);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	ps = sysconf(_SC_PAGESIZE);
 	int fd = argc > 1 ? open(argv[1], O_RDONLY) : -1;
 	int zfd = open("/dev/zero", O_RDONLY);
 	int nofork = argc > 2 && !strcmp(argv[2], "nofork");
+	int rawfork = argc > 2 && !strcmp(argv[2], "rawfork");
 	if (fd < 0 || zfd < 0) {
 		perror("open");
 		return 2;
@@ -141,9 +189,17 @@ int main(int argc, char **argv)
 	touch_all(m, 0, PAGES / 4);
 	m[RW][0] = 1; /* its first page becomes anonymous */
 	if (nofork) {
+		/* and a small anonymous mapping only read: the zero page */
+		char *small = mmap(NULL, 32 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (small == MAP_FAILED)
+			return 2;
+		touch(small, 0, 32);
 		report_all(m, at_fork);
+		report_smaps("small", small);
 		return 0;
 	}
+	if (rawfork)
+		return raw_fork(m[ANON]);
 	for (int k = 0; k < NMAPS; k++)
 		present(m[k], at_fork[k]);
 	fflush(stdout);

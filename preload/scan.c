@@ -167,7 +167,8 @@ void scan_unmap(void *p, size_t len)
 #define ARENA_POOL 4096u
 #define ARENA_BASE (64u * 1024u)
 #define ARENA_OUT (64u * 1024u)
-#define ARENA_KEEP (ARENA_ENTS + ARENA_POOL + ARENA_BASE)
+#define ARENA_CANARY 4096u
+#define ARENA_KEEP (ARENA_CANARY + ARENA_ENTS + ARENA_POOL + ARENA_BASE)
 #define ARENA_LEN (ARENA_KEEP + MAPS_IO_CAP + ARENA_OUT)
 _Static_assert(ARENA_ENTS % 4096 == 0 && MAPS_IO_CAP % 4096 == 0, "arena parts are whole pages");
 _Static_assert(PM_BATCH * 8 <= MAPS_IO_CAP, "the pagemap batch fits the maps io buffer");
@@ -417,10 +418,11 @@ static void kept_drop(struct kept_fd *k)
 
 static int s_forked;                /* this image forked or was forked */
 static _Atomic int s_related;       /* likewise, set before the fork itself */
-/* A page of ours written once, at the first scan, and never again: a fork
- * that did not go through our hook (daemon(), a raw clone) leaves it
- * shared with the child, which tells the scans this image has a relative. */
-static _Alignas(4096) char s_canary[4096];
+/* A page of ours (the scan arena's first) written once, at the first
+ * scan, and never again: a fork that did not go through our hook
+ * (daemon(), a raw clone) leaves it shared with the child, which tells the
+ * scans this image has a relative. */
+static char *s_canary;
 static uint64_t s_last_cost;        /* the last scan's, ns */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
@@ -507,11 +509,13 @@ static int arena_init(void)
 	char *a = (char *)r;
 	syscall(SYS_madvise, a, ARENA_LEN, MADV_DONTDUMP);
 	syscall(SYS_madvise, a + ARENA_KEEP, ARENA_LEN - ARENA_KEEP, MADV_WIPEONFORK);
-	s_mb.ents = (void *)arena_part(a, ARENA_ENTS);
+	s_canary = arena_part(a, ARENA_CANARY);
+	char *k = a + ARENA_CANARY; /* kept across fork, as the canary */
+	s_mb.ents = (void *)arena_part(k, ARENA_ENTS);
 	s_mb.cap = 256;
-	s_mb.pool = arena_part(a + ARENA_ENTS, ARENA_POOL);
+	s_mb.pool = arena_part(k + ARENA_ENTS, ARENA_POOL);
 	s_mb.pool_cap = ARENA_POOL;
-	s_arena_base = arena_part(a + ARENA_ENTS + ARENA_POOL, ARENA_BASE);
+	s_arena_base = arena_part(k + ARENA_ENTS + ARENA_POOL, ARENA_BASE);
 	s_mb.io = arena_part(a + ARENA_KEEP, MAPS_IO_CAP);
 	s_mb.io_cap = MAPS_IO_CAP;
 	s_pm = (uint64_t *)(void *)s_mb.io;
@@ -778,6 +782,8 @@ static int related(int fd)
 	uint64_t v;
 	if (atomic_load(&s_related))
 		return 1;
+	if (!s_canary)
+		return 1; /* no arena: cannot tell */
 	if (!s_canary[0]) {
 		s_canary[0] = 1; /* the first scan: nobody forked before our constructor */
 		return 0;

@@ -970,8 +970,8 @@ static int acct_region(struct acct *a, int fd)
 	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
 	 * region costs less as one pread than as an ioctl plus a pread per
 	 * run of present pages (most regions of most processes are small). */
-	int ro = !s_no_pmscan && counted_by_runs(a->e);
-	if (!s_no_pmscan && (ro || (end - start) / ps > PMSCAN_MIN_PAGES)) {
+	int by_runs = !s_no_pmscan && counted_by_runs(a->e);
+	if (!s_no_pmscan && (by_runs || (end - start) / ps > PMSCAN_MIN_PAGES)) {
 		/* static (the scan lock is held), like faults_drain's
 		 * buffer: off the program's stack */
 		static struct pagemap_run runs[64];
@@ -991,8 +991,8 @@ static int acct_region(struct acct *a, int fd)
 					acct_swapped(a, (uint32_t)((runs[i].end - runs[i].start) / ps));
 					continue;
 				}
-				if (ro) {
-					/* the zero page (a private /dev/zero): not resident, as in acct_pages */
+				if (by_runs) {
+					/* the zero page: not resident, as in acct_pages */
 					if (!runs[i].zero)
 						acct_present(a, runs[i].start / ps,
 							     (runs[i].end - runs[i].start) / ps);

@@ -853,6 +853,15 @@ static void acct_swapped(struct acct *a, uint32_t n)
 		a->cw->swapped += n;
 }
 
+/* The baseline's entry holding addr, or NULL; addresses come in rising
+ * order (a->bi only moves on). */
+static inline const struct base_ent *base_at(struct acct *a, uint64_t addr)
+{
+	while (a->bi < s_base.n && s_base.ents[a->bi].end <= addr)
+		a->bi++;
+	return a->bi < s_base.n && s_base.ents[a->bi].start <= addr ? &s_base.ents[a->bi] : NULL;
+}
+
 /* Counts the pages [vpn, vpn + n) of one region, all in one run. */
 static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
 {
@@ -912,10 +921,7 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			}
 			if (!a->compare)
 				continue;
-			while (a->bi < s_base.n && s_base.ents[a->bi].end <= addr)
-				a->bi++;
-			const struct base_ent *be = a->bi < s_base.n && s_base.ents[a->bi].start <= addr
-							    ? &s_base.ents[a->bi] : NULL;
+			const struct base_ent *be = base_at(a, addr);
 			uint64_t idx = be ? (addr - be->start) / ps : 0;
 			if (!be || !get_bit(be->present, idx)) {
 				cc->first_touch++;
@@ -953,10 +959,7 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 			set_bit(a->nb->present, (addr - a->nb->start) / ps);
 		if (!a->compare)
 			continue;
-		while (a->bi < s_base.n && s_base.ents[a->bi].end <= addr)
-			a->bi++;
-		const struct base_ent *be = a->bi < s_base.n && s_base.ents[a->bi].start <= addr
-						    ? &s_base.ents[a->bi] : NULL;
+		const struct base_ent *be = base_at(a, addr);
 		if (!be || !get_bit(be->present, (addr - be->start) / ps))
 			cc->first_touch++;
 	}

@@ -69,15 +69,8 @@ static void seccomp_stop(void)
 	emit_stop("tracing stopped: the program installs a seccomp filter, which may refuse "
 		  "forkscope's system calls; nothing of it after this is recorded");
 	G.seccomp_stopped = 1; /* and execs from here leave us out (proc.c) */
-	size_t plen = sys_strlen(G.preload_path);
-	for (char **env = environ; plen && env && *env; env++) {
-		if (sys_strncmp(*env, "LD_PRELOAD=", 11))
-			continue;
-		for (char *c = *env + 11; *c; c++)
-			if (!sys_strncmp(c, G.preload_path, plen))
-				for (size_t i = 0; i < plen; i++)
-					c[i] = ' '; /* a separator: the list goes on without it */
-	}
+	for (char **env = environ; env && *env; env++)
+		env_unname(*env);
 	t_guard = 0;
 	errno = e;
 }

@@ -480,5 +480,10 @@ FSK_HIDDEN int signals_caught(int sig);
 
 /* ---- proc.c ---- */
 FSK_HIDDEN void proc_record_exit(int code, uint16_t how, int normal);
+/* Whether environment string e is an LD_PRELOAD naming our library. */
+FSK_HIDDEN int env_names_us(const char *e);
+/* Takes our library out of such a string, in place: its path becomes
+ * blanks, a separator, so the list goes on without it. */
+FSK_HIDDEN void env_unname(char *e);
 
 #endif

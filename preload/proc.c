@@ -354,20 +354,39 @@ FSK_EXPORT pid_t vfork(void)
 
 /* ---- exec and spawn ---- */
 
+/* Where our path starts in LD_PRELOAD string e at or after from, or NULL. */
+static const char *env_ours_at(const char *e, const char *from)
+{
+	size_t plen = sys_strlen(G.preload_path);
+	if (!plen || sys_strncmp(e, "LD_PRELOAD=", 11))
+		return NULL;
+	for (const char *c = from ? from : e + 11; *c; c++)
+		if (!sys_strncmp(c, G.preload_path, plen))
+			return c;
+	return NULL;
+}
+
+int env_names_us(const char *e)
+{
+	return env_ours_at(e, NULL) != NULL;
+}
+
+void env_unname(char *e)
+{
+	size_t plen = sys_strlen(G.preload_path);
+	for (char *c = (char *)env_ours_at(e, NULL); c; c = (char *)env_ours_at(e, c + plen))
+		for (size_t i = 0; i < plen; i++)
+			c[i] = ' ';
+}
+
 static int env_has_ours(char *const envp[])
 {
 	int dir = 0, pre = 0;
-	size_t plen = sys_strlen(G.preload_path);
 	for (char *const *e = envp; e && *e; e++) {
 		if (!sys_strncmp(*e, "FORKSCOPE_DIR=", 14))
 			dir = 1;
-		else if (!sys_strncmp(*e, "LD_PRELOAD=", 11) && plen) {
-			for (const char *s = *e + 11; *s; s++)
-				if (!sys_strncmp(s, G.preload_path, plen)) {
-					pre = 1;
-					break;
-				}
-		}
+		else
+			pre |= env_names_us(*e);
 	}
 	return dir && pre;
 }
@@ -548,29 +567,19 @@ struct unpreload {
 	char val[UNPRELOAD_VAL];
 };
 
-static int names_us(const char *e, size_t plen)
-{
-	if (sys_strncmp(e, "LD_PRELOAD=", 11))
-		return 0;
-	for (const char *c = e + 11; *c; c++)
-		if (!sys_strncmp(c, G.preload_path, plen))
-			return 1;
-	return 0;
-}
-
 static char *const *env_unpreload(char *const envp[], struct unpreload *u)
 {
-	size_t plen = sys_strlen(G.preload_path), n = 0, used = 0;
+	size_t n = 0, used = 0;
 	int hit = 0;
-	if (!envp || !plen)
+	if (!envp)
 		return envp;
 	for (; envp[n]; n++)
-		hit |= names_us(envp[n], plen);
+		hit |= env_names_us(envp[n]);
 	if (!hit || n >= UNPRELOAD_ENV)
 		return envp;
 	for (size_t i = 0; i <= n; i++) {
 		u->env[i] = envp[i];
-		if (i == n || !names_us(envp[i], plen))
+		if (i == n || !env_names_us(envp[i]))
 			continue;
 		size_t len = sys_strlen(envp[i]);
 		if (used + len + 1 > UNPRELOAD_VAL)
@@ -578,10 +587,7 @@ static char *const *env_unpreload(char *const envp[], struct unpreload *u)
 		char *d = u->val + used;
 		for (size_t k = 0; k <= len; k++)
 			d[k] = envp[i][k];
-		for (char *c = d + 11; *c; c++)
-			if (!sys_strncmp(c, G.preload_path, plen))
-				for (size_t k = 0; k < plen; k++)
-					c[k] = ' '; /* a separator: the list goes on without it */
+		env_unname(d);
 		u->env[i] = d;
 		used += len + 1;
 	}

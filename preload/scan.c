@@ -796,7 +796,7 @@ static int related(int fd)
 
 static int counted_by_runs(const struct maps_ent *e)
 {
-	return (s_runs_any || (e->perms & FSK_P_SHARED) || (e->inode && !(e->perms & FSK_P_WRITE))) &&
+	return !s_no_pmscan && (s_runs_any || (e->perms & FSK_P_SHARED) || (e->inode && !(e->perms & FSK_P_WRITE))) &&
 	       (e->end - e->start) / G.page_size > RUNS_ONLY_MIN_PAGES;
 }
 
@@ -810,14 +810,14 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 {
 	uint64_t ps = G.page_size, lo = mb->ents[i].start / ps, hi = mb->ents[i].end / ps;
 	uint64_t first = hi;
-	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi) || (!s_no_pmscan && counted_by_runs(&mb->ents[i])))
+	if (hi - lo > PMSCAN_MIN_PAGES || pm_has(lo, hi) || counted_by_runs(&mb->ents[i]))
 		return;
 	for (size_t j = i + 1; j < mb->n; j++) {
 		const struct maps_ent *e = &mb->ents[j];
 		uint64_t s = e->start / ps, t = e->end / ps;
 		if (!e->perms)
 			continue; /* not read: a guard or reservation, whatever its size */
-		if (!s_no_pmscan && counted_by_runs(e))
+		if (counted_by_runs(e))
 			break; /* counted by its runs alone */
 		/* [vvar] reads as a hole (a PFN mapping), so the window runs on
 		 * across it to the dynamic linker after [vdso]; the gate area
@@ -973,8 +973,8 @@ static int acct_region(struct acct *a, int fd)
 	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
 	 * region costs less as one pread than as an ioctl plus a pread per
 	 * run of present pages (most regions of most processes are small). */
-	int by_runs = !s_no_pmscan && counted_by_runs(a->e);
-	if (!s_no_pmscan && (by_runs || (end - start) / ps > PMSCAN_MIN_PAGES)) {
+	int by_runs = counted_by_runs(a->e);
+	if (by_runs || (!s_no_pmscan && (end - start) / ps > PMSCAN_MIN_PAGES)) {
 		/* static (the scan lock is held), like faults_drain's
 		 * buffer: off the program's stack */
 		static struct pagemap_run runs[64];

@@ -8,9 +8,10 @@
  * forks; the child touches another quarter of each and ends with _exit,
  * the parent waits and exits. Each side, right before its end, prints for
  * each mapping
- *   @ file_pages pid=P map=ro|rw|anon|sh|shanon|zero start=0x.. resident=N since_fork=M
+ *   @ file_pages pid=P map=ro|rw|anon|sh|shanon|zero start=0x.. resident=N since_fork=M shared=S
  * N: its present pages then; M: those not present at the fork (the
- * child's fork scan is its parent's, taken just before it); for the
+ * child's fork scan is its parent's, taken just before it); S: those
+ * still shared with the other side (anonymous, not exclusive); for the
  * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
  * With "nofork" it prints right after the first quarter and exits: M is
  * then N (none of the mappings was there at its start), and it also reads
@@ -34,18 +35,35 @@
 
 static long ps;
 
-/* Opened each time: an fd opened before the fork reads the parent's. */
-static void present(const char *m, unsigned char *out)
+/* m's pagemap entries. Opened each time: an fd opened before the fork
+ * reads the parent's. */
+static void entries(const char *m, uint64_t *e)
 {
-	uint64_t e[PAGES];
 	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm < 0 || pread(pm, e, sizeof(e), (off_t)((uintptr_t)m / (uintptr_t)ps * 8)) != (ssize_t)sizeof(e)) {
+	if (pm < 0 || pread(pm, e, PAGES * 8, (off_t)((uintptr_t)m / (uintptr_t)ps * 8)) != PAGES * 8) {
 		perror("pagemap");
 		exit(2);
 	}
 	close(pm);
+}
+
+static int is_present(uint64_t e)
+{
+	return (int)(e >> 63);
+}
+
+/* present, anonymous (not a file's: bit 61) and not exclusive (bit 56) */
+static int is_shared(uint64_t e)
+{
+	return is_present(e) && !(e >> 61 & 1) && !(e >> 56 & 1);
+}
+
+static void present(const char *m, unsigned char *out)
+{
+	uint64_t e[PAGES];
+	entries(m, e);
 	for (int i = 0; i < PAGES; i++)
-		out[i] = (unsigned char)(e[i] >> 63);
+		out[i] = (unsigned char)is_present(e[i]);
 }
 
 static void touch(const char *m, int from, int to)
@@ -58,15 +76,16 @@ static void touch(const char *m, int from, int to)
 
 static void report(const char *name, const char *m, const unsigned char *at_fork)
 {
-	unsigned char now[PAGES];
-	int res = 0, since = 0;
-	present(m, now);
+	uint64_t e[PAGES];
+	int res = 0, since = 0, shared = 0;
+	entries(m, e);
 	for (int i = 0; i < PAGES; i++) {
-		res += now[i];
-		since += now[i] && !at_fork[i];
+		res += is_present(e[i]);
+		since += is_present(e[i]) && !at_fork[i];
+		shared += is_shared(e[i]);
 	}
-	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d\n", (int)getpid(), name,
-	       (void *)m, res, since);
+	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d shared=%d\n", (int)getpid(), name,
+	       (void *)m, res, since, shared);
 }
 
 /* The zero page (read faults of a private /dev/zero mapping) is in no
@@ -90,7 +109,7 @@ static void report_smaps(const char *name, const char *m)
 	}
 	if (f)
 		fclose(f);
-	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0\n", (int)getpid(), name,
+	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0 shared=0\n", (int)getpid(), name,
 	       (void *)m, rss < 0 ? -1 : rss * 1024 / ps);
 }
 
@@ -147,12 +166,10 @@ static int raw_fork(char *anon)
 	more[0] = 1;
 	nanosleep(&tick, NULL);
 	uint64_t e[PAGES];
-	int pm = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-	if (pm < 0 || pread(pm, e, sizeof(e), (off_t)((uintptr_t)anon / (uintptr_t)ps * 8)) != (ssize_t)sizeof(e))
-		return 2;
 	int shared = 0;
+	entries(anon, e);
 	for (int i = 0; i < PAGES; i++)
-		shared += (e[i] >> 63) && !(e[i] >> 56 & 1);
+		shared += is_shared(e[i]);
 	int st;
 	waitpid((pid_t)pid, &st, 0);
 	printf("@ file_pages pid=%d map=anon start=%p shared_with_raw_child=%d\n", (int)getpid(), (void *)anon,

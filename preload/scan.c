@@ -416,8 +416,8 @@ static void kept_drop(struct kept_fd *k)
 	k->fd = -1;
 }
 
-static int s_forked;                /* this image forked or was forked */
-static _Atomic int s_related;       /* likewise, set before the fork itself */
+static _Atomic int s_related;       /* this image forked or was forked (set
+				     * before the fork itself) */
 /* A page of ours (the scan arena's first) written once, at the first
  * scan, and never again: a fork that did not go through our hook
  * (daemon(), a raw clone) leaves it shared with the child, which tells the
@@ -1215,8 +1215,6 @@ static void do_scan(uint16_t trigger)
 	 * or execs has no next tick (a failed exec gets one extra scan) */
 	if (!(trigger == FSK_SCAN_EXIT && s_exit_ends) && trigger != FSK_SCAN_EXEC)
 		s_last_sig = signature();
-	if (trigger == FSK_SCAN_FORK_PARENT || trigger == FSK_SCAN_FORK_CHILD)
-		s_forked = 1;
 }
 
 /* ---- the scan both sides of a fork report ---- */
@@ -1272,7 +1270,6 @@ void scan_fork_emit(uint16_t trigger)
 			emit_block(buf, s_fork_len);
 			s_last_ns = ts;
 		}
-		s_forked = 1;
 		atomic_store(&s_lock, 0);
 	}
 	t_guard = guard;
@@ -1411,7 +1408,7 @@ void scan_tick(void)
 	}
 	if (!G.scan_ms)
 		return;
-	if (signature() == s_last_sig && !(s_forked && now - s_last_ns >= 20 * iv))
+	if (signature() == s_last_sig && !(atomic_load(&s_related) && now - s_last_ns >= 20 * iv))
 		return;
 	scan_run(FSK_SCAN_TIMER);
 }
@@ -1447,6 +1444,5 @@ void scan_reset_child(void)
 	atomic_store(&s_dirty, 0);
 	atomic_store(&s_wait_due, 0);
 	s_scan_id = 0;
-	s_forked = 1;
 	atomic_store(&s_related, 1);
 }

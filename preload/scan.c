@@ -1009,11 +1009,103 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 	}
 }
 
+/*
+ * In a scan that counts every region by runs (s_runs_any), one walk of
+ * PAGEMAP_SCAN from the first region to the last gives the runs of all of
+ * them, read in address order as the regions are counted: a small
+ * process's START or exit scan made ~7 system calls of pagemap (a pread
+ * per window of small regions, an ioctl per large one), and makes one.
+ * A run may span neighbouring regions (the kernel merges across them):
+ * each region takes its part.
+ */
+#define STREAM_RUNS 64
+static struct {
+	int on;                       /* the stream serves this scan */
+	int fd, n, i;
+	uint64_t at, end;             /* the walk's next address and its end */
+	struct pagemap_run runs[STREAM_RUNS];
+} s_rs;
+
+static void stream_begin(int fd, const struct maps_buf *mb)
+{
+	s_rs.on = 0;
+	uint64_t lo = 0, hi = 0;
+	for (size_t i = 0; i < mb->n; i++) {
+		const struct maps_ent *e = &mb->ents[i];
+		if (!e->perms || e->start >> 63)
+			continue; /* [vsyscall] lies above user space */
+		if (!hi)
+			lo = e->start;
+		hi = e->end;
+	}
+	if (s_no_pmscan || !hi)
+		return;
+	if (s_pfn_visible < 0) {
+		/* no entry is read now to learn it from: one of a page that
+		 * is surely present, this frame's */
+		volatile char here = 0;
+		uint64_t v;
+		if (pagemap_read(fd, (uint64_t)(uintptr_t)&here / G.page_size, &v, 1) == 0 &&
+		    (v & PM_PRESENT))
+			s_pfn_visible = (v & PM_PFN_MASK) != 0;
+	}
+	s_rs.fd = fd;
+	s_rs.n = s_rs.i = 0;
+	s_rs.at = lo;
+	s_rs.end = hi;
+	s_rs.on = 1;
+}
+
+/* Counts [start, end) of a->e from the stream; -errno when the walk
+ * failed (the caller counts the region on its own then). */
+static int stream_region(struct acct *a)
+{
+	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
+	for (;;) {
+		while (s_rs.i < s_rs.n && s_rs.runs[s_rs.i].end <= start)
+			s_rs.i++;
+		if (s_rs.i == s_rs.n) {
+			if (s_rs.at >= end || s_rs.at >= s_rs.end)
+				return 0; /* nothing more below end */
+			uint64_t next = s_rs.end;
+			int n = pagemap_runs(s_rs.fd, s_rs.at, s_rs.end, s_rs.runs, STREAM_RUNS, &next);
+			if (n < 0) {
+				if (n == -ENOTTY || n == -EINVAL)
+					s_no_pmscan = 1;
+				s_rs.on = 0;
+				return n;
+			}
+			s_rs.n = n;
+			s_rs.i = 0;
+			s_rs.at = next > s_rs.at ? next : s_rs.end;
+			continue;
+		}
+		const struct pagemap_run *r = &s_rs.runs[s_rs.i];
+		if (r->start >= end)
+			return 0;
+		uint64_t lo = r->start > start ? r->start : start;
+		uint64_t hi = r->end < end ? r->end : end;
+		if (!r->present)
+			acct_swapped(a, (uint32_t)((hi - lo) / ps));
+		else if (!r->zero) /* the zero page: not resident */
+			acct_present(a, lo / ps, (hi - lo) / ps);
+		if (r->end > end)
+			return 0; /* the rest is the next region's */
+		s_rs.i++;
+	}
+}
+
 static int acct_region(struct acct *a, int fd)
 {
 	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
 	if (a->compare)
 		a->bi = base_find(&s_base, start);
+	if (s_rs.on) {
+		struct counts c = *a->c;
+		if (stream_region(a) == 0)
+			return 0;
+		*a->c = c; /* the walk failed: counted on its own below */
+	}
 	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
 	 * region costs less as one pread than as an ioctl plus a pread per
 	 * run of present pages (most regions of most processes are small). */
@@ -1196,6 +1288,8 @@ static void do_scan(uint16_t trigger)
 	s_win_n = 0;
 	s_runs_any = trigger != SCAN_PREFORK && !dual && !related(fd);
 	s_prefork_runs = trigger == SCAN_PREFORK && !dual && s_pfn_visible == 0;
+	if (s_runs_any)
+		stream_begin(fd, &s_mb);
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)
@@ -1210,7 +1304,8 @@ static void do_scan(uint16_t trigger)
 					  .compare = (!rebase || dual) && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
-			pm_window(fd, &s_mb, i);
+			if (!s_rs.on)
+				pm_window(fd, &s_mb, i);
 			if (acct_region(&a, fd) < 0)
 				c = cw = (struct counts){ 0 }; /* gone meanwhile (munmap) */
 			pfn_seen |= a.pfn_seen;
@@ -1232,7 +1327,7 @@ static void do_scan(uint16_t trigger)
 		regions++;
 	}
 	kept_close(&s_kpm, fd);
-	s_runs_any = s_prefork_runs = 0;
+	s_runs_any = s_prefork_runs = s_rs.on = 0;
 	/* learnt from a page whose entry was read (runs give no frames) */
 	if (pfn_seen)
 		s_pfn_visible = 1;

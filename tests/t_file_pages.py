@@ -15,7 +15,10 @@ counted in shared mappings: they have no baseline). A read-only private
 /dev/zero mapping it reads holds the zero page only, resident in no count (its smaps Rss,
 which the program prints, says 0). And once more without the fork: a
 process that never forked has no relative to share a page with, and all
-its regions are counted by runs, private anonymous memory too. In the report, each process's region at that
+its regions are counted by runs, private anonymous memory too, from one
+walk of PAGEMAP_SCAN over the whole address space whose runs span
+neighbouring regions (two parts of one written mapping, one made
+read-only, must each count their own). In the report, each process's region at that
 address must have as many resident pages and as many first touched
 (against the fork's baseline: the child's fork scan is the prefork scan
 of its parent), and as many shared. As root and as nobody."""
@@ -35,7 +38,7 @@ def run(tag, wrap, data, nofork=False):
     if not check(tag + ".report", doc is not None, r.report_error):
         return
     want = fsk.at_dicts(r.out, "file_pages")
-    check(tag + ".printed", len(want) == (7 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
+    check(tag + ".printed", len(want) == (9 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
         pid = int(kv["pid"])

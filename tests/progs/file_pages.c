@@ -15,7 +15,9 @@
  * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
  * With "nofork" it prints right after the first quarter and exits: M is
  * then N (none of the mappings was there at its start), and it also reads
- * a small anonymous mapping (map=small: the zero page, by smaps's Rss).
+ * a small anonymous mapping (map=small: the zero page, by smaps's Rss),
+ * and the two parts of a written anonymous mapping whose top third it
+ * made read-only (map=split_rw, split_ro: one run of present pages).
  * With "rawfork" it
  * forks by a raw system call instead (raw_fork) and prints
  *   @ file_pages pid=P map=anon start=0x.. shared_with_raw_child=N
@@ -74,18 +76,23 @@ static void touch(const char *m, int from, int to)
 	(void)sum;
 }
 
-static void report(const char *name, const char *m, const unsigned char *at_fork)
+static void report_n(const char *name, const char *m, const unsigned char *at_fork, int n)
 {
 	uint64_t e[PAGES];
 	int res = 0, since = 0, shared = 0;
 	entries(m, e);
-	for (int i = 0; i < PAGES; i++) {
+	for (int i = 0; i < n; i++) {
 		res += is_present(e[i]);
 		since += is_present(e[i]) && !at_fork[i];
 		shared += is_shared(e[i]);
 	}
 	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d shared=%d\n", (int)getpid(), name,
 	       (void *)m, res, since, shared);
+}
+
+static void report(const char *name, const char *m, const unsigned char *at_fork)
+{
+	report_n(name, m, at_fork, PAGES);
 }
 
 /* The zero page (read faults of a private /dev/zero mapping) is in no
@@ -211,8 +218,19 @@ int main(int argc, char **argv)
 		if (small == MAP_FAILED)
 			return 2;
 		touch(small, 0, 32);
+		/* and two neighbouring regions whose present pages are one run
+		 * (the kernel's runs go across regions): 48 written pages, the
+		 * top 16 made read-only */
+		char *split = mmap(NULL, 48 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (split == MAP_FAILED)
+			return 2;
+		memset(split, 1, 48 * (size_t)ps);
+		if (mprotect(split + 32 * ps, 16 * (size_t)ps, PROT_READ) < 0)
+			return 2;
 		report_all(m, at_fork);
 		report_smaps("small", small);
+		report_n("split_rw", split, at_fork[0], 32);
+		report_n("split_ro", split + 32 * ps, at_fork[0], 16);
 		return 0;
 	}
 	if (rawfork)

@@ -151,11 +151,12 @@ void scan_unmap(void *p, size_t len)
 
 /*
  * The buffers every scan needs, mapped together by the first scan (the
- * START scan of every exec'd image): one mmap and two madvise instead of
- * one mmap and one or two madvise per buffer, and two VMAs instead of six.
- * The madvise flags stay what each buffer had on its own: all of it
- * MADV_DONTDUMP (so no part merges with a mapping of the program's), the
- * scratch part MADV_WIPEONFORK. Each part is registered as its own range,
+ * START scan of every exec'd image): one mmap and one madvise instead of
+ * one mmap and one or two madvise per buffer, and one VMA instead of six
+ * (two after a fork). The madvise flags stay what each buffer had on its
+ * own: all of it MADV_DONTDUMP (so no part merges with a mapping of the
+ * program's), the scratch part MADV_WIPEONFORK from the first fork on
+ * (arena_wipe). Each part is registered as its own range,
  * so a part that outgrows its place is unmapped alone (scan_unmap) and
  * replaced by a mapping of its own, as before.
  * Kept across fork: [maps entries][maps paths][first baseline]
@@ -510,6 +511,21 @@ static char *arena_part(char *at, size_t len)
 	return at;
 }
 
+/* The arena's scratch part until its first fork makes it MADV_WIPEONFORK:
+ * most images never fork, and the flag splits the mapping in two (one
+ * more line in every read of /proc/self/maps). A fork child inherits the
+ * flag (execve clears it); a fork our hook does not see copies the
+ * scratch part as any page, which only costs the pages. */
+static char *s_arena_scratch;
+
+static void arena_wipe(void)
+{
+	if (s_arena_scratch) {
+		syscall(SYS_madvise, s_arena_scratch, ARENA_LEN - ARENA_KEEP, MADV_WIPEONFORK);
+		s_arena_scratch = NULL;
+	}
+}
+
 /* At the first scan of an image (a fork child inherits the arena). */
 static int arena_init(void)
 {
@@ -519,7 +535,7 @@ static int arena_init(void)
 		return -ENOMEM;
 	char *a = (char *)r;
 	syscall(SYS_madvise, a, ARENA_LEN, MADV_DONTDUMP);
-	syscall(SYS_madvise, a + ARENA_KEEP, ARENA_LEN - ARENA_KEEP, MADV_WIPEONFORK);
+	s_arena_scratch = a + ARENA_KEEP; /* MADV_WIPEONFORK at the first fork (arena_wipe) */
 	s_canary = arena_part(a, ARENA_CANARY);
 	char *k = a + ARENA_CANARY; /* kept across fork, as the canary */
 	s_mb.ents = (void *)arena_part(k, ARENA_ENTS);
@@ -1354,7 +1370,9 @@ static void do_scan(uint16_t trigger)
 	/* the flusher's "anything changed?" (scan_tick); an image that ends
 	 * or execs has no next tick (a failed exec gets one extra scan) */
 	if (!(trigger == FSK_SCAN_EXIT && s_exit_ends) && trigger != FSK_SCAN_EXEC)
-		s_last_sig = signature();
+		/* a getrusage (~5 us here) only a flusher ever compares: its
+		 * first tick scans when none was taken (most images end first) */
+		s_last_sig = init_flusher_running() ? signature() : 0;
 }
 
 /* ---- the scan both sides of a fork report ---- */
@@ -1564,6 +1582,7 @@ void scan_prefork(void)
 	t_guard = 1;
 	if (lock_take(sys_gettid(), 1)) {
 		do_scan(SCAN_PREFORK);
+		arena_wipe(); /* still before the fork */
 		s_scan_id--; /* nothing was written under that id */
 		atomic_store(&s_lock, 0);
 	}

@@ -33,7 +33,10 @@
 
 #define TB_MAX 1024
 
-static struct tbuf slots[TB_MAX];
+static struct tbuf slots[TB_MAX] FSK_COLD;
+/* A slot has a buffer: before, the exit path need not look at slots[]
+ * (its page: a fault, in most images that buffer nothing) */
+static _Atomic int s_slots_mapped;
 __thread struct tbuf *t_buf;
 /* The thread's buffer while a young fork child writes through (init.c):
  * t_buf stays NULL, so every record takes the slow path, which writes it
@@ -664,7 +667,7 @@ void emit_clock_global(uint64_t ts)
  * (a lookup stops at one, an insertion takes the first). */
 #define WIN_SLOTS 1024
 #define WIN_SHARED 0xffffffull
-static _Atomic uint64_t s_win[WIN_SLOTS];
+static _Atomic uint64_t s_win[WIN_SLOTS] FSK_COLD;
 static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
 
 static int win_lookup(uint64_t w, uint64_t tid, int claim)
@@ -841,6 +844,7 @@ static struct tbuf *tb_acquire(void)
 				atomic_store(&b->inuse, 0);
 				return NULL;
 			}
+			atomic_store(&s_slots_mapped, 1);
 		}
 		b->tid = self_tid();
 		b->pending = 0;
@@ -1191,7 +1195,7 @@ void emit_flush_all(int wait)
 	uint64_t deadline = wait == EMIT_WAIT_SOME ? sys_now_ns() + EMIT_WAIT_SOME_NS : 0;
 	hold_flush();
 	emit_clock_tick();
-	for (int i = 0; i < TB_MAX; i++) {
+	for (int i = 0; i < TB_MAX && atomic_load(&s_slots_mapped); i++) {
 		struct tbuf *b = &slots[i];
 		if (!b->data)
 			break; /* slots are taken in order: none after this */

@@ -36,7 +36,7 @@ struct sampler {
 	size_t len;
 };
 
-static struct sampler s_samp[MAX_SAMPLERS];
+static struct sampler s_samp[MAX_SAMPLERS] FSK_COLD;
 static int s_state FSK_EARLY; /* 0 not tried, 1 works, -1 unavailable or off */
 static uint64_t s_lost;       /* samples the kernel dropped (ring full) */
 static uint64_t s_lost_noted;
@@ -166,6 +166,8 @@ void faults_after_fork(int child)
  * samples are never read. */
 void faults_stop(int keep_rings)
 {
+	if (s_state <= 0)
+		return; /* no sampler was opened: their table stays untouched */
 	for (int i = 0; i < MAX_SAMPLERS; i++) {
 		int32_t tid = atomic_load(&s_samp[i].tid);
 		if (tid <= 0)
@@ -236,7 +238,7 @@ void faults_drain(void)
 	/* not on the stack: 4 KiB below the program's frame is a page of its
 	 * stack that only we would write, copied after every fork (the
 	 * scan lock, which the caller holds, makes one buffer enough) */
-	static char buf[4096];
+	static char buf[4096] FSK_COLD;
 	size_t used = 0;
 	for (int i = 0; i < MAX_SAMPLERS; i++) {
 		int32_t tid = atomic_load(&s_samp[i].tid);

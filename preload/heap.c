@@ -95,7 +95,7 @@ static inline int hot_on(void)
  * under sampling (its weights start with the constructor) nor --no-malloc.
  */
 #define PRE_BYTES (512u << 10)
-static char s_pre_buf[PRE_BYTES] __attribute__((aligned(8)));
+static char s_pre_buf[PRE_BYTES] __attribute__((aligned(8))) FSK_COLD;
 static _Atomic uint64_t s_pre_len;   /* reserved (may run past the end) */
 static _Atomic uint64_t s_pre_lost;  /* records that did not fit */
 static _Atomic int s_pre_state;      /* 0 not decided, 1 keeping, -1 not (any more) */

@@ -1040,7 +1040,7 @@ static struct {
 	int fd, n, i;
 	uint64_t at, end;             /* the walk's next address and its end */
 	struct pagemap_run runs[STREAM_RUNS];
-} s_rs;
+} s_rs FSK_COLD;
 
 static void stream_begin(int fd, const struct maps_buf *mb)
 {
@@ -1129,7 +1129,7 @@ static int acct_region(struct acct *a, int fd)
 	if (by_runs || (!s_no_pmscan && (end - start) / ps > PMSCAN_MIN_PAGES)) {
 		/* static (the scan lock is held), like faults_drain's
 		 * buffer: off the program's stack */
-		static struct pagemap_run runs[64];
+		static struct pagemap_run runs[64] FSK_COLD;
 		uint64_t at = start;
 		while (at < end) {
 			uint64_t next = end;

@@ -1026,37 +1026,70 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 }
 
 /*
- * In a scan that counts every region by runs (s_runs_any), one walk of
- * PAGEMAP_SCAN from the first region to the last gives the runs of all of
- * them, read in address order as the regions are counted: a small
- * process's START or exit scan made ~7 system calls of pagemap (a pread
- * per window of small regions, an ioctl per large one), and makes one.
- * A run may span neighbouring regions (the kernel merges across them):
- * each region takes its part.
+ * Every scan walks the address space with PAGEMAP_SCAN, a stretch of
+ * neighbouring counted regions at a time (our own regions and [vvar] are
+ * left out: a walk through the 36 MiB of the shared rules table alone
+ * cost a scan ~25 us), and reads its runs in address order as the
+ * regions are counted: a small process's START or exit scan made ~7
+ * system calls of pagemap (a pread per window of small regions, an ioctl
+ * per large one), and makes one or two. A run may span neighbouring
+ * regions (the kernel merges across them): each region takes its part. Regions
+ * counted by runs need nothing more; the others read the entries of
+ * their present runs (read ahead across runs close together), and know
+ * from the runs which pages are the zero page: read page by page, it
+ * looks like a page shared after a fork (present, no file's, not
+ * exclusive), and a first write there, a first touch, counted as a COW
+ * break.
  */
 #define STREAM_RUNS 64
 static struct {
 	int on;                       /* the stream serves this scan */
 	int fd, n, i;
-	uint64_t at, end;             /* the walk's next address and its end */
+	uint64_t at;                  /* where the walk goes on */
 	struct pagemap_run runs[STREAM_RUNS];
 } s_rs FSK_COLD;
 
-static void stream_begin(int fd, const struct maps_buf *mb)
+/* Whether the zero page can be mapped in e: private anonymous memory
+ * (a private mapping of /dev/zero is anonymous too). */
+static int zero_capable(const struct maps_ent *e)
+{
+	const char *p = s_mb.pool + e->path_off;
+	return !(e->perms & FSK_P_SHARED) &&
+	       (!e->inode || (e->path_len == 9 && !__builtin_memcmp(p, "/dev/zero", 9)));
+}
+
+/* A region the stream counts: every region do_scan counts in a scan of
+ * an image with no relative ([vsyscall] lies above user space); else
+ * those counted by runs, large ones and those the zero page can be in
+ * (the others read their pages in windows, as before: a walk over all
+ * of a small process's pages cost each of its scans ~10 us more). */
+static int stream_counted(const struct maps_ent *e)
+{
+	if (!e->perms || e->kind == FSK_RK_VVAR || e->kind == FSK_RK_FORKSCOPE || e->start >> 63)
+		return 0;
+	return s_runs_any || counted_by_runs(e) || (e->end - e->start) / G.page_size > PMSCAN_MIN_PAGES ||
+	       zero_capable(e);
+}
+
+/* Where the stretch of stream regions from s_mb.ents[i] on ends. A walk
+ * that went on across the small file regions between them (passing over
+ * their runs) cost a bash's fork scans ~15 us more than an ioctl per
+ * stretch: walking a present page costs about what reading its entry
+ * does. */
+static uint64_t stream_stretch(size_t i)
+{
+	uint64_t end = s_mb.ents[i].end;
+	for (; i < s_mb.n && stream_counted(&s_mb.ents[i]); i++)
+		end = s_mb.ents[i].end;
+	return end;
+}
+
+static void stream_begin(int fd)
 {
 	s_rs.on = 0;
-	uint64_t lo = 0, hi = 0;
-	for (size_t i = 0; i < mb->n; i++) {
-		const struct maps_ent *e = &mb->ents[i];
-		if (!e->perms || e->start >> 63)
-			continue; /* [vsyscall] lies above user space */
-		if (!hi)
-			lo = e->start;
-		hi = e->end;
-	}
-	if (s_no_pmscan || !hi)
+	if (s_no_pmscan)
 		return;
-	if (s_pfn_visible < 0) {
+	if (s_pfn_visible < 0 && s_runs_any) {
 		/* no entry is read now to learn it from: one of a page that
 		 * is surely present, this frame's */
 		volatile char here = 0;
@@ -1067,33 +1100,57 @@ static void stream_begin(int fd, const struct maps_buf *mb)
 	}
 	s_rs.fd = fd;
 	s_rs.n = s_rs.i = 0;
-	s_rs.at = lo;
-	s_rs.end = hi;
+	s_rs.at = 0;
 	s_rs.on = 1;
 }
 
-/* Counts [start, end) of a->e from the stream; -errno when the walk
- * failed (the caller counts the region on its own then). */
-static int stream_region(struct acct *a)
+/* Reads ahead the entries of [lo, first), the piece of the current run a
+ * region counts, of the rest of that run (it may go on into the next
+ * regions) and of the runs after it close enough for one pread. */
+static void stream_window(int fd, uint64_t lo, uint64_t first)
+{
+	uint64_t ps = G.page_size, hi = s_rs.runs[s_rs.i].end / ps;
+	lo /= ps;
+	first /= ps;
+	if (pm_has(lo, first))
+		return;
+	if (hi - lo > PM_BATCH)
+		hi = lo + PM_BATCH;
+	for (int j = s_rs.i + 1; j < s_rs.n; j++) {
+		uint64_t s = s_rs.runs[j].start / ps, t = s_rs.runs[j].end / ps;
+		if (s - hi > PM_GAP_MAX || t - lo > PM_BATCH)
+			break;
+		hi = t;
+	}
+	pm_ahead(fd, lo, first, hi);
+}
+
+/* Counts a->e from the stream: 0, -errno (its pages could not be read:
+ * the region went meanwhile), or 1 when the walk failed before any of
+ * the region was counted (the caller counts it on its own then). */
+static int stream_region(struct acct *a, int fd)
 {
 	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
+	int by_runs = s_runs_any || counted_by_runs(a->e), any = 0;
 	for (;;) {
 		while (s_rs.i < s_rs.n && s_rs.runs[s_rs.i].end <= start)
 			s_rs.i++;
 		if (s_rs.i == s_rs.n) {
-			if (s_rs.at >= end || s_rs.at >= s_rs.end)
+			if (s_rs.at < start)
+				s_rs.at = start; /* past a hole or regions not counted */
+			if (s_rs.at >= end)
 				return 0; /* nothing more below end */
-			uint64_t next = s_rs.end;
-			int n = pagemap_runs(s_rs.fd, s_rs.at, s_rs.end, s_rs.runs, STREAM_RUNS, &next);
+			uint64_t stop = stream_stretch((size_t)(a->e - s_mb.ents)), next = stop;
+			int n = pagemap_runs(s_rs.fd, s_rs.at, stop, s_rs.runs, STREAM_RUNS, &next);
 			if (n < 0) {
 				if (n == -ENOTTY || n == -EINVAL)
 					s_no_pmscan = 1;
 				s_rs.on = 0;
-				return n;
+				return any ? n : 1;
 			}
 			s_rs.n = n;
 			s_rs.i = 0;
-			s_rs.at = next > s_rs.at ? next : s_rs.end;
+			s_rs.at = next > s_rs.at ? next : stop;
 			continue;
 		}
 		const struct pagemap_run *r = &s_rs.runs[s_rs.i];
@@ -1101,10 +1158,19 @@ static int stream_region(struct acct *a)
 			return 0;
 		uint64_t lo = r->start > start ? r->start : start;
 		uint64_t hi = r->end < end ? r->end : end;
-		if (!r->present)
+		any = 1;
+		if (!r->present) {
 			acct_swapped(a, (uint32_t)((hi - lo) / ps));
-		else if (!r->zero) /* the zero page: not resident */
+		} else if (r->zero) {
+			/* the zero page: not resident (smaps agrees), never shared */
+		} else if (by_runs) {
 			acct_present(a, lo / ps, (hi - lo) / ps);
+		} else {
+			stream_window(fd, lo, hi);
+			int err = acct_pages(a, fd, lo / ps, (hi - lo) / ps, 0);
+			if (err < 0)
+				return err;
+		}
 		if (r->end > end)
 			return 0; /* the rest is the next region's */
 		s_rs.i++;
@@ -1116,11 +1182,10 @@ static int acct_region(struct acct *a, int fd)
 	uint64_t ps = G.page_size, start = a->e->start, end = a->e->end;
 	if (a->compare)
 		a->bi = base_find(&s_base, start);
-	if (s_rs.on) {
-		struct counts c = *a->c;
-		if (stream_region(a) == 0)
-			return 0;
-		*a->c = c; /* the walk failed: counted on its own below */
+	if (s_rs.on && stream_counted(a->e)) {
+		int r = stream_region(a, fd);
+		if (r <= 0)
+			return r;
 	}
 	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
 	 * region costs less as one pread than as an ioctl plus a pread per
@@ -1304,8 +1369,7 @@ static void do_scan(uint16_t trigger)
 	s_win_n = 0;
 	s_runs_any = trigger != SCAN_PREFORK && !dual && !related(fd);
 	s_prefork_runs = trigger == SCAN_PREFORK && !dual && s_pfn_visible == 0;
-	if (s_runs_any)
-		stream_begin(fd, &s_mb);
+	stream_begin(fd);
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)
@@ -1320,7 +1384,7 @@ static void do_scan(uint16_t trigger)
 					  .compare = (!rebase || dual) && base_eligible(e),
 					  .prefork = trigger == SCAN_PREFORK };
 			a.nb = rebase ? base_add(&nb, e) : NULL;
-			if (!s_rs.on)
+			if (!s_rs.on || !stream_counted(e))
 				pm_window(fd, &s_mb, i);
 			if (acct_region(&a, fd) < 0)
 				c = cw = (struct counts){ 0 }; /* gone meanwhile (munmap) */

@@ -13,7 +13,10 @@ the other side, read from /proc/self/pagemap itself. A read-only shared mapping 
 shared anonymous memory are counted by runs too (first touches are not
 counted in shared mappings: they have no baseline). A read-only private
 /dev/zero mapping it reads holds the zero page only, resident in no count (its smaps Rss,
-which the program prints, says 0). And once more without the fork: a
+which the program prints, says 0). So does a small anonymous mapping read
+before the fork, which the child then writes: its first touches, not
+copy-on-write breaks (pagemap shows the zero page as it shows a page
+shared after a fork; PAGEMAP_SCAN tells them apart). And once more without the fork: a
 process that never forked has no relative to share a page with, and all
 its regions are counted by runs, private anonymous memory too, from one
 walk of PAGEMAP_SCAN over the whole address space whose runs span
@@ -38,7 +41,7 @@ def run(tag, wrap, data, nofork=False):
     if not check(tag + ".report", doc is not None, r.report_error):
         return
     want = fsk.at_dicts(r.out, "file_pages")
-    check(tag + ".printed", len(want) == (9 if nofork else 12) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
+    check(tag + ".printed", len(want) == (9 if nofork else 14) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
         pid = int(kv["pid"])
@@ -61,6 +64,11 @@ def run(tag, wrap, data, nofork=False):
         # written pages, anonymous and rw's first
         check(name + ".shared", g["shared_pages"] == int(kv["shared"]),
               "report %d, the program %s" % (g["shared_pages"], kv["shared"]))
+        if kv["map"] == "zw":
+            # the child's writes to the zero page it shared with its
+            # parent: first touches, neither unshared pages nor COW faults
+            check(name + ".no-cow", g["unshared_pages"] == 0 and g["cow_faults"] == 0,
+                  "unshared %d, cow faults %d" % (g["unshared_pages"], g["cow_faults"]))
 
 
 def raw_fork(tag, wrap, data):

@@ -5,7 +5,9 @@
  * shared read-only, and private and shared anonymous memory and /dev/zero
  * (private, read-only); it reads a quarter of each (the writable one's
  * first page it writes too: a COW copy; the anonymous memory it writes),
- * forks; the child touches another quarter of each and ends with _exit,
+ * and reads a small anonymous mapping (map=zw: the zero page), forks;
+ * the child touches another quarter of each, writes all of zw, and ends
+ * with _exit,
  * the parent waits and exits. Each side, right before its end, prints for
  * each mapping
  *   @ file_pages pid=P map=ro|rw|anon|sh|shanon|zero start=0x.. resident=N since_fork=M shared=S
@@ -237,18 +239,32 @@ int main(int argc, char **argv)
 		return raw_fork(m[ANON]);
 	for (int k = 0; k < NMAPS; k++)
 		present(m[k], at_fork[k]);
+	/* and a small anonymous mapping only read before the fork: the zero
+	 * page, which the child then writes (map=zw: first touches, no
+	 * copy-on-write; the parent's is resident in no count) */
+	char *zw = mmap(NULL, 32 * ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (zw == MAP_FAILED)
+		return 2;
+	volatile char sum = 0;
+	for (int i = 0; i < 32; i++)
+		sum += zw[(long)i * ps];
+	static const unsigned char none[PAGES];
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)
 		return 2;
 	if (pid == 0) {
 		touch_all(m, PAGES / 2, 3 * PAGES / 4);
+		memset(zw, 1, 32 * (size_t)ps);
 		report_all(m, at_fork);
+		report_n("zw", zw, none, 32);
+		fflush(stdout);
 		_exit(0);
 	}
 	int st;
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		return 1;
 	report_all(m, at_fork);
+	report_smaps("zw", zw);
 	return 0;
 }

@@ -1026,20 +1026,20 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 }
 
 /*
- * Every scan walks the address space with PAGEMAP_SCAN, a stretch of
- * neighbouring counted regions at a time (our own regions and [vvar] are
- * left out: a walk through the 36 MiB of the shared rules table alone
- * cost a scan ~25 us), and reads its runs in address order as the
- * regions are counted: a small process's START or exit scan made ~7
- * system calls of pagemap (a pread per window of small regions, an ioctl
- * per large one), and makes one or two. A run may span neighbouring
- * regions (the kernel merges across them): each region takes its part. Regions
- * counted by runs need nothing more; the others read the entries of
- * their present runs (read ahead across runs close together), and know
- * from the runs which pages are the zero page: read page by page, it
- * looks like a page shared after a fork (present, no file's, not
- * exclusive), and a first write there, a first touch, counted as a COW
- * break.
+ * Every scan walks the regions that need it (stream_counted) with
+ * PAGEMAP_SCAN, a stretch of neighbouring ones at a time (never our own
+ * regions and [vvar]: a walk through the 36 MiB of the shared rules table
+ * alone cost a scan ~25 us), and reads the runs in address order as the
+ * regions are counted. A scan of an image with no relative walks every
+ * region: a small process's START or exit scan made ~7 system calls of
+ * pagemap (a pread per window of small regions, an ioctl per large one),
+ * and makes one or two. A run may span neighbouring regions (the kernel
+ * merges across them): each region takes its part. Regions counted by
+ * runs need nothing more; the others read the entries of their present
+ * runs (read ahead across runs close together), and know from the runs
+ * which pages are the zero page: read page by page, it looks like a page
+ * shared after a fork (present, no file's, not exclusive), and a first
+ * write there, a first touch, counted as a COW break.
  */
 #define STREAM_RUNS 64
 static struct {

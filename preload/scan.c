@@ -1042,6 +1042,10 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
  * write there, a first touch, counted as a COW break.
  */
 #define STREAM_RUNS 64
+/* Absent pages a read-ahead reads across: an absent page's entry costs
+ * the kernel a few ns, a pread more ~1.2 us. 512 MiB resident, a page in
+ * 128 over 64 GiB: 444 -> 259 ms a GiB, a pread per page before. */
+#define STREAM_GAP_MAX 256u
 static struct {
 	int on;                       /* the stream serves this scan */
 	int fd, n, i;
@@ -1118,7 +1122,7 @@ static void stream_window(int fd, uint64_t lo, uint64_t first)
 		hi = lo + PM_BATCH;
 	for (int j = s_rs.i + 1; j < s_rs.n; j++) {
 		uint64_t s = s_rs.runs[j].start / ps, t = s_rs.runs[j].end / ps;
-		if (s - hi > PM_GAP_MAX || t - lo > PM_BATCH)
+		if (s - hi > STREAM_GAP_MAX || t - lo > PM_BATCH)
 			break;
 		hi = t;
 	}

@@ -289,6 +289,8 @@ FSK_HIDDEN void heap_pre_flush(void);
 /* A scan now, on the calling thread (start, fork both sides, exec, exit,
  * wait). Takes t_guard itself; waits a bounded time for a running scan. */
 FSK_HIDDEN void scan_run(uint16_t trigger);
+/* Never use the PAGEMAP_SCAN ioctl (FORKSCOPE_PMSCAN=0). */
+FSK_HIDDEN void scan_no_pmscan(void);
 /* The exit scan; ends_now: the process ends right after it (_exit, _Exit,
  * abort), so the fault rings are left for the kernel's exit to unmap. */
 FSK_HIDDEN void scan_run_exit(int ends_now);

@@ -438,6 +438,37 @@ static char *s_canary;
 static uint64_t s_last_cost;        /* the last scan's, ns */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
+
+/* FORKSCOPE_PMSCAN=0: counts as a kernel without PAGEMAP_SCAN (Linux
+ * before 6.7, Debian 12's own) does, to check that path here. */
+void scan_no_pmscan(void)
+{
+	s_no_pmscan = 1;
+}
+
+/*
+ * Without PAGEMAP_SCAN nothing marks the zero page, which a pagemap entry
+ * shows as a page shared after a fork (present, no file's, not
+ * exclusive), except its frame where frames are visible (root): learnt
+ * once from a page of ours only ever read. (The huge zero page of a
+ * region read with transparent huge pages on has another frame: it stays
+ * counted as a shared page there.)
+ */
+static char s_zero_probe[4096] __attribute__((aligned(4096))) FSK_COLD;
+static uint64_t s_zero_pfn;         /* 0: not known */
+
+static void zero_pfn_learn(int fd)
+{
+	static int tried;
+	if (tried || !s_no_pmscan || !s_pfn_visible)
+		return;
+	tried = 1;
+	uint64_t v;
+	(void)*(volatile char *)s_zero_probe;
+	if (pagemap_read(fd, (uint64_t)(uintptr_t)s_zero_probe / G.page_size, &v, 1) == 0 &&
+	    (v & PM_PRESENT) && !(v & (PM_FILE | PM_EXCLUSIVE)))
+		s_zero_pfn = v & PM_PFN_MASK;
+}
 static int s_self_known;
 static uint64_t s_self_ino;
 static uint32_t s_self_dev;
@@ -937,8 +968,10 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 			 * a fork, and a relative's scans still count it as shared. */
 			if (s_runs_any && priv && !(v & (PM_FILE | PM_EXCLUSIVE)))
 				continue;
-			a->read_any = 1;
 			uint64_t pfn = v & PM_PFN_MASK;
+			if (pfn && pfn == s_zero_pfn)
+				continue; /* the zero page, by its frame (root, no PAGEMAP_SCAN) */
+			a->read_any = 1;
 			if (pfn)
 				a->pfn_seen = 1;
 			/* Before fork every private anonymous page is about to
@@ -1374,6 +1407,7 @@ static void do_scan(uint16_t trigger)
 	s_runs_any = trigger != SCAN_PREFORK && !dual && !related(fd);
 	s_prefork_runs = trigger == SCAN_PREFORK && !dual && s_pfn_visible == 0;
 	stream_begin(fd);
+	zero_pfn_learn(fd);
 	for (size_t i = 0; i < s_mb.n; i++) {
 		const struct maps_ent *e = &s_mb.ents[i];
 		if (!e->perms)

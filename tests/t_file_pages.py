@@ -21,7 +21,10 @@ process that never forked has no relative to share a page with, and all
 its regions are counted by runs, private anonymous memory too, from one
 walk of PAGEMAP_SCAN over the whole address space whose runs span
 neighbouring regions (two parts of one written mapping, one made
-read-only, must each count their own). In the report, each process's region at that
+read-only, must each count their own). And once more with
+FORKSCOPE_PMSCAN=0, as on a kernel without that ioctl (before Linux 6.7):
+the same counts, except that as nobody nothing tells the zero page from a
+shared page (root knows its frame). In the report, each process's region at that
 address must have as many resident pages and as many first touched
 (against the fork's baseline: the child's fork scan is the prefork scan
 of its parent), and as many shared. As root and as nobody."""
@@ -33,8 +36,9 @@ import fsk  # noqa: E402
 from fsk import check, num  # noqa: E402
 
 
-def run(tag, wrap, data, nofork=False):
-    r = fsk.run_traced([fsk.prog("file_pages"), data] + (["nofork"] if nofork else []), timeout=120, wrap=wrap)
+def run(tag, wrap, data, nofork=False, pmscan=True):
+    r = fsk.run_traced([fsk.prog("file_pages"), data] + (["nofork"] if nofork else []), timeout=120, wrap=wrap,
+                       env=None if pmscan else {"FORKSCOPE_PMSCAN": "0"})
     if not check(tag + ".ran", r.rc == 0, r.describe()):
         return
     doc = r.report()
@@ -44,6 +48,8 @@ def run(tag, wrap, data, nofork=False):
     check(tag + ".printed", len(want) == (9 if nofork else 14) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
+        if not pmscan and wrap and kv["map"] in ("zero", "zw", "small"):
+            continue  # the zero page: told apart only by PAGEMAP_SCAN or its frame (root)
         pid = int(kv["pid"])
         side = "child" if pid != fsk.roots(doc)[0]["pid"] else "parent" if not nofork else "alone"
         name = "%s.%s.%s" % (tag, side, kv["map"])
@@ -100,6 +106,9 @@ def main():
     for tag, wrap in fsk.user_runs():
         run(tag, wrap, data)
         run(tag + ".nofork", wrap, data, nofork=True)
+        # as on a kernel without PAGEMAP_SCAN (before Linux 6.7): every
+        # page read; root tells the zero page by its frame
+        run(tag + ".nopmscan", wrap, data, pmscan=False)
         raw_fork(tag + ".rawfork", wrap, data)
     fsk.finish()
 

@@ -29,11 +29,18 @@ address must have as many resident pages and as many first touched
 (against the fork's baseline: the child's fork scan is the prefork scan
 of its parent), and as many shared. As root and as nobody."""
 import os
+import re
 import sys
 
 sys.dont_write_bytecode = True
 import fsk  # noqa: E402
 from fsk import check, num  # noqa: E402
+
+
+def kernel_has_pmscan():
+    """PAGEMAP_SCAN came in Linux 6.7."""
+    m = re.match(r"(\d+)\.(\d+)", os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (6, 7)
 
 
 def run(tag, wrap, data, nofork=False, pmscan=True):
@@ -48,7 +55,7 @@ def run(tag, wrap, data, nofork=False, pmscan=True):
     check(tag + ".printed", len(want) == (9 if nofork else 14) and all(int(kv["resident"]) >= 0 for kv in want), r.out)
     procs = fsk.by_pid(doc)
     for kv in want:
-        if not pmscan and wrap and kv["map"] in ("zero", "zw", "small"):
+        if (not pmscan or not kernel_has_pmscan()) and wrap and kv["map"] in ("zero", "zw", "small"):
             continue  # the zero page: told apart only by PAGEMAP_SCAN or its frame (root)
         pid = int(kv["pid"])
         side = "child" if pid != fsk.roots(doc)[0]["pid"] else "parent" if not nofork else "alone"

@@ -846,11 +846,13 @@ static int s_runs_any; /* this scan counts every region by runs (do_scan) */
  */
 static int s_prefork_runs;
 
+/* Private anonymous memory, where the zero page can be mapped (a private
+ * mapping of /dev/zero is anonymous too; [vdso]'s pages are the kernel's). */
 static int anon_private(const struct maps_ent *e)
 {
-	return !e->inode && !(e->perms & FSK_P_SHARED) &&
-	       (e->kind == FSK_RK_HEAP || e->kind == FSK_RK_STACK || e->kind == FSK_RK_THREAD_STACK ||
-		e->kind == FSK_RK_ANON || e->kind == FSK_RK_BSS);
+	const char *p = s_mb.pool + e->path_off;
+	return !(e->perms & FSK_P_SHARED) && e->kind != FSK_RK_VDSO &&
+	       (!e->inode || (e->path_len == 9 && !__builtin_memcmp(p, "/dev/zero", 9)));
 }
 
 /* Whether the image may share private pages with a relative: a fork
@@ -910,22 +912,6 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 	pm_ahead(fd, lo, first, hi);
 }
 
-/* Before run i of n that PAGEMAP_SCAN found in one region. */
-static void pm_window_runs(int fd, const struct pagemap_run *runs, int i, int n)
-{
-	uint64_t ps = G.page_size, lo = runs[i].start / ps, hi = runs[i].end / ps;
-	uint64_t first = hi;
-	if (pm_has(lo, hi))
-		return;
-	for (int j = i + 1; j < n; j++) {
-		uint64_t s = runs[j].start / ps, t = runs[j].end / ps;
-		if (s - hi > PM_GAP_MAX || t - lo > PM_BATCH)
-			break;
-		hi = t;
-	}
-	pm_ahead(fd, lo, first, hi);
-}
-
 static void acct_swapped(struct acct *a, uint32_t n)
 {
 	a->c->swapped += n;
@@ -942,8 +928,8 @@ static inline const struct base_ent *base_at(struct acct *a, uint64_t addr)
 	return a->bi < s_base.n && s_base.ents[a->bi].start <= addr ? &s_base.ents[a->bi] : NULL;
 }
 
-/* Counts the pages [vpn, vpn + n) of one region, all in one run. */
-static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero)
+/* Counts the pages [vpn, vpn + n) of one region, by their pagemap entries. */
+static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n)
 {
 	uint64_t ps = G.page_size;
 	int priv = !(a->e->perms & FSK_P_SHARED);
@@ -959,8 +945,6 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n, int zero
 					acct_swapped(a, 1);
 				continue;
 			}
-			if (zero)
-				continue; /* the shared zero page: not resident (smaps agrees) */
 			/* In a process with no relative (s_runs_any), a private page
 			 * neither a file's nor exclusive can only be the zero page
 			 * (read before written: bss, a fresh heap) or one KSM merged:
@@ -1086,15 +1070,6 @@ static struct {
 	struct pagemap_run runs[STREAM_RUNS];
 } s_rs FSK_COLD;
 
-/* Whether the zero page can be mapped in e: private anonymous memory
- * (a private mapping of /dev/zero is anonymous too). */
-static int zero_capable(const struct maps_ent *e)
-{
-	const char *p = s_mb.pool + e->path_off;
-	return !(e->perms & FSK_P_SHARED) &&
-	       (!e->inode || (e->path_len == 9 && !__builtin_memcmp(p, "/dev/zero", 9)));
-}
-
 /* A region the stream counts: every region do_scan counts in a scan of
  * an image with no relative ([vsyscall] lies above user space); else
  * those counted by runs, large ones and those the zero page can be in
@@ -1105,7 +1080,7 @@ static int stream_counted(const struct maps_ent *e)
 	if (!e->perms || e->kind == FSK_RK_VVAR || e->kind == FSK_RK_FORKSCOPE || e->start >> 63)
 		return 0;
 	return s_runs_any || counted_by_runs(e) || (e->end - e->start) / G.page_size > PMSCAN_MIN_PAGES ||
-	       zero_capable(e);
+	       anon_private(e);
 }
 
 /* Where the stretch of stream regions from s_mb.ents[i] on ends. A walk
@@ -1204,7 +1179,7 @@ static int stream_region(struct acct *a, int fd)
 			acct_present(a, lo / ps, (hi - lo) / ps);
 		} else {
 			stream_window(fd, lo, hi);
-			int err = acct_pages(a, fd, lo / ps, (hi - lo) / ps, 0);
+			int err = acct_pages(a, fd, lo / ps, (hi - lo) / ps);
 			if (err < 0)
 				return err;
 		}
@@ -1224,51 +1199,8 @@ static int acct_region(struct acct *a, int fd)
 		if (r <= 0)
 			return r;
 	}
-	/* PAGEMAP_SCAN pays where it can skip many absent pages; a small
-	 * region costs less as one pread than as an ioctl plus a pread per
-	 * run of present pages (most regions of most processes are small). */
-	int by_runs = counted_by_runs(a->e);
-	if (by_runs || (!s_no_pmscan && (end - start) / ps > PMSCAN_MIN_PAGES)) {
-		/* static (the scan lock is held), like faults_drain's
-		 * buffer: off the program's stack */
-		static struct pagemap_run runs[64] FSK_COLD;
-		uint64_t at = start;
-		while (at < end) {
-			uint64_t next = end;
-			int n = pagemap_runs(fd, at, end, runs, 64, &next);
-			if (n < 0) {
-				if (n == -ENOTTY || n == -EINVAL)
-					s_no_pmscan = 1;
-				if (at != start)
-					return n;
-				goto plain;
-			}
-			for (int i = 0; i < n; i++) {
-				if (!runs[i].present) {
-					acct_swapped(a, (uint32_t)((runs[i].end - runs[i].start) / ps));
-					continue;
-				}
-				if (by_runs) {
-					/* the zero page: not resident, as in acct_pages */
-					if (!runs[i].zero)
-						acct_present(a, runs[i].start / ps,
-							     (runs[i].end - runs[i].start) / ps);
-					continue;
-				}
-				pm_window_runs(fd, runs, i, n);
-				int r = acct_pages(a, fd, runs[i].start / ps,
-						   (runs[i].end - runs[i].start) / ps, runs[i].zero);
-				if (r < 0)
-					return r;
-			}
-			if (next <= at)
-				break;
-			at = next;
-		}
-		return 0;
-	}
-plain:
-	return acct_pages(a, fd, start / ps, (end - start) / ps, 0);
+	/* no walk (PAGEMAP_SCAN missing or failing): every page's entry */
+	return acct_pages(a, fd, start / ps, (end - start) / ps);
 }
 
 /* ---- records ---- */

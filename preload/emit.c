@@ -1305,7 +1305,7 @@ void emit_end(uint32_t reason)
 	 * for it a little (the flusher writing a full one lets go soon) */
 	emit_flush_all(reason != FSK_END_SIGNAL ? 1 : EMIT_WAIT_SOME);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);
-	for (int i = 0; i < TB_MAX && slots[i].data; i++)
+	for (int i = 0; i < TB_MAX && atomic_load(&s_slots_mapped) && slots[i].data; i++)
 		if (atomic_load(&slots[i].inuse))
 			recs += slots[i].records;
 	struct {

@@ -198,11 +198,24 @@ void init_exe_path(void)
 	G.exe[n > 0 ? n : 0] = 0;
 }
 
+#pragma weak _dl_find_object
+
 /* The loaded extent [*lo, *hi) of the object holding addr (its PT_LOAD
  * segments, from its program headers, which its first mapping holds), and
- * its path into path when given. Left alone when dladdr cannot tell. */
+ * its path into path when given. Left alone when neither
+ * _dl_find_object (glibc 2.35: a lookup) nor dladdr (which also scans
+ * the object's symbols for the nearest: ~2 us each here) can tell. */
 static void obj_extent(const void *addr, uint64_t *lo, uint64_t *hi, char *path, size_t size)
 {
+	struct dl_find_object fo;
+	if (_dl_find_object && _dl_find_object((void *)addr, &fo) == 0 && fo.dlfo_link_map &&
+	    fo.dlfo_map_start && fo.dlfo_map_end > fo.dlfo_map_start) {
+		if (path && fo.dlfo_link_map->l_name)
+			sys_stpcpy(path, fo.dlfo_link_map->l_name, path + size);
+		*lo = (uint64_t)(uintptr_t)fo.dlfo_map_start;
+		*hi = (uint64_t)(uintptr_t)fo.dlfo_map_end;
+		return;
+	}
 	Dl_info info;
 	if (!dladdr(addr, &info) || !info.dli_fbase)
 		return;

@@ -107,8 +107,14 @@ void scan_own_del(void *p)
 		}
 }
 
+/* The scan arena (arena_init), ours for the image's life: one range that
+ * needs no slot of s_own (most images never touch that table then). */
+static uint64_t s_arena_lo, s_arena_hi;
+
 static int own_overlaps(uint64_t start, uint64_t end)
 {
+	if (start < s_arena_hi && end > s_arena_lo)
+		return 1;
 	uint32_t hw = atomic_load(&s_own_hw);
 	for (uint32_t i = 0; i < hw; i++) {
 		uint64_t s = atomic_load(&s_own[i].start), e = atomic_load(&s_own[i].end);
@@ -145,6 +151,13 @@ void scan_unmap(void *p, size_t len)
 	if (!p)
 		return;
 	len = (len + 4095) & ~(size_t)4095;
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (a >= s_arena_lo && a < s_arena_hi) {
+		/* a part of the arena that outgrew its place: its pages go, its
+		 * addresses stay ours (unmapped, the program could get them) */
+		syscall(SYS_madvise, p, len, MADV_DONTNEED);
+		return;
+	}
 	scan_own_del(p);
 	syscall(SYS_munmap, p, len);
 }
@@ -156,13 +169,13 @@ void scan_unmap(void *p, size_t len)
  * (two after a fork). The madvise flags stay what each buffer had on its
  * own: all of it MADV_DONTDUMP (so no part merges with a mapping of the
  * program's), the scratch part MADV_WIPEONFORK from the first fork on
- * (arena_wipe). Each part is registered as its own range,
- * so a part that outgrows its place is unmapped alone (scan_unmap) and
- * replaced by a mapping of its own, as before.
+ * (arena_wipe). A part that outgrows its place is replaced by a mapping
+ * of its own; its pages in the arena are dropped (scan_unmap).
  * Kept across fork: [maps entries][maps paths][first baseline]
- * Scratch:          [maps io, then pagemap batch][scan output]
- * The pagemap batch lives in the maps io buffer: maps_read is done with
- * it before a scan reads any pagemap entry, which saves its page faults.
+ * Scratch:          [maps io, then the stream's runs and the pagemap batch][scan output]
+ * The runs and the pagemap batch live in the maps io buffer: maps_read
+ * is done with it before a scan walks or reads pagemap, which saves
+ * their page faults (a small process's scan touches one page of it).
  */
 #define ARENA_ENTS (256 * sizeof(struct maps_ent))
 #define ARENA_POOL 4096u
@@ -172,7 +185,9 @@ void scan_unmap(void *p, size_t len)
 #define ARENA_KEEP (ARENA_CANARY + ARENA_ENTS + ARENA_POOL + ARENA_BASE)
 #define ARENA_LEN (ARENA_KEEP + MAPS_IO_CAP + ARENA_OUT)
 _Static_assert(ARENA_ENTS % 4096 == 0 && MAPS_IO_CAP % 4096 == 0, "arena parts are whole pages");
-_Static_assert(PM_BATCH * 8 <= MAPS_IO_CAP, "the pagemap batch fits the maps io buffer");
+#define STREAM_RUNS 64
+#define ARENA_RUNS ((STREAM_RUNS * sizeof(struct pagemap_run) + 63) & ~(size_t)63)
+_Static_assert(ARENA_RUNS + PM_BATCH * 8 <= MAPS_IO_CAP, "the runs and the pagemap batch fit the maps io buffer");
 static char *s_arena_base; /* the arena's baseline part, until a baseline takes it */
 
 /* ---- the baseline ---- */
@@ -435,6 +450,7 @@ static _Atomic int s_related;       /* this image forked or was forked (set
  * (daemon(), a raw clone) leaves it shared with the child, which tells the
  * scans this image has a relative. */
 static char *s_canary;
+static int s_canary_set;            /* the canary page was written */
 static uint64_t s_last_cost;        /* the last scan's, ns */
 static int s_pfn_visible = -1;      /* -1 not known yet */
 static int s_no_pmscan;             /* PAGEMAP_SCAN missing: read every page */
@@ -536,11 +552,6 @@ int scan_fault_classify(uint64_t addr, uint16_t *kind)
 	return FSK_FAULT_OTHER;
 }
 
-static char *arena_part(char *at, size_t len)
-{
-	own_put((uint64_t)(uintptr_t)at, (uint64_t)(uintptr_t)at + len);
-	return at;
-}
 
 /* The arena's scratch part until its first fork makes it MADV_WIPEONFORK:
  * most images never fork, and the flag splits the mapping in two (one
@@ -566,18 +577,20 @@ static int arena_init(void)
 		return -ENOMEM;
 	char *a = (char *)r;
 	syscall(SYS_madvise, a, ARENA_LEN, MADV_DONTDUMP);
+	s_arena_lo = (uint64_t)r;
+	s_arena_hi = (uint64_t)r + ARENA_LEN;
 	s_arena_scratch = a + ARENA_KEEP; /* MADV_WIPEONFORK at the first fork (arena_wipe) */
-	s_canary = arena_part(a, ARENA_CANARY);
+	s_canary = a;
 	char *k = a + ARENA_CANARY; /* kept across fork, as the canary */
-	s_mb.ents = (void *)arena_part(k, ARENA_ENTS);
+	s_mb.ents = (void *)k;
 	s_mb.cap = 256;
-	s_mb.pool = arena_part(k + ARENA_ENTS, ARENA_POOL);
+	s_mb.pool = k + ARENA_ENTS;
 	s_mb.pool_cap = ARENA_POOL;
-	s_arena_base = arena_part(k + ARENA_ENTS + ARENA_POOL, ARENA_BASE);
-	s_mb.io = arena_part(a + ARENA_KEEP, MAPS_IO_CAP);
+	s_arena_base = k + ARENA_ENTS + ARENA_POOL;
+	s_mb.io = a + ARENA_KEEP;
 	s_mb.io_cap = MAPS_IO_CAP;
-	s_pm = (uint64_t *)(void *)s_mb.io;
-	s_out.p = arena_part(a + ARENA_KEEP + MAPS_IO_CAP, ARENA_OUT);
+	s_pm = (uint64_t *)(void *)(s_mb.io + ARENA_RUNS);
+	s_out.p = a + ARENA_KEEP + MAPS_IO_CAP;
 	s_out.cap = ARENA_OUT;
 	return 0;
 }
@@ -864,8 +877,12 @@ static int related(int fd)
 		return 1;
 	if (!s_canary)
 		return 1; /* no arena: cannot tell */
-	if (!s_canary[0]) {
-		s_canary[0] = 1; /* the first scan: nobody forked before our constructor */
+	if (!s_canary_set) {
+		/* the first scan: nobody forked before our constructor (a write
+		 * without a read first: one page fault, not a zero-page map and
+		 * a copy) */
+		s_canary[0] = 1;
+		s_canary_set = 1;
 		return 0;
 	}
 	if (pagemap_read(fd, (uint64_t)(uintptr_t)s_canary / G.page_size, &v, 1) < 0 ||
@@ -1058,7 +1075,6 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
  * shared after a fork (present, no file's, not exclusive), and a first
  * write there, a first touch, counted as a COW break.
  */
-#define STREAM_RUNS 64
 /* Absent pages a read-ahead reads across: an absent page's entry costs
  * the kernel a few ns, a pread more ~1.2 us. 512 MiB resident, a page in
  * 128 over 64 GiB: 444 -> 259 ms a GiB, a pread per page before. */
@@ -1067,8 +1083,8 @@ static struct {
 	int on;                       /* the stream serves this scan */
 	int fd, n, i;
 	uint64_t at;                  /* where the walk goes on */
-	struct pagemap_run runs[STREAM_RUNS];
-} s_rs FSK_COLD;
+	struct pagemap_run *runs;     /* STREAM_RUNS, in the maps io buffer (arena_init) */
+} s_rs;
 
 /* A region the stream counts: every region do_scan counts in a scan of
  * an image with no relative ([vsyscall] lies above user space); else
@@ -1110,6 +1126,7 @@ static void stream_begin(int fd)
 		    (v & PM_PRESENT))
 			s_pfn_visible = (v & PM_PFN_MASK) != 0;
 	}
+	s_rs.runs = (struct pagemap_run *)(void *)s_mb.io; /* STREAM_RUNS (ARENA_RUNS) */
 	s_rs.fd = fd;
 	s_rs.n = s_rs.i = 0;
 	s_rs.at = 0;

@@ -424,6 +424,10 @@ FSK_HIDDEN int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi);
 FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id);
+/* The thread's memo of interned stacks, by two hashes of their return
+ * addresses (96 bits): the id, or 0 when it holds none for them. */
+FSK_HIDDEN uint32_t unwind_memo_get(uint64_t h1, uint32_t h2);
+FSK_HIDDEN void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id);
 /* The hot path's only cost when stacks are off: one branch. */
 #define FSK_STACK(direct) (unlikely(G.stack_depth) ? unwind_stack(direct) : 0u)
 

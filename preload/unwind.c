@@ -412,7 +412,7 @@ static int unwind_ready(void)
 /* Two lanes, so the multiplies of neighbouring frames overlap (one chain
  * of multiply, xor and shift per frame was most of a missed capture's own
  * time in cc1), mixed at the end. */
-static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
+static uint64_t unwind_hash(const uint64_t *ips, uint32_t n, uint32_t *h2)
 {
 	uint64_t a = 0x9e3779b97f4a7c15ull ^ n, b = 0xc2b2ae3d27d4eb4full;
 	uint32_t i = 0;
@@ -426,6 +426,10 @@ static uint64_t unwind_hash(const uint64_t *ips, uint32_t n)
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
+	uint64_t g = b ^ (a >> 31 | a << 33);
+	g ^= g >> 29;
+	g *= 0x9e3779b97f4a7c15ull;
+	*h2 = (uint32_t)(g >> 32);
 	return h ? h : 1;
 }
 
@@ -481,9 +485,8 @@ static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const ui
 
 /* The id of ips, a new one, or 0 when the table or the pool is full.
  * *fresh = 1 when this call interned it. */
-static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, int *fresh)
+static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, uint64_t key, int *fresh)
 {
-	uint64_t key = unwind_hash(ips, n);
 	uint32_t top = atomic_load_explicit(&s_sh->level, memory_order_acquire), id;
 	*fresh = 0;
 	for (uint32_t k = top + 1; k-- > 0;)
@@ -548,7 +551,14 @@ static int unwind_is_last(const uint64_t *ips, uint32_t n)
 static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
 {
 	int fresh;
-	uint32_t id = unwind_intern(ips, n, &fresh);
+	uint32_t h2;
+	uint64_t key = unwind_hash(ips, n, &h2);
+	uint32_t id = unwind_memo_get(key, h2);
+	if (id)
+		return id;
+	id = unwind_intern(ips, n, key, &fresh);
+	if (id)
+		unwind_memo_put(key, h2, id);
 	if (!id) {
 		if (!atomic_exchange(&s_full_noted, 1))
 			emit_note(FSK_NOTE_WARN, "stack table full: later new call stacks are recorded as id 0");

@@ -102,6 +102,12 @@ struct rules_last {
  * two hashes of its return addresses. Its ids are the stack group's, so
  * a block a new thread takes over keeps its memo. */
 #define MEMO_SLOTS 4096                 /* 64 KiB a block */
+/* A thread uses its memo from its MEMO_AFTER-th missed capture on: each
+ * stack put there first touches a page of it, which a short-lived image
+ * (a program making three allocations: 6 page faults more) never earns
+ * back. A fork child reads its parent's, and puts stacks there once it
+ * made MEMO_AFTER captures itself (a write copies the page). */
+#define MEMO_AFTER 1024
 struct memo_ent {
 	uint64_t h1;
 	uint32_t h2, id;
@@ -121,6 +127,7 @@ struct cache_thread {
 	uint32_t recent_pos;
 	uint32_t claim_wait;            /* misses before trying the pool again */
 	uint64_t captures, learnt;      /* for the learning budget */
+	uint64_t memo_put_from;         /* captures before the memo takes stacks */
 };
 
 #define CACHE_POOL 64                   /* blocks: threads caching at once */
@@ -343,7 +350,7 @@ static struct unwind_cache *cache_claim(void)
 uint32_t unwind_memo_get(uint64_t h1, uint32_t h2)
 {
 	struct unwind_cache *c = t_cache.c;
-	if (!c)
+	if (!c || t_cache.captures < MEMO_AFTER)
 		return 0;
 	const struct memo_ent *m = &c->memo[(h1 >> 17) & (MEMO_SLOTS - 1)];
 	return m->h1 == h1 && m->h2 == h2 ? m->id : 0;
@@ -352,7 +359,7 @@ uint32_t unwind_memo_get(uint64_t h1, uint32_t h2)
 void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id)
 {
 	struct unwind_cache *c = t_cache.c;
-	if (!c)
+	if (!c || t_cache.captures < MEMO_AFTER || t_cache.captures < t_cache.memo_put_from)
 		return;
 	struct memo_ent *m = &c->memo[(h1 >> 17) & (MEMO_SLOTS - 1)];
 	m->h1 = h1;
@@ -380,6 +387,9 @@ void unwind_cache_fork_child(void)
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
 		t_cache.recent[i] = 0;
 	t_cache.recent_pos = 0;
+	/* the parent's memo answers, but a page of it written here would be
+	 * copied: a child takes stacks into it only once it earned that */
+	t_cache.memo_put_from = t_cache.captures + MEMO_AFTER;
 }
 
 /* After unw_backtrace gave ips[0..n), interned as id, for the frame f: learn that stack into the least recently used way when

@@ -355,6 +355,41 @@ static inline void unwind_mods_emit(int direct)
 static _Atomic int s_state; /* 0 not made, 1 being made, 2 made, -1 off,
 			     * -2 off by a fork in the middle, not said yet */
 
+static int mapped(long r)
+{
+	return !(r < 0 && r > -4096);
+}
+
+/* The table's mapping with its private page above: that page first,
+ * where the kernel puts it, and the table right below it (top-down, that
+ * room is mostly free), else a private reservation of both that the
+ * table then replaces (its split and unmap cost an image's first stack
+ * ~10 us more). The address, or -errno. */
+static long table_map(void)
+{
+	long g = syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mapped(g) && (uint64_t)g > UNWIND_MAP) {
+		long r = g - (long)UNWIND_MAP;
+		long t = syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+		if (t == r)
+			return r;
+		if (mapped(t)) /* a kernel before 4.17 took the address as a hint */
+			syscall(SYS_munmap, t, UNWIND_MAP);
+	}
+	if (mapped(g))
+		syscall(SYS_munmap, g, 4096);
+	long r = syscall(SYS_mmap, 0, UNWIND_MAP + 4096, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (mapped(r) && syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
+				 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != r) {
+		syscall(SYS_munmap, r, UNWIND_MAP + 4096);
+		r = -ENOMEM;
+	}
+	return r;
+}
+
 static int unwind_make(void)
 {
 	/* registered as ours: scans leave them out. The table is shared
@@ -363,14 +398,7 @@ static int unwind_make(void)
 	 * and scans take an anonymous mapping right above a file's for its
 	 * bss, here ours. */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	long r = s_mods ? syscall(SYS_mmap, 0, UNWIND_MAP + 4096, PROT_READ | PROT_WRITE,
-				  MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : -ENOMEM;
-	if (!(r < 0 && r > -4096) &&
-	    syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
-		    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED, -1, 0) != r) {
-		syscall(SYS_munmap, r, UNWIND_MAP + 4096);
-		r = -ENOMEM;
-	}
+	long r = s_mods ? table_map() : -ENOMEM;
 	if (r < 0 && r > -4096) {
 		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
 		s_mods = NULL;

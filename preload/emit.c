@@ -675,7 +675,13 @@ static int win_lookup(uint64_t w, uint64_t tid, int claim)
 	uint64_t gen = s_win_gen, key = gen << 48 | w << 24;
 	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 54);
 	for (int n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
-		uint64_t v = atomic_load_explicit(&s_win[i], memory_order_acquire);
+		uint64_t v = 0;
+		/* an empty slot taken with a write first: the table's page then
+		 * costs one fault, not a zero-page map and a copy */
+		if (claim && atomic_compare_exchange_strong(&s_win[i], &v, key | tid))
+			return 1;
+		if (!claim)
+			v = atomic_load_explicit(&s_win[i], memory_order_acquire);
 		if (v >> 48 == gen) {
 			if ((v & ~0xffffffull) != key)
 				continue;
@@ -835,8 +841,9 @@ static struct tbuf *tb_acquire(void)
 	for (int i = 0; i < TB_MAX; i++) {
 		struct tbuf *b = &slots[i];
 		int expect = 0;
-		if (atomic_load_explicit(&b->inuse, memory_order_relaxed) ||
-		    !atomic_compare_exchange_strong(&b->inuse, &expect, 1))
+		/* no load first: the slots' first touch is then a write, one
+		 * page fault instead of a zero-page map and a copy */
+		if (!atomic_compare_exchange_strong(&b->inuse, &expect, 1))
 			continue;
 		if (!b->data) {
 			b->data = tb_map();

@@ -331,18 +331,24 @@ static struct unwind_cache *cache_claim(void)
 		}
 	}
 	pid_t self = sys_gettid();
-	for (int pass = 0; pass < 2; pass++) {
-		for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
-			pid_t o = atomic_load(&c->owner);
-			if ((o && (!pass || !cache_gone(o))) || !atomic_compare_exchange_strong(&c->owner, &o, self))
-				continue;
-			for (int i = 0; i < CACHE_WAYS; i++) {
-				c->way[i].n = 0;
-				c->way[i].used = 0;
-			}
-			c->last.n = 0;
+	/* a block never used (its owner is never reset to 0) is empty: taken
+	 * with a write first, one page fault (a read first cost two, and
+	 * emptying its ways a third) */
+	for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
+		pid_t o = 0;
+		if (atomic_compare_exchange_strong(&c->owner, &o, self))
 			return c;
+	}
+	for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
+		pid_t o = atomic_load(&c->owner);
+		if (!cache_gone(o) || !atomic_compare_exchange_strong(&c->owner, &o, self))
+			continue;
+		for (int i = 0; i < CACHE_WAYS; i++) {
+			c->way[i].n = 0;
+			c->way[i].used = 0;
 		}
+		c->last.n = 0;
+		return c;
 	}
 	return NULL;
 }

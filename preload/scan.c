@@ -552,7 +552,6 @@ int scan_fault_classify(uint64_t addr, uint16_t *kind)
 	return FSK_FAULT_OTHER;
 }
 
-
 /* The arena's scratch part until its first fork makes it MADV_WIPEONFORK:
  * most images never fork, and the flag splits the mapping in two (one
  * more line in every read of /proc/self/maps). A fork child inherits the

@@ -97,7 +97,7 @@ struct rules_last {
  * and the last one is still mostly one the thread met before (cc1: 6 900
  * distinct in 286 000 captures), and the shared index gave its id only
  * after 1.4 probes and a compare of its frames on average, each a cache
- * and TLB miss in a 36 MiB mapping (a third of a missed capture's time).
+ * and TLB miss in a 36 MiB mapping (a fifth of a missed capture's time).
  * Direct-mapped by the stack's hash; an entry is trusted on 96 bits of
  * two hashes of its return addresses. Its ids are the stack group's, so
  * a block a new thread takes over keeps its memo. */

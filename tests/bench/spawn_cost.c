@@ -7,7 +7,8 @@
  *   CFG is "-" (the environment as it is) or NAME=VALUE[,NAME=VALUE...]
  *   added to it (a value may not hold a comma).
  * Each round runs EXECS execs of each configuration, taking the
- * configurations in turn exec by exec. Prints a line
+ * configurations in turn exec by exec (from one that moves on at each
+ * exec). Prints a line
  * per configuration: the medians over the rounds of the wall time and of
  * the children's user+system time per exec, and of the differences to
  * the first configuration's in the same round, in microseconds:
@@ -103,10 +104,12 @@ int main(int argc, char **argv)
 	}
 	/* exec by exec in turn: a block of one configuration's execs after
 	 * another's measured 50-90 us apart for the same library, by its
-	 * place in the round */
+	 * place in the round; in turn from a first one that moves on at each
+	 * exec, as a fixed order still left ~6 us between two copies */
 	for (int r = 0; r < rounds; r++)
 		for (int i = 0; i < execs; i++)
-			for (int c = 0; c < ncfg; c++) {
+			for (int j = 0; j < ncfg; j++) {
+				int c = (i + j) % ncfg;
 				double c0 = cpu_us(), t0 = now_us();
 				pid_t pid;
 				int st;

@@ -649,6 +649,24 @@ static void self_find(const struct maps_buf *mb)
 		}
 }
 
+/* Whether mb->ents[i] is laid out as a glibc malloc arena's heap: 64 MiB
+ * aligned, its reservation's PROT_NONE rest right above it up to the next
+ * 64 MiB (none once it grew to all of it). A thread stack may start
+ * aligned too (the kernel aligns mappings of whole 2 MiB units, and a
+ * stack right below one starts aligned one time in 32): an alignment
+ * alone made such a stack "anon" (samples/regions, 1 run in 30). */
+static int arena_heap(const struct maps_buf *mb, size_t i)
+{
+	const struct maps_ent *e = &mb->ents[i];
+	if (e->start & (ARENA_HEAP_ALIGN - 1))
+		return 0;
+	uint64_t end = e->end;
+	for (size_t j = i + 1; j < mb->n && mb->ents[j].start == end && !mb->ents[j].perms &&
+			       !mb->ents[j].inode; j++)
+		end = mb->ents[j].end;
+	return end == e->start + ARENA_HEAP_ALIGN;
+}
+
 static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 {
 	const struct maps_ent *e = &mb->ents[i];
@@ -690,10 +708,9 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 	/* Anonymous. Right after an object's file mappings (a real file, not
 	 * an anon inode such as our perf rings) it is that object's bss; below
 	 * it a PROT_NONE guard marks a thread stack (glibc maps the guard at
-	 * the low end). Not a malloc arena's heap: it keeps its PROT_NONE
-	 * above, but starts 64 MiB-aligned, often right above another arena's
-	 * PROT_NONE rest, which is no guard either: a guard is no bigger than
-	 * its stack. */
+	 * the low end). Not a malloc arena's heap (arena_heap), often right
+	 * above another arena's PROT_NONE rest, which is no guard either: a
+	 * guard is no bigger than its stack. */
 	if (adjacent && prev->inode && maps_path(mb, prev)[0] == '/' && (e->perms & FSK_P_WRITE)) {
 		switch (prev->kind) {
 		case FSK_RK_TEXT: case FSK_RK_RODATA: case FSK_RK_DATA:
@@ -705,7 +722,7 @@ static uint16_t classify_one(const struct maps_buf *mb, size_t i)
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 	if ((e->start <= sp && sp < e->end) ||
 	    (adjacent && !prev->perms && !prev->inode && (e->perms & FSK_P_WRITE) &&
-	     e->end - e->start >= THREAD_STACK_MIN && (e->start & (ARENA_HEAP_ALIGN - 1)) &&
+	     e->end - e->start >= THREAD_STACK_MIN && !arena_heap(mb, i) &&
 	     prev->end - prev->start <= e->end - e->start))
 		return FSK_RK_THREAD_STACK;
 	return FSK_RK_ANON;

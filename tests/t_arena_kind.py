@@ -12,7 +12,9 @@ and one of its blocks. In the exit scan each stack's region must be a
 thread_stack and no arena's (its block's region, 64 MiB-aligned) may be;
 at least 2 of the arenas must lie right above another's PROT_NONE rest,
 or the case was not made. With the previous library 3 of the 4 arenas
-were thread stacks."""
+were thread stacks. A thread stack that starts 64 MiB-aligned (a guard
+below, no PROT_NONE rest above) must be a thread_stack too: the alignment
+alone made it "anon" before."""
 import sys
 
 sys.dont_write_bytecode = True
@@ -49,6 +51,11 @@ def attempt():
     above = [g for a, g in heaps.items() if a - (64 << 20) in heaps]
     if not above:
         return None
+    aligned = fsk.at_dicts(r.out, "aligned")
+    if check("aligned.ran", len(aligned) == 1, r.out[-300:]):
+        g = region_at(regions, int(aligned[0]["stack"], 16))
+        check("aligned.thread_stack", g and g["kind"] == "thread_stack" and int(g["start"], 16) % (64 << 20) == 0,
+              g and (g["start"], g["end"], g["kind"]))
     stacks = [region_at(regions, int(kv["stack"], 16)) for kv in got]
     check("stacks", all(g and g["kind"] == "thread_stack" for g in stacks),
           [(g and (g["start"], g["kind"])) for g in stacks])

@@ -153,7 +153,7 @@ void faults_after_fork(int child)
 		for (pages = RING_CHILD_MIN; pages < RING_CHILD_MAX && pages * G.page_size < want;)
 			pages *= 2;
 	}
-	sampler_add(sys_gettid(), pages);
+	sampler_add(emit_tid(), pages);
 }
 
 /* At the exit scan, after its drain (scan lock held): sampling the
@@ -182,7 +182,7 @@ void faults_stop(int keep_rings)
 void faults_thread_start(void)
 {
 	if (s_state > 0 && G.faults_on)
-		sampler_add(sys_gettid(), RING_PAGES);
+		sampler_add(emit_tid(), RING_PAGES);
 }
 
 static void emit_fault(char *buf, size_t *used, size_t cap, const struct sample *s, int32_t tid,

@@ -1475,7 +1475,7 @@ void scan_fork_emit(uint16_t trigger)
 		return;
 	int saved = errno, guard = t_guard;
 	t_guard = 1;
-	if (lock_take(sys_gettid(), 1)) {
+	if (lock_take(emit_tid(), 1)) {
 		if (s_fork_len) {
 			char *buf = trigger == FSK_SCAN_FORK_PARENT && s_out_forked ? s_out.p : s_fork_out;
 			uint64_t ts = sys_now_ns();
@@ -1598,7 +1598,7 @@ void scan_tick(void)
 	if (faults_active()) {
 		int saved = errno, guard = t_guard;
 		t_guard = 1;
-		if (lock_take(sys_gettid(), 0)) {
+		if (lock_take(emit_tid(), 0)) {
 			faults_drain();
 			atomic_store(&s_lock, 0);
 		}
@@ -1609,7 +1609,7 @@ void scan_tick(void)
 		/* not waiting for the lock: its holder may be making it */
 		int saved = errno, guard = t_guard;
 		t_guard = 1;
-		if (lock_take(sys_gettid(), 0)) {
+		if (lock_take(emit_tid(), 0)) {
 			if (atomic_load(&s_wait_due))
 				do_scan(FSK_SCAN_WAIT);
 			atomic_store(&s_lock, 0);
@@ -1647,7 +1647,7 @@ void scan_prefork(void)
 	atomic_store(&s_related, 1); /* whether or not the scan gets the lock */
 	int saved = errno, guard = t_guard;
 	t_guard = 1;
-	if (lock_take(sys_gettid(), 1)) {
+	if (lock_take(emit_tid(), 1)) {
 		do_scan(SCAN_PREFORK);
 		arena_wipe(); /* still before the fork */
 		s_scan_id--; /* nothing was written under that id */

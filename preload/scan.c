@@ -930,8 +930,12 @@ static void pm_window(int fd, const struct maps_buf *mb, size_t i)
 	for (size_t j = i + 1; j < mb->n; j++) {
 		const struct maps_ent *e = &mb->ents[j];
 		uint64_t s = e->start / ps, t = e->end / ps;
-		if (!e->perms)
-			continue; /* not read: a guard or reservation, whatever its size */
+		/* not read: a guard or reservation, whatever its size; and
+		 * our own regions, which nothing counts: as holes, read across
+		 * only when small (our library's text and bss, ~280 pages,
+		 * were read in every fork path and exit scan) */
+		if (!e->perms || e->kind == FSK_RK_FORKSCOPE)
+			continue;
 		if (counted_by_runs(e))
 			break; /* counted by its runs alone */
 		/* [vvar] reads as a hole (a PFN mapping), so the window runs on

@@ -506,13 +506,19 @@ static int untraceable(const char *file, int by_path)
 static void record_exec(uint16_t type, uint16_t fn, const char *path, char *const argv[], uint32_t pid,
 			int err, uint16_t flags, uint64_t ts)
 {
-	size_t cap = 64 * 1024;
-	char *buf = sys_mmap(cap);
+	/* most records fit on the stack: a mapping cost each exec and spawn
+	 * an mmap, a page fault and an munmap (~15 us in bash's fork child) */
+	char small[2048] __attribute__((aligned(8)));
+	size_t need = sizeof(struct fsk_rec) + sizeof(struct fsk_exec) + (path ? fsk_str_size(path) : 4) + 8;
+	for (uint32_t i = 0; argv && argv[i] && need <= sizeof(small); i++)
+		need += fsk_str_size(argv[i]);
+	size_t cap = need <= sizeof(small) ? sizeof(small) : 64 * 1024;
+	char *buf = cap == sizeof(small) ? small : sys_mmap(cap);
 	if (!buf)
 		return;
 	struct fsk_rec *h = (void *)buf;
 	struct fsk_exec *x = (void *)(h + 1);
-	char *p = (char *)(x + 1), *end = buf + FSK_REC_MAX;
+	char *p = (char *)(x + 1), *end = buf + (cap < FSK_REC_MAX ? cap : FSK_REC_MAX);
 	p = emit_put_str(p, path, end);
 	uint32_t argc = 0;
 	for (; argv && argv[argc]; argc++) {
@@ -532,7 +538,8 @@ static void record_exec(uint16_t type, uint16_t fn, const char *path, char *cons
 	x->argc = argc;
 	x->stack = FSK_STACK(1);
 	emit_direct(buf, (uint32_t)(p - buf));
-	sys_munmap(buf, cap);
+	if (buf != small)
+		sys_munmap(buf, cap);
 }
 
 static void record_exec_fail(uint16_t fn, int err)

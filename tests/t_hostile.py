@@ -59,6 +59,32 @@ def static_case():
     imgs = p.get("images") or []
     untraced = p.get("traced") is False or (imgs and imgs[-1].get("traced") is False)
     check("static.marked-untraced", untraced, "process traced=%r, last image %r" % (p.get("traced"), imgs[-1:]))
+    static_argv_case(exe, work)
+
+
+def static_argv_case(exe, work):
+    """An untraced image's argv comes from the EXEC record its caller
+    wrote: one that needs more than the record's stack buffer (~5 KiB),
+    and one cut to fit a record (~90 KiB)."""
+    for name, n in (("mid", 120), ("cut", 2000)):
+        args = ["a%d" % i + "x" * 40 for i in range(n)]
+        argfile = os.path.join(work, "args-" + name)
+        with open(argfile, "w") as f:
+            f.write(" ".join(args))
+        tag = "static.argv-" + name
+        traced, doc = run_case(tag, ["bash", "-c", "%s $(cat %s); echo static said $?" % (exe, argfile)], work)
+        if not doc:
+            continue
+        got = [i.get("argv") or [] for p in fsk.processes(doc) for i in p.get("images") or []
+               if os.path.basename(i.get("exe") or "") == "static_exit"]
+        if not check(tag + ".image", len(got) == 1, "static_exit images: %d" % len(got)):
+            continue
+        argv = got[0]
+        if n == 120:
+            check(tag + ".whole", argv == [exe] + args, "%d of %d args, last %r" % (len(argv) - 1, n, argv[-1:]))
+        else:
+            check(tag + ".prefix", 1000 < len(argv) - 1 < n and argv == ([exe] + args)[:len(argv)],
+                  "%d of %d args kept" % (len(argv) - 1, n))
 
 
 def main():

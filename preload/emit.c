@@ -1359,8 +1359,8 @@ void emit_reset_child(void)
 	}
 	t_buf = NULL;
 	t_through = NULL;
-	t_tid = G.pid; /* the thread that forked, the child's only one: its tid is the pid
-			* (set by then), and the fork path asks the kernel for neither */
+	t_tid = G.pid; /* the thread that forked is the child's only one: its tid is
+			* the pid (G.pid is set by then), so the fork path needs no gettid */
 	atomic_store(&emit_clock, 0); /* one thread, no reuse yet */
 	atomic_store(&s_bufs, 0);
 	atomic_store(&s_full_kick, 0);

@@ -506,8 +506,8 @@ static int untraceable(const char *file, int by_path)
 static void record_exec(uint16_t type, uint16_t fn, const char *path, char *const argv[], uint32_t pid,
 			int err, uint16_t flags, uint64_t ts)
 {
-	/* most records fit on the stack: a mapping cost each exec and spawn
-	 * an mmap, a page fault and an munmap (~15 us in bash's fork child) */
+	/* most records fit on the stack (as the stream header does): a
+	 * mapping cost each exec and spawn an mmap, a page fault and an munmap */
 	char small[2048] __attribute__((aligned(8)));
 	size_t need = sizeof(struct fsk_rec) + sizeof(struct fsk_exec) + (path ? fsk_str_size(path) : 4) + 8;
 	for (uint32_t i = 0; argv && argv[i] && need <= sizeof(small); i++)

@@ -47,6 +47,9 @@ struct tbuf {
 	uint64_t own_win;          /* a heap window only this thread allocates
 	                              in (EMIT_WIN_SHIFT), ~0 = none yet */
 	uint64_t own_win2;         /* the one before */
+	uint64_t rate_tsc, rate_recs; /* the start of the window over which
+	                              emit_clock_claim measures its rate */
+	int hot;                   /* that rate makes reused stamps pay */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 /* The calling thread's buffer, NULL until its first record. */
@@ -80,8 +83,18 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * millisecond while some thread reuses stamps: EMIT_CLOCK_REUSING) starts
  * a new epoch (bits 33-63) with neither bit, which bounds how stale a
  * reused stamp gets. trace.h says what precision that leaves.
+ *
+ * Only a thread that records fast reuses stamps: at least one record
+ * every EMIT_HOT_NS over its last EMIT_REUSE or more. A reuse saves ~10 ns
+ * and makes the flusher tick every millisecond, which costs a
+ * fork-heavy program more than that: each tick a wake-up, and a second
+ * thread running in the mm makes each fork and COW fault of the program
+ * flush the other CPU's TLB by interrupt (a bash loop of /bin/true, whose
+ * shell allocates a little between forks: ~2 context switches and ~0.4
+ * ms of interrupts a second per fork).
  */
 #define EMIT_REUSE 63u
+#define EMIT_HOT_NS 2000u
 #define EMIT_EPOCH_NS (1000ull * 1000) /* epochs while a thread reuses stamps */
 #define EMIT_CLOCK_REUSING 1ull
 #define EMIT_CLOCK_MULTI (1ull << 32)
@@ -92,8 +105,10 @@ FSK_HIDDEN extern _Atomic uint64_t emit_clock;
 /* The clock was read for b's thread and emit_clock after it (st),
  * differing from b->clock or for a record not `own`: sets EMIT_CLOCK_MULTI
  * for the latter (emit_clock_global), b->clock, b->grant and b->reuse,
- * and EMIT_CLOCK_REUSING when it grants. */
-FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, int own);
+ * and EMIT_CLOCK_REUSING when it grants. A thread not hot gets no grant
+ * and b->clock ~0, so each of its records comes back here, until its
+ * rate makes it hot. tsc: the counter read for the record, 0 if none. */
+FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t tsc);
 
 /* A record stamped ts (read before the call) that is not a compact one of
  * the thread's own window, before its effect is visible: sets
@@ -142,7 +157,7 @@ static inline __attribute__((always_inline)) void emit_clock_after_read(struct t
 	if (likely(st == b->clock) && likely(own))
 		b->reuse = b->grant;
 	else
-		emit_clock_claim(b, st, own);
+		emit_clock_claim(b, st, own, tsc);
 }
 
 /* What a compact record stands for (emit_compact): a free, a malloc

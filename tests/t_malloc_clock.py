@@ -13,8 +13,10 @@ blocks the main thread malloc'd and the main thread mallocs them again at
 once (BACKS rounds after bursts whose records may reuse a stamp): each of
 those mallocs that got the block back (the program counts them) sorts
 after the other thread's free; and the same with a worker that mallocs
-after the main thread was quiet for 1.5 ms (it may take the clock). Run with stacks (CALLOC) and without
-(CMALLOC). Last, two threads allocate at once and then hand blocks to
+after the main thread was quiet for 1.5 ms (it may take the clock); a
+quiet thread's mallocs 3 ms apart are stamped near their calls, and
+mallocs 100 us apart (a thread too slow for reused stamps to pay) each
+within its own call. Run with stacks (CALLOC) and without (CMALLOC). Last, two threads allocate at once and then hand blocks to
 each other (malloc_clock pingpong): in time order every block of theirs
 is malloc'd while free and freed while live, also with one arena for both
 (MALLOC_ARENA_MAX=1); with an arena each, both reuse stamps while they
@@ -212,6 +214,16 @@ def run(tag, depth):
           "median %.2f ms, max %.2f ms" % (len(sp), len(stamps), len(late),
                                            early[len(early) // 2] / 1e6 if early else -1,
                                            early[-1] / 1e6 if early else -1))
+    # mallocs 100 us apart (busy, no sleep), in one epoch ten at a time:
+    # too slow for a reused stamp to pay (emit.h, EMIT_HOT_NS), so each
+    # carries the time of its own call
+    sl = {int(d["k"]): (int(d["before"]), int(d["after"])) for d in fsk.at_dicts(r.out, "slow")}
+    sts = {f["size"] - 6500: ts for typ, _, ts, f in recs if typ == ALLOC and 6500 <= f["size"] < 6500 + len(sl)}
+    off = sorted(max(sl[k][0] - ts, ts - sl[k][1], 0) for k, ts in sts.items() if k in sl)
+    check(tag + ".slow-own-time", len(sl) == 40 and len(off) == 40 and off[-1] <= 20000,
+          "%d slow mallocs timed, %d recorded; stamps outside their call by up to %.3f ms (a reused "
+          "stamp is early by up to 0.1 ms a malloc since the last read): %r"
+          % (len(sl), len(off), off[-1] / 1e6 if off else -1, [round(e / 1e3) for e in off][-5:]))
     if depth:
         nostack = sum(1 for typ, _, _, f in recs if typ == ALLOC and 7000 <= f["size"] < 7000 + BURST and not f["stack"])
         check(tag + ".stacks", nostack == 0, "%d burst mallocs without a stack id" % nostack)

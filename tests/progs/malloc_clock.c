@@ -10,6 +10,9 @@
  * 6000+k bytes (each freed at once) 3 ms apart on one thread, each printed
  * as "@ sparse k=K before=NS after=NS" with CLOCK_MONOTONIC read around
  * the call: a stamp a quiet thread reuses must stay close to its call.
+ * Then SLOW mallocs of 6500+k bytes 100 us apart (busy: no sleep), kept
+ * until the last, printed as "@ slow k=K before=NS after=NS": a thread
+ * that records that slowly reuses no stamp.
  *
  * `malloc_clock pingpong N` runs two threads at once instead: first each
  * makes N bursts of PP_BURST malloc/free pairs of its own (8100+j bytes),
@@ -32,6 +35,7 @@
 #define TAKES 40 /* the same with the roles swapped: a worker mallocs */
 #define TAKE_BURST 300
 #define SPARSE 30
+#define SLOW 40
 
 static int to_b[2], to_a[2];
 
@@ -252,6 +256,29 @@ static int sparse(void)
 	return 0;
 }
 
+/* SLOW mallocs 100 us apart, each timed (see the top). */
+static int slow(void)
+{
+	static unsigned long long before[SLOW], after[SLOW];
+	static char *kept[SLOW];
+	for (int k = 0; k < SLOW; k++) {
+		unsigned long long until = now_ns() + 100000;
+		while (now_ns() < until)
+			;
+		before[k] = now_ns();
+		kept[k] = malloc(6500 + (size_t)k);
+		after[k] = now_ns();
+		if (!kept[k])
+			return -1;
+		kept[k][0] = 1;
+	}
+	for (int k = 0; k < SLOW; k++)
+		free(kept[k]);
+	for (int k = 0; k < SLOW; k++)
+		printf("@ slow k=%d before=%llu after=%llu\n", k, before[k], after[k]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 2 && !strcmp(argv[1], "pingpong"))
@@ -304,7 +331,7 @@ int main(int argc, char **argv)
 	close(to_a[1]);
 	int same = back_and_forth();
 	int taken = same < 0 ? -1 : swapped_roles();
-	if (taken < 0 || sparse() < 0)
+	if (taken < 0 || sparse() < 0 || slow() < 0)
 		return 1;
 	printf("@ counts rounds=%d burst=%d hands=%d backs=%d same=%d takes=%d taken=%d\n", rounds,
 	       burst, HANDS, BACKS, same, TAKES, taken);

@@ -108,7 +108,9 @@
  * in either order, even about the same block. Lifecycle records (fork,
  * exec, exit, wait) read the clock. A compact record may also carry the
  * stamp of its thread's previous record (at most 64 records in a row
- * share one clock read) when its block lies in a heap window (64 MiB of
+ * share one clock read), only while its thread records fast (a record
+ * every 2 us or more often, over its last 63 or more; a slower thread's
+ * records each read the clock), when its block lies in a heap window (64 MiB of
  * address space, the size of a glibc arena heap) in which no other
  * thread of the process has allocated, and no record of another thread
  * that concerns a block outside that thread's own window (nor any record

@@ -418,10 +418,40 @@ FSK_HIDDEN uint64_t unwind_mod_key(uint64_t ip, uint64_t *off);
  * objects found it (again when one was loaded since): 1, or 0 when none
  * holds it. */
 FSK_HIDDEN int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi);
+/* A call stack's hash, as two chains folded over its return addresses
+ * from the outermost in (fsk_sh_step from FSK_SH_A0, FSK_SH_B0), then
+ * fsk_sh_key: a walk that keeps the upper frames of the thread's last one
+ * keeps their part of the chains, and hashes only the frames below them
+ * (the whole stack's hash was a fifth of a capture in cc1). */
+#define FSK_SH_A0 0x9e3779b97f4a7c15ull
+#define FSK_SH_B0 0xc2b2ae3d27d4eb4full
+static inline __attribute__((always_inline)) void fsk_sh_step(uint64_t *a, uint64_t *b, uint64_t ip)
+{
+	uint64_t x = (*a ^ ip) * 0xff51afd7ed558ccdull, y = (*b ^ ip) * 0xc4ceb9fe1a85ec53ull;
+	*a = x >> 29 | x << 35;
+	*b = y >> 31 | y << 33;
+}
+
+/* The key of a stack of n frames whose chains ended at a, b (never 0),
+ * and a second hash in *h2 (the memo trusts the 96 bits of both). */
+static inline uint64_t fsk_sh_key(uint64_t a, uint64_t b, uint32_t n, uint32_t *h2)
+{
+	uint64_t h = a ^ (uint64_t)n * 0x9e3779b97f4a7c15ull;
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	uint64_t g = b ^ n;
+	g ^= g >> 29;
+	g *= 0x9e3779b97f4a7c15ull;
+	*h2 = (uint32_t)(g >> 32);
+	return h ? h : 1;
+}
+
 /* The stack from program frame f by the learnt rules of its return
  * addresses, reusing the thread's last walk: n frames, or 0 when
- * unw_backtrace must give it. */
-FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth);
+ * unw_backtrace must give it; with its hash (fsk_sh_key) in *key, *h2. */
+FSK_HIDDEN uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth,
+				      uint64_t *key, uint32_t *h2);
 FSK_HIDDEN void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint32_t n,
 				    uint32_t depth, uint32_t id);
 /* The thread's memo of interned stacks, by two hashes of their return

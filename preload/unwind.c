@@ -437,28 +437,14 @@ static int unwind_ready(void)
 
 /* ---- interning ---- */
 
-/* Two lanes, so the multiplies of neighbouring frames overlap (one chain
- * of multiply, xor and shift per frame was most of a missed capture's own
- * time in cc1), mixed at the end. */
+/* The stack's hash (fsk.h) from scratch: a stack libunwind gave, or one
+ * the check changed. */
 static uint64_t unwind_hash(const uint64_t *ips, uint32_t n, uint32_t *h2)
 {
-	uint64_t a = 0x9e3779b97f4a7c15ull ^ n, b = 0xc2b2ae3d27d4eb4full;
-	uint32_t i = 0;
-	for (; i + 2 <= n; i += 2) {
-		a = (a ^ ips[i]) * 0xff51afd7ed558ccdull;
-		b = (b ^ ips[i + 1]) * 0xc4ceb9fe1a85ec53ull;
-	}
-	if (i < n)
-		a = (a ^ ips[i]) * 0xff51afd7ed558ccdull;
-	uint64_t h = a ^ (b >> 29 | b << 35);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	uint64_t g = b ^ (a >> 31 | a << 33);
-	g ^= g >> 29;
-	g *= 0x9e3779b97f4a7c15ull;
-	*h2 = (uint32_t)(g >> 32);
-	return h ? h : 1;
+	uint64_t a = FSK_SH_A0, b = FSK_SH_B0;
+	for (uint32_t i = n; i-- > 0;)
+		fsk_sh_step(&a, &b, ips[i]);
+	return fsk_sh_key(a, b, n, h2);
 }
 
 static int unwind_same(uint32_t id, const uint64_t *ips, uint32_t n)
@@ -558,29 +544,17 @@ static __attribute__((noinline)) void unwind_emit_stack(uint32_t id, int direct)
 	unwind_put(buf, size, direct);
 }
 
-/* The thread's last stack from unw_backtrace: a loop that allocates
- * repeats it, and one compare then stands for the hash and the probe. */
-#define UNWIND_LAST 32
-static __thread uint64_t t_last_ips[UNWIND_LAST];
-static __thread uint32_t t_last_n, t_last_id;
+/* The thread's last stack, by its hash: a loop that allocates repeats
+ * it, and one compare then stands for the memo's look-up. */
+static __thread uint64_t t_last_key;
+static __thread uint32_t t_last_h2, t_last_n, t_last_id;
 
-static int unwind_is_last(const uint64_t *ips, uint32_t n)
-{
-	if (n != t_last_n)
-		return 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (ips[i] != t_last_ips[i])
-			return 0;
-	return 1;
-}
-
-/* ips[0..n) as an id: interned, with its STACK record (and MODULE records
- * not written yet) written first when it is new. 0 when the table is full. */
-static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct)
+/* ips[0..n) (hash key, h2) as an id: interned, with its STACK record (and
+ * MODULE records not written yet) written first when it is new. 0 when
+ * the table is full. */
+static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct, uint64_t key, uint32_t h2)
 {
 	int fresh;
-	uint32_t h2;
-	uint64_t key = unwind_hash(ips, n, &h2);
 	uint32_t id = unwind_memo_get(key, h2);
 	if (id)
 		return id;
@@ -785,28 +759,35 @@ static uint32_t unwind_stack_slow(const struct unwind_frame *f, int direct)
 	int depth = G.stack_depth < FSK_STACK_MAX ? G.stack_depth : FSK_STACK_MAX;
 	uint64_t buf[FSK_STACK_MAX];
 	const uint64_t *ips = buf;
-	uint32_t n = unwind_rules_walk(f, &ips, (uint32_t)depth);
+	uint64_t key = 0;
+	uint32_t h2 = 0;
+	uint32_t n = unwind_rules_walk(f, &ips, (uint32_t)depth, &key, &h2);
 	if (n && unlikely(G.unwind_check == 1)) {
 		for (uint32_t i = 0; i < n; i++)
 			buf[i] = ips[i];
 		ips = buf;
 		n = unwind_check(f, buf, n, depth);
+		key = 0;
 	}
 	if (!n) {
 		ips = buf;
 		n = unwind_backtrace(f, buf, depth);
+		key = 0;
 	}
 	if (!n)
 		goto out;
-	if (unwind_is_last(ips, n))
+	if (!key)
+		key = unwind_hash(ips, n, &h2);
+	if (key == t_last_key && h2 == t_last_h2 && n == t_last_n) {
 		id = t_last_id;
-	else
-		id = unwind_id(ips, n, direct);
-	if (id && n <= UNWIND_LAST) {
-		for (uint32_t i = 0; i < n; i++)
-			t_last_ips[i] = ips[i];
-		t_last_n = n;
-		t_last_id = id;
+	} else {
+		id = unwind_id(ips, n, direct, key, h2);
+		if (id) {
+			t_last_key = key;
+			t_last_h2 = h2;
+			t_last_n = n;
+			t_last_id = id;
+		}
 	}
 	unwind_cache_missed(f, ips, n, (uint32_t)depth, id);
 out:

@@ -91,6 +91,8 @@ struct rules_last {
 	uint32_t ended;                 /* the stack ended at frame n - 1 */
 	uint64_t ip[RULES_FRAMES], sp[RULES_FRAMES], bp[RULES_FRAMES];
 	uint32_t bsave[RULES_FRAMES];   /* frame i saved its caller's rbp at CFA - bsave */
+	uint64_t ha[RULES_FRAMES], hb[RULES_FRAMES]; /* the hash chains (fsk.h) of
+					 * frames i to n - 1 */
 };
 
 /* The thread's memo of stacks it interned: a stack that misses the ways
@@ -1002,7 +1004,8 @@ static struct unwind_cache *cache_block(struct cache_thread *t)
  * copied); 0 when libunwind must do it. The walk is kept as the thread's last
  * in place: frames above a join point move at most once (not at all when
  * the changed part has as many frames as before). */
-uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth)
+uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, uint32_t depth,
+			   uint64_t *key, uint32_t *h2)
 {
 	struct rule *t = rules_table();
 	struct unwind_cache *c = cache_block(&t_cache);
@@ -1014,7 +1017,7 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	uint64_t wip[RULES_FRAMES], wsp[RULES_FRAMES], wbp[RULES_FRAMES];
 	uint32_t wbs[RULES_FRAMES];
 	uint32_t n = 0, j = 0, from = 0, k = 0;
-	int joined = 0, ended = 0;
+	int joined = 0, ended = 0, whole = 0;
 	while (n < depth) {
 		if (!joined) {
 			while (j < l->n && l->sp[j] < sp)
@@ -1029,13 +1032,19 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 					__builtin_memmove(&l->sp[n], &l->sp[j], keep * sizeof(l->sp[0]));
 					__builtin_memmove(&l->bp[n], &l->bp[j], keep * sizeof(l->bp[0]));
 					__builtin_memmove(&l->bsave[n], &l->bsave[j], keep * sizeof(l->bsave[0]));
+					__builtin_memmove(&l->ha[n], &l->ha[j], keep * sizeof(l->ha[0]));
+					__builtin_memmove(&l->hb[n], &l->hb[j], keep * sizeof(l->hb[0]));
 				}
-				ended = keep == l->n - j && l->ended;
+				/* all of the last walk's frames from j on: their
+				 * hash chains hold (unless the walk goes on) */
+				whole = keep == l->n - j;
+				ended = whole && l->ended;
 				joined = 1;
 				k = n;
 				n += keep;
 				if (n == depth || ended)
 					break;
+				whole = 0;
 				/* go on from its last frame */
 				n--;
 				ip = l->ip[n];
@@ -1088,6 +1097,15 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	}
 	l->n = n;
 	l->ended = (uint32_t)ended;
+	/* the hash chains of the frames below the kept ones, or of all */
+	uint32_t i = whole ? k : n;
+	uint64_t a = i < n ? l->ha[i] : FSK_SH_A0, b = i < n ? l->hb[i] : FSK_SH_B0;
+	while (i-- > 0) {
+		fsk_sh_step(&a, &b, l->ip[i]);
+		l->ha[i] = a;
+		l->hb[i] = b;
+	}
+	*key = fsk_sh_key(a, b, n, h2);
 	*ips = l->ip;
 	return n;
 }

@@ -671,7 +671,7 @@ void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t tsc)
 			st |= EMIT_CLOCK_REUSING;
 			/* the flusher's millisecond epochs bound how long
 			 * stamps get reused: wake it if it is not ticking */
-			if (!atomic_load_explicit(&emit_fast_ticks, memory_order_relaxed)) {
+			if (!atomic_load(&emit_fast_ticks)) {
 				int err = errno;
 				init_flusher_kick();
 				errno = err;
@@ -755,8 +755,13 @@ int emit_clock_own(struct tbuf *b, uint64_t blk, int claim)
  * epochs more often. */
 int emit_clock_reused(void)
 {
-	uint64_t st = atomic_load_explicit(&emit_clock, memory_order_relaxed);
+	uint64_t st = atomic_load(&emit_clock);
 	return (st & EMIT_CLOCK_REUSING) && !(st & EMIT_CLOCK_MULTI);
+}
+
+int emit_clock_reusing(void)
+{
+	return (atomic_load(&emit_clock) & EMIT_CLOCK_REUSING) != 0;
 }
 
 /* A flusher tick: a new epoch with neither bit (emit.h). */

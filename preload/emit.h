@@ -128,6 +128,8 @@ FSK_HIDDEN int emit_clock_own(struct tbuf *b, uint64_t blk, int claim);
  * most unless the flusher itself is kept from running, and by one flush
  * interval (50 ms) at worst. */
 FSK_HIDDEN int emit_clock_reused(void);
+/* A thread set EMIT_CLOCK_REUSING in this epoch (EMIT_CLOCK_MULTI or not). */
+FSK_HIDDEN int emit_clock_reusing(void);
 /* Set by the flusher while it ticks every EMIT_EPOCH_NS; a thread that
  * sets EMIT_CLOCK_REUSING kicks it awake when it is not. */
 FSK_HIDDEN extern _Atomic int emit_fast_ticks;

@@ -117,14 +117,24 @@ static void *flusher_main(void *arg)
 			break;
 		uint64_t now = sys_now_ns();
 		/* a thread reusing clock reads: a new epoch each millisecond
-		 * bounds how stale its stamps get (emit.h) */
+		 * bounds how stale its stamps get (emit.h). One that reused
+		 * them in the epoch that ends likely goes on: the next epoch
+		 * is timed at once. Stopping after each (as this did) made
+		 * that thread set EMIT_CLOCK_REUSING in a slow epoch and wake
+		 * the flusher with a futex call, every millisecond. */
 		if (epoch && now >= epoch) {
+			int busy = emit_clock_reusing();
 			emit_clock_tick();
-			epoch = 0;
+			epoch = busy ? now + EMIT_EPOCH_NS : 0;
 		}
-		if (!epoch && emit_clock_reused())
+		/* Stored before the look at the word (both seq_cst), as a
+		 * thread sets the bit before it looks here: one of the two
+		 * sees the other's, so no bit waits unseen for 50 ms. */
+		atomic_store(&emit_fast_ticks, epoch != 0);
+		if (!epoch && emit_clock_reused()) {
 			epoch = now + EMIT_EPOCH_NS;
-		atomic_store_explicit(&emit_fast_ticks, epoch != 0, memory_order_relaxed);
+			atomic_store(&emit_fast_ticks, 1);
+		}
 		uint64_t until = epoch && epoch < next ? epoch : next;
 		if (now < until) {
 			struct timespec ts = { 0, (long)(until - now) };

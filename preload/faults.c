@@ -237,9 +237,16 @@ void faults_drain(void)
 		return;
 	/* not on the stack: 4 KiB below the program's frame is a page of its
 	 * stack that only we would write, copied after every fork (the
-	 * scan lock, which the caller holds, makes one buffer enough) */
-	static char buf[4096] FSK_COLD;
-	size_t used = 0;
+	 * scan lock, which the caller holds, makes one buffer enough). Once
+	 * a scan made its buffers, theirs (scan_drain_buf): a page of our
+	 * .bss was a COW fault on both sides of every fork. */
+	static char own[4096] FSK_COLD;
+	size_t cap = 0, used = 0;
+	char *buf = scan_drain_buf(&cap);
+	if (!buf) {
+		buf = own;
+		cap = sizeof(own);
+	}
 	for (int i = 0; i < MAX_SAMPLERS; i++) {
 		int32_t tid = atomic_load(&s_samp[i].tid);
 		if (tid <= 0)
@@ -262,7 +269,7 @@ void faults_drain(void)
 				uint16_t kind = 0;
 				int cls = scan_fault_classify(s->addr, &kind);
 				if (cls == FSK_FAULT_COW || cls == FSK_FAULT_FIRST_TOUCH)
-					emit_fault(buf, &used, sizeof(buf), s, tid,
+					emit_fault(buf, &used, cap, s, tid,
 						   (uint16_t)cls | tracer_flag(s->ip), kind);
 			} else if (eh.type == PERF_RECORD_LOST) {
 				uint64_t lost[3] = { 0 }; /* id, lost */

@@ -126,15 +126,19 @@ struct fsk_state {
 	char exe[512];
 	int argc;
 	char **argv;
-	/* saved "NAME=value" strings put back into a stripped environment */
-	char env_saved[4096];
-	int env_saved_len;
+	int env_saved_len;     /* bytes of init_env_saved */
 	char preload_path[512];/* our own path as given in LD_PRELOAD */
 	uint64_t self_lo, self_hi; /* our library's loaded extent (0, 0: unknown) */
 	uint64_t ldso_lo, ldso_hi; /* the dynamic linker's */
 	char rules_path[64];   /* FORKSCOPE_RULES: the trace's unwind rules, or "" */
 };
 FSK_HIDDEN extern struct fsk_state G;
+/* The saved "NAME=value" strings put back into a stripped environment
+ * (proc.c): written once by the constructor, read at an exec. Not in G,
+ * whose pages the fork paths write: without these 4 KiB, G and the small
+ * state of every module share fewer pages, each a page fault on both
+ * sides of every fork. */
+FSK_HIDDEN extern char init_env_saved[4096];
 
 /* Thread-local re-entrancy guard: while set, hooks pass straight through. */
 FSK_HIDDEN extern __thread int t_guard;
@@ -304,6 +308,10 @@ FSK_HIDDEN void scan_reset_child(void);
 FSK_HIDDEN void scan_prefork(void);
 FSK_HIDDEN void scan_fork_emit(uint16_t trigger);
 FSK_HIDDEN int scan_fault_classify(uint64_t addr, uint16_t *kind);
+/* Room for faults_drain's records, under the scan lock outside a scan:
+ * the scans' maps buffer (a fork child gets it empty, and the parent's
+ * writes to it take no COW fault), *cap bytes; NULL before the first scan. */
+FSK_HIDDEN char *scan_drain_buf(size_t *cap);
 /* Pages shared at the last fork, by the baseline (0 without one). */
 FSK_HIDDEN uint64_t scan_base_shared(void);
 

@@ -42,9 +42,11 @@ static int env_int(const char *name, int def, int lo, int hi)
 
 /* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
  * can get them back (proc.c). */
+char init_env_saved[4096] FSK_COLD __attribute__((aligned(4096)));
+
 static void env_save(char **envp)
 {
-	char *p = G.env_saved, *end = G.env_saved + sizeof(G.env_saved);
+	char *p = init_env_saved, *end = init_env_saved + sizeof(init_env_saved);
 	for (char **e = envp; e && *e; e++) {
 		if (sys_strncmp(*e, "FORKSCOPE_", 10) != 0)
 			continue;
@@ -54,7 +56,7 @@ static void env_save(char **envp)
 		__builtin_memcpy(p, *e, n);
 		p += n;
 	}
-	G.env_saved_len = (int)(p - G.env_saved);
+	G.env_saved_len = (int)(p - init_env_saved);
 }
 
 /* The trace directory must be absolute, a real directory (not a symlink)

@@ -418,7 +418,7 @@ static char *const *env_fix(char *const envp[], void **map, size_t *maplen, int 
 	for (char *const *e = envp; e && *e; e++)
 		if (sys_strncmp(*e, "LD_PRELOAD=", 11) && sys_strncmp(*e, "FORKSCOPE_", 10))
 			out[k++] = *e;
-	for (char *s = G.env_saved; s < G.env_saved + G.env_saved_len && k < n + 60;) {
+	for (char *s = init_env_saved; s < init_env_saved + G.env_saved_len && k < n + 60;) {
 		out[k++] = s;
 		s += sys_strlen(s) + 1;
 	}

@@ -523,6 +523,14 @@ static uint32_t base_cow_in(uint64_t start, uint64_t end)
  * process (counted against its region); on a page absent then, or in a
  * region mapped since, a first touch. *kind is the region's kind.
  */
+char *scan_drain_buf(size_t *cap)
+{
+	if (!s_pm)
+		return NULL;
+	*cap = s_mb.io_cap < 4096 ? s_mb.io_cap : 4096;
+	return s_mb.io;
+}
+
 int scan_fault_classify(uint64_t addr, uint16_t *kind)
 {
 	*kind = 0;

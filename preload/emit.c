@@ -607,7 +607,7 @@ static inline uint64_t clock_now(struct tbuf *b, int own)
 		ns = b->last_ns;
 	b->last_ns = ns;
 	_mm_lfence(); /* (rare path) whatever counter read made ns is done */
-	emit_clock_after_read(b, 0, own);
+	emit_clock_after_read(b, 0, ns, own);
 	return ns;
 }
 
@@ -631,37 +631,32 @@ static uint64_t clock_multi(uint64_t st)
 }
 
 /* Whether b's thread records fast enough for reused stamps to pay
- * (emit.h), over the records since its window started (tsc: the counter
- * read for this record, 0 when none was). A cold thread looks again
- * every EMIT_REUSE records, a hot one at each claim once the window
- * holds that many or lasted as long as they would take at the hot rate;
- * each look starts a new window. */
-static int clock_hot(struct tbuf *b, uint64_t tsc)
+ * (emit.h), over the records since its window started (ns: the time
+ * just read for this record; so also before the TSC is calibrated, the
+ * first 2 ms of a process, when every read is a clock_gettime). A cold
+ * thread looks again every EMIT_REUSE records, a hot one at each claim
+ * once the window holds that many or lasted as long as they would take
+ * at the hot rate; each look starts a new window. */
+static int clock_hot(struct tbuf *b, uint64_t ns)
 {
 	uint64_t dn = b->records - b->rate_recs;
 	if (dn < EMIT_REUSE && !b->hot)
 		return 0;
-	uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-	if (!mult)
-		return 0; /* the clock is not calibrated yet */
-	if (!tsc)
-		tsc = __rdtsc();
-	uint64_t dt = tsc - b->rate_tsc;
-	uint64_t ns = dt >> 40 ? ~0ull : (uint64_t)(((unsigned __int128)dt * mult) >> 32);
-	if (dn < EMIT_REUSE && ns < (uint64_t)EMIT_REUSE * EMIT_HOT_NS)
+	uint64_t dt = ns - b->rate_ns; /* a thread's stamps never go back */
+	if (dn < EMIT_REUSE && dt < (uint64_t)EMIT_REUSE * EMIT_HOT_NS)
 		return 1;
-	b->rate_tsc = tsc;
+	b->rate_ns = ns;
 	b->rate_recs = b->records;
-	b->hot = dn * EMIT_HOT_NS >= ns;
+	b->hot = dn * EMIT_HOT_NS >= dt;
 	return b->hot;
 }
 
-void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t tsc)
+void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t ns)
 {
 	uint64_t seen = b->clock;
 	if (!own)
 		st = clock_multi(st);
-	if (!(st & EMIT_CLOCK_MULTI) && !clock_hot(b, tsc)) {
+	if (!(st & EMIT_CLOCK_MULTI) && !clock_hot(b, ns)) {
 		b->clock = ~0ull; /* the next record comes back here */
 		b->grant = b->reuse = 0;
 		return;
@@ -899,7 +894,7 @@ static struct tbuf *tb_acquire(void)
 		b->reuse = 0;
 		b->grant = 0;
 		b->own_win = b->own_win2 = ~0ull;
-		b->rate_tsc = b->rate_recs = 0;
+		b->rate_ns = b->rate_recs = 0;
 		b->hot = 0;
 		atomic_store_explicit(&b->full_ns, 0, memory_order_relaxed);
 		b->ref_tsc = 0;

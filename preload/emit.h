@@ -47,7 +47,7 @@ struct tbuf {
 	uint64_t own_win;          /* a heap window only this thread allocates
 	                              in (EMIT_WIN_SHIFT), ~0 = none yet */
 	uint64_t own_win2;         /* the one before */
-	uint64_t rate_tsc, rate_recs; /* the start of the window over which
+	uint64_t rate_ns, rate_recs; /* the start of the window over which
 	                              emit_clock_claim measures its rate */
 	int hot;                   /* that rate makes reused stamps pay */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
@@ -107,8 +107,8 @@ FSK_HIDDEN extern _Atomic uint64_t emit_clock;
  * for the latter (emit_clock_global), b->clock, b->grant and b->reuse,
  * and EMIT_CLOCK_REUSING when it grants. A thread not hot gets no grant
  * and b->clock ~0, so each of its records comes back here, until its
- * rate makes it hot. tsc: the counter read for the record, 0 if none. */
-FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t tsc);
+ * rate makes it hot. ns: the time just read for the record. */
+FSK_HIDDEN void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t ns);
 
 /* A record stamped ts (read before the call) that is not a compact one of
  * the thread's own window, before its effect is visible: sets
@@ -153,13 +153,13 @@ static inline __attribute__((always_inline)) uint64_t emit_clock_load_after(uint
  * after this load, so after its stamp was read (a tick between the two
  * would otherwise clear the bit before the stamp existed). */
 static inline __attribute__((always_inline)) void emit_clock_after_read(struct tbuf *b,
-									 uint64_t tsc, int own)
+									 uint64_t tsc, uint64_t ns, int own)
 {
 	uint64_t st = emit_clock_load_after(tsc);
 	if (likely(st == b->clock) && likely(own))
 		b->reuse = b->grant;
 	else
-		emit_clock_claim(b, st, own, tsc);
+		emit_clock_claim(b, st, own, ns);
 }
 
 /* What a compact record stands for (emit_compact): a free, a malloc
@@ -323,7 +323,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 		uint64_t now = b->ref_ns + ((d * mult) >> 32);
 		ns = now < ns ? ns : now; /* a thread's records never go back */
-		emit_clock_after_read(b, tsc, own);
+		emit_clock_after_read(b, tsc, ns, own);
 	}
 	if (!emit_compact_put(b, c, ns, head, size, w1, w2, ev, a, asize, stack, fn, mm))
 		emit_compact_slow(head, w1, w2, blk, a, ev, stack);

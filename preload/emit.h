@@ -231,6 +231,26 @@ FSK_HIDDEN void emit_compact_slow(uint32_t head, uint64_t w1, uint64_t w2, uint6
 typedef uint64_t emit_u64a4 __attribute__((aligned(4), may_alias));
 typedef uint32_t emit_u32a4 __attribute__((aligned(4), may_alias));
 
+/* The tiny or micro record of the event (emit_small) at c, b's committed
+ * bytes, committed, when one holds it: 1; else 0, with nothing changed.
+ * For a record that takes the stamp of the thread's last compact one. */
+static inline __attribute__((always_inline)) int emit_compact_small(struct tbuf *b, uint32_t c, int ev,
+								   uint64_t a, uint64_t asize,
+								   uint32_t stack, uint32_t fn, int mm)
+{
+	uint32_t n;
+	uint64_t w = emit_small(b, ev, a, (int64_t)(a - b->last_caddr) >> 4, asize, stack, fn, mm, &n);
+	if (unlikely(!w))
+		return 0;
+	char *r = b->data + c;
+	if (n == 4)
+		*(emit_u32a4 *)r = (uint32_t)w;
+	else
+		*(emit_u64a4 *)r = w;
+	emit_compact_done(b, c + n, a, ev, stack);
+	return 1;
+}
+
 /* The record of emit_compact written at stamp ns, c: b's committed
  * bytes; 0, with nothing changed, when only emit_compact_slow can write
  * it (the stamp too far from the thread's CBASE, or none yet). */
@@ -239,20 +259,10 @@ static inline __attribute__((always_inline)) int emit_compact_put(struct tbuf *b
 								 uint64_t w2, int ev, uint64_t a, uint64_t asize,
 								 uint32_t stack, uint32_t fn, int mm)
 {
+	if (ns == b->last_cns && likely(emit_compact_small(b, c, ev, a, asize, stack, fn, mm)))
+		return 1;
 	char *r = b->data + c;
 	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
-	if (ns == b->last_cns) {
-		uint32_t n;
-		uint64_t w = emit_small(b, ev, a, d, asize, stack, fn, mm, &n);
-		if (likely(w)) {
-			if (n == 4)
-				*(emit_u32a4 *)r = (uint32_t)w;
-			else
-				*(emit_u64a4 *)r = w;
-			emit_compact_done(b, c + n, a, ev, stack);
-			return 1;
-		}
-	}
 	/* a stamp of its own, close after the last: TLATER */
 	uint64_t tdt = ns - b->last_cns;
 	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
@@ -345,17 +355,9 @@ static inline __attribute__((always_inline)) int emit_compact_reuse(uint64_t blk
 	    unlikely(blk >> EMIT_WIN_SHIFT != b->own_win) ||
 	    unlikely(atomic_load_explicit(&emit_clock, memory_order_acquire) != b->clock))
 		return 0;
-	uint32_t n;
-	uint64_t w = emit_small(b, ev, a, (int64_t)(a - b->last_caddr) >> 4, asize, stack, fn, mm, &n);
-	if (unlikely(!w))
+	if (unlikely(!emit_compact_small(b, c, ev, a, asize, stack, fn, mm)))
 		return 0;
-	char *r = b->data + c;
-	if (n == 4)
-		*(emit_u32a4 *)r = (uint32_t)w;
-	else
-		*(emit_u64a4 *)r = w;
 	b->reuse--;
-	emit_compact_done(b, c + n, a, ev, stack);
 	return 1;
 }
 

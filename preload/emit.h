@@ -90,8 +90,8 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
  * fork-heavy program more than that: each tick a wake-up, and a second
  * thread running in the mm makes each fork and COW fault of the program
  * flush the other CPU's TLB by interrupt (a bash loop of /bin/true, whose
- * shell allocates a little between forks: ~2 context switches and ~0.4
- * ms of interrupts a second per fork).
+ * shell allocates a little between forks: ~2 context switches a fork,
+ * 3% of the loop's time).
  */
 #define EMIT_REUSE 63u
 #define EMIT_HOT_NS 2000u
@@ -251,50 +251,6 @@ static inline __attribute__((always_inline)) int emit_compact_small(struct tbuf 
 	return 1;
 }
 
-/* The record of emit_compact written at stamp ns, c: b's committed
- * bytes; 0, with nothing changed, when only emit_compact_slow can write
- * it (the stamp too far from the thread's CBASE, or none yet). */
-static inline __attribute__((always_inline)) int emit_compact_put(struct tbuf *b, uint32_t c, uint64_t ns,
-								 uint32_t head, uint32_t size, uint64_t w1,
-								 uint64_t w2, int ev, uint64_t a, uint64_t asize,
-								 uint32_t stack, uint32_t fn, int mm)
-{
-	if (ns == b->last_cns && likely(emit_compact_small(b, c, ev, a, asize, stack, fn, mm)))
-		return 1;
-	char *r = b->data + c;
-	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
-	/* a stamp of its own, close after the last: TLATER */
-	uint64_t tdt = ns - b->last_cns;
-	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
-	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 && emit_same_stack(b, ev, stack, fn)))) {
-		uint64_t w = FSK_TINY | FSK_TK_LATER << 12 | tdt << 16 | (uint64_t)d << FSK_TL_DELTA_SHIFT;
-		if (ev != EMIT_C_FREE)
-			w |= FSK_TL_MALLOC | asize | (ev == EMIT_C_ALLOC ? FSK_TL_SAME_STACK : 0);
-		*(emit_u64a4 *)r = w;
-		b->last_ns = ns;
-		b->last_cns = ns;
-		emit_compact_done(b, c + 8, a, ev, stack);
-		return 1;
-	}
-	uint64_t dt = ns - b->base_ns;
-	if (unlikely(dt > UINT32_MAX || !b->base_ns))
-		return 0;
-	if (c & 4) { /* the full forms stay 8-aligned in the buffer */
-		*(emit_u32a4 *)r = FSK_MPAD;
-		r += 4;
-		c += 4;
-	}
-	b->last_ns = ns;
-	b->last_cns = ns;
-	uint64_t *q = (uint64_t *)r;
-	q[0] = head | dt << 32;
-	q[1] = w1;
-	if (size > 16)
-		q[2] = w2;
-	emit_compact_done(b, c + size, a, ev, stack);
-	return 1;
-}
-
 /* Appends and commits a compact record of `size` bytes (16 or 24) whose
  * second word is w1 and third (24) w2; or, when the stamp is the one of
  * the thread's last compact record, the tiny or micro record (emit_small)
@@ -335,8 +291,41 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		ns = now < ns ? ns : now; /* a thread's records never go back */
 		emit_clock_after_read(b, tsc, ns, own);
 	}
-	if (!emit_compact_put(b, c, ns, head, size, w1, w2, ev, a, asize, stack, fn, mm))
+	if (ns == b->last_cns && likely(emit_compact_small(b, c, ev, a, asize, stack, fn, mm)))
+		return;
+	char *r = b->data + c;
+	int64_t d = (int64_t)(a - b->last_caddr) >> 4;
+	/* a stamp of its own, close after the last: TLATER */
+	uint64_t tdt = ns - b->last_cns;
+	if (b->last_cns && tdt >> FSK_TL_DT_BITS == 0 && !mm && EMIT_FITS(d, 64 - FSK_TL_DELTA_SHIFT) &&
+	    (ev == EMIT_C_FREE || (asize >> FSK_T5_SIZE_LOW == 0 && emit_same_stack(b, ev, stack, fn)))) {
+		uint64_t w = FSK_TINY | FSK_TK_LATER << 12 | tdt << 16 | (uint64_t)d << FSK_TL_DELTA_SHIFT;
+		if (ev != EMIT_C_FREE)
+			w |= FSK_TL_MALLOC | asize | (ev == EMIT_C_ALLOC ? FSK_TL_SAME_STACK : 0);
+		*(emit_u64a4 *)r = w;
+		b->last_ns = ns;
+		b->last_cns = ns;
+		emit_compact_done(b, c + 8, a, ev, stack);
+		return;
+	}
+	uint64_t dt = ns - b->base_ns;
+	if (unlikely(dt > UINT32_MAX || !b->base_ns)) {
 		emit_compact_slow(head, w1, w2, blk, a, ev, stack);
+		return;
+	}
+	if (c & 4) { /* the full forms stay 8-aligned in the buffer */
+		*(emit_u32a4 *)r = FSK_MPAD;
+		r += 4;
+		c += 4;
+	}
+	b->last_ns = ns;
+	b->last_cns = ns;
+	uint64_t *q = (uint64_t *)r;
+	q[0] = head | dt << 32;
+	q[1] = w1;
+	if (size > 16)
+		q[2] = w2;
+	emit_compact_done(b, c + size, a, ev, stack);
 }
 
 /* emit_compact's commonest case alone, for hooks whose fast path makes

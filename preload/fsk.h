@@ -430,7 +430,7 @@ FSK_HIDDEN int unwind_mod_extent(uint64_t ip, uint64_t *lo, uint64_t *hi);
  * from the outermost in (fsk_sh_step from FSK_SH_A0, FSK_SH_B0), then
  * fsk_sh_key: a walk that keeps the upper frames of the thread's last one
  * keeps their part of the chains, and hashes only the frames below them
- * (the whole stack's hash was a fifth of a capture in cc1). */
+ * (3.4 of 26 in cc1). */
 #define FSK_SH_A0 0x9e3779b97f4a7c15ull
 #define FSK_SH_B0 0xc2b2ae3d27d4eb4full
 static inline __attribute__((always_inline)) void fsk_sh_step(uint64_t *a, uint64_t *b, uint64_t ip)

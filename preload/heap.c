@@ -374,8 +374,8 @@ static __attribute__((noinline)) void *malloc_fast_more(void *p, size_t size, in
 }
 
 /* malloc_fast after glibc's call: a leaf but for the tail call of
- * malloc_fast_more, so it saves no register (their saves and restores
- * were a sixth of its instructions). Its fast path is the commonest one:
+ * malloc_fast_more, so it saves one register, not five (their saves and
+ * restores were a sixth of its instructions). Its fast path is the commonest one:
  * a record that reuses the thread's last stamp, the break not moved. */
 static __attribute__((noinline)) void *malloc_fast_rec(void *p, size_t size)
 {
@@ -539,7 +539,7 @@ static __attribute__((noinline)) void free_all_more(void *p, uint64_t a, int mm)
 /* Every call recorded (stacks or not): a CFREE written before the block
  * goes back (so it sorts before another thread's malloc that gets the
  * address). No value lives across glibc's call, and the record's other
- * cases are a tail call: no register is saved. */
+ * cases are a tail call: one register is saved, not five. */
 static __attribute__((noinline)) void free_all(void *p, uint64_t a)
 {
 	HOT_BEGIN();

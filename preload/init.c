@@ -40,10 +40,10 @@ static int env_int(const char *name, int def, int lo, int hi)
 	return v < lo ? lo : v > hi ? hi : (int)v;
 }
 
-/* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
- * can get them back (proc.c). */
 char init_env_saved[4096] FSK_COLD __attribute__((aligned(4096)));
 
+/* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
+ * can get them back (proc.c). */
 static void env_save(char **envp)
 {
 	char *p = init_env_saved, *end = init_env_saved + sizeof(init_env_saved);

@@ -517,12 +517,6 @@ static uint32_t base_cow_in(uint64_t start, uint64_t end)
 	return n;
 }
 
-/*
- * faults.c, with the scan lock held: what a sampled fault at addr was.
- * A fault on a page shared at the baseline is a COW break taken by this
- * process (counted against its region); on a page absent then, or in a
- * region mapped since, a first touch. *kind is the region's kind.
- */
 char *scan_drain_buf(size_t *cap)
 {
 	if (!s_pm)
@@ -531,6 +525,12 @@ char *scan_drain_buf(size_t *cap)
 	return s_mb.io;
 }
 
+/*
+ * faults.c, with the scan lock held: what a sampled fault at addr was.
+ * A fault on a page shared at the baseline is a COW break taken by this
+ * process (counted against its region); on a page absent then, or in a
+ * region mapped since, a first touch. *kind is the region's kind.
+ */
 int scan_fault_classify(uint64_t addr, uint16_t *kind)
 {
 	*kind = 0;

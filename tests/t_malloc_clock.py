@@ -16,9 +16,7 @@ after the other thread's free; and the same with a worker that mallocs
 after the main thread was quiet for 1.5 ms (it may take the clock); a
 quiet thread's mallocs 3 ms apart are stamped near their calls, and
 mallocs 100 us apart (a thread too slow for reused stamps to pay) each
-within its own call. Run with stacks (CALLOC) and without (CMALLOC).
-First, a thread that allocates fast from its process's first
-millisecond on reuses stamps before the TSC is calibrated too. Last, two threads allocate at once and then hand blocks to
+within its own call. Run with stacks (CALLOC) and without (CMALLOC). Last, two threads allocate at once and then hand blocks to
 each other (malloc_clock pingpong): in time order every block of theirs
 is malloc'd while free and freed while live, also with one arena for both
 (MALLOC_ARENA_MAX=1); with an arena each, both reuse stamps while they
@@ -326,37 +324,8 @@ def run_pingpong(tag, depth, env=None, reuse=True):
               % (got, PP_BURST // 2 * PP_ROUNDS))
 
 
-def run_early(tag):
-    """A thread that allocates fast from its process's first millisecond
-    on (tests/progs/malloc_count, one thread, 3000 rounds of 5 calls:
-    ~1.5 ms, all before the TSC is calibrated, 2 ms after the first
-    record) reuses stamps all the same: most of its malloc and free
-    records are tiny or micro ones, which carry the previous stamp."""
-    r = fsk.run_traced([fsk.prog("malloc_count"), "3000", "1"], timeout=60, cwd=fsk.tmpdir(),
-                       options=["--stack-depth", "0", "--scan-ms", "0"])
-    if not check(tag + ".ran", r.rc == 0 and "@ counts" in r.out, r.describe()):
-        return
-    doc = r.report()
-    procs = fsk.processes(doc) if doc else []
-    if not check(tag + ".report", len(procs) == 1, r.report_error or "%d processes" % len(procs)):
-        return
-    recs = stream_records(tag, r.trace, procs[0]["pid"])
-    if recs is None:
-        return
-    per = collections.Counter(tid for typ, tid, _, f in recs if typ in (ALLOC, FREE))
-    if not check(tag + ".worker", per, "no malloc or free records"):
-        return
-    tid = per.most_common(1)[0][0]
-    mine = [f for typ, t, _, f in recs if t == tid and typ in (ALLOC, FREE)]
-    reused = sum(1 for f in mine if f.get("tiny"))
-    fsk.note("%s: %d of the worker's %d malloc and free records reuse a stamp" % (tag, reused, len(mine)))
-    check(tag + ".reuses", len(mine) >= 10000 and reused * 2 >= len(mine),
-          "%d of the worker's %d malloc and free records reuse a stamp" % (reused, len(mine)))
-
-
 def main():
     fsk.require(fsk.prog("malloc_clock"))
-    run_early("early")
     run("events", 0)
     run("stacks", 16)
     run_pingpong("pingpong.events", 0)

@@ -146,6 +146,9 @@ FSK_HIDDEN extern __thread int t_guard;
 FSK_HIDDEN extern __thread int t_vfork_child;
 
 FSK_HIDDEN void init_child_after_fork(uint64_t fork_ns);
+/* At the end of our part of fork in the child: its youth counts from
+ * here, not from before our own set-up (init.c). */
+FSK_HIDDEN void init_child_young(void);
 /* Starts the flusher unless it runs; returns 1, starting nothing, in a
  * fork child still young enough to write its records through (emit.c). */
 FSK_HIDDEN int init_flusher_ensure(void);

@@ -501,7 +501,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
-	young_start(YOUNG_FORK_RECS); /* its youth starts after our own set-up */
+	young_start(YOUNG_FORK_RECS); /* our set-up's records written through too */
 	sample_fork_child();
 	scan_reset_child();
 	emit_reset_child();
@@ -514,6 +514,17 @@ void init_child_after_fork(uint64_t fork_ns)
 	atomic_store(&s_kick, 0);
 	spare_fork_child(ppid);
 	emit_open_stream(ppid, fork_ns, "cannot create a trace file in");
+}
+
+/* The child's youth is the program's time: our set-up (its stream, the
+ * FORK record, the fault sampler, the fork scan) took 0.36 to 1.2 ms of
+ * its 2 ms on a VM where a page fault costs ~10 us (a bash child: 0.4 to
+ * 1.05 ms), so a child that execs soon after could already be old. The
+ * records the set-up wrote stay counted. */
+void init_child_young(void)
+{
+	if (s_young_since)
+		s_young_since = sys_now_ns();
 }
 
 static int (*s_main)(int, char **, char **);

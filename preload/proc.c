@@ -223,6 +223,7 @@ FSK_EXPORT pid_t fork(void)
 			scan_fork_emit(FSK_SCAN_FORK_CHILD);
 			emit_hold_end(&hold); /* with the stream's header */
 			emit_header_flush();
+			init_child_young();
 		}
 		t_guard = guard;
 		errno = saved;

@@ -25,11 +25,13 @@ is clean.
 
 Youth is a time (2 ms from the end of our part of the fork, or of the
 constructor of an exec'd image): a process the host kept from running
-that long is old when it allocates. Each one says how long after its fork
-(an image: after its own constructor, which runs right after ours) it
-counted its threads; the program runs again (up to six times) until each
-of A, C, D and F was once quicker than 1.8 ms, and the youth checks on
-each are made on the first run where it was."""
+that long is old when it allocates. Each one says how long after fork
+returned in it (an image: after its own constructor, which runs right
+after ours) it counted its threads; the program runs again (up to six
+times) until each of A, C, D and F was once quicker than 1.8 ms, and the
+youth checks on each are made on the first run where it was. (Counted
+from before the fork, A and C were never that quick on a VM where our
+part of a fork takes 1 to 2 ms; their youth then began after ours too.)"""
 import os
 import subprocess
 import sys

@@ -7,8 +7,8 @@
  * The parent allocates (it has a flusher from then on), then forks:
  *  A: allocates 5 blocks of 1001..1005 bytes at once, prints
  *     "@ young who=A pid=P tasks=N age_us=T" (N: its threads, from
- *     /proc/self/task; T: microseconds since just before the fork, when it
- *     counted them)
+ *     /proc/self/task; T: microseconds since fork returned in the child,
+ *     when it counted them)
  *     and blocks reading stdin (the parent's): the test looks at the trace
  *     meanwhile, then writes a line. A, long past young now, allocates a
  *     block of 1006 bytes, prints "@ young who=A2 tasks=N" and _exits.
@@ -35,7 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static struct timespec t_fork; /* taken right before each fork, or as an image starts */
+static struct timespec t_fork; /* taken as fork returns in a child, or as an image starts */
 
 /* A new image's start, for its T. */
 __attribute__((constructor)) static void image_start(void)
@@ -133,12 +133,14 @@ int main(int argc, char **argv)
 		free(keep(100 + (size_t)i));
 
 	for (int who = 0; who < 3; who++) {
-		clock_gettime(CLOCK_MONOTONIC, &t_fork);
 		pid_t pid = fork();
 		if (pid < 0)
 			return 1;
-		if (pid == 0)
+		if (pid == 0) {
+			/* the child's youth begins as our part of fork ends */
+			clock_gettime(CLOCK_MONOTONIC, &t_fork);
 			child(who);
+		}
 		int st;
 		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 			return 1;

@@ -915,10 +915,15 @@ static int related(int fd)
 	return atomic_load(&s_related);
 }
 
+/* A read-only private file mapping holds the file's pages, but one of
+ * /dev/zero is anonymous memory: where the kernel maps no zero page its
+ * pages read before a fork are shared with the relative, which only
+ * their entries tell. */
 static int counted_by_runs(const struct maps_ent *e)
 {
 	return !s_no_pmscan &&
-	       (s_runs_any || (e->perms & FSK_P_SHARED) || (e->inode && !(e->perms & FSK_P_WRITE)) ||
+	       (s_runs_any || (e->perms & FSK_P_SHARED) ||
+		(e->inode && !(e->perms & FSK_P_WRITE) && !anon_private(e)) ||
 		(s_prefork_runs && anon_private(e))) &&
 	       (e->end - e->start) / G.page_size > RUNS_ONLY_MIN_PAGES;
 }

@@ -14,7 +14,9 @@
  * N: its present pages then; M: those not present at the fork (the
  * child's fork scan is its parent's, taken just before it); S: those
  * still shared with the other side (anonymous, not exclusive); for the
- * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0.
+ * /dev/zero mapping, whose pages are all the zero page, smaps's Rss and 0
+ * (where the kernel maps no zero page, zero_page=0 on each line, every
+ * mapping is counted from pagemap as the others are).
  * With "nofork" it prints right after the first quarter and exits: M is
  * then N (none of the mappings was there at its start), and it also reads
  * a small anonymous mapping (map=small: the zero page, by smaps's Rss),
@@ -38,6 +40,11 @@
 #define PAGES 1024
 
 static long ps;
+/* Whether the kernel maps the shared zero page for a read of private
+ * anonymous memory (a kernel may not: a VM booted with pvm_no_zero_page
+ * gives each such read a page of its own, which then counts as any
+ * page). Printed on every line as zero_page=0|1. */
+static int zero_page = 1;
 
 /* m's pagemap entries. Opened each time: an fd opened before the fork
  * reads the parent's. */
@@ -88,8 +95,8 @@ static void report_n(const char *name, const char *m, const unsigned char *at_fo
 		since += is_present(e[i]) && !at_fork[i];
 		shared += is_shared(e[i]);
 	}
-	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d shared=%d\n", (int)getpid(), name,
-	       (void *)m, res, since, shared);
+	printf("@ file_pages pid=%d map=%s start=%p resident=%d since_fork=%d shared=%d zero_page=%d\n",
+	       (int)getpid(), name, (void *)m, res, since, shared, zero_page);
 }
 
 static void report(const char *name, const char *m, const unsigned char *at_fork)
@@ -97,9 +104,8 @@ static void report(const char *name, const char *m, const unsigned char *at_fork
 	report_n(name, m, at_fork, PAGES);
 }
 
-/* The zero page (read faults of a private /dev/zero mapping) is in no
- * count: resident by /proc/self/smaps's Rss, which leaves it out. */
-static void report_smaps(const char *name, const char *m)
+/* The Rss of the mapping at m in /proc/self/smaps, in KiB; -1 if none. */
+static long smaps_rss(const char *m)
 {
 	char line[512], head[64];
 	long rss = -1;
@@ -118,8 +124,30 @@ static void report_smaps(const char *name, const char *m)
 	}
 	if (f)
 		fclose(f);
-	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0 shared=0\n", (int)getpid(), name,
-	       (void *)m, rss < 0 ? -1 : rss * 1024 / ps);
+	return rss;
+}
+
+/* The zero page (read faults of a private /dev/zero mapping) is in no
+ * count: resident by /proc/self/smaps's Rss, which leaves it out. */
+static void report_smaps(const char *name, const char *m)
+{
+	long rss = smaps_rss(m);
+	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0 shared=0 zero_page=%d\n",
+	       (int)getpid(), name, (void *)m, rss < 0 ? -1 : rss * 1024 / ps, zero_page);
+}
+
+/* A page of private anonymous memory, read: resident in smaps only when
+ * the kernel gave it a page of its own. */
+static int kernel_zero_page(void)
+{
+	char *p = mmap(NULL, (size_t)ps, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return 1;
+	volatile char c = p[0];
+	(void)c;
+	long rss = smaps_rss(p);
+	munmap(p, (size_t)ps);
+	return rss == 0;
 }
 
 enum { RO, RW, ANON, SH, SHANON, ZERO, NMAPS };
@@ -140,7 +168,7 @@ static void touch_all(char *const *m, int from, int to)
 static void report_all(char *const *m, unsigned char (*at_fork)[PAGES])
 {
 	for (int k = 0; k < NMAPS; k++)
-		if (k == ZERO)
+		if (k == ZERO && zero_page)
 			report_smaps(names[k], m[k]);
 		else
 			report(names[k], m[k], at_fork[k]);
@@ -189,6 +217,7 @@ static int raw_fork(char *anon)
 int main(int argc, char **argv)
 {
 	ps = sysconf(_SC_PAGESIZE);
+	zero_page = kernel_zero_page();
 	int fd = argc > 1 ? open(argv[1], O_RDONLY) : -1;
 	int zfd = open("/dev/zero", O_RDONLY);
 	int nofork = argc > 2 && !strcmp(argv[2], "nofork");
@@ -230,7 +259,10 @@ int main(int argc, char **argv)
 		if (mprotect(split + 32 * ps, 16 * (size_t)ps, PROT_READ) < 0)
 			return 2;
 		report_all(m, at_fork);
-		report_smaps("small", small);
+		if (zero_page)
+			report_smaps("small", small);
+		else
+			report_n("small", small, at_fork[0], 32);
 		report_n("split_rw", split, at_fork[0], 32);
 		report_n("split_ro", split + 32 * ps, at_fork[0], 16);
 		return 0;
@@ -249,6 +281,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < 32; i++)
 		sum += zw[(long)i * ps];
 	static const unsigned char none[PAGES];
+	static unsigned char zw_at[PAGES]; /* pages of its own without the zero page */
+	present(zw, zw_at);
 	fflush(stdout);
 	pid_t pid = fork();
 	if (pid < 0)
@@ -257,7 +291,7 @@ int main(int argc, char **argv)
 		touch_all(m, PAGES / 2, 3 * PAGES / 4);
 		memset(zw, 1, 32 * (size_t)ps);
 		report_all(m, at_fork);
-		report_n("zw", zw, none, 32);
+		report_n("zw", zw, zero_page ? none : zw_at, 32);
 		fflush(stdout);
 		_exit(0);
 	}
@@ -265,6 +299,9 @@ int main(int argc, char **argv)
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		return 1;
 	report_all(m, at_fork);
-	report_smaps("zw", zw);
+	if (zero_page)
+		report_smaps("zw", zw);
+	else
+		report_n("zw", zw, zw_at, 32);
 	return 0;
 }

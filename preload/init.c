@@ -518,7 +518,7 @@ void init_child_after_fork(uint64_t fork_ns)
 
 /* The child's youth is the program's time: our set-up (its stream, the
  * FORK record, the fault sampler, the fork scan) took 0.36 to 1.2 ms of
- * its 2 ms on a VM where a page fault costs ~10 us (a bash child: 0.4 to
+ * its 2 ms on a VM where a page fault costs 12 to 17 us (a bash child: 0.4 to
  * 1.05 ms), so a child that execs soon after could already be old. The
  * records the set-up wrote stay counted. */
 void init_child_young(void)

@@ -611,11 +611,23 @@ static inline int probe_put(struct rule *t, uint32_t mask, uint64_t h, uint64_t 
 	return 0;
 }
 
+/* An entry's key: the return address with 17 bits of its code hash. */
+static inline uint64_t rule_key(uint64_t ip, uint64_t code)
+{
+	return ip | code >> RULE_IP_BITS << RULE_IP_BITS;
+}
+
+/* The 22 more bits of the code hash an entry's word holds. */
+static inline uint64_t rule_check(uint64_t code)
+{
+	return (code & 0x3fffff) << 42;
+}
+
 /* The rule of return address ip with code hash `code`, 0 when none is
  * known. */
 static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
 {
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
+	uint64_t key = rule_key(ip, code);
 	int stop = 0;
 	uint64_t w = probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 0), key, code, &stop);
 	return w || stop ? w : probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 1), key, code, &stop);
@@ -625,8 +637,7 @@ static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code
  * that need it go to unw_backtrace). */
 static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 {
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS;
-	uint64_t w = rule | (code & 0x3fffff) << 42;
+	uint64_t key = rule_key(ip, code), w = rule | rule_check(code);
 	for (int which = 0; which < 2; which++)
 		if (probe_put(t, (1u << RULE_BITS) - 1, rule_home(ip, which), key, w))
 			return;
@@ -806,7 +817,7 @@ static void xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key && !(rule & RF_NO) ? xrules() : NULL;
 	if (t)
-		probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | (code & 0x3fffff) << 42);
+		probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | rule_check(code));
 }
 
 /* The rule of return address ip for a frame in state (sp, bp) as its
@@ -942,8 +953,7 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 {
 	if (unlikely(ip >> RULE_IP_BITS || ip < 4096))
 		return 0; /* no room in a key (and no code there) */
-	uint64_t code = rule_code(ip), check = (code & 0x3fffff) << 42;
-	uint64_t key = ip | code >> RULE_IP_BITS << RULE_IP_BITS, w;
+	uint64_t code = rule_code(ip), check = rule_check(code), key = rule_key(ip, code), w;
 	struct rc_ent *e = rc ? &rc[(ip * 0x9e3779b97f4a7c15ull) >> (64 - RC_BITS)] : NULL;
 	if (e && e->key == key && (e->w & ~RULE_BITS_MASK) == check) {
 		w = e->w & RULE_BITS_MASK;

@@ -523,8 +523,7 @@ void init_child_after_fork(uint64_t fork_ns)
  * records the set-up wrote stay counted. */
 void init_child_young(void)
 {
-	if (s_young_since)
-		s_young_since = sys_now_ns();
+	s_young_since = sys_now_ns(); /* young_start ran in init_child_after_fork */
 }
 
 static int (*s_main)(int, char **, char **);

@@ -127,10 +127,16 @@ static long smaps_rss(const char *m)
 	return rss;
 }
 
-/* The zero page (read faults of a private /dev/zero mapping) is in no
- * count: resident by /proc/self/smaps's Rss, which leaves it out. */
-static void report_smaps(const char *name, const char *m)
+/* A mapping only read (or, zw, read before the fork) whose pages are the
+ * zero page, which is in no count: resident by /proc/self/smaps's Rss,
+ * which leaves it out. Where the kernel maps no zero page its n pages are
+ * counted as any others. */
+static void report_zero(const char *name, const char *m, const unsigned char *at_fork, int n)
 {
+	if (!zero_page) {
+		report_n(name, m, at_fork, n);
+		return;
+	}
 	long rss = smaps_rss(m);
 	printf("@ file_pages pid=%d map=%s start=%p resident=%ld since_fork=0 shared=0 zero_page=%d\n",
 	       (int)getpid(), name, (void *)m, rss < 0 ? -1 : rss * 1024 / ps, zero_page);
@@ -168,8 +174,8 @@ static void touch_all(char *const *m, int from, int to)
 static void report_all(char *const *m, unsigned char (*at_fork)[PAGES])
 {
 	for (int k = 0; k < NMAPS; k++)
-		if (k == ZERO && zero_page)
-			report_smaps(names[k], m[k]);
+		if (k == ZERO)
+			report_zero(names[k], m[k], at_fork[k], PAGES);
 		else
 			report(names[k], m[k], at_fork[k]);
 	fflush(stdout);
@@ -259,10 +265,7 @@ int main(int argc, char **argv)
 		if (mprotect(split + 32 * ps, 16 * (size_t)ps, PROT_READ) < 0)
 			return 2;
 		report_all(m, at_fork);
-		if (zero_page)
-			report_smaps("small", small);
-		else
-			report_n("small", small, at_fork[0], 32);
+		report_zero("small", small, at_fork[0], 32);
 		report_n("split_rw", split, at_fork[0], 32);
 		report_n("split_ro", split + 32 * ps, at_fork[0], 16);
 		return 0;
@@ -299,9 +302,6 @@ int main(int argc, char **argv)
 	if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
 		return 1;
 	report_all(m, at_fork);
-	if (zero_page)
-		report_smaps("zw", zw);
-	else
-		report_n("zw", zw, zw_at, 32);
+	report_zero("zw", zw, zw_at, 32);
 	return 0;
 }

@@ -662,6 +662,17 @@ void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t ns)
 	uint64_t seen = b->clock;
 	if (!own)
 		st = clock_multi(st);
+	/* Without a flusher while the process forks (init_fork_quiet), no
+	 * epoch would end a reused stamp: each record reads the clock and
+	 * comes here, where the first one after that time starts the flusher. */
+	if (unlikely(init_quiet_until)) {
+		if (ns < init_quiet_until) {
+			b->clock = ~0ull;
+			b->grant = b->reuse = 0;
+			return;
+		}
+		init_quiet_end();
+	}
 	if (!(st & EMIT_CLOCK_MULTI) && !clock_hot(b, ns)) {
 		b->clock = ~0ull; /* the next record comes back here */
 		b->grant = b->reuse = 0;
@@ -1213,6 +1224,10 @@ void emit_commit(void)
 			return;
 		int err = errno;
 		tb_through(b);
+		errno = err;
+	} else if (unlikely(init_quiet_until) && b->last_ns >= init_quiet_until) {
+		int err = errno;
+		init_quiet_end(); /* a record with a stamp of its own (emit_reserve) */
 		errno = err;
 	}
 }

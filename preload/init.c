@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/prctl.h>
+#include <sys/single_threaded.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -413,9 +414,62 @@ int init_flusher_ensure(void)
 		return 1;
 	if (t_map_hook || called_by_ldso())
 		return 1; /* written through until a call from elsewhere */
+	if (init_quiet_until) {
+		if (sys_now_ns() < init_quiet_until && __libc_single_threaded)
+			return 0; /* buffered, no flusher (init_fork_quiet) */
+		init_quiet_until = 0;
+	}
 	if (!atomic_exchange(&s_flusher_started, 1))
 		flusher_start();
 	return 0;
+}
+
+/*
+ * A process that forks keeps no flusher while it forks: once a process
+ * has had a second thread, glibc's fork takes every lock of libc before
+ * the fork and resets them all in the child, for good (it counts threads
+ * that ran, not threads that run). Our flusher was that thread in most
+ * traced processes that fork: a plain program forking 2000 times took
+ * 820 us a fork with one thread that only sleeps against 634 us without,
+ * and 14 page faults more a fork (glibc's lock words and code, in parent
+ * and child), on a VM where a fault costs 12 to 17 us.
+ *
+ * So a process that never had a thread gets none from us within
+ * FORK_QUIET_NS of its last fork. Its thread buffers its records and
+ * writes them itself: every record of a fork, wait, exec, spawn or exit
+ * writes the buffer first (emit_direct), a wait about to block writes it
+ * too (proc.c), so does a full buffer. Its WAIT scans are made at once,
+ * as in any process without a flusher (scan_wait_due). It reuses no
+ * clock reads: nothing would end their epochs
+ * (emit.h). Its first record after FORK_QUIET_NS without a fork starts
+ * the flusher as in any other process, and so does a thread of the
+ * program's (then glibc's fork takes its locks anyway). What it gives
+ * up: records made after its last fork and before it blocks elsewhere
+ * than in a wait stay buffered until its next record (the flusher would
+ * write them within FLUSH_NS), and it gets no timer scans while it
+ * forks (each fork scans it).
+ */
+#define FORK_QUIET_NS (50ull * 1000 * 1000)
+_Atomic uint64_t init_quiet_until;
+
+int init_fork_quiet(void)
+{
+	if (atomic_load(&s_flusher_started) || !__libc_single_threaded) {
+		init_quiet_until = 0;
+		return 0;
+	}
+	init_quiet_until = sys_now_ns() + FORK_QUIET_NS;
+	return 1;
+}
+
+void init_quiet_end(void)
+{
+	uint64_t until = init_quiet_until;
+	int err = errno;
+	init_quiet_until = 0;
+	if (init_flusher_ensure())
+		init_quiet_until = until; /* not from here (called_by_ldso): a later record */
+	errno = err;
 }
 
 /*
@@ -501,6 +555,7 @@ void init_child_after_fork(uint64_t fork_ns)
 {
 	uint32_t ppid = (uint32_t)G.pid;
 	G.pid = getpid();
+	init_quiet_until = 0; /* it has not forked */
 	young_start(YOUNG_FORK_RECS); /* our set-up's records written through too */
 	sample_fork_child();
 	scan_reset_child();

@@ -182,14 +182,14 @@ FSK_EXPORT pid_t fork(void)
 	emit_flush_self();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
-	/* A process that forks gets the flusher once it is not young any
-	 * more (init.c; it already has one if it recorded since): the WAIT
-	 * scan after each child then waits for the next
-	 * fork's prefork scan or a flusher tick instead of running on the
-	 * wait path, as with malloc tracing on (--no-malloc: fork_bench 4.5x
-	 * -> 3.9x). Not under a low RLIMIT_NPROC, where its task could be the
-	 * one a later fork of the program needs. */
-	if (!init_flusher_running() && nproc_roomy())
+	/* The WAIT scan after each child waits for the next fork's prefork
+	 * scan or a flusher tick instead of running on the wait path
+	 * (--no-malloc: fork_bench 4.5x -> 3.9x). A process that never had
+	 * a thread goes on without a flusher while it forks (init_fork_quiet:
+	 * a thread would make each of its forks glibc's slow one); any other
+	 * gets the flusher now, unless RLIMIT_NPROC is low, where its task
+	 * could be the one a later fork of the program needs. */
+	if (!init_flusher_running() && !init_fork_quiet() && nproc_roomy())
 		init_flusher_ensure();
 	unwind_prefork();
 	/* Both sides record the same call, so its stack is taken once, here:
@@ -837,11 +837,25 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 		scan_wait_due();
 }
 
+/* A wait that may block, in a process that goes on without a flusher
+ * while it forks (init_fork_quiet): what its thread buffered goes out
+ * first, so none of it waits unseen for as long as the child runs (not
+ * from a signal handler that interrupted a hook of ours: as emit_direct). */
+static void wait_flush(int options)
+{
+	if (unlikely(init_quiet_until) && !(options & WNOHANG) && !t_guard) {
+		int err = errno;
+		emit_flush_self();
+		errno = err;
+	}
+}
+
 FSK_EXPORT pid_t wait(int *status)
 {
 	if (!lifecycle_on())
 		return real.wait(status);
 	int st = 0;
+	wait_flush(0);
 	pid_t r = real.wait(&st);
 	int err = errno;
 	if (status && r > 0)
@@ -856,6 +870,7 @@ FSK_EXPORT pid_t waitpid(pid_t pid, int *status, int options)
 	if (!lifecycle_on())
 		return real.waitpid(pid, status, options);
 	int st = 0;
+	wait_flush(options);
 	pid_t r = real.waitpid(pid, &st, options);
 	int err = errno;
 	if (status && r > 0)
@@ -870,6 +885,7 @@ FSK_EXPORT pid_t wait3(int *status, int options, struct rusage *ru)
 	if (!lifecycle_on())
 		return real.wait3(status, options, ru);
 	int st = 0;
+	wait_flush(options);
 	pid_t r = real.wait3(&st, options, ru);
 	int err = errno;
 	if (status && r > 0)
@@ -884,6 +900,7 @@ FSK_EXPORT pid_t wait4(pid_t pid, int *status, int options, struct rusage *ru)
 	if (!lifecycle_on())
 		return real.wait4(pid, status, options, ru);
 	int st = 0;
+	wait_flush(options);
 	pid_t r = real.wait4(pid, &st, options, ru);
 	int err = errno;
 	if (status && r > 0)
@@ -899,6 +916,7 @@ FSK_EXPORT int waitid(idtype_t idtype, id_t id, siginfo_t *info, int options)
 		return real.waitid(idtype, id, info, options);
 	siginfo_t si;
 	__builtin_memset(&si, 0, sizeof(si));
+	wait_flush(options);
 	int r = real.waitid(idtype, id, &si, options);
 	int err = errno;
 	if (info && r == 0)

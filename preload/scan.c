@@ -1585,7 +1585,10 @@ void scan_run(uint16_t trigger)
  * makes it, whichever comes first of the flusher's next tick, exit, exec,
  * or the next fork's prefork scan, which counts each page both against
  * the old baseline (the WAIT scan) and for the new one. Without a flusher
- * (none is started here: wait may run in a SIGCHLD handler), at once.
+ * (none is started here: wait may run in a SIGCHLD handler), at once: so
+ * also in a process that forks without one (init_fork_quiet), where the
+ * next fork's scan would have made it no cheaper (fork_bench 2.17x either
+ * way), and where nothing else would make it soon once the forks stop.
  */
 void scan_wait_due(void)
 {

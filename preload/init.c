@@ -81,9 +81,15 @@ static int dir_check(const char *dir)
 
 #define FLUSH_NS (50ull * 1000 * 1000)
 static _Atomic int s_kick; /* the flusher has work before its tick */
+static _Atomic int s_flusher_started; /* asked for (flusher_start) */
 
 void init_flusher_kick(void)
 {
+	/* none was started (a process that forks without one, init_fork_quiet:
+	 * its spare pool asks at every fork): no write to a page fork shared,
+	 * no futex call */
+	if (!atomic_load_explicit(&s_flusher_started, memory_order_relaxed))
+		return;
 	if (!atomic_exchange(&s_kick, 1))
 		syscall(SYS_futex, &s_kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
@@ -167,7 +173,6 @@ static void *flusher_main(void *arg)
 /* The flusher keeps every event visible within ~50 ms of its commit, even
  * from threads that went quiet. It blocks every signal, so the program's
  * signals still go to the program's threads. */
-static _Atomic int s_flusher_started;
 
 static void flusher_start(void)
 {

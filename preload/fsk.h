@@ -157,8 +157,9 @@ FSK_HIDDEN int init_flusher_ensure(void);
  * init_flusher_resume after the call. */
 FSK_HIDDEN int init_flusher_pause(void);
 FSK_HIDDEN void init_flusher_resume(int paused);
-/* A process that forks often keeps no flusher (init.c): until this time
- * (0: not so), its thread buffers without one and reuses no stamps. */
+/* A process that never had a thread gets no flusher while it forks
+ * (init.c): until this time (0: not so), its thread buffers without one
+ * and reuses no stamps. */
 FSK_HIDDEN extern _Atomic uint64_t init_quiet_until;
 /* In fork(), before the fork: whether this process goes on without a
  * flusher (and made init_quiet_until a time); else one is started. */

@@ -445,14 +445,14 @@ int init_flusher_ensure(void)
  * writes the buffer first (emit_direct), a wait about to block writes it
  * too (proc.c), so does a full buffer. Its WAIT scans are made at once,
  * as in any process without a flusher (scan_wait_due). It reuses no
- * clock reads: nothing would end their epochs
- * (emit.h). Its first record after FORK_QUIET_NS without a fork starts
- * the flusher as in any other process, and so does a thread of the
- * program's (then glibc's fork takes its locks anyway). What it gives
- * up: records made after its last fork and before it blocks elsewhere
- * than in a wait stay buffered until its next record (the flusher would
- * write them within FLUSH_NS), and it gets no timer scans while it
- * forks (each fork scans it).
+ * clock reads: nothing would end their epochs (emit.h; reused, stamps
+ * were up to 13 ms off). Its first record after FORK_QUIET_NS without a
+ * fork starts the flusher as in any other process, and so does a thread
+ * of the program's (then glibc's fork takes its locks anyway). What it
+ * gives up: records made after its last fork and before it blocks
+ * elsewhere than in a wait stay buffered until its next record (the
+ * flusher would write them within FLUSH_NS), and it gets no timer scans
+ * while it forks (each fork scans it).
  */
 #define FORK_QUIET_NS (50ull * 1000 * 1000)
 _Atomic uint64_t init_quiet_until;

@@ -182,13 +182,14 @@ FSK_EXPORT pid_t fork(void)
 	emit_flush_self();
 	int guard = t_guard;
 	t_guard = 1; /* the atfork handlers' allocations are not the program's */
-	/* The WAIT scan after each child waits for the next fork's prefork
-	 * scan or a flusher tick instead of running on the wait path
-	 * (--no-malloc: fork_bench 4.5x -> 3.9x). A process that never had
-	 * a thread goes on without a flusher while it forks (init_fork_quiet:
-	 * a thread would make each of its forks glibc's slow one); any other
-	 * gets the flusher now, unless RLIMIT_NPROC is low, where its task
-	 * could be the one a later fork of the program needs. */
+	/* With a flusher, the WAIT scan after each child waits for the next
+	 * fork's prefork scan or a flusher tick instead of running on the
+	 * wait path (--no-malloc: fork_bench 4.5x -> 3.9x). But a process
+	 * that never had a thread goes on without one while it forks
+	 * (init_fork_quiet): a thread would make each of its forks glibc's
+	 * slow one, which costs it more (fork_bench 2.32x -> 2.07x without).
+	 * Any other gets the flusher now, unless RLIMIT_NPROC is low, where
+	 * its task could be the one a later fork of the program needs. */
 	if (!init_flusher_running() && !init_fork_quiet() && nproc_roomy())
 		init_flusher_ensure();
 	unwind_prefork();

@@ -726,7 +726,7 @@ void unwind_check_report(void)
 {
 	if (!G.unwind_check)
 		return;
-	char msg[224], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
+	char msg[256], *p = sys_stpcpy(msg, "unwind check: ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_checked), msg + sizeof(msg));
 	p = sys_stpcpy(p, " stacks compared, ", msg + sizeof(msg));
 	p = sys_utoa(p, atomic_load(&s_differed), msg + sizeof(msg));

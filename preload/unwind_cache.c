@@ -152,6 +152,7 @@ static struct unwind_cache *_Atomic s_pool;
 /* Rules learnt (FORKSCOPE_UNWIND_CHECK's NOTE): all, and those libunwind
  * gave (rule_learn) */
 static _Atomic uint64_t s_learnt, s_learnt_unw;
+static _Atomic uint64_t s_group_puts;   /* rules put into the group's table (group_put) */
 /* FORKSCOPE_UNWIND_CHECK=3 (rule_compare) */
 static _Atomic uint64_t s_cfi_checked, s_cfi_differed, s_cfi_left;
 static uint64_t s_cfi_first[5];         /* ip, table's rule, rule_step's, the step's
@@ -404,6 +405,7 @@ void unwind_cache_fork_child(void)
 	atomic_store(&s_cfi_left, 0);
 	atomic_store(&s_learnt, 0);
 	atomic_store(&s_learnt_unw, 0);
+	atomic_store(&s_group_puts, 0);
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
@@ -812,12 +814,34 @@ static uint64_t xrule_get(uint64_t ip, uint64_t code)
 	return t ? probe_get(t, (1u << XRULE_BITS) - 1, home, key, code, &stop) : 0;
 }
 
-static void xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
+/* Whether the rule went into the trace's table. */
+static int xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
 {
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key && !(rule & RF_NO) ? xrules() : NULL;
-	if (t)
-		probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | rule_check(code));
+	return t && probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | rule_check(code));
+}
+
+/*
+ * Where the trace's table is mapped, a rule found or learnt there is not
+ * copied into the group's table as well, and the group's is not searched
+ * until this process has put a rule into it: one the trace's table could
+ * not take (no build-id, RF_NO, a full neighbourhood) or a rule narrowed
+ * after a walk (rule_apply), which must then shadow the trace's. The
+ * group's rules sit far from its stacks in the shared mapping, one page
+ * per 64 KiB of code: a small program's first stacks paid ~6 page faults
+ * there (a new page table among them) for rules it had just found in the
+ * trace's table. A process of the group that did not put one itself
+ * misses such a rule and learns it again, which only costs the time.
+ */
+static _Atomic int s_group_put;
+
+static void group_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
+{
+	rule_put(t, ip, code, rule);
+	atomic_fetch_add_explicit(&s_group_puts, 1, memory_order_relaxed);
+	if (!atomic_load_explicit(&s_group_put, memory_order_relaxed))
+		atomic_store_explicit(&s_group_put, 1, memory_order_relaxed);
 }
 
 /* The rule of return address ip for a frame in state (sp, bp) as its
@@ -894,7 +918,9 @@ char *unwind_learnt_report(char *p, const char *end)
 	p = sys_utoa(p, atomic_load(&s_learnt), end);
 	p = sys_stpcpy(p, " rules learnt (", end);
 	p = sys_utoa(p, atomic_load(&s_learnt_unw), end);
-	return sys_stpcpy(p, " of them by libunwind's step)", end);
+	p = sys_stpcpy(p, " of them by libunwind's step), ", end);
+	p = sys_utoa(p, atomic_load(&s_group_puts), end);
+	return sys_stpcpy(p, " put in the group's table", end);
 }
 
 void unwind_cfi_report(char *p, const char *end)
@@ -958,16 +984,17 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 	if (e && e->key == key && (e->w & ~RULE_BITS_MASK) == check) {
 		w = e->w & RULE_BITS_MASK;
 	} else {
-		w = rule_get(t, ip, code);
+		int group = !xrules() || atomic_load_explicit(&s_group_put, memory_order_relaxed);
+		w = group ? rule_get(t, ip, code) : 0;
 		if (unlikely(!w)) {
 			w = xrule_get(ip, code);
 			if (!w) {
 				w = rule_learn(ip, sp, bp);
 				if (!w)
 					return 0;
-				xrule_put(ip, code, w);
+				if (!xrule_put(ip, code, w))
+					group_put(t, ip, code, w);
 			}
-			rule_put(t, ip, code, w);
 		}
 		if (e && rc_put) {
 			e->key = key;
@@ -1000,7 +1027,7 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 			keep = RF_NO;
 		else
 			keep |= w & RULE_BSAVE_MASK;
-		rule_put(t, ip, code, keep);
+		group_put(t, ip, code, keep);
 		if (e)
 			e->w = keep | check;
 		w = keep;

@@ -13,6 +13,13 @@ too. Checked here:
   thousands (FORKSCOPE_UNWIND_CHECK=2 counts them; the library before
   made both learn alike), and both objects are byte for byte the
   untraced ones;
+- a rule found in or put into the trace's table is not copied into the
+  process group's as well (FORKSCOPE_UNWIND_CHECK=2 counts those put
+  there): the first cc1 puts there at most a tenth of what it learns (the
+  rules the trace's table could not take), the second no more than it
+  learnt itself (the library before put every rule it used: ~5000 each);
+  preloaded by hand, every rule learnt goes to the group's table when the
+  file is foreign, and fewer than that when it is the runner's;
 - with FORKSCOPE_UNWIND_CHECK=1, every stack walked by the rules (shared
   ones among them) in both compilers and in three runs in a row of
   tests/progs/unwind_rules (frames that trip a walk by rules) is exactly
@@ -45,7 +52,8 @@ from fsk import check  # noqa: E402
 from cgen import gen_c  # noqa: E402
 from t_unwind_rules import notes, program_chain  # noqa: E402
 
-LEARNT = re.compile(rb"unwind check: \d+ stacks compared, \d+ differed, (\d+) rules learnt")
+LEARNT = re.compile(rb"unwind check: \d+ stacks compared, \d+ differed, (\d+) rules learnt "
+                    rb"\(\d+ of them by libunwind's step\), (\d+) put in the group's table")
 
 
 def streams(trace):
@@ -65,15 +73,15 @@ def stream_exe(data):
 
 
 def cc1_learnt(trace):
-    """[rules learnt] of the cc1 images' streams, in the order they
-    started (not the gcc driver's fork child that execs cc1, whose stream
-    names it too)."""
+    """[(rules learnt, rules put in the group's table)] of the cc1 images'
+    streams, in the order they started (not the gcc driver's fork child
+    that execs cc1, whose stream names it too)."""
     out = []
     for path in streams(trace):
         data = open(path, "rb").read()
         m = LEARNT.search(data)
         if stream_exe(data).endswith(b"/cc1") and m:
-            out.append((os.path.getmtime(path), int(m.group(1))))
+            out.append((os.path.getmtime(path), (int(m.group(1)), int(m.group(2)))))
     return [n for _, n in sorted(out)]
 
 
@@ -98,12 +106,21 @@ def gcc_case(cc):
         return
     same = all(open(s[:-2] + "plain.o", "rb").read() == open(s[:-2] + "t2.o", "rb").read() for s in srcs)
     check("gcc.same-objects", same, "traced objects differ from untraced ones")
-    n = cc1_learnt(r.trace)
-    fsk.note("cc1 rules learnt, in order: %r" % n)
+    lp = cc1_learnt(r.trace)
+    n = [x for x, _ in lp]
+    fsk.note("cc1 (rules learnt, put in the group's table), in order: %r" % lp)
     check("gcc.two-cc1", len(n) == 2, n)
     if len(n) == 2:
         check("gcc.first-learns", n[0] >= 1000, n)
         check("gcc.second-shares", n[1] * 5 <= n[0], n)
+        # What the trace's table holds is not copied into the group's:
+        # only what it could not take goes there (a full neighbourhood of
+        # cc1's dense code, a frame with no rule), and the second cc1,
+        # which finds thousands of rules in the trace's table, puts no
+        # more than it learnt itself.
+        puts = [p for _, p in lp]
+        check("gcc.first-group-few", puts[0] * 10 <= n[0], lp)
+        check("gcc.second-group-learnt-only", puts[1] <= n[1], lp)
     check("gcc.table-is-ours", table_regions(r.trace) and
           {k for k, _ in table_regions(r.trace)} == {"forkscope"}, table_regions(r.trace))
     c = fsk.run_traced(["sh", "-c", script % ("t1", "t1")], timeout=300,
@@ -170,7 +187,7 @@ def by_hand_case():
             d = fsk.fresh_dir("byhand")
             os.makedirs(d, exist_ok=True)
             env = dict(os.environ, LD_PRELOAD=fsk.env("FORKSCOPE_LIB"), FORKSCOPE_DIR=d,
-                       FORKSCOPE_RULES="/proc/%d/fd/%d" % (os.getpid(), fd))
+                       FORKSCOPE_RULES="/proc/%d/fd/%d" % (os.getpid(), fd), FORKSCOPE_UNWIND_CHECK="2")
             r = subprocess.run([fsk.prog("unwind_rules")], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, timeout=120)
             def chains(out):
@@ -179,10 +196,18 @@ def by_hand_case():
                   (r.returncode, r.stderr[-300:]))
             body = os.pread(fd, 1 << 20, 0)[16:]
             used = sum(1 for i in range(0, len(body), 16) if body[i:i + 8] != bytes(8))
+            m = [LEARNT.search(open(f, "rb").read()) for f in streams(d)]
+            lp = [(int(x.group(1)), int(x.group(2))) for x in m if x]
+            fsk.note("by hand, %s: (rules learnt, put in the group's table) %r" % (tag, lp))
             if head:
                 check("byhand.magic.rules-in", used >= 20, "%d slots used" % used)
+                # the rules that went into the trace's table are not in the
+                # group's as well
+                check("byhand.magic.group-rest", len(lp) == 1 and lp[0][1] < lp[0][0], lp)
             else:
                 check("byhand.foreign.untouched", used == 0, "%d slots written" % used)
+                # no trace's table: every rule learnt is the group's
+                check("byhand.foreign.group-all", len(lp) == 1 and lp[0][1] >= lp[0][0] >= 20, lp)
         finally:
             os.close(fd)
 

@@ -218,6 +218,23 @@ def peak_rss(traced_env):
     print("peak RSS added per traced process (32-frame stacks): " + ", ".join(cells))
 
 
+def rules_file():
+    """A trace-wide rules file as `forkscope run` makes one (viewer/run.c):
+    a memfd of FSK_RULES_FILE_BYTES, every page allocated, the magic in
+    its first slot. Its fd, or -1."""
+    try:
+        fd = os.memfd_create("forkscope-rules", 0)
+    except (AttributeError, OSError):
+        return -1
+    try:
+        os.posix_fallocate(fd, 0, 16 << 16)
+        os.pwrite(fd, (0x73656c7572736b66).to_bytes(8, "little"), 0)
+    except OSError:
+        os.close(fd)
+        return -1
+    return fd
+
+
 def start_cost():
     """Per-image start cost: loops of 200 execs of /bin/true (which
     allocates nothing) and of start_alloc (3 allocations, with their call
@@ -225,7 +242,10 @@ def start_cost():
     alternating; medians over the rounds of the per-exec difference, in
     wall time and in the children's user+sys CPU time (less noisy on a
     shared machine). The library is preloaded without the runner here, so
-    each image learns its call stacks' unwind rules itself. The execs are
+    each image learns its call stacks' unwind rules itself; one more
+    configuration gives it a trace-wide rules file as `forkscope run` does
+    (rules_file), which an image of the program made before has filled.
+    The execs are
     made by spawn_cost (posix_spawn and waitpid, nothing else); without
     it, by Python, whose own ~0.5 ms an exec adds noise."""
     def loop(prog, e):
@@ -258,19 +278,31 @@ def start_cost():
     spawner = os.path.join(BENCH, "spawn_cost")
     if os.access(spawner, os.X_OK) and not any("," in e["LD_PRELOAD"] + e["FORKSCOPE_DIR"] for e in envs):
         cfgs = ["-"] + ["LD_PRELOAD=%s,FORKSCOPE_DIR=%s" % (e["LD_PRELOAD"], e["FORKSCOPE_DIR"]) for e in envs]
+        rfd = rules_file()
+        tags = [tag for tag, _ in libs]
+        if rfd >= 0:
+            for i, (tag, lib) in enumerate(libs):
+                d = os.path.join(tmp, "st_rules%d" % i)
+                os.mkdir(d, 0o700)
+                cfgs.append("LD_PRELOAD=%s,FORKSCOPE_DIR=%s,FORKSCOPE_RULES=/proc/%d/fd/%d"
+                            % (lib, d, os.getpid(), rfd))
+                tags.append("%swith the runner's rules file, " % tag)
         for prog, what in progs:
             r = subprocess.run([spawner, str(rounds * 3), "200", prog, "--"] + cfgs,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                               pass_fds=(rfd,) if rfd >= 0 else ())
             lines = r.stdout.split("\n")
             if r.returncode != 0 or len(lines) < len(cfgs):
                 print("per-image start cost (%s): spawn_cost failed: %s" % (what, r.stderr.strip()[:200]))
                 continue
             base = lines[0].split()
-            for (tag, _), line in zip(libs, lines[1:]):
+            for tag, line in zip(tags, lines[1:]):
                 f = line.split()
                 print("%sper-image start cost (%s): %.0f us traced vs %.0f us untraced: +%.0f us"
                       " (CPU user+sys +%.0f us), %d rounds of 200 execs" % (tag, what, float(f[1]), float(base[1]),
                                                                            float(f[3]), float(f[4]), rounds * 3))
+        if rfd >= 0:
+            os.close(rfd)
         print("  of which creating the stream file: %.0f us (a plain create of a file in the same file system)"
               % (statistics.median(creates(r) for r in range(3)) * 1e6))
         return

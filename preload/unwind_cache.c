@@ -772,12 +772,13 @@ static struct rule *xrules(void)
 	    (uint64_t)sb.st_size == FSK_RULES_FILE_BYTES &&
 	    (uint64_t)sb.st_blocks * 512 >= FSK_RULES_FILE_BYTES && fstatfs(fd, &fs) == 0 &&
 	    fs.f_type == TMPFS_MAGIC) {
-		r = syscall(SYS_mmap, 0, FSK_RULES_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		if (r < 0 && r > -4096)
-			r = -1;
-		else if (*(const volatile uint64_t *)r != FSK_RULES_MAGIC) {
-			syscall(SYS_munmap, r, FSK_RULES_FILE_BYTES);
-			r = -1;
+		/* the magic read with pread: through the mapping, its page
+		 * would cost a page fault, which most images take no rule from */
+		uint64_t magic = 0;
+		if (pread(fd, &magic, sizeof(magic), 0) == (ssize_t)sizeof(magic) && magic == FSK_RULES_MAGIC) {
+			r = syscall(SYS_mmap, 0, FSK_RULES_FILE_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+			if (r < 0 && r > -4096)
+				r = -1;
 		}
 	}
 	if (fd >= 0)
@@ -801,7 +802,12 @@ static inline uint64_t xrule_key(uint64_t ip, uint64_t *home)
 		return 0;
 	uint64_t k = (mod ^ off * 0x9e3779b97f4a7c15ull) * 0xc2b2ae3d27d4eb4full;
 	k ^= k >> 31;
-	uint64_t page = ((mod ^ off >> 16) * 0xd6e8feb86659fd93ull) >> (64 - (XRULE_BITS - RULE_PAGE_BITS));
+	/* an object's 64 KiB windows of code at consecutive pages from its
+	 * own first one: the kernel maps a read fault's 16 neighbours too,
+	 * so rules already there cost a fault per MiB of code, not one per
+	 * window (a page once written is read so by every later image) */
+	uint64_t page = ((mod * 0xd6e8feb86659fd93ull >> (64 - (XRULE_BITS - RULE_PAGE_BITS))) + (off >> 16)) &
+			((1u << (XRULE_BITS - RULE_PAGE_BITS)) - 1);
 	*home = page << RULE_PAGE_BITS | k >> (64 - RULE_PAGE_BITS);
 	return k > RULE_BUSY ? k : k + 2;
 }

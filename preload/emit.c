@@ -32,8 +32,18 @@
 #include "emit.h"
 
 #define TB_MAX 1024
+#define WIN_SLOTS 256
 
-static struct tbuf slots[TB_MAX] FSK_COLD;
+/* The heap windows' table (win_lookup) and the thread slots, in one
+ * page-aligned block: the table (2 KiB) and the first slots share a page,
+ * which an image that allocates writes both of at its start, and a fork
+ * child at its first record (they were two faults). */
+static struct {
+	_Atomic uint64_t win[WIN_SLOTS];
+	struct tbuf slots[TB_MAX];
+} s_tw FSK_COLD __attribute__((aligned(4096)));
+_Static_assert(sizeof(s_tw.win) + sizeof(struct tbuf) <= 4096, "the table and the first slot share a page");
+#define slots s_tw.slots
 /* A slot has a buffer: before, the exit path need not look at slots[]
  * (its page: a fault, in most images that buffer nothing) */
 static _Atomic int s_slots_mapped;
@@ -708,15 +718,15 @@ void emit_clock_global(uint64_t ts)
  * allocated there. A fork child starts a new generation: its one thread
  * has none of the parent's tids, and older entries count as free slots
  * (a lookup stops at one, an insertion takes the first). */
-#define WIN_SLOTS 1024
 #define WIN_SHARED 0xffffffull
-static _Atomic uint64_t s_win[WIN_SLOTS] FSK_COLD;
+#define s_win s_tw.win
 static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
 
 static int win_lookup(uint64_t w, uint64_t tid, int claim)
 {
 	uint64_t gen = s_win_gen, key = gen << 48 | w << 24;
-	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 54);
+	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 56);
+	_Static_assert(WIN_SLOTS == 1u << 8, "the hash gives 8 bits");
 	for (int n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
 		uint64_t v = 0;
 		/* an empty slot taken with a write first: the table's page then

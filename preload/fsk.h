@@ -138,7 +138,10 @@ FSK_HIDDEN extern struct fsk_state G;
  * whose pages the fork paths write: without these 4 KiB, G and the small
  * state of every module share fewer pages, each a page fault on both
  * sides of every fork. */
-FSK_HIDDEN extern char init_env_saved[4096];
+/* LD_PRELOAD aside, the FORKSCOPE_* variables an exec gets back (proc.c):
+ * the first ones that fit (G.dir is at most 447 bytes) */
+#define FSK_ENV_SAVED 3072
+FSK_HIDDEN extern char *const init_env_saved; /* in scan.c, next to the ranges */
 
 /* Thread-local re-entrancy guard: while set, hooks pass straight through. */
 FSK_HIDDEN extern __thread int t_guard;

@@ -41,19 +41,17 @@ static int env_int(const char *name, int def, int lo, int hi)
 	return v < lo ? lo : v > hi ? hi : (int)v;
 }
 
-char init_env_saved[4096] FSK_COLD __attribute__((aligned(4096)));
-
 /* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
  * can get them back (proc.c). */
 static void env_save(char **envp)
 {
-	char *p = init_env_saved, *end = init_env_saved + sizeof(init_env_saved);
+	char *p = init_env_saved, *end = init_env_saved + FSK_ENV_SAVED;
 	for (char **e = envp; e && *e; e++) {
 		if (sys_strncmp(*e, "FORKSCOPE_", 10) != 0)
 			continue;
 		size_t n = sys_strlen(*e) + 1;
 		if (p + n > end)
-			break;
+			continue; /* too long: the ones after it may fit */
 		__builtin_memcpy(p, *e, n);
 		p += n;
 	}

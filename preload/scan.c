@@ -51,7 +51,16 @@ struct own_range {
 	_Atomic uint64_t start;
 	_Atomic uint64_t end;
 };
-static struct own_range s_own[OWN_MAX] FSK_COLD;
+/* The saved environment (init.c) and the table of our ranges in one
+ * page-aligned block: every image writes the head of each at its start,
+ * and they share that page (they were two faults). */
+static struct {
+	char env[FSK_ENV_SAVED];
+	struct own_range own[OWN_MAX];
+} s_env_own FSK_COLD __attribute__((aligned(4096)));
+_Static_assert(FSK_ENV_SAVED + 16 * sizeof(struct own_range) <= 4096, "the environment and 16 ranges share a page");
+#define s_own s_env_own.own
+char *const init_env_saved = s_env_own.env;
 static _Atomic uint32_t s_own_hw; /* slots in use are below this */
 
 static void own_put(uint64_t start, uint64_t end)

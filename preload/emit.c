@@ -36,15 +36,14 @@
 
 /* The heap windows' table (win_lookup) and the thread slots, in one
  * page-aligned block: the table (2 KiB) and the first slots share a page,
- * which an image that allocates writes both of at its start, and a fork
- * child at its first record (they were two faults). */
+ * which an image that allocates writes both of at its start, and so does
+ * a fork child that allocates (they were two faults). */
 static struct {
 	_Atomic uint64_t win[WIN_SLOTS];
 	struct tbuf slots[TB_MAX];
 } s_tw FSK_COLD __attribute__((aligned(4096)));
 _Static_assert(sizeof(s_tw.win) + sizeof(struct tbuf) <= 4096, "the table and the first slot share a page");
-#define slots s_tw.slots
-/* A slot has a buffer: before, the exit path need not look at slots[]
+/* A slot has a buffer: before, the exit path need not look at the slots
  * (its page: a fault, in most images that buffer nothing) */
 static _Atomic int s_slots_mapped;
 __thread struct tbuf *t_buf;
@@ -719,7 +718,6 @@ void emit_clock_global(uint64_t ts)
  * has none of the parent's tids, and older entries count as free slots
  * (a lookup stops at one, an insertion takes the first). */
 #define WIN_SHARED 0xffffffull
-#define s_win s_tw.win
 static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
 
 static int win_lookup(uint64_t w, uint64_t tid, int claim)
@@ -731,10 +729,10 @@ static int win_lookup(uint64_t w, uint64_t tid, int claim)
 		uint64_t v = 0;
 		/* an empty slot taken with a write first: the table's page then
 		 * costs one fault, not a zero-page map and a copy */
-		if (claim && atomic_compare_exchange_strong(&s_win[i], &v, key | tid))
+		if (claim && atomic_compare_exchange_strong(&s_tw.win[i], &v, key | tid))
 			return 1;
 		if (!claim)
-			v = atomic_load_explicit(&s_win[i], memory_order_acquire);
+			v = atomic_load_explicit(&s_tw.win[i], memory_order_acquire);
 		if (v >> 48 == gen) {
 			if ((v & ~0xffffffull) != key)
 				continue;
@@ -742,12 +740,12 @@ static int win_lookup(uint64_t w, uint64_t tid, int claim)
 			if (who == tid)
 				return 1;
 			if (claim && who != WIN_SHARED)
-				atomic_compare_exchange_strong(&s_win[i], &v, key | WIN_SHARED);
+				atomic_compare_exchange_strong(&s_tw.win[i], &v, key | WIN_SHARED);
 			return 0;
 		}
 		if (!claim)
 			return 0; /* a free slot ends the probe: nobody allocated there */
-		if (atomic_compare_exchange_strong(&s_win[i], &v, key | tid))
+		if (atomic_compare_exchange_strong(&s_tw.win[i], &v, key | tid))
 			return 1;
 		if (v >> 48 == gen && (v & ~0xffffffull) == key)
 			return (v & 0xffffff) == tid;
@@ -897,7 +895,7 @@ static char *tb_map(void)
 static struct tbuf *tb_acquire(void)
 {
 	for (int i = 0; i < TB_MAX; i++) {
-		struct tbuf *b = &slots[i];
+		struct tbuf *b = &s_tw.slots[i];
 		int expect = 0;
 		/* no load first: the slots' first touch is then a write, one
 		 * page fault instead of a zero-page map and a copy */
@@ -1043,8 +1041,8 @@ static int tb_handoff_pays(struct tbuf *self)
 	if (free <= 0)
 		return 0;
 	int cpus = ncpu(), busy = 0;
-	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
-		uint64_t t = atomic_load_explicit(&slots[i].full_ns, memory_order_relaxed);
+	for (int i = 0; i < TB_MAX && s_tw.slots[i].data; i++) {
+		uint64_t t = atomic_load_explicit(&s_tw.slots[i].full_ns, memory_order_relaxed);
 		if (t && (int64_t)(now - t) < (int64_t)TB_BUSY_NS && ++busy >= cpus)
 			return 0;
 	}
@@ -1088,7 +1086,7 @@ void emit_write_full(void)
 		return;
 	int32_t tid = self_tid();
 	for (int i = 0; i < TB_MAX; i++) {
-		struct tbuf *b = &slots[i];
+		struct tbuf *b = &s_tw.slots[i];
 		if (!b->data)
 			break;
 		if (!tb_trylock(b, tid))
@@ -1267,7 +1265,7 @@ void emit_flush_all(int wait)
 	hold_flush();
 	emit_clock_tick();
 	for (int i = 0; i < TB_MAX && atomic_load(&s_slots_mapped); i++) {
-		struct tbuf *b = &slots[i];
+		struct tbuf *b = &s_tw.slots[i];
 		if (!b->data)
 			break; /* slots are taken in order: none after this */
 		if (!atomic_load(&b->inuse) || atomic_load(&b->lock) == tid)
@@ -1376,9 +1374,9 @@ void emit_end(uint32_t reason)
 	 * for it a little (the flusher writing a full one lets go soon) */
 	emit_flush_all(reason != FSK_END_SIGNAL ? 1 : EMIT_WAIT_SOME);
 	uint64_t recs = atomic_load(&s_direct_records) + atomic_load(&s_released_records);
-	for (int i = 0; i < TB_MAX && atomic_load(&s_slots_mapped) && slots[i].data; i++)
-		if (atomic_load(&slots[i].inuse))
-			recs += slots[i].records;
+	for (int i = 0; i < TB_MAX && atomic_load(&s_slots_mapped) && s_tw.slots[i].data; i++)
+		if (atomic_load(&s_tw.slots[i].inuse))
+			recs += s_tw.slots[i].records;
 	struct {
 		struct fsk_rec h;
 		struct fsk_end e;
@@ -1410,8 +1408,8 @@ void emit_stop(const char *why)
 
 void emit_reset_child(void)
 {
-	for (int i = 0; i < TB_MAX && slots[i].data; i++) {
-		struct tbuf *b = &slots[i];
+	for (int i = 0; i < TB_MAX && s_tw.slots[i].data; i++) {
+		struct tbuf *b = &s_tw.slots[i];
 		atomic_store(&b->lock, 0);
 		if (b->full && !b->spare)
 			b->spare = b->full; /* the parent writes what it holds */

@@ -133,15 +133,15 @@ struct fsk_state {
 	char rules_path[64];   /* FORKSCOPE_RULES: the trace's unwind rules, or "" */
 };
 FSK_HIDDEN extern struct fsk_state G;
-/* The saved "NAME=value" strings put back into a stripped environment
- * (proc.c): written once by the constructor, read at an exec. Not in G,
- * whose pages the fork paths write: without these 4 KiB, G and the small
- * state of every module share fewer pages, each a page fault on both
- * sides of every fork. */
-/* LD_PRELOAD aside, the FORKSCOPE_* variables an exec gets back (proc.c):
- * the first ones that fit (G.dir is at most 447 bytes) */
+/* The saved FORKSCOPE_* "NAME=value" strings put back into a stripped
+ * environment (proc.c; LD_PRELOAD comes from G.preload_path): written
+ * once by the constructor, read at an exec; those that fit (G.dir is at
+ * most 447 bytes). Not in G, whose pages the fork paths write: G and the
+ * small state of every module share fewer pages without them, each a
+ * page fault on both sides of every fork. In scan.c, in one page with
+ * the head of the table of our ranges, which every image writes too. */
 #define FSK_ENV_SAVED 3072
-FSK_HIDDEN extern char *const init_env_saved; /* in scan.c, next to the ranges */
+FSK_HIDDEN extern char *const init_env_saved;
 
 /* Thread-local re-entrancy guard: while set, hooks pass straight through. */
 FSK_HIDDEN extern __thread int t_guard;

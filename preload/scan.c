@@ -59,7 +59,6 @@ static struct {
 	struct own_range own[OWN_MAX];
 } s_env_own FSK_COLD __attribute__((aligned(4096)));
 _Static_assert(FSK_ENV_SAVED + 16 * sizeof(struct own_range) <= 4096, "the environment and 16 ranges share a page");
-#define s_own s_env_own.own
 char *const init_env_saved = s_env_own.env;
 static _Atomic uint32_t s_own_hw; /* slots in use are below this */
 
@@ -69,9 +68,9 @@ static void own_put(uint64_t start, uint64_t end)
 		/* no load first: the first touch of the table is then a write,
 		 * one page fault instead of a read fault and a copy */
 		uint64_t zero = 0;
-		if (!atomic_compare_exchange_strong(&s_own[i].start, &zero, start))
+		if (!atomic_compare_exchange_strong(&s_env_own.own[i].start, &zero, start))
 			continue;
-		atomic_store(&s_own[i].end, end);
+		atomic_store(&s_env_own.own[i].end, end);
 		uint32_t hw = atomic_load(&s_own_hw);
 		while (hw < i + 1 && !atomic_compare_exchange_weak(&s_own_hw, &hw, i + 1))
 			;
@@ -109,9 +108,9 @@ void scan_own_del(void *p)
 {
 	uint32_t hw = atomic_load(&s_own_hw);
 	for (uint32_t i = 0; i < hw; i++)
-		if (atomic_load(&s_own[i].start) == (uint64_t)(uintptr_t)p) {
-			atomic_store(&s_own[i].end, 0);
-			atomic_store(&s_own[i].start, 0);
+		if (atomic_load(&s_env_own.own[i].start) == (uint64_t)(uintptr_t)p) {
+			atomic_store(&s_env_own.own[i].end, 0);
+			atomic_store(&s_env_own.own[i].start, 0);
 			return;
 		}
 }
@@ -126,7 +125,7 @@ static int own_overlaps(uint64_t start, uint64_t end)
 		return 1;
 	uint32_t hw = atomic_load(&s_own_hw);
 	for (uint32_t i = 0; i < hw; i++) {
-		uint64_t s = atomic_load(&s_own[i].start), e = atomic_load(&s_own[i].end);
+		uint64_t s = atomic_load(&s_env_own.own[i].start), e = atomic_load(&s_env_own.own[i].end);
 		if (s && s < end && e > start)
 			return 1;
 	}

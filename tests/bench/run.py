@@ -243,11 +243,10 @@ def start_cost():
     wall time and in the children's user+sys CPU time (less noisy on a
     shared machine). The library is preloaded without the runner here, so
     each image learns its call stacks' unwind rules itself; one more
-    configuration gives it a trace-wide rules file as `forkscope run` does
-    (rules_file), which an image of the program made before has filled.
-    The execs are
-    made by spawn_cost (posix_spawn and waitpid, nothing else); without
-    it, by Python, whose own ~0.5 ms an exec adds noise."""
+    configuration per library gives it a trace-wide rules file as
+    `forkscope run` does (rules_file), which the images before it filled.
+    The execs are made by spawn_cost (posix_spawn and waitpid, nothing
+    else); without it, by Python, whose own ~0.5 ms an exec adds noise."""
     def loop(prog, e):
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()

@@ -32,7 +32,8 @@
 #include "emit.h"
 
 #define TB_MAX 1024
-#define WIN_SLOTS 256
+#define WIN_BITS 8
+#define WIN_SLOTS (1u << WIN_BITS)
 
 /* The heap windows' table (win_lookup) and the thread slots, in one
  * page-aligned block: the table (2 KiB) and the first slots share a page,
@@ -723,9 +724,8 @@ static uint64_t s_win_gen = 1; /* 1..0xffff: an empty slot is generation 0 */
 static int win_lookup(uint64_t w, uint64_t tid, int claim)
 {
 	uint64_t gen = s_win_gen, key = gen << 48 | w << 24;
-	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> 56);
-	_Static_assert(WIN_SLOTS == 1u << 8, "the hash gives 8 bits");
-	for (int n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
+	uint32_t i = (uint32_t)((w * 0x9e3779b97f4a7c15ull) >> (64 - WIN_BITS));
+	for (uint32_t n = 0; n < WIN_SLOTS; n++, i = (i + 1) & (WIN_SLOTS - 1)) {
 		uint64_t v = 0;
 		/* an empty slot taken with a write first: the table's page then
 		 * costs one fault, not a zero-page map and a copy */

@@ -41,8 +41,8 @@ static int env_int(const char *name, int def, int lo, int hi)
 	return v < lo ? lo : v > hi ? hi : (int)v;
 }
 
-/* Keeps LD_PRELOAD and FORKSCOPE_* so an exec into a stripped environment
- * can get them back (proc.c). */
+/* Keeps the FORKSCOPE_* variables so an exec into a stripped environment
+ * can get them back (proc.c; LD_PRELOAD from G.preload_path). */
 static void env_save(char **envp)
 {
 	char *p = init_env_saved, *end = init_env_saved + FSK_ENV_SAVED;

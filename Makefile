@@ -41,6 +41,8 @@ ifneq ($(shell command -v g++ 2>/dev/null),)
 TESTPROGS += $(patsubst tests/progs/%.cpp,$(B)/progs/%,$(wildcard tests/progs/*.cpp))
 endif
 BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
+# The malloc rows' naive floors: preload libraries, one per kind
+BENCHFLOORS := $(foreach k,shim clock tsc unwind,$(B)/bench/floor_$(k).so)
 
 .PHONY: all deps demo test check bench install clean samples asan stress fuzz
 all: $(B)/libforkscope.so $(B)/forkscope samples
@@ -127,6 +129,11 @@ $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread
 
+$(B)/bench/floor_%.so: tests/bench/floor/malloc_floor.c
+	@mkdir -p $(B)/bench
+	$(CC) $(BASE) -O2 -fPIC -shared -ftls-model=initial-exec -DFLOOR_KIND_$*=1 -o $@ $< \
+		$(if $(filter unwind,$*),$(call PC,libunwind))
+
 $(B)/unit/%: tests/unit/%.c $(VIEWER_CORE) $(wildcard viewer/*.h)
 	@mkdir -p $(B)/unit
 	$(CC) $(VIEWER_CFLAGS) -O1 $(SAN) -Iviewer -o $@ $< $(VIEWER_CORE) $(VIEWER_LIBS)
@@ -140,7 +147,7 @@ demo: deps
 
 test: deps
 	@$(MAKE) --no-print-directory all $(B)/strict/libforkscope.so $(B)/asan/forkscope $(UNIT) $(TESTPROGS) \
-		$(BENCHPROGS)
+		$(BENCHPROGS) $(BENCHFLOORS)
 	@sh tests/run.sh
 
 check: test
@@ -156,7 +163,7 @@ fuzz: deps all
 	@sh tests/fuzz/run.sh $(or $(FUZZ_SECONDS),300)
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(B)/progs/malloc_count $(B)/progs/scan_cost
+	@$(MAKE) --no-print-directory all $(BENCHPROGS) $(BENCHFLOORS) $(B)/progs/malloc_count $(B)/progs/scan_cost
 	@sh tests/bench/run.sh
 
 install: all

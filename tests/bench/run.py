@@ -59,6 +59,24 @@ if shutil.which("strace"):
     CONFIGS.append(("strace -f", strace))
 
 
+def floor_cmd(kind):
+    """A naive recorder of tests/bench/floor/malloc_floor.c preloaded
+    instead of forkscope. Its records go to /dev/null: at 32 bytes a call,
+    writing them to a file beside the traces took most of its time (10x
+    on the 1-thread row), where the floor is the cost of the recording."""
+    def wrap(cmd, n):
+        return ["env", "LD_PRELOAD=" + os.path.join(BENCH, "floor_%s.so" % kind),
+                "FLOOR_OUT=" + os.devnull] + cmd
+    return wrap
+
+
+# The malloc rows' floors, the naive recorders of the performance issue,
+# run in the same alternation and printed in a table of their own.
+FLOORS = [("bare shim", floor_cmd("shim")), ("append+clock_gettime", floor_cmd("clock")),
+          ("append+rdtsc", floor_cmd("tsc")), ("append+rdtsc+unw_bt", floor_cmd("unwind"))]
+FLOOR_ROWS = "5M malloc/free"
+
+
 def real_python():
     """The python3 interpreter itself: where python3 on PATH is a wrapper
     (pyenv's shim is a bash script that runs a dozen programs first), the
@@ -114,13 +132,16 @@ def main():
     print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
     print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
     n = 0
+    floor_lines = []
     for name, cmd in workloads():
-        base, times = [], {c[0]: [] for c in CONFIGS}
+        floors = FLOORS if name.startswith(FLOOR_ROWS) and all(
+            os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for k in ("shim", "clock", "tsc", "unwind")) else []
+        base, times = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
         # among them): on this noisy machine the place of a run in the
         # round weighed several percent, which a fixed order gave the
         # same configurations every time.
-        order = [("", None)] + CONFIGS
+        order = [("", None)] + CONFIGS + floors
         for rep in range(REPS):
             k = rep % len(order)
             for cname, wrap in order[k:] + order[:k]:
@@ -133,11 +154,23 @@ def main():
                 times[cname].append(t if rc == 0 else float("nan"))
                 clean()
         mb = statistics.median(base)
-        cells = []
-        for cname, _ in CONFIGS:
-            r = [t / mb for t in times[cname]]
-            cells.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
-        print("%-32s %-8.3f " % (name, mb) + " ".join(c[:22].ljust(22) for c in cells), flush=True)
+
+        def cells(configs):
+            out = []
+            for cname, _ in configs:
+                r = [t / mb for t in times[cname]]
+                out.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
+            return " ".join(c[:22].ljust(22) for c in out)
+        print("%-32s %-8.3f " % (name, mb) + cells(CONFIGS), flush=True)
+        if floors:
+            floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors))
+    if floor_lines:
+        print("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; 32-byte records written to"
+              " /dev/null), preloaded instead of forkscope in the same runs: what recording costs on this"
+              " machine without design")
+        print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in FLOORS))
+        for line in floor_lines:
+            print(line)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
     if not ONLY or any(o in "heaptrack comparison" for o in ONLY):

@@ -85,6 +85,11 @@ $(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h tests/progs/c
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl $(PROG_LDFLAGS)
 
+# static: no preloaded library runs in it (t_run_spawn)
+$(B)/progs/sig_state: tests/progs/sig_state.c
+	@mkdir -p $(B)/progs
+	$(CC) $(BASE) -O1 -static -o $@ $<
+
 $(B)/progs/%: tests/progs/%.cpp
 	@mkdir -p $(B)/progs
 	g++ -std=gnu++17 -g -O1 -Wall -Wextra -Werror -o $@ $<

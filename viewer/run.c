@@ -13,6 +13,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -363,12 +365,14 @@ static void run_asan_options(void)
 	if (both) {
 		sprintf(both, "%s:%s", old, opt);
 		setenv("ASAN_OPTIONS", both, 1);
+		free(both);
 	}
 }
 
-/* In the child: the tracer's environment, then CMD; never returns. */
-static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
-		     char **cmd)
+/* Sets the tracer's variables in this process's environment, for CMD;
+ * `runner`: the process that holds rules_fd. -1 when out of memory. */
+static int run_env(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
+		   pid_t runner)
 {
 	const char *old = getenv("LD_PRELOAD");
 	char num[32], *pre;
@@ -381,9 +385,10 @@ static void run_exec(const struct run_opts *o, const char *dir, const char *lib,
 		pre = strdup(lib);
 	}
 	if (!pre || setenv("LD_PRELOAD", pre, 1) < 0 || setenv("FORKSCOPE_DIR", dir, 1) < 0) {
-		fputs("forkscope: out of memory\n", stderr);
-		_exit(126);
+		free(pre);
+		return -1;
 	}
+	free(pre);
 	setenv("FORKSCOPE_MALLOC", o->malloc_on ? "1" : "0", 1);
 	snprintf(num, sizeof(num), "%lu", o->stack_depth);
 	setenv("FORKSCOPE_STACK_DEPTH", num, 1);
@@ -397,15 +402,31 @@ static void run_exec(const struct run_opts *o, const char *dir, const char *lib,
 	}
 	run_asan_options();
 	if (rules_fd >= 0) {
-		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)getppid(), rules_fd);
+		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)runner, rules_fd);
 		setenv("FORKSCOPE_RULES", num, 1);
 	} else {
 		unsetenv("FORKSCOPE_RULES");
 	}
+	return 0;
+}
+
+/* Why CMD could not be run, as a shell says it; the exit status. */
+static int run_exec_failed(const char *cmd, int err)
+{
+	fprintf(stderr, "forkscope: %s: %s\n", cmd, err == ENOENT ? "command not found" : strerror(err));
+	return err == ENOENT ? 127 : 126;
+}
+
+/* The child of a fork: CMD with the tracer's environment. */
+static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
+		     char **cmd)
+{
+	if (run_env(o, dir, lib, rules_fd, getppid()) < 0) {
+		fputs("forkscope: out of memory\n", stderr);
+		_exit(126);
+	}
 	execvp(cmd[0], cmd);
-	fprintf(stderr, "forkscope: %s: %s\n", cmd[0],
-		errno == ENOENT ? "command not found" : strerror(errno));
-	_exit(errno == ENOENT ? 127 : 126);
+	_exit(run_exec_failed(cmd[0], errno));
 }
 
 /* Reaps every descendant (we are their subreaper) until none is left;
@@ -622,6 +643,67 @@ struct run_saved {
 	sigset_t mask;
 };
 
+/*
+ * run_main's spawn: posix_spawnp, which glibc makes with
+ * clone(CLONE_VM | CLONE_VFORK), instead of a fork. A fork of this
+ * process copied the page tables of its dozen libraries, and the child's
+ * setenv and signal resets then wrote copies of our pages before the
+ * exec. CMD gets the dispositions we started with: those that were
+ * SIG_DFL are reset (we ignore or forward them), ignored ones stay
+ * ignored (run_main forwards none of those). 0 once CMD runs; -1 after a
+ * message; the exit status when it could not be run; -2 when it is a
+ * file to hand to the shell (ENOEXEC), which only execvp does.
+ */
+static int run_spawn_cmd(struct run_job *j, const struct run_saved *s)
+{
+	const struct sigaction *was[] = { &s->i, &s->q, &s->t, &s->h };
+	const int sig[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
+	posix_spawnattr_t at;
+	sigset_t def;
+	uint64_t ts;
+	pid_t pid;
+	int e;
+
+	if (run_env(&j->o, j->dir, j->lib, j->rules_fd, getpid()) < 0) {
+		fputs("forkscope: out of memory\n", stderr);
+		return -1;
+	}
+	sigemptyset(&def);
+	for (int i = 0; i < 4; i++)
+		if (was[i]->sa_handler == SIG_DFL)
+			sigaddset(&def, sig[i]);
+	/* glibc's spawn child sets the C library's own signals (those below
+	 * SIGRTMIN: SIGCANCEL, SIGSETXID) to SIG_IGN unless they are listed
+	 * here, which sigaddset refuses: the bits of those we did not start
+	 * ignoring are set by hand (sigaction refuses to tell: the kernel is
+	 * asked), or CMD would start with them ignored. */
+	for (int sig = __SIGRTMIN; sig < SIGRTMIN && sig <= 64; sig++) {
+		void *k[4]; /* the kernel's sigaction: handler first */
+		if (syscall(SYS_rt_sigaction, sig, NULL, k, 8) == 0 && k[0] == (void *)SIG_IGN)
+			continue;
+		((unsigned long *)&def)[(sig - 1) / (8 * sizeof(long))] |= 1ul << ((sig - 1) % (8 * sizeof(long)));
+	}
+	if ((e = posix_spawnattr_init(&at)) != 0) {
+		fprintf(stderr, "forkscope: posix_spawnattr_init: %s\n", strerror(e));
+		return -1;
+	}
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setsigmask(&at, &s->mask);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	fflush(NULL);
+	ts = run_now(CLOCK_MONOTONIC);
+	e = posix_spawnp(&pid, j->cmd[0], NULL, &at, j->cmd, environ);
+	posix_spawnattr_destroy(&at);
+	if (e == ENOEXEC)
+		return -2;
+	if (e)
+		return run_exec_failed(j->cmd[0], e);
+	j->pid = pid;
+	run_child = pid;
+	run_stream_spawn(j->fd, pid, j->cmd, ts);
+	return 0;
+}
+
 static void run_restore(void *arg)
 {
 	struct run_saved *s = arg;
@@ -644,20 +726,33 @@ int run_main(int argc, char **argv)
 	r = run_prepare(argc, argv, run_usage, &j);
 	if (r >= 0)
 		return r;
-	/* Like time(1): ^C and ^\ go to CMD, we stay to reap and report. */
+	/* Like time(1): ^C and ^\ go to CMD, we stay to reap and report.
+	 * TERM and HUP are forwarded unless we were started ignoring them:
+	 * then CMD ignores them too (an exec would reset a handler). */
 	sigaction(SIGINT, &ign, &saved.i);
 	sigaction(SIGQUIT, &ign, &saved.q);
-	sigaction(SIGTERM, &fwd, &saved.t);
-	sigaction(SIGHUP, &fwd, &saved.h);
+	sigaction(SIGTERM, NULL, &saved.t);
+	sigaction(SIGHUP, NULL, &saved.h);
+	if (saved.t.sa_handler != SIG_IGN)
+		sigaction(SIGTERM, &fwd, NULL);
+	if (saved.h.sa_handler != SIG_IGN)
+		sigaction(SIGHUP, &fwd, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &saved.mask);
-	r = run_spawn(&j, run_restore, &saved);
+	r = run_spawn_cmd(&j, &saved);
+	if (r == -2)
+		r = run_spawn(&j, run_restore, &saved);
 	sigprocmask(SIG_SETMASK, &saved.mask, NULL);
 	if (r < 0) {
 		run_job_free(&j);
 		return 2;
+	}
+	if (r > 0) { /* CMD could not be run: no process, the stream ends */
+		run_wait(&j);
+		run_job_free(&j);
+		return r;
 	}
 	r = run_wait(&j);
 	if (!j.o.quiet)

@@ -417,11 +417,12 @@ static int run_exec_failed(const char *cmd, int err)
 	return err == ENOENT ? 127 : 126;
 }
 
-/* The child of a fork: CMD with the tracer's environment. */
+/* The child of a fork: CMD with the tracer's environment (set here
+ * unless the runner's own holds it: env_set). */
 static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
-		     char **cmd)
+		     int env_set, char **cmd)
 {
-	if (run_env(o, dir, lib, rules_fd, getppid()) < 0) {
+	if (!env_set && run_env(o, dir, lib, rules_fd, getppid()) < 0) {
 		fputs("forkscope: out of memory\n", stderr);
 		_exit(126);
 	}
@@ -594,7 +595,7 @@ int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 	if (pid == 0) {
 		if (child)
 			child(arg);
-		run_exec(&j->o, j->dir, j->lib, j->rules_fd, j->cmd);
+		run_exec(&j->o, j->dir, j->lib, j->rules_fd, j->env_set, j->cmd);
 	}
 	if (pid < 0) {
 		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
@@ -668,6 +669,7 @@ static int run_spawn_cmd(struct run_job *j, const struct run_saved *s)
 		fputs("forkscope: out of memory\n", stderr);
 		return -1;
 	}
+	j->env_set = 1;
 	sigemptyset(&def);
 	for (int i = 0; i < 4; i++)
 		if (was[i]->sa_handler == SIG_DFL)

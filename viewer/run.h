@@ -21,6 +21,7 @@ struct run_job {
 	char *lib;
 	int fd;                 /* the runner stream */
 	int rules_fd;           /* the shared unwind rules (a memfd), or -1 */
+	int env_set;            /* our own environment already holds CMD's */
 	pid_t pid;              /* CMD */
 };
 

@@ -415,7 +415,26 @@ def fork_floor():
           % (med[15], base, med[15] / base, med[1] - base, med[2] - base, med[4] - base, med[8] - base))
 
 
+def runner_cost():
+    """What `forkscope run` itself adds to every row, whatever CMD does:
+    `forkscope run -q -- /bin/true` against /bin/true (which includes the
+    library's start cost in /bin/true), 41 alternating runs each."""
+    true = shutil.which("true") or "/bin/true"
+    d = os.path.join(tmp, "rc")
+    plain, run = [], []
+    for i in range(41):
+        for cmd, out in (([true], plain), ([FSK, "run", "-q", "-f", "-o", d, "--", true], run)):
+            t, _ = timed(cmd)
+            out.append(t)
+    shutil.rmtree(d, ignore_errors=True)
+    a, b = statistics.median(plain) * 1e3, statistics.median(run) * 1e3
+    print("forkscope run's own cost (forkscope run -q -- /bin/true against /bin/true, 41 alternating runs):"
+          " %.2f ms against %.2f ms, +%.2f ms a run" % (b, a, b - a))
+
+
 def extras():
+    if not ONLY or any(o in "forkscope run's own cost" for o in ONLY):
+        runner_cost()
     if not ONLY or any(o in "2000 fork+touch+_exit+wait" for o in ONLY):
         fork_floor()
     if not ONLY or any(o in "256 MiB, 4 children write 1/4" for o in ONLY):

@@ -72,8 +72,9 @@ def floor_cmd(kind):
 
 # The malloc rows' floors, the naive recorders of the performance issue,
 # run in the same alternation and printed in a table of their own.
-FLOORS = [("bare shim", floor_cmd("shim")), ("append+clock_gettime", floor_cmd("clock")),
-          ("append+rdtsc", floor_cmd("tsc")), ("append+rdtsc+unw_bt", floor_cmd("unwind"))]
+FLOOR_KINDS = [("bare shim", "shim"), ("append+clock_gettime", "clock"), ("append+rdtsc", "tsc"),
+               ("append+rdtsc+unw_bt", "unwind")]
+FLOORS = [(label, floor_cmd(kind)) for label, kind in FLOOR_KINDS]
 FLOOR_ROWS = "5M malloc/free"
 
 
@@ -135,7 +136,7 @@ def main():
     floor_lines = []
     for name, cmd in workloads():
         floors = FLOORS if name.startswith(FLOOR_ROWS) and all(
-            os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for k in ("shim", "clock", "tsc", "unwind")) else []
+            os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for _, k in FLOOR_KINDS) else []
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
         # among them): on this noisy machine the place of a run in the
@@ -422,7 +423,7 @@ def runner_cost():
     true = shutil.which("true") or "/bin/true"
     d = os.path.join(tmp, "rc")
     plain, run = [], []
-    for i in range(41):
+    for _ in range(41):
         for cmd, out in (([true], plain), ([FSK, "run", "-q", "-f", "-o", d, "--", true], run)):
             t, _ = timed(cmd)
             out.append(t)

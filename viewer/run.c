@@ -369,12 +369,13 @@ static void run_asan_options(void)
 	}
 }
 
-/* Sets the tracer's variables in this process's environment, for CMD;
- * `runner`: the process that holds rules_fd. -1 when out of memory. */
-static int run_env(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
-		   pid_t runner)
+/* Sets the tracer's variables in this process's environment, for CMD,
+ * and marks j so (env_set); `runner`: the process that holds j's rules
+ * fd. -1 when out of memory. */
+static int run_env(struct run_job *j, pid_t runner)
 {
-	const char *old = getenv("LD_PRELOAD");
+	const struct run_opts *o = &j->o;
+	const char *old = getenv("LD_PRELOAD"), *lib = j->lib;
 	char num[32], *pre;
 
 	if (old && *old) {
@@ -384,7 +385,7 @@ static int run_env(const struct run_opts *o, const char *dir, const char *lib, i
 	} else {
 		pre = strdup(lib);
 	}
-	if (!pre || setenv("LD_PRELOAD", pre, 1) < 0 || setenv("FORKSCOPE_DIR", dir, 1) < 0) {
+	if (!pre || setenv("LD_PRELOAD", pre, 1) < 0 || setenv("FORKSCOPE_DIR", j->dir, 1) < 0) {
 		free(pre);
 		return -1;
 	}
@@ -401,12 +402,13 @@ static int run_env(const struct run_opts *o, const char *dir, const char *lib, i
 		setenv("FORKSCOPE_SAMPLE_BYTES", num, 1);
 	}
 	run_asan_options();
-	if (rules_fd >= 0) {
-		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)runner, rules_fd);
+	if (j->rules_fd >= 0) {
+		snprintf(num, sizeof(num), "/proc/%d/fd/%d", (int)runner, j->rules_fd);
 		setenv("FORKSCOPE_RULES", num, 1);
 	} else {
 		unsetenv("FORKSCOPE_RULES");
 	}
+	j->env_set = 1;
 	return 0;
 }
 
@@ -418,16 +420,15 @@ static int run_exec_failed(const char *cmd, int err)
 }
 
 /* The child of a fork: CMD with the tracer's environment (set here
- * unless the runner's own holds it: env_set). */
-static void run_exec(const struct run_opts *o, const char *dir, const char *lib, int rules_fd,
-		     int env_set, char **cmd)
+ * unless the runner's own holds it already). */
+static void run_exec(struct run_job *j)
 {
-	if (!env_set && run_env(o, dir, lib, rules_fd, getppid()) < 0) {
+	if (!j->env_set && run_env(j, getppid()) < 0) {
 		fputs("forkscope: out of memory\n", stderr);
 		_exit(126);
 	}
-	execvp(cmd[0], cmd);
-	_exit(run_exec_failed(cmd[0], errno));
+	execvp(j->cmd[0], j->cmd);
+	_exit(run_exec_failed(j->cmd[0], errno));
 }
 
 /* Reaps every descendant (we are their subreaper) until none is left;
@@ -595,7 +596,7 @@ int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 	if (pid == 0) {
 		if (child)
 			child(arg);
-		run_exec(&j->o, j->dir, j->lib, j->rules_fd, j->env_set, j->cmd);
+		run_exec(j);
 	}
 	if (pid < 0) {
 		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
@@ -665,11 +666,10 @@ static int run_spawn_cmd(struct run_job *j, const struct run_saved *s)
 	pid_t pid;
 	int e;
 
-	if (run_env(&j->o, j->dir, j->lib, j->rules_fd, getpid()) < 0) {
+	if (run_env(j, getpid()) < 0) {
 		fputs("forkscope: out of memory\n", stderr);
 		return -1;
 	}
-	j->env_set = 1;
 	sigemptyset(&def);
 	for (int i = 0; i < 4; i++)
 		if (was[i]->sa_handler == SIG_DFL)
@@ -751,12 +751,10 @@ int run_main(int argc, char **argv)
 		run_job_free(&j);
 		return 2;
 	}
-	if (r > 0) { /* CMD could not be run: no process, the stream ends */
+	if (r > 0) /* CMD could not be run: no process, the stream just ends */
 		run_wait(&j);
-		run_job_free(&j);
-		return r;
-	}
-	r = run_wait(&j);
+	else
+		r = run_wait(&j);
 	if (!j.o.quiet)
 		run_summary(j.dir);
 	run_job_free(&j);

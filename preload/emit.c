@@ -921,6 +921,8 @@ static struct tbuf *tb_acquire(void)
 		b->own_win = b->own_win2 = ~0ull;
 		b->rate_ns = b->rate_recs = 0;
 		b->hot = 0;
+		b->ho_left = 0;
+		b->ho_n = 0;
 		atomic_store_explicit(&b->full_ns, 0, memory_order_relaxed);
 		b->ref_tsc = 0;
 		b->ref_ns = 0;
@@ -1017,7 +1019,64 @@ void emit_load_check(void)
 	}
 }
 
-/* Whether leaving the buffer to the flusher pays: the thread fills
+/*
+ * Where leaving full buffers to the flusher could pay (tb_handoff_pays),
+ * whether it does is measured, not assumed: it saves the thread its
+ * write, but the buffers' cache lines then move between CPUs, and on a
+ * VM whose virtual CPUs the host runs far apart that cost more than the
+ * write. On this 2-CPU VM malloc_bench (events only) took 1.99x with the
+ * thread writing its buffers and 3.00x leaving them to the flusher one
+ * day, while on others leaving them saved ~15%. So the thread tries both
+ * ways, TB_PROBE fills each (the first fill of each way only settles the
+ * buffers, its interval is not used), keeps the way whose median fill
+ * interval is shorter (leaving only when that is clearly so: it also
+ * takes a CPU from the system) for TB_KEEP fills, then measures again.
+ * The interval from one fill to the next holds the program's work, the
+ * recording, and the write or the cache misses the last fill's way cost.
+ */
+#define TB_KEEP 256u
+
+static uint32_t median_us(uint32_t *v, uint32_t n)
+{
+	for (uint32_t i = 1; i < n; i++)
+		for (uint32_t j = i; j > 0 && v[j - 1] > v[j]; j--) {
+			uint32_t t = v[j];
+			v[j] = v[j - 1];
+			v[j - 1] = t;
+		}
+	return v[n / 2];
+}
+
+static int tb_handoff_tune(struct tbuf *b, uint64_t interval_ns)
+{
+	if (G.handoff < 2)
+		return G.handoff;
+	if (b->ho_left) {
+		b->ho_left--;
+		return b->ho_pick;
+	}
+	/* the probe: fills 0 .. TB_PROBE-1 leave the buffer to the flusher,
+	 * TB_PROBE .. 2*TB_PROBE-1 write it; fill k's interval says what
+	 * fill k-1's way cost */
+	uint32_t k = b->ho_n++;
+	uint32_t us = interval_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(interval_ns / 1000);
+	if (k >= 2 && k <= TB_PROBE)
+		b->ho_iv[1][k - 1] = us;
+	else if (k >= TB_PROBE + 2)
+		b->ho_iv[0][k - TB_PROBE - 1] = us;
+	if (k < TB_PROBE)
+		return 1;
+	if (k < 2 * TB_PROBE)
+		return 0;
+	uint32_t leave = median_us(&b->ho_iv[1][1], TB_PROBE - 1);
+	uint32_t write = median_us(&b->ho_iv[0][1], TB_PROBE - 1);
+	b->ho_pick = (uint64_t)leave * 100 < (uint64_t)write * 97;
+	b->ho_n = 0;
+	b->ho_left = TB_KEEP;
+	return b->ho_pick;
+}
+
+/* Whether leaving the buffer to the flusher can pay: the thread fills
  * buffers fast (its last one less than TB_HOT_NS ago), so the write is a
  * good part of its time, and the flusher likely has a CPU of its own: the
  * system had one free when the flusher last looked (emit_load_check), and
@@ -1046,7 +1105,7 @@ static int tb_handoff_pays(struct tbuf *self)
 		if (t && (int64_t)(now - t) < (int64_t)TB_BUSY_NS && ++busy >= cpus)
 			return 0;
 	}
-	return 1;
+	return tb_handoff_tune(self, now - prev);
 }
 
 static __attribute__((noinline)) void tb_full(struct tbuf *b)
@@ -1415,6 +1474,8 @@ void emit_reset_child(void)
 			b->spare = b->full; /* the parent writes what it holds */
 		b->full = NULL;
 		atomic_store_explicit(&b->full_ns, 0, memory_order_relaxed);
+		b->ho_left = 0;
+		b->ho_n = 0;
 		tb_empty(b);
 		b->records = 0;
 		atomic_store(&b->inuse, 0);

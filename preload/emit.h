@@ -19,6 +19,7 @@
 
 #define TB_CAP (128u * 1024u)
 #define TB_HEAD 16u               /* room for the CTX of the first block */
+#define TB_PROBE 6u               /* fills per way of a probe (tb_handoff_tune) */
 
 struct tbuf {
 	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
@@ -50,6 +51,12 @@ struct tbuf {
 	uint64_t rate_ns, rate_recs; /* the start of the window over which
 	                              emit_clock_claim measures its rate */
 	int hot;                   /* that rate makes reused stamps pay */
+	/* which way of writing a full buffer is faster here (tb_handoff_tune) */
+	uint32_t ho_iv[2][TB_PROBE];/* fill intervals, us: [0] written by the
+	                              thread, [1] left to the flusher */
+	uint32_t ho_left;          /* fills the choice holds before the next probe */
+	uint8_t ho_n;              /* fills of the probe so far */
+	uint8_t ho_pick;           /* the choice: 1 leave it to the flusher */
 } __attribute__((aligned(128))); /* owners of neighbouring slots never share a line */
 
 /* The calling thread's buffer, NULL until its first record. */

@@ -118,6 +118,9 @@ struct fsk_state {
 	int unwind_check;      /* FORKSCOPE_UNWIND_CHECK: 1 compare walks with libunwind,
 				 * 2 only count its table searches, 3 compare the
 				 * rules read from the unwind tables with its steps */
+	int handoff;           /* FORKSCOPE_HANDOFF, for checking: 0 a thread writes
+				 * its full buffers, 1 it leaves them to the flusher
+				 * whenever that can pay, 2 (default) as measured */
 	uint64_t sample_bytes; /* FORKSCOPE_SAMPLE_BYTES: malloc sampling mean, 0 = off */
 	uint64_t sample_seed;  /* FORKSCOPE_SAMPLE_SEED: 0 = random */
 	pid_t pid;

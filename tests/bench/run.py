@@ -5,7 +5,10 @@ Each workload runs untraced and under every available tracer in turn,
 REPS times, alternating so machine noise hits all configurations alike;
 each repetition starts one configuration later, so that none always runs
 in the same place of the round.
-Prints median ratio (min-max) per configuration, then trace bytes per
+Prints median ratio (min-max) per configuration, then the same runs'
+CPU time ratios (user+sys of the whole tree, the tracer's own processes
+included: on this machine a run's wall time can jump by a third from one
+run to the next, its CPU time much less), then trace bytes per
 event, the scan cost per GiB resident and the per-image start cost. No
 number here is asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
@@ -116,9 +119,15 @@ def workloads():
 
 
 def timed(cmd):
+    """Wall seconds, exit status and CPU seconds (user+sys of the tree:
+    every descendant was waited for by its parent, so it is counted in
+    the rusage of its parent, and that in ours)."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t, r.returncode
+    wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, r.returncode, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
 
 
 def clean():
@@ -133,11 +142,12 @@ def main():
     print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
     print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
     n = 0
-    floor_lines = []
+    floor_lines, cpu_lines = [], []
     for name, cmd in workloads():
         floors = FLOORS if name.startswith(FLOOR_ROWS) and all(
             os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for _, k in FLOOR_KINDS) else []
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
+        base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
         # among them): on this noisy machine the place of a run in the
         # round weighed several percent, which a fixed order gave the
@@ -147,24 +157,34 @@ def main():
             k = rep % len(order)
             for cname, wrap in order[k:] + order[:k]:
                 if wrap is None:
-                    t, _ = timed(cmd)
+                    t, _, c = timed(cmd)
                     base.append(t)
+                    base_cpu.append(c)
                     continue
                 n += 1
-                t, rc = timed(wrap(cmd, n))
+                t, rc, c = timed(wrap(cmd, n))
                 times[cname].append(t if rc == 0 else float("nan"))
+                cpus[cname].append(c if rc == 0 else float("nan"))
                 clean()
         mb = statistics.median(base)
+        mc = statistics.median(base_cpu)
 
-        def cells(configs):
+        def cells(configs, runs, b):
             out = []
             for cname, _ in configs:
-                r = [t / mb for t in times[cname]]
+                r = [t / b for t in runs[cname]] if b > 0 else [float("nan")]
                 out.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
             return " ".join(c[:22].ljust(22) for c in out)
-        print("%-32s %-8.3f " % (name, mb) + cells(CONFIGS), flush=True)
+        print("%-32s %-8.3f " % (name, mb) + cells(CONFIGS, times, mb), flush=True)
         if floors:
-            floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors))
+            floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb))
+        cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
+    if cpu_lines:
+        print("the same runs, ratio = traced / untraced CPU time (user+sys of the whole tree, the"
+              " tracer's own processes included; base s is CPU seconds)")
+        print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
+        for line in cpu_lines:
+            print(line)
     if floor_lines:
         print("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; 32-byte records written to"
               " /dev/null), preloaded instead of forkscope in the same runs: what recording costs on this"
@@ -373,8 +393,8 @@ def unprivileged_cow_row():
     cmd = [os.path.join(BENCH, "cow_bench"), "256", "4"]
     r = []
     for i in range(REPS):
-        base, rc0 = timed(nobody + cmd)
-        t, rc = timed(nobody + [FSK, "run", "-q", "-o", os.path.join(d, "t%d" % i), "--"] + cmd)
+        base, rc0, _ = timed(nobody + cmd)
+        t, rc, _ = timed(nobody + [FSK, "run", "-q", "-o", os.path.join(d, "t%d" % i), "--"] + cmd)
         if rc0 or rc:
             print("256 MiB, 4 children write 1/4, as nobody: failed (exit %d, %d)" % (rc0, rc))
             shutil.rmtree(d, ignore_errors=True)
@@ -425,7 +445,7 @@ def runner_cost():
     plain, run = [], []
     for _ in range(41):
         for cmd, out in (([true], plain), ([FSK, "run", "-q", "-f", "-o", d, "--", true], run)):
-            t, _ = timed(cmd)
+            t, _, _ = timed(cmd)
             out.append(t)
     shutil.rmtree(d, ignore_errors=True)
     a, b = statistics.median(plain) * 1e3, statistics.median(run) * 1e3

@@ -1057,19 +1057,14 @@ static int tb_handoff_tune(struct tbuf *b, uint64_t interval_ns)
 	}
 	/* the probe: fills 0 .. TB_PROBE-1 leave the buffer to the flusher,
 	 * TB_PROBE .. 2*TB_PROBE-1 write it; fill k's interval says what
-	 * fill k-1's way cost */
-	uint32_t k = b->ho_n++;
-	uint32_t us = interval_ns / 1000 > UINT32_MAX ? UINT32_MAX : (uint32_t)(interval_ns / 1000);
-	if (k >= 2 && k <= TB_PROBE)
-		b->ho_iv[1][k - 1] = us;
-	else if (k >= TB_PROBE + 2)
-		b->ho_iv[0][k - TB_PROBE - 1] = us;
-	if (k < TB_PROBE)
-		return 1;
+	 * fill k-1's way cost (under TB_HOT_NS: tb_handoff_pays) */
+	uint32_t k = b->ho_n++, way = k <= TB_PROBE, i = way ? k - 2 : k - TB_PROBE - 2;
+	if (k % TB_PROBE != 1 && k > 0) /* not a way's first fill's interval */
+		b->ho_iv[way][i] = (uint32_t)(interval_ns / 1000);
 	if (k < 2 * TB_PROBE)
-		return 0;
-	uint32_t leave = median_us(&b->ho_iv[1][1], TB_PROBE - 1);
-	uint32_t write = median_us(&b->ho_iv[0][1], TB_PROBE - 1);
+		return k < TB_PROBE;
+	uint32_t leave = median_us(b->ho_iv[1], TB_PROBE - 1);
+	uint32_t write = median_us(b->ho_iv[0], TB_PROBE - 1);
 	b->ho_pick = (uint64_t)leave * 100 < (uint64_t)write * 97;
 	b->ho_n = 0;
 	b->ho_left = TB_KEEP;

@@ -52,8 +52,8 @@ struct tbuf {
 	                              emit_clock_claim measures its rate */
 	int hot;                   /* that rate makes reused stamps pay */
 	/* which way of writing a full buffer is faster here (tb_handoff_tune) */
-	uint32_t ho_iv[2][TB_PROBE];/* fill intervals, us: [0] written by the
-	                              thread, [1] left to the flusher */
+	uint32_t ho_iv[2][TB_PROBE - 1]; /* fill intervals, us: [0] written
+	                              by the thread, [1] left to the flusher */
 	uint32_t ho_left;          /* fills the choice holds before the next probe */
 	uint8_t ho_n;              /* fills of the probe so far */
 	uint8_t ho_pick;           /* the choice: 1 leave it to the flusher */

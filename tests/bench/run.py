@@ -226,10 +226,7 @@ def scan_cost():
 
 
 def cpu_time(cmd):
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime
+    return timed(cmd)[2]
 
 
 def sampled_row():

@@ -1503,6 +1503,15 @@ void scan_fork_emit(uint16_t trigger)
 	if (lock_take(emit_tid(), 1)) {
 		if (s_fork_len) {
 			char *buf = trigger == FSK_SCAN_FORK_PARENT && s_out_forked ? s_out.p : s_fork_out;
+			/* Stamping the kept copy in place would copy its pages in
+			 * a child (the parent's are shared with it): the child
+			 * stamps a copy in its scan output instead, whose pages its
+			 * exit or exec scan needs anyway (the arena's are fresh
+			 * zero pages after the fork, MADV_WIPEONFORK). */
+			if (trigger == FSK_SCAN_FORK_CHILD && s_out.p && s_out.cap >= s_fork_len) {
+				__builtin_memcpy(s_out.p, s_fork_out, s_fork_len);
+				buf = s_out.p;
+			}
 			uint64_t ts = sys_now_ns();
 			uint32_t id = ++s_scan_id;
 			for (size_t off = 0; off + sizeof(struct fsk_rec) <= s_fork_len;) {

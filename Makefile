@@ -42,7 +42,7 @@ TESTPROGS += $(patsubst tests/progs/%.cpp,$(B)/progs/%,$(wildcard tests/progs/*.
 endif
 BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 # The malloc rows' naive floors: preload libraries, one per kind
-BENCHFLOORS := $(foreach k,shim clock tsc unwind,$(B)/bench/floor_$(k).so)
+BENCHFLOORS := $(foreach k,shim clock tsc unwind,$(B)/bench/floor_$(k).so) $(B)/bench/floor_scan.so
 
 .PHONY: all deps demo test check bench install clean samples asan stress fuzz
 all: $(B)/libforkscope.so $(B)/forkscope samples
@@ -130,9 +130,15 @@ $(B)/progs/libsig_early.so: tests/progs/lib/sig_early.c
 $(B)/progs/sigchain: tests/progs/sigchain.c samples/sample.h $(B)/progs/libsig_early.so
 	$(CC) $(BASE) -O1 -o $@ $< -L$(B)/progs -lsig_early -Wl,-rpath,'$$ORIGIN'
 
+$(B)/bench/fork_floor: tests/bench/floor/sampler.h
 $(B)/bench/%: tests/bench/%.c
 	@mkdir -p $(B)/bench
 	$(CC) $(BASE) -O2 -o $@ $< -lpthread
+
+# The lifecycle floor: what scanning every image needs at least, preloaded
+$(B)/bench/floor_scan.so: tests/bench/floor/scan_floor.c tests/bench/floor/sampler.h
+	@mkdir -p $(B)/bench
+	$(CC) $(BASE) -O2 -fPIC -shared -o $@ $< -ldl
 
 $(B)/bench/floor_%.so: tests/bench/floor/malloc_floor.c
 	@mkdir -p $(B)/bench

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "floor/sampler.h"
+
 static char io[65536];
 static uint64_t pm[4096];
 
@@ -37,22 +39,6 @@ static void scan(int mfd, int pfd, const char *mem, int pages)
 	size_t n = pages < 4096 ? (size_t)pages : 4096;
 	if (pread(pfd, pm, 8 * n, (off_t)((uintptr_t)mem / 4096 * 8)) < 0)
 		perror("pagemap");
-}
-
-static void sampler(size_t ring_pages)
-{
-	/* the event preload/faults.c opens */
-	struct perf_event_attr a = { .size = sizeof(a), .type = PERF_TYPE_SOFTWARE,
-				     .config = PERF_COUNT_SW_PAGE_FAULTS, .sample_period = 1,
-				     .sample_type = PERF_SAMPLE_IP | PERF_SAMPLE_TIME | PERF_SAMPLE_ADDR,
-				     .exclude_kernel = 1, .exclude_hv = 1, .use_clockid = 1,
-				     .clockid = CLOCK_MONOTONIC };
-	int fd = (int)syscall(SYS_perf_event_open, &a, 0, -1, -1, PERF_FLAG_FD_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (mmap(NULL, (ring_pages + 1) * 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED)
-		perror("perf ring");
-	close(fd);
 }
 
 int main(int argc, char **argv)
@@ -76,7 +62,7 @@ int main(int argc, char **argv)
 	 * on: without one, each child's first and last event turn them on and
 	 * off, which costs ~100 us a fork that no traced tree pays */
 	if (mode & 4)
-		sampler(64);
+		floor_sampler(64);
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 0; i < n; i++) {
@@ -89,7 +75,7 @@ int main(int argc, char **argv)
 		}
 		if (pid == 0) {
 			if (mode & 4)
-				sampler(8);
+				floor_sampler(8);
 			for (int p = 0; p < pages; p++)
 				mem[p * 4096] = 2;
 			if (mode & 2) {

@@ -79,6 +79,20 @@ FLOOR_KINDS = [("bare shim", "shim"), ("append+clock_gettime", "clock"), ("appen
                ("append+rdtsc+unw_bt", "unwind")]
 FLOORS = [(label, floor_cmd(kind)) for label, kind in FLOOR_KINDS]
 FLOOR_ROWS = "5M malloc/free"
+SCAN_FLOOR = os.path.join(BENCH, "floor_scan.so")
+
+
+def scan_floor_cmd(cmd, n):
+    """tests/bench/floor/scan_floor.c preloaded instead of forkscope: the
+    least that scanning every image at its start, forks, exec and exit
+    and writing a file per image costs, recording nothing."""
+    d = os.path.join(tmp, "fl%d" % n)
+    os.mkdir(d, 0o700)
+    return ["env", "LD_PRELOAD=" + SCAN_FLOOR, "FLOOR_DIR=" + d] + cmd
+
+
+# The other rows' floor, in the same alternation, in a table of its own.
+LIFE_FLOORS = [("scan_floor", scan_floor_cmd)] if os.path.exists(SCAN_FLOOR) else []
 
 
 def real_python():
@@ -142,10 +156,12 @@ def main():
     print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
     print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
     n = 0
-    floor_lines, cpu_lines = [], []
+    floor_lines, cpu_lines, life_lines = [], [], []
     for name, cmd in workloads():
         floors = FLOORS if name.startswith(FLOOR_ROWS) and all(
             os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for _, k in FLOOR_KINDS) else []
+        if not name.startswith(FLOOR_ROWS):
+            floors = LIFE_FLOORS
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
@@ -176,8 +192,11 @@ def main():
                 out.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
             return " ".join(c[:22].ljust(22) for c in out)
         print("%-32s %-8.3f " % (name, mb) + cells(CONFIGS, times, mb), flush=True)
-        if floors:
+        if floors == FLOORS:
             floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb))
+        elif floors:
+            life_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb) +
+                              cells(CONFIGS[:1], times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
     if cpu_lines:
         print("the same runs, ratio = traced / untraced CPU time (user+sys of the whole tree, the"
@@ -191,6 +210,13 @@ def main():
               " machine without design")
         print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in FLOORS))
         for line in floor_lines:
+            print(line)
+    if life_lines:
+        print("the other rows' floor (tests/bench/floor/scan_floor.c, preloaded instead of forkscope in the same"
+              " runs: each image's maps and present pages read at its start, before each fork, at exec and"
+              " exit, a file per image, a fault sampler per fork child; nothing recorded), beside forkscope's")
+        print("%-32s %-8s %-22s %-22s" % ("workload", "base s", "scan_floor", "forkscope"))
+        for line in life_lines:
             print(line)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
@@ -337,6 +363,11 @@ def start_cost():
                 cfgs.append("LD_PRELOAD=%s,FORKSCOPE_DIR=%s,FORKSCOPE_RULES=/proc/%d/fd/%d"
                             % (lib, d, os.getpid(), rfd))
                 tags.append("%swith the runner's rules file, " % tag)
+        if LIFE_FLOORS and "," not in SCAN_FLOOR + tmp:
+            d = os.path.join(tmp, "st_floor")
+            os.mkdir(d, 0o700)
+            cfgs.append("LD_PRELOAD=%s,FLOOR_DIR=%s" % (SCAN_FLOOR, d))
+            tags.append("the floor (scan_floor.c instead of forkscope): ")
         for prog, what in progs:
             r = subprocess.run([spawner, str(rounds * 3), "200", prog, "--"] + cfgs,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,

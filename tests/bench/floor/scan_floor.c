@@ -18,6 +18,8 @@
  *    the parent writes them to its own;
  *  - execve, exit and _exit: the same scan with the entries (what COW
  *    broke), written to the image's file.
+ * A vfork child (posix_spawn's too) is left alone until it execs, as
+ * forkscope leaves it.
  * No allocation, wait, signal or thread tracking, no stacks, no parsing
  * beyond each region's bounds and permissions, no diffing: a real tracer
  * does more. On a kernel without PAGEMAP_SCAN (before 6.7) the present
@@ -63,6 +65,7 @@ static size_t s_out_len;
 static uint64_t s_ent[4096];
 static struct floor_region s_vec[256];
 static int s_mfd = -1, s_pfd = -1, s_file = -1, s_sampler, s_seq;
+static pid_t s_pid; /* the process the state is of: not a vfork child */
 static char s_dir[512];
 static pid_t (*s_fork)(void);
 static int (*s_execve)(const char *, char *const[], char *const[]);
@@ -223,6 +226,7 @@ __attribute__((constructor)) static void floor_init(void)
 	if (!d || strlen(d) >= sizeof(s_dir))
 		return;
 	strcpy(s_dir, d);
+	s_pid = getpid();
 	int e = errno;
 	scan(0);
 	file_open();
@@ -230,9 +234,17 @@ __attribute__((constructor)) static void floor_init(void)
 	errno = e;
 }
 
+/* Whether this process may scan: not a vfork child (posix_spawn's or a
+ * program's), which runs in its parent's memory until it execs, where
+ * forkscope does nothing either. */
+static int ours(void)
+{
+	return s_file >= 0 && getpid() == s_pid;
+}
+
 __attribute__((destructor)) static void floor_fini(void)
 {
-	if (s_file < 0)
+	if (!ours())
 		return;
 	int e = errno;
 	scan(1);
@@ -242,7 +254,7 @@ __attribute__((destructor)) static void floor_fini(void)
 
 pid_t fork(void)
 {
-	if (s_file < 0)
+	if (!ours())
 		return s_fork();
 	int e = errno;
 	if (!s_sampler) {
@@ -254,6 +266,7 @@ pid_t fork(void)
 	pid_t pid = s_fork();
 	e = errno;
 	if (pid == 0) {
+		s_pid = getpid();
 		close(s_mfd); /* they name the parent's mm */
 		close(s_pfd);
 		s_mfd = s_pfd = -1;
@@ -269,7 +282,7 @@ pid_t fork(void)
 
 int execve(const char *path, char *const argv[], char *const envp[])
 {
-	if (s_file >= 0) {
+	if (ours()) {
 		int e = errno;
 		scan(1);
 		file_put();
@@ -280,7 +293,7 @@ int execve(const char *path, char *const argv[], char *const envp[])
 
 void _exit(int status)
 {
-	if (s_file >= 0) {
+	if (ours()) {
 		scan(1);
 		file_put();
 	}

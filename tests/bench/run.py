@@ -158,9 +158,11 @@ def main():
     n = 0
     floor_lines, cpu_lines, life_lines = [], [], []
     for name, cmd in workloads():
-        floors = FLOORS if name.startswith(FLOOR_ROWS) and all(
-            os.path.exists(os.path.join(BENCH, "floor_%s.so" % k)) for _, k in FLOOR_KINDS) else []
-        if not name.startswith(FLOOR_ROWS):
+        malloc_row = name.startswith(FLOOR_ROWS)
+        if malloc_row:
+            floors = FLOORS if all(os.path.exists(os.path.join(BENCH, "floor_%s.so" % k))
+                                   for _, k in FLOOR_KINDS) else []
+        else:
             floors = LIFE_FLOORS
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
@@ -192,32 +194,26 @@ def main():
                 out.append("%5.2fx (%4.2f-%4.2f)    " % (statistics.median(r), min(r), max(r)))
             return " ".join(c[:22].ljust(22) for c in out)
         print("%-32s %-8.3f " % (name, mb) + cells(CONFIGS, times, mb), flush=True)
-        if floors == FLOORS:
+        if floors and malloc_row:
             floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb))
         elif floors:
-            life_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb) +
-                              cells(CONFIGS[:1], times, mb))
+            life_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors + CONFIGS[:1], times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
-    if cpu_lines:
-        print("the same runs, ratio = traced / untraced CPU time (user+sys of the whole tree, the"
-              " tracer's own processes included; base s is CPU seconds)")
-        print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
-        for line in cpu_lines:
-            print(line)
-    if floor_lines:
-        print("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; 32-byte records written to"
-              " /dev/null), preloaded instead of forkscope in the same runs: what recording costs on this"
-              " machine without design")
-        print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in FLOORS))
-        for line in floor_lines:
-            print(line)
-    if life_lines:
-        print("the other rows' floor (tests/bench/floor/scan_floor.c, preloaded instead of forkscope in the same"
-              " runs: each image's maps and present pages read at its start, before each fork, at exec and"
-              " exit, a file per image, a fault sampler per fork child; nothing recorded), beside forkscope's")
-        print("%-32s %-8s %-22s %-22s" % ("workload", "base s", "scan_floor", "forkscope"))
-        for line in life_lines:
-            print(line)
+    def table(title, configs, lines):
+        if lines:
+            print(title)
+            print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in configs))
+            for line in lines:
+                print(line)
+    table("the same runs, ratio = traced / untraced CPU time (user+sys of the whole tree, the"
+          " tracer's own processes included; base s is CPU seconds)", CONFIGS, cpu_lines)
+    table("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; 32-byte records written to"
+          " /dev/null), preloaded instead of forkscope in the same runs: what recording costs on this"
+          " machine without design", FLOORS, floor_lines)
+    table("the other rows' floor (tests/bench/floor/scan_floor.c, preloaded instead of forkscope in the same"
+          " runs: each image's maps and present pages read at its start, before each fork, at exec and"
+          " exit, a file per image, a fault sampler per fork child; nothing recorded), beside forkscope's",
+          LIFE_FLOORS + CONFIGS[:1], life_lines)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
     if not ONLY or any(o in "heaptrack comparison" for o in ONLY):

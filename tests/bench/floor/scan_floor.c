@@ -1,7 +1,7 @@
 /*
  * scan_floor: the least an in-process tracer that scans every image of a
- * process tree must add to it (make bench's lifecycle floor: the per-image
- * start cost and the fork, bash and make rows). Preloaded as forkscope is,
+ * process tree must add to it (make bench's floor of the rows other than
+ * the malloc ones, and of the per-image start cost). Preloaded as forkscope is,
  * it records nothing; it only does, the plainest way, what forkscope's
  * scans need from the kernel and writes a file per image:
  *  - an exec'd image (constructor): reads /proc/self/maps, asks pagemap
@@ -28,12 +28,10 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/perf_event.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>

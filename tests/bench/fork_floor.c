@@ -14,13 +14,10 @@
  * Usage: fork_floor FORKS PAGES MODE DIR
  * Prints "MODE US" (microseconds a fork, wall). */
 #include <fcntl.h>
-#include <linux/perf_event.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>

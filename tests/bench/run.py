@@ -8,9 +8,12 @@ in the same place of the round.
 Prints median ratio (min-max) per configuration, then the same runs'
 CPU time ratios (user+sys of the whole tree, the tracer's own processes
 included: on this machine a run's wall time can jump by a third from one
-run to the next, its CPU time much less), then trace bytes per
-event, the scan cost per GiB resident and the per-image start cost. No
-number here is asserted by a test.
+run to the next, its CPU time much less), then the floors run in the
+same rounds (the malloc rows': naive recorders; the other rows':
+tests/bench/floor/scan_floor.c, which scans every image and records
+nothing), then trace bytes per event, the scan cost per GiB resident and
+the per-image start cost (under the scan floor too). No number here is
+asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
 events only, "fsk --sample-bytes" about one malloc-family call per
 512 KiB allocated (with stacks). BENCH_OLD_LIB=path/to/libforkscope.so adds both
@@ -199,6 +202,7 @@ def main():
         elif floors:
             life_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors + CONFIGS[:1], times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
+
     def table(title, configs, lines):
         if lines:
             print(title)

@@ -11,7 +11,8 @@ included: on this machine a run's wall time can jump by a third from one
 run to the next, its CPU time much less), then the floors run in the
 same rounds (the malloc rows': naive recorders; the other rows':
 tests/bench/floor/scan_floor.c, which scans every image and records
-nothing), then trace bytes per event, the scan cost per GiB resident and
+nothing; the python, gcc and make rows: the naive recorders too), then
+trace bytes per event, the scan cost per GiB resident and
 the per-image start cost (under the scan floor too). No number here is
 asserted by a test.
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"
@@ -82,6 +83,10 @@ FLOOR_KINDS = [("bare shim", "shim"), ("append+clock_gettime", "clock"), ("appen
                ("append+rdtsc+unw_bt", "unwind")]
 FLOORS = [(label, floor_cmd(kind)) for label, kind in FLOOR_KINDS]
 FLOOR_ROWS = "5M malloc/free"
+# Rows of real programs that allocate a lot: the naive recorders run there
+# too, beside forkscope with and without stacks, so that their targets
+# can be read against what recording every call costs without design.
+NAIVE_ROWS = ("python3", "gcc", "make")
 SCAN_FLOOR = os.path.join(BENCH, "floor_scan.so")
 
 
@@ -159,14 +164,15 @@ def main():
     print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
     print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
     n = 0
-    floor_lines, cpu_lines, life_lines = [], [], []
+    floor_lines, cpu_lines, life_lines, naive_lines = [], [], [], []
     for name, cmd in workloads():
         malloc_row = name.startswith(FLOOR_ROWS)
+        naive = FLOORS if all(os.path.exists(os.path.join(BENCH, "floor_%s.so" % k))
+                              for _, k in FLOOR_KINDS) else []
         if malloc_row:
-            floors = FLOORS if all(os.path.exists(os.path.join(BENCH, "floor_%s.so" % k))
-                                   for _, k in FLOOR_KINDS) else []
+            floors = naive
         else:
-            floors = LIFE_FLOORS
+            floors = LIFE_FLOORS + (naive if name.startswith(NAIVE_ROWS) else [])
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
@@ -200,7 +206,10 @@ def main():
         if floors and malloc_row:
             floor_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors, times, mb))
         elif floors:
-            life_lines.append("%-32s %-8.3f " % (name, mb) + cells(floors + CONFIGS[:1], times, mb))
+            if LIFE_FLOORS:
+                life_lines.append("%-32s %-8.3f " % (name, mb) + cells(LIFE_FLOORS + CONFIGS[:1], times, mb))
+            if len(floors) > len(LIFE_FLOORS):
+                naive_lines.append("%-32s %-8.3f " % (name, mb) + cells(FLOORS + CONFIGS[:2], times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
 
     def table(title, configs, lines):
@@ -218,6 +227,9 @@ def main():
           " runs: each image's maps and present pages read at its start, before each fork, at exec and"
           " exit, a file per image, a fault sampler per fork child; nothing recorded), beside forkscope's",
           LIFE_FLOORS + CONFIGS[:1], life_lines)
+    table("the malloc rows' naive floors on the real programs that allocate most, in the same runs,"
+          " beside forkscope with and without stacks (the floors record every malloc-family call of"
+          " every image and scan nothing)", FLOORS + CONFIGS[:2], naive_lines)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
     if not ONLY or any(o in "heaptrack comparison" for o in ONLY):

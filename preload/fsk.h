@@ -163,13 +163,16 @@ FSK_HIDDEN int init_flusher_ensure(void);
  * init_flusher_resume after the call. */
 FSK_HIDDEN int init_flusher_pause(void);
 FSK_HIDDEN void init_flusher_resume(int paused);
-/* A process that never had a thread gets no flusher while it forks
- * (init.c): until this time (0: not so), its thread buffers without one
- * and reuses no stamps. */
+/* A process that never had a thread gets no flusher while it forks, nor
+ * a new image in its first moments (init.c): until this time (0: not so),
+ * its thread buffers without one and reuses no stamps. */
 FSK_HIDDEN extern _Atomic uint64_t init_quiet_until;
 /* In fork(), before the fork: whether this process goes on without a
  * flusher (and made init_quiet_until a time); else one is started. */
 FSK_HIDDEN int init_fork_quiet(void);
+/* At the end of the image's set-up: it goes on without a flusher for a
+ * while if it has one thread. */
+FSK_HIDDEN void init_image_quiet(void);
 /* At the end of a buffered record once init_quiet_until has passed: the
  * flusher starts as in any other process. */
 FSK_HIDDEN void init_quiet_end(void);

@@ -3,8 +3,8 @@
  * old enough to have forkscope's flusher thread (tests/t_creds.py).
  *
  * Usage: creds unshare|setpriv
- * Allocates, sleeps 5 ms and allocates again (a traced image then has its
- * flusher), prints "@ threads before=N" (N from /proc/self/status), then
+ * Allocates, sleeps 60 ms and allocates again (a traced image then has its
+ * flusher: an image goes without one for its first 50 ms), prints "@ threads before=N" (N from /proc/self/status), then
  *   unshare: unshares a user namespace, which needs a process of one
  *            thread;
  *   setpriv: where it runs as root, does what `setpriv --reuid --regid`
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 	void *keep[64];
 	for (int i = 0; i < 64; i++)
 		keep[i] = malloc(32 + (size_t)i);
-	struct timespec ms = { 0, 5 * 1000 * 1000 };
+	struct timespec ms = { 0, 60 * 1000 * 1000 };
 	nanosleep(&ms, NULL);
 	for (int i = 0; i < 64; i++) {
 		free(keep[i]);

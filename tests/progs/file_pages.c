@@ -190,7 +190,8 @@ static void *volatile sink; /* or the compiler drops a malloc freed at once */
 
 static int raw_fork(char *anon)
 {
-	struct timespec young = { 0, 10 * 1000 * 1000 }, tick = { 0, 600 * 1000 * 1000 };
+	/* past the image's first 50 ms, which it spends without a flusher */
+	struct timespec young = { 0, 60 * 1000 * 1000 }, tick = { 0, 600 * 1000 * 1000 };
 	nanosleep(&young, NULL);
 	sink = malloc(100); /* the flusher starts */
 	free(sink);

@@ -23,7 +23,8 @@
  * about 1.5 ms traced here, most of a youth):
  *  D: as A, with blocks of 1101..1106 bytes and lines D and D2 (a second
  *     line on stdin lets it go on), then returns from main.
- *  E: as B, with 300 blocks of 2100.. bytes, line E.
+ *  E: as B, with 300 blocks of 2100.. bytes, line E (one thread still: an
+ *     image has no flusher in its first 50 ms, IMAGE_QUIET_NS).
  *  F: allocates 3 blocks of 3101..3103 bytes, prints line F, returns.
  * The parent waits for each in turn and prints "@ done".
  */

@@ -475,12 +475,13 @@ int init_fork_quiet(void)
  * script live shorter than that (a gcc driver, as, cc1 on a small file,
  * sh, sed), and a thread costs a single-threaded program more than its
  * creation: glibc's malloc, stdio and fork take their locks from then on.
- * make -j2 of a small project, 11 alternating runs: 1.47x -> 1.34x with
- * stacks (10 ms: 1.42x, 20 ms: 1.37x, 100 ms: 1.33x); one gcc -O1 -c of
- * a small file, +28 ms -> +20 ms over the untraced 38 ms (events only:
- * +14.6 -> +8.0 ms); the python3 row 1.05x -> 1.02x; the malloc, fork and
- * bash rows unchanged (a threaded program gets its flusher at once, and
- * a forking one had none). What it gives up is what a forking process
+ * make -j2 of a small project (perf stat -r 15, twice): 1.41x -> 1.32x
+ * wall and 1.43x -> 1.33x CPU time with stacks, 360 -> 110 context
+ * switches (other times, 11 alternating runs: 10 ms 1.42x, 20 ms 1.37x,
+ * 50 ms 1.34x, 100 ms 1.33x, against 1.47x); one gcc -O1 -c of a small
+ * file: 70 -> 61 ms of CPU time (untraced 40); the malloc, fork, bash
+ * and gcc -O2 rows unchanged (a threaded program gets its flusher at
+ * once, a forking one had none, cc1 there lives long). What it gives up is what a forking process
  * gives up: records made after the young ones and before the image
  * blocks for long (not in a wait, which writes them first) wait for its
  * next record, and no timer scan runs before its first record after

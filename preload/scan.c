@@ -1103,8 +1103,8 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 /*
  * Every scan walks the regions that need it (stream_counted) with
  * PAGEMAP_SCAN, a stretch of neighbouring ones at a time (never our own
- * regions and [vvar]: walking them too, the 36 MiB shared stack table
- * among them, cost a fork scan ~13 us more), and reads the runs in
+ * regions and [vvar]: walking them too, the shared stack table (36 MiB
+ * then) among them, cost a fork scan ~13 us more), and reads the runs in
  * address order as the regions are counted. A scan of an image with no relative walks every
  * region: a small process's START or exit scan made ~7 system calls of
  * pagemap (a pread per window of small regions, an ioctl per large one),

@@ -7,8 +7,16 @@
  * afterwards.
  *
  * The intern table lives in our own mappings and is lock-free. A stack
- * takes the next id, and its entry (where its addresses are in the pool)
- * is the id's: both are dense, so they take pages as stacks come. The
+ * takes the next id, and its entry is the id's: the stack's two hashes
+ * (fsk_sh_key, 96 bits, which the thread's memo trusts too) and its
+ * depth. The return addresses themselves are kept nowhere: at 16 bytes
+ * an entry instead of 8 and 8 more a frame (cc1 on a small file: 2 700
+ * stacks of 15 frames), the table takes a page where it took seven, and
+ * each first touch of a page of shared memory was a page fault of ~10 us
+ * (make -j2 of a small project: 660 in the interning). Entries are dense,
+ * so they take pages as stacks come. Two stacks with the same 96 bits
+ * and depth would share an id: at a million stacks, about once in 10^17
+ * processes. The
  * index to them is a series of open-addressing tables, each twice the
  * size of the one before, the next one used once the last is 3/4 full;
  * entries never move. A slot holds the hash's top half and the id, and
@@ -50,13 +58,13 @@
 #define UNWIND_LEVELS 8                 /* tables of 2^10 .. 2^17 slots */
 #define UNWIND_INDEX (UNWIND_SLOTS0 * ((1u << UNWIND_LEVELS) - 1)) /* all slots */
 #define UNWIND_IDS (UNWIND_INDEX / 4 * 3) /* stacks at most */
-#define UNWIND_POOL (1u << 22)          /* return addresses, 32 MiB virtual */
 #define UNWIND_SKIP 8                   /* our own frames at most */
 #define UNWIND_MODS 512
 #define UNWIND_PATHS (64u * 1024u)
 
 struct unwind_entry {                   /* of id i at s_entries[i - 1] */
-	uint32_t off;                   /* into s_pool */
+	uint64_t key;                   /* the stack's hashes (fsk_sh_key) */
+	uint32_t h2;
 	uint32_t depth;
 };
 
@@ -76,19 +84,17 @@ struct unwind_shared {
 	_Atomic uint32_t level;         /* the newest index table in use */
 	_Atomic uint32_t level_taken[UNWIND_LEVELS]; /* slots claimed */
 	_Atomic uint32_t ids_used;      /* the last id given */
-	_Atomic uint32_t pool_used;
 };
 
 /* One shared mapping: the counters' page, the index, the entries, the
- * pool, the rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k
+ * rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k
  * slots at s_index + UNWIND_SLOTS0 * (2^k - 1); a slot is
  * hash >> 32 << 32 | id, 0 when free. */
-#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * 8ul + UNWIND_POOL * 8ul + \
+#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * sizeof(struct unwind_entry) + \
 		     FSK_RULES_BYTES + 4095) & ~4095ul)
 static struct unwind_shared *s_sh;
 static _Atomic uint64_t *s_index;
 static struct unwind_entry *s_entries;  /* UNWIND_IDS */
-static uint64_t *s_pool;
 static uint32_t s_inherited;            /* a fork child sharing its parent's table */
 static _Atomic int s_full_noted;
 
@@ -409,8 +415,7 @@ static int unwind_make(void)
 	s_sh = (void *)r;
 	s_index = (void *)(r + 4096);
 	s_entries = (void *)(s_index + UNWIND_INDEX);
-	s_pool = (void *)(s_entries + UNWIND_IDS);
-	unwind_rules_attach(s_pool + UNWIND_POOL);
+	unwind_rules_attach(s_entries + UNWIND_IDS);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unwind_mods_scan();
 	return 1;
@@ -447,15 +452,10 @@ static uint64_t unwind_hash(const uint64_t *ips, uint32_t n, uint32_t *h2)
 	return fsk_sh_key(a, b, n, h2);
 }
 
-static int unwind_same(uint32_t id, const uint64_t *ips, uint32_t n)
+static int unwind_same(uint32_t id, uint64_t key, uint32_t h2, uint32_t n)
 {
 	const struct unwind_entry *e = &s_entries[id - 1];
-	if (e->depth != n)
-		return 0;
-	for (uint32_t i = 0; i < n; i++)
-		if (s_pool[e->off + i] != ips[i])
-			return 0;
-	return 1;
+	return e->key == key && e->h2 == h2 && e->depth == n;
 }
 
 static _Atomic uint64_t *unwind_table(uint32_t k)
@@ -463,8 +463,9 @@ static _Atomic uint64_t *unwind_table(uint32_t k)
 	return s_index + UNWIND_SLOTS0 * ((1u << k) - 1);
 }
 
-/* The id of ips in index table k, or 0. */
-static uint32_t unwind_find(uint32_t k, uint64_t key, const uint64_t *ips, uint32_t n)
+/* The id of the stack of n frames with hashes key, h2 in index table k,
+ * or 0. */
+static uint32_t unwind_find(uint32_t k, uint64_t key, uint32_t h2, uint32_t n)
 {
 	_Atomic uint64_t *t = unwind_table(k);
 	uint32_t mask = (UNWIND_SLOTS0 << k) - 1;
@@ -472,14 +473,15 @@ static uint32_t unwind_find(uint32_t k, uint64_t key, const uint64_t *ips, uint3
 		uint64_t v = atomic_load_explicit(&t[i], memory_order_acquire);
 		if (!v)
 			return 0; /* a table is never full: the probe ends */
-		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, key, h2, n))
 			return (uint32_t)v;
 	}
 }
 
-/* Puts id (filled) in index table k unless another thread put ips there
- * first: id, that thread's id, or 0 when table k has no slot to spare. */
-static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const uint64_t *ips, uint32_t n)
+/* Puts id (filled) in index table k unless another thread put the same
+ * stack there first: id, that thread's id, or 0 when table k has no slot
+ * to spare. */
+static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t h2, uint32_t id, uint32_t n)
 {
 	/* at most 3/4 of a table is ever claimed, so probes end */
 	if (atomic_fetch_add(&s_sh->level_taken[k], 1) >= (UNWIND_SLOTS0 << k) / 4 * 3)
@@ -492,30 +494,28 @@ static uint32_t unwind_index_add(uint32_t k, uint64_t key, uint32_t id, const ui
 		if (atomic_compare_exchange_strong_explicit(&t[i], &v, slot, memory_order_release,
 							    memory_order_acquire))
 			return id;
-		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, ips, n))
+		if (v >> 32 == key >> 32 && unwind_same((uint32_t)v, key, h2, n))
 			return (uint32_t)v;
 	}
 }
 
-/* The id of ips, a new one, or 0 when the table or the pool is full.
- * *fresh = 1 when this call interned it. */
-static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, uint64_t key, int *fresh)
+/* The id of the stack of n frames with hashes key, h2, a new one, or 0
+ * when the table is full. *fresh = 1 when this call interned it. */
+static uint32_t unwind_intern(uint32_t n, uint64_t key, uint32_t h2, int *fresh)
 {
 	uint32_t top = atomic_load_explicit(&s_sh->level, memory_order_acquire), id;
 	*fresh = 0;
 	for (uint32_t k = top + 1; k-- > 0;)
-		if ((id = unwind_find(k, key, ips, n)))
+		if ((id = unwind_find(k, key, h2, n)))
 			return id;
 	id = atomic_fetch_add(&s_sh->ids_used, 1) + 1;
-	uint32_t off = atomic_fetch_add(&s_sh->pool_used, n);
-	if (id > UNWIND_IDS || off + n > UNWIND_POOL)
+	if (id > UNWIND_IDS)
 		return 0;
-	for (uint32_t i = 0; i < n; i++)
-		s_pool[off + i] = ips[i];
-	s_entries[id - 1].off = off;
+	s_entries[id - 1].key = key;
+	s_entries[id - 1].h2 = h2;
 	s_entries[id - 1].depth = n;
 	for (uint32_t k = top; k < UNWIND_LEVELS; k++) {
-		uint32_t got = unwind_index_add(k, key, id, ips, n);
+		uint32_t got = unwind_index_add(k, key, h2, id, n);
 		if (got) {
 			*fresh = got == id;
 			return got;
@@ -528,19 +528,19 @@ static uint32_t unwind_intern(const uint64_t *ips, uint32_t n, uint64_t key, int
 	return 0;
 }
 
-static __attribute__((noinline)) void unwind_emit_stack(uint32_t id, int direct)
+static __attribute__((noinline)) void unwind_emit_stack(uint32_t id, const uint64_t *ips, uint32_t n,
+							 int direct)
 {
-	const struct unwind_entry *e = &s_entries[id - 1];
 	char buf[sizeof(struct fsk_rec) + sizeof(struct fsk_stack) + 8 * FSK_STACK_MAX];
 	struct fsk_rec *h = (void *)buf;
 	struct fsk_stack *st = (void *)(h + 1);
-	uint64_t *ips = (void *)(st + 1);
-	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * e->depth);
+	uint64_t *out = (void *)(st + 1);
+	uint32_t size = (uint32_t)(sizeof(*h) + sizeof(*st) + 8 * n);
 	fsk_rec_init(h, FSK_REC_STACK, size, sys_now_ns());
 	st->id = id;
-	st->depth = e->depth;
-	for (uint32_t i = 0; i < e->depth; i++)
-		ips[i] = s_pool[e->off + i];
+	st->depth = n;
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = ips[i];
 	unwind_put(buf, size, direct);
 }
 
@@ -558,7 +558,7 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct, uint64_t 
 	uint32_t id = unwind_memo_get(key, h2);
 	if (id)
 		return id;
-	id = unwind_intern(ips, n, key, &fresh);
+	id = unwind_intern(n, key, h2, &fresh);
 	if (id)
 		unwind_memo_put(key, h2, id);
 	if (!id) {
@@ -576,7 +576,7 @@ static uint32_t unwind_id(const uint64_t *ips, uint32_t n, int direct, uint64_t 
 			break;
 		}
 	unwind_mods_emit(direct);
-	unwind_emit_stack(id, direct);
+	unwind_emit_stack(id, ips, n, direct);
 	return id;
 }
 

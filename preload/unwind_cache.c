@@ -98,8 +98,9 @@ struct rules_last {
 /* The thread's memo of stacks it interned: a stack that misses the ways
  * and the last one is still mostly one the thread met before (cc1: 6 900
  * distinct in 286 000 captures), and the shared index gave its id only
- * after 1.4 probes and a compare of its frames on average, each a cache
- * and TLB miss in a 36 MiB mapping (a fifth of a missed capture's time).
+ * after 1.4 probes and a compare on average, each a cache and TLB miss
+ * (a fifth of a missed capture's time, when the index still compared
+ * every frame in a 36 MiB mapping).
  * Direct-mapped by the stack's hash; an entry is trusted on 96 bits of
  * two hashes of its return addresses. Its ids are the stack group's, so
  * a block a new thread takes over keeps its memo. */

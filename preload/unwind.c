@@ -54,15 +54,15 @@
 #include "fsk.h"
 #include "scan.h"
 
-#define UNWIND_SLOTS0 (1u << 10)        /* slots of the first index table */
-#define UNWIND_LEVELS 8                 /* tables of 2^10 .. 2^17 slots */
+#define UNWIND_SLOTS0 (1u << 8)         /* slots of the first index table */
+#define UNWIND_LEVELS 10                /* tables of 2^8 .. 2^17 slots */
 #define UNWIND_INDEX (UNWIND_SLOTS0 * ((1u << UNWIND_LEVELS) - 1)) /* all slots */
 #define UNWIND_IDS (UNWIND_INDEX / 4 * 3) /* stacks at most */
 #define UNWIND_SKIP 8                   /* our own frames at most */
 #define UNWIND_MODS 512
 #define UNWIND_PATHS (64u * 1024u)
 
-struct unwind_entry {                   /* of id i at s_entries[i - 1] */
+struct unwind_entry {                   /* of id i (unwind_entry()) */
 	uint64_t key;                   /* the stack's hashes (fsk_sh_key) */
 	uint32_t h2;
 	uint32_t depth;
@@ -86,15 +86,28 @@ struct unwind_shared {
 	_Atomic uint32_t ids_used;      /* the last id given */
 };
 
-/* One shared mapping: the counters' page, the index, the entries, the
- * rules (unwind_cache.c). Index table k: UNWIND_SLOTS0 << k
- * slots at s_index + UNWIND_SLOTS0 * (2^k - 1); a slot is
- * hash >> 32 << 32 | id, 0 when free. */
-#define UNWIND_MAP ((4096 + UNWIND_INDEX * 8ul + UNWIND_IDS * sizeof(struct unwind_entry) + \
-		     FSK_RULES_BYTES + 4095) & ~4095ul)
+/* One shared mapping. Its first page holds what an image with few
+ * stacks needs: the counters, index table 0 and the entries of the first
+ * UNWIND_E0 ids; a program making a few allocations then interns its
+ * stacks in one page of shared memory, where it took three or four
+ * (counters, table 0's 8 KiB, the entries), each a page fault of 10 to
+ * 30 us here. Then the other index tables, the other entries, and the
+ * rules (unwind_cache.c) from a page boundary. Index table k > 0:
+ * UNWIND_SLOTS0 << k slots at s_index + UNWIND_SLOTS0 * (2^k - 2); a
+ * slot is hash >> 32 << 32 | id, 0 when free. */
+#define UNWIND_PAGE0_HEAD 64
+#define UNWIND_E0 ((4096 - UNWIND_PAGE0_HEAD - UNWIND_SLOTS0 * 8) / sizeof(struct unwind_entry))
+#define UNWIND_ENTRIES_OFF (4096 + (UNWIND_INDEX - UNWIND_SLOTS0) * 8ul)
+#define UNWIND_RULES_OFF ((UNWIND_ENTRIES_OFF + (UNWIND_IDS - UNWIND_E0) * sizeof(struct unwind_entry) + \
+			   4095) & ~4095ul)
+#define UNWIND_MAP (UNWIND_RULES_OFF + FSK_RULES_BYTES)
+_Static_assert(sizeof(struct unwind_shared) <= UNWIND_PAGE0_HEAD, "the counters before table 0");
+_Static_assert(UNWIND_E0 >= 64, "room for the first entries in the first page");
 static struct unwind_shared *s_sh;
-static _Atomic uint64_t *s_index;
-static struct unwind_entry *s_entries;  /* UNWIND_IDS */
+static _Atomic uint64_t *s_index0;      /* table 0, in the first page */
+static _Atomic uint64_t *s_index;       /* tables 1 on */
+static struct unwind_entry *s_entries0; /* ids 1 .. UNWIND_E0, in the first page */
+static struct unwind_entry *s_entries;  /* the ids above */
 static uint32_t s_inherited;            /* a fork child sharing its parent's table */
 static _Atomic int s_full_noted;
 
@@ -413,9 +426,11 @@ static int unwind_make(void)
 	}
 	scan_own_add((void *)r, UNWIND_MAP + 4096);
 	s_sh = (void *)r;
+	s_index0 = (void *)(r + UNWIND_PAGE0_HEAD);
+	s_entries0 = (void *)(s_index0 + UNWIND_SLOTS0);
 	s_index = (void *)(r + 4096);
-	s_entries = (void *)(s_index + UNWIND_INDEX);
-	unwind_rules_attach(s_entries + UNWIND_IDS);
+	s_entries = (void *)(r + UNWIND_ENTRIES_OFF);
+	unwind_rules_attach((void *)(r + UNWIND_RULES_OFF));
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	unwind_mods_scan();
 	return 1;
@@ -452,15 +467,20 @@ static uint64_t unwind_hash(const uint64_t *ips, uint32_t n, uint32_t *h2)
 	return fsk_sh_key(a, b, n, h2);
 }
 
+static inline struct unwind_entry *unwind_entry(uint32_t id)
+{
+	return id <= UNWIND_E0 ? &s_entries0[id - 1] : &s_entries[id - 1 - UNWIND_E0];
+}
+
 static int unwind_same(uint32_t id, uint64_t key, uint32_t h2, uint32_t n)
 {
-	const struct unwind_entry *e = &s_entries[id - 1];
+	const struct unwind_entry *e = unwind_entry(id);
 	return e->key == key && e->h2 == h2 && e->depth == n;
 }
 
 static _Atomic uint64_t *unwind_table(uint32_t k)
 {
-	return s_index + UNWIND_SLOTS0 * ((1u << k) - 1);
+	return k ? s_index + UNWIND_SLOTS0 * ((1u << k) - 2) : s_index0;
 }
 
 /* The id of the stack of n frames with hashes key, h2 in index table k,
@@ -511,9 +531,10 @@ static uint32_t unwind_intern(uint32_t n, uint64_t key, uint32_t h2, int *fresh)
 	id = atomic_fetch_add(&s_sh->ids_used, 1) + 1;
 	if (id > UNWIND_IDS)
 		return 0;
-	s_entries[id - 1].key = key;
-	s_entries[id - 1].h2 = h2;
-	s_entries[id - 1].depth = n;
+	struct unwind_entry *e = unwind_entry(id);
+	e->key = key;
+	e->h2 = h2;
+	e->depth = n;
 	for (uint32_t k = top; k < UNWIND_LEVELS; k++) {
 		uint32_t got = unwind_index_add(k, key, h2, id, n);
 		if (got) {

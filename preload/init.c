@@ -475,13 +475,16 @@ int init_fork_quiet(void)
  * script live shorter than that (a gcc driver, as, cc1 on a small file,
  * sh, sed), and a thread costs a single-threaded program more than its
  * creation: glibc's malloc, stdio and fork take their locks from then on.
- * make -j2 of a small project (perf stat -r 15, twice): 1.41x -> 1.32x
- * wall and 1.43x -> 1.33x CPU time with stacks, 360 -> 110 context
- * switches (other times, 11 alternating runs: 10 ms 1.42x, 20 ms 1.37x,
- * 50 ms 1.34x, 100 ms 1.33x, against 1.47x); one gcc -O1 -c of a small
- * file: 70 -> 61 ms of CPU time (untraced 40); the malloc, fork, bash
- * and gcc -O2 rows unchanged (a threaded program gets its flusher at
- * once, a forking one had none, cc1 there lives long). What it gives up is what a forking process
+ * A shell too: bash started its flusher from its start-up records,
+ * before its first fork, and kept it through its loop; its first fork
+ * now comes within this time, and a forking process starts none.
+ * make bench, 7 alternating runs: make -j2 of a small project 1.54x ->
+ * 1.30x, the bash row 2.24x -> 1.95x (other quiet times on make -j2, 11
+ * runs: 10 ms 1.42x, 20 ms 1.37x, 50 ms 1.34x, 100 ms 1.33x, against
+ * 1.47x); one gcc -O1 -c of a small file: 70 -> 61 ms of CPU time
+ * (untraced 40). Unchanged: a threaded program (it gets its flusher at
+ * once: the malloc rows), fork_bench (it forks at once), cc1 on a big
+ * file (it lives 300 ms). What it gives up is what a forking process
  * gives up: records made after the young ones and before the image
  * blocks for long (not in a wait, which writes them first) wait for its
  * next record, and no timer scan runs before its first record after

@@ -13,19 +13,18 @@
  * an entry instead of 8 and 8 more a frame (cc1 on a small file: 2 700
  * stacks of 15 frames), the table takes a page where it took seven, and
  * each first touch of a page of shared memory was a page fault of ~10 us
- * (make -j2 of a small project: 660 in the interning). Entries are dense,
- * so they take pages as stacks come. Two stacks with the same 96 bits
- * and depth would share an id: at a million stacks, about once in 10^17
- * processes. The
- * index to them is a series of open-addressing tables, each twice the
- * size of the one before, the next one used once the last is 3/4 full;
- * entries never move. A slot holds the hash's top half and the id, and
- * one CAS both claims and publishes it after the entry is filled, so a
- * reader never meets a half-made entry (nor a fork child one a parent's
- * thread was making). A lookup probes every table in use, the newest
- * first; two threads interning one new stack at once may give it two
- * ids, which is harmless. The thread that interns a stack writes its
- * STACK record.
+ * (make -j2 of a small project: 660 in the interning). Two stacks with
+ * the same 96 bits and depth would share an id: at a million stacks,
+ * about once in 10^17 processes. Entries are dense, so they take pages
+ * as stacks come. The index to them is a series of open-addressing
+ * tables, each twice the size of the one before, the next one used once
+ * the last is 3/4 full; entries never move. A slot holds the hash's top
+ * half and the id, and one CAS both claims and publishes it after the
+ * entry is filled, so a reader never meets a half-made entry (nor a fork
+ * child one a parent's thread was making). A lookup probes every table
+ * in use, the newest first; two threads interning one new stack at once
+ * may give it two ids, which is harmless. The thread that interns a
+ * stack writes its STACK record.
  *
  * The table is shared memory: a fork child shares it with its parent (and
  * its siblings), so a stack one of them interned is the others' too, and

@@ -10,10 +10,11 @@
  * takes the next id, and its entry is the id's: the stack's two hashes
  * (fsk_sh_key, 96 bits, which the thread's memo trusts too) and its
  * depth. The return addresses themselves are kept nowhere: at 16 bytes
- * an entry instead of 8 and 8 more a frame (cc1 on a small file: 2 700
- * stacks of 15 frames), the table takes a page where it took seven, and
- * each first touch of a page of shared memory was a page fault of ~10 us
- * (make -j2 of a small project: 660 in the interning). Two stacks with
+ * an entry instead of 8 and 8 more a frame (cc1 on a small file: 3 049
+ * stacks of 14.5 frames on average), the table takes a page where it
+ * took nearly eight, and each first touch of a page of shared memory was
+ * a page fault of ~10 us (make -j2 of a small project: 660 in the
+ * interning). Two stacks with
  * the same 96 bits and depth would share an id: at a million stacks,
  * about once in 10^17 processes. Entries are dense, so they take pages
  * as stacks come. The index to them is a series of open-addressing

@@ -30,7 +30,7 @@
  * file); unw_backtrace is left for what the rules cannot walk.
  *
  * The cache is per thread (a block of a process-wide pool, taken when the
- * thread first learns; 48 bytes of TLS) and read only by its thread, with
+ * thread first learns; 88 bytes of TLS) and read only by its thread, with
  * t_unwinding set: a signal handler that interrupts a lookup
  * or a walk records no stack rather than seeing it half written. A fork
  * child keeps it: its stack is a copy, and it inherits the ids.
@@ -72,7 +72,6 @@ struct cache_way {
 	uint32_t n;                     /* frames; 0 = empty */
 	uint32_t nchk;
 	uint32_t id;                    /* its interned id */
-	uint64_t used;                  /* captures count at its last hit */
 	struct {
 		uint64_t addr, val;     /* a stack word and what it must hold */
 	} chk[CACHE_CHECKS];
@@ -129,13 +128,17 @@ struct rc_ent {
 	uint64_t key, w;
 };
 
+/* owner and last first, on one page: a fork child's first stack (its
+ * exit's) writes both, and each page of the copied block it writes costs
+ * it a copy (~12 us here); the ways, read there, come after them. */
 struct unwind_cache {
 	_Atomic pid_t owner;            /* thread id; 0 = free */
-	struct cache_way way[CACHE_WAYS];
 	struct rules_last last;
+	struct cache_way way[CACHE_WAYS];
 	struct rc_ent rc[1u << RC_BITS];
 	struct memo_ent memo[MEMO_SLOTS];
-};
+} __attribute__((aligned(4096))); /* each block starts a page */
+_Static_assert(sizeof(struct rules_last) + 8 <= 4096, "a block's owner and last walk share its first page");
 
 /* What stays in TLS: small, so threads with small stacks keep them. */
 struct cache_thread {
@@ -145,6 +148,11 @@ struct cache_thread {
 	uint32_t claim_wait;            /* misses before trying the pool again */
 	uint64_t captures, learnt;      /* for the learning budget */
 	uint64_t memo_put_from;         /* captures before the memo takes stacks */
+	/* each way's captures count at its last hit: kept here, not in the
+	 * block, so that a hit writes no page of it (a process that forks
+	 * copied the block's first page at each fork's stack, a fault of
+	 * ~12 us here) */
+	uint64_t used[CACHE_WAYS];
 };
 
 #define CACHE_POOL 64                   /* blocks: threads caching at once */
@@ -187,7 +195,7 @@ __attribute__((noinline)) uint32_t unwind_cache_lookup(struct unwind_frame *f, u
 			diff |= peek(w->chk[k].addr) ^ w->chk[k].val;
 		if (diff)
 			continue; /* another way may hold the same frame 0 */
-		w->used = ++t->captures;
+		t->used[w - c->way] = ++t->captures;
 		return w->id;
 	}
 	return 0;
@@ -361,10 +369,8 @@ static struct unwind_cache *cache_claim(void)
 		pid_t o = atomic_load(&c->owner);
 		if (!cache_gone(o) || !atomic_compare_exchange_strong(&c->owner, &o, self))
 			continue;
-		for (int i = 0; i < CACHE_WAYS; i++) {
+		for (int i = 0; i < CACHE_WAYS; i++)
 			c->way[i].n = 0;
-			c->way[i].used = 0;
-		}
 		c->last.n = 0;
 		return c;
 	}
@@ -440,10 +446,11 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 		}
 	}
 	struct unwind_cache *c = t->c;
-	struct cache_way *w = c->way;
-	for (struct cache_way *v = c->way; v < c->way + CACHE_WAYS; v++)
-		if (v->used < w->used)
-			w = v;
+	uint32_t lru = 0;
+	for (uint32_t v = 1; v < CACHE_WAYS; v++)
+		if (t->used[v] < t->used[lru])
+			lru = v;
+	struct cache_way *w = &c->way[lru];
 	int ok;
 	if (ips == c->last.ip && n == c->last.n) {
 		t->learnt++;
@@ -463,7 +470,7 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 		return;
 	w->n = n;
 	w->id = id;
-	w->used = t->captures;
+	t->used[lru] = t->captures;
 }
 
 /* ---- the rules of return addresses, and walks by them ---- */

@@ -34,7 +34,8 @@ VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 SAMPLES := $(patsubst samples/%.c,$(B)/samples/%,$(wildcard samples/*.c))
-UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c))
+UNIT := $(patsubst tests/unit/%.c,$(B)/unit/%,$(wildcard tests/unit/test_*.c)) \
+	$(patsubst tests/unit/preload/test_%.c,$(B)/unit/test_preload_%,$(wildcard tests/unit/preload/test_*.c))
 TESTPROGS := $(patsubst tests/progs/%.c,$(B)/progs/%,$(wildcard tests/progs/*.c))
 # C++ test programs only where g++ is installed (their tests skip otherwise)
 ifneq ($(shell command -v g++ 2>/dev/null),)
@@ -148,6 +149,11 @@ $(B)/bench/floor_%.so: tests/bench/floor/malloc_floor.c
 $(B)/unit/%: tests/unit/%.c $(VIEWER_CORE) $(wildcard viewer/*.h)
 	@mkdir -p $(B)/unit
 	$(CC) $(VIEWER_CFLAGS) -O1 $(SAN) -Iviewer -o $@ $< $(VIEWER_CORE) $(VIEWER_LIBS)
+
+# a unit of the preload with the test's stand-ins for the rest of it
+$(B)/unit/test_preload_%: tests/unit/preload/test_%.c preload/%.c $(wildcard preload/*.h)
+	@mkdir -p $(B)/unit
+	$(CC) $(BASE) -O1 $(SAN) -Ipreload -o $@ $< preload/$*.c
 
 deps:
 	@sh tests/deps.sh

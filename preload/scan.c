@@ -771,8 +771,11 @@ static void classify(struct maps_buf *mb)
 		exe_from_maps(mb);
 	if (!s_self_known)
 		self_find(mb);
-	for (size_t i = 0; i < mb->n; i++)
-		mb->ents[i].kind = classify_one(mb, i);
+	for (size_t i = 0; i < mb->n; i++) {
+		uint16_t k = classify_one(mb, i);
+		if (mb->ents[i].kind != k)
+			mb->ents[i].kind = k; /* unchanged: not written (maps.c) */
+	}
 }
 
 /* ---- counting ---- */

@@ -27,6 +27,7 @@ struct maps_buf {
 	size_t n, cap;         /* entries */
 	char *pool;
 	size_t pool_len, pool_cap;
+	size_t last_n, last_pool_len; /* what the last read wrote */
 	char *io;              /* read() chunk plus one carried partial line */
 	size_t io_cap;
 };

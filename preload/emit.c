@@ -63,6 +63,13 @@ static char s_path[640];
 static _Atomic int s_dead;        /* tracing stopped: an error was reported */
 static _Atomic int s_ended;       /* END written */
 static _Atomic uint64_t s_direct_records;
+
+int emit_hot_pages(uint64_t *out)
+{
+	out[0] = (uint64_t)(uintptr_t)&s_direct_records;
+	out[1] = (uint64_t)(uintptr_t)&s_tw; /* the first slot's page */
+	return 2;
+}
 static _Atomic uint64_t s_released_records;
 static _Atomic uint64_t s_dropped_records, s_dropped_bytes, s_dropped_since;
 static _Atomic uint64_t s_dropped_reported;

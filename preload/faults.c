@@ -140,6 +140,11 @@ static int sampler_add(pid_t tid, size_t pages)
  * in the child; in the parent the new slots are published last). The
  * child forgets the parent's rings: the kernel does not copy a perf ring
  * mapping into a child (VM_DONTCOPY), so there is nothing to unmap. */
+uint64_t faults_hot_page(void)
+{
+	return (uint64_t)(uintptr_t)&s_samp[0];
+}
+
 void faults_after_fork(int child)
 {
 	if (s_state < 0 || !G.faults_on)

@@ -200,6 +200,18 @@ FSK_HIDDEN size_t sys_strlen(const char *s);
 FSK_HIDDEN int sys_strncmp(const char *a, const char *b, size_t n);
 FSK_HIDDEN char *sys_stpcpy(char *d, const char *s, const char *end);
 FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
+/* Right after fork, on each side: the pages of ours that side writes at
+ * each fork (listed by the modules below, any address in a page, 0 for
+ * none) copied in as few calls as contiguous runs allow
+ * (MADV_POPULATE_WRITE, Linux 5.14) instead of a fault each at the first
+ * write. No-op on an older kernel. Keeps errno. */
+#define FSK_HOT_MAX 24
+FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
+FSK_HIDDEN int scan_hot_pages(uint64_t *out, int child);
+FSK_HIDDEN int emit_hot_pages(uint64_t *out);
+FSK_HIDDEN uint64_t faults_hot_page(void);
+FSK_HIDDEN uint64_t unwind_cache_hot_page(void);
+FSK_HIDDEN uint64_t unwind_hot_page(void);
 /* One "forkscope: ..." line on stderr; parts joined, NULL-terminated. */
 FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));
 FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);

@@ -212,6 +212,30 @@ static __attribute__((noinline)) void fork_parent_records(pid_t pid, int err, ui
 	emit_hold_end(&hold);
 }
 
+/* Each side's pages of ours that it writes at every fork, copied in at
+ * once (sys_populate): the parent's before its next fork, the child's
+ * before it execs or exits. */
+static void fork_populate(int child)
+{
+	uint64_t pg[FSK_HOT_MAX];
+	int n = 0;
+	pg[n++] = (uint64_t)(uintptr_t)&G;
+	pg[n++] = (uint64_t)(uintptr_t)&t_guard; /* our TLS */
+	n += emit_hot_pages(pg + n);
+	n += scan_hot_pages(pg + n, child);
+	/* the stack below this frame, where our frames after the fork go
+	 * (the child's exit walks one page deeper) */
+	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
+	pg[n++] = sp - 4096;
+	if (child) {
+		pg[n++] = sp - 8192;
+		pg[n++] = faults_hot_page();
+		pg[n++] = unwind_cache_hot_page();
+		pg[n++] = unwind_hot_page();
+	}
+	sys_populate(pg, n);
+}
+
 FSK_EXPORT pid_t fork(void)
 {
 	if (!lifecycle_on())
@@ -242,6 +266,8 @@ FSK_EXPORT pid_t fork(void)
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	int err = errno;
+	if (pid >= 0)
+		fork_populate(pid == 0);
 	if (pid == 0) {
 		nocow_clear();
 		init_child_after_fork(t0);

@@ -1699,6 +1699,34 @@ void scan_prefork(void)
 
 /* Fork child, before anything else: the parent's scanner (maybe the
  * flusher, which did not come along) may have held the lock. */
+/* The pages of the scanner's state a fork's side writes at each fork
+ * (sys_populate): the parent's next prefork scan rewrites its copy of the
+ * scan and a baseline, the child's first scan its maps entries. */
+int scan_hot_pages(uint64_t *out, int child)
+{
+	int n = 0;
+	out[n++] = (uint64_t)(uintptr_t)&s_lock;
+	out[n++] = (uint64_t)(uintptr_t)s_base.mem; /* COW faults counted there */
+	if (!child) {
+		for (size_t at = 0; s_fork_out && at < s_fork_len && n < 6; at += 4096)
+			out[n++] = (uint64_t)(uintptr_t)(s_fork_out + at);
+		if (s_spare)
+			out[n++] = (uint64_t)(uintptr_t)s_spare;
+		return n;
+	}
+	if (s_mb.n) {
+		out[n++] = (uint64_t)(uintptr_t)s_mb.ents;
+		out[n++] = (uint64_t)(uintptr_t)s_mb.pool;
+		/* its scratch, empty in the child (MADV_WIPEONFORK): the maps
+		 * read, and the first pages of the scan's records */
+		out[n++] = (uint64_t)(uintptr_t)s_mb.io;
+		out[n++] = (uint64_t)(uintptr_t)s_out.p;
+		out[n++] = s_out.p ? (uint64_t)(uintptr_t)s_out.p + 4096 : 0;
+	}
+	out[n++] = (uint64_t)(uintptr_t)&s_env_own.own[0];
+	return n;
+}
+
 void scan_reset_child(void)
 {
 	/* the parent's maps and pagemap: its mm, not ours */

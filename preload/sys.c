@@ -32,6 +32,47 @@ void sys_munmap(void *p, size_t len)
 	syscall(SYS_munmap, p, len);
 }
 
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+/*
+ * A page fork left shared costs the side that writes it first a fault and
+ * a copy: 12 to 16 us here (a VM, where a fault is dear), of which the
+ * copy is little. One MADV_POPULATE_WRITE makes the copies of a run of
+ * pages for ~5 us a page (fork, then 8 pages written: 128 us as faults,
+ * 48 us populated first). A fork's side writes the same pages of ours at
+ * each fork, known in advance: copied in at once, each a run of its own.
+ */
+static int s_populate_off; /* the kernel has no MADV_POPULATE_WRITE */
+
+void sys_populate(uint64_t *pages, int n)
+{
+	if (s_populate_off || n <= 0)
+		return;
+	int saved = errno;
+	for (int i = 0; i < n; i++)
+		pages[i] &= ~4095ull;
+	for (int i = 1; i < n; i++) /* a handful: insertion sort */
+		for (int j = i; j > 0 && pages[j - 1] > pages[j]; j--) {
+			uint64_t t = pages[j];
+			pages[j] = pages[j - 1];
+			pages[j - 1] = t;
+		}
+	for (int i = 0; i < n;) {
+		uint64_t lo = pages[i], hi = lo + 4096;
+		while (++i < n && pages[i] <= hi)
+			if (pages[i] == hi)
+				hi += 4096;
+		if (!lo)
+			continue;
+		if (syscall(SYS_madvise, lo, hi - lo, MADV_POPULATE_WRITE) < 0 && errno == EINVAL) {
+			s_populate_off = 1; /* before 5.14 */
+			break;
+		}
+	}
+	errno = saved;
+}
+
 size_t sys_strlen(const char *s)
 {
 	size_t n = 0;

@@ -104,6 +104,13 @@ struct unwind_shared {
 _Static_assert(sizeof(struct unwind_shared) <= UNWIND_PAGE0_HEAD, "the counters before table 0");
 _Static_assert(UNWIND_E0 >= 64, "room for the first entries in the first page");
 static struct unwind_shared *s_sh;
+
+/* The stack table's first page: a fork child's first stack reads and
+ * writes it, through page tables fork did not copy (a shared mapping) */
+uint64_t unwind_hot_page(void)
+{
+	return (uint64_t)(uintptr_t)s_sh;
+}
 static _Atomic uint64_t *s_index0;      /* table 0, in the first page */
 static _Atomic uint64_t *s_index;       /* tables 1 on */
 static struct unwind_entry *s_entries0; /* ids 1 .. UNWIND_E0, in the first page */

@@ -405,6 +405,11 @@ void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id)
  * with unw_step (a table search for each frame it has not met), every
  * child, mostly to exit soon after. A child learns what it misses twice
  * itself. */
+uint64_t unwind_cache_hot_page(void)
+{
+	return (uint64_t)(uintptr_t)t_cache.c;
+}
+
 void unwind_cache_fork_child(void)
 {
 	atomic_store(&s_cfi_checked, 0);

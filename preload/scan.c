@@ -607,6 +607,12 @@ static int arena_init(void)
 	s_pm = (uint64_t *)(void *)(s_mb.io + ARENA_RUNS);
 	s_out.p = a + ARENA_KEEP + MAPS_IO_CAP;
 	s_out.cap = ARENA_OUT;
+	/* the first page of each part, which every scan writes: in one go
+	 * (sys_populate: here ~5 us a page instead of an 11 us fault each) */
+	uint64_t pg[] = { (uint64_t)r, (uint64_t)(uintptr_t)k, (uint64_t)(uintptr_t)s_mb.pool,
+			  (uint64_t)(uintptr_t)s_arena_base, (uint64_t)(uintptr_t)s_mb.io,
+			  (uint64_t)(uintptr_t)s_out.p };
+	sys_populate(pg, sizeof(pg) / sizeof(pg[0]));
 	return 0;
 }
 

@@ -439,6 +439,10 @@ static int unwind_make(void)
 	s_entries = (void *)(r + UNWIND_ENTRIES_OFF);
 	unwind_rules_attach((void *)(r + UNWIND_RULES_OFF));
 	s_paths = (char *)(s_mods + UNWIND_MODS);
+	/* what the first stack writes: the modules, their paths and the
+	 * table's first page, in one go (sys_populate) */
+	uint64_t pg[] = { (uint64_t)(uintptr_t)s_mods, (uint64_t)(uintptr_t)s_paths, (uint64_t)r };
+	sys_populate(pg, 3);
 	unwind_mods_scan();
 	return 1;
 }

@@ -349,9 +349,13 @@ static struct unwind_cache *cache_claim(void)
 		struct unwind_cache *m = scan_map(CACHE_POOL * sizeof(*m)), *none = NULL;
 		if (!m)
 			return NULL;
-		if (atomic_compare_exchange_strong(&s_pool, &none, m))
+		if (atomic_compare_exchange_strong(&s_pool, &none, m)) {
 			pool = m;
-		else {
+			/* the block this thread is about to take: its owner,
+			 * last walk and ways, in one go (sys_populate) */
+			uint64_t pg[] = { (uint64_t)(uintptr_t)m, (uint64_t)(uintptr_t)m + 4096 };
+			sys_populate(pg, 2);
+		} else {
 			scan_unmap(m, CACHE_POOL * sizeof(*m));
 			pool = none;
 		}
@@ -362,8 +366,13 @@ static struct unwind_cache *cache_claim(void)
 	 * emptying its ways a third) */
 	for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
 		pid_t o = 0;
-		if (atomic_compare_exchange_strong(&c->owner, &o, self))
+		if (atomic_compare_exchange_strong(&c->owner, &o, self)) {
+			if (c != pool) { /* the rest of its last walk and ways */
+				uint64_t pg = (uint64_t)(uintptr_t)c + 4096;
+				sys_populate(&pg, 1);
+			}
 			return c;
+		}
 	}
 	for (struct unwind_cache *c = pool; c < pool + CACHE_POOL; c++) {
 		pid_t o = atomic_load(&c->owner);

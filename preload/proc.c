@@ -266,7 +266,7 @@ FSK_EXPORT pid_t fork(void)
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	int err = errno;
-	if (pid >= 0)
+	if (pid >= 0 && G.active) /* a stopped trace writes none of them */
 		fork_populate(pid == 0);
 	if (pid == 0) {
 		nocow_clear();

@@ -207,6 +207,11 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * write. No-op on an older kernel. Keeps errno. */
 #define FSK_HOT_MAX 24
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
+/* The same for our library's read-only segments (code, read-only data,
+ * unwind tables), read: a fork child maps them again a fault at a time
+ * (fork copies no page table of a file's read-only mapping). Their
+ * extent is found on the parent's side, the call made on the child's. */
+FSK_HIDDEN void sys_populate_code(int child);
 FSK_HIDDEN int scan_hot_pages(uint64_t *out, int child);
 FSK_HIDDEN int emit_hot_pages(uint64_t *out);
 FSK_HIDDEN uint64_t faults_hot_page(void);

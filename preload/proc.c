@@ -227,6 +227,7 @@ static void fork_populate(int child)
 	 * (the child's exit walks one page deeper) */
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 	pg[n++] = sp - 4096;
+	sys_populate_code(child);
 	if (child) {
 		pg[n++] = sp - 8192;
 		pg[n++] = faults_hot_page();

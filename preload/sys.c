@@ -3,7 +3,9 @@
  * instead of stdio and string functions that might be interposed or
  * allocate. Every function here is async-signal-safe.
  */
+#include <elf.h>
 #include <errno.h>
+#include <link.h>
 #include <stdarg.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -70,6 +72,34 @@ void sys_populate(uint64_t *pages, int n)
 			break;
 		}
 	}
+	errno = saved;
+}
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
+
+static uint64_t s_code_len; /* of our read-only segments, from our base */
+
+void sys_populate_code(int child)
+{
+	if (!s_code_len) {
+		/* our program headers, from our ELF header as loaded (read
+		 * where its page is mapped: in the parent) */
+		const ElfW(Ehdr) *eh = &__ehdr_start;
+		const ElfW(Phdr) *ph = (const void *)((const char *)eh + eh->e_phoff);
+		uint64_t hi = 0;
+		for (int i = 0; i < eh->e_phnum; i++)
+			if (ph[i].p_type == PT_LOAD && !(ph[i].p_flags & PF_W) &&
+			    ph[i].p_vaddr + ph[i].p_memsz > hi)
+				hi = ph[i].p_vaddr + ph[i].p_memsz;
+		s_code_len = (hi + 4095) & ~4095ull;
+	}
+	if (!child || s_populate_off || !s_code_len)
+		return;
+	int saved = errno;
+	syscall(SYS_madvise, (uint64_t)(uintptr_t)&__ehdr_start, s_code_len, MADV_POPULATE_READ);
 	errno = saved;
 }
 

@@ -63,13 +63,6 @@ static char s_path[640];
 static _Atomic int s_dead;        /* tracing stopped: an error was reported */
 static _Atomic int s_ended;       /* END written */
 static _Atomic uint64_t s_direct_records;
-
-int emit_hot_pages(uint64_t *out)
-{
-	out[0] = (uint64_t)(uintptr_t)&s_direct_records;
-	out[1] = (uint64_t)(uintptr_t)&s_tw; /* the first slot's page */
-	return 2;
-}
 static _Atomic uint64_t s_released_records;
 static _Atomic uint64_t s_dropped_records, s_dropped_bytes, s_dropped_since;
 static _Atomic uint64_t s_dropped_reported;
@@ -882,6 +875,15 @@ void emit_init(void)
 	t_tid = G.pid;
 	if (!s_key_ok)
 		s_key_ok = pthread_key_create(&s_key, key_destructor) == 0 ? 1 : -1;
+}
+
+/* The pages of ours a fork's side writes at every fork (fork_populate):
+ * the direct-record counter's and the thread slots' first. */
+int emit_hot_pages(uint64_t *out)
+{
+	out[0] = (uint64_t)(uintptr_t)&s_direct_records;
+	out[1] = (uint64_t)(uintptr_t)&s_tw;
+	return 2;
 }
 
 /* A thread buffer. What it holds at a fork is the parent's to write (the

@@ -136,15 +136,16 @@ static int sampler_add(pid_t tid, size_t pages)
 	return -ENOSPC;
 }
 
-/* After fork, on both sides (scan lock not needed: only this thread runs
- * in the child; in the parent the new slots are published last). The
- * child forgets the parent's rings: the kernel does not copy a perf ring
- * mapping into a child (VM_DONTCOPY), so there is nothing to unmap. */
+/* The sampler table's first page, which a fork child writes (fork_populate). */
 uint64_t faults_hot_page(void)
 {
 	return (uint64_t)(uintptr_t)&s_samp[0];
 }
 
+/* After fork, on both sides (scan lock not needed: only this thread runs
+ * in the child; in the parent the new slots are published last). The
+ * child forgets the parent's rings: the kernel does not copy a perf ring
+ * mapping into a child (VM_DONTCOPY), so there is nothing to unmap. */
 void faults_after_fork(int child)
 {
 	if (s_state < 0 || !G.faults_on)

@@ -205,7 +205,9 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * none) copied in as few calls as contiguous runs allow
  * (MADV_POPULATE_WRITE, Linux 5.14) instead of a fault each at the first
  * write. No-op on an older kernel. Keeps errno. */
-#define FSK_HOT_MAX 24
+#define SCAN_HOT_MAX 8   /* scan_hot_pages' at most */
+#define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, 2 of stack, 3 more */
+_Static_assert(2 + 2 + SCAN_HOT_MAX + 2 + 3 <= FSK_HOT_MAX, "fork_populate's room");
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
 /* The same for our library's read-only segments (code, read-only data,
  * unwind tables), read: a fork child maps them again a fault at a time

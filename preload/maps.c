@@ -181,10 +181,10 @@ int maps_read(struct maps_buf *mb, int fd)
 {
 	/* the last read's extent, also when it stopped short: the entries
 	 * it parsed before are written */
-	if (mb->n > mb->last_n || mb->pool_len > mb->last_pool_len) {
-		mb->last_n = mb->n > mb->last_n ? mb->n : mb->last_n;
-		mb->last_pool_len = mb->pool_len > mb->last_pool_len ? mb->pool_len : mb->last_pool_len;
-	}
+	if (mb->n > mb->last_n)
+		mb->last_n = mb->n;
+	if (mb->pool_len > mb->last_pool_len)
+		mb->last_pool_len = mb->pool_len;
 	mb->n = 0;
 	mb->pool_len = 0;
 	if (!mb->io) {

@@ -1703,18 +1703,19 @@ void scan_prefork(void)
 	errno = saved;
 }
 
-/* Fork child, before anything else: the parent's scanner (maybe the
- * flusher, which did not come along) may have held the lock. */
 /* The pages of the scanner's state a fork's side writes at each fork
- * (sys_populate): the parent's next prefork scan rewrites its copy of the
- * scan and a baseline, the child's first scan its maps entries. */
+ * (fork_populate), SCAN_HOT_MAX at most: the parent's next prefork scan
+ * rewrites its copy of the scan (its first SCAN_HOT_FORK_OUT pages) and a
+ * baseline, the child's first scan its maps entries. */
+#define SCAN_HOT_FORK_OUT 4
+_Static_assert(2 + SCAN_HOT_FORK_OUT + 1 <= SCAN_HOT_MAX && 2 + 5 + 1 <= SCAN_HOT_MAX, "scan_hot_pages' room");
 int scan_hot_pages(uint64_t *out, int child)
 {
 	int n = 0;
 	out[n++] = (uint64_t)(uintptr_t)&s_lock;
 	out[n++] = (uint64_t)(uintptr_t)s_base.mem; /* COW faults counted there */
 	if (!child) {
-		for (size_t at = 0; s_fork_out && at < s_fork_len && n < 6; at += 4096)
+		for (size_t at = 0; s_fork_out && at < s_fork_len && at < SCAN_HOT_FORK_OUT * 4096; at += 4096)
 			out[n++] = (uint64_t)(uintptr_t)(s_fork_out + at);
 		if (s_spare)
 			out[n++] = (uint64_t)(uintptr_t)s_spare;
@@ -1733,6 +1734,8 @@ int scan_hot_pages(uint64_t *out, int child)
 	return n;
 }
 
+/* Fork child, before anything else: the parent's scanner (maybe the
+ * flusher, which did not come along) may have held the lock. */
 void scan_reset_child(void)
 {
 	/* the parent's maps and pagemap: its mm, not ours */

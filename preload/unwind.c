@@ -104,6 +104,12 @@ struct unwind_shared {
 _Static_assert(sizeof(struct unwind_shared) <= UNWIND_PAGE0_HEAD, "the counters before table 0");
 _Static_assert(UNWIND_E0 >= 64, "room for the first entries in the first page");
 static struct unwind_shared *s_sh;
+static _Atomic uint64_t *s_index0;      /* table 0, in the first page */
+static _Atomic uint64_t *s_index;       /* tables 1 on */
+static struct unwind_entry *s_entries0; /* ids 1 .. UNWIND_E0, in the first page */
+static struct unwind_entry *s_entries;  /* the ids above */
+static uint32_t s_inherited;            /* a fork child sharing its parent's table */
+static _Atomic int s_full_noted;
 
 /* The stack table's first page: a fork child's first stack reads and
  * writes it, through page tables fork did not copy (a shared mapping) */
@@ -111,12 +117,6 @@ uint64_t unwind_hot_page(void)
 {
 	return (uint64_t)(uintptr_t)s_sh;
 }
-static _Atomic uint64_t *s_index0;      /* table 0, in the first page */
-static _Atomic uint64_t *s_index;       /* tables 1 on */
-static struct unwind_entry *s_entries0; /* ids 1 .. UNWIND_E0, in the first page */
-static struct unwind_entry *s_entries;  /* the ids above */
-static uint32_t s_inherited;            /* a fork child sharing its parent's table */
-static _Atomic int s_full_noted;
 
 static struct unwind_mod *s_mods;      /* UNWIND_MODS */
 static char *s_paths;                   /* UNWIND_PATHS bytes */

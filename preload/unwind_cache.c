@@ -406,6 +406,13 @@ void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id)
 	m->id = id;
 }
 
+/* The thread's block's first page, whose owner a fork child writes
+ * (fork_populate). */
+uint64_t unwind_cache_hot_page(void)
+{
+	return (uint64_t)(uintptr_t)t_cache.c;
+}
+
 /* In a fork child, on the thread that forked: its block is still its own
  * (the copy), under its new thread id; the blocks of the parent's other
  * threads are a dead thread's for the next claim. The parent's latest
@@ -414,11 +421,6 @@ void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id)
  * with unw_step (a table search for each frame it has not met), every
  * child, mostly to exit soon after. A child learns what it misses twice
  * itself. */
-uint64_t unwind_cache_hot_page(void)
-{
-	return (uint64_t)(uintptr_t)t_cache.c;
-}
-
 void unwind_cache_fork_child(void)
 {
 	atomic_store(&s_cfi_checked, 0);

@@ -317,6 +317,8 @@ __attribute__((constructor)) static void init_main(int argc, char **argv, char *
 	G.faults_on = env_int("FORKSCOPE_FAULTS", 1, 0, 1);
 	G.unwind_check = env_int("FORKSCOPE_UNWIND_CHECK", 0, 0, 3);
 	G.handoff = env_int("FORKSCOPE_HANDOFF", 2, 0, 2);
+	if (!env_int("FORKSCOPE_POPULATE", 1, 0, 1))
+		sys_populate_off = 1; /* for checking: faults as without MADV_POPULATE_* */
 	if (!env_int("FORKSCOPE_PMSCAN", 1, 0, 1))
 		scan_no_pmscan(); /* for checking: as on a kernel before 6.7 */
 	G.sample_bytes = (uint64_t)env_int("FORKSCOPE_SAMPLE_BYTES", 0, 0, 1 << 30);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fsk.h"
@@ -227,7 +228,6 @@ static void fork_populate(int child)
 	 * (the child's exit walks one page deeper) */
 	uint64_t sp = (uint64_t)(uintptr_t)__builtin_frame_address(0);
 	pg[n++] = sp - 4096;
-	sys_populate_code(child);
 	if (child) {
 		pg[n++] = sp - 8192;
 		pg[n++] = faults_hot_page();
@@ -264,8 +264,11 @@ FSK_EXPORT pid_t fork(void)
 	uint32_t stack = FSK_STACK(1);
 	scan_prefork();
 	spare_claim();
+	sys_populate_code_prepare();
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
+	if (pid == 0 && G.active)
+		sys_populate_code(); /* first: what follows runs there */
 	int err = errno;
 	if (pid >= 0 && G.active) /* a stopped trace writes none of them */
 		fork_populate(pid == 0);

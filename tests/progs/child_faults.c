@@ -1,0 +1,53 @@
+/* child_faults: the page faults of N fork children (each returns from
+ * fork and _exits) and of their parent, counted by a software counter
+ * the children inherit (perf_event_open, user-mode faults only, as
+ * perf_event_paranoid 2 allows). A fault the kernel takes to populate
+ * pages (madvise MADV_POPULATE_*) is not one: it is what forkscope's
+ * fork does in place of the faults each side would take at its first
+ * write to our pages and at its first call into our code, libc's and the
+ * vDSO's (preload/proc.c, fork_populate; preload/sys.c). Prints
+ * "@ child_faults forks=N faults=F", or faults=-1 where the counter is
+ * not allowed. Usage: child_faults [forks] */
+#include <linux/perf_event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	int n = argc > 1 ? atoi(argv[1]) : 50;
+	struct perf_event_attr at;
+	memset(&at, 0, sizeof(at));
+	at.size = sizeof(at);
+	at.type = PERF_TYPE_SOFTWARE;
+	at.config = PERF_COUNT_SW_PAGE_FAULTS;
+	at.exclude_kernel = 1;
+	at.exclude_hv = 1;
+	at.inherit = 1;
+	at.disabled = 1;
+	int fd = (int)syscall(SYS_perf_event_open, &at, 0, -1, -1, 0);
+	if (fd >= 0)
+		ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	for (int i = 0; i < n; i++) {
+		pid_t pid = fork();
+		if (pid < 0)
+			return 1;
+		if (pid == 0)
+			_exit(0);
+		int st;
+		if (waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st))
+			return 1;
+	}
+	long long faults = -1;
+	if (fd >= 0) {
+		ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+		if (read(fd, &faults, sizeof(faults)) != (ssize_t)sizeof(faults))
+			faults = -1;
+	}
+	printf("@ child_faults forks=%d faults=%lld\n", n, faults);
+	return 0;
+}

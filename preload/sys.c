@@ -52,31 +52,45 @@ void sys_munmap(void *p, size_t len)
  */
 int sys_populate_off; /* the kernel has no MADV_POPULATE_WRITE */
 
+/* pg[0..n): any address in each page, 0 for none. Sorted, as the runs of
+ * contiguous pages [lo, hi) they make, at most max; returns how many. */
+static int page_runs(uint64_t *pg, int n, struct sys_run *runs, int max)
+{
+	for (int i = 0; i < n; i++)
+		pg[i] &= ~4095ull;
+	for (int i = 1; i < n; i++) /* a few dozen at most: insertion sort */
+		for (int j = i; j > 0 && pg[j - 1] > pg[j]; j--) {
+			uint64_t t = pg[j];
+			pg[j] = pg[j - 1];
+			pg[j - 1] = t;
+		}
+	int r = 0;
+	for (int i = 0; i < n && r < max;) {
+		uint64_t lo = pg[i], hi = lo + 4096;
+		while (++i < n && pg[i] <= hi)
+			if (pg[i] == hi)
+				hi += 4096;
+		if (lo) {
+			runs[r].lo = lo;
+			runs[r++].hi = hi;
+		}
+	}
+	return r;
+}
+
 void sys_populate(uint64_t *pages, int n)
 {
 	if (sys_populate_off || n <= 0)
 		return;
 	int saved = errno;
-	for (int i = 0; i < n; i++)
-		pages[i] &= ~4095ull;
-	for (int i = 1; i < n; i++) /* a handful: insertion sort */
-		for (int j = i; j > 0 && pages[j - 1] > pages[j]; j--) {
-			uint64_t t = pages[j];
-			pages[j] = pages[j - 1];
-			pages[j - 1] = t;
-		}
-	for (int i = 0; i < n;) {
-		uint64_t lo = pages[i], hi = lo + 4096;
-		while (++i < n && pages[i] <= hi)
-			if (pages[i] == hi)
-				hi += 4096;
-		if (!lo)
-			continue;
-		if (syscall(SYS_madvise, lo, hi - lo, MADV_POPULATE_WRITE) < 0 && errno == EINVAL) {
+	struct sys_run runs[FSK_HOT_MAX];
+	int nr = page_runs(pages, n, runs, FSK_HOT_MAX);
+	for (int i = 0; i < nr; i++)
+		if (syscall(SYS_madvise, runs[i].lo, runs[i].hi - runs[i].lo, MADV_POPULATE_WRITE) < 0 &&
+		    errno == EINVAL) {
 			sys_populate_off = 1; /* before 5.14 */
 			break;
 		}
-	}
 	errno = saved;
 }
 
@@ -94,6 +108,7 @@ uint64_t sys_code_base, sys_code_len; /* our read-only segments */
  * 1000 forks, 21 alternating runs). */
 struct sys_run sys_code_runs[SYS_CODE_RUNS];
 int sys_code_nruns;
+#define VDSO_PAGES 4 /* at most, of the vDSO's code (2 on x86-64) */
 
 static void code_runs_find(uint64_t self_lo, uint64_t self_hi)
 {
@@ -104,14 +119,14 @@ static void code_runs_find(uint64_t self_lo, uint64_t self_hi)
 		(const void *)write, (const void *)writev, (const void *)getpid, (const void *)getuid,
 		(const void *)geteuid, (const void *)fcntl,
 	};
-	uint64_t pg[2 * (sizeof(fn) / sizeof(fn[0])) + 2];
+	uint64_t pg[2 * (sizeof(fn) / sizeof(fn[0])) + VDSO_PAGES];
 	int n = 0;
 	for (size_t i = 0; i < sizeof(fn) / sizeof(fn[0]); i++) {
 		uint64_t a = (uint64_t)(uintptr_t)fn[i];
 		if (!a || (a >= self_lo && a < self_hi))
 			continue; /* one of ours (interposed) */
-		pg[n++] = a & ~4095ull;
-		pg[n++] = (a + 256) & ~4095ull; /* a function that runs on into the next */
+		pg[n++] = a;
+		pg[n++] = a + 256; /* a function that runs on into the next page */
 	}
 	/* the vDSO's code (its first PT_LOAD), where clock_gettime goes */
 	const ElfW(Ehdr) *vd = (const void *)(uintptr_t)getauxval(AT_SYSINFO_EHDR);
@@ -120,27 +135,12 @@ static void code_runs_find(uint64_t self_lo, uint64_t self_hi)
 		for (int i = 0; i < vd->e_phnum; i++)
 			if (ph[i].p_type == PT_LOAD) {
 				uint64_t lo = (uint64_t)(uintptr_t)vd, len = ph[i].p_memsz;
-				for (uint64_t o = 0; o < len && o < 4 * 4096ull; o += 4096)
+				for (uint64_t o = 0; o < len && o < VDSO_PAGES * 4096ull; o += 4096)
 					pg[n++] = lo + o;
 				break;
 			}
 	}
-	for (int i = 1; i < n; i++) /* a few dozen: insertion sort */
-		for (int j = i; j > 0 && pg[j - 1] > pg[j]; j--) {
-			uint64_t t = pg[j];
-			pg[j] = pg[j - 1];
-			pg[j - 1] = t;
-		}
-	int r = 0;
-	for (int i = 0; i < n && r < SYS_CODE_RUNS;) {
-		uint64_t lo = pg[i], hi = lo + 4096;
-		while (++i < n && pg[i] <= hi)
-			if (pg[i] == hi)
-				hi += 4096;
-		sys_code_runs[r].lo = lo;
-		sys_code_runs[r++].hi = hi;
-	}
-	sys_code_nruns = r;
+	sys_code_nruns = page_runs(pg, n, sys_code_runs, SYS_CODE_RUNS);
 }
 
 void sys_populate_code_prepare(void)

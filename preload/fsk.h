@@ -10,7 +10,6 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <spawn.h>
 #include <time.h>
@@ -214,8 +213,9 @@ FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
  * unwind tables) and the pages of libc and the vDSO a fork child runs
  * for us, read: a fork child maps them again a fault at a time (fork
  * copies no page table of a file's read-only mapping). Found once before
- * a fork (_prepare), populated first thing in the child: errno and
- * libc untouched. */
+ * a fork (_prepare) as runs [lo, hi), ours first; mapped first thing in
+ * the child (proc.c, fork_populate_code). sys_populate_off: none of it
+ * (FORKSCOPE_POPULATE=0, or a kernel before 5.14). */
 FSK_HIDDEN void sys_populate_code_prepare(void);
 struct sys_run {
 	uint64_t lo, hi;
@@ -223,32 +223,6 @@ struct sys_run {
 #define SYS_CODE_RUNS 24
 FSK_HIDDEN extern struct sys_run sys_code_runs[SYS_CODE_RUNS];
 FSK_HIDDEN extern int sys_code_nruns, sys_populate_off;
-FSK_HIDDEN extern uint64_t sys_code_base, sys_code_len;
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-/* madvise with no errno and no call: inlined into fork, whose page is the
- * only one of ours a fork child runs before sys_populate_code (reading
- * errno runs libc code whose page is not mapped yet). */
-static inline __attribute__((always_inline)) void sys_raw_madvise(uint64_t addr, uint64_t len, long advice)
-{
-	long r;
-	__asm__ volatile("syscall"
-			 : "=a"(r)
-			 : "0"((long)SYS_madvise), "D"(addr), "S"(len), "d"(advice)
-			 : "rcx", "r11", "memory");
-	(void)r;
-}
-
-static inline __attribute__((always_inline)) void sys_populate_code(void)
-{
-	if (sys_populate_off || !sys_code_len)
-		return;
-	sys_raw_madvise(sys_code_base, sys_code_len, MADV_POPULATE_READ);
-	for (int i = 0; i < sys_code_nruns; i++)
-		sys_raw_madvise(sys_code_runs[i].lo, sys_code_runs[i].hi - sys_code_runs[i].lo,
-				MADV_POPULATE_READ);
-}
 
 FSK_HIDDEN int scan_hot_pages(uint64_t *out, int child);
 FSK_HIDDEN int emit_hot_pages(uint64_t *out);

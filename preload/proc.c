@@ -213,6 +213,28 @@ static __attribute__((noinline)) void fork_parent_records(pid_t pid, int err, ui
 	emit_hold_end(&hold);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+/* The fork child's sys_code_runs, mapped by madvise with no errno and no
+ * call: inlined into fork, whose page is the only one of ours the child
+ * runs before this (reading errno runs libc code whose page is not
+ * mapped yet). Errors change nothing: the pages fault in as before. */
+static inline __attribute__((always_inline)) void fork_populate_code(void)
+{
+	if (sys_populate_off)
+		return;
+	for (int i = 0; i < sys_code_nruns; i++) {
+		long r;
+		__asm__ volatile("syscall"
+				 : "=a"(r)
+				 : "0"((long)SYS_madvise), "D"(sys_code_runs[i].lo),
+				   "S"(sys_code_runs[i].hi - sys_code_runs[i].lo), "d"((long)MADV_POPULATE_READ)
+				 : "rcx", "r11", "memory");
+		(void)r;
+	}
+}
+
 /* Each side's pages of ours that it writes at every fork, copied in at
  * once (sys_populate): the parent's before its next fork, the child's
  * before it execs or exits. */
@@ -268,7 +290,7 @@ FSK_EXPORT pid_t fork(void)
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	if (pid == 0 && G.active)
-		sys_populate_code(); /* first: what follows runs there */
+		fork_populate_code(); /* first: what follows runs there */
 	int err = errno;
 	if (pid >= 0 && G.active) /* a stopped trace writes none of them */
 		fork_populate(pid == 0);

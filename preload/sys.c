@@ -50,7 +50,7 @@ void sys_munmap(void *p, size_t len)
  * 48 us populated first). A fork's side writes the same pages of ours at
  * each fork, known in advance: copied in at once, each a run of its own.
  */
-int sys_populate_off; /* the kernel has no MADV_POPULATE_WRITE */
+int sys_populate_off; /* FORKSCOPE_POPULATE=0, or no MADV_POPULATE_WRITE (before 5.14) */
 
 /* pg[0..n): any address in each page, 0 for none. Sorted, as the runs of
  * contiguous pages [lo, hi) they make, at most max; returns how many. */
@@ -96,11 +96,10 @@ void sys_populate(uint64_t *pages, int n)
 
 extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
 
-uint64_t sys_code_base, sys_code_len; /* our read-only segments */
-
-/* The pages of libc and of the vDSO that a fork child runs for us on its
- * way to its first records (errno, the clock, fstat and the other calls
- * of the stream, memcpy), found once, sorted, as runs [lo, hi). fork
+/* Our read-only segments (run 0), then the pages of libc and of the vDSO
+ * that a fork child runs for us on its way to its first records (errno,
+ * the clock, fstat and the other calls of the stream, memcpy), found
+ * once, sorted, as runs [lo, hi). fork
  * copies no page table of their mappings either, and the child's first
  * call into each cost it a fault that maps 16 pages around it: ~7 faults
  * a child, before this and our own code were populated first thing
@@ -140,12 +139,14 @@ static void code_runs_find(uint64_t self_lo, uint64_t self_hi)
 				break;
 			}
 	}
-	sys_code_nruns = page_runs(pg, n, sys_code_runs, SYS_CODE_RUNS);
+	sys_code_runs[0].lo = self_lo;
+	sys_code_runs[0].hi = (self_hi + 4095) & ~4095ull;
+	sys_code_nruns = 1 + page_runs(pg, n, sys_code_runs + 1, SYS_CODE_RUNS - 1);
 }
 
 void sys_populate_code_prepare(void)
 {
-	if (sys_code_len)
+	if (sys_code_nruns)
 		return;
 	/* our program headers, from our ELF header as loaded */
 	const ElfW(Ehdr) *eh = &__ehdr_start;
@@ -156,8 +157,6 @@ void sys_populate_code_prepare(void)
 			hi = ph[i].p_vaddr + ph[i].p_memsz;
 	uint64_t lo = (uint64_t)(uintptr_t)eh;
 	code_runs_find(lo, lo + hi);
-	sys_code_base = lo;
-	sys_code_len = (hi + 4095) & ~4095ull;
 }
 
 size_t sys_strlen(const char *s)

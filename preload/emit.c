@@ -162,7 +162,7 @@ static void stream_fail(const char *what, int err)
 static int stream_check(void)
 {
 	struct stat st;
-	if (s_fd >= 0 && fstat(s_fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino) {
+	if (s_fd >= 0 && sys_fstat(s_fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino) {
 		if (st.st_nlink == 0) {
 			stream_fail("trace file was removed:", ENOENT);
 			return -1;
@@ -173,7 +173,7 @@ static int stream_check(void)
 	if (!atomic_compare_exchange_strong(&s_reopen_lock, &expect, 1))
 		return -1;
 	int fd = open(s_path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	int ok = fd >= 0 && fstat(fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino;
+	int ok = fd >= 0 && sys_fstat(fd, &st) == 0 && st.st_dev == s_dev && st.st_ino == s_ino;
 	if (!ok) {
 		int err = fd < 0 ? errno : ESTALE;
 		if (fd >= 0)
@@ -358,7 +358,7 @@ static int stream_create(void)
 		spare_forget();
 		return -e;
 	}
-	if (!have_st && fstat(fd, &st) < 0) {
+	if (!have_st && sys_fstat(fd, &st) < 0) {
 		int e = errno;
 		close(fd);
 		return -e;

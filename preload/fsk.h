@@ -196,6 +196,8 @@ static inline uint64_t sys_now_ns(void)
 FSK_HIDDEN pid_t sys_gettid(void);
 FSK_HIDDEN void *sys_mmap(size_t len);
 FSK_HIDDEN void sys_munmap(void *p, size_t len);
+struct stat;
+FSK_HIDDEN int sys_fstat(int fd, struct stat *st);
 FSK_HIDDEN size_t sys_strlen(const char *s);
 FSK_HIDDEN int sys_strncmp(const char *a, const char *b, size_t n);
 FSK_HIDDEN char *sys_stpcpy(char *d, const char *s, const char *end);

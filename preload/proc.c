@@ -548,7 +548,7 @@ static int untraceable(const char *file, int by_path)
 		return 0;
 	struct stat st;
 	int r = 0;
-	if (fstat(fd, &st) == 0 &&
+	if (sys_fstat(fd, &st) == 0 &&
 	    (((st.st_mode & S_ISUID) && st.st_uid != getuid()) ||
 	     ((st.st_mode & S_ISGID) && st.st_gid != getgid())))
 		r = 1;

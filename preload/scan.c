@@ -416,14 +416,14 @@ static int kept_open(struct kept_fd *k, const char *path, int keep)
 {
 	struct stat st;
 	if (k->fd >= 0) {
-		if (fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+		if (sys_fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
 			return k->fd;
 		k->fd = -1;
 	}
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (keep && fstat(fd, &st) == 0) {
+	if (keep && sys_fstat(fd, &st) == 0) {
 		int hi = emit_fd_high(fd);
 		if (hi >= 100) { /* too low a limit for a high number: not kept */
 			k->fd = hi;
@@ -446,7 +446,7 @@ static void kept_close(const struct kept_fd *k, int fd)
 static void kept_drop(struct kept_fd *k)
 {
 	struct stat st;
-	if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+	if (k->fd >= 0 && sys_fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
 		close(k->fd);
 	k->fd = -1;
 }

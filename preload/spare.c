@@ -184,7 +184,7 @@ int spare_take(const char *path, struct stat *st)
 	/* the directory is ours (0700), but a file is used only if it is the
 	 * empty regular file we made */
 	int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-	if (fd >= 0 && fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_size == 0 &&
+	if (fd >= 0 && sys_fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_size == 0 &&
 	    st->st_nlink == 1 && st->st_uid == geteuid())
 		return fd;
 	if (fd >= 0)

@@ -792,7 +792,7 @@ static struct rule *xrules(void)
 	int fd = G.rules_path[0] ? open(G.rules_path, O_RDWR | O_CLOEXEC) : -1;
 	struct stat sb;
 	struct statfs fs;
-	if (fd >= 0 && fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
+	if (fd >= 0 && sys_fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_uid == geteuid() &&
 	    (uint64_t)sb.st_size == FSK_RULES_FILE_BYTES &&
 	    (uint64_t)sb.st_blocks * 512 >= FSK_RULES_FILE_BYTES && fstatfs(fd, &fs) == 0 &&
 	    fs.f_type == TMPFS_MAGIC) {

@@ -29,7 +29,8 @@ pid_t sys_gettid(void)
  * holds it: half of the time of our fd checks (a bash loop's profile). */
 int sys_fstat(int fd, struct stat *st)
 {
-#ifdef SYS_fstat
+#if defined(SYS_fstat) && (defined(__x86_64__) || defined(__aarch64__))
+	/* where the kernel's struct stat is libc's */
 	return (int)syscall(SYS_fstat, fd, st);
 #else
 	return fstat(fd, st);

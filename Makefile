@@ -82,7 +82,8 @@ $(B)/samples/%: samples/%.c samples/sample.h
 	@mkdir -p $(B)/samples
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread
 
-$(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h tests/progs/chains.h tests/progs/nocfi.h
+$(B)/progs/%: tests/progs/%.c samples/sample.h tests/progs/cases.h tests/progs/chains.h tests/progs/nocfi.h \
+		tests/progs/fault_counter.h
 	@mkdir -p $(B)/progs
 	$(CC) $(BASE) -O1 -o $@ $< -lpthread -ldl $(PROG_LDFLAGS)
 

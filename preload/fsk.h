@@ -211,6 +211,8 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
 #define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, 2 of stack, 3 more */
 _Static_assert(2 + 2 + SCAN_HOT_MAX + 2 + 3 <= FSK_HOT_MAX, "fork_populate's room");
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
+/* The same for the pages of a range [lo, lo + len), in one call. */
+FSK_HIDDEN void sys_populate_range(uint64_t lo, uint64_t len);
 /* The same for our library's read-only segments (code, read-only data,
  * unwind tables) and the pages of libc and the vDSO a fork child runs
  * for us, read: a fork child maps them again a fault at a time (fork
@@ -473,7 +475,7 @@ struct cfi_row {
 FSK_HIDDEN int cfi_row(uint64_t ip, struct cfi_row *row);
 /* The shared memory of the rules table (unwind.c makes it). */
 #define FSK_RULES_BYTES (16ul << 14)
-FSK_HIDDEN void unwind_rules_attach(void *mem);
+FSK_HIDDEN void unwind_rules_attach(void *mem, _Atomic uint64_t *pages);
 FSK_HIDDEN uint64_t unwind_mod_key(uint64_t ip, uint64_t *off);
 /* The extent [lo, hi) of the loaded object holding ip as a scan of the
  * objects found it (again when one was loaded since): 1, or 0 when none

@@ -108,6 +108,19 @@ void sys_populate(uint64_t *pages, int n)
 	errno = saved;
 }
 
+/* The pages of [lo, lo + len) in one call: a range of one of our tables
+ * about to be used a page at a time, each page a fault otherwise. */
+void sys_populate_range(uint64_t lo, uint64_t len)
+{
+	uint64_t a = lo & ~4095ull, b = (lo + len + 4095) & ~4095ull;
+	if (sys_populate_off || b <= a)
+		return;
+	int saved = errno;
+	if (syscall(SYS_madvise, a, b - a, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+		sys_populate_off = 1; /* before 5.14 */
+	errno = saved;
+}
+
 extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
 
 /* Our read-only segments (run 0), then the pages of libc and of the vDSO

@@ -84,6 +84,7 @@ struct unwind_shared {
 	_Atomic uint32_t level;         /* the newest index table in use */
 	_Atomic uint32_t level_taken[UNWIND_LEVELS]; /* slots claimed */
 	_Atomic uint32_t ids_used;      /* the last id given */
+	_Atomic uint64_t rule_pages;    /* pages of the rules that hold one (unwind_cache.c) */
 };
 
 /* One shared mapping. Its first page holds what an image with few
@@ -437,7 +438,7 @@ static int unwind_make(void)
 	s_entries0 = (void *)(s_index0 + UNWIND_SLOTS0);
 	s_index = (void *)(r + 4096);
 	s_entries = (void *)(r + UNWIND_ENTRIES_OFF);
-	unwind_rules_attach((void *)(r + UNWIND_RULES_OFF));
+	unwind_rules_attach((void *)(r + UNWIND_RULES_OFF), &s_sh->rule_pages);
 	s_paths = (char *)(s_mods + UNWIND_MODS);
 	/* what the first stack writes: the modules, their paths and the
 	 * table's first page, in one go (sys_populate) */
@@ -494,6 +495,55 @@ static _Atomic uint64_t *unwind_table(uint32_t k)
 	return k ? s_index + UNWIND_SLOTS0 * ((1u << k) - 2) : s_index0;
 }
 
+/*
+ * What of the table this process has mapped: index tables 1 on (bit k),
+ * and the entries below an address. A page of shared memory is mapped a
+ * fault at a time, ~12 us each here, where one MADV_POPULATE_WRITE maps
+ * a run for ~3 us a page: a cc1 of a make -j2 took 15 faults in its index
+ * tables and 13 in its entries. An index table's slots are used all over
+ * it, so all of it is mapped at its first use; the entries, which are
+ * dense, a few pages ahead. A fork child maps them again (fork copies no
+ * page table of a shared mapping).
+ */
+static _Atomic uint32_t s_levels_mapped;
+static _Atomic uint64_t s_entries_mapped;
+static _Atomic uint32_t s_entries_ahead; /* pages mapped ahead next: 2, 4, then 8 */
+
+static __attribute__((noinline)) void unwind_levels_map_more(uint32_t want)
+{
+	atomic_fetch_or_explicit(&s_levels_mapped, want, memory_order_relaxed);
+	/* the tables are contiguous: one run from the lowest to the highest */
+	uint32_t lo = (uint32_t)__builtin_ctz(want), hi = 31 - (uint32_t)__builtin_clz(want);
+	uint64_t a = (uint64_t)(uintptr_t)unwind_table(lo);
+	uint64_t b = (uint64_t)(uintptr_t)(unwind_table(hi) + (UNWIND_SLOTS0 << hi));
+	sys_populate_range(a, b - a);
+}
+
+/* Index tables 1 to top, mapped (table 0 is in the first page). */
+static inline void unwind_levels_map(uint32_t top)
+{
+	uint32_t want = ((2u << top) - 1) & ~1u;
+	want &= ~atomic_load_explicit(&s_levels_mapped, memory_order_relaxed);
+	if (unlikely(want))
+		unwind_levels_map_more(want);
+}
+
+/* The page of entry e, mapped, with a few after it. */
+static inline void unwind_entry_map(const struct unwind_entry *e)
+{
+	uint64_t a = (uint64_t)(uintptr_t)(e + 1);
+	if (likely(a <= atomic_load_explicit(&s_entries_mapped, memory_order_relaxed)))
+		return;
+	uint32_t ahead = atomic_load_explicit(&s_entries_ahead, memory_order_relaxed);
+	ahead = ahead < 2 ? 2 : ahead;
+	atomic_store_explicit(&s_entries_ahead, ahead < 8 ? ahead * 2 : 8, memory_order_relaxed);
+	uint64_t lo = (uint64_t)(uintptr_t)e & ~4095ull, hi = lo + 4096ull * ahead;
+	uint64_t end = (uint64_t)(uintptr_t)(s_entries + (UNWIND_IDS - UNWIND_E0));
+	hi = hi < end ? hi : end;
+	atomic_store_explicit(&s_entries_mapped, hi, memory_order_relaxed);
+	sys_populate_range(lo, hi - lo);
+}
+
 /* The id of the stack of n frames with hashes key, h2 in index table k,
  * or 0. */
 static uint32_t unwind_find(uint32_t k, uint64_t key, uint32_t h2, uint32_t n)
@@ -536,6 +586,7 @@ static uint32_t unwind_intern(uint32_t n, uint64_t key, uint32_t h2, int *fresh)
 {
 	uint32_t top = atomic_load_explicit(&s_sh->level, memory_order_acquire), id;
 	*fresh = 0;
+	unwind_levels_map(top);
 	for (uint32_t k = top + 1; k-- > 0;)
 		if ((id = unwind_find(k, key, h2, n)))
 			return id;
@@ -543,10 +594,13 @@ static uint32_t unwind_intern(uint32_t n, uint64_t key, uint32_t h2, int *fresh)
 	if (id > UNWIND_IDS)
 		return 0;
 	struct unwind_entry *e = unwind_entry(id);
+	if (id > UNWIND_E0)
+		unwind_entry_map(e);
 	e->key = key;
 	e->h2 = h2;
 	e->depth = n;
 	for (uint32_t k = top; k < UNWIND_LEVELS; k++) {
+		unwind_levels_map(k);
 		uint32_t got = unwind_index_add(k, key, h2, id, n);
 		if (got) {
 			*fresh = got == id;
@@ -882,6 +936,9 @@ void unwind_fork_child(void)
 	atomic_store(&s_differed, 0);
 	atomic_store(&s_searches, 0);
 	atomic_store(&s_searches_cache, 0);
+	atomic_store(&s_levels_mapped, 0);
+	atomic_store(&s_entries_mapped, 0);
+	atomic_store(&s_entries_ahead, 0);
 	if (atomic_load(&s_mods_lock))
 		atomic_store(&s_mods_lock, 0);
 	unwind_cache_fork_child();

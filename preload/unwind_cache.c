@@ -148,6 +148,7 @@ struct cache_thread {
 	uint32_t claim_wait;            /* misses before trying the pool again */
 	uint64_t captures, learnt;      /* for the learning budget */
 	uint64_t memo_put_from;         /* captures before the memo takes stacks */
+	int rc_mapped;                  /* the block's rc and memo mapped (cache_rc_map) */
 	/* each way's captures count at its last hit: kept here, not in the
 	 * block, so that a hit writes no page of it (a process that forks
 	 * copied the block's first page at each fork's stack, a fault of
@@ -162,6 +163,7 @@ static struct unwind_cache *_Atomic s_pool;
  * gave (rule_learn) */
 static _Atomic uint64_t s_learnt, s_learnt_unw;
 static _Atomic uint64_t s_group_puts;   /* rules put into the group's table (group_put) */
+static _Atomic uint32_t s_xwin;         /* windows of the trace's rules mapped (xrule_map) */
 /* FORKSCOPE_UNWIND_CHECK=3 (rule_compare) */
 static _Atomic uint64_t s_cfi_checked, s_cfi_differed, s_cfi_left;
 static uint64_t s_cfi_first[5];         /* ip, table's rule, rule_step's, the step's
@@ -429,6 +431,7 @@ void unwind_cache_fork_child(void)
 	atomic_store(&s_learnt, 0);
 	atomic_store(&s_learnt_unw, 0);
 	atomic_store(&s_group_puts, 0);
+	atomic_store(&s_xwin, 0);
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
@@ -555,10 +558,26 @@ struct rule {
  * a few pages, not all of them. */
 static struct rule *s_rules;
 _Static_assert(sizeof(struct rule) << RULE_BITS == FSK_RULES_BYTES, "rules table size");
+/* The pages of the table that hold a rule, bit p for page p, in the
+ * stack table's first page (shared too): a rule is looked for only in a
+ * page that holds one. The table's pages are made by the first touch,
+ * even a read: a cc1 whose few rules of its own (narrowed ones, RF_NO)
+ * sent its later look-ups here read ~30 empty pages of it, each a page
+ * fault of ~12 us. A bit is set before its page's first slot is claimed. */
+static _Atomic uint64_t *s_rule_pages;
+_Static_assert((1u << (RULE_BITS - RULE_PAGE_BITS)) == 64, "a bit a page of the table");
 
-void unwind_rules_attach(void *mem)
+void unwind_rules_attach(void *mem, _Atomic uint64_t *pages)
 {
 	s_rules = mem;
+	s_rule_pages = pages;
+}
+
+/* Whether the page of slot h may hold a rule. When not, slot h is free,
+ * so a probe from h would stop there. */
+static inline int rule_page_used(uint64_t h)
+{
+	return atomic_load_explicit(s_rule_pages, memory_order_relaxed) >> (h >> RULE_PAGE_BITS & 63) & 1;
 }
 
 static struct rule *rules_table(void)
@@ -617,7 +636,8 @@ static inline __attribute__((always_inline)) uint64_t probe_get(const struct rul
 /* Sets the rule under key (w with its check bits) among the RULE_PROBES
  * slots of t from h; 0 when they are all another's. An entry's key never
  * changes once published, its rule only as a whole word. */
-static inline int probe_put(struct rule *t, uint32_t mask, uint64_t h, uint64_t key, uint64_t w)
+static inline int probe_put(struct rule *t, uint32_t mask, uint64_t h, uint64_t key, uint64_t w,
+			    _Atomic uint64_t *pages)
 {
 	for (uint32_t i = 0; i < RULE_PROBES; i++) {
 		struct rule *r = &t[(h + i) & mask];
@@ -628,6 +648,9 @@ static inline int probe_put(struct rule *t, uint32_t mask, uint64_t h, uint64_t 
 		}
 		if (k)
 			continue; /* another's, or one being filled in */
+		if (pages)
+			atomic_fetch_or_explicit(pages, 1ull << (((h + i) & mask) >> RULE_PAGE_BITS & 63),
+						 memory_order_relaxed);
 		if (!atomic_compare_exchange_strong(&r->key, &k, RULE_BUSY))
 			continue;
 		atomic_store_explicit(&r->w, w, memory_order_relaxed);
@@ -653,10 +676,14 @@ static inline uint64_t rule_check(uint64_t code)
  * known. */
 static inline uint64_t rule_get(const struct rule *t, uint64_t ip, uint64_t code)
 {
-	uint64_t key = rule_key(ip, code);
+	uint64_t key = rule_key(ip, code), h = rule_home(ip, 0);
 	int stop = 0;
-	uint64_t w = probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 0), key, code, &stop);
-	return w || stop ? w : probe_get(t, (1u << RULE_BITS) - 1, rule_home(ip, 1), key, code, &stop);
+	if (!rule_page_used(h))
+		return 0;
+	uint64_t w = probe_get(t, (1u << RULE_BITS) - 1, h, key, code, &stop);
+	if (w || stop || !rule_page_used(h = rule_home(ip, 1)))
+		return w;
+	return probe_get(t, (1u << RULE_BITS) - 1, h, key, code, &stop);
 }
 
 /* Sets the rule of (ip, code); full neighbourhoods keep it out (the walks
@@ -665,7 +692,7 @@ static void rule_put(struct rule *t, uint64_t ip, uint64_t code, uint64_t rule)
 {
 	uint64_t key = rule_key(ip, code), w = rule | rule_check(code);
 	for (int which = 0; which < 2; which++)
-		if (probe_put(t, (1u << RULE_BITS) - 1, rule_home(ip, which), key, w))
+		if (probe_put(t, (1u << RULE_BITS) - 1, rule_home(ip, which), key, w, s_rule_pages))
 			return;
 }
 
@@ -815,6 +842,35 @@ static struct rule *xrules(void)
 	return s_xrules;
 }
 
+/* The 64 KiB windows of the trace's table this process has mapped, bit w
+ * for window w. Its pages exist (the runner made them all), but each
+ * process maps them a fault at a time: a read maps the 16 pages of its
+ * window read-only, and each page written then faults again. A cc1 that
+ * learnt its rules first took 107 faults here (~12 us each), one that
+ * ran beside it 44. A window is mapped writable in one call at its first
+ * use instead (~8 us). A fork child maps them again (fork copies no page
+ * table of a shared mapping). */
+#define XRULE_WIN_SLOTS (65536 / sizeof(struct rule))
+_Static_assert((1u << XRULE_BITS) / XRULE_WIN_SLOTS <= 32, "a bit a window");
+
+static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint32_t want)
+{
+	atomic_fetch_or_explicit(&s_xwin, want, memory_order_relaxed);
+	for (uint32_t w = 0; want; w++, want >>= 1)
+		if (want & 1)
+			sys_populate_range((uint64_t)(uintptr_t)(t + w * XRULE_WIN_SLOTS), 65536);
+}
+
+/* The windows of the RULE_PROBES slots from h, mapped. */
+static inline void xrule_map(struct rule *t, uint64_t h)
+{
+	uint32_t want = 1u << (h / XRULE_WIN_SLOTS) |
+			1u << (((h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1)) / XRULE_WIN_SLOTS);
+	want &= ~atomic_load_explicit(&s_xwin, memory_order_relaxed);
+	if (unlikely(want))
+		xrule_map_more(t, want);
+}
+
 /* The key of ip in the trace's table and its home slot; 0 when ip has no
  * place there. As in the group's table (rule_home), the rules of 64 KiB of
  * an object's code start in one page of the table: a small program
@@ -841,7 +897,10 @@ static uint64_t xrule_get(uint64_t ip, uint64_t code)
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key ? xrules() : NULL;
 	int stop = 0;
-	return t ? probe_get(t, (1u << XRULE_BITS) - 1, home, key, code, &stop) : 0;
+	if (!t)
+		return 0;
+	xrule_map(t, home);
+	return probe_get(t, (1u << XRULE_BITS) - 1, home, key, code, &stop);
 }
 
 /* Whether the rule went into the trace's table. */
@@ -849,7 +908,9 @@ static int xrule_put(uint64_t ip, uint64_t code, uint64_t rule)
 {
 	uint64_t home, key = xrule_key(ip, &home);
 	struct rule *t = key && !(rule & RF_NO) ? xrules() : NULL;
-	return t && probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | rule_check(code));
+	if (t)
+		xrule_map(t, home);
+	return t && probe_put(t, (1u << XRULE_BITS) - 1, home, key, rule | rule_check(code), NULL);
 }
 
 /*
@@ -1095,6 +1156,18 @@ static struct unwind_cache *cache_block(struct cache_thread *t)
 	return t->c;
 }
 
+/* The block's rc and memo, mapped in one call when the thread starts to
+ * fill them: their entries are used all over them, and each page of the
+ * 80 KiB was a read fault (the zero page) and then a write fault (cc1s of
+ * a make -j2: ~20 each, ~12 us a fault here). A fork child does not: its
+ * block is a copy of its parent's, and a page populated would be copied
+ * whether the child writes it or not. */
+static __attribute__((noinline)) void cache_rc_map(struct cache_thread *t, struct unwind_cache *c)
+{
+	t->rc_mapped = 1;
+	sys_populate_range((uint64_t)(uintptr_t)c->rc, sizeof(c->rc) + sizeof(c->memo));
+}
+
 /* The stack from program frame f by the rules: at most depth frames, at
  * *ips (the walk's own array, good until the thread's next walk: not
  * copied); 0 when libunwind must do it. The walk is kept as the thread's last
@@ -1110,6 +1183,8 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	struct rules_last *l = &c->last;
 	struct rc_ent *rc = t_cache.captures >= MEMO_AFTER ? c->rc : NULL;
 	int rc_put = t_cache.captures >= t_cache.memo_put_from;
+	if (unlikely(rc_put && !t_cache.rc_mapped))
+		cache_rc_map(&t_cache, c);
 	uint64_t ip = f->ip, sp = f->sp, bp = f->bp;
 	/* the frames before the join point, and all of them when none */
 	uint64_t wip[RULES_FRAMES], wsp[RULES_FRAMES], wbp[RULES_FRAMES];

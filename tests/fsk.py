@@ -627,6 +627,15 @@ def strace_tree(path):
     return pids, execs
 
 
+def kernel_populates():
+    """Whether madvise(MADV_POPULATE_READ/WRITE) is here (Linux 5.14)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 14)
+
+
 def tool(name):
     """Path of a program, or None."""
     return shutil.which(name)

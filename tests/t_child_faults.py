@@ -28,15 +28,6 @@ FORKS = 50
 SHAPES = ((0, "exit"), (16, "cow16"))  # pages each child writes
 
 
-def kernel_populates():
-    """MADV_POPULATE_READ/WRITE came with Linux 5.14."""
-    try:
-        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (5, 14)
-
-
 def faults(tag, r):
     kv = fsk.at_dicts(r.out, "child_faults")
     if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
@@ -47,7 +38,7 @@ def faults(tag, r):
 def main():
     prog = fsk.prog("child_faults")
     fsk.require(prog)
-    if not kernel_populates():
+    if not fsk.kernel_populates():
         fsk.skip("kernel before 5.14: no MADV_POPULATE_*, forks are not populated")
     # address-space layout randomization off, where setarch can: the counts
     # are then the same from run to run (with it they vary by ~2 a fork)

@@ -9,7 +9,6 @@
  * vDSO's (preload/proc.c, fork_populate; preload/sys.c). Prints
  * "@ child_faults forks=N pages=P faults=F", or faults=-1 where the
  * counter is not allowed. Usage: child_faults [forks [pages]] */
-#include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,8 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "fault_counter.h"
 
 int main(int argc, char **argv)
 {
@@ -27,18 +28,7 @@ int main(int argc, char **argv)
 		return 1;
 	for (int p = 0; p < pages; p++)
 		mem[p * 4096] = 1;
-	struct perf_event_attr at;
-	memset(&at, 0, sizeof(at));
-	at.size = sizeof(at);
-	at.type = PERF_TYPE_SOFTWARE;
-	at.config = PERF_COUNT_SW_PAGE_FAULTS;
-	at.exclude_kernel = 1;
-	at.exclude_hv = 1;
-	at.inherit = 1;
-	at.disabled = 1;
-	int fd = (int)syscall(SYS_perf_event_open, &at, 0, -1, -1, 0);
-	if (fd >= 0)
-		ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	int fd = fault_counter_open(0);
 	for (int i = 0; i < n; i++) {
 		pid_t pid = fork();
 		if (pid < 0)

@@ -208,8 +208,10 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * (MADV_POPULATE_WRITE, Linux 5.14) instead of a fault each at the first
  * write. No-op on an older kernel. Keeps errno. */
 #define SCAN_HOT_MAX 8   /* scan_hot_pages' at most */
-#define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, 2 of stack, 3 more */
-_Static_assert(2 + 2 + SCAN_HOT_MAX + 2 + 3 <= FSK_HOT_MAX, "fork_populate's room");
+#define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, 2 of stack, 3 more,
+			  * the stack cache's written ones (the parent's) */
+#define UNWIND_DIRTY_MAX 3
+_Static_assert(2 + 2 + SCAN_HOT_MAX + 2 + 3 + UNWIND_DIRTY_MAX <= FSK_HOT_MAX, "fork_populate's room");
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
 /* The same for the pages of a range [lo, lo + len), in one call. */
 FSK_HIDDEN void sys_populate_range(uint64_t lo, uint64_t len);
@@ -232,6 +234,7 @@ FSK_HIDDEN int scan_hot_pages(uint64_t *out, int child);
 FSK_HIDDEN int emit_hot_pages(uint64_t *out);
 FSK_HIDDEN uint64_t faults_hot_page(void);
 FSK_HIDDEN uint64_t unwind_cache_hot_page(void);
+FSK_HIDDEN int unwind_cache_dirty_pages(uint64_t *out, int max);
 FSK_HIDDEN uint64_t unwind_hot_page(void);
 /* One "forkscope: ..." line on stderr; parts joined, NULL-terminated. */
 FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));

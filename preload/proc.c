@@ -235,10 +235,15 @@ static inline __attribute__((always_inline)) void fork_populate_code(void)
 	}
 }
 
+/* The pages of the stack cache the parent wrote since its last fork
+ * (unwind_cache_dirty_pages), taken before this one. */
+static __thread uint64_t t_fork_dirty[UNWIND_DIRTY_MAX];
+static __thread int t_fork_ndirty;
+
 /* Each side's pages of ours that it writes at every fork, copied in at
  * once (sys_populate): the parent's before its next fork, the child's
  * before it execs or exits. */
-static void fork_populate(int child)
+static void fork_populate(int child, const uint64_t *dirty, int ndirty)
 {
 	uint64_t pg[FSK_HOT_MAX];
 	int n = 0;
@@ -255,6 +260,9 @@ static void fork_populate(int child)
 		pg[n++] = faults_hot_page();
 		pg[n++] = unwind_cache_hot_page();
 		pg[n++] = unwind_hot_page();
+	} else {
+		for (int i = 0; i < ndirty; i++)
+			pg[n++] = dirty[i];
 	}
 	sys_populate(pg, n);
 }
@@ -287,13 +295,17 @@ FSK_EXPORT pid_t fork(void)
 	scan_prefork();
 	spare_claim();
 	sys_populate_code_prepare();
+	/* taken (and reset) before the fork: a write to our TLS after it
+	 * would copy its page; kept in TLS, not in this frame, whose size
+	 * decides which pages of stack the child's exit path runs on */
+	t_fork_ndirty = unwind_cache_dirty_pages(t_fork_dirty, UNWIND_DIRTY_MAX);
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	if (pid == 0 && G.active)
 		fork_populate_code(); /* first: what follows runs there */
 	int err = errno;
 	if (pid >= 0 && G.active) /* a stopped trace writes none of them */
-		fork_populate(pid == 0);
+		fork_populate(pid == 0, t_fork_dirty, t_fork_ndirty);
 	if (pid == 0) {
 		nocow_clear();
 		init_child_after_fork(t0);

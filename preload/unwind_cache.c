@@ -149,6 +149,7 @@ struct cache_thread {
 	uint64_t captures, learnt;      /* for the learning budget */
 	uint64_t memo_put_from;         /* captures before the memo takes stacks */
 	int rc_mapped;                  /* the block's rc and memo mapped (cache_rc_map) */
+	uint32_t dirty;                 /* pages of the block written since the last fork */
 	/* each way's captures count at its last hit: kept here, not in the
 	 * block, so that a hit writes no page of it (a process that forks
 	 * copied the block's first page at each fork's stack, a fault of
@@ -388,6 +389,14 @@ static struct unwind_cache *cache_claim(void)
 	return NULL;
 }
 
+/* Page p of the thread's block c, written: bit p of t->dirty. */
+static inline void cache_dirty(struct cache_thread *t, const struct unwind_cache *c, const void *at)
+{
+	uint64_t p = ((uint64_t)(uintptr_t)at - (uint64_t)(uintptr_t)c) >> 12;
+	if (p < 32)
+		t->dirty |= 1u << p;
+}
+
 uint32_t unwind_memo_get(uint64_t h1, uint32_t h2)
 {
 	struct unwind_cache *c = t_cache.c;
@@ -403,9 +412,29 @@ void unwind_memo_put(uint64_t h1, uint32_t h2, uint32_t id)
 	if (!c || t_cache.captures < MEMO_AFTER || t_cache.captures < t_cache.memo_put_from)
 		return;
 	struct memo_ent *m = &c->memo[(h1 >> 17) & (MEMO_SLOTS - 1)];
+	cache_dirty(&t_cache, c, m);
 	m->h1 = h1;
 	m->h2 = h2;
 	m->id = id;
+}
+
+/* The pages of the calling thread's block it wrote since its last fork,
+ * at most max (out: an address in each), forgotten: taken before a fork
+ * for the parent's side of it (fork_populate). A process that forks in a loop writes the
+ * same ones (its last walk, a rule cache slot two return addresses take
+ * in turn) after each fork, and each first write copied a page the
+ * child shared (a bash loop: 2 faults of ~12 us an iteration). */
+int unwind_cache_dirty_pages(uint64_t *out, int max)
+{
+	struct unwind_cache *c = t_cache.c;
+	uint32_t d = t_cache.dirty;
+	int n = 0;
+	if (d)
+		t_cache.dirty = 0;
+	for (uint32_t p = 0; c && d && n < max; p++, d >>= 1)
+		if (d & 1)
+			out[n++] = (uint64_t)(uintptr_t)c + 4096ull * p;
+	return n;
 }
 
 /* The thread's block's first page, whose owner a fork child writes
@@ -437,6 +466,7 @@ void unwind_cache_fork_child(void)
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
 		t_cache.recent[i] = 0;
 	t_cache.recent_pos = 0;
+	t_cache.dirty = 0;
 	/* the parent's memo answers, but a page of it written here would be
 	 * copied: a child takes stacks into it only once it earned that */
 	t_cache.memo_put_from = t_cache.captures + MEMO_AFTER;
@@ -485,6 +515,8 @@ void unwind_cache_missed(const struct unwind_frame *f, const uint64_t *ips, uint
 		t_cache_walking = 0;
 		unw_leave();
 	}
+	cache_dirty(t, c, w);
+	cache_dirty(t, c, (const char *)(w + 1) - 1);
 	if (!ok)
 		return;
 	w->n = n;
@@ -1088,6 +1120,7 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 			}
 		}
 		if (e && rc_put) {
+			cache_dirty(&t_cache, t_cache.c, e);
 			e->key = key;
 			e->w = w | check;
 		}
@@ -1119,8 +1152,10 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 		else
 			keep |= w & RULE_BSAVE_MASK;
 		group_put(t, ip, code, keep);
-		if (e)
+		if (e) {
+			cache_dirty(&t_cache, t_cache.c, e);
 			e->w = keep | check;
+		}
 		w = keep;
 	}
 }
@@ -1270,6 +1305,8 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	}
 	l->n = n;
 	l->ended = (uint32_t)ended;
+	cache_dirty(&t_cache, c, l);
+	cache_dirty(&t_cache, c, (const char *)(l + 1) - 1);
 	/* the hash chains of the frames below the kept ones, or of all */
 	uint32_t i = whole ? k : n;
 	uint64_t a = i < n ? l->ha[i] : FSK_SH_A0, b = i < n ? l->hb[i] : FSK_SH_B0;

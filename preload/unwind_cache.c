@@ -85,13 +85,17 @@ struct cache_way {
  * each frame and what its rule read, so that a later walk that reaches
  * one of these frames in the same state takes the rest from here once
  * the stack words they read still hold what they held. */
+struct rules_frame {
+	uint64_t sp, bp;
+	uint64_t ha, hb;                /* the hash chains (fsk.h) of frames i to n - 1 */
+	uint32_t bsave;                 /* frame i saved its caller's rbp at CFA - bsave */
+};
 struct rules_last {
 	uint32_t n;                     /* frames; 0 = none */
 	uint32_t ended;                 /* the stack ended at frame n - 1 */
-	uint64_t ip[RULES_FRAMES], sp[RULES_FRAMES], bp[RULES_FRAMES];
-	uint32_t bsave[RULES_FRAMES];   /* frame i saved its caller's rbp at CFA - bsave */
-	uint64_t ha[RULES_FRAMES], hb[RULES_FRAMES]; /* the hash chains (fsk.h) of
-					 * frames i to n - 1 */
+	uint64_t ip[RULES_FRAMES];      /* apart: the walk's result (unwind_rules_walk) */
+	struct rules_frame f[RULES_FRAMES]; /* the rest of a frame together: a join
+					 * moves it in one go */
 };
 
 /* The thread's memo of stacks it interned: a stack that misses the ways
@@ -308,16 +312,16 @@ static int cache_from_rules(struct cache_way *c, const struct rules_last *l,
 {
 	struct cache_walk w;
 	if (!n || n > CACHE_FRAMES || (n < depth && !l->ended) || l->ip[0] != f->ip ||
-	    l->sp[0] != f->sp || l->bp[0] != f->bp)
+	    l->f[0].sp != f->sp || l->f[0].bp != f->bp)
 		return 0;
 	cache_start(c, &w, f);
 	for (uint32_t i = 0; i + 1 < n; i++) {
 		c->ip[i + 1] = l->ip[i + 1];
-		w.sp[i + 1] = l->sp[i + 1];
-		w.bp[i + 1] = l->bp[i + 1];
+		w.sp[i + 1] = l->f[i + 1].sp;
+		w.bp[i + 1] = l->f[i + 1].bp;
 		/* where frame i + 1's rbp was read: where frame i saved it,
 		 * else where frame i's own was */
-		w.bploc[i + 1] = l->bsave[i] ? l->sp[i + 1] - l->bsave[i] : w.bploc[i];
+		w.bploc[i + 1] = l->f[i].bsave ? l->f[i + 1].sp - l->f[i].bsave : w.bploc[i];
 		if (!cache_frame(c, &w, i))
 			return 0;
 	}
@@ -1167,9 +1171,9 @@ static uint64_t rule_apply(struct rc_ent *rc, int rc_put, struct rule *t, uint64
 static uint32_t rules_changed(const struct rules_last *l, uint32_t j)
 {
 	for (uint32_t i = l->n - 1; i-- > j;) {
-		uint64_t cfa = l->sp[i + 1];
+		uint64_t cfa = l->f[i + 1].sp;
 		if (peek(cfa - 8) != l->ip[i + 1] ||
-		    (l->bsave[i] && peek(cfa - l->bsave[i]) != l->bp[i + 1]))
+		    (l->f[i].bsave && peek(cfa - l->f[i].bsave) != l->f[i + 1].bp))
 			return i + 2;
 	}
 	return 0;
@@ -1228,20 +1232,16 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	int joined = 0, ended = 0, whole = 0;
 	while (n < depth) {
 		if (!joined) {
-			while (j < l->n && l->sp[j] < sp)
+			while (j < l->n && l->f[j].sp < sp)
 				j++;
-			if (j < l->n && j >= from && l->sp[j] == sp && l->ip[j] == ip && l->bp[j] == bp &&
+			if (j < l->n && j >= from && l->f[j].sp == sp && l->ip[j] == ip && l->f[j].bp == bp &&
 			    !(from = rules_changed(l, j))) {
 				/* the rest as the last walk had it: l[j..] becomes
 				 * l[n..], under the n new frames */
 				uint32_t keep = l->n - j < depth - n ? l->n - j : depth - n;
 				if (j != n) {
 					__builtin_memmove(&l->ip[n], &l->ip[j], keep * sizeof(l->ip[0]));
-					__builtin_memmove(&l->sp[n], &l->sp[j], keep * sizeof(l->sp[0]));
-					__builtin_memmove(&l->bp[n], &l->bp[j], keep * sizeof(l->bp[0]));
-					__builtin_memmove(&l->bsave[n], &l->bsave[j], keep * sizeof(l->bsave[0]));
-					__builtin_memmove(&l->ha[n], &l->ha[j], keep * sizeof(l->ha[0]));
-					__builtin_memmove(&l->hb[n], &l->hb[j], keep * sizeof(l->hb[0]));
+					__builtin_memmove(&l->f[n], &l->f[j], keep * sizeof(l->f[0]));
 				}
 				/* all of the last walk's frames from j on: their
 				 * hash chains hold (unless the walk goes on) */
@@ -1256,8 +1256,8 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 				/* go on from its last frame */
 				n--;
 				ip = l->ip[n];
-				sp = l->sp[n];
-				bp = l->bp[n];
+				sp = l->f[n].sp;
+				bp = l->f[n].bp;
 			}
 		}
 		uint64_t cfa = 0, w = rule_apply(rc, rc_put, t, ip, sp, bp, &cfa);
@@ -1268,9 +1268,9 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 		uint32_t bs = (uint32_t)RULE_BSAVE(w);
 		if (joined) {
 			l->ip[n] = ip;
-			l->sp[n] = sp;
-			l->bp[n] = bp;
-			l->bsave[n] = bs;
+			l->f[n].sp = sp;
+			l->f[n].bp = bp;
+			l->f[n].bsave = bs;
 		} else {
 			wip[n] = ip;
 			wsp[n] = sp;
@@ -1299,9 +1299,9 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 		k = n;
 	for (uint32_t i = 0; i < k; i++) {
 		l->ip[i] = wip[i];
-		l->sp[i] = wsp[i];
-		l->bp[i] = wbp[i];
-		l->bsave[i] = wbs[i];
+		l->f[i].sp = wsp[i];
+		l->f[i].bp = wbp[i];
+		l->f[i].bsave = wbs[i];
 	}
 	l->n = n;
 	l->ended = (uint32_t)ended;
@@ -1309,11 +1309,11 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	cache_dirty(&t_cache, c, (const char *)(l + 1) - 1);
 	/* the hash chains of the frames below the kept ones, or of all */
 	uint32_t i = whole ? k : n;
-	uint64_t a = i < n ? l->ha[i] : FSK_SH_A0, b = i < n ? l->hb[i] : FSK_SH_B0;
+	uint64_t a = i < n ? l->f[i].ha : FSK_SH_A0, b = i < n ? l->f[i].hb : FSK_SH_B0;
 	while (i-- > 0) {
 		fsk_sh_step(&a, &b, l->ip[i]);
-		l->ha[i] = a;
-		l->hb[i] = b;
+		l->f[i].ha = a;
+		l->f[i].hb = b;
 	}
 	*key = fsk_sh_key(a, b, n, h2);
 	*ips = l->ip;

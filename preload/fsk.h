@@ -208,10 +208,10 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * (MADV_POPULATE_WRITE, Linux 5.14) instead of a fault each at the first
  * write. No-op on an older kernel. Keeps errno. */
 #define SCAN_HOT_MAX 8   /* scan_hot_pages' at most */
-#define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, 2 of stack, 3 more,
-			  * the stack cache's written ones (the parent's) */
+#define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, then the
+			  * child's 3 more or the parent's stack cache pages */
 #define UNWIND_DIRTY_MAX 3
-_Static_assert(2 + 2 + SCAN_HOT_MAX + 2 + 3 + UNWIND_DIRTY_MAX <= FSK_HOT_MAX, "fork_populate's room");
+_Static_assert(2 + 2 + SCAN_HOT_MAX + 3 + UNWIND_DIRTY_MAX <= FSK_HOT_MAX, "fork_populate's room");
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
 /* The same for the pages of a range [lo, lo + len), in one call. */
 FSK_HIDDEN void sys_populate_range(uint64_t lo, uint64_t len);

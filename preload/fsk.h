@@ -209,9 +209,9 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * write. No-op on an older kernel. Keeps errno. */
 #define SCAN_HOT_MAX 8   /* scan_hot_pages' at most */
 #define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, then the
-			  * child's 3 more or the parent's stack cache pages */
+			  * child's 4 more or the parent's stack cache pages */
 #define UNWIND_DIRTY_MAX 3
-_Static_assert(2 + 2 + SCAN_HOT_MAX + 3 + UNWIND_DIRTY_MAX <= FSK_HOT_MAX, "fork_populate's room");
+_Static_assert(2 + 2 + SCAN_HOT_MAX + 4 + UNWIND_DIRTY_MAX <= FSK_HOT_MAX, "fork_populate's room");
 FSK_HIDDEN void sys_populate(uint64_t *pages, int n);
 /* The same for the pages of a range [lo, lo + len), in one call. */
 FSK_HIDDEN void sys_populate_range(uint64_t lo, uint64_t len);
@@ -236,6 +236,7 @@ FSK_HIDDEN uint64_t faults_hot_page(void);
 FSK_HIDDEN uint64_t unwind_cache_hot_page(void);
 FSK_HIDDEN int unwind_cache_dirty_pages(uint64_t *out, int max);
 FSK_HIDDEN uint64_t unwind_hot_page(void);
+FSK_HIDDEN uint64_t unwind_found_page(void);
 /* One "forkscope: ..." line on stderr; parts joined, NULL-terminated. */
 FSK_HIDDEN void sys_say(const char *first, ...) __attribute__((sentinel));
 FSK_HIDDEN int sys_write_all(int fd, const void *buf, size_t len);

@@ -242,6 +242,7 @@ static inline __attribute__((always_inline)) void fork_populate_code(void)
  * (unwind_cache_dirty_pages), taken before this one. */
 static __thread uint64_t t_fork_dirty[UNWIND_DIRTY_MAX];
 static __thread int t_fork_ndirty;
+static __thread uint64_t t_fork_found; /* unwind_found_page() before the fork */
 
 /* The page of stack fork's frame is in and the one below it that each
  * side writes next (the child's exit path one more), copied in by one
@@ -283,6 +284,7 @@ static void fork_populate(int child, const uint64_t *dirty, int ndirty)
 		pg[n++] = faults_hot_page();
 		pg[n++] = unwind_cache_hot_page();
 		pg[n++] = unwind_hot_page();
+		pg[n++] = t_fork_found; /* read before the fork: here, a fault */
 	} else {
 		for (int i = 0; i < ndirty; i++)
 			pg[n++] = dirty[i];
@@ -322,6 +324,7 @@ FSK_EXPORT pid_t fork(void)
 	 * would copy its page; kept in TLS, not in this frame, whose size
 	 * decides which pages of stack the child's exit path runs on */
 	t_fork_ndirty = unwind_cache_dirty_pages(t_fork_dirty, UNWIND_DIRTY_MAX);
+	t_fork_found = unwind_found_page();
 	uint64_t t0 = sys_now_ns();
 	pid_t pid = real.fork();
 	if (pid == 0 && G.active)

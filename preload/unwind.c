@@ -85,6 +85,7 @@ struct unwind_shared {
 	_Atomic uint32_t level_taken[UNWIND_LEVELS]; /* slots claimed */
 	_Atomic uint32_t ids_used;      /* the last id given */
 	_Atomic uint64_t rule_pages;    /* pages of the rules that hold one (unwind_cache.c) */
+	_Atomic uint64_t found_page;    /* the page of entries a look-up last read, or 0 */
 };
 
 /* One shared mapping. Its first page holds what an image with few
@@ -117,6 +118,16 @@ static _Atomic int s_full_noted;
 uint64_t unwind_hot_page(void)
 {
 	return (uint64_t)(uintptr_t)s_sh;
+}
+
+/* The page of entries a look-up of the group last read (unwind_same),
+ * for the fork child's populate: a shell's children look up the stacks
+ * of their way from fork to exec, which an earlier child interned and
+ * their parent never meets, and each child took a fault to read that
+ * page (a bash loop: one an iteration). 0 for none. */
+uint64_t unwind_found_page(void)
+{
+	return s_sh ? atomic_load_explicit(&s_sh->found_page, memory_order_relaxed) : 0;
 }
 
 static struct unwind_mod *s_mods;      /* UNWIND_MODS */
@@ -487,7 +498,12 @@ static inline struct unwind_entry *unwind_entry(uint32_t id)
 static int unwind_same(uint32_t id, uint64_t key, uint32_t h2, uint32_t n)
 {
 	const struct unwind_entry *e = unwind_entry(id);
-	return e->key == key && e->h2 == h2 && e->depth == n;
+	if (e->key != key || e->h2 != h2 || e->depth != n)
+		return 0;
+	uint64_t pg = id > UNWIND_E0 ? (uint64_t)(uintptr_t)e & ~4095ull : 0;
+	if (atomic_load_explicit(&s_sh->found_page, memory_order_relaxed) != pg)
+		atomic_store_explicit(&s_sh->found_page, pg, memory_order_relaxed);
+	return 1;
 }
 
 static _Atomic uint64_t *unwind_table(uint32_t k)

@@ -272,7 +272,7 @@ static inline __attribute__((always_inline)) void fork_populate_stack(int child)
 /* Each side's pages of ours that it writes at every fork, copied in at
  * once (sys_populate): the parent's before its next fork, the child's
  * before it execs or exits. */
-static void fork_populate(int child, const uint64_t *dirty, int ndirty)
+static void fork_populate(int child)
 {
 	uint64_t pg[FSK_HOT_MAX];
 	int n = 0;
@@ -286,8 +286,8 @@ static void fork_populate(int child, const uint64_t *dirty, int ndirty)
 		pg[n++] = unwind_hot_page();
 		pg[n++] = t_fork_found; /* read before the fork: here, a fault */
 	} else {
-		for (int i = 0; i < ndirty; i++)
-			pg[n++] = dirty[i];
+		for (int i = 0; i < t_fork_ndirty; i++)
+			pg[n++] = t_fork_dirty[i];
 	}
 	sys_populate(pg, n);
 }
@@ -333,7 +333,7 @@ FSK_EXPORT pid_t fork(void)
 		fork_populate_stack(pid == 0);
 	int err = errno;
 	if (pid >= 0 && G.active) /* a stopped trace writes none of them */
-		fork_populate(pid == 0, t_fork_dirty, t_fork_ndirty);
+		fork_populate(pid == 0);
 	if (pid == 0) {
 		nocow_clear();
 		init_child_after_fork(t0);

@@ -92,6 +92,13 @@ static int page_runs(uint64_t *pg, int n, struct sys_run *runs, int max)
 	return r;
 }
 
+/* The pages [a, b) by one madvise; errno is the caller's to keep. */
+static void populate_run(uint64_t a, uint64_t b)
+{
+	if (syscall(SYS_madvise, a, b - a, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
+		sys_populate_off = 1; /* before 5.14 */
+}
+
 void sys_populate(uint64_t *pages, int n)
 {
 	if (sys_populate_off || n <= 0)
@@ -99,12 +106,8 @@ void sys_populate(uint64_t *pages, int n)
 	int saved = errno;
 	struct sys_run runs[FSK_HOT_MAX];
 	int nr = page_runs(pages, n, runs, FSK_HOT_MAX);
-	for (int i = 0; i < nr; i++)
-		if (syscall(SYS_madvise, runs[i].lo, runs[i].hi - runs[i].lo, MADV_POPULATE_WRITE) < 0 &&
-		    errno == EINVAL) {
-			sys_populate_off = 1; /* before 5.14 */
-			break;
-		}
+	for (int i = 0; i < nr && !sys_populate_off; i++)
+		populate_run(runs[i].lo, runs[i].hi);
 	errno = saved;
 }
 
@@ -116,8 +119,7 @@ void sys_populate_range(uint64_t lo, uint64_t len)
 	if (sys_populate_off || b <= a)
 		return;
 	int saved = errno;
-	if (syscall(SYS_madvise, a, b - a, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
-		sys_populate_off = 1; /* before 5.14 */
+	populate_run(a, b);
 	errno = saved;
 }
 

@@ -1305,8 +1305,7 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 	}
 	l->n = n;
 	l->ended = (uint32_t)ended;
-	cache_dirty(&t_cache, c, l);
-	cache_dirty(&t_cache, c, (const char *)(l + 1) - 1);
+	cache_dirty(&t_cache, c, l); /* all in the block's first page */
 	/* the hash chains of the frames below the kept ones, or of all */
 	uint32_t i = whole ? k : n;
 	uint64_t a = i < n ? l->f[i].ha : FSK_SH_A0, b = i < n ? l->f[i].hb : FSK_SH_B0;

@@ -169,6 +169,8 @@ static struct unwind_cache *_Atomic s_pool;
 static _Atomic uint64_t s_learnt, s_learnt_unw;
 static _Atomic uint64_t s_group_puts;   /* rules put into the group's table (group_put) */
 static _Atomic uint32_t s_xwin;         /* windows of the trace's rules mapped (xrule_map) */
+static _Atomic uint64_t s_xpage[4];     /* its pages mapped alone, bit a page */
+static _Atomic uint8_t s_xalone[32];    /* how many, a window */
 /* FORKSCOPE_UNWIND_CHECK=3 (rule_compare) */
 static _Atomic uint64_t s_cfi_checked, s_cfi_differed, s_cfi_left;
 static uint64_t s_cfi_first[5];         /* ip, table's rule, rule_step's, the step's
@@ -465,6 +467,10 @@ void unwind_cache_fork_child(void)
 	atomic_store(&s_learnt_unw, 0);
 	atomic_store(&s_group_puts, 0);
 	atomic_store(&s_xwin, 0);
+	for (uint32_t i = 0; i < sizeof(s_xpage) / sizeof(s_xpage[0]); i++)
+		atomic_store(&s_xpage[i], 0);
+	for (uint32_t i = 0; i < sizeof(s_xalone); i++)
+		atomic_store(&s_xalone[i], 0);
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
@@ -883,28 +889,51 @@ static struct rule *xrules(void)
  * process maps them a fault at a time: a read maps the 16 pages of its
  * window read-only, and each page written then faults again. A cc1 that
  * learnt its rules first took 107 faults here (~12 us each), one that
- * ran beside it 44. A window is mapped writable in one call at its first
- * use instead (~8 us). A fork child maps them again (fork copies no page
- * table of a shared mapping). */
+ * ran beside it 44. A window is mapped writable in one call (~8 us) once
+ * the process used XRULE_PAGES_FIRST pages of it, each mapped alone
+ * before (~2 us): a short-lived image reads a rule or two in each of
+ * the 4 to 6 windows its code has rules in (a program making three
+ * allocations mapped 64 pages of them, 20 us more of its start). A fork
+ * child maps them again (fork copies no page table of a shared mapping). */
 #define XRULE_WIN_SLOTS (65536 / sizeof(struct rule))
+#define XRULE_PAGE_SLOTS (4096 / sizeof(struct rule))
+#define XRULE_PAGES ((1u << XRULE_BITS) / XRULE_PAGE_SLOTS)
+#define XRULE_PAGES_FIRST 2
 _Static_assert((1u << XRULE_BITS) / XRULE_WIN_SLOTS <= 32, "a bit a window");
+_Static_assert(RULE_PROBES <= XRULE_PAGE_SLOTS, "a probe spans two pages at most");
+_Static_assert(sizeof(s_xpage) * 8 == XRULE_PAGES, "a bit a page");
 
-static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint32_t want)
+static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint64_t h)
 {
-	atomic_fetch_or_explicit(&s_xwin, want, memory_order_relaxed);
-	for (uint32_t w = 0; want; w++, want >>= 1)
-		if (want & 1)
+	uint64_t pages[2] = { h / XRULE_PAGE_SLOTS,
+			      ((h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1)) / XRULE_PAGE_SLOTS };
+	for (int i = 0; i < 2; i++) {
+		uint64_t pg = pages[i], w = pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS, bit = 1ull << (pg & 63);
+		if ((i && pg == pages[0]) || atomic_load_explicit(&s_xwin, memory_order_relaxed) & 1u << w ||
+		    atomic_load_explicit(&s_xpage[pg / 64], memory_order_relaxed) & bit)
+			continue;
+		if (atomic_fetch_add_explicit(&s_xalone[w], 1, memory_order_relaxed) < XRULE_PAGES_FIRST) {
+			atomic_fetch_or_explicit(&s_xpage[pg / 64], bit, memory_order_relaxed);
+			sys_populate_range((uint64_t)(uintptr_t)(t + pg * XRULE_PAGE_SLOTS), 4096);
+		} else {
+			atomic_fetch_or_explicit(&s_xwin, 1u << w, memory_order_relaxed);
 			sys_populate_range((uint64_t)(uintptr_t)(t + w * XRULE_WIN_SLOTS), 65536);
+		}
+	}
 }
 
-/* The windows of the RULE_PROBES slots from h, mapped. */
+/* The pages of the RULE_PROBES slots from h, mapped. */
 static inline void xrule_map(struct rule *t, uint64_t h)
 {
-	uint32_t want = 1u << (h / XRULE_WIN_SLOTS) |
-			1u << (((h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1)) / XRULE_WIN_SLOTS);
-	want &= ~atomic_load_explicit(&s_xwin, memory_order_relaxed);
-	if (unlikely(want))
-		xrule_map_more(t, want);
+	uint64_t h2 = (h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1);
+	uint32_t win = atomic_load_explicit(&s_xwin, memory_order_relaxed);
+	if (likely(win & 1u << (h / XRULE_WIN_SLOTS) && win & 1u << (h2 / XRULE_WIN_SLOTS)))
+		return;
+	uint64_t p1 = h / XRULE_PAGE_SLOTS, p2 = h2 / XRULE_PAGE_SLOTS;
+	if (atomic_load_explicit(&s_xpage[p1 / 64], memory_order_relaxed) & 1ull << (p1 & 63) &&
+	    atomic_load_explicit(&s_xpage[p2 / 64], memory_order_relaxed) & 1ull << (p2 & 63))
+		return;
+	xrule_map_more(t, h);
 }
 
 /* The key of ip in the trace's table and its home slot; 0 when ip has no
@@ -1221,7 +1250,9 @@ uint32_t unwind_rules_walk(const struct unwind_frame *f, const uint64_t **ips, u
 		return 0;
 	struct rules_last *l = &c->last;
 	struct rc_ent *rc = t_cache.captures >= MEMO_AFTER ? c->rc : NULL;
-	int rc_put = t_cache.captures >= t_cache.memo_put_from;
+	/* rc from MEMO_AFTER captures on, and written (mapped) once the
+	 * thread may put stacks in its memo: not in a short-lived image */
+	int rc_put = rc && t_cache.captures >= t_cache.memo_put_from;
 	if (unlikely(rc_put && !t_cache.rc_mapped))
 		cache_rc_map(&t_cache, c);
 	uint64_t ip = f->ip, sp = f->sp, bp = f->bp;

@@ -398,17 +398,19 @@ static int mapped(long r)
 	return !(r < 0 && r > -4096);
 }
 
-/* The table's mapping with its private page above: that page first,
- * where the kernel puts it, and the table right below it (top-down, that
- * room is mostly free), else a private reservation of both that the
- * table then replaces (its split and unmap cost an image's first stack
- * ~10 us more). The address, or -errno. */
-static long table_map(void)
+/* The table's mapping with a private mapping of ours right above it:
+ * the modules' (`above`, just mapped where the kernel put it), the table
+ * right below (top-down, that room is mostly free), else a private
+ * reservation of the table and a page that the table then replaces (its
+ * split and unmap cost an image's first stack ~10 us more). A lone page
+ * mapped first for this, as before, went into the hole the loader's
+ * cache leaves among the libraries (11 pages), where the table never
+ * fitted: 3 system calls more than the reservation, every image. The
+ * address, or -errno. */
+static long table_map(uint64_t above)
 {
-	long g = syscall(SYS_mmap, 0, 4096, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (mapped(g) && (uint64_t)g > UNWIND_MAP) {
-		long r = g - (long)UNWIND_MAP;
+	if (above > UNWIND_MAP) {
+		long r = (long)(above - UNWIND_MAP);
 		long t = syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
 				 MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
 		if (t == r)
@@ -416,8 +418,6 @@ static long table_map(void)
 		if (mapped(t)) /* a kernel before 4.17 took the address as a hint */
 			syscall(SYS_munmap, t, UNWIND_MAP);
 	}
-	if (mapped(g))
-		syscall(SYS_munmap, g, 4096);
 	long r = syscall(SYS_mmap, 0, UNWIND_MAP + 4096, PROT_READ | PROT_WRITE,
 			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (mapped(r) && syscall(SYS_mmap, r, UNWIND_MAP, PROT_READ | PROT_WRITE,
@@ -431,12 +431,12 @@ static long table_map(void)
 static int unwind_make(void)
 {
 	/* registered as ours: scans leave them out. The table is shared
-	 * with the fork children to come (see the top), with a private page
-	 * above it: a shared anonymous mapping shows as a file (/dev/zero),
-	 * and scans take an anonymous mapping right above a file's for its
-	 * bss, here ours. */
+	 * with the fork children to come (see the top), with a private
+	 * mapping of ours above it (the modules', or a page of its own): a
+	 * shared anonymous mapping shows as a file (/dev/zero), and scans
+	 * take an anonymous mapping right above a file's for its bss. */
 	s_mods = scan_map(UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
-	long r = s_mods ? table_map() : -ENOMEM;
+	long r = s_mods ? table_map((uint64_t)(uintptr_t)s_mods) : -ENOMEM;
 	if (r < 0 && r > -4096) {
 		scan_unmap(s_mods, UNWIND_MODS * sizeof(*s_mods) + UNWIND_PATHS);
 		s_mods = NULL;

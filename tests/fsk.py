@@ -80,6 +80,12 @@ def prog(name):
     return os.path.join(env("FSK_PROGS") or os.path.join(top(), "build", "progs"), name)
 
 
+def bench_prog(name):
+    """A program of build/bench, from the same build/ as prog's (run.sh's
+    world-readable copy when the checkout is not reachable by nobody)."""
+    return os.path.join(os.path.dirname(os.path.dirname(prog(name))), "bench", name)
+
+
 def _defaults():
     """Lets a test run on its own (python3 tests/t_x.py) as under run.sh."""
     os.environ.setdefault("FORKSCOPE_LIB", os.path.join(top(), "build", "libforkscope.so"))

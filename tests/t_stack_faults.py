@@ -41,7 +41,6 @@ MORE = 40    # stacks over events only, at most
 START_MORE = 30  # start_alloc: pages stacks map over events only, at most
 SAVED = 40   # populating saves, at least
 SLACK = 15   # more of each with randomization on
-START_ALLOC = os.path.join(fsk.top(), "build", "bench", "start_alloc")
 
 
 def faults(tag, opts, pop, wrap):
@@ -58,7 +57,7 @@ def faults(tag, opts, pop, wrap):
 def start_pages(tag, opts, wrap):
     """The pages start_alloc mapped (minor faults) under the runner, or
     None when it failed."""
-    r = fsk.run_traced([START_ALLOC, "pages"], wrap=wrap, options=["-q"] + opts)
+    r = fsk.run_traced([fsk.bench_prog("start_alloc"), "pages"], wrap=wrap, options=["-q"] + opts)
     kv = fsk.at_dicts(r.err, "start_alloc")
     if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
         return None
@@ -66,7 +65,7 @@ def start_pages(tag, opts, wrap):
 
 
 def main():
-    fsk.require(fsk.prog("fault_count"), fsk.prog("many_stacks"), START_ALLOC)
+    fsk.require(fsk.prog("fault_count"), fsk.prog("many_stacks"), fsk.bench_prog("start_alloc"))
     if not fsk.kernel_populates():
         fsk.skip("kernel before 5.14: no MADV_POPULATE_WRITE, the tables are not populated")
     norand = ["setarch", "-R"] if fsk.tool("setarch") else []

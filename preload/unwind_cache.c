@@ -903,37 +903,38 @@ _Static_assert((1u << XRULE_BITS) / XRULE_WIN_SLOTS <= 32, "a bit a window");
 _Static_assert(RULE_PROBES <= XRULE_PAGE_SLOTS, "a probe spans two pages at most");
 _Static_assert(sizeof(s_xpage) * 8 == XRULE_PAGES, "a bit a page");
 
-static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint64_t h)
+/* Whether page pg of the trace's table is mapped: alone or with its window. */
+static inline int xrule_page_mapped(uint64_t pg)
 {
-	uint64_t pages[2] = { h / XRULE_PAGE_SLOTS,
-			      ((h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1)) / XRULE_PAGE_SLOTS };
-	for (int i = 0; i < 2; i++) {
-		uint64_t pg = pages[i], w = pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS, bit = 1ull << (pg & 63);
-		if ((i && pg == pages[0]) || atomic_load_explicit(&s_xwin, memory_order_relaxed) & 1u << w ||
-		    atomic_load_explicit(&s_xpage[pg / 64], memory_order_relaxed) & bit)
-			continue;
-		if (atomic_fetch_add_explicit(&s_xalone[w], 1, memory_order_relaxed) < XRULE_PAGES_FIRST) {
-			atomic_fetch_or_explicit(&s_xpage[pg / 64], bit, memory_order_relaxed);
-			sys_populate_range((uint64_t)(uintptr_t)(t + pg * XRULE_PAGE_SLOTS), 4096);
-		} else {
-			atomic_fetch_or_explicit(&s_xwin, 1u << w, memory_order_relaxed);
-			sys_populate_range((uint64_t)(uintptr_t)(t + w * XRULE_WIN_SLOTS), 65536);
+	return (atomic_load_explicit(&s_xwin, memory_order_relaxed) >> (pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS) & 1) ||
+	       (atomic_load_explicit(&s_xpage[pg / 64], memory_order_relaxed) >> (pg & 63) & 1);
+}
+
+static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint64_t p1, uint64_t p2)
+{
+	for (uint64_t pg = p1;; pg = p2) {
+		uint64_t w = pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS;
+		if (!xrule_page_mapped(pg)) {
+			if (atomic_fetch_add_explicit(&s_xalone[w], 1, memory_order_relaxed) < XRULE_PAGES_FIRST) {
+				atomic_fetch_or_explicit(&s_xpage[pg / 64], 1ull << (pg & 63), memory_order_relaxed);
+				sys_populate_range((uint64_t)(uintptr_t)(t + pg * XRULE_PAGE_SLOTS), 4096);
+			} else {
+				atomic_fetch_or_explicit(&s_xwin, 1u << w, memory_order_relaxed);
+				sys_populate_range((uint64_t)(uintptr_t)(t + w * XRULE_WIN_SLOTS), 65536);
+			}
 		}
+		if (pg == p2)
+			return;
 	}
 }
 
 /* The pages of the RULE_PROBES slots from h, mapped. */
 static inline void xrule_map(struct rule *t, uint64_t h)
 {
-	uint64_t h2 = (h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1);
-	uint32_t win = atomic_load_explicit(&s_xwin, memory_order_relaxed);
-	if (likely(win & 1u << (h / XRULE_WIN_SLOTS) && win & 1u << (h2 / XRULE_WIN_SLOTS)))
-		return;
-	uint64_t p1 = h / XRULE_PAGE_SLOTS, p2 = h2 / XRULE_PAGE_SLOTS;
-	if (atomic_load_explicit(&s_xpage[p1 / 64], memory_order_relaxed) & 1ull << (p1 & 63) &&
-	    atomic_load_explicit(&s_xpage[p2 / 64], memory_order_relaxed) & 1ull << (p2 & 63))
-		return;
-	xrule_map_more(t, h);
+	uint64_t p1 = h / XRULE_PAGE_SLOTS,
+		 p2 = ((h + RULE_PROBES - 1) & ((1u << XRULE_BITS) - 1)) / XRULE_PAGE_SLOTS;
+	if (unlikely(!xrule_page_mapped(p1) || !xrule_page_mapped(p2)))
+		xrule_map_more(t, p1, p2);
 }
 
 /* The key of ip in the trace's table and its home slot; 0 when ip has no

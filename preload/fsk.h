@@ -207,6 +207,12 @@ FSK_HIDDEN char *sys_utoa(char *d, uint64_t v, const char *end);
  * none) copied in as few calls as contiguous runs allow
  * (MADV_POPULATE_WRITE, Linux 5.14) instead of a fault each at the first
  * write. No-op on an older kernel. Keeps errno. */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22  /* Linux 5.14; older headers lack them */
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
 #define SCAN_HOT_MAX 8   /* scan_hot_pages' at most */
 #define FSK_HOT_MAX 24   /* fork_populate's: G, TLS, emit's 2, the scan's, then the
 			  * child's 4 more or the parent's stack cache pages */

@@ -213,29 +213,28 @@ static __attribute__((noinline)) void fork_parent_records(pid_t pid, int err, ui
 	emit_hold_end(&hold);
 }
 
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-/* The fork child's sys_code_runs, mapped by madvise with no errno and no
- * call: inlined into fork, whose page is the only one of ours the child
- * runs before this (reading errno runs libc code whose page is not
- * mapped yet). Errors change nothing: the pages fault in as before. */
+/* madvise with no call and no errno, inlined into fork: right after
+ * the fork, the pages of the calls (libc's syscall, errno) may not be
+ * mapped yet on the child's side. Errors change nothing: the pages fault
+ * in as they would have. */
+static inline __attribute__((always_inline)) void fork_madvise(uint64_t a, uint64_t len, long advice)
+{
+	long r;
+	__asm__ volatile("syscall"
+			 : "=a"(r)
+			 : "0"((long)SYS_madvise), "D"(a), "S"(len), "d"(advice)
+			 : "rcx", "r11", "memory");
+	(void)r;
+}
+
+/* The fork child's sys_code_runs, mapped first: fork's page is the only
+ * one of ours the child runs before this. */
 static inline __attribute__((always_inline)) void fork_populate_code(void)
 {
 	if (sys_populate_off)
 		return;
-	for (int i = 0; i < sys_code_nruns; i++) {
-		long r;
-		__asm__ volatile("syscall"
-				 : "=a"(r)
-				 : "0"((long)SYS_madvise), "D"(sys_code_runs[i].lo),
-				   "S"(sys_code_runs[i].hi - sys_code_runs[i].lo), "d"((long)MADV_POPULATE_READ)
-				 : "rcx", "r11", "memory");
-		(void)r;
-	}
+	for (int i = 0; i < sys_code_nruns; i++)
+		fork_madvise(sys_code_runs[i].lo, sys_code_runs[i].hi - sys_code_runs[i].lo, MADV_POPULATE_READ);
 }
 
 /* The pages of the stack cache the parent wrote since its last fork
@@ -260,13 +259,7 @@ static inline __attribute__((always_inline)) void fork_populate_stack(int child)
 	uint64_t sp, below = child ? 2 : 1;
 	__asm__ volatile("mov %%rsp, %0" : "=r"(sp));
 	sp &= ~4095ull;
-	long r;
-	__asm__ volatile("syscall"
-			 : "=a"(r)
-			 : "0"((long)SYS_madvise), "D"(sp - 4096 * below), "S"(4096 * (below + 1)),
-			   "d"((long)MADV_POPULATE_WRITE)
-			 : "rcx", "r11", "memory");
-	(void)r;
+	fork_madvise(sp - 4096 * below, 4096 * (below + 1), MADV_POPULATE_WRITE);
 }
 
 /* Each side's pages of ours that it writes at every fork, copied in at

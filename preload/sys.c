@@ -53,9 +53,6 @@ void sys_munmap(void *p, size_t len)
 	syscall(SYS_munmap, p, len);
 }
 
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
 /*
  * A page fork left shared costs the side that writes it first a fault and
  * a copy: 12 to 16 us here (a VM, where a fault is dear), of which the

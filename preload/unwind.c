@@ -399,14 +399,13 @@ static int mapped(long r)
 }
 
 /* The table's mapping with a private mapping of ours right above it:
- * the modules' (`above`, just mapped where the kernel put it), the table
- * right below (top-down, that room is mostly free), else a private
- * reservation of the table and a page that the table then replaces (its
- * split and unmap cost an image's first stack ~10 us more). A lone page
- * mapped first for this, as before, went into the hole the loader's
- * cache leaves among the libraries (11 pages), where the table never
- * fitted: 3 system calls more than the reservation, every image. The
- * address, or -errno. */
+ * right below the modules' (`above`, just mapped where the kernel put
+ * it: top-down, the room under it is mostly free), one mmap; else a
+ * private reservation of the table and a page that the table then
+ * replaces (its split and unmap cost an image's first stack ~10 us
+ * more). Not below a page mapped for the purpose: that page went into
+ * the hole the loader's cache leaves among the libraries (11 pages),
+ * where the table never fits. The address, or -errno. */
 static long table_map(uint64_t above)
 {
 	if (above > UNWIND_MAP) {

@@ -170,7 +170,6 @@ static _Atomic uint64_t s_learnt, s_learnt_unw;
 static _Atomic uint64_t s_group_puts;   /* rules put into the group's table (group_put) */
 static _Atomic uint32_t s_xwin;         /* windows of the trace's rules mapped (xrule_map) */
 static _Atomic uint64_t s_xpage[4];     /* its pages mapped alone, bit a page */
-static _Atomic uint8_t s_xalone[32];    /* how many, a window */
 /* FORKSCOPE_UNWIND_CHECK=3 (rule_compare) */
 static _Atomic uint64_t s_cfi_checked, s_cfi_differed, s_cfi_left;
 static uint64_t s_cfi_first[5];         /* ip, table's rule, rule_step's, the step's
@@ -469,8 +468,6 @@ void unwind_cache_fork_child(void)
 	atomic_store(&s_xwin, 0);
 	for (uint32_t i = 0; i < sizeof(s_xpage) / sizeof(s_xpage[0]); i++)
 		atomic_store(&s_xpage[i], 0);
-	for (uint32_t i = 0; i < sizeof(s_xalone); i++)
-		atomic_store(&s_xalone[i], 0);
 	if (t_cache.c)
 		atomic_store(&t_cache.c->owner, sys_gettid());
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
@@ -893,7 +890,7 @@ static struct rule *xrules(void)
  * the process used XRULE_PAGES_FIRST pages of it, each mapped alone
  * before (~2 us): a short-lived image reads a rule or two in each of
  * the 4 to 6 windows its code has rules in (a program making three
- * allocations mapped 64 pages of them, 20 us more of its start). A fork
+ * allocations mapped 64 pages of them: 43 us of its start, 19 now). A fork
  * child maps them again (fork copies no page table of a shared mapping). */
 #define XRULE_WIN_SLOTS (65536 / sizeof(struct rule))
 #define XRULE_PAGE_SLOTS (4096 / sizeof(struct rule))
@@ -902,6 +899,7 @@ static struct rule *xrules(void)
 _Static_assert((1u << XRULE_BITS) / XRULE_WIN_SLOTS <= 32, "a bit a window");
 _Static_assert(RULE_PROBES <= XRULE_PAGE_SLOTS, "a probe spans two pages at most");
 _Static_assert(sizeof(s_xpage) * 8 == XRULE_PAGES, "a bit a page");
+_Static_assert(64 % (XRULE_WIN_SLOTS / XRULE_PAGE_SLOTS) == 0, "a window's page bits in one word");
 
 /* Whether page pg of the trace's table is mapped: alone or with its window. */
 static inline int xrule_page_mapped(uint64_t pg)
@@ -913,9 +911,11 @@ static inline int xrule_page_mapped(uint64_t pg)
 static __attribute__((noinline)) void xrule_map_more(struct rule *t, uint64_t p1, uint64_t p2)
 {
 	for (uint64_t pg = p1;; pg = p2) {
-		uint64_t w = pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS;
+		uint64_t w = pg * XRULE_PAGE_SLOTS / XRULE_WIN_SLOTS, per = XRULE_WIN_SLOTS / XRULE_PAGE_SLOTS;
+		uint64_t alone = atomic_load_explicit(&s_xpage[pg / 64], memory_order_relaxed) >>
+				 (w * per % 64) & ((1ull << per) - 1);
 		if (!xrule_page_mapped(pg)) {
-			if (atomic_fetch_add_explicit(&s_xalone[w], 1, memory_order_relaxed) < XRULE_PAGES_FIRST) {
+			if (__builtin_popcountll(alone) < XRULE_PAGES_FIRST) {
 				atomic_fetch_or_explicit(&s_xpage[pg / 64], 1ull << (pg & 63), memory_order_relaxed);
 				sys_populate_range((uint64_t)(uintptr_t)(t + pg * XRULE_PAGE_SLOTS), 4096);
 			} else {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/mman.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <spawn.h>
 #include <time.h>
@@ -233,8 +234,16 @@ struct sys_run {
 	uint64_t lo, hi;
 };
 #define SYS_CODE_RUNS 24
-FSK_HIDDEN extern struct sys_run sys_code_runs[SYS_CODE_RUNS];
+FSK_HIDDEN extern struct iovec sys_code_iov[SYS_CODE_RUNS];
 FSK_HIDDEN extern int sys_code_nruns, sys_populate_off;
+/* Whether a list of runs goes to the kernel in one process_madvise(2)
+ * (sys.c): 1 yes, -1 one madvise a run; known once
+ * sys_populate_code_prepare ran. */
+FSK_HIDDEN extern int sys_pmadv;
+#define SYS_PIDFD_SELF (-10000) /* PIDFD_SELF: the calling thread (Linux 6.14) */
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440
+#endif
 
 FSK_HIDDEN int scan_hot_pages(uint64_t *out, int child);
 FSK_HIDDEN int emit_hot_pages(uint64_t *out);

@@ -227,14 +227,29 @@ static inline __attribute__((always_inline)) void fork_madvise(uint64_t a, uint6
 	(void)r;
 }
 
-/* The fork child's sys_code_runs, mapped first: fork's page is the only
- * one of ours the child runs before this. */
+/* The fork child's sys_code_iov, mapped first: fork's page is the only
+ * one of ours the child runs before this. In one process_madvise where
+ * the parent found it works (sys_pmadv), with no call either; a run it
+ * could not map stays to fault in. */
 static inline __attribute__((always_inline)) void fork_populate_code(void)
 {
 	if (sys_populate_off)
 		return;
+	if (sys_pmadv > 0) {
+		long r;
+		register long r10 __asm__("r10") = MADV_POPULATE_READ;
+		register long r8 __asm__("r8") = 0;
+		__asm__ volatile("syscall"
+				 : "=a"(r)
+				 : "0"((long)SYS_process_madvise), "D"((long)SYS_PIDFD_SELF), "S"(sys_code_iov),
+				   "d"((long)sys_code_nruns), "r"(r10), "r"(r8)
+				 : "rcx", "r11", "memory");
+		(void)r;
+		return;
+	}
 	for (int i = 0; i < sys_code_nruns; i++)
-		fork_madvise(sys_code_runs[i].lo, sys_code_runs[i].hi - sys_code_runs[i].lo, MADV_POPULATE_READ);
+		fork_madvise((uint64_t)(uintptr_t)sys_code_iov[i].iov_base, sys_code_iov[i].iov_len,
+			     MADV_POPULATE_READ);
 }
 
 /* The pages of the stack cache the parent wrote since its last fork

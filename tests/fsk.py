@@ -437,6 +437,16 @@ def at_dicts(text, kind):
     return [kv for _, kv in at_lines(text, kind)]
 
 
+def at_num(tag, r, text, kind, key):
+    """Value `key` of the one "@ kind" line of text (r's output), as a
+    number; None, with a failed check TAG.ran, when r failed or printed
+    no such line or several."""
+    kv = at_dicts(text, kind)
+    if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
+        return None
+    return num(kv[0].get(key))
+
+
 def num(v):
     """int of a decimal or 0x value; None for None or '?'."""
     if v is None or v == "?":

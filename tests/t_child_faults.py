@@ -29,10 +29,7 @@ SHAPES = ((0, "exit"), (16, "cow16"))  # pages each child writes
 
 
 def faults(tag, r):
-    kv = fsk.at_dicts(r.out, "child_faults")
-    if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
-        return None
-    return fsk.num(kv[0].get("faults"))
+    return fsk.at_num(tag, r, r.out, "child_faults", "faults")
 
 
 def main():

@@ -48,20 +48,14 @@ def faults(tag, opts, pop, wrap):
     failed; -1 where the counter is not allowed."""
     r = fsk.run_traced([fsk.prog("fault_count"), fsk.prog("many_stacks")], wrap=wrap,
                        options=["-q"] + opts, env={"FORKSCOPE_POPULATE": pop})
-    kv = fsk.at_dicts(r.err, "fault_count")
-    if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
-        return None
-    return fsk.num(kv[0].get("faults"))
+    return fsk.at_num(tag, r, r.err, "fault_count", "faults")
 
 
 def start_pages(tag, opts, wrap):
     """The pages start_alloc mapped (minor faults) under the runner, or
     None when it failed."""
     r = fsk.run_traced([fsk.bench_prog("start_alloc"), "pages"], wrap=wrap, options=["-q"] + opts)
-    kv = fsk.at_dicts(r.err, "start_alloc")
-    if not check(tag + ".ran", r.rc == 0 and len(kv) == 1, r.describe()):
-        return None
-    return fsk.num(kv[0].get("minflt"))
+    return fsk.at_num(tag, r, r.err, "start_alloc", "minflt")
 
 
 def main():

@@ -54,12 +54,24 @@ def strace(cmd, n):
     return ["strace", "-f", "-qq", "-o", "/dev/null"] + cmd
 
 
-CONFIGS = [("forkscope", fsk_cmd([])), ("fsk --stack-depth 0", fsk_cmd(["--stack-depth", "0"])),
-           ("fsk --sample-bytes", fsk_cmd(["--sample-bytes", "524288"])),
-           ("fsk --no-malloc", fsk_cmd(["--no-malloc"]))]
 OLD = os.environ.get("BENCH_OLD_LIB")
+NEW = None
 if OLD:
-    OLD = os.path.abspath(OLD)
+    # Both libraries run from copies made alike: the page cache holds a
+    # file's pages in folios whose sizes depend on how it was written (the
+    # linker's writes, cp's), and an exec maps a library's code a folio at
+    # a time, so two copies of one library took 60 and 61 page faults an
+    # exec of /bin/true (~15 us apart) until both were read in afresh.
+    NEW, OLD = os.path.join(tmp, "new", "libforkscope.so"), os.path.join(tmp, "old", "libforkscope.so")
+    for src, dst in ((LIB, NEW), (os.path.abspath(os.environ["BENCH_OLD_LIB"]), OLD)):
+        os.mkdir(os.path.dirname(dst))
+        with open(src, "rb") as f, open(dst, "wb") as g:
+            g.write(f.read())
+    LIB = NEW
+CONFIGS = [("forkscope", fsk_cmd([], NEW)), ("fsk --stack-depth 0", fsk_cmd(["--stack-depth", "0"], NEW)),
+           ("fsk --sample-bytes", fsk_cmd(["--sample-bytes", "524288"], NEW)),
+           ("fsk --no-malloc", fsk_cmd(["--no-malloc"], NEW))]
+if OLD:
     CONFIGS += [("old lib", fsk_cmd([], OLD)), ("old --stack-depth 0", fsk_cmd(["--stack-depth", "0"], OLD))]
 if shutil.which("heaptrack"):
     CONFIGS.append(("heaptrack", heaptrack))

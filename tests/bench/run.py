@@ -62,9 +62,9 @@ if OLD:
     # linker's writes, cp's), and an exec maps a library's code a folio at
     # a time, so two copies of one library took 60 and 61 page faults an
     # exec of /bin/true (~15 us apart) until both were read in afresh.
-    NEW, OLD = os.path.join(tmp, "new", "libforkscope.so"), os.path.join(tmp, "old", "libforkscope.so")
+    NEW, OLD = (os.path.join(tmp, "libs", d, "libforkscope.so") for d in ("new", "old"))
     for src, dst in ((LIB, NEW), (os.path.abspath(os.environ["BENCH_OLD_LIB"]), OLD)):
-        os.mkdir(os.path.dirname(dst))
+        os.makedirs(os.path.dirname(dst))
         with open(src, "rb") as f, open(dst, "wb") as g:
             g.write(f.read())
     LIB = NEW
@@ -191,10 +191,11 @@ def discard(p):
 
 
 def clean():
-    """Discards the traces of a run; the inputs (big.c, mkproj) stay."""
+    """Discards the traces of a run; the inputs (big.c, mkproj) and the
+    libraries compared (libs) stay."""
     for e in os.listdir(tmp):
         p = os.path.join(tmp, e)
-        if os.path.isdir(p) and e not in ("mkproj", "trash"):
+        if os.path.isdir(p) and e not in ("mkproj", "trash", "libs"):
             discard(p)
 
 

@@ -226,13 +226,10 @@ FSK_HIDDEN void sys_populate_range(uint64_t lo, uint64_t len);
  * unwind tables) and the pages of libc and the vDSO a fork child runs
  * for us, read: a fork child maps them again a fault at a time (fork
  * copies no page table of a file's read-only mapping). Found once before
- * a fork (_prepare) as runs [lo, hi), ours first; mapped first thing in
- * the child (proc.c, fork_populate_code). sys_populate_off: none of it
+ * a fork (_prepare) as runs (start and length), ours first; mapped first
+ * thing in the child (proc.c, fork_populate_code). sys_populate_off: none of it
  * (FORKSCOPE_POPULATE=0, or a kernel before 5.14). */
 FSK_HIDDEN void sys_populate_code_prepare(void);
-struct sys_run {
-	uint64_t lo, hi;
-};
 #define SYS_CODE_RUNS 24
 FSK_HIDDEN extern struct iovec sys_code_iov[SYS_CODE_RUNS];
 FSK_HIDDEN extern int sys_code_nruns, sys_populate_off;

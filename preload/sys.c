@@ -64,8 +64,9 @@ void sys_munmap(void *p, size_t len)
 int sys_populate_off; /* FORKSCOPE_POPULATE=0, or no MADV_POPULATE_WRITE (before 5.14) */
 
 /* pg[0..n): any address in each page, 0 for none. Sorted, as the runs of
- * contiguous pages [lo, hi) they make, at most max; returns how many. */
-static int page_runs(uint64_t *pg, int n, struct sys_run *runs, int max)
+ * contiguous pages they make (start and length), at most max; returns how
+ * many. */
+static int page_runs(uint64_t *pg, int n, struct iovec *runs, int max)
 {
 	for (int i = 0; i < n; i++)
 		pg[i] &= ~4095ull;
@@ -82,8 +83,8 @@ static int page_runs(uint64_t *pg, int n, struct sys_run *runs, int max)
 			if (pg[i] == hi)
 				hi += 4096;
 		if (lo) {
-			runs[r].lo = lo;
-			runs[r++].hi = hi;
+			runs[r].iov_base = (void *)(uintptr_t)lo;
+			runs[r++].iov_len = hi - lo;
 		}
 	}
 	return r;
@@ -140,14 +141,8 @@ void sys_populate(uint64_t *pages, int n)
 	if (sys_populate_off || n <= 0)
 		return;
 	int saved = errno;
-	struct sys_run runs[FSK_HOT_MAX];
 	struct iovec v[FSK_HOT_MAX];
-	int nr = page_runs(pages, n, runs, FSK_HOT_MAX);
-	for (int i = 0; i < nr; i++) {
-		v[i].iov_base = (void *)(uintptr_t)runs[i].lo;
-		v[i].iov_len = runs[i].hi - runs[i].lo;
-	}
-	populate_runs(v, nr, MADV_POPULATE_WRITE);
+	populate_runs(v, page_runs(pages, n, v, FSK_HOT_MAX), MADV_POPULATE_WRITE);
 	errno = saved;
 }
 
@@ -168,7 +163,7 @@ extern const ElfW(Ehdr) __ehdr_start __attribute__((visibility("hidden")));
 /* Our read-only segments (run 0), then the pages of libc and of the vDSO
  * that a fork child runs for us on its way to its first records (errno,
  * the clock, the calls of the stream, memcpy), found
- * once, sorted, as runs [lo, hi). fork
+ * once, sorted, as runs (start and length). fork
  * copies no page table of their mappings either, and the child's first
  * call into each cost it a fault that maps 16 pages around it: ~7 faults
  * a child, before this and our own code were populated first thing
@@ -208,14 +203,9 @@ static void code_runs_find(uint64_t self_lo, uint64_t self_hi)
 				break;
 			}
 	}
-	struct sys_run runs[SYS_CODE_RUNS];
-	runs[0].lo = self_lo;
-	runs[0].hi = (self_hi + 4095) & ~4095ull;
-	int nr = 1 + page_runs(pg, n, runs + 1, SYS_CODE_RUNS - 1);
-	for (int i = 0; i < nr; i++) {
-		sys_code_iov[i].iov_base = (void *)(uintptr_t)runs[i].lo;
-		sys_code_iov[i].iov_len = runs[i].hi - runs[i].lo;
-	}
+	sys_code_iov[0].iov_base = (void *)(uintptr_t)self_lo;
+	sys_code_iov[0].iov_len = ((self_hi + 4095) & ~4095ull) - self_lo;
+	int nr = 1 + page_runs(pg, n, sys_code_iov + 1, SYS_CODE_RUNS - 1);
 	sys_code_nruns = nr;
 	/* whether the child may map them in one call (sys_pmadv): tried
 	 * on them here, where they are all mapped already */

@@ -234,8 +234,8 @@ FSK_HIDDEN void sys_populate_code_prepare(void);
 FSK_HIDDEN extern struct iovec sys_code_iov[SYS_CODE_RUNS];
 FSK_HIDDEN extern int sys_code_nruns, sys_populate_off;
 /* Whether a list of runs goes to the kernel in one process_madvise(2)
- * (sys.c): 1 yes, -1 one madvise a run; known once
- * sys_populate_code_prepare ran. */
+ * (sys.c): 1 yes, -1 one madvise a run, 0 not tried yet (known once
+ * sys_populate_code_prepare ran with more than one run). */
 FSK_HIDDEN extern int sys_pmadv;
 #define SYS_PIDFD_SELF (-10000) /* PIDFD_SELF: the calling thread (Linux 6.14) */
 #ifndef SYS_process_madvise

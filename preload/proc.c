@@ -213,16 +213,20 @@ static __attribute__((noinline)) void fork_parent_records(pid_t pid, int err, ui
 	emit_hold_end(&hold);
 }
 
-/* madvise with no call and no errno, inlined into fork: right after
- * the fork, the pages of the calls (libc's syscall, errno) may not be
- * mapped yet on the child's side. Errors change nothing: the pages fault
- * in as they would have. */
-static inline __attribute__((always_inline)) void fork_madvise(uint64_t a, uint64_t len, long advice)
+/* A system call with no call and no errno, inlined into fork: right
+ * after the fork, the pages of the calls (libc's syscall, errno) may not
+ * be mapped yet on the child's side. Only madvise and process_madvise go
+ * here: their errors change nothing (the pages fault in as they would
+ * have), and madvise ignores the arguments it does not take. */
+static inline __attribute__((always_inline)) void fork_syscall(long nr, long a, long b, long c, long d,
+							       long e)
 {
 	long r;
+	register long r10 __asm__("r10") = d;
+	register long r8 __asm__("r8") = e;
 	__asm__ volatile("syscall"
 			 : "=a"(r)
-			 : "0"((long)SYS_madvise), "D"(a), "S"(len), "d"(advice)
+			 : "0"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
 			 : "rcx", "r11", "memory");
 	(void)r;
 }
@@ -236,20 +240,13 @@ static inline __attribute__((always_inline)) void fork_populate_code(void)
 	if (sys_populate_off)
 		return;
 	if (sys_pmadv > 0) {
-		long r;
-		register long r10 __asm__("r10") = MADV_POPULATE_READ;
-		register long r8 __asm__("r8") = 0;
-		__asm__ volatile("syscall"
-				 : "=a"(r)
-				 : "0"((long)SYS_process_madvise), "D"((long)SYS_PIDFD_SELF), "S"(sys_code_iov),
-				   "d"((long)sys_code_nruns), "r"(r10), "r"(r8)
-				 : "rcx", "r11", "memory");
-		(void)r;
+		fork_syscall(SYS_process_madvise, SYS_PIDFD_SELF, (long)(uintptr_t)sys_code_iov, sys_code_nruns,
+			     MADV_POPULATE_READ, 0);
 		return;
 	}
 	for (int i = 0; i < sys_code_nruns; i++)
-		fork_madvise((uint64_t)(uintptr_t)sys_code_iov[i].iov_base, sys_code_iov[i].iov_len,
-			     MADV_POPULATE_READ);
+		fork_syscall(SYS_madvise, (long)(uintptr_t)sys_code_iov[i].iov_base, (long)sys_code_iov[i].iov_len,
+			     MADV_POPULATE_READ, 0, 0);
 }
 
 /* The pages of the stack cache the parent wrote since its last fork
@@ -274,7 +271,7 @@ static inline __attribute__((always_inline)) void fork_populate_stack(int child)
 	uint64_t sp, below = child ? 2 : 1;
 	__asm__ volatile("mov %%rsp, %0" : "=r"(sp));
 	sp &= ~4095ull;
-	fork_madvise(sp - 4096 * below, 4096 * (below + 1), MADV_POPULATE_WRITE);
+	fork_syscall(SYS_madvise, (long)(sp - 4096 * below), (long)(4096 * (below + 1)), MADV_POPULATE_WRITE, 0, 0);
 }
 
 /* Each side's pages of ours that it writes at every fork, copied in at

@@ -16,7 +16,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/uio.h>
 #include <sys/syscall.h>
@@ -25,6 +24,8 @@
 #ifndef SYS_process_madvise
 #define SYS_process_madvise 440
 #endif
+#define PIDFD_SELF_THREAD_ (-10000) /* linux/pidfd.h, Linux 6.14 */
+#define MADV_POPULATE_READ_ 22      /* Linux 5.14 */
 
 static char page[4096] __attribute__((aligned(4096)));
 
@@ -32,7 +33,7 @@ int main(int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[1], "probe") == 0) {
 		struct iovec v = { page, sizeof(page) };
-		long r = syscall(SYS_process_madvise, -10000 /* PIDFD_SELF */, &v, 1, 22 /* MADV_POPULATE_READ */, 0);
+		long r = syscall(SYS_process_madvise, PIDFD_SELF_THREAD_, &v, 1, MADV_POPULATE_READ_, 0);
 		printf("@ deny_call process_madvise=%d\n", r == (long)sizeof(page));
 		return 0;
 	}

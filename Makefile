@@ -29,6 +29,17 @@ VIEWER_SRC := $(wildcard viewer/*.c)
 VIEWER_CORE := $(filter-out viewer/main.c viewer/ui%.c,$(VIEWER_SRC))
 VIEWER_CFLAGS := $(BASE) -O2 $(shell pkg-config --cflags ncursesw libelf libdw 2>/dev/null)
 VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
+# build/forkscope has curses, libelf and libdw linked in: loading them and
+# the compression libraries libdw needs (9 shared objects) cost every
+# `forkscope run` ~1 ms of its start, and `run` uses none of them. Linked
+# in, an update of those packages needs a rebuild. Where one of their
+# static archives is missing, or with FSK_DYNAMIC=1, they are shared.
+VIEWER_STATIC := ncursesw tinfo dw elf z lzma bz2
+ifeq ($(FSK_DYNAMIC)$(strip $(foreach l,$(VIEWER_STATIC),$(if $(filter /%,$(shell $(CC) -print-file-name=lib$(l).a)),,$(l)))),)
+VIEWER_LINK := -Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -lm -ldl -lpthread
+else
+VIEWER_LINK := $(VIEWER_LIBS)
+endif
 # C++ names are demangled by libstdc++'s __cxa_demangle, loaded by
 # viewer/symbols.c when a name needs it.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -69,7 +80,7 @@ $(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/fork
 
 $(B)/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
 	@mkdir -p $(B)
-	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS)
+	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK)
 
 # ASan/UBSan build of the viewer: `make test` runs every test through it.
 $(B)/asan/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what forkscope needs from Debian's packages, once. As root it runs
 # apt-get itself; otherwise it prints the exact command to run.
-pkgs="gcc make pkg-config libc6-dev libunwind-dev libelf-dev libdw-dev libncurses-dev curl
+pkgs="gcc make pkg-config libc6-dev libunwind-dev libelf-dev libdw-dev libncurses-dev libbz2-dev curl
 python3 tmux strace procps clang libclang-rt-14-dev valgrind g++ perl git libjemalloc2
 libtcmalloc-minimal4"
 missing=""

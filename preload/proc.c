@@ -753,10 +753,13 @@ static int exec_common(uint16_t fn, int via, const char *path, int fd, char *con
 			sys_utoa(q, (uint64_t)fd, fdpath + sizeof(fdpath));
 			path = fdpath;
 		}
+		struct emit_hold hold;
+		emit_hold_begin(&hold); /* buffers, faults, scan and EXEC: one write */
 		emit_flush_all(1);
 		spare_drop(); /* the flusher makes another if exec fails */
 		scan_run(FSK_SCAN_EXEC);
 		record_exec(FSK_REC_EXEC, fn, path, argv, 0, 0, flags, sys_now_ns());
+		emit_hold_end(&hold);
 	}
 	int r = unlikely(G.seccomp_stopped) ? exec_unpreloaded(via, path, fd, argv, env)
 					    : exec_via(via, path, fd, argv, env);
@@ -909,6 +912,19 @@ FSK_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file
 
 static _Atomic uint32_t s_polls; /* empty WNOHANG polls since the last WAIT */
 
+/* A reaped child's WAIT, then the scan it calls for, made at once where
+ * no flusher runs (scan_wait_due): the WAIT, the faults drained and the
+ * scan in one write instead of three. Apart from record_wait: the hold's
+ * 2 KiB of stack go only under a wait that scans. */
+static __attribute__((noinline)) void wait_scan(void *rec, uint32_t size)
+{
+	struct emit_hold hold;
+	emit_hold_begin(&hold);
+	emit_direct(rec, size);
+	scan_wait_due();
+	emit_hold_end(&hold);
+}
+
 static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int options)
 {
 	if (res == 0) {
@@ -943,9 +959,14 @@ static void record_wait(uint16_t fn, int pid_arg, pid_t res, int status, int opt
 	r.w.nowait = (options & WNOWAIT) ? 1 : 0;
 	/* read first: a write to a page fork shared copies it */
 	r.w.polls = atomic_load(&s_polls) ? atomic_exchange(&s_polls, 0) : 0;
+	int scan = (r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait &&
+		   !nocow_take(res);
+	if (scan && !init_flusher_running()) {
+		wait_scan(&r, sizeof(r));
+		return;
+	}
 	emit_direct(&r, sizeof(r));
-	if ((r.w.state == FSK_WS_EXITED || r.w.state == FSK_WS_SIGNALED) && !r.w.nowait &&
-	    !nocow_take(res))
+	if (scan)
 		scan_wait_due();
 }
 

@@ -33,7 +33,8 @@ VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
 # the compression libraries libdw needs (9 shared objects) cost every
 # `forkscope run` ~1 ms of its start, and `run` uses none of them. Linked
 # in, an update of those packages needs a rebuild. Where one of their
-# static archives is missing, or with FSK_DYNAMIC=1, they are shared.
+# static archives is missing, where that link fails (an archive that needs
+# another library), or with FSK_DYNAMIC=1, they are shared.
 VIEWER_STATIC := ncursesw tinfo dw elf z lzma bz2
 ifeq ($(FSK_DYNAMIC)$(strip $(foreach l,$(VIEWER_STATIC),$(if $(filter /%,$(shell $(CC) -print-file-name=lib$(l).a)),,$(l)))),)
 VIEWER_LINK := -Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -lm -ldl -lpthread
@@ -80,7 +81,10 @@ $(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/fork
 
 $(B)/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
 	@mkdir -p $(B)
-	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK)
+	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK) 2>$@.link || \
+		{ cat $@.link >&2; echo "forkscope: linking the libraries in failed; linking them shared" >&2; \
+		  $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS); }
+	@rm -f $@.link
 
 # ASan/UBSan build of the viewer: `make test` runs every test through it.
 $(B)/asan/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h

@@ -81,9 +81,10 @@ $(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/fork
 
 $(B)/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
 	@mkdir -p $(B)
-	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK) 2>$@.link || \
-		{ cat $@.link >&2; echo "forkscope: linking the libraries in failed; linking them shared" >&2; \
-		  $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS); }
+	$(info $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK))
+	@if $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK) 2>$@.link; then cat $@.link >&2; else \
+		cat $@.link >&2; echo "forkscope: that link failed; linking with $(strip $(VIEWER_LIBS)) instead" >&2; \
+		$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS) || { rm -f $@.link; exit 1; }; fi
 	@rm -f $@.link
 
 # ASan/UBSan build of the viewer: `make test` runs every test through it.

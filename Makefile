@@ -32,15 +32,11 @@ VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
 # build/forkscope has curses, libelf and libdw linked in: loading them and
 # the compression libraries libdw needs (9 shared objects) cost every
 # `forkscope run` ~1 ms of its start, and `run` uses none of them. Linked
-# in, an update of those packages needs a rebuild. Where one of their
-# static archives is missing, where that link fails (an archive that needs
-# another library), or with FSK_DYNAMIC=1, they are shared.
+# in, an update of those packages needs a rebuild. Where that link fails
+# (a static archive missing, or needing a library not named here), or
+# with FSK_DYNAMIC=1, they are linked shared.
 VIEWER_STATIC := ncursesw tinfo dw elf z lzma bz2
-ifeq ($(FSK_DYNAMIC)$(strip $(foreach l,$(VIEWER_STATIC),$(if $(filter /%,$(shell $(CC) -print-file-name=lib$(l).a)),,$(l)))),)
-VIEWER_LINK := -Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -lm -ldl -lpthread
-else
-VIEWER_LINK := $(VIEWER_LIBS)
-endif
+VIEWER_LINK := $(if $(FSK_DYNAMIC),$(VIEWER_LIBS),-Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -lm -ldl -lpthread)
 # C++ names are demangled by libstdc++'s __cxa_demangle, loaded by
 # viewer/symbols.c when a name needs it.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -81,11 +77,9 @@ $(B)/strict/libforkscope.so: $(PRELOAD_SRC) $(wildcard preload/*.h) include/fork
 
 $(B)/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h
 	@mkdir -p $(B)
-	$(info $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK))
-	@if $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK) 2>$@.link; then cat $@.link >&2; else \
-		cat $@.link >&2; echo "forkscope: that link failed; linking with $(strip $(VIEWER_LIBS)) instead" >&2; \
-		$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS) || { rm -f $@.link; exit 1; }; fi
-	@rm -f $@.link
+	$(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LINK) || \
+		{ echo "forkscope: that link failed; linking with $(strip $(VIEWER_LIBS)) instead" >&2; \
+		  $(CC) $(VIEWER_CFLAGS) -o $@ $(VIEWER_SRC) $(VIEWER_LIBS); }
 
 # ASan/UBSan build of the viewer: `make test` runs every test through it.
 $(B)/asan/forkscope: $(VIEWER_SRC) $(wildcard viewer/*.h) include/forkscope/trace.h

@@ -51,7 +51,7 @@ TESTPROGS += $(patsubst tests/progs/%.cpp,$(B)/progs/%,$(wildcard tests/progs/*.
 endif
 BENCHPROGS := $(patsubst tests/bench/%.c,$(B)/bench/%,$(wildcard tests/bench/*.c))
 # The malloc rows' naive floors: preload libraries, one per kind
-BENCHFLOORS := $(foreach k,shim clock tsc unwind,$(B)/bench/floor_$(k).so) $(B)/bench/floor_scan.so
+BENCHFLOORS := $(foreach k,shim word clock tsc unwind,$(B)/bench/floor_$(k).so) $(B)/bench/floor_scan.so
 
 .PHONY: all deps demo test check bench install clean samples asan stress fuzz
 all: $(B)/libforkscope.so $(B)/forkscope samples

@@ -92,8 +92,8 @@ def floor_cmd(kind):
 
 # The malloc rows' floors, the naive recorders of the performance issue,
 # run in the same alternation and printed in a table of their own.
-FLOOR_KINDS = [("bare shim", "shim"), ("append+clock_gettime", "clock"), ("append+rdtsc", "tsc"),
-               ("append+rdtsc+unw_bt", "unwind")]
+FLOOR_KINDS = [("bare shim", "shim"), ("8-byte word a call", "word"), ("append+clock_gettime", "clock"),
+               ("append+rdtsc", "tsc"), ("append+rdtsc+unw_bt", "unwind")]
 FLOORS = [(label, floor_cmd(kind)) for label, kind in FLOOR_KINDS]
 FLOOR_ROWS = "5M malloc/free"
 # Rows of real programs that allocate a lot: the naive recorders run there
@@ -259,9 +259,10 @@ def main():
                 print(line)
     table("the same runs, ratio = traced / untraced CPU time (user+sys of the whole tree, the"
           " tracer's own processes included; base s is CPU seconds)", CONFIGS, cpu_lines)
-    table("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; 32-byte records written to"
-          " /dev/null), preloaded instead of forkscope in the same runs: what recording costs on this"
-          " machine without design", FLOORS, floor_lines)
+    table("the malloc rows' naive floors (tests/bench/floor/malloc_floor.c; written to /dev/null: 32-byte"
+          " records, or the 8-byte word of the address alone, the least a recorder of every call writes),"
+          " preloaded instead of forkscope in the same runs: what recording costs on this machine without"
+          " design", FLOORS, floor_lines)
     table("the other rows' floor (tests/bench/floor/scan_floor.c, preloaded instead of forkscope in the same"
           " runs: each image's maps and present pages read at its start, before each fork, at exec and"
           " exit, a file per image, a fault sampler per fork child; nothing recorded), beside forkscope's",

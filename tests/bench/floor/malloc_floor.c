@@ -8,7 +8,10 @@
  *           stamped by clock_gettime(CLOCK_MONOTONIC);
  *   tsc     the same stamped by rdtsc;
  *   unwind  as tsc, with a plain unw_backtrace of up to 32 frames per
- *           allocation, its frames appended after the record.
+ *           allocation, its frames appended after the record;
+ *   word    one 8-byte word per call, the block's address with the
+ *           call's kind in its low bits: no stamp, no size, the least a
+ *           recorder of every call can write.
  * A full buffer goes to the file FLOOR_OUT by one write(), a thread's
  * rest when it ends (the main thread's at exit). No fork or exec
  * handling, no interning, no errno care.
@@ -29,8 +32,10 @@
 #define FLOOR 2
 #elif defined(FLOOR_KIND_unwind)
 #define FLOOR 3
+#elif defined(FLOOR_KIND_word)
+#define FLOOR 4
 #else
-#error "FLOOR_KIND_shim, _clock, _tsc or _unwind"
+#error "FLOOR_KIND_shim, _clock, _tsc, _unwind or _word"
 #endif
 #if FLOOR == 3
 #define UNW_LOCAL_ONLY
@@ -97,7 +102,21 @@ static inline uint64_t stamp(void)
 
 static inline void record(uint32_t type, void *addr, size_t size)
 {
-#if FLOOR > 0
+#if FLOOR == 4
+	(void)size;
+	if (__builtin_expect(!t_keyed, 0)) {
+		if (t_in)
+			return; /* pthread_setspecific's own allocation */
+		t_in = 1;
+		t_keyed = 1;
+		pthread_setspecific(s_key, &t_keyed);
+		t_in = 0;
+	}
+	if (__builtin_expect(t_used + 8 > BUF, 0))
+		flush();
+	*(uint64_t *)(void *)(t_buf + t_used) = (uint64_t)(uintptr_t)addr | type;
+	t_used += 8;
+#elif FLOOR > 0
 	if (t_in)
 		return;
 	t_in = 1;

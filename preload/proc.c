@@ -913,15 +913,15 @@ FSK_EXPORT int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file
 static _Atomic uint32_t s_polls; /* empty WNOHANG polls since the last WAIT */
 
 /* A reaped child's WAIT, then the scan it calls for, made at once where
- * no flusher runs (scan_wait_due): the WAIT, the faults drained and the
- * scan in one write instead of three. Apart from record_wait: the hold's
- * 2 KiB of stack go only under a wait that scans. */
+ * no flusher runs (as scan_wait_due would): the WAIT, the faults drained
+ * and the scan in one write instead of three. Apart from record_wait: the
+ * hold's 2 KiB of stack go only under a wait that scans. */
 static __attribute__((noinline)) void wait_scan(void *rec, uint32_t size)
 {
 	struct emit_hold hold;
 	emit_hold_begin(&hold);
 	emit_direct(rec, size);
-	scan_wait_due();
+	scan_run(FSK_SCAN_WAIT);
 	emit_hold_end(&hold);
 }
 

@@ -35,8 +35,8 @@ from fsk import check  # noqa: E402
 
 FORKS = 50
 # write and writev calls of the forking process a fork: 2 (the wait's, the
-# fork's), one more where a drain holds more fault samples than the hold's
-# 2 KiB (~50; 1 a fork here, but one run of make test made 3.1 a fork)
+# fork's), one more where a drain holds more fault samples than fit the
+# hold's 2 KiB (about 50). Usually 2.1 a fork; one make test run made 3.1.
 WRITES_MAX = 3.5
 QUIET_MIN = 10      # forks made before the flusher started, to count writes over
 REC_WAIT = 11

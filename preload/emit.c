@@ -524,6 +524,7 @@ static uint64_t s_cal_tsc, s_cal_ns;  /* first pair of the process */
 static _Atomic int s_cal_state;       /* 0 unset, 1 first pair taken, 2 TSC unusable */
 _Atomic uint64_t emit_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
 _Atomic uint64_t emit_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
+_Atomic int emit_clock_plain;     /* s_cal_state is 2 */
 
 /* Does the kernel keep CLOCK_MONOTONIC with the TSC? Then it is invariant
  * and synchronised, and scaling it is exact enough. */
@@ -561,6 +562,7 @@ static void clock_calibrate(uint64_t tsc, uint64_t ns)
 		return; /* sharp enough */
 	if (!old && !clock_tsc_usable()) {
 		atomic_store(&s_cal_state, 2);
+		atomic_store(&emit_clock_plain, 1);
 		return;
 	}
 	unsigned __int128 m = ((unsigned __int128)dns << 32) / dt;

@@ -64,6 +64,9 @@ FSK_HIDDEN extern __thread struct tbuf *t_buf;
 /* ns per TSC tick << 32 (0 = not calibrated) and the ticks after which a
  * thread takes a new (TSC, CLOCK_MONOTONIC) pair (0 until calibrated). */
 FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
+/* Set once the TSC was found unusable (emit.c): a record then reads
+ * CLOCK_MONOTONIC itself, in the fast path as in the slow one. */
+FSK_HIDDEN extern _Atomic int emit_clock_plain;
 
 /*
  * Reading the clock (rdtsc, ~13 ns) is half of a traced malloc, so a
@@ -288,13 +291,16 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	} else {
 		if (!own)
 			own = emit_clock_own(b, blk, type != FSK_REC_CFREE);
-		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc;
-		if (unlikely(d >= atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc, now;
+		if (likely(d < atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+			uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
+			now = b->ref_ns + ((d * mult) >> 32);
+		} else if (atomic_load_explicit(&emit_clock_plain, memory_order_relaxed)) {
+			now = tsc = sys_now_ns(); /* no counter to scale: the clock itself */
+		} else {
 			emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 			return;
 		}
-		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-		uint64_t now = b->ref_ns + ((d * mult) >> 32);
 		ns = now < ns ? ns : now; /* a thread's records never go back */
 		emit_clock_after_read(b, tsc, ns, own);
 	}

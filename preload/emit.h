@@ -69,7 +69,8 @@ FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
 FSK_HIDDEN extern _Atomic int emit_clock_plain;
 
 /*
- * Reading the clock (rdtsc, ~13 ns) is half of a traced malloc, so a
+ * Reading the clock (rdtsc, ~13 ns; clock_gettime, ~31 ns, where the TSC
+ * is unusable) is half of a traced malloc or more, so a
  * compact record may take the stamp of its thread's previous record, up
  * to EMIT_REUSE times in a row, when both of these hold:
  *  - its block lies in a heap window (64 MiB of address space, the size

@@ -521,10 +521,9 @@ void emit_header_flush(void)
 #define CLOCK_CAL_MAX_NS 1000000000ull
 
 static uint64_t s_cal_tsc, s_cal_ns;  /* first pair of the process */
-static _Atomic int s_cal_state;       /* 0 unset, 1 first pair taken, 2 TSC unusable */
+_Atomic int emit_cal_state;           /* EMIT_CAL_* (emit.h) */
 _Atomic uint64_t emit_tsc_mult;   /* ns per tick << 32; 0 = not calibrated */
 _Atomic uint64_t emit_tsc_resync; /* ticks in CLOCK_RESYNC_NS */
-_Atomic int emit_clock_plain;     /* s_cal_state is 2 */
 
 /* Does the kernel keep CLOCK_MONOTONIC with the TSC? Then it is invariant
  * and synchronised, and scaling it is exact enough. */
@@ -542,27 +541,26 @@ static int clock_tsc_usable(void)
 
 static void clock_calibrate(uint64_t tsc, uint64_t ns)
 {
-	int st = atomic_load_explicit(&s_cal_state, memory_order_acquire);
-	if (st == 2)
+	int st = atomic_load_explicit(&emit_cal_state, memory_order_acquire);
+	if (st == EMIT_CAL_PLAIN)
 		return;
-	if (st == 0) {
-		int expect = 0;
-		if (atomic_compare_exchange_strong(&s_cal_state, &expect, 3)) {
+	if (st == EMIT_CAL_UNSET) {
+		int expect = EMIT_CAL_UNSET;
+		if (atomic_compare_exchange_strong(&emit_cal_state, &expect, EMIT_CAL_TAKING)) {
 			s_cal_tsc = tsc;
 			s_cal_ns = ns;
-			atomic_store_explicit(&s_cal_state, 1, memory_order_release);
+			atomic_store_explicit(&emit_cal_state, EMIT_CAL_FIRST, memory_order_release);
 		}
 		return;
 	}
-	if (st != 1 || ns - s_cal_ns < CLOCK_CAL_MIN_NS || tsc <= s_cal_tsc)
+	if (st != EMIT_CAL_FIRST || ns - s_cal_ns < CLOCK_CAL_MIN_NS || tsc <= s_cal_tsc)
 		return;
 	uint64_t dns = ns - s_cal_ns, dt = tsc - s_cal_tsc;
 	uint64_t old = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
 	if (old && dns > CLOCK_CAL_MAX_NS)
 		return; /* sharp enough */
 	if (!old && !clock_tsc_usable()) {
-		atomic_store(&s_cal_state, 2);
-		atomic_store(&emit_clock_plain, 1);
+		atomic_store(&emit_cal_state, EMIT_CAL_PLAIN);
 		return;
 	}
 	unsigned __int128 m = ((unsigned __int128)dns << 32) / dt;
@@ -616,7 +614,7 @@ static inline uint64_t clock_now(struct tbuf *b, int own)
 			ns = b->ref_ns + ((d * mult) >> 32);
 		else
 			ns = clock_resync(b);
-	} else if (atomic_load_explicit(&s_cal_state, memory_order_relaxed) == 2) {
+	} else if (atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN) {
 		ns = sys_now_ns(); /* no counter to pair it with */
 	} else {
 		ns = clock_resync(b);

@@ -64,9 +64,12 @@ FSK_HIDDEN extern __thread struct tbuf *t_buf;
 /* ns per TSC tick << 32 (0 = not calibrated) and the ticks after which a
  * thread takes a new (TSC, CLOCK_MONOTONIC) pair (0 until calibrated). */
 FSK_HIDDEN extern _Atomic uint64_t emit_tsc_mult, emit_tsc_resync;
-/* Set once the TSC was found unusable (emit.c): a record then reads
+/* The TSC's calibration (emit.c): the process's first (TSC, clock) pair
+ * not yet taken, being taken, or taken; or PLAIN: the TSC is unusable
+ * (the kernel keeps time otherwise), and every record reads
  * CLOCK_MONOTONIC itself, in the fast path as in the slow one. */
-FSK_HIDDEN extern _Atomic int emit_clock_plain;
+enum { EMIT_CAL_UNSET, EMIT_CAL_TAKING, EMIT_CAL_FIRST, EMIT_CAL_PLAIN };
+FSK_HIDDEN extern _Atomic int emit_cal_state;
 
 /*
  * Reading the clock (rdtsc, ~13 ns; clock_gettime, ~31 ns, where the TSC
@@ -292,11 +295,14 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	} else {
 		if (!own)
 			own = emit_clock_own(b, blk, type != FSK_REC_CFREE);
-		uint64_t tsc = __rdtsc(), d = tsc - b->ref_tsc, now;
-		if (likely(d < atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed))) {
+		/* resync is 0 until calibrated, and stays 0 where the TSC is unusable */
+		uint64_t resync = atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed);
+		uint64_t tsc = 0, now;
+		if (likely(resync) && likely((tsc = __rdtsc()) - b->ref_tsc < resync)) {
 			uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-			now = b->ref_ns + ((d * mult) >> 32);
-		} else if (atomic_load_explicit(&emit_clock_plain, memory_order_relaxed)) {
+			now = b->ref_ns + (((tsc - b->ref_tsc) * mult) >> 32);
+		} else if (!resync &&
+			   atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN) {
 			now = tsc = sys_now_ns(); /* no counter to scale: the clock itself */
 		} else {
 			emit_compact_slow(head, w1, w2, blk, a, ev, stack);

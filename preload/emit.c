@@ -702,7 +702,8 @@ void emit_clock_claim(struct tbuf *b, uint64_t st, int own, uint64_t ns)
 		}
 	}
 	b->clock = st;
-	b->grant = st & EMIT_CLOCK_MULTI ? 0 : EMIT_REUSE;
+	int plain = atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN;
+	b->grant = st & EMIT_CLOCK_MULTI ? 0 : plain ? EMIT_REUSE_PLAIN : EMIT_REUSE;
 	/* The stamp in hand was read before this look: reused only when the
 	 * word is the one the look before it saw. */
 	b->reuse = st == seen ? b->grant : 0;

@@ -108,12 +108,14 @@
  * in either order, even about the same block. Lifecycle records (fork,
  * exec, exit, wait) read the clock. A compact record may also carry the
  * stamp of its thread's previous record (at most 64 records in a row
- * share one clock read), only while its thread records fast (a record
- * every 2 us or more often, over its last 63 or more; a slower thread's
- * records each read the clock), when its block lies in a heap window (64 MiB of
- * address space, the size of a glibc arena heap) in which no other
- * thread of the process has allocated, and no record of another thread
- * that concerns a block outside that thread's own window (nor any record
+ * share one clock read; 256 where the clock is read with clock_gettime,
+ * which costs ~2.5 times as much as rdtsc), only while its thread
+ * records fast (a record every 2 us or more often, over its last 63 or
+ * more; a slower thread's records each read the clock), when its block
+ * lies in a heap window (64 MiB of address space, the size of a glibc
+ * arena heap) in which no other thread of the process has allocated,
+ * and no record of another thread that concerns a block outside that
+ * thread's own window (nor any record
  * but a malloc-family one) came, nor an epoch of the writer's flusher
  * thread began, since that read: such a stamp is early by at most the
  * time those calls took, never late. Epochs begin every millisecond while

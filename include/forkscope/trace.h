@@ -99,35 +99,34 @@
  * A version 3-4 tiny record is the 8-byte word above (bits 13-14 its
  * FSK_TINY_* flags, size bits 0-12, 18 bits of size).
  *
- * Malloc-family records may be stamped from the CPU's invariant TSC scaled
- * from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a stamp lags
- * the clock by well under 1 us and never leads it, and each thread's
- * records never go back in time. Two threads' pairs may lag by different
- * amounts (the time between the pair's two reads, kept under ~0.4 us), so
- * two records of different threads less than about 1 us apart may sort
- * in either order, even about the same block. Lifecycle records (fork,
- * exec, exit, wait) read the clock. A compact record may also carry the
- * stamp of its thread's previous record (at most 64 records in a row
- * share one clock read; 256 where the clock is read with clock_gettime,
- * which costs ~2.5 times as much as rdtsc), only while its thread
- * records fast (a record every 2 us or more often, over its last 63 or
- * more; a slower thread's records each read the clock), when its block
- * lies in a heap window (64 MiB of address space, the size of a glibc
- * arena heap) in which no other thread of the process has allocated,
- * and no record of another thread that concerns a block outside that
- * thread's own window (nor any record
- * but a malloc-family one) came, nor an epoch of the writer's flusher
- * thread began, since that read: such a stamp is early by at most the
- * time those calls took, never late. Epochs begin every millisecond while
- * a thread reuses stamps (and at every 50 ms flush), so the bound is
- * about 1 ms, and 50 ms only when the flusher thread itself gets no CPU
- * for that long. So a reused stamp still sorts after every record of
- * another thread that happened before it and concerns the same block (a
- * block freed in one thread and malloc'd in another keeps its order),
- * after another thread's lifecycle, scan and mmap records that happened
- * before it, and after its own thread's records; against another
- * thread's records about other blocks, and another process's records,
- * it is only as exact as that bound.
+ * Malloc-family records may be stamped from the CPU's invariant TSC
+ * scaled from a (TSC, CLOCK_MONOTONIC) pair at most 100 us old; such a
+ * stamp lags the clock by well under 1 us and never leads it, and each
+ * thread's records never go back in time. Two threads' pairs may lag by
+ * different amounts (the time between the pair's two reads, kept under
+ * ~0.4 us), so two records of different threads less than about 1 us
+ * apart may sort in either order, even about the same block. Lifecycle
+ * records (fork, exec, exit, wait) read the clock. A compact record may
+ * also carry the stamp of its thread's previous record (at most 64
+ * records in a row share one clock read; 256 where the clock is read with
+ * clock_gettime, which costs ~2.5 times as much as rdtsc), only while its
+ * thread records fast (a record every 2 us or more often, over its last
+ * 63 or more; a slower thread's records each read the clock), when its
+ * block lies in a heap window (64 MiB of address space, the size of a
+ * glibc arena heap) in which no other thread of the process has
+ * allocated, and no record of another thread that concerns a block
+ * outside that thread's own window (nor any record but a malloc-family
+ * one) came, nor an epoch of the writer's flusher thread began, since
+ * that read: such a stamp is early by at most the time those calls took,
+ * never late. Epochs begin every millisecond while a thread reuses stamps
+ * (and at every 50 ms flush), so the bound is about 1 ms, and 50 ms only
+ * when the flusher thread itself gets no CPU for that long. So a reused
+ * stamp still sorts after every record of another thread that happened
+ * before it and concerns the same block (a block freed in one thread and
+ * malloc'd in another keeps its order), after another thread's lifecycle,
+ * scan and mmap records that happened before it, and after its own
+ * thread's records; against another thread's records about other blocks,
+ * and another process's records, it is only as exact as that bound.
  *
  * Sampled malloc tracing (FORKSCOPE_SAMPLE_BYTES=N, header flag
  * FSK_HF_SAMPLED). A SAMPLE record {mean_bytes N} follows the header,

@@ -513,7 +513,7 @@ void emit_header_flush(void)
  * first.
  *
  * Where the kernel keeps time otherwise (a VM booted with kvm-clock and
- * tsc=unstable), a record reads clock_gettime alone: ~31 ns there, where
+ * tsc=unstable), a record reads clock_gettime alone: ~27 ns there, where
  * the bracketed pair costs twice that and would serve no later record.
  */
 #define CLOCK_RESYNC_NS 100000ull
@@ -607,18 +607,9 @@ static __attribute__((noinline)) uint64_t clock_resync(struct tbuf *b)
  * own: FSK_TS_CLOCK_OWN (emit_clock_after_read). */
 static inline uint64_t clock_now(struct tbuf *b, int own)
 {
-	uint64_t ns, mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-	if (likely(mult)) {
-		uint64_t d = __rdtsc() - b->ref_tsc;
-		if (likely(d < atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed)))
-			ns = b->ref_ns + ((d * mult) >> 32);
-		else
-			ns = clock_resync(b);
-	} else if (atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN) {
-		ns = sys_now_ns(); /* no counter to pair it with */
-	} else {
+	uint64_t read, ns = emit_clock_quick(b, &read);
+	if (!ns)
 		ns = clock_resync(b);
-	}
 	if (unlikely(ns < b->last_ns))
 		ns = b->last_ns;
 	b->last_ns = ns;

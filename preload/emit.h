@@ -72,7 +72,7 @@ enum { EMIT_CAL_UNSET, EMIT_CAL_TAKING, EMIT_CAL_FIRST, EMIT_CAL_PLAIN };
 FSK_HIDDEN extern _Atomic int emit_cal_state;
 
 /*
- * Reading the clock (rdtsc, ~13 ns; clock_gettime, ~31 ns, where the TSC
+ * Reading the clock (rdtsc, ~12 ns; clock_gettime, ~27 ns, where the TSC
  * is unusable) is half of a traced malloc or more, so a compact record
  * may take the stamp of its thread's previous record, up to EMIT_REUSE
  * times in a row (EMIT_REUSE_PLAIN where each read is a clock_gettime),
@@ -181,6 +181,25 @@ static inline __attribute__((always_inline)) void emit_clock_after_read(struct t
 		b->reuse = b->grant;
 	else
 		emit_clock_claim(b, st, own, ns);
+}
+
+/* The time for a record of b's thread without a new (TSC, clock) pair:
+ * the TSC scaled from the thread's pair, or CLOCK_MONOTONIC itself where
+ * the TSC is unusable. 0 when a pair is needed (not calibrated yet, or
+ * the thread's is too old): clock_resync. *read: a value the read made
+ * (emit_clock_load_after). */
+static inline __attribute__((always_inline)) uint64_t emit_clock_quick(const struct tbuf *b, uint64_t *read)
+{
+	/* resync is 0 until calibrated, and stays 0 where the TSC is unusable */
+	uint64_t resync = atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed), tsc;
+	if (likely(resync) && likely((tsc = __rdtsc()) - b->ref_tsc < resync)) {
+		uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
+		*read = tsc;
+		return b->ref_ns + (((tsc - b->ref_tsc) * mult) >> 32);
+	}
+	if (!resync && atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN)
+		return *read = sys_now_ns();
+	return 0;
 }
 
 /* What a compact record stands for (emit_compact): a free, a malloc
@@ -302,16 +321,8 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 	} else {
 		if (!own)
 			own = emit_clock_own(b, blk, type != FSK_REC_CFREE);
-		/* resync is 0 until calibrated, and stays 0 where the TSC is unusable */
-		uint64_t resync = atomic_load_explicit(&emit_tsc_resync, memory_order_relaxed);
-		uint64_t tsc = 0, now;
-		if (likely(resync) && likely((tsc = __rdtsc()) - b->ref_tsc < resync)) {
-			uint64_t mult = atomic_load_explicit(&emit_tsc_mult, memory_order_relaxed);
-			now = b->ref_ns + (((tsc - b->ref_tsc) * mult) >> 32);
-		} else if (!resync &&
-			   atomic_load_explicit(&emit_cal_state, memory_order_relaxed) == EMIT_CAL_PLAIN) {
-			now = tsc = sys_now_ns(); /* no counter to scale: the clock itself */
-		} else {
+		uint64_t tsc, now = emit_clock_quick(b, &tsc);
+		if (unlikely(!now)) {
 			emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 			return;
 		}

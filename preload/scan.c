@@ -331,28 +331,36 @@ static size_t base_find(const struct baseline *b, uint64_t addr)
 	return lo;
 }
 
+/* The mask of the bits [from, to) that lie in the word of bit `from`;
+ * in *next, the first bit after them (to, or the next word's first):
+ * bitmaps of pages go a word at a time, not a bit at a time. */
+static inline uint64_t bits_head(uint64_t from, uint64_t to, uint64_t *next)
+{
+	uint64_t lo = from & 63, end = (from | 63) + 1;
+	uint64_t hi = to < end ? to & 63 : 64;
+	*next = to < end ? to : end;
+	return (hi == 64 ? ~0ull : (1ull << hi) - 1) & ~((1ull << lo) - 1);
+}
+
 /* Sets bits [from, to). */
 static void bits_fill(uint64_t *w, uint64_t from, uint64_t to)
 {
-	while (from < to && (from & 63))
-		w[from / 64] |= 1ull << (from & 63), from++;
-	for (; from + 64 <= to; from += 64)
-		w[from / 64] = ~0ull;
-	for (; from < to; from++)
-		w[from / 64] |= 1ull << (from & 63);
+	while (from < to) {
+		uint64_t next, m = bits_head(from, to, &next);
+		w[from / 64] |= m;
+		from = next;
+	}
 }
 
+/* How many of bits [from, to) are set. */
 static uint64_t bits_count(const uint64_t *w, uint64_t from, uint64_t to)
 {
 	uint64_t n = 0;
-	while (from < to && (from & 63)) {
-		n += (w[from / 64] >> (from & 63)) & 1;
-		from++;
+	while (from < to) {
+		uint64_t next, m = bits_head(from, to, &next);
+		n += (uint64_t)__builtin_popcountll(w[from / 64] & m);
+		from = next;
 	}
-	for (; from + 64 <= to; from += 64)
-		n += (uint64_t)__builtin_popcountll(w[from / 64]);
-	for (; from < to; from++)
-		n += (w[from / 64] >> (from & 63)) & 1;
 	return n;
 }
 
@@ -1077,6 +1085,30 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n)
 	return 0;
 }
 
+/* Pages of [lo, hi) absent at the baseline (not in it, or its bit
+ * clear), a stretch of the baseline at a time: a run of 64 pages costs
+ * one popcount, not 64 look-ups (a process with 256 MiB resident has
+ * 65536 pages a scan). Rising addresses, as base_at. */
+static uint64_t base_absent_in(struct acct *a, uint64_t lo, uint64_t hi)
+{
+	uint64_t ps = G.page_size, absent = 0;
+	while (lo < hi) {
+		const struct base_ent *be = base_at(a, lo);
+		if (!be) {
+			/* up to the next entry, none of it in the baseline */
+			uint64_t to = a->bi < s_base.n && s_base.ents[a->bi].start < hi ? s_base.ents[a->bi].start : hi;
+			absent += (to - lo) / ps;
+			lo = to;
+			continue;
+		}
+		uint64_t to = be->end < hi ? be->end : hi;
+		uint64_t i0 = (lo - be->start) / ps, i1 = (to - be->start) / ps;
+		absent += i1 - i0 - bits_count(be->present, i0, i1);
+		lo = to;
+	}
+	return absent;
+}
+
 /* Pages [vpn, vpn + n) of a counted_by_runs region, all present: what
  * acct_pages counts of such a page. */
 static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
@@ -1099,14 +1131,8 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 			a->nb->shared_total += n;
 		}
 	}
-	if (!a->compare)
-		return;
-	for (uint64_t j = 0; j < n; j++) {
-		uint64_t addr = (vpn + j) * ps;
-		const struct base_ent *be = base_at(a, addr);
-		if (!be || !get_bit(be->present, (addr - be->start) / ps))
-			cc->first_touch++;
-	}
+	if (a->compare)
+		cc->first_touch += (uint32_t)base_absent_in(a, vpn * ps, (vpn + n) * ps);
 }
 
 /*

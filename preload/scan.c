@@ -364,20 +364,30 @@ static uint64_t bits_count(const uint64_t *w, uint64_t from, uint64_t to)
 	return n;
 }
 
-/* Pages of [start, end) that were shared at the baseline. */
-static uint32_t base_shared_in(uint64_t start, uint64_t end)
+/* Pages of [start, end) whose bit is set in the baseline's shared (or
+ * present) bitmaps, from its entry i on: the first that ends above start
+ * (base_find, or an acct's cursor). A bitmap word at a time: a 256 MiB
+ * region is 65536 pages. */
+static uint64_t base_bits_in(size_t i, uint64_t start, uint64_t end, int shared)
 {
 	uint64_t n = 0, ps = G.page_size;
-	for (size_t i = base_find(&s_base, start); i < s_base.n && s_base.ents[i].start < end; i++) {
+	for (; i < s_base.n && s_base.ents[i].start < end; i++) {
 		const struct base_ent *be = &s_base.ents[i];
 		uint64_t s = start > be->start ? start : be->start;
 		uint64_t e = end < be->end ? end : be->end;
-		if (s == be->start && e == be->end)
+		if (shared && s == be->start && e == be->end)
 			n += be->shared_total;
 		else
-			n += bits_count(be->shared, (s - be->start) / ps, (e - be->start) / ps);
+			n += bits_count(shared ? be->shared : be->present, (s - be->start) / ps,
+					(e - be->start) / ps);
 	}
-	return (uint32_t)n;
+	return n;
+}
+
+/* Pages of [start, end) that were shared at the baseline. */
+static uint32_t base_shared_in(uint64_t start, uint64_t end)
+{
+	return (uint32_t)base_bits_in(base_find(&s_base, start), start, end, 1);
 }
 
 uint64_t scan_base_shared(void)
@@ -1085,30 +1095,6 @@ static int acct_pages(struct acct *a, int fd, uint64_t vpn, uint64_t n)
 	return 0;
 }
 
-/* Pages of [lo, hi) absent at the baseline (not in it, or its bit
- * clear), a stretch of the baseline at a time: a run of 64 pages costs
- * one popcount, not 64 look-ups (a process with 256 MiB resident has
- * 65536 pages a scan). Rising addresses, as base_at. */
-static uint64_t base_absent_in(struct acct *a, uint64_t lo, uint64_t hi)
-{
-	uint64_t ps = G.page_size, absent = 0;
-	while (lo < hi) {
-		const struct base_ent *be = base_at(a, lo);
-		if (!be) {
-			/* up to the next entry, none of it in the baseline */
-			uint64_t to = a->bi < s_base.n && s_base.ents[a->bi].start < hi ? s_base.ents[a->bi].start : hi;
-			absent += (to - lo) / ps;
-			lo = to;
-			continue;
-		}
-		uint64_t to = be->end < hi ? be->end : hi;
-		uint64_t i0 = (lo - be->start) / ps, i1 = (to - be->start) / ps;
-		absent += i1 - i0 - bits_count(be->present, i0, i1);
-		lo = to;
-	}
-	return absent;
-}
-
 /* Pages [vpn, vpn + n) of a counted_by_runs region, all present: what
  * acct_pages counts of such a page. */
 static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
@@ -1131,8 +1117,10 @@ static void acct_present(struct acct *a, uint64_t vpn, uint64_t n)
 			a->nb->shared_total += n;
 		}
 	}
-	if (a->compare)
-		cc->first_touch += (uint32_t)base_absent_in(a, vpn * ps, (vpn + n) * ps);
+	if (a->compare) {
+		base_at(a, vpn * ps); /* the cursor to the first entry ending above the run */
+		cc->first_touch += (uint32_t)(n - base_bits_in(a->bi, vpn * ps, (vpn + n) * ps, 0));
+	}
 }
 
 /*

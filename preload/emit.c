@@ -315,8 +315,9 @@ char *emit_put_str(char *p, const char *s, const char *end)
 		return p;
 	*(uint32_t *)(void *)p = n;
 	p += 4;
-	for (uint32_t i = 0; i < n; i++)
-		*p++ = s[i];
+	if (n)
+		__builtin_memcpy(p, s, n);
+	p += n;
 	while (((uintptr_t)p & 3) && p < end)
 		*p++ = 0;
 	return p;

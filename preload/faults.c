@@ -34,6 +34,8 @@ struct sampler {
 	_Atomic int32_t tid;   /* 0 = free slot */
 	struct perf_event_mmap_page *meta;
 	size_t len;
+	uint64_t tail;         /* what the drains read, ahead of meta's data_tail
+				* after a last drain (faults_drain) */
 };
 
 static struct sampler s_samp[MAX_SAMPLERS] FSK_COLD;
@@ -129,6 +131,7 @@ static int sampler_add(pid_t tid, size_t pages)
 		}
 		s_samp[i].meta = m;
 		s_samp[i].len = len;
+		s_samp[i].tail = 0;
 		s_state = 1;
 		atomic_store(&s_samp[i].tid, tid);
 		return 0;
@@ -235,9 +238,15 @@ static uint16_t tracer_flag(uint64_t ip)
 /*
  * Reads every ring; the caller holds the scan lock, so the baseline is
  * stable. COW and first-touch faults become FAULT records (written as
- * blocks), COW faults also count against their baseline region.
+ * blocks), COW faults also count against their baseline region. `last`:
+ * no later drain reads these rings (exec and exit scans): the kernel is
+ * not told what was read, which it needs only to make room. The first
+ * write to a ring's first page is a page fault of its own, which every
+ * fork child took there (fork_bench: 300 of 300 children), just before
+ * it exited or execed. An exec that fails goes on from the tail kept
+ * here, and the next drain tells the kernel.
  */
-void faults_drain(void)
+void faults_drain(int last)
 {
 	if (s_state <= 0)
 		return;
@@ -261,7 +270,7 @@ void faults_drain(void)
 		char *data = (char *)m + m->data_offset;
 		uint64_t size = m->data_size;
 		uint64_t head = __atomic_load_n(&m->data_head, __ATOMIC_ACQUIRE);
-		uint64_t tail = m->data_tail;
+		uint64_t tail = m->data_tail > s_samp[i].tail ? m->data_tail : s_samp[i].tail;
 		while (tail < head) {
 			struct perf_event_header eh;
 			char rec[64];
@@ -285,7 +294,9 @@ void faults_drain(void)
 			}
 			tail += eh.size;
 		}
-		__atomic_store_n(&m->data_tail, tail, __ATOMIC_RELEASE);
+		s_samp[i].tail = tail;
+		if (!last && m->data_tail != tail)
+			__atomic_store_n(&m->data_tail, tail, __ATOMIC_RELEASE);
 	}
 	if (used)
 		emit_block(buf, used);

@@ -390,7 +390,7 @@ FSK_HIDDEN uint64_t scan_base_shared(void);
 FSK_HIDDEN int faults_active(void);
 FSK_HIDDEN void faults_after_fork(int child);
 FSK_HIDDEN void faults_thread_start(void);
-FSK_HIDDEN void faults_drain(void);
+FSK_HIDDEN void faults_drain(int last);
 FSK_HIDDEN void faults_stop(int keep_rings);
 /* Registers memory of ours so scans classify it as forkscope. */
 FSK_HIDDEN void scan_own_add(void *p, size_t len);

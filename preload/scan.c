@@ -1378,7 +1378,9 @@ static void do_scan(uint16_t trigger)
 {
 	if (s_wait_due && (trigger == FSK_SCAN_TIMER || trigger == FSK_SCAN_MMAP || trigger == FSK_SCAN_BRK))
 		trigger = FSK_SCAN_WAIT;
-	faults_drain(); /* against the baseline they happened under */
+	/* against the baseline they happened under; the last drain of an
+	 * exit or exec scan */
+	faults_drain(trigger == FSK_SCAN_EXIT || trigger == FSK_SCAN_EXEC);
 	if (trigger == FSK_SCAN_EXIT)
 		faults_stop(s_exit_ends); /* nothing drains them after the exit scan */
 	uint64_t t0 = sys_now_ns();
@@ -1662,7 +1664,7 @@ void scan_tick(void)
 		int saved = errno, guard = t_guard;
 		t_guard = 1;
 		if (lock_take(emit_tid(), 0)) {
-			faults_drain();
+			faults_drain(0);
 			atomic_store(&s_lock, 0);
 		}
 		t_guard = guard;

@@ -267,7 +267,7 @@ def stream_scans(path):
             plen = struct.unpack_from("<I", p, 72)[0]
             cur[3].append(dict(start=v[0], end=v[1], kind=KINDS[v[5]] if v[5] < len(KINDS) else v[5],
                                perms=v[6], resident=v[7], swapped=v[8], shared=v[9], unshared=v[10],
-                               first_touch=v[11], shared_at_fork=v[12], copied=v[14],
+                               first_touch=v[11], shared_at_fork=v[12], cow_faults=v[13], copied=v[14],
                                path=p[76:76 + plen].decode("utf-8", "replace")))
         elif typ == REC_SCAN_END and cur is not None:
             cur[2] = struct.unpack_from("<Q", p, 8)[0]

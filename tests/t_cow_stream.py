@@ -2,17 +2,21 @@
 records themselves, before any viewer code): tests/progs/cow_truth's child
 writes a known number of pages in .data, .bss, the heap, an anonymous mmap
 and a big malloc after fork; its last scan (EXIT) must count exactly those
-as unshared, and where PFNs are visible (root) as copied; the parent copied
-none of them. tests/progs/scan_cost smaps: the child's EXIT scan must agree
+as unshared, as cow_faults (where page-fault sampling works), and where
+PFNs are visible (root) as copied; the parent copied none of them. Once
+more with an execve() that fails between the child's writes: the faults
+the exec's scan read from the sampler are not read again after it. tests/progs/scan_cost smaps: the child's EXIT scan must agree
 with the /proc/self/smaps it printed just before, within two pages.
 Runs as root and, via setpriv, as nobody."""
 import os
+import struct
 import sys
 
 sys.dont_write_bytecode = True
 import fsk  # noqa: E402
 from fsk import check, note, num  # noqa: E402
 
+REC_FAULT, FAULT_COW = 20, 1  # FSK_REC_FAULT, FSK_FAULT_COW (trace.h)
 EXPECT_KIND = {"data": "data", "bss": "bss", "heap": "heap", "anon": "anon", "big": "anon"}
 PFN_VISIBLE = fsk.SCAN_PFN_VISIBLE
 scans = fsk.stream_scans
@@ -40,11 +44,11 @@ def traced(tag, argv, wrap, options=(), env=None):
                           options=options, env=env)
 
 
-def cow_truth(tag, wrap):
+def cow_truth(tag, wrap, args=()):
     # LD_BIND_NOW, as in t_cow: with lazy binding the child's first call
     # of _exit writes a GOT page of the data region, a real COW copy when
     # the child gets there before the parent's own first calls after fork.
-    r = traced(tag, [fsk.prog("cow_truth")], wrap, env={"LD_BIND_NOW": "1"})
+    r = traced(tag, [fsk.prog("cow_truth")] + list(args), wrap, env={"LD_BIND_NOW": "1"})
     if not check(tag + ".ran", r.rc == 0, r.describe()):
         return
     roles = {kv["role"]: num(kv["pid"]) for kv in fsk.at_dicts(r.out, "proc")}
@@ -64,9 +68,24 @@ def cow_truth(tag, wrap):
     # the deferred WAIT scan is made (the exit scan makes it then)
     pwait = [s for s in parent if s[0] in (5, 6)]
     pfork = [s for s in parent if s[0] == 2]
+    # cow_faults: the COW faults the child's sampler saw, each read once
+    # (with "execfail", some before the failed exec's scan, the rest after)
+    with_faults = sum(x["cow_faults"] for x in last) > 0
+    if not with_faults and fsk.perf_expected():
+        check(tag + ".cow-faults-sampled", False,
+              "perf_event_paranoid <= 2 but the child's EXIT scan has no cow_faults in any region")
+    # the FAULT records themselves (struct fsk_fault: addr, ip, stack,
+    # class): one COW fault per page the child wrote in each array
+    cow_addrs = [struct.unpack_from("<Q", p)[0] for typ, p in fsk.stream_records(cs)
+                 if typ == REC_FAULT and struct.unpack_from("<H", p, 20)[0] & 0xff == FAULT_COW]
     for kv in fsk.at_dicts(r.out, "region"):
         name, addr, pages, written = kv["name"], num(kv["addr"]), num(kv["pages"]), num(kv["written"])
         t = "%s.%s" % (tag, name)
+        if with_faults:
+            recs = [a for a in cow_addrs if addr <= a < addr + pages * 4096]
+            check(t + ".fault-records", len(recs) == written and len(set(a >> 12 for a in recs)) == written,
+                  "%d COW FAULT records on %d pages of the array, the child wrote %d pages"
+                  % (len(recs), len(set(a >> 12 for a in recs)), written))
         cr = region_at(last, addr)
         if not check(t + ".kind", cr and cr["kind"] == EXPECT_KIND[name],
                      "child region at %#x: %r" % (addr, cr)):
@@ -78,6 +97,9 @@ def cow_truth(tag, wrap):
         if pfn:
             check(t + ".copied", cr["copied"] == written,
                   "child copied=%d, it wrote %d pages" % (cr["copied"], written))
+        if with_faults:
+            check(t + ".cow-faults", cr["cow_faults"] == written,
+                  "child cow_faults=%d, it wrote %d pages" % (cr["cow_faults"], written))
         check(t + ".first-touch", cr["first_touch"] == 0, "child first_touch=%d" % cr["first_touch"])
         check(t + ".shared-at-fork", cr["shared_at_fork"] >= pages,
               "child shared_at_fork=%d < %d pages" % (cr["shared_at_fork"], pages))
@@ -177,6 +199,7 @@ def main():
     fsk.require(fsk.prog("cow_truth"), fsk.prog("scan_cost"))
     for tag, wrap in fsk.user_runs():
         cow_truth(tag, wrap)
+        cow_truth(tag + ".execfail", wrap, ["execfail"])
         smaps_vs_scan(tag, wrap)
         wait_then_fork(tag, wrap)
     fsk.finish()

@@ -25,6 +25,12 @@
  * A test compares, for the child, unshared_pages (and cow_faults where
  * page-fault sampling works) of the region holding each array with
  * "written", and expects no COW fault in the parent there.
+ *
+ * Usage: cow_truth execfail
+ * The same, but the child calls execve() on a path that does not exist
+ * between its writes to .data and .bss and those to the other three: a
+ * traced exec scans (and reads the fault sampler) before the exec, and
+ * the faults read there must not be read again after the exec failed.
  */
 #include <malloc.h>
 #include <stdint.h>
@@ -82,8 +88,9 @@ static void dirty(char *a, int pages, int n)
 		a[(size_t)(i * pages / n) * PAGE + 8] ^= 0x5a;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	int execfail = argc > 1 && strcmp(argv[1], "execfail") == 0;
 	char buf[160];
 	size_t heap_len = (HEAP_PAGES + 1) * PAGE - 64; /* < 128 KiB */
 	char *heap_raw = malloc(heap_len);
@@ -138,6 +145,10 @@ int main(void)
 	if (pid == 0) {
 		dirty(g_data, DATA_PAGES, DATA_W);
 		dirty(g_bss, BSS_PAGES, BSS_W);
+		if (execfail) {
+			char *const none[] = { "cow_truth-no-such-program", NULL };
+			execve("/nonexistent/cow_truth-no-such-program", none, none + 1);
+		}
 		dirty(heap, HEAP_PAGES - 1, HEAP_W);
 		dirty(anon, ANON_PAGES, ANON_W);
 		dirty(big, BIG_PAGES, BIG_W);

@@ -308,7 +308,11 @@ int emit_stream_fd(void)
 
 char *emit_put_str(char *p, const char *s, const char *end)
 {
-	uint32_t n = s ? (uint32_t)sys_strlen(s) : 0;
+	return emit_put_strn(p, s, s ? (uint32_t)sys_strlen(s) : 0, end);
+}
+
+char *emit_put_strn(char *p, const char *s, uint32_t n, const char *end)
+{
 	if (p + 4 + n > end)
 		n = end - p >= 4 ? (uint32_t)(end - p - 4) : 0;
 	if (p + 4 > end)

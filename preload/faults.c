@@ -34,8 +34,8 @@ struct sampler {
 	_Atomic int32_t tid;   /* 0 = free slot */
 	struct perf_event_mmap_page *meta;
 	size_t len;
-	uint64_t tail;         /* what the drains read, ahead of meta's data_tail
-				* after a last drain (faults_drain) */
+	uint64_t tail;         /* what the drains read: meta's data_tail, or ahead
+				* of it after a last drain (faults_drain) */
 };
 
 static struct sampler s_samp[MAX_SAMPLERS] FSK_COLD;
@@ -270,7 +270,7 @@ void faults_drain(int last)
 		char *data = (char *)m + m->data_offset;
 		uint64_t size = m->data_size;
 		uint64_t head = __atomic_load_n(&m->data_head, __ATOMIC_ACQUIRE);
-		uint64_t tail = m->data_tail > s_samp[i].tail ? m->data_tail : s_samp[i].tail;
+		uint64_t tail = s_samp[i].tail; /* only we write data_tail, from it */
 		while (tail < head) {
 			struct perf_event_header eh;
 			char rec[64];

@@ -342,8 +342,10 @@ static inline void fsk_rec_init(struct fsk_rec *r, uint16_t type, uint32_t size,
 	r->ts_ns = ts;
 }
 
-/* Appends fsk_str(s) at p, returns the end (4-aligned); cuts at `end`. */
+/* Appends fsk_str(s) at p, returns the end (4-aligned); cuts at `end`.
+ * emit_put_strn: the n bytes at s, whose length the caller knows. */
 FSK_HIDDEN char *emit_put_str(char *p, const char *s, const char *end);
+FSK_HIDDEN char *emit_put_strn(char *p, const char *s, uint32_t n, const char *end);
 static inline uint32_t fsk_str_size(const char *s)
 {
 	return (uint32_t)((4 + sys_strlen(s) + 3) & ~3ul);

@@ -1313,10 +1313,7 @@ static void out_region(struct obuf *o, const struct maps_buf *mb, const struct m
 	r->shared_at_fork = c->shared_at_fork;
 	r->cow_faults = c->cow_faults;
 	r->copied = c->copied;
-	/* emit_put_str's form (length, then the bytes; the padding is
-	 * zeroed above), with the length the parse measured */
-	__builtin_memcpy((void *)(r + 1), &e->path_len, 4);
-	__builtin_memcpy((char *)(r + 1) + 4, path, e->path_len);
+	emit_put_strn((char *)(r + 1), path, e->path_len, p + size); /* the parse measured it */
 	o->len += size;
 }
 

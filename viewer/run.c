@@ -13,7 +13,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -654,61 +654,78 @@ struct run_saved {
 	sigset_t mask;
 };
 
+/* run_spawn_cmd's child, between its clone and its exec. */
+struct run_cmd_arg {
+	struct run_job *j;
+	const struct run_saved *s;
+	int err; /* why the exec failed; 0 while it has not */
+};
+
+static void run_restore(void *arg);
+
+/* On a stack of its own, in our memory, while we wait for its exec: CMD
+ * with the dispositions and mask we started with. Only the four signals
+ * we changed are set: the exec resets any handler to SIG_DFL and keeps
+ * what is ignored, so every other signal is already as CMD must get it,
+ * glibc's own 32 and 33 included. All signals are blocked from the clone
+ * until run_restore's mask: none reaches a handler of ours here. */
+static int run_cmd_child(void *arg)
+{
+	struct run_cmd_arg *a = arg;
+	run_restore((void *)a->s);
+	execvp(a->j->cmd[0], a->j->cmd); /* a file without #! goes to /bin/sh */
+	a->err = errno ? errno : ENOEXEC;
+	_exit(127);
+}
+
 /*
- * run_main's spawn: posix_spawnp, which glibc makes with
- * clone(CLONE_VM | CLONE_VFORK), instead of a fork. A fork of this
- * process copied the page tables of its dozen libraries, and the child's
- * setenv and signal resets then wrote copies of our pages before the
- * exec. CMD gets the dispositions we started with: those that were
- * SIG_DFL are reset (we ignore or forward them), ignored ones stay
- * ignored (run_main forwards none of those). 0 once CMD runs; -1 after a
- * message; the exit status when it could not be run; -2 when it is a
- * file to hand to the shell (ENOEXEC), which only execvp does.
+ * run_main's spawn: a clone(CLONE_VM | CLONE_VFORK) of our own, as glibc
+ * makes posix_spawn, instead of a fork. A fork of this process copied
+ * its page tables, and the child's setenv and signal resets then wrote
+ * copies of our pages before the exec. posix_spawn itself was dearer
+ * than needed: glibc 2.36's child asks for every signal's disposition and
+ * sets it again (118 system calls before the exec, while we waited);
+ * this child makes 5. 0 once CMD runs; -1 after a message; the exit
+ * status when it could not be run.
  */
 static int run_spawn_cmd(struct run_job *j, const struct run_saved *s)
 {
-	const struct sigaction *was[] = { &s->i, &s->q, &s->t, &s->h };
-	const int sig[] = { SIGINT, SIGQUIT, SIGTERM, SIGHUP };
-	posix_spawnattr_t at;
-	sigset_t def;
+	struct run_cmd_arg a = { .j = j, .s = s, .err = 0 };
+	sigset_t all, was;
+	size_t argc = 0, size;
 	uint64_t ts;
 	pid_t pid;
-	int e;
+	char *stack;
+	int err;
 
 	if (run_env(j, getpid()) < 0) {
 		fputs("forkscope: out of memory\n", stderr);
 		return -1;
 	}
-	sigemptyset(&def);
-	for (int i = 0; i < 4; i++)
-		if (was[i]->sa_handler == SIG_DFL)
-			sigaddset(&def, sig[i]);
-	/* glibc's spawn child sets the C library's own signals (those below
-	 * SIGRTMIN: SIGCANCEL, SIGSETXID) to SIG_IGN unless they are listed
-	 * here, which sigaddset refuses: the bits of those we did not start
-	 * ignoring are set by hand (sigaction refuses to tell: the kernel is
-	 * asked), or CMD would start with them ignored. */
-	for (int sig = __SIGRTMIN; sig < SIGRTMIN && sig <= 64; sig++) {
-		void *k[4]; /* the kernel's sigaction: handler first */
-		if (syscall(SYS_rt_sigaction, sig, NULL, k, 8) == 0 && k[0] == (void *)SIG_IGN)
-			continue;
-		((unsigned long *)&def)[(sig - 1) / (8 * sizeof(long))] |= 1ul << ((sig - 1) % (8 * sizeof(long)));
-	}
-	if ((e = posix_spawnattr_init(&at)) != 0) {
-		fprintf(stderr, "forkscope: posix_spawnattr_init: %s\n", strerror(e));
-		return -1;
-	}
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setsigmask(&at, &s->mask);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	/* execvp's own needs on the child's stack: a path buffer (PATH and
+	 * the name, at most ~4.4 KiB) and, for a file without #!, a copy of
+	 * argv for /bin/sh */
+	while (j->cmd[argc])
+		argc++;
+	size = (64 * 1024 + (argc + 2) * sizeof(char *) + 4095) & ~(size_t)4095;
+	stack = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	if (stack == MAP_FAILED)
+		return run_exec_failed(j->cmd[0], errno);
 	fflush(NULL);
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &was);
 	ts = run_now(CLOCK_MONOTONIC);
-	e = posix_spawnp(&pid, j->cmd[0], NULL, &at, j->cmd, environ);
-	posix_spawnattr_destroy(&at);
-	if (e == ENOEXEC)
-		return -2;
-	if (e)
-		return run_exec_failed(j->cmd[0], e);
+	pid = clone(run_cmd_child, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	err = errno;
+	sigprocmask(SIG_SETMASK, &was, NULL);
+	munmap(stack, size);
+	if (pid < 0)
+		return run_exec_failed(j->cmd[0], err);
+	if (a.err) { /* it has exited: reaped here, no process ran */
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		return run_exec_failed(j->cmd[0], a.err);
+	}
 	j->pid = pid;
 	run_child = pid;
 	run_stream_spawn(j->fd, pid, j->cmd, ts);
@@ -754,8 +771,6 @@ int run_main(int argc, char **argv)
 	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &saved.mask);
 	r = run_spawn_cmd(&j, &saved);
-	if (r == -2)
-		r = run_spawn(&j, run_restore, &saved);
 	sigprocmask(SIG_SETMASK, &saved.mask, NULL);
 	if (r < 0) {
 		run_job_free(&j);

@@ -28,7 +28,7 @@ PRELOAD_LIBS = -ldl -lpthread -Wl,--wrap=dl_iterate_phdr $(UNW_FLAGS)
 VIEWER_SRC := $(wildcard viewer/*.c)
 VIEWER_CORE := $(filter-out viewer/main.c viewer/ui%.c,$(VIEWER_SRC))
 VIEWER_CFLAGS := $(BASE) -O2 $(shell pkg-config --cflags ncursesw libelf libdw 2>/dev/null)
-VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
+VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null)
 # build/forkscope has curses, libelf and libdw linked in: loading them and
 # the compression libraries libdw needs (9 shared objects) cost every
 # `forkscope run` ~1 ms of its start, and `run` uses none of them. Linked
@@ -36,8 +36,10 @@ VIEWER_LIBS := $(shell pkg-config --libs ncursesw libelf libdw 2>/dev/null) -lm
 # (a static archive missing, or needing a library not named here), or
 # with FSK_DYNAMIC=1, they are linked shared.
 VIEWER_STATIC := ncursesw tinfo dw elf z lzma bz2
-VIEWER_LINK := $(if $(FSK_DYNAMIC),$(VIEWER_LIBS),-Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -lm -ldl -lpthread)
-# C++ names are demangled by libstdc++'s __cxa_demangle, loaded by
+VIEWER_LINK := $(if $(FSK_DYNAMIC),$(VIEWER_LIBS),-Wl,-Bstatic $(addprefix -l,$(VIEWER_STATIC)) -Wl,-Bdynamic -ldl -lpthread)
+# libm is not linked either (0.3-0.4 ms of every run's start): the
+# estimates of a sampled trace load it (viewer/heap.c). C++ names are
+# demangled by libstdc++'s __cxa_demangle, loaded by
 # viewer/symbols.c when a name needs it.
 SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 

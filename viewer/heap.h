@@ -40,6 +40,18 @@ struct heap {
  * exp(-max(size, 1)/N) is the chance the writer recorded it. */
 uint64_t heap_weight(uint64_t mean, uint64_t size, double *calls);
 
+/* x (an estimate, >= 0) rounded to the nearest count, halves up, as
+ * llround does for it: the viewer links no libm (heap.c). */
+static inline uint64_t heap_round(double x)
+{
+	if (!(x > 0))
+		return 0;
+	if (x >= 0x1p64)
+		return UINT64_MAX;
+	uint64_t t = (uint64_t)x;
+	return t + (x - (double)t >= 0.5); /* exact: x - floor(x) */
+}
+
 void heap_alloc(struct heap *h, uint64_t addr, uint64_t size, unsigned flags);
 void heap_free(struct heap *h, uint64_t addr);
 /* Sampling: a realloc whose new block went unrecorded released addr. */

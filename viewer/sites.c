@@ -1,7 +1,6 @@
 /* sites: see sites.h. */
 #include "sites.h"
 
-#include <math.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -80,7 +79,7 @@ static int sites_count(struct sites_proc *p, size_t stack, uint64_t *size,
 		return -ENOMEM;
 	*size = heap_weight(rs->sample_bytes, *size, &calls);
 	s->wcalls += calls;
-	s->calls = (uint64_t)llround(s->wcalls);
+	s->calls = heap_round(s->wcalls);
 	s->bytes += *size;
 	return 0;
 }

@@ -349,6 +349,27 @@ static void test_heap_other(void)
 	heap_free_all(&h);
 }
 
+/* heap_round rounds as llround does (halves up), heap_weight's chance
+ * comes from libm's expm1 (loaded on first use): 1 - exp(-x) computed
+ * plainly is off by ~5e-6 in 1/p for a 1-byte call under a 512 KiB mean. */
+static void test_round_weight(void)
+{
+	static const struct {
+		double x;
+		uint64_t want;
+	} r[] = { { 0, 0 }, { -3, 0 }, { 0.49999999999999994, 0 }, { 0.5, 1 }, { 2.4999999999999996, 2 },
+		  { 2.5, 3 }, { 4503599627370497.0, 4503599627370497ull }, { 1e30, UINT64_MAX } };
+	for (size_t i = 0; i < sizeof(r) / sizeof(r[0]); i++)
+		synth_check("heap_round", heap_round(r[i].x) == r[i].want, "%.17g: %" PRIu64 ", want %" PRIu64,
+			    r[i].x, heap_round(r[i].x), r[i].want);
+	double c1, c2, c3;
+	uint64_t w1 = heap_weight(1000, 1000, &c1), w2 = heap_weight(524288, 1, &c2),
+		 w3 = heap_weight(524288, 16777216, &c3);
+	synth_check("heap_weight", w1 == 1582 && c1 > 1.5819767068693 && c1 < 1.5819767068694 && w2 == 524289 &&
+		    c2 > 524288.500000158 && c2 < 524288.500000160 && w3 == 16777216 && c3 >= 1 && c3 < 1.000000001,
+		    "%" PRIu64 " %.17g, %" PRIu64 " %.17g, %" PRIu64 " %.17g", w1, c1, w2, c2, w3, c3);
+}
+
 int main(void)
 {
 	char *dir = synth_dir(), sub[600];
@@ -363,6 +384,7 @@ int main(void)
 	test_walk();
 	test_heap(&l.model);
 	test_heap_other();
+	test_round_weight();
 	test_json(&l, dir);
 	load_free(&l);
 	snprintf(sub, sizeof(sub), "%s/regions", dir);

@@ -469,7 +469,7 @@ void unwind_cache_fork_child(void)
 	for (uint32_t i = 0; i < sizeof(s_xpage) / sizeof(s_xpage[0]); i++)
 		atomic_store(&s_xpage[i], 0);
 	if (t_cache.c)
-		atomic_store(&t_cache.c->owner, sys_gettid());
+		atomic_store(&t_cache.c->owner, emit_tid()); /* set by emit_reset_child, no system call */
 	for (uint32_t i = 0; i < CACHE_RECENT; i++)
 		t_cache.recent[i] = 0;
 	t_cache.recent_pos = 0;

@@ -21,7 +21,6 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -593,6 +592,17 @@ int run_prepare(int argc, char **argv, void (*usage)(FILE *f), struct run_job *j
 	return -1;
 }
 
+/* CMD runs as pid since ts (either way of starting it): recorded, and the
+ * rules table filled while it loads. 0. */
+static int run_started(struct run_job *j, pid_t pid, uint64_t ts)
+{
+	j->pid = pid;
+	run_child = pid;
+	run_stream_spawn(j->fd, pid, j->cmd, ts);
+	run_rules_fill(j);
+	return 0;
+}
+
 int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 {
 	pid_t pid;
@@ -610,11 +620,7 @@ int run_spawn(struct run_job *j, void (*child)(void *arg), void *arg)
 		fprintf(stderr, "forkscope: fork: %s\n", strerror(errno));
 		return -1;
 	}
-	j->pid = pid;
-	run_child = pid;
-	run_stream_spawn(j->fd, pid, j->cmd, ts);
-	run_rules_fill(j);
-	return 0;
+	return run_started(j, pid, ts);
 }
 
 int run_wait(struct run_job *j)
@@ -726,11 +732,7 @@ static int run_spawn_cmd(struct run_job *j, const struct run_saved *s)
 			;
 		return run_exec_failed(j->cmd[0], a.err);
 	}
-	j->pid = pid;
-	run_child = pid;
-	run_stream_spawn(j->fd, pid, j->cmd, ts);
-	run_rules_fill(j);
-	return 0;
+	return run_started(j, pid, ts);
 }
 
 static void run_restore(void *arg)

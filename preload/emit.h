@@ -24,6 +24,9 @@
 struct tbuf {
 	_Atomic int32_t lock;      /* tid of the thread writing it out, 0 = free */
 	_Atomic uint32_t committed;/* bytes of whole records */
+	uint32_t cap;              /* owner only: committed stays under it, the
+	                              end of a write that ends the stream at a
+	                              TB_ALIGN boundary where it can (tb_cap) */
 	uint32_t flushed;          /* bytes already written (under lock) */
 	uint32_t pending;          /* size of the reserved, uncommitted record */
 	_Atomic int inuse;
@@ -309,7 +312,7 @@ static inline __attribute__((always_inline)) void emit_compact(uint16_t type, ui
 		return;
 	}
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-	if (unlikely(c + size + 4 > TB_CAP)) {
+	if (unlikely(c + size + 4 > b->cap)) {
 		emit_compact_slow(head, w1, w2, blk, a, ev, stack);
 		return;
 	}
@@ -378,7 +381,7 @@ static inline __attribute__((always_inline)) int emit_compact_reuse(uint64_t blk
 	if (unlikely(!b))
 		return 0;
 	uint32_t c = atomic_load_explicit(&b->committed, memory_order_relaxed);
-	if (unlikely(c + 12 > TB_CAP) || unlikely(!b->reuse) || unlikely(b->last_ns != b->last_cns) ||
+	if (unlikely(c + 12 > b->cap) || unlikely(!b->reuse) || unlikely(b->last_ns != b->last_cns) ||
 	    unlikely(blk >> EMIT_WIN_SHIFT != b->own_win) ||
 	    unlikely(atomic_load_explicit(&emit_clock, memory_order_acquire) != b->clock))
 		return 0;

@@ -71,7 +71,9 @@
  * compact allocation record (CALLOC, CMALLOC, tiny or micro; CMALLOC,
  * TMALLOC and MMALLOC have stack id 0). Records other than micro ones
  * stay 8-byte multiples but may start at any multiple of 4: a writer may
- * put an MPAD before one so that its buffer keeps them 8-aligned.
+ * put an MPAD before one so that its buffer keeps them 8-aligned, and
+ * MPADs after a block's last record so that the file ends at a multiple
+ * of 128 KiB once the block is written (whole page-cache folios).
  *   8-byte (bit 14 clear), w the little-endian uint64:
  *     kind 0 TFREE   free(address); bits 16-58 address >> 4, bit 11
  *                    FSK_AF_MMAPPED, all other bits 0

@@ -23,7 +23,7 @@ configurations with that library (before/after comparisons).
 Arguments run only the workloads and extra rows whose name contains one of
 them ("bash", "make", "start" for the per-image start cost, "scan cost").
 """
-import json, os, resource, shutil, statistics, subprocess, sys, tempfile, time
+import json, os, random, resource, shutil, statistics, subprocess, sys, tempfile, time
 
 TOP = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 B = os.path.join(TOP, "build")
@@ -156,10 +156,17 @@ def workloads():
 def timed(cmd):
     """Wall seconds, exit status and CPU seconds (user+sys of the tree:
     every descendant was waited for by its parent, so it is counted in
-    the rusage of its parent, and that in ours)."""
+    the rusage of its parent, and that in ours). Each run gets an
+    environment variable of a random length (0 to 4 KiB): the size of the
+    environment moves the initial stack, and malloc_bench at depth 20 took
+    0.06 s untraced with most sizes but 0.08-0.09 s with some (1 in 8),
+    so a fixed environment gave one configuration (the untraced run, in
+    one make bench) such a placement every time and its row a ratio
+    ~30% too low."""
+    env = dict(os.environ, BENCH_ENV_PAD="x" * random.randrange(0, 4096, 8))
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     wall = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, r.returncode, r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime

@@ -163,7 +163,7 @@ static void stream_fail(const char *what, int err)
 
 /* Reopens the stream when the program closed our fd or put another file
  * on its number. Returns 0 when the fd is ours again, with the file's
- * size in *size (0 after a reopen). */
+ * size in *size. */
 static int stream_check(uint64_t *size)
 {
 	struct stat st;
@@ -191,6 +191,7 @@ static int stream_check(uint64_t *size)
 	}
 	s_fd = emit_fd_high(fd);
 	atomic_store(&s_reopen_lock, 0);
+	*size = (uint64_t)st.st_size;
 	return 0;
 }
 
@@ -869,11 +870,11 @@ static void tb_write(struct tbuf *b)
  * 128 KiB only where the writes fill it whole: 42 MiB written in 128 KiB
  * writes took 13.5 ms of CPU at offsets that are multiples of 128 KiB,
  * 15.0 ms 100 bytes off them (a 128 KiB buffer ends 8 bytes short of
- * full, so its writes were never aligned). So an empty buffer is given the room that ends its write at
- * the stream's next 128 KiB boundary (tb_pad fills the last few bytes),
- * as long as nobody else writes before it. Where that room would be
- * less than TB_ALIGN_MIN, the write stops that much short of a whole
- * buffer, and the next one can align.
+ * full, so its writes were never aligned). So an empty buffer is given
+ * the room that ends its write at the stream's next 128 KiB boundary
+ * (tb_pad fills the last few bytes), as long as nobody else writes
+ * before it. Where that room would be less than TB_ALIGN_MIN, the write
+ * stops twice that short of a whole buffer, and the next one can align.
  */
 #define TB_ALIGN (128u * 1024u)
 #define TB_ALIGN_MIN 4096u
@@ -891,10 +892,7 @@ static uint64_t tb_stream_end(const struct tbuf *b)
 
 static uint32_t tb_cap(const struct tbuf *b)
 {
-	uint64_t o = tb_stream_end(b);
-	uint32_t left = TB_ALIGN - (uint32_t)(o % TB_ALIGN);
-	if (o % 4)
-		return TB_CAP; /* cannot be: records are multiples of 4 bytes */
+	uint32_t left = TB_ALIGN - (uint32_t)(tb_stream_end(b) % TB_ALIGN);
 	return left >= TB_ALIGN_MIN ? left : TB_CAP - 2 * TB_ALIGN_MIN;
 }
 

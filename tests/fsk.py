@@ -236,22 +236,39 @@ def tiny_event(w, n, version, last_addr, last_stack):
     return "malloc", addr, (w & 0x7ff) | (w >> 59) << 11, 0, 1, bool(w & 0x800), 0
 
 
-def stream_records(path):
-    """(type, payload) of each record of one raw stream file, in order;
-    tiny and micro malloc records are left out."""
-    b = open(path, "rb").read()
+def stream_walk(b):
+    """(offset, type, length) of each record of the raw stream file whose
+    bytes are b, in order, tiny and micro ones included (type 0xf000 for
+    an MPAD); then, where the records stop making sense before the end,
+    (offset, None, 0)."""
     version = struct.unpack_from("<H", b, 8)[0]
     off = struct.unpack_from("<I", b, 12)[0]
     while off + 4 <= len(b):
         typ, size = struct.unpack_from("<HH", b, off)
         n = tiny_len(typ, version)
         if n:
+            yield off, typ, n
             off += n
             continue
         if size < 16 or off + size > len(b):
-            break
-        yield typ, b[off + 16: off + size]
+            yield off, None, 0
+            return
+        yield off, typ, size
         off += size
+    if off != len(b):
+        yield off, None, 0
+
+
+def stream_records(path):
+    """(type, payload) of each record of one raw stream file, in order;
+    tiny and micro malloc records are left out."""
+    b = open(path, "rb").read()
+    version = struct.unpack_from("<H", b, 8)[0]
+    for off, typ, n in stream_walk(b):
+        if typ is None:
+            break
+        if not tiny_len(typ, version):
+            yield typ, b[off + 16: off + n]
 
 
 def stream_scans(path):

@@ -38,23 +38,14 @@ def walk(path):
     before it}, stream size, offset where the records stop making sense
     or None)."""
     b = open(path, "rb").read()
-    version = struct.unpack_from("<H", b, 8)[0]
-    off = struct.unpack_from("<I", b, 12)[0]
-    ctx, run = {}, 0
-    while off + 4 <= len(b):
-        typ, size = struct.unpack_from("<HH", b, off)
-        n = fsk.tiny_len(typ, version)
-        if n:
-            run = run + 4 if n == 4 and struct.unpack_from("<I", b, off)[0] == MPAD else 0
-            off += n
-            continue
-        if size < 16 or off + size > len(b):
-            return ctx, len(b), off
-        if typ == CTX:
+    ctx, run, bad = {}, 0, None
+    for off, typ, n in fsk.stream_walk(b):
+        if typ is None:
+            bad = off
+        elif typ == CTX:
             ctx[off] = run
-        run = 0
-        off += size
-    return ctx, len(b), None if off == len(b) else off
+        run = run + 4 if n == 4 and struct.unpack_from("<I", b, off)[0] == MPAD else 0
+    return ctx, len(b), bad
 
 
 def case(tag, depth, env=None):

@@ -161,7 +161,7 @@ def timed(cmd):
     environment moves the initial stack, and malloc_bench at depth 20 took
     0.06 s untraced with most sizes but 0.08-0.09 s with some (1 in 8),
     so a fixed environment gave one configuration (the untraced run, in
-    one make bench) such a placement every time and its row a ratio
+    two make bench runs) such a placement every time and its row a ratio
     ~30% too low."""
     env = dict(os.environ, BENCH_ENV_PAD="x" * random.randrange(0, 4096, 8))
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)

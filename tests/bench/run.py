@@ -11,8 +11,8 @@ included: on this machine a run's wall time can jump by a third from one
 run to the next, its CPU time much less), then the floors run in the
 same rounds (the malloc rows': naive recorders; the other rows':
 tests/bench/floor/scan_floor.c, which scans every image and records
-nothing; the python, gcc and make rows: the naive recorders too), then
-trace bytes per event, the scan cost per GiB resident and
+nothing; the python, gcc and make rows: the naive recorders too, and
+forkscope with one-frame stacks), then trace bytes per event, the scan cost per GiB resident and
 the per-image start cost (under the scan floor too). No number here is
 asserted by a test. A run's trace of many files is removed when the bench
 ends, not before the next run (discard()).
@@ -114,6 +114,11 @@ def scan_floor_cmd(cmd, n):
 
 # The other rows' floor, in the same alternation, in a table of its own.
 LIFE_FLOORS = [("scan_floor", scan_floor_cmd)] if os.path.exists(SCAN_FLOOR) else []
+# On the rows of real programs that allocate most: call stacks of one
+# frame, beside none and 32 (the main table's), in a table of their own:
+# what a capture costs whatever its depth (finding the program's frame,
+# interning the stack, a bigger record) against what the frames above add.
+DEPTH1 = [("fsk --stack-depth 1", fsk_cmd(["--stack-depth", "1"], NEW))]
 
 
 def real_python():
@@ -210,7 +215,7 @@ def main():
     print("forkscope bench: %d alternating runs per configuration; ratio = traced / untraced wall time" % REPS)
     print("%-32s %-8s " % ("workload", "base s") + " ".join("%-22s" % c[0] for c in CONFIGS))
     n = 0
-    floor_lines, cpu_lines, life_lines, naive_lines = [], [], [], []
+    floor_lines, cpu_lines, life_lines, naive_lines, depth_lines = [], [], [], [], []
     for name, cmd in workloads():
         malloc_row = name.startswith(FLOOR_ROWS)
         naive = FLOORS if all(os.path.exists(os.path.join(BENCH, "floor_%s.so" % k))
@@ -218,7 +223,7 @@ def main():
         if malloc_row:
             floors = naive
         else:
-            floors = LIFE_FLOORS + (naive if name.startswith(NAIVE_ROWS) else [])
+            floors = LIFE_FLOORS + (naive + DEPTH1 if name.startswith(NAIVE_ROWS) else [])
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
@@ -254,8 +259,11 @@ def main():
         elif floors:
             if LIFE_FLOORS:
                 life_lines.append("%-32s %-8.3f " % (name, mb) + cells(LIFE_FLOORS + CONFIGS[:1], times, mb))
-            if len(floors) > len(LIFE_FLOORS):
+            if len(floors) > len(LIFE_FLOORS) + len(DEPTH1):
                 naive_lines.append("%-32s %-8.3f " % (name, mb) + cells(FLOORS + CONFIGS[:2], times, mb))
+            if name.startswith(NAIVE_ROWS):
+                depth_lines.append("%-32s %-8.3f " % (name, mb) +
+                                   cells([CONFIGS[1]] + DEPTH1 + [CONFIGS[0]], times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
 
     def table(title, configs, lines):
@@ -277,6 +285,9 @@ def main():
     table("the malloc rows' naive floors on the real programs that allocate most, in the same runs,"
           " beside forkscope with and without stacks (the floors record every malloc-family call of"
           " every image and scan nothing)", FLOORS + CONFIGS[:2], naive_lines)
+    table("call stacks on the same rows, in the same runs: none, one frame (what a capture costs whatever"
+          " its depth: the program's frame found, the stack interned, a bigger record), 32 frames",
+          [CONFIGS[1]] + DEPTH1 + [CONFIGS[0]], depth_lines)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
     if not ONLY or any(o in "heaptrack comparison" for o in ONLY):

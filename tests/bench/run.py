@@ -12,8 +12,9 @@ run to the next, its CPU time much less), then the floors run in the
 same rounds (the malloc rows': naive recorders; the other rows':
 tests/bench/floor/scan_floor.c, which scans every image and records
 nothing; the python, gcc and make rows: the naive recorders too, and
-forkscope with one-frame stacks), then trace bytes per event, the scan cost per GiB resident and
-the per-image start cost (under the scan floor too). No number here is
+forkscope with one-frame stacks), then trace bytes per event, the scan
+cost per GiB resident and the per-image start cost (under the scan floor
+too). No number here is
 asserted by a test. A run's trace of many files is removed when the bench
 ends, not before the next run (discard()).
 "forkscope" records 32-frame stacks (the default), "fsk --stack-depth 0"

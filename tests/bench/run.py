@@ -120,6 +120,7 @@ LIFE_FLOORS = [("scan_floor", scan_floor_cmd)] if os.path.exists(SCAN_FLOOR) els
 # what a capture costs whatever its depth (finding the program's frame,
 # interning the stack, a bigger record) against what the frames above add.
 DEPTH1 = [("fsk --stack-depth 1", fsk_cmd(["--stack-depth", "1"], NEW))]
+DEPTH_COLS = [CONFIGS[1]] + DEPTH1 + [CONFIGS[0]]
 
 
 def real_python():
@@ -219,12 +220,13 @@ def main():
     floor_lines, cpu_lines, life_lines, naive_lines, depth_lines = [], [], [], [], []
     for name, cmd in workloads():
         malloc_row = name.startswith(FLOOR_ROWS)
+        naive_row = name.startswith(NAIVE_ROWS)
         naive = FLOORS if all(os.path.exists(os.path.join(BENCH, "floor_%s.so" % k))
                               for _, k in FLOOR_KINDS) else []
         if malloc_row:
             floors = naive
         else:
-            floors = LIFE_FLOORS + (naive + DEPTH1 if name.startswith(NAIVE_ROWS) else [])
+            floors = LIFE_FLOORS + (naive + DEPTH1 if naive_row else [])
         base, times = [], {c[0]: [] for c in CONFIGS + floors}
         base_cpu, cpus = [], {c[0]: [] for c in CONFIGS + floors}
         # Each repetition starts one configuration later (the untraced run
@@ -260,11 +262,10 @@ def main():
         elif floors:
             if LIFE_FLOORS:
                 life_lines.append("%-32s %-8.3f " % (name, mb) + cells(LIFE_FLOORS + CONFIGS[:1], times, mb))
-            if len(floors) > len(LIFE_FLOORS) + len(DEPTH1):
+            if naive and naive_row:
                 naive_lines.append("%-32s %-8.3f " % (name, mb) + cells(FLOORS + CONFIGS[:2], times, mb))
-            if name.startswith(NAIVE_ROWS):
-                depth_lines.append("%-32s %-8.3f " % (name, mb) +
-                                   cells([CONFIGS[1]] + DEPTH1 + [CONFIGS[0]], times, mb))
+            if naive_row:
+                depth_lines.append("%-32s %-8.3f " % (name, mb) + cells(DEPTH_COLS, times, mb))
         cpu_lines.append("%-32s %-8.3f " % (name, mc) + cells(CONFIGS, cpus, mc))
 
     def table(title, configs, lines):
@@ -288,7 +289,7 @@ def main():
           " every image and scan nothing)", FLOORS + CONFIGS[:2], naive_lines)
     table("call stacks on the same rows, in the same runs: none, one frame (what a capture costs whatever"
           " its depth: the program's frame found, the stack interned, a bigger record), 32 frames",
-          [CONFIGS[1]] + DEPTH1 + [CONFIGS[0]], depth_lines)
+          DEPTH_COLS, depth_lines)
     extras()
     # calls, peak and leaks against heaptrack's on the same programs
     if not ONLY or any(o in "heaptrack comparison" for o in ONLY):

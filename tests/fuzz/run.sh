@@ -30,6 +30,13 @@ if [ -x build/forkscope ] && ! ls $B/corpus/seed-* >/dev/null 2>&1; then
 	done
 fi
 export ASAN_OPTIONS="detect_leaks=1:allocator_may_return_null=1"
+# the harness's trace directory goes under this one (in memory where it
+# can), removed even after a crash
+base=${TMPDIR:-/tmp}
+[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+FSK_FUZZ_DIR=$(mktemp -d "$base/fsk-fuzz.XXXXXX") || exit 99
+export FSK_FUZZ_DIR
+trap 'rm -rf "$FSK_FUZZ_DIR"' EXIT
 if ls tests/fuzz/regress/* >/dev/null 2>&1; then
 	if $B/fuzz_trace tests/fuzz/regress/* >$B/regress.log 2>&1; then
 		echo "PASS fuzz_regressions ($(ls tests/fuzz/regress | wc -l) inputs)"

@@ -61,9 +61,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (!g_dir[0]) {
 		const char *base = getenv("FSK_FUZZ_DIR");
-		if (!base || !base[0] || strlen(base) > sizeof(g_dir) - 20)
-			base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(g_dir, sizeof(g_dir), "%s/fsk-fuzz-XXXXXX", base);
+		if (!base || !base[0] ||
+		    snprintf(g_dir, sizeof(g_dir), "%s/fsk-fuzz-XXXXXX", base) >= (int)sizeof(g_dir))
+			snprintf(g_dir, sizeof(g_dir), "%s/fsk-fuzz-XXXXXX",
+				 access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
 		if (!mkdtemp(g_dir))
 			abort();
 		atexit(cleanup);
